@@ -1,0 +1,1 @@
+"""memgrid's domain: pure Python, no SQLite, no terminal UI."""

@@ -1,0 +1,55 @@
+"""One exception hierarchy for memgrid; front ends render these, core never prints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class MemgridError(Exception):
+    """An expected failure with a one-line message a person can act on."""
+
+    title = "memgrid error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InputError(MemgridError):
+    """A user-supplied file or record is unusable; names the file, where, and the problem."""
+
+    title = "Bad input"
+
+    def __init__(self, source: str | Path, problem: str, location: str | None = None) -> None:
+        self.source = str(source)
+        self.problem = problem
+        self.location = location
+        where = f"{self.source}:{location}" if location else self.source
+        super().__init__(f"{where}: {problem}")
+
+
+class ProjectError(MemgridError):
+    """The project folder or its database cannot be used as asked."""
+
+    title = "Project error"
+
+
+class SchemaError(ProjectError):
+    """The database's schema is newer than this memgrid understands."""
+
+    title = "Newer database schema"
+
+
+class UnavailableError(MemgridError):
+    """A signal or model cannot run here (no weights, no optional package)."""
+
+    title = "Unavailable"
+
+
+class NotFoundError(MemgridError):
+    """A grid, prompt or threshold set named by the user does not exist."""
+
+    title = "Not found"

@@ -1,0 +1,117 @@
+"""Readers for prompt files: .txt (one a line), .csv and .jsonl (a `prompt` field)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.errors import InputError
+
+PROMPT_FILE_SUFFIXES = (".txt", ".csv", ".jsonl")
+MAX_PROMPT_CHARS = 10_000
+
+
+@dataclass
+class PromptFile:
+    """Prompts read from one file, with what was dropped on the way."""
+
+    prompts: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    empty_skipped: int = 0
+    duplicates_in_file: int = 0
+
+
+def read_text(path: Path) -> str:
+    """Read a user's text file as UTF-8 (BOM allowed), naming the file on failure."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(path, "file not found") from None
+    except IsADirectoryError:
+        raise InputError(path, "is a folder, not a file") from None
+    except OSError as error:
+        raise InputError(path, f"cannot read ({error.strerror or error})") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise InputError(
+            path, f"not UTF-8 text (byte 0x{data[error.start]:02x})", f"line {line}"
+        ) from None
+
+
+def clean_prompt(text: str) -> str:
+    """Prompts compare exactly after trimming outer whitespace; inner text is kept as is."""
+    return text.strip()
+
+
+def read_prompt_file(path: Path) -> PromptFile:
+    suffix = path.suffix.lower()
+    if suffix not in PROMPT_FILE_SUFFIXES:
+        raise InputError(
+            path, f"unknown prompt file type {suffix or '(none)'}; use .txt, .csv or .jsonl"
+        )
+    text = read_text(path)
+    if "\x00" in text:
+        raise InputError(path, "contains NUL bytes; not a text file")
+    result = PromptFile()
+    seen: set[str] = set()
+    for location, prompt, metadata in _records(path, suffix, text):
+        prompt = clean_prompt(prompt)
+        if not prompt:
+            result.empty_skipped += 1
+            continue
+        if len(prompt) > MAX_PROMPT_CHARS:
+            raise InputError(path, f"prompt longer than {MAX_PROMPT_CHARS} characters", location)
+        if prompt in seen:
+            result.duplicates_in_file += 1
+            continue
+        seen.add(prompt)
+        result.prompts.append((prompt, metadata))
+    return result
+
+
+def _records(path: Path, suffix: str, text: str):
+    if suffix == ".txt":
+        for number, line in enumerate(text.splitlines(), start=1):
+            yield f"line {number}", line, {}
+    elif suffix == ".jsonl":
+        yield from _jsonl_records(path, text)
+    else:
+        yield from _csv_records(path, text)
+
+
+def _jsonl_records(path: Path, text: str):
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            yield f"line {number}", "", {}
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise InputError(path, f"invalid JSON ({error.msg})", f"line {number}") from None
+        if not isinstance(record, dict):
+            raise InputError(path, "each line must be a JSON object", f"line {number}")
+        prompt = record.pop("prompt", None)
+        if not isinstance(prompt, str):
+            raise InputError(path, 'no "prompt" string in this record', f"line {number}")
+        yield f"line {number}", prompt, record
+
+
+def _csv_records(path: Path, text: str):
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        fields = reader.fieldnames or []
+        if "prompt" not in fields:
+            raise InputError(path, 'no "prompt" column in the header', "line 1")
+        for row in reader:
+            line = f"line {reader.line_num}"
+            if None in row:
+                raise InputError(path, "more fields than the header has", line)
+            prompt = row.pop("prompt") or ""
+            yield line, prompt, {k: v for k, v in row.items() if v not in (None, "")}
+    except csv.Error as error:
+        raise InputError(path, f"malformed CSV ({error})") from None

@@ -1,0 +1,156 @@
+"""Typed records that cross the db/ boundary; db/ returns these, never row dicts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.taxonomy import Category, Feature, LabelState, Webster
+
+
+@dataclass(frozen=True)
+class Prompt:
+    id: int
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GridImage:
+    """One seed's image; `path` is relative to the project folder."""
+
+    seed: int
+    path: str
+    sha256: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Grid:
+    """One prompt rendered under many seeds by one model with one set of settings."""
+
+    id: int
+    prompt_id: int
+    prompt: str
+    model: str
+    settings: dict[str, Any]
+    provenance: dict[str, Any]
+    source: str
+    images: tuple[GridImage, ...] = ()
+
+    @property
+    def seeds(self) -> list[int]:
+        return [image.seed for image in self.images]
+
+
+@dataclass(frozen=True)
+class Score:
+    """One metric's result on one grid, with what is needed to compare runs.
+
+    `values` holds the grid-level numbers (clique share, median similarity, extent...);
+    `heatmap` is the per-tile region consistency (rows of floats in [0, 1]) when the
+    metric has one. `available` is False when the metric could not run (no weights):
+    `note` then says why, and no values are invented.
+    """
+
+    grid_id: int
+    metric: str
+    params: dict[str, Any]
+    version: str
+    values: dict[str, Any]
+    heatmap: list[list[float]] | None = None
+    available: bool = True
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ThresholdSet:
+    """A named, versioned set of detection thresholds; one is active per model."""
+
+    id: int
+    name: str
+    version: int
+    values: dict[str, float]
+    model: str | None = None
+    notes: str = ""
+    active: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} v{self.version}"
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One signal that fired (or could not be applied), in words for an annotator."""
+
+    signal: str
+    text: str
+    value: float | None = None
+    threshold: float | None = None
+    fired: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "signal": self.signal,
+            "text": self.text,
+            "value": self.value,
+            "threshold": self.threshold,
+            "fired": self.fired,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Reason:
+        return cls(
+            signal=str(data["signal"]),
+            text=str(data["text"]),
+            value=data.get("value"),
+            threshold=data.get("threshold"),
+            fired=bool(data.get("fired", True)),
+        )
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """The categorizer's proposed label for a grid under one threshold set."""
+
+    grid_id: int
+    threshold_set_id: int
+    category: Category
+    features: tuple[Feature, ...] = ()
+    reasons: tuple[Reason, ...] = ()
+    webster: Webster | None = None
+    # The memorization score the decision rests on, and its signed distance from the
+    # threshold that decided it: the app's "nearest the threshold first" order uses it.
+    score: float | None = None
+    margin: float | None = None
+
+
+@dataclass(frozen=True)
+class LabelEvent:
+    """One append-only annotation action; the current label is derived from these."""
+
+    id: int
+    grid_id: int
+    annotator: str
+    action: str  # label | skip | flag | undo | adjudicate
+    state: LabelState | None
+    category: Category | None
+    features: tuple[Feature, ...] = ()
+    note: str = ""
+    webster: Webster | None = None
+    undoes: int | None = None
+    proposal_shown: bool = True
+    proposal_category: Category | None = None
+    session: str = ""
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class Entity:
+    """A lexicon entry: a name the prompt may mention or imply."""
+
+    name: str
+    type: str  # person | work | brand | place
+    aliases: tuple[str, ...] = ()

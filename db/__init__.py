@@ -1,0 +1,1 @@
+"""The one owner of SQLite: schema, migrations and the typed store API."""

@@ -1,0 +1,179 @@
+"""The schema, as an append-only list of migrations: never edit an applied one, add another."""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("memgrid")
+
+
+@migrations()
+def m001_initial_schema(db: Database) -> None:
+    db.execute("CREATE TABLE project_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute(
+        """CREATE TABLE prompts (
+            id INTEGER PRIMARY KEY,
+            text TEXT NOT NULL UNIQUE,
+            metadata TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE grids (
+            id INTEGER PRIMARY KEY,
+            prompt_id INTEGER NOT NULL REFERENCES prompts(id),
+            model TEXT NOT NULL,
+            settings TEXT NOT NULL DEFAULT '{}',
+            settings_key TEXT NOT NULL,
+            provenance TEXT NOT NULL DEFAULT '{}',
+            source TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            UNIQUE (prompt_id, model, settings_key)
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE images (
+            id INTEGER PRIMARY KEY,
+            grid_id INTEGER NOT NULL REFERENCES grids(id),
+            seed INTEGER NOT NULL,
+            path TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            width INTEGER NOT NULL,
+            height INTEGER NOT NULL,
+            UNIQUE (grid_id, seed)
+        )"""
+    )
+    db.execute("CREATE INDEX images_sha256 ON images (sha256)")
+    db.execute(
+        """CREATE TABLE scores (
+            id INTEGER PRIMARY KEY,
+            grid_id INTEGER NOT NULL REFERENCES grids(id),
+            metric TEXT NOT NULL,
+            params TEXT NOT NULL DEFAULT '{}',
+            params_key TEXT NOT NULL,
+            version TEXT NOT NULL,
+            "values" TEXT NOT NULL DEFAULT '{}',
+            heatmap TEXT,
+            available INTEGER NOT NULL DEFAULT 1,
+            note TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            UNIQUE (grid_id, metric, params_key)
+        )"""
+    )
+    db.execute("CREATE INDEX scores_metric ON scores (metric, params_key)")
+    db.execute(
+        """CREATE TABLE embeddings (
+            model_key TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            vector BLOB NOT NULL,
+            PRIMARY KEY (model_key, sha256)
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE threshold_sets (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            model TEXT,
+            "values" TEXT NOT NULL,
+            notes TEXT NOT NULL DEFAULT '',
+            active INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            UNIQUE (name, version)
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE proposals (
+            id INTEGER PRIMARY KEY,
+            grid_id INTEGER NOT NULL REFERENCES grids(id),
+            threshold_set_id INTEGER NOT NULL REFERENCES threshold_sets(id),
+            category TEXT NOT NULL,
+            features TEXT NOT NULL DEFAULT '[]',
+            reasons TEXT NOT NULL DEFAULT '[]',
+            webster TEXT,
+            score REAL,
+            margin REAL,
+            created_at TEXT NOT NULL,
+            UNIQUE (grid_id, threshold_set_id)
+        )"""
+    )
+    db.execute("CREATE INDEX proposals_margin ON proposals (threshold_set_id, margin)")
+    db.execute("CREATE INDEX proposals_score ON proposals (threshold_set_id, score)")
+    db.execute(
+        """CREATE TABLE label_events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            grid_id INTEGER NOT NULL REFERENCES grids(id),
+            annotator TEXT NOT NULL,
+            action TEXT NOT NULL,
+            state TEXT,
+            category TEXT,
+            features TEXT NOT NULL DEFAULT '[]',
+            note TEXT NOT NULL DEFAULT '',
+            webster TEXT,
+            undoes INTEGER REFERENCES label_events(id),
+            proposal_shown INTEGER NOT NULL DEFAULT 1,
+            proposal_category TEXT,
+            session TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX label_events_grid ON label_events (grid_id, annotator, id)")
+    db.execute("CREATE INDEX label_events_annotator ON label_events (annotator, id)")
+    db.execute("CREATE INDEX label_events_undoes ON label_events (undoes)")
+    # History is append-only: the database itself refuses edits and deletions.
+    db.execute(
+        """CREATE TRIGGER label_events_no_update BEFORE UPDATE ON label_events
+        BEGIN SELECT RAISE(ABORT, 'label history is append-only'); END"""
+    )
+    db.execute(
+        """CREATE TRIGGER label_events_no_delete BEFORE DELETE ON label_events
+        BEGIN SELECT RAISE(ABORT, 'label history is append-only'); END"""
+    )
+    # An event counts unless it is an undo or has been undone; the current label of an
+    # annotator on a grid is their latest event that counts.
+    db.execute(
+        """CREATE VIEW effective_label_events AS
+        SELECT e.* FROM label_events e
+        WHERE e.action != 'undo'
+          AND NOT EXISTS (SELECT 1 FROM label_events u WHERE u.undoes = e.id)"""
+    )
+    db.execute(
+        """CREATE VIEW current_labels AS
+        SELECT e.* FROM effective_label_events e
+        WHERE e.id = (
+            SELECT max(x.id) FROM effective_label_events x
+            WHERE x.grid_id = e.grid_id AND x.annotator = e.annotator
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE leases (
+            grid_id INTEGER PRIMARY KEY REFERENCES grids(id),
+            annotator TEXT NOT NULL,
+            expires_at REAL NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE entities (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            type TEXT NOT NULL,
+            aliases TEXT NOT NULL DEFAULT '[]'
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE calibration_runs (
+            id INTEGER PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            threshold_set_id INTEGER REFERENCES threshold_sets(id),
+            fitted_threshold_set_id INTEGER REFERENCES threshold_sets(id),
+            label_count INTEGER NOT NULL,
+            objective TEXT NOT NULL DEFAULT '',
+            thresholds TEXT NOT NULL DEFAULT '{}',
+            metrics TEXT NOT NULL DEFAULT '{}',
+            accepted INTEGER NOT NULL DEFAULT 0
+        )"""
+    )
+
+
+SCHEMA_VERSION = len(migrations._migrations)

@@ -1,0 +1,937 @@
+"""The typed store: every read and write of memgrid.db goes through `Store`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+from sqlite_utils.db import Table
+
+from core.errors import NotFoundError, ProjectError, SchemaError
+from core.records import (
+    Entity,
+    Grid,
+    GridImage,
+    LabelEvent,
+    Prompt,
+    Proposal,
+    Reason,
+    Score,
+    ThresholdSet,
+)
+from core.taxonomy import Category, Feature, LabelState, Webster
+from db.migrations import SCHEMA_VERSION, migrations
+
+DATABASE_NAME = "memgrid.db"
+BUSY_TIMEOUT_SECONDS = 30.0
+# WAL needs shared memory that network filesystems do not provide reliably.
+NETWORK_FILESYSTEMS = {"nfs", "nfs4", "cifs", "smbfs", "smb3", "fuse.sshfs", "9p", "afs", "ceph"}
+QUEUE_ORDERS = ("threshold", "score", "prompt", "random")
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def content_key(value: Any) -> str:
+    """A short stable key for a settings or params dict, for uniqueness constraints."""
+    return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:24]
+
+
+def now_text() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def filesystem_type(path: Path) -> str | None:
+    """The type of the filesystem holding `path`, from /proc/mounts (Linux); None elsewhere."""
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return None
+    resolved = str(path.resolve())
+    best, best_type = "", None
+    for line in mounts:
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        mount_point = parts[1].replace("\\040", " ")
+        inside = resolved == mount_point or resolved.startswith(mount_point.rstrip("/") + "/")
+        if inside and len(mount_point) >= len(best):
+            best, best_type = mount_point, parts[2]
+    return best_type
+
+
+class Store:
+    """One memgrid database, shaped after sqlite-utils: nouns are properties, verbs act."""
+
+    def __init__(self, db: Database, path: Path | None = None) -> None:
+        self.db = db
+        self.path = path
+
+    # ---- opening -------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path, *, create: bool = False) -> Store:
+        """Open (and migrate) the database at `path`; refuse one of a newer schema."""
+        if not path.exists() and not create:
+            raise ProjectError(f"{path}: no memgrid database here (run `memgrid init`)")
+        try:
+            connection = sqlite3.connect(
+                path, timeout=BUSY_TIMEOUT_SECONDS, check_same_thread=False
+            )
+            connection.execute("PRAGMA foreign_keys = ON")
+            store = cls(Database(connection), path)
+            store._check_schema_version()
+            store._choose_journal_mode()
+            store._migrate()
+        except sqlite3.DatabaseError as error:
+            raise ProjectError(f"{path}: not a usable SQLite database ({error})") from None
+        return store
+
+    @classmethod
+    def memory(cls) -> Store:
+        store = cls(Database(memory=True))
+        store._migrate()
+        return store
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _check_schema_version(self) -> None:
+        on_disk = self.schema_version
+        known_names = {m.name for m in migrations._migrations}
+        unknown = [m.name for m in migrations.applied(self.db) if m.name not in known_names]
+        if on_disk > SCHEMA_VERSION or unknown:
+            found = max(on_disk, SCHEMA_VERSION + len(unknown))
+            raise SchemaError(
+                f"{self.path}: database schema version {found} is newer than this memgrid "
+                f"understands (version {SCHEMA_VERSION}); upgrade memgrid to open it"
+            )
+
+    def _choose_journal_mode(self) -> None:
+        if self.path is None:
+            return
+        fs_type = filesystem_type(self.path.parent)
+        if fs_type in NETWORK_FILESYSTEMS:
+            self.db.execute("PRAGMA journal_mode = DELETE")
+        else:
+            self.db.enable_wal()
+        self.db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+        self.db.execute(
+            "PRAGMA synchronous = NORMAL"
+            if self.journal_mode == "wal"
+            else "PRAGMA synchronous = FULL"
+        )
+
+    def _migrate(self) -> None:
+        if migrations.pending(self.db):
+            migrations.apply(self.db)
+            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if not self.project_id:
+            with self.db.atomic():
+                self.table("project_meta").insert(
+                    {"key": "project_id", "value": uuid.uuid4().hex}, ignore=True
+                )
+                self.table("project_meta").insert(
+                    {"key": "created_at", "value": now_text()}, ignore=True
+                )
+
+    def table(self, name: str) -> Table:
+        return self.db.table(name)
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        with self.db.atomic():
+            yield
+
+    # ---- project facts -------------------------------------------------------------
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    @property
+    def journal_mode(self) -> str:
+        return str(self.db.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+
+    @property
+    def project_id(self) -> str | None:
+        if not self.table("project_meta").exists():
+            return None
+        row = self.db.execute("SELECT value FROM project_meta WHERE key = 'project_id'").fetchone()
+        return row[0] if row else None
+
+    def _count(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return int(self.db.execute(sql, params).fetchone()[0])
+
+    @property
+    def prompt_count(self) -> int:
+        return self._count("SELECT count(*) FROM prompts")
+
+    @property
+    def grid_count(self) -> int:
+        return self._count("SELECT count(*) FROM grids")
+
+    @property
+    def image_count(self) -> int:
+        return self._count("SELECT count(*) FROM images")
+
+    # ---- prompts -------------------------------------------------------------------
+
+    def add_prompts(self, items: Iterable[tuple[str, dict[str, Any]]]) -> tuple[int, int]:
+        """Insert prompts, merging exact duplicates; returns (added, merged)."""
+        added = merged = 0
+        created_at = now_text()
+        with self.db.atomic():
+            for text, metadata in items:
+                cursor = self.db.execute(
+                    "INSERT OR IGNORE INTO prompts (text, metadata, created_at) VALUES (?, ?, ?)",
+                    (text, canonical_json(metadata), created_at),
+                )
+                if cursor.rowcount:
+                    added += 1
+                else:
+                    merged += 1
+        return added, merged
+
+    def ensure_prompt(self, text: str, metadata: dict[str, Any] | None = None) -> int:
+        self.db.execute(
+            "INSERT OR IGNORE INTO prompts (text, metadata, created_at) VALUES (?, ?, ?)",
+            (text, canonical_json(metadata or {}), now_text()),
+        )
+        return int(self.db.execute("SELECT id FROM prompts WHERE text = ?", (text,)).fetchone()[0])
+
+    def prompts(self) -> list[Prompt]:
+        return [
+            Prompt(id=row[0], text=row[1], metadata=json.loads(row[2]))
+            for row in self.db.execute("SELECT id, text, metadata FROM prompts ORDER BY id")
+        ]
+
+    def prompt(self, prompt_id: int) -> Prompt:
+        row = self.db.execute(
+            "SELECT id, text, metadata FROM prompts WHERE id = ?", (prompt_id,)
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"no prompt with id {prompt_id}")
+        return Prompt(id=row[0], text=row[1], metadata=json.loads(row[2]))
+
+    # ---- grids and images -----------------------------------------------------------
+
+    def add_grid(
+        self,
+        prompt: str,
+        images: Sequence[GridImage],
+        *,
+        model: str = "",
+        settings: dict[str, Any] | None = None,
+        provenance: dict[str, Any] | None = None,
+        source: str = "",
+        prompt_metadata: dict[str, Any] | None = None,
+    ) -> tuple[int, int]:
+        """Add a grid and its images in one transaction; returns (grid id, images added).
+
+        A grid is identified by prompt, model and settings: adding it again adds only
+        the seeds it lacks, so an interrupted run resumes without duplicates.
+        """
+        settings = settings or {}
+        with self.db.atomic():
+            prompt_id = self.ensure_prompt(prompt, prompt_metadata)
+            settings_key = content_key(settings)
+            self.db.execute(
+                """INSERT OR IGNORE INTO grids
+                (prompt_id, model, settings, settings_key, provenance, source, created_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    prompt_id,
+                    model,
+                    canonical_json(settings),
+                    settings_key,
+                    canonical_json(provenance or {}),
+                    source,
+                    now_text(),
+                ),
+            )
+            grid_id = int(
+                self.db.execute(
+                    "SELECT id FROM grids WHERE prompt_id = ? AND model = ? AND settings_key = ?",
+                    (prompt_id, model, settings_key),
+                ).fetchone()[0]
+            )
+            added = 0
+            for image in images:
+                cursor = self.db.execute(
+                    """INSERT OR IGNORE INTO images (grid_id, seed, path, sha256, width, height)
+                    VALUES (?, ?, ?, ?, ?, ?)""",
+                    (grid_id, image.seed, image.path, image.sha256, image.width, image.height),
+                )
+                added += cursor.rowcount
+        return grid_id, added
+
+    def find_grid(
+        self, prompt: str, model: str = "", settings: dict[str, Any] | None = None
+    ) -> int | None:
+        row = self.db.execute(
+            """SELECT g.id FROM grids g JOIN prompts p ON p.id = g.prompt_id
+            WHERE p.text = ? AND g.model = ? AND g.settings_key = ?""",
+            (prompt, model, content_key(settings or {})),
+        ).fetchone()
+        return int(row[0]) if row else None
+
+    def grid_ids(self) -> list[int]:
+        return [row[0] for row in self.db.execute("SELECT id FROM grids ORDER BY id")]
+
+    def grid(self, grid_id: int) -> Grid:
+        grids = self.grids([grid_id])
+        if not grids:
+            raise NotFoundError(f"no grid with id {grid_id}")
+        return grids[0]
+
+    def grids(self, grid_ids: Sequence[int] | None = None) -> list[Grid]:
+        """Grids with their images, in id order (or in the order of `grid_ids`)."""
+        where, params = "", []
+        if grid_ids is not None:
+            if not grid_ids:
+                return []
+            where = f"WHERE g.id IN ({','.join('?' * len(grid_ids))})"
+            params = list(grid_ids)
+        rows = self.db.execute(
+            f"""SELECT g.id, g.prompt_id, p.text, g.model, g.settings, g.provenance, g.source
+            FROM grids g JOIN prompts p ON p.id = g.prompt_id {where} ORDER BY g.id""",
+            params,
+        ).fetchall()
+        images: dict[int, list[GridImage]] = {row[0]: [] for row in rows}
+        image_where = where.replace("g.id", "grid_id")
+        for grid_id, seed, path, sha256, width, height in self.db.execute(
+            f"""SELECT grid_id, seed, path, sha256, width, height FROM images
+            {image_where} ORDER BY grid_id, seed""",
+            params,
+        ):
+            images[grid_id].append(GridImage(seed, path, sha256, width, height))
+        grids = {
+            row[0]: Grid(
+                id=row[0],
+                prompt_id=row[1],
+                prompt=row[2],
+                model=row[3],
+                settings=json.loads(row[4]),
+                provenance=json.loads(row[5]),
+                source=row[6],
+                images=tuple(images[row[0]]),
+            )
+            for row in rows
+        }
+        order = grid_ids if grid_ids is not None else sorted(grids)
+        return [grids[grid_id] for grid_id in order if grid_id in grids]
+
+    def seeds_of(self, grid_id: int) -> set[int]:
+        return {
+            row[0]
+            for row in self.db.execute("SELECT seed FROM images WHERE grid_id = ?", (grid_id,))
+        }
+
+    def image_paths(self) -> set[str]:
+        return {row[0] for row in self.db.execute("SELECT DISTINCT path FROM images")}
+
+    # ---- scores and embeddings -------------------------------------------------------
+
+    def add_score(self, score: Score) -> None:
+        """Store a metric's result, replacing an earlier one with the same metric and params."""
+        self.db.execute(
+            """INSERT INTO scores (grid_id, metric, params, params_key, version, "values",
+                heatmap, available, note, created_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (grid_id, metric, params_key) DO UPDATE SET
+                version = excluded.version, "values" = excluded."values",
+                heatmap = excluded.heatmap, available = excluded.available,
+                note = excluded.note, created_at = excluded.created_at""",
+            (
+                score.grid_id,
+                score.metric,
+                canonical_json(score.params),
+                content_key(score.params),
+                score.version,
+                canonical_json(score.values),
+                None if score.heatmap is None else json.dumps(score.heatmap),
+                int(score.available),
+                score.note,
+                now_text(),
+            ),
+        )
+
+    def scores(self, grid_id: int, metric: str | None = None) -> list[Score]:
+        sql = """SELECT grid_id, metric, params, version, "values", heatmap, available, note
+            FROM scores WHERE grid_id = ?"""
+        params: list[Any] = [grid_id]
+        if metric is not None:
+            sql += " AND metric = ?"
+            params.append(metric)
+        return [_score(row) for row in self.db.execute(sql + " ORDER BY metric, id", params)]
+
+    def scores_for_metric(self, metric: str) -> list[Score]:
+        return [
+            _score(row)
+            for row in self.db.execute(
+                """SELECT grid_id, metric, params, version, "values", heatmap, available, note
+                FROM scores WHERE metric = ? ORDER BY grid_id, id""",
+                (metric,),
+            )
+        ]
+
+    def unscored_grid_ids(self, metric: str, params: dict[str, Any]) -> list[int]:
+        return [
+            row[0]
+            for row in self.db.execute(
+                """SELECT g.id FROM grids g WHERE NOT EXISTS (
+                    SELECT 1 FROM scores s WHERE s.grid_id = g.id AND s.metric = ?
+                    AND s.params_key = ?) ORDER BY g.id""",
+                (metric, content_key(params)),
+            )
+        ]
+
+    def get_embeddings(self, model_key: str, shas: Iterable[str]) -> dict[str, bytes]:
+        wanted = list(dict.fromkeys(shas))
+        found: dict[str, bytes] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            for sha, vector in self.db.execute(
+                f"""SELECT sha256, vector FROM embeddings WHERE model_key = ?
+                AND sha256 IN ({",".join("?" * len(chunk))})""",
+                [model_key, *chunk],
+            ):
+                found[sha] = bytes(vector)
+        return found
+
+    def put_embeddings(self, model_key: str, vectors: dict[str, bytes]) -> None:
+        with self.db.atomic():
+            self.db.conn.executemany(
+                "INSERT OR REPLACE INTO embeddings (model_key, sha256, vector) VALUES (?, ?, ?)",
+                [(model_key, sha, vector) for sha, vector in vectors.items()],
+            )
+
+    # ---- threshold sets and proposals ------------------------------------------------
+
+    def add_threshold_set(
+        self,
+        name: str,
+        values: dict[str, float],
+        *,
+        notes: str = "",
+        model: str | None = None,
+        activate: bool = False,
+    ) -> ThresholdSet:
+        """Store a new version of the named set (versions count up from 0)."""
+        with self.db.atomic():
+            row = self.db.execute(
+                "SELECT max(version) FROM threshold_sets WHERE name = ?", (name,)
+            ).fetchone()
+            version = 0 if row[0] is None else int(row[0]) + 1
+            cursor = self.db.execute(
+                """INSERT INTO threshold_sets (name, version, model, "values", notes, created_at)
+                VALUES (?, ?, ?, ?, ?, ?)""",
+                (name, version, model, canonical_json(values), notes, now_text()),
+            )
+            set_id = int(cursor.lastrowid or 0)
+            if activate:
+                self.activate_threshold_set(set_id)
+        return self.threshold_set_by_id(set_id)
+
+    def activate_threshold_set(self, set_id: int) -> None:
+        """Make one set active for its model (or for all grids when it names none)."""
+        with self.db.atomic():
+            model = self.threshold_set_by_id(set_id).model
+            self.db.execute("UPDATE threshold_sets SET active = 0 WHERE model IS ?", (model,))
+            self.db.execute("UPDATE threshold_sets SET active = 1 WHERE id = ?", (set_id,))
+
+    def threshold_set_by_id(self, set_id: int) -> ThresholdSet:
+        row = self.db.execute(
+            f"SELECT {_THRESHOLD_COLUMNS} FROM threshold_sets WHERE id = ?", (set_id,)
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"no threshold set with id {set_id}")
+        return _threshold_set(row)
+
+    def threshold_set(self, name: str, version: int | None = None) -> ThresholdSet:
+        sql = f"SELECT {_THRESHOLD_COLUMNS} FROM threshold_sets WHERE name = ?"
+        params: list[Any] = [name]
+        if version is not None:
+            sql += " AND version = ?"
+            params.append(version)
+        row = self.db.execute(sql + " ORDER BY version DESC LIMIT 1", params).fetchone()
+        if row is None:
+            suffix = "" if version is None else f" version {version}"
+            raise NotFoundError(f"no threshold set named {name!r}{suffix}")
+        return _threshold_set(row)
+
+    def threshold_sets(self) -> list[ThresholdSet]:
+        return [
+            _threshold_set(row)
+            for row in self.db.execute(
+                f"SELECT {_THRESHOLD_COLUMNS} FROM threshold_sets ORDER BY name, version"
+            )
+        ]
+
+    def active_threshold_set(self, model: str | None = None) -> ThresholdSet | None:
+        """The active set for `model`, falling back to the project-wide active set."""
+        for candidate in [model, None] if model else [None]:
+            row = self.db.execute(
+                f"SELECT {_THRESHOLD_COLUMNS} FROM threshold_sets WHERE active = 1 AND model IS ?",
+                (candidate,),
+            ).fetchone()
+            if row is not None:
+                return _threshold_set(row)
+        return None
+
+    def add_proposal(self, proposal: Proposal) -> None:
+        self.db.execute(
+            """INSERT INTO proposals (grid_id, threshold_set_id, category, features, reasons,
+                webster, score, margin, created_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (grid_id, threshold_set_id) DO UPDATE SET
+                category = excluded.category, features = excluded.features,
+                reasons = excluded.reasons, webster = excluded.webster,
+                score = excluded.score, margin = excluded.margin,
+                created_at = excluded.created_at""",
+            (
+                proposal.grid_id,
+                proposal.threshold_set_id,
+                proposal.category.value,
+                json.dumps([f.to_dict() for f in proposal.features]),
+                json.dumps([r.to_dict() for r in proposal.reasons]),
+                proposal.webster.value if proposal.webster else None,
+                proposal.score,
+                proposal.margin,
+                now_text(),
+            ),
+        )
+
+    def add_proposals(self, proposals: Iterable[Proposal]) -> int:
+        count = 0
+        with self.db.atomic():
+            for proposal in proposals:
+                self.add_proposal(proposal)
+                count += 1
+        return count
+
+    def proposal(self, grid_id: int, threshold_set_id: int | None = None) -> Proposal | None:
+        """The grid's proposal under a set (default: the active set for the grid's model)."""
+        if threshold_set_id is None:
+            model_row = self.db.execute(
+                "SELECT model FROM grids WHERE id = ?", (grid_id,)
+            ).fetchone()
+            active = self.active_threshold_set(model_row[0] if model_row else None)
+            if active is None:
+                return None
+            threshold_set_id = active.id
+        row = self.db.execute(
+            f"SELECT {_PROPOSAL_COLUMNS} FROM proposals WHERE grid_id = ? AND threshold_set_id = ?",
+            (grid_id, threshold_set_id),
+        ).fetchone()
+        return None if row is None else _proposal(row)
+
+    def proposals(self, threshold_set_id: int) -> list[Proposal]:
+        return [
+            _proposal(row)
+            for row in self.db.execute(
+                f"SELECT {_PROPOSAL_COLUMNS} FROM proposals WHERE threshold_set_id = ? ORDER BY grid_id",
+                (threshold_set_id,),
+            )
+        ]
+
+    def proposal_counts(self) -> dict[str, int]:
+        """Proposals per category under each grid's active threshold set."""
+        counts = {category.value: 0 for category in Category}
+        for category, count in self.db.execute(
+            """SELECT p.category, count(*) FROM proposals p
+            JOIN threshold_sets t ON t.id = p.threshold_set_id AND t.active = 1
+            GROUP BY p.category"""
+        ):
+            counts[category] = count
+        return counts
+
+    # ---- entities ----------------------------------------------------------------------
+
+    def add_entities(self, entities: Iterable[Entity]) -> int:
+        """Insert or update lexicon entries by name; returns how many were written."""
+        rows = [(e.name, e.type, json.dumps(list(e.aliases))) for e in entities]
+        with self.db.atomic():
+            self.db.conn.executemany(
+                """INSERT INTO entities (name, type, aliases) VALUES (?, ?, ?)
+                ON CONFLICT (name) DO UPDATE SET type = excluded.type, aliases = excluded.aliases""",
+                rows,
+            )
+        return len(rows)
+
+    def entities(self) -> list[Entity]:
+        return [
+            Entity(name=row[0], type=row[1], aliases=tuple(json.loads(row[2])))
+            for row in self.db.execute("SELECT name, type, aliases FROM entities ORDER BY name")
+        ]
+
+    # ---- labels ------------------------------------------------------------------------
+
+    def append_label_event(
+        self,
+        grid_id: int,
+        annotator: str,
+        action: str,
+        *,
+        state: LabelState | None = None,
+        category: Category | None = None,
+        features: Sequence[Feature] = (),
+        note: str = "",
+        webster: Webster | None = None,
+        undoes: int | None = None,
+        proposal_shown: bool = True,
+        proposal_category: Category | None = None,
+        session: str = "",
+    ) -> LabelEvent:
+        """Append one event and commit it at once: a label is durable when this returns."""
+        created_at = time.time()
+        with self.db.atomic():
+            cursor = self.db.execute(
+                """INSERT INTO label_events (grid_id, annotator, action, state, category,
+                    features, note, webster, undoes, proposal_shown, proposal_category,
+                    session, created_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    grid_id,
+                    annotator,
+                    action,
+                    state.value if state else None,
+                    category.value if category else None,
+                    json.dumps([f.to_dict() for f in features]),
+                    note,
+                    webster.value if webster else None,
+                    undoes,
+                    int(proposal_shown),
+                    proposal_category.value if proposal_category else None,
+                    session,
+                    created_at,
+                ),
+            )
+            event_id = int(cursor.lastrowid or 0)
+        return self.label_event(event_id)
+
+    def label(
+        self,
+        grid_id: int,
+        annotator: str,
+        category: Category,
+        **details: Any,
+    ) -> LabelEvent:
+        return self.append_label_event(
+            grid_id, annotator, "label", state=LabelState.LABELLED, category=category, **details
+        )
+
+    def skip(self, grid_id: int, annotator: str, **details: Any) -> LabelEvent:
+        return self.append_label_event(
+            grid_id, annotator, "skip", state=LabelState.SKIPPED, **details
+        )
+
+    def flag(
+        self, grid_id: int, annotator: str, category: Category | None = None, **details: Any
+    ) -> LabelEvent:
+        return self.append_label_event(
+            grid_id, annotator, "flag", state=LabelState.FLAGGED, category=category, **details
+        )
+
+    def adjudicate(
+        self, grid_id: int, adjudicator: str, category: Category, **details: Any
+    ) -> LabelEvent:
+        return self.append_label_event(
+            grid_id,
+            adjudicator,
+            "adjudicate",
+            state=LabelState.LABELLED,
+            category=category,
+            **details,
+        )
+
+    def undo_last(self, annotator: str, session: str | None = None) -> LabelEvent | None:
+        """Undo the annotator's latest event that still counts; returns the undone event."""
+        sql = "SELECT id, grid_id FROM effective_label_events WHERE annotator = ?"
+        params: list[Any] = [annotator]
+        if session is not None:
+            sql += " AND session = ?"
+            params.append(session)
+        row = self.db.execute(sql + " ORDER BY id DESC LIMIT 1", params).fetchone()
+        if row is None:
+            return None
+        self.append_label_event(row[1], annotator, "undo", undoes=row[0], session=session or "")
+        return self.label_event(row[0])
+
+    def label_event(self, event_id: int) -> LabelEvent:
+        row = self.db.execute(
+            f"SELECT {_EVENT_COLUMNS} FROM label_events WHERE id = ?", (event_id,)
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"no label event with id {event_id}")
+        return _label_event(row)
+
+    def label_history(self, grid_id: int) -> list[LabelEvent]:
+        """Every event on a grid, undos included, oldest first: the audit trail."""
+        return [
+            _label_event(row)
+            for row in self.db.execute(
+                f"SELECT {_EVENT_COLUMNS} FROM label_events WHERE grid_id = ? ORDER BY id",
+                (grid_id,),
+            )
+        ]
+
+    def current_label(self, grid_id: int, annotator: str) -> LabelEvent | None:
+        row = self.db.execute(
+            f"""SELECT {_EVENT_COLUMNS} FROM effective_label_events
+            WHERE grid_id = ? AND annotator = ? ORDER BY id DESC LIMIT 1""",
+            (grid_id, annotator),
+        ).fetchone()
+        return None if row is None else _label_event(row)
+
+    def current_labels(self, grid_id: int | None = None) -> list[LabelEvent]:
+        """The current label of every annotator (on one grid, or on all grids)."""
+        sql = f"SELECT {_EVENT_COLUMNS} FROM current_labels"
+        params: list[Any] = []
+        if grid_id is not None:
+            sql += " WHERE grid_id = ?"
+            params.append(grid_id)
+        return [_label_event(row) for row in self.db.execute(sql + " ORDER BY grid_id, id", params)]
+
+    def label_counts(self, annotator: str | None = None) -> dict[str, int]:
+        """Grids per current state (labelled/skipped/flagged), counted once per grid.
+
+        For one annotator it is their own state; over all annotators a grid counts as
+        labelled if anyone labelled it, else flagged, else skipped.
+        """
+        counts = {state.value: 0 for state in LabelState}
+        if annotator is not None:
+            rows = self.db.execute(
+                "SELECT state, count(*) FROM current_labels WHERE annotator = ? GROUP BY state",
+                (annotator,),
+            )
+        else:
+            rows = self.db.execute(
+                """SELECT CASE
+                        WHEN sum(state = 'labelled') > 0 THEN 'labelled'
+                        WHEN sum(state = 'flagged') > 0 THEN 'flagged'
+                        ELSE 'skipped' END AS grid_state, 1
+                FROM current_labels GROUP BY grid_id"""
+            )
+            rows = [(state, 1) for state, _ in rows]
+        for state, count in rows:
+            if state in counts:
+                counts[state] += count
+        return counts
+
+    def annotators(self) -> list[str]:
+        return [
+            row[0]
+            for row in self.db.execute(
+                "SELECT DISTINCT annotator FROM label_events ORDER BY annotator"
+            )
+        ]
+
+    # ---- queues and leases ---------------------------------------------------------------
+
+    def next_open_grids(
+        self,
+        annotator: str,
+        *,
+        order: str = "threshold",
+        limit: int = 1,
+        overlap: int = 1,
+        random_seed: int = 0,
+        exclude: Sequence[int] = (),
+        now: float | None = None,
+    ) -> list[int]:
+        """Grids the annotator has not acted on, in a stable order, skipping leased grids.
+
+        A grid is open to an annotator while fewer than `overlap` annotators have labelled
+        or flagged it and no other annotator holds an unexpired lease on it.
+        """
+        if order not in QUEUE_ORDERS:
+            raise ValueError(f"unknown order {order!r}; choose from {', '.join(QUEUE_ORDERS)}")
+        now = time.time() if now is None else now
+        order_sql, join_sql = _order_clause(order, random_seed)
+        excluded = ",".join(str(int(g)) for g in exclude) or "-1"
+        rows = self.db.execute(
+            f"""SELECT g.id FROM grids g {join_sql}
+            WHERE g.id NOT IN ({excluded})
+              AND NOT EXISTS (SELECT 1 FROM effective_label_events e
+                              WHERE e.grid_id = g.id AND e.annotator = :annotator)
+              AND (SELECT count(DISTINCT c.annotator) FROM current_labels c
+                   WHERE c.grid_id = g.id AND c.state IN ('labelled', 'flagged')) < :overlap
+              AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.grid_id = g.id
+                              AND l.annotator != :annotator AND l.expires_at > :now)
+            ORDER BY {order_sql} LIMIT :limit""",
+            {"annotator": annotator, "overlap": overlap, "now": now, "limit": limit},
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def grids_in_state(self, state: LabelState, annotator: str | None = None) -> list[int]:
+        """Grids whose current label (by `annotator`, or by anyone) is in `state`, oldest first."""
+        sql = "SELECT grid_id FROM current_labels WHERE state = ?"
+        params: list[Any] = [state.value]
+        if annotator is not None:
+            sql += " AND annotator = ?"
+            params.append(annotator)
+        return list(dict.fromkeys(row[0] for row in self.db.execute(sql + " ORDER BY id", params)))
+
+    def claim(self, grid_id: int, annotator: str, seconds: float, now: float | None = None) -> bool:
+        """Lease a grid to an annotator; False if another holds an unexpired lease."""
+        now = time.time() if now is None else now
+        with self.db.atomic():
+            cursor = self.db.execute(
+                """INSERT INTO leases (grid_id, annotator, expires_at) VALUES (?, ?, ?)
+                ON CONFLICT (grid_id) DO UPDATE SET annotator = excluded.annotator,
+                    expires_at = excluded.expires_at
+                WHERE leases.annotator = excluded.annotator OR leases.expires_at <= ?""",
+                (grid_id, annotator, now + seconds, now),
+            )
+            return cursor.rowcount > 0
+
+    def release(self, grid_id: int, annotator: str) -> None:
+        with self.db.atomic():
+            self.db.execute(
+                "DELETE FROM leases WHERE grid_id = ? AND annotator = ?", (grid_id, annotator)
+            )
+
+    # ---- calibration runs --------------------------------------------------------------
+
+    def add_calibration_run(
+        self,
+        *,
+        threshold_set_id: int | None,
+        label_count: int,
+        objective: str,
+        thresholds: dict[str, Any],
+        metrics: dict[str, Any],
+    ) -> int:
+        with self.db.atomic():
+            cursor = self.db.execute(
+                """INSERT INTO calibration_runs (created_at, threshold_set_id, label_count,
+                    objective, thresholds, metrics) VALUES (?, ?, ?, ?, ?, ?)""",
+                (
+                    now_text(),
+                    threshold_set_id,
+                    label_count,
+                    objective,
+                    canonical_json(thresholds),
+                    canonical_json(metrics),
+                ),
+            )
+        return int(cursor.lastrowid or 0)
+
+    def mark_calibration_accepted(self, run_id: int, fitted_threshold_set_id: int) -> None:
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE calibration_runs SET accepted = 1, fitted_threshold_set_id = ? WHERE id = ?",
+                (fitted_threshold_set_id, run_id),
+            )
+
+    def calibration_runs(self) -> list[dict[str, Any]]:
+        runs = []
+        for row in self.db.execute(
+            """SELECT id, created_at, threshold_set_id, fitted_threshold_set_id, label_count,
+            objective, thresholds, metrics, accepted FROM calibration_runs ORDER BY id"""
+        ):
+            runs.append(
+                {
+                    "id": row[0],
+                    "created_at": row[1],
+                    "threshold_set_id": row[2],
+                    "fitted_threshold_set_id": row[3],
+                    "label_count": row[4],
+                    "objective": row[5],
+                    "thresholds": json.loads(row[6]),
+                    "metrics": json.loads(row[7]),
+                    "accepted": bool(row[8]),
+                }
+            )
+        return runs
+
+
+_THRESHOLD_COLUMNS = 'id, name, version, "values", model, notes, active'
+_PROPOSAL_COLUMNS = "grid_id, threshold_set_id, category, features, reasons, webster, score, margin"
+_EVENT_COLUMNS = """id, grid_id, annotator, action, state, category, features, note, webster,
+    undoes, proposal_shown, proposal_category, session, created_at"""
+
+
+def _order_clause(order: str, random_seed: int) -> tuple[str, str]:
+    """ORDER BY and JOIN for a queue order; every order ends on the grid id, so it is stable."""
+    active_proposal = """LEFT JOIN proposals p ON p.grid_id = g.id AND p.threshold_set_id = (
+        SELECT t.id FROM threshold_sets t WHERE t.active = 1 AND (t.model = g.model OR t.model IS NULL)
+        ORDER BY t.model IS NULL LIMIT 1)"""
+    if order == "threshold":
+        return "p.margin IS NULL, abs(p.margin), g.id", active_proposal
+    if order == "score":
+        return "p.score IS NULL, p.score DESC, g.id", active_proposal
+    if order == "prompt":
+        return "(SELECT text FROM prompts WHERE id = g.prompt_id), g.id", ""
+    # A fixed pseudo-random permutation: a multiplicative hash of the id, salted by the seed.
+    salt = int(random_seed) % 2147483647
+    return f"((g.id + {salt}) * 2654435761) % 4294967291, g.id", ""
+
+
+def _score(row: Sequence[Any]) -> Score:
+    return Score(
+        grid_id=row[0],
+        metric=row[1],
+        params=json.loads(row[2]),
+        version=row[3],
+        values=json.loads(row[4]),
+        heatmap=None if row[5] is None else json.loads(row[5]),
+        available=bool(row[6]),
+        note=row[7],
+    )
+
+
+def _threshold_set(row: Sequence[Any]) -> ThresholdSet:
+    return ThresholdSet(
+        id=row[0],
+        name=row[1],
+        version=row[2],
+        values=json.loads(row[3]),
+        model=row[4],
+        notes=row[5],
+        active=bool(row[6]),
+    )
+
+
+def _proposal(row: Sequence[Any]) -> Proposal:
+    return Proposal(
+        grid_id=row[0],
+        threshold_set_id=row[1],
+        category=Category(row[2]),
+        features=tuple(Feature.from_dict(f) for f in json.loads(row[3])),
+        reasons=tuple(Reason.from_dict(r) for r in json.loads(row[4])),
+        webster=Webster(row[5]) if row[5] else None,
+        score=row[6],
+        margin=row[7],
+    )
+
+
+def _label_event(row: Sequence[Any]) -> LabelEvent:
+    return LabelEvent(
+        id=row[0],
+        grid_id=row[1],
+        annotator=row[2],
+        action=row[3],
+        state=LabelState(row[4]) if row[4] else None,
+        category=Category(row[5]) if row[5] else None,
+        features=tuple(Feature.from_dict(f) for f in json.loads(row[6])),
+        note=row[7],
+        webster=Webster(row[8]) if row[8] else None,
+        undoes=row[9],
+        proposal_shown=bool(row[10]),
+        proposal_category=Category(row[11]) if row[11] else None,
+        session=row[12],
+        created_at=row[13],
+    )

@@ -1,0 +1,1 @@
+"""What a person touches in a terminal: the Typer CLI and the Textual app."""

@@ -1,0 +1,86 @@
+"""The `memgrid` command line: one Typer app; command groups live in tui/commands/."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sqlite3
+import sys
+from typing import Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+import tui.commands
+from core.errors import MemgridError
+
+
+class _Settings:
+    debug = False
+
+
+def report_error(message: str) -> None:
+    typer.echo(f"memgrid: error: {message}", err=True)
+
+
+class MemgridGroup(TyperGroup):
+    """Turns expected failures into one line on stderr and exit code 1 (tracebacks with --debug)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MemgridError as error:
+            if _Settings.debug:
+                raise
+            report_error(str(error))
+            raise typer.Exit(1) from None
+        except sqlite3.Error as error:
+            if _Settings.debug:
+                raise
+            report_error(f"database: {error}")
+            raise typer.Exit(1) from None
+        except OSError as error:
+            if _Settings.debug:
+                raise
+            where = f"{error.filename}: " if error.filename else ""
+            report_error(f"{where}{error.strerror or error}")
+            raise typer.Exit(1) from None
+
+
+app = typer.Typer(
+    name="memgrid",
+    cls=MemgridGroup,
+    help="Find, label and measure memorization in text-to-image models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+@app.callback()
+def _main_options(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
+) -> None:
+    """Find, label and measure memorization in text-to-image models."""
+    _Settings.debug = debug
+
+
+def _register_commands() -> None:
+    for module_info in sorted(pkgutil.iter_modules(tui.commands.__path__), key=lambda m: m.name):
+        if module_info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"tui.commands.{module_info.name}")
+        module.register(app)
+
+
+_register_commands()
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        report_error("interrupted")
+        sys.exit(130)

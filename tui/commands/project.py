@@ -1,0 +1,135 @@
+"""Project commands: init, prompts add, import, status, demo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from core.errors import InputError
+from tui.options import JsonOption, ProjectOption
+from tui.project import Project, create_project, default_project_dir, open_project
+from tui.workflows.ingest import add_prompt_file, build_demo, import_grids
+
+DEMO_DEFAULT_DIR = Path("memgrid-demo")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(init)
+    prompts = typer.Typer(help="Manage the project's prompts.", no_args_is_help=True)
+    prompts.command("add")(prompts_add)
+    app.add_typer(prompts, name="prompts")
+    app.command("import")(import_command)
+    app.command("status")(status)
+    app.command("demo")(demo)
+
+
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder to create the project in.")],
+) -> None:
+    """Create a project folder: memgrid.db, images/ and thumbs/."""
+    with create_project(directory) as project:
+        typer.echo(
+            f"Project ready at {project.root} (schema v{project.store.schema_version}, "
+            f"journal {project.store.journal_mode})"
+        )
+
+
+def prompts_add(
+    file: Annotated[
+        Path, typer.Argument(help=".txt (one a line), .csv or .jsonl with a prompt field.")
+    ],
+    project: ProjectOption = None,
+) -> None:
+    """Add prompts from a file; exact duplicates are merged, empty lines skipped."""
+    with open_project(project) as opened:
+        report = add_prompt_file(opened, file)
+    typer.echo(
+        f"{file}: {report.added} prompts added, {report.merged} duplicates merged, "
+        f"{report.empty_skipped} empty lines skipped"
+    )
+
+
+def import_command(
+    source: Annotated[
+        Path, typer.Argument(help="A folder of grid folders, or a .jsonl/.csv manifest.")
+    ],
+    project: ProjectOption = None,
+) -> None:
+    """Import grids made elsewhere: a folder per prompt, or a manifest of prompt, seed, path."""
+    with open_project(project) as opened:
+        report = import_grids(opened, source)
+    for error in report.errors:
+        typer.echo(f"memgrid: error: {error}", err=True)
+    typer.echo(
+        f"{source}: {report.grids_added} grids added, {report.images_added} images added, "
+        f"{report.grids_already_present} grids already present, {len(report.errors)} failed"
+    )
+    if report.errors:
+        raise typer.Exit(1)
+
+
+def project_status(project: Project) -> dict[str, Any]:
+    store = project.store
+    active = store.active_threshold_set()
+    return {
+        "project": str(project.root),
+        "project_id": store.project_id,
+        "schema_version": store.schema_version,
+        "journal_mode": store.journal_mode,
+        "prompts": store.prompt_count,
+        "grids": store.grid_count,
+        "images": store.image_count,
+        "labels": store.label_counts(),
+        "annotators": store.annotators(),
+        "proposals": store.proposal_counts(),
+        "active_thresholds": active.label if active else None,
+    }
+
+
+def status(project: ProjectOption = None, json_output: JsonOption = False) -> None:
+    """Counts: grids, images, labels by state, proposals by category."""
+    with open_project(project) as opened:
+        facts = project_status(opened)
+    if json_output:
+        typer.echo(json.dumps(facts, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"memgrid project {facts['project']}", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("prompts", str(facts["prompts"]))
+    table.add_row("grids", str(facts["grids"]))
+    table.add_row("images", str(facts["images"]))
+    for state, count in facts["labels"].items():
+        table.add_row(state, str(count))
+    for category, count in facts["proposals"].items():
+        table.add_row(f"proposed {category}", str(count))
+    table.add_row("thresholds", facts["active_thresholds"] or "(none yet: run memgrid propose)")
+    table.add_row("annotators", ", ".join(facts["annotators"]) or "-")
+    table.add_row("storage", f"schema v{facts['schema_version']}, journal {facts['journal_mode']}")
+    Console().print(table)
+
+
+def demo(
+    project: ProjectOption = None,
+    no_open: Annotated[
+        bool, typer.Option("--no-open", help="Build only; do not open the app.")
+    ] = False,
+) -> None:
+    """Build the offline demo project (synthetic images), then open the annotation app."""
+    root = project if project is not None else default_project_dir(None) / DEMO_DEFAULT_DIR
+    if root.exists() and any(root.iterdir()) and not (root / "memgrid.db").exists():
+        raise InputError(
+            root, "folder is not empty and not a memgrid project; choose another --project"
+        )
+    with create_project(root) as opened:
+        added = build_demo(opened)
+        typer.echo(
+            f"Demo project at {opened.root}: {added} grids added ({opened.store.grid_count} in all)"
+        )
+    status(root, False)
