@@ -1,0 +1,189 @@
+"""`memgrid import`: both source layouts, and every bad input stores nothing partial."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.conftest import write_image
+from tui.cli import app
+from tui.project import open_project
+
+
+def make_folder_source(root: Path, grids: int = 2, seeds: int = 3) -> Path:
+    for index in range(grids):
+        folder = root / f"grid{index}"
+        folder.mkdir(parents=True)
+        (folder / "prompt.txt").write_text(f"prompt number {index}\n", encoding="utf-8")
+        for seed in range(seeds):
+            write_image(folder / f"{seed:04d}.png", (index * 40, seed * 50, 100))
+    return root
+
+
+def stored_files(project_dir: Path) -> set[str]:
+    return {
+        str(p.relative_to(project_dir)) for p in (project_dir / "images").rglob("*") if p.is_file()
+    }
+
+
+def invoke(runner: CliRunner, *args: str):
+    return runner.invoke(app, list(args))
+
+
+@pytest.fixture
+def project_dir(tmp_path: Path, runner: CliRunner) -> Path:
+    target = tmp_path / "proj"
+    assert invoke(runner, "init", str(target)).exit_code == 0
+    return target
+
+
+def counts(project_dir: Path) -> tuple[int, int]:
+    with open_project(project_dir) as project:
+        return project.store.grid_count, project.store.image_count
+
+
+def test_folder_per_prompt_import_and_reimport_is_idempotent(
+    tmp_path: Path, runner: CliRunner, project_dir: Path
+) -> None:
+    source = make_folder_source(tmp_path / "src")
+    result = invoke(runner, "import", str(source), "--project", str(project_dir))
+    assert result.exit_code == 0, result.output
+    assert "2 grids added, 6 images added" in result.output
+    assert counts(project_dir) == (2, 6)
+    with open_project(project_dir) as project:
+        grid = project.store.grid(project.store.grid_ids()[0])
+        assert grid.prompt == "prompt number 0" and grid.seeds == [0, 1, 2]
+        assert all(project.image_path(image).exists() for image in grid.images)
+    again = invoke(runner, "import", str(source), "--project", str(project_dir))
+    assert "0 grids added, 0 images added, 2 grids already present" in again.output
+    assert counts(project_dir) == (2, 6)
+
+
+def test_single_grid_folder_with_meta(tmp_path: Path, runner: CliRunner, project_dir: Path) -> None:
+    source = make_folder_source(tmp_path / "src", grids=1) / "grid0"
+    (source / "meta.json").write_text(json.dumps({"model": "sd-1.5", "settings": {"steps": 50}}))
+    assert invoke(runner, "import", str(source), "-p", str(project_dir)).exit_code == 0
+    with open_project(project_dir) as project:
+        grid = project.store.grid(project.store.grid_ids()[0])
+        assert (grid.model, grid.settings) == ("sd-1.5", {"steps": 50})
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_manifest_import(tmp_path: Path, runner: CliRunner, project_dir: Path, suffix: str) -> None:
+    source = tmp_path / "src"
+    rows = []
+    for seed in range(4):
+        write_image(source / "imgs" / f"a{seed}.png", (seed * 60, 0, 0))
+        rows.append({"prompt": "a red square", "seed": seed, "path": f"imgs/a{seed}.png"})
+    manifest = source / f"manifest{suffix}"
+    if suffix == ".jsonl":
+        manifest.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    else:
+        manifest.write_text(
+            "prompt,seed,path\n" + "".join(f"{r['prompt']},{r['seed']},{r['path']}\n" for r in rows)
+        )
+    result = invoke(runner, "import", str(manifest), "-p", str(project_dir))
+    assert result.exit_code == 0, result.output
+    assert counts(project_dir) == (1, 4)
+
+
+def _corrupt(source: Path) -> str:
+    (source / "grid1" / "0001.png").write_bytes(b"\x89PNG\r\n\x1a\nthis is not really a png")
+    return "grid1/0001.png: not a readable image"
+
+
+def _truncated(source: Path) -> str:
+    path = source / "grid1" / "0001.png"
+    path.write_bytes(path.read_bytes()[:60])
+    return "grid1/0001.png: not a readable image"
+
+
+def _bad_prompt_encoding(source: Path) -> str:
+    (source / "grid1" / "prompt.txt").write_bytes(b"caf\xe9 au lait")
+    return "grid1/prompt.txt:line 1: not UTF-8 text"
+
+
+def _duplicate_seed(source: Path) -> str:
+    write_image(source / "grid1" / "1.png", (1, 2, 3))
+    return "seed 1 appears twice"
+
+
+def _symlink_outside(source: Path) -> str:
+    outside = write_image(source.parent / "outside.png", (9, 9, 9))
+    (source / "grid1" / "0009.png").symlink_to(outside)
+    return "grid1/0009.png: points outside the import folder"
+
+
+def _not_a_seed_name(source: Path) -> str:
+    write_image(source / "grid1" / "cover.png", (1, 2, 3))
+    return "grid1/cover.png: image name is not a seed number"
+
+
+def _no_prompt_file(source: Path) -> str:
+    (source / "grid1" / "prompt.txt").unlink()
+    return "grid1: no prompt.txt"
+
+
+@pytest.mark.parametrize(
+    "break_source",
+    [
+        _corrupt,
+        _truncated,
+        _bad_prompt_encoding,
+        _duplicate_seed,
+        _symlink_outside,
+        _not_a_seed_name,
+        _no_prompt_file,
+    ],
+)
+def test_a_bad_grid_is_named_and_left_out_whole(
+    tmp_path: Path, runner: CliRunner, project_dir: Path, break_source
+) -> None:
+    source = make_folder_source(tmp_path / "src")
+    expected = break_source(source)
+    result = invoke(runner, "import", str(source), "-p", str(project_dir))
+    assert result.exit_code == 1
+    assert expected in result.stderr
+    assert "Traceback" not in result.output
+    assert counts(project_dir) == (1, 3)  # only the good grid, complete
+    with open_project(project_dir) as project:
+        referenced = {image.path for grid in project.store.grids() for image in grid.images}
+    assert stored_files(project_dir) == referenced  # no file of the bad grid
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        ({"seed": 0, "path": "a.png"}, 'line 2: row has no "prompt"'),
+        (
+            {"prompt": "p", "seed": 0, "path": "../outside.png"},
+            "line 2: path ../outside.png is outside",
+        ),
+        ({"prompt": "p", "seed": "x", "path": "a.png"}, 'line 2: "seed" is not an integer'),
+        ({"prompt": "p", "seed": 0, "path": "missing.png"}, "missing.png: image file not found"),
+        (
+            {"prompt": "p", "seed": 1, "path": "a.png"},
+            "line 2: seed 1 of this prompt appears twice",
+        ),
+    ],
+)
+def test_bad_manifest_rows(
+    tmp_path: Path, runner: CliRunner, project_dir: Path, row: dict, expected: str
+) -> None:
+    source = tmp_path / "src"
+    write_image(source / "a.png", (0, 0, 0))
+    write_image(tmp_path / "outside.png", (0, 0, 0))
+    manifest = source / "m.jsonl"
+    first = {"prompt": "p", "seed": 1, "path": "a.png"}
+    manifest.write_text(json.dumps(first) + "\n" + json.dumps(row) + "\n")
+    result = invoke(runner, "import", str(manifest), "-p", str(project_dir))
+    assert result.exit_code == 1
+    assert expected in result.stderr
+    grids, _ = counts(project_dir)
+    with open_project(project_dir) as project:
+        assert all(len(g.images) == 1 for g in project.store.grids())
+        if "prompt" in row and row.get("prompt") == "p":
+            assert grids == 0  # the prompt's grid has a bad row: none of it is stored

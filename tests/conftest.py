@@ -1,0 +1,55 @@
+"""Shared fixtures: projects in temporary folders, a CLI runner, the demo project."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from tui.project import Project, create_project
+from tui.workflows.ingest import build_demo
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Keep the developer's own project and config out of tests."""
+    monkeypatch.delenv("MEMGRID_PROJECT", raising=False)
+    monkeypatch.delenv("MEMGRID_IMAGE_PROTOCOL", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[Project]:
+    with create_project(tmp_path / "project") as opened:
+        yield opened
+
+
+@pytest.fixture(scope="session")
+def _demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("demo-template") / "demo"
+    with create_project(root) as opened:
+        build_demo(opened)
+    return root
+
+
+@pytest.fixture
+def demo_project_dir(_demo_template: Path, tmp_path: Path) -> Path:
+    """A fresh copy of the demo project (built once per session)."""
+    target = tmp_path / "demo"
+    shutil.copytree(_demo_template, target)
+    return target
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def write_image(path: Path, color: tuple[int, int, int], size: int = 32) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (size, size), color).save(path)
+    return path

@@ -1,0 +1,215 @@
+"""The store: migrations, schema refusal, append-only labels, queues and leases."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from core.errors import SchemaError
+from core.records import GridImage, Proposal, Score
+from core.taxonomy import Category, Feature, LabelState
+from db.migrations import SCHEMA_VERSION, migrations
+from db.store import Store
+
+
+def image(seed: int, sha: str = "ab") -> GridImage:
+    return GridImage(
+        seed=seed, path=f"images/{sha}/{sha}{seed}.png", sha256=f"{sha}{seed}", width=8, height=8
+    )
+
+
+def add_grids(store: Store, count: int) -> list[int]:
+    return [
+        store.add_grid(f"prompt {i}", [image(s, f"g{i}") for s in range(4)])[0]
+        for i in range(count)
+    ]
+
+
+def test_fresh_database_is_migrated_to_the_current_version(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "memgrid.db", create=True)
+    assert store.schema_version == SCHEMA_VERSION
+    assert migrations.pending(store.db) == []
+    assert store.journal_mode == "wal"
+    assert store.project_id
+
+
+def test_older_database_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "memgrid.db"
+    sqlite3.connect(path).close()  # an empty database: version 0, nothing applied
+    store = Store.open(path)
+    assert store.schema_version == SCHEMA_VERSION
+    assert "label_events" in store.db.table_names()
+
+
+def test_newer_schema_is_refused_naming_both_versions(tmp_path: Path) -> None:
+    path = tmp_path / "memgrid.db"
+    Store.open(path, create=True).close()
+    connection = sqlite3.connect(path)
+    connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 3}")
+    connection.commit()
+    connection.close()
+    with pytest.raises(SchemaError) as raised:
+        Store.open(path)
+    message = str(raised.value)
+    assert f"version {SCHEMA_VERSION + 3}" in message
+    assert f"version {SCHEMA_VERSION})" in message
+    assert "\n" not in message
+
+
+def test_unknown_applied_migration_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "memgrid.db"
+    Store.open(path, create=True).close()
+    connection = sqlite3.connect(path)
+    connection.execute(
+        "INSERT INTO _sqlite_migrations (migration_set, name, applied_at) VALUES ('memgrid', 'm999_future', 'x')"
+    )
+    connection.commit()
+    connection.close()
+    with pytest.raises(SchemaError, match="newer than this memgrid"):
+        Store.open(path)
+
+
+def test_prompts_merge_exact_duplicates() -> None:
+    store = Store.memory()
+    assert store.add_prompts([("a cat", {}), ("a dog", {"src": "x"})]) == (2, 0)
+    assert store.add_prompts([("a cat", {}), ("a bird", {})]) == (1, 1)
+    assert [p.text for p in store.prompts()] == ["a cat", "a dog", "a bird"]
+    assert store.prompts()[1].metadata == {"src": "x"}
+
+
+def test_adding_a_grid_again_adds_only_missing_seeds() -> None:
+    store = Store.memory()
+    grid_id, added = store.add_grid("p", [image(0), image(1)], model="m", settings={"steps": 50})
+    assert added == 2
+    again, added_again = store.add_grid(
+        "p", [image(1), image(2)], model="m", settings={"steps": 50}
+    )
+    assert again == grid_id and added_again == 1
+    assert store.grid(grid_id).seeds == [0, 1, 2]
+    other, _ = store.add_grid("p", [image(0)], model="m", settings={"steps": 20})
+    assert other != grid_id
+    assert store.find_grid("p", "m", {"steps": 50}) == grid_id
+
+
+def test_label_history_is_append_only_and_undo_appends() -> None:
+    store = Store.memory()
+    (grid_id,) = add_grids(store, 1)
+    first = store.label(
+        grid_id,
+        "ann",
+        Category.UNINTENDED,
+        features=[Feature(Category.UNINTENDED, "watermark", (62, 63))],
+    )
+    second = store.label(grid_id, "ann", Category.NONE)
+    assert store.current_label(grid_id, "ann").id == second.id
+    undone = store.undo_last("ann")
+    assert undone is not None and undone.id == second.id
+    current = store.current_label(grid_id, "ann")
+    assert current is not None and current.id == first.id
+    assert current.features[0].tiles == (62, 63)
+    history = store.label_history(grid_id)
+    assert [e.action for e in history] == ["label", "label", "undo"]
+    assert history[-1].undoes == second.id
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        store.db.execute("DELETE FROM label_events")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        store.db.execute("UPDATE label_events SET category = 'none'")
+    assert len(store.label_history(grid_id)) == 3
+
+
+def test_undo_of_a_skip_reopens_the_grid() -> None:
+    store = Store.memory()
+    grid_ids = add_grids(store, 3)
+    store.skip(grid_ids[0], "ann")
+    assert grid_ids[0] not in store.next_open_grids("ann", order="prompt", limit=10)
+    assert store.grids_in_state(LabelState.SKIPPED, "ann") == [grid_ids[0]]
+    store.undo_last("ann")
+    assert grid_ids[0] in store.next_open_grids("ann", order="prompt", limit=10)
+    assert store.grids_in_state(LabelState.SKIPPED, "ann") == []
+
+
+def test_label_counts_per_annotator_and_per_grid() -> None:
+    store = Store.memory()
+    a, b, c = add_grids(store, 3)
+    store.label(a, "x", Category.NONE)
+    store.skip(a, "y")
+    store.flag(b, "y", Category.IMPLICIT)
+    store.skip(c, "x")
+    assert store.label_counts("x") == {"labelled": 1, "skipped": 1, "flagged": 0}
+    assert store.label_counts() == {"labelled": 1, "skipped": 1, "flagged": 1}
+    assert store.annotators() == ["x", "y"]
+
+
+def test_queue_respects_overlap_and_leases() -> None:
+    store = Store.memory()
+    a, b = add_grids(store, 2)
+    store.label(a, "x", Category.NONE)
+    assert store.next_open_grids("y", order="prompt", limit=5) == [b]
+    assert store.next_open_grids("y", order="prompt", limit=5, overlap=2) == [a, b]
+    assert store.claim(b, "x", seconds=60, now=1000.0)
+    assert not store.claim(b, "y", seconds=60, now=1010.0)
+    assert store.next_open_grids("y", order="prompt", limit=5, now=1010.0) == []
+    # The lease expires: the grid is handed to the next annotator.
+    assert store.next_open_grids("y", order="prompt", limit=5, now=1061.0) == [b]
+    assert store.claim(b, "y", seconds=60, now=1061.0)
+
+
+def test_queue_orders_are_stable_and_distinct() -> None:
+    store = Store.memory()
+    grid_ids = add_grids(store, 20)
+    thresholds = store.add_threshold_set("v0", {"tau_mem": 0.5}, activate=True)
+    for grid_id in grid_ids:
+        score = (grid_id * 37 % 20) / 20
+        store.add_proposal(
+            Proposal(grid_id, thresholds.id, Category.NONE, score=score, margin=score - 0.5)
+        )
+    by_threshold = store.next_open_grids("a", order="threshold", limit=20)
+    margins = [abs((g * 37 % 20) / 20 - 0.5) for g in by_threshold]
+    assert margins == sorted(margins)
+    by_score = store.next_open_grids("a", order="score", limit=20)
+    assert [(g * 37 % 20) for g in by_score] == sorted(
+        (g * 37 % 20 for g in grid_ids), reverse=True
+    )
+    shuffled = store.next_open_grids("a", order="random", random_seed=7, limit=20)
+    assert sorted(shuffled) == sorted(grid_ids)
+    assert shuffled != sorted(grid_ids)
+    assert shuffled == store.next_open_grids("a", order="random", random_seed=7, limit=20)
+    assert shuffled != store.next_open_grids("a", order="random", random_seed=8, limit=20)
+
+
+def test_threshold_sets_are_versioned_and_one_is_active() -> None:
+    store = Store.memory()
+    first = store.add_threshold_set("default", {"tau_mem": 0.5}, activate=True)
+    second = store.add_threshold_set("default", {"tau_mem": 0.4})
+    assert (first.version, second.version) == (0, 1)
+    assert store.active_threshold_set().id == first.id
+    store.activate_threshold_set(second.id)
+    assert store.active_threshold_set().id == second.id
+    per_model = store.add_threshold_set("sd2", {"tau_mem": 0.3}, model="sd2", activate=True)
+    assert store.active_threshold_set("sd2").id == per_model.id
+    assert store.active_threshold_set("sd1").id == second.id
+    assert store.threshold_set("default").version == 1
+
+
+def test_scores_replace_by_metric_and_params() -> None:
+    store = Store.memory()
+    (grid_id,) = add_grids(store, 1)
+    assert store.unscored_grid_ids("tiled-l2", {"delta": 0.15}) == [grid_id]
+    store.add_score(
+        Score(grid_id, "tiled-l2", {"delta": 0.15}, "1", {"clique_share": 0.5}, [[0.1]])
+    )
+    store.add_score(
+        Score(grid_id, "tiled-l2", {"delta": 0.15}, "1", {"clique_share": 1.0}, [[0.9]])
+    )
+    assert store.unscored_grid_ids("tiled-l2", {"delta": 0.15}) == []
+    assert store.unscored_grid_ids("tiled-l2", {"delta": 0.1}) == [grid_id]
+    (score,) = store.scores(grid_id)
+    assert score.values == {"clique_share": 1.0} and score.heatmap == [[0.9]]
+
+
+def test_embeddings_cache_round_trip() -> None:
+    store = Store.memory()
+    store.put_embeddings("clip:x", {"sha1": b"\x00\x01", "sha2": b"\x02"})
+    assert store.get_embeddings("clip:x", ["sha1", "sha3"]) == {"sha1": b"\x00\x01"}

@@ -1,0 +1,62 @@
+"""The layering rules, checked at run time: light imports stay light."""
+
+from __future__ import annotations
+
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import core
+import db
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("torch", "diffusers", "open_clip", "transformers")
+UI = ("textual", "typer", "rich", "textual_image")
+
+
+def loaded_after_import(module: str, watched: tuple[str, ...]) -> list[str]:
+    code = (
+        f"import sys, importlib; importlib.import_module({module!r}); "
+        f"print(' '.join(n for n in {watched!r} if n in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    return result.stdout.split()
+
+
+def modules_of(package) -> list[str]:
+    return [m.name for m in pkgutil.walk_packages(package.__path__, f"{package.__name__}.")]
+
+
+@pytest.mark.parametrize("module", modules_of(core) + modules_of(db))
+def test_core_and_db_never_load_ui_or_heavy_packages(module: str) -> None:
+    assert loaded_after_import(module, UI + HEAVY) == []
+
+
+def test_cli_does_not_import_torch() -> None:
+    assert loaded_after_import("tui.cli", HEAVY) == []
+
+
+def test_every_tui_module_is_free_of_heavy_imports() -> None:
+    code = (
+        "import importlib, pkgutil, sys, tui\n"
+        "for m in pkgutil.walk_packages(tui.__path__, 'tui.'):\n"
+        "    if m.name != 'tui.__main__': importlib.import_module(m.name)\n"
+        f"print(' '.join(n for n in {HEAVY!r} if n in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    assert result.stdout.split() == []
+
+
+def test_import_contracts_hold() -> None:
+    lint_imports = Path(sys.executable).with_name("lint-imports")
+    result = subprocess.run(
+        [str(lint_imports)], capture_output=True, text=True, cwd=ROOT, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
