@@ -6,12 +6,31 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import os
+
 import pytest
+from hypothesis import HealthCheck, settings
 from PIL import Image
 from typer.testing import CliRunner
 
 from tui.project import Project, create_project
 from tui.workflows.ingest import build_demo
+
+
+# CI runs a bounded number of property examples; `just test-thorough` runs many more.
+settings.register_profile(
+    "ci",
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+settings.register_profile(
+    "thorough",
+    max_examples=2000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(autouse=True)

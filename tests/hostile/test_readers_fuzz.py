@@ -1,0 +1,105 @@
+"""Property tests: every reader of user files either works or raises the one-line InputError."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core.errors import InputError
+from core.importing import load_images, plan_import
+from core.prompt_files import read_prompt_file
+
+odd_text = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), min_codepoint=0), max_size=400
+)
+huge_line = st.integers(min_value=10_001, max_value=40_000).map(lambda n: "x" * n)
+payloads = st.one_of(
+    st.binary(max_size=600),
+    odd_text.map(lambda t: t.encode("utf-8")),
+    odd_text.map(lambda t: t.encode("utf-16")),
+    huge_line.map(str.encode),
+    st.lists(
+        st.dictionaries(
+            st.sampled_from(["prompt", "seed", "path", "x"]),
+            st.one_of(st.none(), st.integers(), odd_text, st.lists(st.integers(), max_size=3)),
+            max_size=4,
+        ),
+        max_size=6,
+    ).map(lambda rows: "\n".join(json.dumps(r) for r in rows).encode()),
+)
+
+
+def assert_one_line(error: InputError, path: Path) -> None:
+    message = str(error)
+    assert message.startswith(str(path)) or str(path) in message
+    assert "\n" not in message and "Traceback" not in message
+
+
+@given(payload=payloads, suffix=st.sampled_from([".txt", ".csv", ".jsonl"]))
+def test_prompt_files_never_crash(payload: bytes, suffix: str) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"prompts{suffix}"
+        path.write_bytes(payload)
+        try:
+            result = read_prompt_file(path)
+        except InputError as error:
+            assert_one_line(error, path)
+            return
+        for prompt, metadata in result.prompts:
+            assert prompt == prompt.strip() and prompt
+            assert isinstance(metadata, dict)
+
+
+@given(payload=payloads, suffix=st.sampled_from([".jsonl", ".csv"]))
+def test_manifests_never_crash_or_reach_outside(payload: bytes, suffix: str) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder) / "src"
+        root.mkdir()
+        manifest = root / f"manifest{suffix}"
+        manifest.write_bytes(payload)
+        try:
+            plan = plan_import(manifest)
+        except InputError as error:
+            assert_one_line(error, manifest)
+            return
+        for error in plan.errors:
+            assert "\n" not in str(error)
+        for grid in plan.grids:
+            for image in grid.images:
+                assert image.path.resolve().is_relative_to(root.resolve())
+            try:
+                load_images(grid)
+            except InputError as error:
+                assert "\n" not in str(error)
+
+
+@given(
+    prompt=st.binary(max_size=300),
+    names=st.lists(
+        st.text(alphabet="0123456789abcdefseed_-.", min_size=1, max_size=12), max_size=5
+    ),
+    image_bytes=st.binary(max_size=200),
+)
+def test_grid_folders_never_crash(prompt: bytes, names: list[str], image_bytes: bytes) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        grid = Path(folder) / "src" / "g"
+        grid.mkdir(parents=True)
+        (grid / "prompt.txt").write_bytes(prompt)
+        for name in names:
+            (grid / f"{name}.png").write_bytes(image_bytes)
+        try:
+            plan = plan_import(grid.parent)
+        except InputError as error:
+            assert "\n" not in str(error)
+            return
+        for error in plan.errors:
+            assert "\n" not in str(error)
+        for planned in plan.grids:
+            try:
+                load_images(planned)
+            except InputError as error:
+                assert "\n" not in str(error)
