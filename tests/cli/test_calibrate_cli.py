@@ -1,0 +1,278 @@
+"""`memgrid calibrate` and `memgrid agreement` on the demo project, and the app's screen."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from xml.etree import ElementTree
+
+import pytest
+from textual.app import App
+from typer.testing import CliRunner
+
+from core.agreement import agreed_label
+from core.demo import DEMO_SET
+from core.taxonomy import Category, Webster
+from tui.app.screens.calibration import CalibrationScreen
+from tui.cli import app
+from tui.project import Project, open_project
+from tui.workflows.calibration import agreed_labels
+
+# The demo's truth per group; the borderline grids get an annotator's judgement.
+GROUP_LABELS = {
+    "explicit-copy": Category.EXPLICIT,
+    "implicit-copy": Category.IMPLICIT,
+    "unintended-copy": Category.UNINTENDED,
+    "unintended-template": Category.UNINTENDED,
+    "explicit-template": Category.EXPLICIT,
+    "varied": Category.NONE,
+}
+BORDERLINE_LABELS = {
+    "a poster of concentric rings over a striped sea": Category.IMPLICIT,
+    "a circular sunburst over coloured bands": Category.NONE,
+    "a person sitting in a living room": Category.UNINTENDED,
+    "a meadow under a wide sky": Category.NONE,
+    "a lighthouse on a rocky coast": Category.NONE,  # 3 of 8 seeds repeat: not enough
+}
+UNLABELLED = ("a snowy village at dawn", "still life with bottles and a lamp")  # left out
+
+
+@pytest.fixture(scope="module")
+def _scored_demo(_demo_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo project scored (tiled-l2, phash) and proposed once for the module."""
+    root = tmp_path_factory.mktemp("calibrate") / "demo"
+    shutil.copytree(_demo_template, root)
+    runner = CliRunner()
+    for command in (["score", "--metric", "tiled-l2,phash"], ["propose"]):
+        result = runner.invoke(app, [*command, "-p", str(root)])
+        assert result.exit_code == 0, result.output
+    return root
+
+
+@pytest.fixture
+def demo(_scored_demo: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "demo"
+    shutil.copytree(_scored_demo, target)
+    return target
+
+
+def label_demo(root: Path, annotator: str = "ana", blind_every: int = 4) -> None:
+    """Label the demo through the store API, as the app records labels."""
+    groups = {grid.prompt: grid.group for grid in DEMO_SET}
+    with open_project(root) as project:
+        store = project.store
+        for grid in store.grids():
+            if grid.prompt in UNLABELLED:
+                continue
+            group = groups[grid.prompt]
+            category = GROUP_LABELS.get(group) or BORDERLINE_LABELS[grid.prompt]
+            proposal = store.proposal(grid.id)
+            store.label(
+                grid.id,
+                annotator,
+                category,
+                webster=Webster.TEMPLATE_VERBATIM if group.endswith("template") else None,
+                proposal_shown=grid.id % blind_every != 0,
+                proposal_category=proposal.category if proposal else None,
+            )
+
+
+def pixel_clique_shares(root: Path) -> dict[int, float]:
+    with open_project(root) as project:
+        return {
+            grid_id: max(
+                s.values["clique_size"] / s.values["n_seeds"]
+                for s in project.store.scores(grid_id)
+                if s.metric in ("tiled-l2", "phash") and s.available
+            )
+            for grid_id in project.store.grid_ids()
+        }
+
+
+def proposals(root: Path) -> dict[int, Category]:
+    with open_project(root) as project:
+        store = project.store
+        return {g: store.proposal(g).category for g in store.grid_ids()}  # type: ignore[union-attr]
+
+
+def test_calibrate_without_labels_warns_and_exits_cleanly(demo: Path, runner: CliRunner) -> None:
+    result = runner.invoke(app, ["calibrate", "-p", str(demo), "--no-plots"])
+    assert result.exit_code == 0, result.output
+    assert "no labelled grids" in result.output
+    assert "No threshold changed." in result.output
+
+
+def test_calibrate_accept_changes_the_proposals_as_the_new_thresholds_say(
+    demo: Path, runner: CliRunner
+) -> None:
+    label_demo(demo)
+    before = proposals(demo)
+    shares = pixel_clique_shares(demo)
+    result = runner.invoke(app, ["calibrate", "-p", str(demo), "--accept", "--json"])
+    assert result.exit_code == 0, result.output
+    (run,) = json.loads(result.output)
+    assert run["label_count"] == 24
+    assert run["accepted"] == "default v1"
+    # tau_mem: F1 on the labelled whole-image copies vs the not-memorized grids puts the
+    # cut between the largest not-memorized clique share (3/8) and the next (4/8).
+    tau_mem = run["fitted"]["tau_mem"]
+    assert 3 / 8 < tau_mem <= 4 / 8
+    assert run["changes"]["tau_mem"] == [pytest.approx(0.02), tau_mem]
+    assert "template-only" in run["threshold_fits"]["tau_mem"]
+    assert run["before"]["matrix"] and run["after"]["matrix"]
+    assert run["after"]["macro_f1"] >= run["before"]["macro_f1"]
+    after = proposals(demo)
+    with open_project(demo) as project:
+        active = project.store.active_threshold_set()
+        assert active is not None and active.label == "default v1"
+        assert active.values["tau_mem"] == pytest.approx(tau_mem)
+        runs = project.store.calibration_runs()
+        assert runs[-1]["accepted"] and runs[-1]["fitted_threshold_set_id"] == active.id
+        regions = {
+            g: len(project.store.scores(g, "tiled-l2")[0].values["region_tiles"])
+            for g in project.store.grid_ids()
+        }
+    # Every change is what the new tau_mem says: a 3-of-8 clique no longer counts, so a
+    # grid whose memorization rested on it alone (no fixed region) is now not memorized.
+    changed = {g for g in before if before[g] != after[g]}
+    expected = {
+        g
+        for g, share in shares.items()
+        if 3 / 8 <= share < tau_mem and regions[g] == 0 and before[g] is not Category.NONE
+    }
+    assert changed == expected
+    assert changed  # the demo's "lighthouse on a rocky coast" at least
+    assert all(after[g] is Category.NONE for g in changed)
+
+
+def test_report_writes_one_self_contained_html_file(demo: Path, runner: CliRunner) -> None:
+    label_demo(demo)
+    report = demo / "calibration.html"
+    result = runner.invoke(app, ["calibrate", "-p", str(demo), "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    text = report.read_text()
+    assert text.startswith("<!DOCTYPE html>")
+    svgs = re.findall(r"<svg.*?</svg>", text, re.S)
+    assert len(svgs) >= 2  # a histogram and the ROC curve
+    for svg in svgs:
+        ElementTree.fromstring(svg)  # well-formed
+    assert "Confusion matrix before" in text and "Best separating signal" in text
+    assert "http" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")  # no links out
+    # The terminal gets the same plots, with the thresholds marked.
+    assert "pixel:clique_share: grids per human label" in result.output
+    assert "tau_mem now 0.02" in result.output and "tau_mem fitted" in result.output
+    assert "ROC, memorized vs not" in result.output
+
+
+def test_by_model_stores_a_set_for_the_model(demo: Path, runner: CliRunner) -> None:
+    label_demo(demo)
+    result = runner.invoke(app, ["calibrate", "-p", str(demo), "--by-model", "--accept", "--json"])
+    assert result.exit_code == 0, result.output
+    (run,) = json.loads(result.output)
+    with open_project(demo) as project:
+        model = project.store.grid(1).model
+        active = project.store.active_threshold_set(model)
+    assert run["model"] == model
+    assert active is not None and active.model == model and active.label == run["accepted"]
+
+
+def test_bad_objective_is_one_line_error(demo: Path, runner: CliRunner) -> None:
+    result = runner.invoke(app, ["calibrate", "-p", str(demo), "--objective", "recall"])
+    assert result.exit_code == 1
+    assert "unknown objective 'recall'" in result.output
+
+
+def test_agreement_reports_kappa_and_the_blind_share(demo: Path, runner: CliRunner) -> None:
+    label_demo(demo, "ana")
+    label_demo(demo, "ben", blind_every=3)
+    with open_project(demo) as project:  # ben changes his mind on one grid
+        project.store.label(1, "ben", Category.IMPLICIT)
+    result = runner.invoke(app, ["agreement", "-p", str(demo), "--json"])
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.output)
+    assert found["annotators"] == ["ana", "ben"]
+    assert found["items_multi_rated"] == 24
+    (pair,) = found["pairs"]
+    assert pair["items"] == 24 and pair["observed"] == pytest.approx(23 / 24)
+    assert 0.8 < pair["kappa"] < 1.0
+    assert found["blind"]["labels"] > 0 and found["shown"]["labels"] > 0
+    text = runner.invoke(app, ["agreement", "-p", str(demo)])
+    assert text.exit_code == 0 and "Krippendorff's alpha (nominal)" in text.output
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """The Pilot test runs on asyncio (anyio's pytest plugin drives it)."""
+    return "asyncio"
+
+
+class ScreenHost(App[None]):
+    def __init__(self, screen: CalibrationScreen) -> None:
+        super().__init__()
+        self.calibration = screen
+
+    def on_mount(self) -> None:
+        self.push_screen(self.calibration)
+
+
+@pytest.mark.anyio
+async def test_calibration_screen_shows_the_run_and_accepts_it(demo: Path) -> None:
+    label_demo(demo)
+    with open_project(demo) as project:
+        screen = CalibrationScreen(project)
+        host = ScreenHost(screen)
+        async with host.run_test() as pilot:
+            await pilot.pause()
+            await host.workers.wait_for_complete()
+            await pilot.pause()
+            assert screen.run is None  # nothing stored yet
+            await pilot.press("c")
+            await host.workers.wait_for_complete()
+            await pilot.pause()
+            assert screen.run is not None and screen.run.changed
+            assert screen.query_one("#signals").row_count > 0
+            await pilot.press("a")
+            await host.workers.wait_for_complete()
+            await pilot.pause()
+            assert screen.run.accepted is not None
+        active = project.store.active_threshold_set()
+        assert active is not None and active.version == 1
+
+
+def test_vote_patterns_give_each_grid_its_own_agreed_label(project: Project) -> None:
+    """The bulk read calibration uses agrees with resolving every grid on its own."""
+    store = project.store
+    grids = [store.add_grid(f"prompt {n}", [], model="m")[0] for n in range(8)]
+    store.label(grids[0], "ana", Category.NONE)
+    store.label(grids[1], "ana", Category.NONE)
+    store.label(grids[1], "ben", Category.UNINTENDED)  # a tie
+    store.label(grids[2], "ana", Category.NONE)
+    store.label(grids[2], "ben", Category.UNINTENDED)
+    store.adjudicate(grids[2], "ana", Category.EXPLICIT)  # settles it; ana's vote stays
+    store.label(grids[3], "ana", Category.IMPLICIT)
+    store.undo_last("ana")  # undone: grid 3 has no label left
+    store.label(grids[4], "ana", Category.NONE)
+    store.label(grids[4], "ana", Category.UNINTENDED, webster=Webster.TEMPLATE_VERBATIM)
+    store.skip(grids[5], "ana")
+    store.flag(grids[6], "ana", Category.NONE)
+    for annotator in ("ana", "ben", "cy"):
+        store.label(grids[7], annotator, Category.IMPLICIT if annotator != "cy" else Category.NONE)
+    patterns, grid_patterns = store.current_vote_patterns()
+    resolved = [agreed_label(events) for events in patterns]
+    for grid_id in grids:
+        alone = agreed_label(store.label_events_for([grid_id]))
+        if grid_id in grid_patterns:
+            assert resolved[grid_patterns[grid_id]] == alone, grid_id
+        else:
+            assert alone.category is None
+    agreed, ties = agreed_labels(project)
+    assert ties == 1
+    assert {g: label.category for g, label in agreed.items()} == {
+        grids[0]: Category.NONE,
+        grids[2]: Category.EXPLICIT,
+        grids[4]: Category.UNINTENDED,
+        grids[7]: Category.IMPLICIT,
+    }
+    assert agreed[grids[4]].webster is Webster.TEMPLATE_VERBATIM

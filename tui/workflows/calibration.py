@@ -1,0 +1,341 @@
+"""The calibration loop shared by `memgrid calibrate`, `memgrid agreement` and the app.
+
+Reads the agreed label of every labelled grid (core.agreement: adjudicated first, else the
+majority) and every stored signal in bulk, fits the active threshold set on them
+(core.calibration), and stores the run. Accepting a run stores its fitted values as a new
+version of the set, makes it active, and recomputes the proposals under it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from core.agreement import ADJUDICATE_ACTION, AgreedLabel, agreed_label
+from core.attribution import Attribution, attribute
+from core.calibration import (
+    CATEGORY_CODE,
+    DEFAULT_BOOTSTRAPS,
+    DEFAULT_SAMPLE_LIMIT,
+    DEFAULT_SEED,
+    PIXEL_CLIQUE_SIGNAL,
+    SIGNAL_KEYS,
+    LabelledGrids,
+    Objective,
+    calibrate,
+    stratified_sample,
+)
+from core.categorizer import PIXEL_METRICS, categorize
+from core.errors import NotFoundError, ProjectError
+from core.interrater import AgreementReport, agreement_report
+from core.records import Grid, LabelEvent, Score, ThresholdSet
+from core.taxonomy import Category, Webster
+from core.thresholds import Thresholds, v0_values
+from tui.project import Project
+from tui.workflows.proposing import (
+    ClipAttributor,
+    ProposeReport,
+    activate_and_propose,
+    clip_encoder,
+    ensure_threshold_set,
+)
+
+# SQLite refuses more than 32,766 bound variables in one statement.
+IDS_PER_QUERY = 30000
+DEFAULT_REGION_GRID = 8  # the region map's size when a score does not say
+
+
+@dataclass(frozen=True)
+class CalibrationRun:
+    """One stored calibration run: the set it calibrated and what the fit found.
+
+    `summary` is CalibrationResult.to_dict(), as stored with the run: the terminal, the
+    HTML report and the app all render from it, so a run reads the same everywhere.
+    """
+
+    run_id: int
+    threshold_set: ThresholdSet
+    summary: dict[str, Any]
+    accepted: ThresholdSet | None = None
+    proposals: ProposeReport | None = None
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.summary.get("changes"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "threshold_set": self.threshold_set.label,
+            "accepted": self.accepted.label if self.accepted else None,
+            "proposals": self.proposals.to_dict() if self.proposals else None,
+            **self.summary,
+        }
+
+
+@dataclass(frozen=True)
+class ProjectLabels:
+    """Every labelled grid's agreed label and signals, read from the store in bulk."""
+
+    data: LabelledGrids
+    models: np.ndarray  # the generator model of each labelled grid
+    ties: int  # grids whose annotators tie: left out until adjudicated
+
+
+# ---------------------------------------------------------------- reading
+
+
+def current_events(project: Project) -> list[LabelEvent]:
+    """Every annotator's current vote and adjudication on every labelled grid, in bulk."""
+    store = project.store
+    grid_ids = store.labelled_grid_ids()
+    return [
+        event
+        for start in range(0, len(grid_ids), IDS_PER_QUERY)
+        for event in store.label_events_for(grid_ids[start : start + IDS_PER_QUERY])
+    ]
+
+
+def agreed_labels(project: Project) -> tuple[dict[int, AgreedLabel], int]:
+    """The agreed label of every grid that has one, and how many grids are tied.
+
+    core.agreement resolves each distinct pattern of votes once (see
+    Store.current_vote_patterns): the same answer as per grid, at 100,000 grids in a blink.
+    """
+    patterns, grid_patterns = project.store.current_vote_patterns()
+    resolved = [agreed_label(events) for events in patterns]
+    agreed, ties = {}, 0
+    for grid_id, index in grid_patterns.items():
+        label = resolved[index]
+        if label.category is not None:
+            agreed[grid_id] = label
+        elif label.tied:
+            ties += 1
+    return agreed, ties
+
+
+def signal_columns(project: Project, grid_ids: Sequence[int]) -> dict[str, np.ndarray]:
+    """Each signal, "metric:key", as one value per grid of `grid_ids` (NaN where missing).
+
+    Where a grid has several scores of one metric the latest available one counts, as in
+    the categorizer. Derived: `tiled-l2:region_share` (the largest consistent region's
+    share of the image, what tau_region compares) and `pixel:clique_share` (the largest
+    clique share over the pixel metrics, what tau_mem compares).
+    """
+    store = project.store
+    wanted = np.asarray(grid_ids, dtype=np.int64)
+    columns: dict[str, np.ndarray] = {}
+    for metric, types in sorted(store.score_value_types().items()):
+        keys = [key for key in SIGNAL_KEYS if types.get(key) in ("real", "integer")]
+        has_region = types.get("region_tiles") == "array"
+        if not keys and not has_region:
+            continue
+        extra = ["region_grid"] if has_region else []
+        rows = store.score_numbers(metric, [*keys, *extra], ["region_tiles"] if has_region else [])
+        if not rows:
+            continue
+        numbers = np.array(rows, dtype=float)  # None becomes NaN
+        # Oldest first: keep each grid's last (latest) score, and only the grids asked for.
+        reversed_ids = numbers[::-1, 0].astype(np.int64)
+        scored, last = np.unique(reversed_ids, return_index=True)
+        latest = numbers[::-1][last]
+        found = np.searchsorted(scored, wanted)
+        found = np.minimum(found, len(scored) - 1)
+        present = scored[found] == wanted
+        values = np.full((len(wanted), numbers.shape[1] - 1), np.nan)
+        values[present] = latest[found[present], 1:]
+        for index, key in enumerate(keys):
+            columns[f"{metric}:{key}"] = values[:, index]
+        if has_region:
+            cells = np.where(np.isnan(values[:, -2]), DEFAULT_REGION_GRID, values[:, -2])
+            columns[f"{metric}:region_share"] = values[:, -1] / (cells * cells)
+    pixel = [columns[f"{m}:clique_share"] for m in PIXEL_METRICS if f"{m}:clique_share" in columns]
+    if pixel:
+        with np.errstate(invalid="ignore"):
+            columns[PIXEL_CLIQUE_SIGNAL] = np.fmax.reduce(pixel)
+    return columns
+
+
+def read_labels(project: Project) -> ProjectLabels:
+    """The labelled grids of the project as calibration's columns."""
+    agreed, ties = agreed_labels(project)
+    grid_ids = sorted(agreed)
+    models = project.store.grid_models()
+    labels = np.array([CATEGORY_CODE[agreed[g].category] for g in grid_ids], dtype=int)  # type: ignore[index]
+    data = LabelledGrids(
+        grid_ids=np.array(grid_ids, dtype=np.int64),
+        labels=labels,
+        signals=signal_columns(project, grid_ids),
+        template_only=np.array([_template_only(agreed[g]) for g in grid_ids], dtype=bool),
+    )
+    return ProjectLabels(data, np.array([models.get(g, "") for g in grid_ids], dtype=object), ties)
+
+
+def _template_only(label: AgreedLabel) -> bool:
+    """True when the annotators placed the memorized content on tiles only (a template)."""
+    if label.webster is Webster.TEMPLATE_VERBATIM:
+        return True
+    memorized = [feature for feature in label.features if feature.category.memorized]
+    return bool(memorized) and all(feature.tiles for feature in memorized)
+
+
+# ---------------------------------------------------------------- the categorizer
+
+
+class LabelledCategorizer:
+    """Runs the categorizer on labelled grids exactly as `memgrid propose` does.
+
+    Grids and scores are read in bulk for the grids asked about; attributions are kept
+    per grid and CLIP evidence, which is all that varies with the thresholds there.
+    """
+
+    def __init__(self, project: Project, grid_ids: np.ndarray) -> None:
+        self.project = project
+        self.grid_ids = grid_ids
+        self.lexicon = project.store.entities()
+        self.clip = ClipAttributor(project, self.lexicon, clip_encoder)
+        self._grids: dict[int, Grid] = {}
+        self._scores: dict[int, list[Score]] = {}
+        self._thresholds: dict[tuple[tuple[str, float], ...], Thresholds] = {}
+        self._attributions: dict[tuple[int, Any], Attribution] = {}
+
+    def preload(self, indices: Sequence[int]) -> None:
+        """Read the grids and scores of these labelled grids (indices into `grid_ids`)."""
+        wanted = [
+            int(self.grid_ids[i]) for i in indices if int(self.grid_ids[i]) not in self._grids
+        ]
+        store = self.project.store
+        for start in range(0, len(wanted), IDS_PER_QUERY):
+            chunk = wanted[start : start + IDS_PER_QUERY]
+            for grid in store.grids(chunk):
+                self._grids[grid.id] = grid
+                self._scores[grid.id] = []
+            for score in store.scores_for(chunk):
+                self._scores[score.grid_id].append(score)
+
+    def __call__(self, index: int, values: Mapping[str, float]) -> Category:
+        grid_id = int(self.grid_ids[index])
+        if grid_id not in self._grids:
+            self.preload([index])
+        key = tuple(sorted(values.items()))
+        thresholds = self._thresholds.get(key)
+        if thresholds is None:
+            thresholds = self._thresholds[key] = Thresholds.from_values(values)
+        grid, scores = self._grids[grid_id], self._scores[grid_id]
+        evidence = self.clip.evidence(grid, scores, thresholds)
+        attribution = self._attributions.get((grid_id, evidence))
+        if attribution is None:
+            attribution = attribute(grid.prompt, self.lexicon, evidence)
+            self._attributions[(grid_id, evidence)] = attribution
+        return categorize(scores, thresholds, attribution).category
+
+
+# ---------------------------------------------------------------- running
+
+
+def calibrate_project(
+    project: Project,
+    objective: Objective,
+    *,
+    by_model: bool = False,
+    accept: bool = False,
+    seed: int = DEFAULT_SEED,
+    bootstraps: int = DEFAULT_BOOTSTRAPS,
+    sample_limit: int = DEFAULT_SAMPLE_LIMIT,
+) -> list[CalibrationRun]:
+    """Fit the active threshold set (one per model with `by_model`) and store each run.
+
+    With `accept`, each run that changed a threshold is accepted at once (see `accept_run`).
+    """
+    labels = read_labels(project)
+    groups: list[tuple[str | None, np.ndarray]]
+    if by_model and len(labels.data):
+        groups = [(str(model), labels.models == model) for model in sorted(set(labels.models))]
+    else:  # one project-wide fit (also when nothing is labelled: the run says so)
+        groups = [(None, np.ones(len(labels.data), dtype=bool))]
+    runs = []
+    for model, mask in groups:
+        active, _ = ensure_threshold_set(project, model)
+        data = labels.data.subset(mask)
+        categorizer = LabelledCategorizer(project, data.grid_ids)
+        # Read the grids the categorizer will be asked about in one go.
+        categorizer.preload(stratified_sample(data.labels, sample_limit, seed).tolist())
+        result = calibrate(
+            data,
+            {**v0_values(), **active.values},  # the values the categorizer applies now
+            objective,
+            categorizer,
+            seed=seed,
+            bootstraps=bootstraps,
+            sample_limit=sample_limit,
+            model=model,
+        )
+        if labels.ties:
+            result.warnings.append(
+                f"{labels.ties} grid(s) tied between annotators were left out: adjudicate them"
+            )
+        summary = result.to_dict()
+        run_id = project.store.add_calibration_run(
+            threshold_set_id=active.id,
+            label_count=result.label_count,
+            objective=result.objective,
+            thresholds=result.fitted,
+            metrics=summary,
+        )
+        run = CalibrationRun(run_id, active, summary)
+        if accept and run.changed:
+            run = accept_run(project, run_id)
+        runs.append(run)
+    return runs
+
+
+def accept_run(project: Project, run_id: int) -> CalibrationRun:
+    """Store a run's fitted values as a new version of its set, activate it, re-propose."""
+    store = project.store
+    stored = next((r for r in store.calibration_runs() if r["id"] == run_id), None)
+    if stored is None:
+        raise NotFoundError(f"no calibration run with id {run_id}")
+    if stored["accepted"]:
+        raise ProjectError(f"calibration run {run_id} was already accepted")
+    if stored["threshold_set_id"] is None:
+        raise ProjectError(f"calibration run {run_id} names no threshold set to update")
+    base = store.threshold_set_by_id(stored["threshold_set_id"])
+    metrics = stored["metrics"]
+    model = metrics.get("model") or base.model
+    values = _set_values(stored["thresholds"])
+    notes = (
+        f"calibrated from {base.label} by run {run_id}: objective {stored['objective']}, "
+        f"{stored['label_count']} labelled grids"
+    )
+    fitted = store.add_threshold_set(base.name, values, notes=notes, model=model)
+    store.mark_calibration_accepted(run_id, fitted.id)
+    report = activate_and_propose(project, fitted.id)
+    accepted = store.threshold_set_by_id(fitted.id)
+    return CalibrationRun(run_id, base, metrics, accepted, report)
+
+
+def _set_values(thresholds: Mapping[str, Any]) -> dict[str, float]:
+    """Only numbers belong in a threshold set (None marks a rule left unset)."""
+    return {key: float(value) for key, value in thresholds.items() if value is not None}
+
+
+def latest_run(project: Project) -> CalibrationRun | None:
+    """The newest stored calibration run, or None before the first."""
+    runs = project.store.calibration_runs()
+    if not runs:
+        return None
+    stored = runs[-1]
+    store = project.store
+    base = store.threshold_set_by_id(stored["threshold_set_id"])
+    fitted_id = stored["fitted_threshold_set_id"]
+    accepted = store.threshold_set_by_id(fitted_id) if fitted_id is not None else None
+    return CalibrationRun(stored["id"], base, stored["metrics"], accepted)
+
+
+def project_agreement(project: Project) -> AgreementReport:
+    """Agreement among annotators and with the proposals; adjudications are not votes."""
+    votes = [event for event in current_events(project) if event.action != ADJUDICATE_ACTION]
+    return agreement_report(votes)
