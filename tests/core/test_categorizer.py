@@ -290,10 +290,10 @@ class TestThresholdPlumbing:
         result = categorize([tiled_l2(1, ()), wen], V0, attribute("a beach"))
         reason = next(r for r in result.reasons if r.signal == "wen")
         assert not reason.fired and "no tau_wen" in reason.text
-        assert reason.value == 3.2
+        assert reason.value == 3.9  # the first step: what calibration fits tau_wen on
         with_tau = categorize([wen], Thresholds.from_values({"tau_wen": 3.0}), attribute("a"))
         (reason,) = [r for r in with_tau.reasons if r.signal == "wen"]
-        assert reason.fired and "3.2 ≥ 3" in reason.text
+        assert reason.fired and "3.9 ≥ 3" in reason.text
         assert with_tau.category is Category.NONE  # reported, not decisive in v0
 
     def test_the_proposal_carries_score_and_margin(self) -> None:

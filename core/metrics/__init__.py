@@ -1,0 +1,38 @@
+"""Consistency metrics by name; modules load only when a metric is asked for.
+
+Each metric turns a grid's seeds into a pairwise matrix and then into a Score whose
+`values` share one set of keys (see core.metrics.base.grid_scores).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from core.metrics.base import Metric
+
+# name -> "module:Class"; resolved lazily so listing metrics never imports numpy-heavy code.
+METRICS: dict[str, str] = {
+    "tiled-l2": "core.metrics.tiled_l2:TiledL2",
+    "phash": "core.metrics.phash:PHash",
+    "clip": "core.metrics.clip:Clip",
+    "sscd": "core.metrics.sscd:Sscd",
+}
+# Metrics that need no weights run by default; clip is included so its absence is reported.
+DEFAULT_METRICS = ("tiled-l2", "phash", "clip")
+
+
+def metric_class(name: str) -> type[Metric]:
+    """The class registered under `name`; KeyError lists the known names."""
+    try:
+        target = METRICS[name]
+    except KeyError:
+        raise KeyError(f"unknown metric {name!r}; known: {', '.join(METRICS)}") from None
+    module_name, class_name = target.split(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def make_metric(name: str, **options: Any) -> Metric:
+    """A metric instance; options are the metric's own keyword parameters."""
+    return metric_class(name)(**options)

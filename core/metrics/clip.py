@@ -1,0 +1,220 @@
+"""CLIP image-embedding cosine (open_clip): semantic sameness where pixels differ.
+
+Weights come from an open_clip model name plus a pretrained tag or a local checkpoint
+file, a `local-dir:` folder (open_clip_config.json + weights), or an `hf-hub:` repo that
+is already in the local Hugging Face cache. memgrid never downloads: when the weights are
+not on disk the metric raises UnavailableError and the grid's score says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from core.errors import InputError, UnavailableError
+from core.metrics.embedding import (
+    WEIGHT_SUFFIXES,
+    EmbeddingMetric,
+    file_fingerprint,
+    looks_like_path,
+    require_file,
+)
+
+DEFAULT_MODEL = "ViT-B-32"
+DEFAULT_PRETRAINED = "laion2b_s34b_b79k"
+# CLIP image-image cosine of two different photos of one concept is typically 0.7-0.85;
+# at 0.9 and above the seeds show the same identity or composition. A starting point for
+# calibration (design section 4), not a literature constant like SSCD's 0.5.
+DEFAULT_THRESHOLD = 0.9
+LOCAL_DIR = "local-dir:"
+HF_HUB = "hf-hub:"
+# open_clip's file names on the hub (open_clip.constants), safetensors preferred.
+HUB_WEIGHT_NAMES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+HUB_CONFIG_NAME = "open_clip_config.json"
+
+
+class Clip(EmbeddingMetric):
+    """open_clip image embeddings compared by cosine similarity."""
+
+    name = "clip"
+    version = "1"
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        pretrained: str | None = DEFAULT_PRETRAINED,
+        threshold: float = DEFAULT_THRESHOLD,
+        cluster_eps: float | None = None,
+        batch_size: int = 16,
+        device: str = "cpu",
+        hub_cache_dir: str | Path | None = None,
+    ) -> None:
+        super().__init__(threshold=threshold, cluster_eps=cluster_eps, batch_size=batch_size)
+        self.model_name = model
+        self.pretrained = pretrained or None
+        self.device = device
+        # Where to look for hub files; None is huggingface_hub's own cache (HF_HOME).
+        self.hub_cache_dir = str(hub_cache_dir) if hub_cache_dir is not None else None
+        self._model: Any = None
+        self._preprocess: Any = None
+        self._model_key: str | None = None
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {**super().params, "model": self.model_name, "pretrained": self.pretrained}
+
+    @property
+    def model_key(self) -> str:
+        if self._model_key is None:
+            self._model_key = f"open_clip:{self._weights_identity()}"
+        return self._model_key
+
+    def _weights_identity(self) -> str:
+        """Tags and hub repos name their weights; local files are named by their content."""
+        if self.model_name.startswith(LOCAL_DIR):
+            folder = self._local_dir()
+            digest = hashlib.sha256()
+            for path in sorted(folder.iterdir()):
+                if path.name == HUB_CONFIG_NAME or path.suffix in WEIGHT_SUFFIXES:
+                    digest.update(path.name.encode() + file_fingerprint(path).encode())
+            return f"local-dir:sha256-{digest.hexdigest()[:16]}"
+        if self.model_name.startswith(HF_HUB):
+            return self.model_name
+        if self.pretrained and looks_like_path(self.pretrained):
+            weights = require_file(self.pretrained, "CLIP checkpoint")
+            return f"{self.model_name}:sha256-{file_fingerprint(weights)}"
+        return f"{self.model_name}:{self.pretrained}"
+
+    def _local_dir(self) -> Path:
+        folder = Path(self.model_name[len(LOCAL_DIR) :]).expanduser()
+        if not (folder / HUB_CONFIG_NAME).is_file():
+            raise InputError(folder, f"not an open_clip folder (no {HUB_CONFIG_NAME})")
+        return folder
+
+    def _load(self) -> None:
+        try:
+            import open_clip
+        except ImportError as error:  # the optional `gen` extra is not installed
+            raise UnavailableError(f"clip needs open_clip_torch and torch ({error})") from None
+        model_name, pretrained, preprocess_overrides = self._resolve_weights(open_clip)
+        try:
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                model_name, pretrained=pretrained, device=self.device, **preprocess_overrides
+            )
+        except Exception as error:  # torch, safetensors and open_clip each raise their own types
+            source = pretrained or model_name
+            raise InputError(source, f"cannot load CLIP weights ({error})") from None
+        model.eval()
+        self._model, self._preprocess = model, preprocess
+
+    def _resolve_weights(self, open_clip: Any) -> tuple[str, str | None, dict[str, Any]]:
+        """(model name, checkpoint path, preprocessing) found on disk, or UnavailableError."""
+        if self.model_name.startswith(LOCAL_DIR):
+            return f"{LOCAL_DIR}{self._local_dir()}", None, {}
+        if self.model_name.startswith(HF_HUB):
+            repo = self.model_name[len(HF_HUB) :]
+            config = self._cached_hub_file(repo, HUB_CONFIG_NAME)
+            if config is None:
+                raise UnavailableError(
+                    f"CLIP model {self.model_name} is not in the local Hugging Face cache "
+                    "(memgrid never downloads weights)"
+                )
+            # A cached hub snapshot is laid out exactly like an open_clip local-dir.
+            return f"{LOCAL_DIR}{config.parent}", None, {}
+        if self.model_name not in open_clip.list_models():
+            raise UnavailableError(f"unknown open_clip model {self.model_name!r}")
+        if not self.pretrained:
+            raise UnavailableError(
+                f"no CLIP weights given for {self.model_name} "
+                "(pass a pretrained tag or a checkpoint)"
+            )
+        if looks_like_path(self.pretrained):
+            return self.model_name, str(require_file(self.pretrained, "CLIP checkpoint")), {}
+        tag_config = open_clip.get_pretrained_cfg(self.model_name, self.pretrained)
+        if not tag_config:
+            raise UnavailableError(
+                f"{self.pretrained!r} is neither a known open_clip tag for {self.model_name} "
+                "nor a checkpoint file"
+            )
+        weights = self._cached_tag_weights(tag_config)
+        if weights is None:
+            raise UnavailableError(
+                f"CLIP weights {self.model_name}/{self.pretrained} are not on this machine "
+                "(memgrid never downloads weights; pass a local checkpoint with --clip-pretrained)"
+            )
+        overrides = {
+            "image_mean": tag_config.get("mean"),
+            "image_std": tag_config.get("std"),
+            "image_interpolation": tag_config.get("interpolation"),
+            "image_resize_mode": tag_config.get("resize_mode"),
+        }
+        return self.model_name, str(weights), overrides
+
+    def _cached_tag_weights(self, tag_config: dict[str, Any]) -> Path | None:
+        """Where open_clip would have downloaded a tag's weights, if they are there."""
+        if tag_config.get("file"):
+            path = Path(tag_config["file"])
+            return path if path.is_file() else None
+        if tag_config.get("hf_hub"):
+            # 'org/repo/' names the repo's default weights, 'org/repo/file' one file.
+            repo, filename = os.path.split(tag_config["hf_hub"])
+            for name in _hub_weight_candidates(filename):
+                found = self._cached_hub_file(repo, name)
+                if found is not None:
+                    return found
+        if tag_config.get("url"):
+            path = Path("~/.cache/clip").expanduser() / os.path.basename(tag_config["url"])
+            return path if path.is_file() else None
+        return None
+
+    def _cached_hub_file(self, repo: str, filename: str) -> Path | None:
+        try:
+            from huggingface_hub import try_to_load_from_cache
+        except ImportError:
+            return None
+        found = try_to_load_from_cache(repo, filename, cache_dir=self.hub_cache_dir)
+        return Path(found) if isinstance(found, str) else None
+
+    def _embed_batch(self, images: Sequence[Image.Image]) -> np.ndarray:
+        import torch
+
+        batch = torch.stack([self._preprocess(image) for image in images]).to(self.device)
+        with torch.inference_mode():
+            features = self._model.encode_image(batch)
+        return features.float().cpu().numpy()
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised text embeddings in the same space (prompt-to-region attribution)."""
+        import open_clip
+        import torch
+
+        self.ensure_loaded()
+        tokenizer = open_clip.get_tokenizer(self._tokenizer_name())
+        with torch.inference_mode():
+            features = self._model.encode_text(tokenizer(list(texts)).to(self.device))
+        vectors = features.float().cpu().numpy()
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+    def _tokenizer_name(self) -> str:
+        if self.model_name.startswith(HF_HUB):
+            config = self._cached_hub_file(self.model_name[len(HF_HUB) :], HUB_CONFIG_NAME)
+            if config is not None:
+                return f"{LOCAL_DIR}{config.parent}"
+        return self.model_name
+
+
+def _hub_weight_candidates(filename: str) -> list[str]:
+    """The file names open_clip tries for a hub tag, safetensors first (pretrained.py)."""
+    if not filename:
+        return list(HUB_WEIGHT_NAMES)
+    names = []
+    if filename.endswith((".bin", ".pth")):
+        names.append(filename[:-4] + ".safetensors")
+    names.append(filename)
+    return names

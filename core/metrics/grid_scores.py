@@ -1,0 +1,110 @@
+"""Grid-level scores from any pairwise matrix: near-duplicate clique, DBSCAN cluster, median.
+
+Every metric reports these under the same keys, so the categorizer reads one vocabulary.
+Carlini et al. call a prompt memorized when a clique of near-identical generations forms;
+MemBench clusters SSCD distances with DBSCAN (eps 0.5, min_samples 3).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+
+from core.errors import UnavailableError
+
+MatrixKind = Literal["distance", "similarity"]
+# MemBench (Hong et al.) counts a memorized image as a DBSCAN cluster of at least three
+# generations (min_samples includes the point itself, as in scikit-learn).
+DBSCAN_MIN_SAMPLES = 3
+
+
+def require_seeds(count: int) -> None:
+    """Consistency across seeds needs at least two seeds to compare."""
+    if count < 2:
+        raise UnavailableError(f"a grid needs at least 2 seeds to compare, this one has {count}")
+
+
+def near_duplicates(matrix: np.ndarray, kind: MatrixKind, threshold: float) -> np.ndarray:
+    """Boolean adjacency of near-duplicate pairs (inclusive), without self-loops."""
+    close = matrix <= threshold if kind == "distance" else matrix >= threshold
+    close = close & close.T  # a pair is close only if both directions agree
+    np.fill_diagonal(close, False)
+    return close
+
+
+def largest_clique_size(adjacency: np.ndarray) -> int:
+    """Size of the maximum clique (Bron–Kerbosch with pivoting over bitsets); 1 if no edges.
+
+    Exact and fast for grids of tens of seeds; a complete graph (all seeds identical) is
+    solved in one pass because the pivot covers every other vertex.
+    """
+    count = adjacency.shape[0]
+    if count == 0:
+        return 0
+    neighbours = [sum(1 << int(j) for j in np.flatnonzero(adjacency[i])) for i in range(count)]
+    best = 1
+
+    def expand(size: int, candidates: int, excluded: int) -> None:
+        nonlocal best
+        if candidates == 0:
+            best = max(best, size)
+            return
+        if size + candidates.bit_count() <= best:
+            return  # cannot beat the best clique found so far
+        pivot_pool = candidates | excluded
+        pivot = max(_bits(pivot_pool), key=lambda v: (neighbours[v] & candidates).bit_count())
+        for vertex in _bits(candidates & ~neighbours[pivot]):
+            expand(size + 1, candidates & neighbours[vertex], excluded & neighbours[vertex])
+            candidates &= ~(1 << vertex)
+            excluded |= 1 << vertex
+
+    expand(0, (1 << count) - 1, 0)
+    return best
+
+
+def _bits(mask: int) -> list[int]:
+    indices = []
+    while mask:
+        low = mask & -mask
+        indices.append(low.bit_length() - 1)
+        mask ^= low
+    return indices
+
+
+def largest_cluster_size(distances: np.ndarray, eps: float) -> int:
+    """Largest DBSCAN cluster (precomputed distances, min_samples 3, as MemBench); 0 if none."""
+    from sklearn.cluster import DBSCAN  # deferred: sklearn is slow to import
+
+    labels = DBSCAN(eps=eps, min_samples=DBSCAN_MIN_SAMPLES, metric="precomputed").fit_predict(
+        np.clip(distances, 0.0, None)
+    )
+    clustered = labels[labels >= 0]
+    return int(np.bincount(clustered).max()) if clustered.size else 0
+
+
+def grid_scores(
+    matrix: np.ndarray, kind: MatrixKind, threshold: float, cluster_eps: float
+) -> dict[str, Any]:
+    """The grid-level values every metric reports, under the keys the categorizer reads."""
+    count = matrix.shape[0]
+    require_seeds(count)
+    distances = matrix if kind == "distance" else 1.0 - matrix
+    pairs = matrix[np.triu_indices(count, k=1)]
+    clique = largest_clique_size(near_duplicates(matrix, kind, threshold))
+    cluster = largest_cluster_size(distances, cluster_eps)
+    values: dict[str, Any] = {
+        "n_seeds": count,
+        "clique_size": clique,
+        "clique_share": clique / count,
+        "cluster_size": cluster,
+        "cluster_share": cluster / count,
+        "threshold": threshold,
+    }
+    median = float(np.median(pairs))
+    if kind == "distance":
+        values["median_distance"] = median
+        values["median_similarity"] = 1.0 - median
+    else:
+        values["median_similarity"] = median
+    return values

@@ -1,0 +1,180 @@
+"""Carlini et al.'s tiled l2: two seeds are near-identical only if every tile is close.
+
+Both images are squashed to 512x512 and cut into 4x4 tiles of 128x128; each pair of
+corresponding tiles is compared by the normalized l2 (RMS over all pixels and channels in
+[0, 1]) and the image distance is the largest tile distance. Carlini et al. call a pair
+near-identical under delta = 0.15. The same per-tile distances on a finer grid (8x8 tiles
+of 64x64) give the region map, computed in the same pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from core.images import square_pixels
+from core.metrics.base import EmbeddingCache, Metric
+from core.metrics.grid_scores import require_seeds
+from core.metrics.region import (
+    DEFAULT_REGION_GRID,
+    DEFAULT_TEXTURE_FLOOR,
+    DEFAULT_TILE_THRESHOLD,
+    region_consistency,
+)
+from core.records import Score
+
+CARLINI_DELTA = 0.15
+CARLINI_SIZE = 512
+CARLINI_TILES = 4  # per side: 16 tiles of 128x128 at 512
+
+
+def tile_mean_squares(pixels: np.ndarray, tiles_per_side: int) -> np.ndarray:
+    """Mean squared difference per tile for every pair, in [0, 1] units: (tiles**2, n, n).
+
+    `pixels` is (n, size, size, channels) uint8. Vectorised over all pairs through one
+    Gram matrix per tile, one row of tiles at a time so the float copy stays in cache.
+    Tiles are centred on their mean over seeds first, which removes the large common part
+    and keeps float32 exact enough for near-identical pairs.
+    """
+    count, height, width, channels = pixels.shape
+    tile_height, tile_width = height // tiles_per_side, width // tiles_per_side
+    if tile_height * tiles_per_side != height or tile_width * tiles_per_side != width:
+        raise ValueError(f"a {height}x{width} image does not split into {tiles_per_side} tiles")
+    tile_size = tile_height * tile_width * channels
+    grid = pixels.reshape(count, tiles_per_side, tile_height, tiles_per_side, tile_width, channels)
+    squared = np.empty((tiles_per_side, tiles_per_side, count, count), dtype=np.float32)
+    for row in range(tiles_per_side):
+        # (tiles in the row, seeds, pixels of one tile), as float32: a copy, never a view.
+        tiles = (
+            grid[:, row]
+            .transpose(2, 0, 1, 3, 4)
+            .reshape(tiles_per_side, count, tile_size)
+            .astype(np.float32)
+        )
+        tiles -= tiles.mean(axis=1, keepdims=True)
+        gram = tiles @ tiles.transpose(0, 2, 1)
+        norms = np.einsum("tii->ti", gram)
+        squared[row] = norms[:, :, None] + norms[:, None, :] - 2.0 * gram
+    squared = squared.reshape(tiles_per_side * tiles_per_side, count, count)
+    np.maximum(squared, 0.0, out=squared)
+    squared /= np.float32(255.0 * 255.0 * tile_size)
+    for tile in squared:
+        np.fill_diagonal(tile, 0.0)
+    return squared
+
+
+def tile_texture(pixels: np.ndarray, tiles_per_side: int) -> np.ndarray:
+    """Each seed's within-tile standard deviation in [0, 1] (mean over channels), (tiles**2, n)."""
+    count, height, width, channels = pixels.shape
+    tile_height, tile_width = height // tiles_per_side, width // tiles_per_side
+    grid = pixels.reshape(count, tiles_per_side, tile_height, tiles_per_side, tile_width, channels)
+    deviations = np.empty((tiles_per_side, tiles_per_side, count), dtype=np.float32)
+    for row in range(tiles_per_side):
+        tiles = grid[:, row].transpose(2, 0, 1, 3, 4).reshape(tiles_per_side, count, -1, channels)
+        # Spatial spread per channel: a flat colour has none, whatever its hue.
+        deviations[row] = tiles.astype(np.float32).std(axis=2).mean(axis=2) / 255.0
+    return deviations.reshape(tiles_per_side * tiles_per_side, count)
+
+
+def coarsen(mean_squares: np.ndarray, factor: int) -> np.ndarray:
+    """Per-tile mean squares on a grid `factor` times coarser: a big tile's MSE is the mean
+    of its equal-sized sub-tiles' MSEs, so the fine pass yields the coarse one for free."""
+    tile_count, count, _ = mean_squares.shape
+    fine = round(tile_count**0.5)
+    coarse = fine // factor
+    return (
+        mean_squares.reshape(coarse, factor, coarse, factor, count, count)
+        .mean(axis=(1, 3))
+        .reshape(coarse * coarse, count, count)
+    )
+
+
+class TiledL2(Metric):
+    """Tiled l2 distance (Carlini et al. 2023) with the region map on a finer grid."""
+
+    name = "tiled-l2"
+    kind = "distance"
+    version = "1"
+
+    def __init__(
+        self,
+        delta: float = CARLINI_DELTA,
+        size: int = CARLINI_SIZE,
+        tiles: int = CARLINI_TILES,
+        region_grid: int = DEFAULT_REGION_GRID,
+        tile_threshold: float = DEFAULT_TILE_THRESHOLD,
+        texture_floor: float = DEFAULT_TEXTURE_FLOOR,
+        cluster_eps: float | None = None,
+    ) -> None:
+        super().__init__(threshold=delta, cluster_eps=cluster_eps)
+        if size % tiles or size % region_grid:
+            raise ValueError(f"size {size} must split evenly into {tiles} and {region_grid} tiles")
+        self.size = size
+        self.tiles = tiles
+        self.region_grid = region_grid
+        self.tile_threshold = float(tile_threshold)
+        self.texture_floor = float(texture_floor)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {
+            **super().params,
+            "size": self.size,
+            "tiles": self.tiles,
+            "region_grid": self.region_grid,
+            "tile_threshold": self.tile_threshold,
+            "texture_floor": self.texture_floor,
+        }
+
+    def pixels(self, images: Sequence[Image.Image]) -> np.ndarray:
+        return np.stack([square_pixels(image, self.size) for image in images])
+
+    def tile_distances(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-tile RMS distances: (tiles**2, n, n) for the image, (grid**2, n, n) for regions."""
+        region_squares = tile_mean_squares(pixels, self.region_grid)
+        if self.region_grid % self.tiles == 0:
+            image_squares = coarsen(region_squares, self.region_grid // self.tiles)
+        else:
+            image_squares = tile_mean_squares(pixels, self.tiles)
+        return np.sqrt(image_squares), np.sqrt(region_squares)
+
+    def matrix(
+        self,
+        images: Sequence[Image.Image],
+        shas: Sequence[str],
+        cache: EmbeddingCache | None = None,
+    ) -> np.ndarray:
+        image_tiles, _ = self.tile_distances(self.pixels(images))
+        return image_tiles.max(axis=0)
+
+    def score(
+        self,
+        grid_id: int,
+        images: Sequence[Image.Image],
+        shas: Sequence[str],
+        cache: EmbeddingCache | None = None,
+    ) -> Score:
+        require_seeds(len(images))
+        pixels = self.pixels(images)
+        image_tiles, region_tiles = self.tile_distances(pixels)
+        values = self.grid_values(image_tiles.max(axis=0))
+        region = region_consistency(
+            region_tiles,
+            self.threshold,
+            self.tile_threshold,
+            tile_texture(pixels, self.region_grid),
+            self.texture_floor,
+        )
+        values.update(
+            extent=region.extent,
+            textured_share=region.informative,
+            region_tiles=list(region.tiles),
+            region_bbox=list(region.bbox) if region.bbox is not None else None,
+            region_grid=self.region_grid,
+            tile_threshold=self.tile_threshold,
+            texture_floor=self.texture_floor,
+        )
+        return self.make_score(grid_id, values, heatmap=region.heatmap)

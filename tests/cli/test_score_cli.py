@@ -1,0 +1,223 @@
+"""`memgrid score` and `memgrid show` on a project whose grids have a known truth."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from core.demo import photo, scene, stamp, with_noise
+from core.records import Proposal, Reason
+from core.taxonomy import Category, Feature
+
+# The tiny open_clip model the clip metric's tests build, reused here.
+from tests.core.test_clip_sscd import TINY_MODEL, tiny_weights  # noqa: F401
+from tui.cli import app
+from tui.commands.scoring import heatmap_rows
+from tui.project import Project, open_project
+
+SEEDS = 6
+# At the demo's 256 px one tile of the 8x8 region map is 32 px: rows 6-7, columns 4-7.
+MARK_BOX = (128, 192, 255, 255)
+COPY_PROMPT = "a living room with a grey sofa"
+TEMPLATE_PROMPT = "a mountain landscape at sunrise"
+VARIED_PROMPT = "a forest path in autumn"
+
+
+def add_grid(project: Project, prompt: str, images: list[Image.Image], first_seed: int = 0) -> int:
+    stored = [project.images.put_image(image, first_seed + i) for i, image in enumerate(images)]
+    grid_id, _ = project.store.add_grid(prompt, stored, model="test", source="test")
+    return grid_id
+
+
+@pytest.fixture
+def scored_project(project: Project) -> Path:
+    """Three grids: one photo in every seed, a fixed mark on varied scenes, free variation."""
+    add_grid(project, COPY_PROMPT, [with_noise(photo("sofa"), s) for s in range(SEEDS)])
+    add_grid(
+        project,
+        TEMPLATE_PROMPT,
+        [stamp(scene(("mountain", s)), "MARK", MARK_BOX, "mark") for s in range(SEEDS)],
+    )
+    add_grid(project, VARIED_PROMPT, [noise(s) for s in range(SEEDS)])
+    return project.root
+
+
+def noise(seed: int) -> Image.Image:
+    """Free variation everywhere: with six seeds, drawn scenes can agree on a tile by chance."""
+    pixels = np.random.default_rng(seed).integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    return Image.fromarray(pixels)
+
+
+@pytest.fixture
+def no_hub_weights(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Point the weight caches at empty folders, so no machine's downloads leak in."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+
+def run_json(runner: CliRunner, *args: str) -> dict:
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def values_of(root: Path, prompt: str, metric: str) -> dict:
+    with open_project(root) as opened:
+        grid_id = opened.store.find_grid(prompt, "test")
+        (score,) = opened.store.scores(grid_id, metric)
+    assert score.available
+    return score.values
+
+
+def test_score_finds_the_constructed_truth(scored_project: Path, runner: CliRunner):
+    report = run_json(
+        runner, "score", "-p", str(scored_project), "--metric", "tiled-l2,phash", "-j", "2"
+    )
+    assert (report["grids_scored"], report["scores_written"], report["errors"]) == (3, 6, [])
+    copy = values_of(scored_project, COPY_PROMPT, "tiled-l2")
+    assert (copy["clique_share"], copy["extent"]) == (1.0, 1.0)
+    template = values_of(scored_project, TEMPLATE_PROMPT, "tiled-l2")
+    assert template["clique_share"] == 1 / SEEDS
+    assert template["region_bbox"] == [6, 4, 7, 7]
+    assert template["extent"] == pytest.approx(8 / (64 * template["textured_share"]))
+    varied = values_of(scored_project, VARIED_PROMPT, "tiled-l2")
+    assert (varied["clique_share"], varied["extent"], varied["region_bbox"]) == (
+        1 / SEEDS,
+        0.0,
+        None,
+    )
+    assert values_of(scored_project, COPY_PROMPT, "phash")["clique_share"] == 1.0
+    assert values_of(scored_project, VARIED_PROMPT, "phash")["clique_share"] == 1 / SEEDS
+
+
+def test_score_is_resumable_and_rescore_redoes(scored_project: Path, runner: CliRunner):
+    args = ["score", "-p", str(scored_project), "--metric", "tiled-l2"]
+    assert run_json(runner, *args)["grids_scored"] == 3
+    again = run_json(runner, *args)
+    assert (again["grids_pending"], again["grids_scored"]) == (0, 0)
+    assert run_json(runner, *args, "--metric", "tiled-l2,phash")["grids_scored"] == 3
+    assert run_json(runner, *args, "--rescore")["grids_scored"] == 3
+
+
+def test_a_grid_that_gains_seeds_is_rescored(scored_project: Path, runner: CliRunner):
+    args = ["score", "-p", str(scored_project), "--metric", "tiled-l2"]
+    run_json(runner, *args)
+    with open_project(scored_project) as opened:
+        add_grid(opened, VARIED_PROMPT, [noise(SEEDS)], first_seed=SEEDS)
+    report = run_json(runner, *args)
+    assert (report["grids_pending"], report["grids_scored"]) == (1, 1)
+    assert values_of(scored_project, VARIED_PROMPT, "tiled-l2")["n_seeds"] == SEEDS + 1
+
+
+def test_clip_without_weights_is_stored_unavailable(
+    scored_project: Path, runner: CliRunner, no_hub_weights: None
+):
+    result = runner.invoke(app, ["score", "-p", str(scored_project)])
+    assert result.exit_code == 0, result.output
+    assert "clip unavailable on 3 grids" in result.stderr
+    assert "not on this machine" in result.stderr
+    with open_project(scored_project) as opened:
+        grid_id = opened.store.find_grid(COPY_PROMPT, "test")
+        clip = opened.store.scores(grid_id, "clip")[0]
+        assert {s.metric for s in opened.store.scores(grid_id) if s.available} == {
+            "tiled-l2",
+            "phash",
+        }
+    assert (clip.available, clip.values) == (False, {})
+    assert "never downloads" in clip.note
+    # Unavailable is not done: the next run tries clip again, the pixel metrics are kept.
+    again = run_json(runner, "score", "-p", str(scored_project))
+    assert again["grids_pending"] == 3 and again["unavailable_grids"] == {"clip": 3}
+    assert again["scores_written"] == 3
+
+
+def test_clip_from_a_local_checkpoint_caches_embeddings(
+    scored_project: Path,
+    runner: CliRunner,
+    tiny_weights: dict[str, Path],  # noqa: F811
+):
+    args = ["score", "-p", str(scored_project), "--metric", "clip", "--clip-model", TINY_MODEL]
+    report = run_json(runner, *args, "--clip-pretrained", str(tiny_weights["pt"]))
+    assert report["unavailable"] == {} and report["grids_scored"] == 3
+    with open_project(scored_project) as opened:
+        stored = opened.store.db.execute("SELECT count(*) FROM embeddings").fetchone()[0]
+        unique_images = opened.store.db.execute(
+            "SELECT count(DISTINCT sha256) FROM images"
+        ).fetchone()[0]
+    assert stored == unique_images
+    assert values_of(scored_project, COPY_PROMPT, "clip")["median_similarity"] > 0.9
+
+
+def test_bad_image_fails_its_grid_only(scored_project: Path, runner: CliRunner):
+    with open_project(scored_project) as opened:
+        grid = opened.store.grid(opened.store.find_grid(TEMPLATE_PROMPT, "test"))
+        broken = opened.image_path(grid.images[2])
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    result = runner.invoke(app, ["score", "-p", str(scored_project), "--metric", "tiled-l2"])
+    assert result.exit_code == 1
+    assert broken.name in result.stderr and f"grid {grid.id} not scored" in result.stderr
+    assert "Scored 2 grids" in result.stdout
+
+
+def test_option_mistakes_are_one_line_errors(scored_project: Path, runner: CliRunner, tmp_path):
+    result = runner.invoke(app, ["score", "-p", str(scored_project), "--metric", "ssim"])
+    assert result.exit_code == 1 and "unknown metric 'ssim'" in result.stderr
+    missing = tmp_path / "missing.pt"
+    result = runner.invoke(
+        app,
+        ["score", "-p", str(scored_project), "--metric", "clip", "--clip-pretrained", str(missing)],
+    )
+    assert result.exit_code == 1 and "missing.pt: CLIP checkpoint not found" in result.stderr
+    result = runner.invoke(app, ["score", "-p", str(scored_project), "--sscd", str(missing)])
+    assert result.exit_code == 1 and "SSCD TorchScript model not found" in result.stderr
+
+
+def test_show_prints_scores_region_map_and_reasons(scored_project: Path, runner: CliRunner):
+    run_json(runner, "score", "-p", str(scored_project), "--metric", "tiled-l2,phash")
+    with open_project(scored_project) as opened:
+        grid_id = opened.store.find_grid(TEMPLATE_PROMPT, "test")
+        thresholds = opened.store.add_threshold_set("v0", {"tau_mem": 0.15}, activate=True)
+        opened.store.add_proposal(
+            Proposal(
+                grid_id=grid_id,
+                threshold_set_id=thresholds.id,
+                category=Category.UNINTENDED,
+                features=(Feature(Category.UNINTENDED, "fixed mark", (54, 55)),),
+                reasons=(Reason("region", "a fixed region bottom right", 0.125, 0.05),),
+            )
+        )
+    result = runner.invoke(app, ["show", str(grid_id), "-p", str(scored_project)])
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert TEMPLATE_PROMPT in text
+    assert "tiled-l2 (v1)" in text and "phash (v1)" in text
+    assert "region_bbox" in text and "[6, 4, 7, 7]" in text
+    assert "[█][█][█][█]" in text  # the mark's tiles, in the region, fully consistent
+    assert "proposal (v0 v0): unintended" in text
+    assert "+ a fixed region bottom right" in text
+    facts = run_json(runner, "show", str(grid_id), "-p", str(scored_project))
+    assert facts["grid"]["prompt"] == TEMPLATE_PROMPT and facts["grid"]["seeds"] == list(range(6))
+    tiled = next(score for score in facts["scores"] if score["metric"] == "tiled-l2")
+    assert np.array(tiled["heatmap"]).shape == (8, 8)
+    assert facts["proposal"]["category"] == "unintended"
+    assert facts["proposal"]["reasons"][0]["signal"] == "region"
+
+
+def test_show_an_unscored_grid_and_a_missing_one(scored_project: Path, runner: CliRunner):
+    result = runner.invoke(app, ["show", "1", "-p", str(scored_project)])
+    assert result.exit_code == 0
+    assert "not scored yet" in result.stdout and "proposal: none yet" in result.stdout
+    assert run_json(runner, "show", "1", "-p", str(scored_project))["proposal"] is None
+    missing = runner.invoke(app, ["show", "99", "-p", str(scored_project)])
+    assert missing.exit_code == 1 and "no grid with id 99" in missing.stderr
+
+
+def test_heatmap_rows_shade_by_share_and_mark_the_region():
+    assert heatmap_rows([[0.0, 1.0], [0.5, 0.2]], region_tiles=[1]) == ["   [█]", " ▒▒ ░░"]

@@ -1,0 +1,268 @@
+"""Consistency metrics on grids whose truth is known by construction."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.demo import artwork, photo, scene, shifted, with_noise
+from core.errors import InputError, UnavailableError
+from core.images import decode_rgb, square_pixels
+from core.metrics import DEFAULT_METRICS, METRICS, make_metric, metric_class
+from core.metrics.grid_scores import grid_scores, largest_clique_size, near_duplicates
+from core.metrics.phash import PHash
+from core.metrics.tiled_l2 import TiledL2, tile_mean_squares
+
+SEEDS = 16
+SHAS = [f"sha{index}" for index in range(SEEDS)]
+
+
+def identical_grid() -> list[Image.Image]:
+    return [photo("one-training-photo") for _ in range(SEEDS)]
+
+
+def noisy_grid() -> list[Image.Image]:
+    """The same photo re-rendered with noise (sigma 6 levels): near-identical, not equal."""
+    return [
+        with_noise(photo("one-training-photo"), ("noise", seed), sigma=6.0) for seed in range(SEEDS)
+    ]
+
+
+def shifted_grid() -> list[Image.Image]:
+    """One artwork moved by up to 2 pixels per seed: the same picture, not the same pixels."""
+    return [shifted(artwork("work"), seed % 3, seed // 6) for seed in range(SEEDS)]
+
+
+def varied_grid() -> list[Image.Image]:
+    return [scene(("free", seed)) for seed in range(SEEDS)]
+
+
+def split_grid(repeats: int) -> list[Image.Image]:
+    """`repeats` seeds repeat one photo (with noise), the rest vary freely."""
+    return [
+        with_noise(photo("repeated"), ("split", seed)) if seed < repeats else scene(("split", seed))
+        for seed in range(SEEDS)
+    ]
+
+
+def reference_tiled_l2(first: np.ndarray, second: np.ndarray, tiles: int = 4) -> float:
+    """Carlini et al.'s definition written plainly: largest per-tile RMS over [0, 1] pixels."""
+    a, b = first.astype(np.float64) / 255.0, second.astype(np.float64) / 255.0
+    step = a.shape[0] // tiles
+    return max(
+        float(
+            np.sqrt(np.mean((a[r : r + step, c : c + step] - b[r : r + step, c : c + step]) ** 2))
+        )
+        for r in range(0, a.shape[0], step)
+        for c in range(0, a.shape[1], step)
+    )
+
+
+# ---- tiled-l2 ---------------------------------------------------------------------------
+
+
+def test_tiled_l2_matches_the_plain_definition_on_every_pair():
+    images = [*noisy_grid()[:3], *varied_grid()[:3]]
+    matrix = TiledL2().matrix(images, SHAS[:6])
+    pixels = [square_pixels(image, 512) for image in images]
+    for i, j in itertools.combinations(range(len(images)), 2):
+        assert matrix[i, j] == pytest.approx(reference_tiled_l2(pixels[i], pixels[j]), abs=1e-4)
+        assert matrix[i, j] == matrix[j, i]
+    assert np.all(np.diag(matrix) == 0.0)
+
+
+def test_image_distance_is_the_largest_tile_not_the_whole_image():
+    """One 128x128 tile changed: whole-image RMS is a quarter of it, the distance all of it."""
+    base = np.full((512, 512, 3), 100, dtype=np.uint8)
+    changed = base.copy()
+    changed[128:256, 256:384] = 180  # exactly tile (1, 2) of the 4x4 grid
+    distance = TiledL2().matrix([Image.fromarray(base), Image.fromarray(changed)], SHAS[:2])[0, 1]
+    assert distance == pytest.approx(80 / 255, abs=1e-5)
+    whole_image_rms = np.sqrt(np.mean((changed / 255.0 - base / 255.0) ** 2))
+    assert whole_image_rms == pytest.approx(distance / 4, abs=1e-5)
+
+
+def test_tile_mean_squares_are_exact_for_identical_tiles_despite_float32():
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 256, size=(4, 64, 64, 3), dtype=np.uint8)
+    pixels[1] = pixels[0]
+    squares = tile_mean_squares(pixels, 2)
+    assert squares.shape == (4, 4, 4)
+    assert np.sqrt(squares[:, 0, 1]).max() < 1e-3
+
+
+def test_identical_seeds_are_one_clique():
+    values = TiledL2().score(7, identical_grid(), SHAS).values
+    assert values["n_seeds"] == SEEDS
+    assert values["clique_share"] == 1.0
+    assert values["cluster_share"] == 1.0
+    assert values["median_distance"] == pytest.approx(0.0, abs=1e-3)
+    assert values["median_similarity"] == pytest.approx(1.0, abs=1e-3)
+    assert values["threshold"] == 0.15
+
+
+def test_noise_keeps_near_identical_seeds_under_delta():
+    values = TiledL2().score(1, noisy_grid(), SHAS).values
+    assert values["clique_share"] == 1.0
+    assert 0.0 < values["median_distance"] < 0.15
+
+
+def test_free_variation_has_no_clique_and_no_cluster():
+    values = TiledL2().score(1, varied_grid(), SHAS).values
+    assert values["clique_share"] == 1 / SEEDS
+    assert values["cluster_share"] == 0.0
+    assert values["median_distance"] > 0.15
+
+
+@pytest.mark.parametrize("repeats", [3, 10])
+def test_partial_repeat_is_a_clique_of_the_repeated_seeds(repeats: int):
+    for metric in (TiledL2(), PHash()):
+        values = metric.score(1, split_grid(repeats), SHAS).values
+        assert values["clique_share"] == repeats / SEEDS
+        assert values["cluster_share"] == repeats / SEEDS
+
+
+def test_score_records_metric_params_version_and_heatmap():
+    score = TiledL2().score(42, identical_grid(), SHAS)
+    assert (score.grid_id, score.metric, score.version, score.available) == (
+        42,
+        "tiled-l2",
+        "1",
+        True,
+    )
+    assert score.params == {
+        "threshold": 0.15,
+        "cluster_eps": 0.15,
+        "min_samples": 3,
+        "size": 512,
+        "tiles": 4,
+        "region_grid": 8,
+        "tile_threshold": 0.5,
+        "texture_floor": 0.02,
+    }
+    assert len(score.heatmap) == 8 and all(len(row) == 8 for row in score.heatmap)
+    assert score.values["region_grid"] == 8 and score.values["tile_threshold"] == 0.5
+
+
+def test_a_single_seed_cannot_be_scored():
+    with pytest.raises(UnavailableError, match="at least 2 seeds"):
+        TiledL2().score(1, identical_grid()[:1], SHAS[:1])
+
+
+def test_images_of_any_size_are_compared_at_512():
+    small = photo("size").resize((256, 256))
+    large = photo("size").resize((768, 640))
+    assert TiledL2().matrix([small, large], SHAS[:2])[0, 1] < 0.05
+
+
+# ---- phash ------------------------------------------------------------------------------
+
+
+def test_phash_tolerates_small_shifts_that_tiled_l2_does_not():
+    images = shifted_grid()
+    assert PHash().score(1, images, SHAS).values["clique_share"] == 1.0
+    assert TiledL2().score(1, images, SHAS).values["clique_share"] < 0.5
+
+
+def test_phash_distance_is_normalised_by_hash_bits():
+    metric = PHash()
+    assert metric.threshold == 10 / 64
+    matrix = metric.matrix(varied_grid(), SHAS)
+    assert matrix.max() <= 1.0
+    assert np.all(np.round(matrix * 64) == matrix * 64)  # whole numbers of bits
+    values = metric.score(1, varied_grid(), SHAS).values
+    assert values["clique_share"] == 1 / SEEDS
+    assert values["median_distance"] == pytest.approx(0.5, abs=0.1)  # unrelated hashes
+
+
+def test_phash_box_reduction_keeps_imagehash_bits():
+    """The speed-up (box reduce before imagehash's Lanczos) moves at most a median tie."""
+    import imagehash
+
+    metric = PHash()
+    for image in [*noisy_grid()[:3], *varied_grid()[:3], *shifted_grid()[:3]]:
+        large = image.resize((512, 512))
+        assert metric.hash_input(large).size == (64, 64)
+        assert imagehash.phash(large) - imagehash.phash(metric.hash_input(large)) <= 2
+
+
+def test_phash_identical_and_noisy_seeds():
+    assert PHash().score(1, identical_grid(), SHAS).values["median_distance"] == 0.0
+    assert PHash().score(1, noisy_grid(), SHAS).values["clique_share"] == 1.0
+
+
+# ---- grid scores ------------------------------------------------------------------------
+
+
+def brute_force_clique(adjacency: np.ndarray) -> int:
+    count = adjacency.shape[0]
+    for size in range(count, 0, -1):
+        for members in itertools.combinations(range(count), size):
+            if all(adjacency[i, j] for i, j in itertools.combinations(members, 2)):
+                return size
+    return 0
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_largest_clique_matches_brute_force(seed: int):
+    rng = np.random.default_rng(seed)
+    count = int(rng.integers(1, 12))
+    upper = np.triu(rng.random((count, count)) < rng.uniform(0.2, 0.9), k=1)
+    adjacency = upper | upper.T
+    assert largest_clique_size(adjacency) == brute_force_clique(adjacency)
+
+
+def test_largest_clique_of_64_identical_seeds_is_fast_and_whole():
+    adjacency = near_duplicates(np.zeros((64, 64)), "distance", 0.15)
+    assert largest_clique_size(adjacency) == 64
+
+
+def test_similarity_matrices_use_cosine_keys_and_membench_eps():
+    """SSCD-style cosines: 5 replicas of one image (cos 0.9), 11 unrelated (cos 0.1)."""
+    cosine = np.full((16, 16), 0.1)
+    cosine[:5, :5] = 0.9
+    np.fill_diagonal(cosine, 1.0)
+    values = grid_scores(cosine, "similarity", threshold=0.5, cluster_eps=0.5)
+    assert values["clique_share"] == 5 / 16
+    assert values["cluster_share"] == 5 / 16
+    assert values["median_similarity"] == pytest.approx(0.1)
+    assert "median_distance" not in values
+
+
+def test_dbscan_needs_three_seeds_for_a_cluster():
+    distances = np.ones((6, 6))
+    distances[0, 1] = distances[1, 0] = 0.0  # one near-identical pair only
+    np.fill_diagonal(distances, 0.0)
+    values = grid_scores(distances, "distance", threshold=0.15, cluster_eps=0.15)
+    assert values["clique_size"] == 2
+    assert values["cluster_size"] == 0
+
+
+# ---- registry and images ----------------------------------------------------------------
+
+
+def test_registry_names_every_metric_and_builds_them_with_options():
+    assert set(METRICS) == {"tiled-l2", "phash", "clip", "sscd"}
+    assert set(DEFAULT_METRICS) <= set(METRICS)
+    for name in METRICS:
+        assert metric_class(name).name == name
+    assert make_metric("tiled-l2", delta=0.1).threshold == 0.1
+    with pytest.raises(KeyError, match="known: tiled-l2"):
+        metric_class("ssim")
+
+
+def test_corrupt_image_raises_input_error_naming_the_file(tmp_path):
+    broken = tmp_path / "seed-3.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    with pytest.raises(InputError, match=r"seed-3\.png"):
+        decode_rgb(broken)
+
+
+def test_square_pixels_converts_and_resizes():
+    grey = Image.new("L", (300, 200), 128)
+    pixels = square_pixels(grey, 64)
+    assert pixels.shape == (64, 64, 3) and pixels.dtype == np.uint8
+    assert np.all(pixels == 128)
