@@ -1,0 +1,162 @@
+"""What a generation run asks for, in plain Python: settings, seeds, shards, compute counts.
+
+The settings dict is part of a grid's identity in the store (same prompt + model +
+settings + seed = same image), so it holds only what changes pixels, fully resolved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from core.errors import InputError
+
+DTYPE_CHOICES = ("auto", "fp16", "bf16", "fp32")
+DEVICE_CHOICES = ("auto", "cuda", "cpu", "mps")
+MAX_SEEDS = 100_000
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """Resolved sampling settings of one grid; `scheduler` is the diffusers class name."""
+
+    steps: int
+    guidance: float
+    width: int
+    height: int
+    scheduler: str
+    dtype: str
+    negative_prompt: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GenerationSettings:
+        return cls(
+            steps=int(data["steps"]),
+            guidance=float(data["guidance"]),
+            width=int(data["width"]),
+            height=int(data["height"]),
+            scheduler=str(data["scheduler"]),
+            dtype=str(data["dtype"]),
+            negative_prompt=str(data.get("negative_prompt", "")),
+        )
+
+    def describe(self) -> str:
+        return (
+            f"{self.steps} steps, guidance {self.guidance:g}, {self.width}x{self.height}, "
+            f"{self.scheduler}, {self.dtype}"
+        )
+
+
+def check_settings_numbers(steps: int, guidance: float, size: int | None, batch: int) -> None:
+    """Refuse values no pipeline can run, before any model is loaded."""
+    if steps < 1:
+        raise InputError("--steps", f"must be at least 1 (got {steps})")
+    if guidance < 0:
+        raise InputError("--guidance", f"must not be negative (got {guidance:g})")
+    if size is not None and (size < 8 or size % 8):
+        raise InputError("--size", f"must be a positive multiple of 8 (got {size})")
+    if batch < 1:
+        raise InputError("--batch", f"must be at least 1 (got {batch})")
+
+
+def parse_seed_list(text: str) -> list[int]:
+    """Seeds from `0,1,2` or ranges `0-9,20`; order kept, duplicates dropped."""
+    seeds: list[int] = []
+    for part in (piece.strip() for piece in text.split(",")):
+        if not part:
+            continue
+        low, dash, high = part.partition("-") if not part.startswith("-") else (part, "", "")
+        try:
+            if dash:
+                start, stop = int(low), int(high)
+                if stop < start:
+                    raise ValueError
+                seeds.extend(range(start, stop + 1))
+            else:
+                seeds.append(int(part))
+        except ValueError:
+            raise InputError("--seed-list", f"not a seed or range: {part!r}") from None
+    seeds = list(dict.fromkeys(seeds))
+    if not seeds:
+        raise InputError("--seed-list", "names no seeds")
+    if any(seed < 0 or seed >= 2**63 for seed in seeds):
+        raise InputError("--seed-list", "seeds must be between 0 and 2^63-1")
+    if len(seeds) > MAX_SEEDS:
+        raise InputError("--seed-list", f"more than {MAX_SEEDS} seeds")
+    return seeds
+
+
+def choose_seeds(count: int | None, seed_list: str | None, default_count: int = 4) -> list[int]:
+    """`--seed-list` wins; else seeds 0..count-1 (Wen et al. use 4 generations a prompt)."""
+    if seed_list:
+        return parse_seed_list(seed_list)
+    count = default_count if count is None else count
+    if not 1 <= count <= MAX_SEEDS:
+        raise InputError("--seeds", f"must be between 1 and {MAX_SEEDS} (got {count})")
+    return list(range(count))
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard `index` of `count` (0-based): every `count`-th prompt starting at `index`."""
+
+    index: int
+    count: int
+
+    def select(self, items: list[Any]) -> list[Any]:
+        return items[self.index :: self.count]
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+def parse_shard(text: str) -> Shard:
+    """`K/N` with 0 <= K < N, as a Slurm array index (0-based) over N tasks."""
+    index_text, slash, count_text = text.partition("/")
+    try:
+        index, count = int(index_text), int(count_text)
+    except ValueError:
+        raise InputError("--shard", f"expected K/N such as 0/4 (got {text!r})") from None
+    if not slash or count < 1 or not 0 <= index < count:
+        raise InputError("--shard", f"need 0 <= K < N in K/N (got {text!r})")
+    return Shard(index, count)
+
+
+@dataclass(frozen=True)
+class TriageCost:
+    """Denoiser work of a triaged run against generating every grid in full.
+
+    Counted in UNet evaluations: one per image per denoising step, and two under
+    classifier-free guidance (the conditional and the unconditional half of the batch).
+    """
+
+    prompts: int
+    kept: int
+    seeds: int
+    steps: int
+    triage_steps: int
+    cfg_factor: int = 2
+
+    @property
+    def skipped(self) -> int:
+        return self.prompts - self.kept
+
+    @property
+    def without_triage(self) -> int:
+        return self.prompts * self.seeds * self.steps * self.cfg_factor
+
+    @property
+    def with_triage(self) -> int:
+        triage = self.prompts * self.seeds * min(self.triage_steps, self.steps)
+        return (triage + self.kept * self.seeds * self.steps) * self.cfg_factor
+
+    @property
+    def saved(self) -> int:
+        return self.without_triage - self.with_triage
+
+    @property
+    def saved_share(self) -> float:
+        return self.saved / self.without_triage if self.without_triage else 0.0
