@@ -397,6 +397,25 @@ class Store:
             )
         ]
 
+    def grids_to_score(self, metric: str, params: dict[str, Any], version: str) -> list[int]:
+        """Grids without a current score for metric+params+version, in id order.
+
+        Current means available and covering every seed the grid has now: an unavailable
+        score (no weights) is retried, and a grid that gained seeds (a merge) is rescored.
+        """
+        return [
+            row[0]
+            for row in self.db.execute(
+                """SELECT g.id FROM grids g WHERE NOT EXISTS (
+                    SELECT 1 FROM scores s WHERE s.grid_id = g.id AND s.metric = ?
+                    AND s.params_key = ? AND s.version = ? AND s.available = 1
+                    AND json_extract(s."values", '$.n_seeds') =
+                        (SELECT count(*) FROM images i WHERE i.grid_id = g.id)
+                ) ORDER BY g.id""",
+                (metric, content_key(params), version),
+            )
+        ]
+
     def get_embeddings(self, model_key: str, shas: Iterable[str]) -> dict[str, bytes]:
         wanted = list(dict.fromkeys(shas))
         found: dict[str, bytes] = {}
@@ -738,6 +757,66 @@ class Store:
             )
         ]
 
+    # ---- what the annotation app asks ----------------------------------------------------
+
+    def labels_by(self, annotator: str, limit: int = 500) -> list[LabelEvent]:
+        """The annotator's current label on each grid they acted on, newest first."""
+        return [
+            _label_event(row)
+            for row in self.db.execute(
+                f"""SELECT {_EVENT_COLUMNS} FROM current_labels WHERE annotator = ?
+                ORDER BY id DESC LIMIT ?""",
+                (annotator, limit),
+            )
+        ]
+
+    def label_times(self, annotator: str, since: float) -> list[float]:
+        """When the annotator's labels and flags that still count were made, since `since`."""
+        return [
+            row[0]
+            for row in self.db.execute(
+                """SELECT created_at FROM effective_label_events
+                WHERE annotator = ? AND created_at >= ? AND action IN ('label', 'flag')
+                ORDER BY created_at""",
+                (annotator, since),
+            )
+        ]
+
+    def disagreements(self) -> dict[int, list[LabelEvent]]:
+        """Grids whose annotators' current labels differ in category, with those labels.
+
+        An annotator's vote is their latest labelling event that counts, adjudications
+        aside (an adjudicator's verdict is not a vote); skips and flags do not vote.
+        """
+        rows = self.db.execute(
+            f"""WITH votes AS (
+                SELECT {_EVENT_COLUMNS} FROM effective_label_events e
+                WHERE e.action = 'label' AND e.id = (
+                    SELECT max(x.id) FROM effective_label_events x
+                    WHERE x.grid_id = e.grid_id AND x.annotator = e.annotator
+                      AND x.action != 'adjudicate')
+            )
+            SELECT * FROM votes WHERE grid_id IN (
+                SELECT grid_id FROM votes GROUP BY grid_id HAVING count(DISTINCT category) > 1)
+            ORDER BY grid_id, annotator"""
+        ).fetchall()
+        grouped: dict[int, list[LabelEvent]] = {}
+        for row in rows:
+            event = _label_event(row)
+            grouped.setdefault(event.grid_id, []).append(event)
+        return grouped
+
+    def adjudications(self) -> dict[int, LabelEvent]:
+        """The final label an adjudicator set on each grid (the latest that counts)."""
+        found: dict[int, LabelEvent] = {}
+        for row in self.db.execute(
+            f"""SELECT {_EVENT_COLUMNS} FROM effective_label_events
+            WHERE action = 'adjudicate' ORDER BY id"""
+        ):
+            event = _label_event(row)
+            found[event.grid_id] = event
+        return found
+
     # ---- queues and leases ---------------------------------------------------------------
 
     def next_open_grids(
@@ -857,6 +936,160 @@ class Store:
             )
         return runs
 
+    # ---- bulk reads (export) -----------------------------------------------------------
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Hold one read transaction, so a read made of many queries sees one state of the data.
+
+        Annotators may keep labelling while an export runs; WAL lets them write meanwhile.
+        """
+        if self.db.conn.in_transaction:
+            yield
+            return
+        self.db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.db.execute("COMMIT")
+
+    def label_events_for(self, grid_ids: Sequence[int]) -> list[LabelEvent]:
+        """Each annotator's current vote and current adjudication on these grids, in one query.
+
+        A vote is the annotator's latest event that counts, adjudications aside (label, skip
+        or flag); an adjudication is their latest `adjudicate` that counts. An adjudicator's
+        verdict therefore does not replace their own vote. Ordered by grid, then event id.
+        """
+        if not grid_ids:
+            return []
+        return [
+            _label_event(row)
+            for row in self.db.execute(
+                f"""SELECT {_EVENT_COLUMNS} FROM effective_label_events e
+                WHERE e.grid_id IN ({_placeholders(grid_ids)}) AND e.id = (
+                    SELECT max(x.id) FROM effective_label_events x
+                    WHERE x.grid_id = e.grid_id AND x.annotator = e.annotator
+                      AND (x.action = 'adjudicate') = (e.action = 'adjudicate'))
+                ORDER BY e.grid_id, e.id""",
+                list(grid_ids),
+            )
+        ]
+
+    def active_proposals_for(self, grid_ids: Sequence[int]) -> list[Proposal]:
+        """Each grid's proposal under the threshold set active for its model, in grid order."""
+        if not grid_ids:
+            return []
+        return [
+            _proposal(row)
+            for row in self.db.execute(
+                f"""SELECT {", ".join(f"p.{c.strip()}" for c in _PROPOSAL_COLUMNS.split(","))}
+                FROM grids g JOIN proposals p ON p.grid_id = g.id AND p.threshold_set_id = (
+                    SELECT t.id FROM threshold_sets t
+                    WHERE t.active = 1 AND (t.model = g.model OR t.model IS NULL)
+                    ORDER BY t.model IS NULL LIMIT 1)
+                WHERE g.id IN ({_placeholders(grid_ids)}) ORDER BY g.id""",
+                list(grid_ids),
+            )
+        ]
+
+    def scores_for(self, grid_ids: Sequence[int]) -> list[Score]:
+        """Every stored score of these grids, by grid, then metric, then age."""
+        if not grid_ids:
+            return []
+        return [
+            _score(row)
+            for row in self.db.execute(
+                f"""SELECT grid_id, metric, params, version, "values", heatmap, available, note
+                FROM scores WHERE grid_id IN ({_placeholders(grid_ids)})
+                ORDER BY grid_id, metric, created_at, id""",
+                list(grid_ids),
+            )
+        ]
+
+    # ---- bulk reads (calibration) ------------------------------------------------------
+
+    def score_value_types(self) -> dict[str, dict[str, str]]:
+        """Metric -> key -> JSON type ('real', 'integer', 'array', ...) of its latest available score."""
+        types: dict[str, dict[str, str]] = {}
+        for metric, key, kind in self.db.execute(
+            """SELECT s.metric, j.key, j.type FROM scores s, json_each(s."values") j
+            WHERE s.id IN (SELECT max(id) FROM scores WHERE available = 1 GROUP BY metric)"""
+        ):
+            types.setdefault(metric, {})[key] = kind
+        return types
+
+    def score_numbers(
+        self, metric: str, keys: Sequence[str], length_keys: Sequence[str] = ()
+    ) -> list[tuple[Any, ...]]:
+        """Rows of (grid id, the values at `keys`, then the lengths of the lists at `length_keys`).
+
+        One row per available score of `metric`, oldest first. SQLite's JSON functions read
+        only the keys asked for, so calibration reads 100,000 grids without parsing JSON
+        in Python; ask only for keys the metric has (see `score_value_types`).
+        """
+        for key in (*keys, *length_keys):
+            if not key.isidentifier():
+                raise ValueError(f"not a score value key: {key!r}")
+        columns = [f"""json_extract("values", '$.{key}')""" for key in keys]
+        columns += [f"""json_array_length("values", '$.{key}')""" for key in length_keys]
+        return self.db.execute(
+            f"""SELECT grid_id, {", ".join(columns) or "NULL"} FROM scores
+            WHERE metric = ? AND available = 1 ORDER BY id""",
+            (metric,),
+        ).fetchall()
+
+    def current_vote_patterns(self) -> tuple[list[tuple[LabelEvent, ...]], dict[int, int]]:
+        """Every labelled grid's current votes and adjudications, grouped by what they say.
+
+        The events per grid are those of `label_events_for` (each annotator's latest vote
+        and latest adjudication that count), in event order. A pattern is that sequence
+        with each event reduced to action, state, category, features and Webster type:
+        everything core.agreement reads, so grids with one pattern share one agreed label.
+        Returns the patterns (as the events of the first grid that showed each) and each
+        grid's pattern index. One pass over the events and one LabelEvent per pattern: a
+        few dozen patterns for 100,000 grids.
+        """
+        patterns: dict[tuple[Any, ...], int] = {}
+        examples: list[tuple[LabelEvent, ...]] = []
+        grid_patterns: dict[int, int] = {}
+        rows = self.db.execute(
+            f"""SELECT {_EVENT_COLUMNS} FROM label_events e WHERE e.action != 'undo'
+            AND NOT EXISTS (SELECT 1 FROM label_events u WHERE u.undoes = e.id)
+            ORDER BY e.grid_id, e.id"""
+        ).fetchall()
+        start = 0
+        while start < len(rows):
+            grid_id = rows[start][1]
+            end = start + 1
+            while end < len(rows) and rows[end][1] == grid_id:
+                end += 1
+            if end - start == 1:
+                current: Sequence[Sequence[Any]] = rows[start:end]
+            else:  # each annotator's latest vote and latest adjudication, in event order
+                latest = {(row[2], row[3] == "adjudicate"): row for row in rows[start:end]}
+                current = sorted(latest.values(), key=lambda row: row[0])
+            key = tuple((row[3], row[4], row[5], row[6], row[8]) for row in current)
+            index = patterns.get(key)
+            if index is None:
+                index = patterns[key] = len(examples)
+                examples.append(tuple(_label_event(row) for row in current))
+            grid_patterns[grid_id] = index
+            start = end
+        return examples, grid_patterns
+
+    def grid_models(self) -> dict[int, str]:
+        """Each grid's generator model, by grid id."""
+        return {row[0]: row[1] for row in self.db.execute("SELECT id, model FROM grids")}
+
+    def labelled_grid_ids(self) -> list[int]:
+        """Grids with at least one label event that still counts, in id order."""
+        return [
+            row[0]
+            for row in self.db.execute(
+                "SELECT DISTINCT grid_id FROM effective_label_events ORDER BY grid_id"
+            )
+        ]
+
 
 _THRESHOLD_COLUMNS = 'id, name, version, "values", model, notes, active'
 _PROPOSAL_COLUMNS = "grid_id, threshold_set_id, category, features, reasons, webster, score, margin"
@@ -878,6 +1111,11 @@ def _order_clause(order: str, random_seed: int) -> tuple[str, str]:
     # A fixed pseudo-random permutation: a multiplicative hash of the id, salted by the seed.
     salt = int(random_seed) % 2147483647
     return f"((g.id + {salt}) * 2654435761) % 4294967291, g.id", ""
+
+
+def _placeholders(values: Sequence[Any]) -> str:
+    """`?, ?, ...` for an IN list; callers keep batches under SQLite's variable limit."""
+    return ", ".join("?" * len(values))
 
 
 def _score(row: Sequence[Any]) -> Score:

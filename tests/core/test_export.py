@@ -1,0 +1,382 @@
+"""The agreed label, the export filters, flat rows and the staged export folder."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.agreement import AgreedLabel, AgreementHow, GridState, agreed_label, grid_state
+from core.errors import InputError, ProjectError, UnavailableError
+from core.export import (
+    ExportFilters,
+    ExportFormat,
+    ExportOptions,
+    ImageMode,
+    compact_json,
+    flat_row,
+    load_pyarrow,
+    project_file,
+    staged_destination,
+)
+from core.records import LabelEvent
+from core.taxonomy import Category, Feature, LabelState, Webster
+
+WATERMARK = Feature(Category.UNINTENDED, "watermark", (0, 1))
+FACE = Feature(Category.EXPLICIT, "named person's face")
+_next_id = iter(range(1, 10_000))
+
+
+def event(
+    annotator: str,
+    category: Category | None,
+    *,
+    action: str = "label",
+    state: LabelState | None = LabelState.LABELLED,
+    features: tuple[Feature, ...] = (),
+    webster: Webster | None = None,
+) -> LabelEvent:
+    return LabelEvent(
+        id=next(_next_id),
+        grid_id=1,
+        annotator=annotator,
+        action=action,
+        state=state,
+        category=category,
+        features=features,
+        webster=webster,
+    )
+
+
+def vote(annotator: str, category: Category, **details) -> LabelEvent:
+    return event(annotator, category, **details)
+
+
+def adjudication(annotator: str, category: Category, **details) -> LabelEvent:
+    return event(annotator, category, action="adjudicate", **details)
+
+
+def flag(annotator: str) -> LabelEvent:
+    return event(annotator, None, action="flag", state=LabelState.FLAGGED)
+
+
+def skip(annotator: str) -> LabelEvent:
+    return event(annotator, None, action="skip", state=LabelState.SKIPPED)
+
+
+# ---- the agreed label --------------------------------------------------------------------
+
+
+def test_majority_wins_with_its_supporters_features_and_webster_type() -> None:
+    agreed = agreed_label(
+        [
+            vote(
+                "ana", Category.UNINTENDED, features=(WATERMARK,), webster=Webster.TEMPLATE_VERBATIM
+            ),
+            vote("bo", Category.UNINTENDED, features=(WATERMARK, FACE)),
+            vote("chen", Category.NONE, webster=Webster.NONE),
+        ]
+    )
+    assert agreed == AgreedLabel(
+        category=Category.UNINTENDED,
+        how=AgreementHow.MAJORITY,
+        support=2,
+        annotators=3,
+        features=(WATERMARK, FACE),
+        webster=Webster.TEMPLATE_VERBATIM,
+    )
+    assert agreed.share == pytest.approx(2 / 3)
+
+
+def test_a_tie_is_reported_with_the_tied_categories_and_no_label() -> None:
+    agreed = agreed_label([vote("ana", Category.IMPLICIT), vote("bo", Category.NONE)])
+    assert agreed.category is None
+    assert agreed.how is AgreementHow.TIE
+    assert agreed.tied == (Category.IMPLICIT, Category.NONE)
+    assert (agreed.support, agreed.annotators) == (1, 2)
+
+
+def test_adjudication_settles_a_grid_and_support_counts_annotators_who_agree() -> None:
+    agreed = agreed_label(
+        [
+            vote("ana", Category.IMPLICIT),
+            vote("bo", Category.NONE),
+            adjudication("judge", Category.NONE, features=(FACE,), webster=Webster.NONE),
+        ]
+    )
+    assert agreed.category is Category.NONE
+    assert agreed.how is AgreementHow.ADJUDICATED
+    assert (agreed.support, agreed.annotators) == (1, 2)
+    assert agreed.features == (FACE,)
+    assert agreed.webster is Webster.NONE
+
+
+def test_the_latest_adjudication_wins() -> None:
+    first = adjudication("judge", Category.EXPLICIT)
+    second = adjudication("chief", Category.IMPLICIT)
+    assert agreed_label([second, first]).category is Category.IMPLICIT
+
+
+def test_flags_and_skips_do_not_vote() -> None:
+    agreed = agreed_label([vote("ana", Category.EXPLICIT), flag("bo"), skip("chen")])
+    assert (agreed.category, agreed.how, agreed.support, agreed.annotators) == (
+        Category.EXPLICIT,
+        AgreementHow.MAJORITY,
+        1,
+        1,
+    )
+    assert agreed_label([flag("bo"), skip("chen")]).how is AgreementHow.UNLABELLED
+    assert agreed_label([]).share is None
+
+
+def test_grid_state_prefers_labelled_then_flagged_then_skipped() -> None:
+    assert grid_state([skip("a"), flag("b"), vote("c", Category.NONE)]) is GridState.LABELLED
+    assert grid_state([skip("a"), flag("b")]) is GridState.FLAGGED
+    assert grid_state([skip("a")]) is GridState.SKIPPED
+    assert grid_state([]) is GridState.UNLABELLED
+
+
+# ---- filters -----------------------------------------------------------------------------
+
+
+MAJORITY = [
+    vote("ana", Category.EXPLICIT),
+    vote("bo", Category.EXPLICIT),
+    vote("chen", Category.NONE),
+]
+ADJUDICATED = [vote("ana", Category.NONE), adjudication("judge", Category.UNINTENDED)]
+TIE = [vote("ana", Category.IMPLICIT), vote("bo", Category.NONE)]
+FLAGGED = [flag("ana")]
+SKIPPED = [skip("bo")]
+UNTOUCHED: list[LabelEvent] = []
+GRIDS = {
+    "majority": MAJORITY,
+    "adjudicated": ADJUDICATED,
+    "tie": TIE,
+    "flagged": FLAGGED,
+    "skipped": SKIPPED,
+    "untouched": UNTOUCHED,
+}
+
+
+def admitted(filters: ExportFilters) -> set[str]:
+    return {name for name, events in GRIDS.items() if filters.admits(events, agreed_label(events))}
+
+
+def test_no_filter_keeps_every_grid() -> None:
+    assert admitted(ExportFilters()) == set(GRIDS)
+
+
+def test_category_filter_reads_the_agreed_category() -> None:
+    assert admitted(ExportFilters(categories=(Category.EXPLICIT,))) == {"majority"}
+    assert admitted(ExportFilters(categories=(Category.UNINTENDED, Category.IMPLICIT))) == {
+        "adjudicated"
+    }
+
+
+def test_state_filter_reads_the_grid_state() -> None:
+    assert admitted(ExportFilters(states=(GridState.LABELLED,))) == {
+        "majority",
+        "adjudicated",
+        "tie",
+    }
+    assert admitted(ExportFilters(states=(GridState.FLAGGED, GridState.SKIPPED))) == {
+        "flagged",
+        "skipped",
+    }
+    assert admitted(ExportFilters(states=(GridState.UNLABELLED,))) == {"untouched"}
+
+
+def test_annotator_filter_keeps_their_grids_and_makes_state_theirs() -> None:
+    assert admitted(ExportFilters(annotator="ana")) == {"majority", "adjudicated", "tie", "flagged"}
+    assert admitted(ExportFilters(annotator="bo", states=(GridState.SKIPPED,))) == {"skipped"}
+    assert admitted(ExportFilters(annotator="bo", states=(GridState.UNLABELLED,))) == {
+        "adjudicated",
+        "flagged",
+        "untouched",
+    }
+
+
+def test_min_agreement_filter_reads_the_share_of_annotators() -> None:
+    assert admitted(ExportFilters(min_agreement=0.6)) == {"majority"}
+    assert admitted(ExportFilters(min_agreement=0.5)) == {"majority", "tie"}
+    assert admitted(ExportFilters(min_agreement=0.0)) == {"majority", "adjudicated", "tie"}
+
+
+def test_adjudicated_only_filter() -> None:
+    assert admitted(ExportFilters(adjudicated_only=True)) == {"adjudicated"}
+
+
+def test_filters_combine() -> None:
+    both = ExportFilters(categories=(Category.EXPLICIT,), adjudicated_only=True)
+    assert admitted(both) == set()
+
+
+# ---- options -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("export_format", "with_images", "shard_size", "problem"),
+    [
+        (ExportFormat.IMAGEFOLDER, ImageMode.NONE, 10, "need their images"),
+        (ExportFormat.WEBDATASET, ImageMode.NONE, 10, "need their images"),
+        (ExportFormat.WEBDATASET, ImageMode.LINK, 10, "use copy, not link"),
+        (ExportFormat.WEBDATASET, None, 0, "at least 1"),
+    ],
+)
+def test_impossible_options_are_refused_before_writing(
+    tmp_path: Path,
+    export_format: ExportFormat,
+    with_images: ImageMode | None,
+    shard_size: int,
+    problem: str,
+) -> None:
+    options = ExportOptions(
+        export_format, tmp_path / "out", with_images=with_images, shard_size=shard_size
+    )
+    with pytest.raises(InputError, match=problem):
+        options.check(tmp_path / "project")
+    assert not (tmp_path / "out").exists()
+
+
+def test_image_formats_copy_by_default_and_row_formats_leave_images() -> None:
+    assert ExportOptions(ExportFormat.IMAGEFOLDER, Path("x")).image_mode is ImageMode.COPY
+    assert ExportOptions(ExportFormat.PARQUET, Path("x")).image_mode is ImageMode.NONE
+
+
+def test_the_project_folder_and_its_parents_are_never_a_destination(tmp_path: Path) -> None:
+    project = tmp_path / "work" / "project"
+    project.mkdir(parents=True)
+    for destination in (project, project.parent, project / ".." / "project"):
+        with pytest.raises(InputError, match="is the project folder or holds it"):
+            ExportOptions(ExportFormat.JSONL, destination, overwrite=True).check(project)
+
+
+def test_the_projects_own_files_are_never_a_destination(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    own = [project / "images", project / "memgrid.db"]
+    for destination in (project / "images", project / "images" / "ab", project / "memgrid.db"):
+        with pytest.raises(InputError, match="is part of the project"):
+            ExportOptions(ExportFormat.JSONL, destination, overwrite=True).check(project, own)
+    ExportOptions(ExportFormat.JSONL, project / "exports" / "set").check(project, own)
+
+
+def test_an_existing_destination_needs_overwrite(tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    with pytest.raises(InputError, match="already exists; pass --overwrite"):
+        ExportOptions(ExportFormat.JSONL, tmp_path / "out").check(tmp_path / "project")
+    ExportOptions(ExportFormat.JSONL, tmp_path / "out", overwrite=True).check(tmp_path / "project")
+
+
+def test_stored_image_paths_cannot_leave_the_project(tmp_path: Path) -> None:
+    assert project_file(tmp_path, "images/ab/abc.png") == tmp_path / "images/ab/abc.png"
+    for hostile in ("../outside.png", "/etc/passwd", "images/../../x.png", ""):
+        with pytest.raises(ProjectError, match="leaves the project folder"):
+            project_file(tmp_path, hostile)
+
+
+def test_parquet_without_pyarrow_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    with pytest.raises(UnavailableError, match=r"pip install 'memgrid\[export\]'"):
+        load_pyarrow()
+
+
+# ---- the staged destination ------------------------------------------------------------------
+
+
+def test_a_finished_export_is_renamed_onto_the_destination(tmp_path: Path) -> None:
+    with staged_destination(tmp_path / "out", overwrite=False) as staging:
+        (staging / "grids.jsonl").write_text("{}\n")
+        assert not (tmp_path / "out").exists()
+    assert (tmp_path / "out" / "grids.jsonl").read_text() == "{}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+@pytest.mark.parametrize("interruption", [RuntimeError("disk full"), KeyboardInterrupt()])
+def test_an_interrupted_export_leaves_nothing_at_the_destination(
+    tmp_path: Path, interruption: BaseException
+) -> None:
+    with (
+        pytest.raises(type(interruption)),
+        staged_destination(tmp_path / "out", overwrite=False) as staging,
+    ):
+        (staging / "grids.jsonl").write_text("half a row")
+        raise interruption
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_interrupted_overwrite_keeps_the_old_export(tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "old.txt").write_text("old")
+    with pytest.raises(KeyboardInterrupt), staged_destination(tmp_path / "out", overwrite=True):
+        raise KeyboardInterrupt
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    assert (tmp_path / "out" / "old.txt").read_text() == "old"
+
+
+def test_overwrite_replaces_a_folder_or_a_file(tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "old.txt").write_text("old")
+    with staged_destination(tmp_path / "out", overwrite=True) as staging:
+        (staging / "new.txt").write_text("new")
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["new.txt"]
+    (tmp_path / "file").write_text("a file")
+    with staged_destination(tmp_path / "file", overwrite=True) as staging:
+        (staging / "new.txt").write_text("new")
+    assert (tmp_path / "file" / "new.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "out"]
+
+
+# ---- rows as text ------------------------------------------------------------------------------
+
+
+HOSTILE = 'a "quoted" ../../etc/passwd,\nsecond line\r\nthird\u2028fourth\ttab \\ backslash'
+
+
+def hostile_row() -> dict:
+    return {
+        "grid_id": 7,
+        "prompt_id": 3,
+        "prompt": HOSTILE,
+        "model": "m",
+        "source": "import",
+        "category": None,
+        "state": "unlabelled",
+        "agreement": {
+            "how": "unlabelled",
+            "support": 0,
+            "annotators": 0,
+            "share": None,
+            "tied": [],
+        },
+        "features": [],
+        "webster": None,
+        "labels": [],
+        "proposal": None,
+        "scores": {},
+        "settings": {"note": HOSTILE},
+        "provenance": {},
+        "images": [],
+    }
+
+
+def test_compact_json_is_one_line_even_for_hostile_text() -> None:
+    text = compact_json(hostile_row())
+    assert text.splitlines() == [text]
+    assert json.loads(text)["prompt"] == HOSTILE
+
+
+def test_flat_rows_survive_csv_with_newlines_and_quotes() -> None:
+    flat = flat_row(hostile_row())
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(flat), lineterminator="\n")
+    writer.writeheader()
+    writer.writerow(flat)
+    [read] = list(csv.DictReader(io.StringIO(buffer.getvalue(), newline="")))
+    assert read["prompt"] == HOSTILE
+    assert json.loads(read["settings"]) == {"note": HOSTILE}
+    assert read["category"] == "" and read["proposal"] == "null"

@@ -1,0 +1,117 @@
+"""`memgrid export`: labelled sets as JSONL, CSV, Parquet, imagefolder or WebDataset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from core.agreement import GridState
+from core.export import (
+    DEFAULT_SHARD_SIZE,
+    MANIFEST_NAME,
+    ExportFilters,
+    ExportFormat,
+    ExportOptions,
+    ImageMode,
+)
+from core.taxonomy import Category
+from tui.options import JsonOption, ProjectOption
+from tui.project import open_project
+from tui.workflows.export import export_project
+
+IMAGES_DONE = {ImageMode.COPY: "copied", ImageMode.LINK: "linked"}
+
+
+def register(app: typer.Typer) -> None:
+    app.command("export")(export)
+
+
+def export(
+    export_format: Annotated[
+        ExportFormat,
+        typer.Option("--format", "-f", help="jsonl, csv, parquet, imagefolder or webdataset."),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o", help="Folder to create; written beside it, renamed when complete."
+        ),
+    ],
+    project: ProjectOption = None,
+    category: Annotated[
+        list[Category] | None,
+        typer.Option("--category", help="Keep grids whose agreed category is this (repeatable)."),
+    ] = None,
+    state: Annotated[
+        list[GridState] | None,
+        typer.Option(
+            "--state",
+            help="Keep grids in this state (repeatable); with --annotator, that annotator's state.",
+        ),
+    ] = None,
+    annotator: Annotated[
+        str | None,
+        typer.Option("--annotator", help="Keep grids this annotator labelled, flagged or skipped."),
+    ] = None,
+    min_agreement: Annotated[
+        float | None,
+        typer.Option(
+            "--min-agreement",
+            min=0.0,
+            max=1.0,
+            help="Keep grids where at least this share of annotators chose the agreed category.",
+        ),
+    ] = None,
+    adjudicated_only: Annotated[
+        bool, typer.Option("--adjudicated-only", help="Keep only adjudicated grids.")
+    ] = False,
+    with_images: Annotated[
+        ImageMode | None,
+        typer.Option(
+            "--with-images",
+            help="copy, link or none (default: copy for imagefolder/webdataset, none otherwise).",
+            show_default=False,
+        ),
+    ] = None,
+    shard_size: Annotated[
+        int, typer.Option("--shard-size", min=1, help="Samples per WebDataset shard.")
+    ] = DEFAULT_SHARD_SIZE,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing --out folder.")
+    ] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Export one row per grid: prompt, agreed label and how it was reached, every annotator's
+    label, proposal, scores, provenance and images, with an export.json manifest."""
+    options = ExportOptions(
+        export_format=export_format,
+        destination=out,
+        filters=ExportFilters(
+            categories=tuple(category or ()),
+            states=tuple(state or ()),
+            annotator=annotator,
+            min_agreement=min_agreement,
+            adjudicated_only=adjudicated_only,
+        ),
+        with_images=with_images,
+        shard_size=shard_size,
+        overwrite=overwrite,
+    )
+    with open_project(project) as opened:
+        report = export_project(opened, options)
+    if json_output:
+        typer.echo(json.dumps(report.manifest, indent=2))
+        return
+    counts = report.manifest["counts"]
+    images = (
+        "images left in the project"
+        if options.image_mode is ImageMode.NONE
+        else f"{report.images} images {IMAGES_DONE[options.image_mode]}"
+    )
+    typer.echo(
+        f"Exported {report.rows} of {counts['grids_in_project']} grids as {export_format.value} "
+        f"to {out} ({images}); manifest {out / MANIFEST_NAME}"
+    )
