@@ -1,0 +1,465 @@
+"""Soak memgrid: scale to 1M images, 8 annotators at once, and SIGKILLs at random moments.
+
+Run: .venv/bin/python bench/soak.py [--grids 62500] [--seeds 16] [--annotators 8]
+     [--seconds 20] [--kills 4] [--out bench/results/soak.txt]
+
+Prints its figures and stops by itself (about 3 to 6 minutes on a 2-core machine):
+- scale: a project of grids x seeds image rows (rows point at 16 shared tiny files), its
+  database size, `memgrid status` time, the next-open-grid query and a label write
+  (p50/p95), and the app's launch to the first grid drawn, in a real pseudo-terminal;
+- concurrency: N annotator processes label the same project for a fixed time through
+  the app's own session code (AnnotationSession, with leases), counting labels
+  acknowledged vs stored, "database is locked" errors and grids labelled twice;
+- faults: SIGKILL of an import, a scoring run, an export and an annotation session at
+  random moments, each restarted, counting lost acknowledged labels, duplicate rows and
+  partial files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import random
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from core.demo import scene  # noqa: E402
+from core.records import Proposal  # noqa: E402
+from core.taxonomy import Category  # noqa: E402
+from db.store import canonical_json, content_key, now_text  # noqa: E402
+from tui.app.session import AnnotationSession, SessionOptions  # noqa: E402
+from tui.project import create_project, open_project  # noqa: E402
+
+MEMGRID = str(Path(sys.executable).with_name("memgrid"))
+SHARED_FILES = 16
+CATEGORIES = (Category.EXPLICIT, Category.IMPLICIT, Category.UNINTENDED, Category.NONE)
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def timed_ms(action, repeats: int) -> list[float]:
+    times = []
+    for index in range(repeats):
+        started = time.perf_counter()
+        action(index)
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+# ---- scale -------------------------------------------------------------------------------
+
+
+def build_scale_project(root: Path, grids: int, seeds: int) -> float:
+    """Bulk-insert grids x seeds image rows with proposals; returns seconds taken."""
+    started = time.perf_counter()
+    rng = random.Random(0)
+    with create_project(root) as project:
+        shared = [
+            project.images.put_image(scene(("soak", k)).resize((32, 32)), k)
+            for k in range(SHARED_FILES)
+        ]
+        store = project.store
+        thresholds = store.add_threshold_set("default", {"tau_mem": 0.02}, activate=True)
+        created = now_text()
+        connection = store.db.conn
+        with store.atomic():
+            connection.executemany(
+                "INSERT INTO prompts (id, text, metadata, created_at) VALUES (?, ?, '{}', ?)",
+                ((g + 1, f"soak prompt number {g}", created) for g in range(grids)),
+            )
+            settings = canonical_json({"steps": 50})
+            connection.executemany(
+                """INSERT INTO grids (id, prompt_id, model, settings, settings_key, provenance,
+                source, created_at) VALUES (?, ?, 'sd-soak', ?, ?, '{}', 'soak', ?)""",
+                (
+                    (g + 1, g + 1, settings, content_key({"steps": 50}), created)
+                    for g in range(grids)
+                ),
+            )
+            connection.executemany(
+                "INSERT INTO images (grid_id, seed, path, sha256, width, height) VALUES (?, ?, ?, ?, 32, 32)",
+                (
+                    (
+                        g + 1,
+                        s,
+                        shared[(g + s) % SHARED_FILES].path,
+                        shared[(g + s) % SHARED_FILES].sha256,
+                    )
+                    for g in range(grids)
+                    for s in range(seeds)
+                ),
+            )
+        proposals = []
+        for g in range(grids):
+            score = rng.random()
+            proposals.append(
+                Proposal(
+                    g + 1, thresholds.id, rng.choice(CATEGORIES), score=score, margin=score - 0.5
+                )
+            )
+        store.add_proposals(proposals)
+        store.db.execute("ANALYZE")
+    return time.perf_counter() - started
+
+
+def database_bytes(root: Path) -> int:
+    return sum(p.stat().st_size for p in root.glob("memgrid.db*"))
+
+
+def measure_scale(root: Path, grids: int, seeds: int) -> dict[str, float]:
+    build_seconds = build_scale_project(root, grids, seeds)
+    figures: dict[str, float] = {"build_s": build_seconds, "images": grids * seeds}
+    figures["db_mb"] = database_bytes(root) / 1e6
+    started = time.perf_counter()
+    subprocess.run([MEMGRID, "status", "-p", str(root), "--json"], check=True, capture_output=True)
+    figures["status_cli_s"] = time.perf_counter() - started
+    with open_project(root) as project:
+        store = project.store
+        from tui.commands.project import project_status
+
+        figures["status_query_ms"] = statistics.median(
+            timed_ms(lambda _: project_status(project), 5)
+        )
+        queue_ms = timed_ms(
+            lambda _: store.next_open_grids("soak", order="threshold", limit=4), 200
+        )
+        label_ms = []
+        for _ in range(200):
+            (grid_id,) = store.next_open_grids("soak", order="threshold", limit=1)
+            started = time.perf_counter()
+            store.label(grid_id, "soak", Category.NONE)
+            label_ms.append((time.perf_counter() - started) * 1000)
+        random_ms = timed_ms(lambda _: store.next_open_grids("soak", order="random", limit=4), 100)
+    figures.update(
+        queue_p50_ms=statistics.median(queue_ms),
+        queue_p95_ms=percentile(queue_ms, 0.95),
+        random_queue_p95_ms=percentile(random_ms, 0.95),
+        label_p50_ms=statistics.median(label_ms),
+        label_p95_ms=percentile(label_ms, 0.95),
+        launch_s=app_launch_seconds(root),
+    )
+    return figures
+
+
+def app_launch_seconds(root: Path) -> float:
+    """Spawn `memgrid annotate` in a 160x50 pty; seconds until a frame shows a grid."""
+    import re
+
+    from tests.app.pty_terminal import PtyTerminal
+
+    env = {**os.environ, "TERM": "xterm-256color", "COLORTERM": "truecolor"}
+    argv = [
+        MEMGRID,
+        "annotate",
+        "-p",
+        str(root),
+        "--annotator",
+        "launch",
+        "--image-protocol",
+        "halfcell",
+    ]
+    terminal = PtyTerminal(argv, env, columns=160, rows=50)
+    try:
+        first, _ = terminal.frame_with(re.compile(rb"grid (\d+)  "), timeout=120)
+        return first.arrived - terminal.started
+    finally:
+        terminal.kill()
+        terminal.close()
+
+
+# ---- concurrency --------------------------------------------------------------------------
+
+
+def annotator_process(root: str, name: str, seconds: float, results: multiprocessing.Queue) -> None:
+    acknowledged: list[int] = []
+    locked = 0
+    with open_project(Path(root)) as project:
+        session = AnnotationSession(project.store, SessionOptions(annotator=name, lease_seconds=30))
+        outcome = session.start()
+        rng = random.Random(name)
+        deadline = time.monotonic() + seconds
+        while outcome.view is not None and time.monotonic() < deadline:
+            try:
+                outcome = session.label(rng.choice(CATEGORIES))
+            except sqlite3.OperationalError as error:
+                if "locked" in str(error) or "busy" in str(error):
+                    locked += 1
+                    continue
+                raise
+            if outcome.event is not None:
+                acknowledged.append(outcome.event.id)
+        session.release_all()
+    results.put((name, acknowledged, locked))
+
+
+def measure_concurrency(root: Path, annotators: int, seconds: float) -> dict[str, float]:
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    workers = [
+        context.Process(
+            target=annotator_process, args=(str(root), f"annotator-{k}", seconds, results)
+        )
+        for k in range(annotators)
+    ]
+    for worker in workers:
+        worker.start()
+    collected = [results.get(timeout=seconds + 300) for _ in workers]
+    for worker in workers:
+        worker.join()
+    acknowledged = {event_id for _, ids, _ in collected for event_id in ids}
+    with open_project(root) as project:
+        rows = project.store.db.execute(
+            "SELECT id, grid_id FROM label_events WHERE annotator LIKE 'annotator-%' AND action = 'label'"
+        ).fetchall()
+        twice = project.store.db.execute(
+            """SELECT count(*) FROM (SELECT grid_id FROM label_events WHERE annotator LIKE 'annotator-%'
+            AND action = 'label' GROUP BY grid_id HAVING count(DISTINCT annotator) > 1)"""
+        ).fetchone()[0]
+    stored = {row[0] for row in rows}
+    return {
+        "annotators": annotators,
+        "seconds": seconds,
+        "acknowledged": len(acknowledged),
+        "stored": len(stored),
+        "acknowledged_not_stored": len(acknowledged - stored),
+        "locked_errors": sum(locked for _, _, locked in collected),
+        "labelled_twice": twice,
+        "labels_per_second": len(stored) / seconds,
+    }
+
+
+# ---- faults --------------------------------------------------------------------------------
+
+
+def make_import_source(folder: Path, grids: int, seeds: int) -> None:
+    for g in range(grids):
+        grid = folder / f"grid{g:03d}"
+        grid.mkdir(parents=True)
+        (grid / "prompt.txt").write_text(f"fault prompt {g}")
+        for s in range(seeds):
+            image = scene(("fault", g if g % 3 else 0, s if g % 3 else 0)).resize((128, 128))
+            image.save(grid / f"{s:04d}.png")
+
+
+def run_and_kill(argv: list[str], delay: float) -> bool:
+    """Start a command, SIGKILL it after `delay` seconds; True if it was still running."""
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(delay)
+    alive = process.poll() is None
+    if alive:
+        process.send_signal(signal.SIGKILL)
+    process.wait()
+    return alive
+
+
+def project_integrity(root: Path) -> dict[str, int]:
+    """Duplicate rows, partial (temporary) files and rows whose file is missing or wrong."""
+    import hashlib
+
+    with open_project(root) as project:
+        database = project.store.db
+        duplicates = database.execute(
+            "SELECT count(*) - count(DISTINCT grid_id || ':' || seed) FROM images"
+        ).fetchone()[0]
+        duplicates += database.execute(
+            "SELECT count(*) - count(DISTINCT grid_id || ':' || metric || ':' || params_key) FROM scores"
+        ).fetchone()[0]
+        broken = 0
+        for path, sha256 in database.execute("SELECT DISTINCT path, sha256 FROM images"):
+            file = root / path
+            if not file.exists() or hashlib.sha256(file.read_bytes()).hexdigest() != sha256:
+                broken += 1
+        grids = project.store.grid_count
+    partial = len(list((root / "images").rglob(".tmp-*")))
+    return {
+        "duplicate_rows": duplicates,
+        "partial_files": partial,
+        "broken_rows": broken,
+        "grids": grids,
+    }
+
+
+def annotation_victim(root: str) -> None:
+    """Label as fast as possible, printing each acknowledged event id (the app's code path)."""
+    with open_project(Path(root)) as project:
+        session = AnnotationSession(
+            project.store, SessionOptions(annotator="victim", lease_seconds=30)
+        )
+        outcome = session.start()
+        while outcome.view is not None:
+            outcome = session.label(Category.NONE)
+            if outcome.event is not None:
+                print(outcome.event.id, flush=True)
+
+
+def kill_annotation(root: Path, delay: float) -> tuple[int, int]:
+    """SIGKILL a labelling session; returns (acknowledged, acknowledged but lost)."""
+    code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from bench.soak import annotation_victim; annotation_victim({str(root)!r})"
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    time.sleep(delay)
+    process.send_signal(signal.SIGKILL)
+    output, _ = process.communicate()
+    acknowledged = {int(line) for line in output.split()}
+    with open_project(root) as project:
+        stored = {row[0] for row in project.store.db.execute("SELECT id FROM label_events")}
+    return len(acknowledged), len(acknowledged - stored)
+
+
+def measure_faults(work: Path, kills: int, rng: random.Random) -> dict[str, object]:
+    source = work / "source"
+    make_import_source(source, grids=400, seeds=8)
+    project = work / "faults"
+    subprocess.run([MEMGRID, "init", str(project)], check=True, capture_output=True)
+    report: dict[str, object] = {}
+
+    killed = 0
+    for _ in range(kills):
+        killed += run_and_kill(
+            [MEMGRID, "import", str(source), "-p", str(project)], rng.uniform(0.8, 3.0)
+        )
+    subprocess.run(
+        [MEMGRID, "import", str(source), "-p", str(project)], check=True, capture_output=True
+    )
+    report["import"] = {"kills": killed, **project_integrity(project)}
+
+    killed = 0
+    score = [MEMGRID, "score", "-p", str(project), "--metric", "tiled-l2,phash"]
+    for _ in range(kills):
+        killed += run_and_kill(score, rng.uniform(1.0, 3.0))
+    subprocess.run(score, check=True, capture_output=True)
+    subprocess.run([MEMGRID, "propose", "-p", str(project)], check=True, capture_output=True)
+    with open_project(project) as opened:
+        missing = opened.store.db.execute(
+            """SELECT count(*) FROM grids g WHERE (SELECT count(*) FROM scores s WHERE s.grid_id = g.id) != 2"""
+        ).fetchone()[0]
+    report["score"] = {
+        "kills": killed,
+        "grids_without_both_scores": missing,
+        **project_integrity(project),
+    }
+
+    acknowledged = lost = 0
+    for _ in range(kills):
+        ack, gone = kill_annotation(project, rng.uniform(1.5, 3.0))
+        acknowledged += ack
+        lost += gone
+    report["annotate"] = {"kills": kills, "acknowledged": acknowledged, "lost": lost}
+
+    killed = partial = 0
+    out = work / "export.jsonl.d"
+    for _ in range(kills):
+        killed += run_and_kill(
+            [
+                MEMGRID,
+                "export",
+                "-p",
+                str(project),
+                "--format",
+                "imagefolder",
+                "--with-images",
+                "copy",
+                "--out",
+                str(out),
+                "--overwrite",
+            ],
+            rng.uniform(0.6, 1.6),
+        )
+        if out.exists() and not (out / "export.json").exists():
+            partial += 1
+    subprocess.run(
+        [
+            MEMGRID,
+            "export",
+            "-p",
+            str(project),
+            "--format",
+            "imagefolder",
+            "--with-images",
+            "copy",
+            "--out",
+            str(out),
+            "--overwrite",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    leftovers = [p.name for p in work.iterdir() if p.name.startswith(".") and "export" in p.name]
+    report["export"] = {
+        "kills": killed,
+        "partial_outputs_seen": partial,
+        "complete_after_rerun": (out / "export.json").exists(),
+        "leftover_temporaries": len(leftovers),
+    }
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--grids", type=int, default=62_500)
+    parser.add_argument("--seeds", type=int, default=16)
+    parser.add_argument("--annotators", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--kills", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, help="also write the figures here (text)")
+    arguments = parser.parse_args()
+    rng = random.Random(arguments.seed)
+    lines: list[str] = []
+
+    def say(text: str) -> None:
+        print(text, flush=True)
+        lines.append(text)
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="memgrid-soak-") as folder:
+        work = Path(folder)
+        scale = measure_scale(work / "scale", arguments.grids, arguments.seeds)
+        say(
+            f"scale: {arguments.grids:,} grids x {arguments.seeds} seeds = {int(scale['images']):,} images"
+        )
+        say(f"  built in {scale['build_s']:.1f} s; database {scale['db_mb']:.1f} MB")
+        say(
+            f"  memgrid status: {scale['status_cli_s']:.2f} s as a command, {scale['status_query_ms']:.0f} ms of queries"
+        )
+        say(
+            f"  next open grid (threshold order): p50 {scale['queue_p50_ms']:.1f} ms, p95 {scale['queue_p95_ms']:.1f} ms; random order p95 {scale['random_queue_p95_ms']:.1f} ms"
+        )
+        say(
+            f"  label write: p50 {scale['label_p50_ms']:.1f} ms, p95 {scale['label_p95_ms']:.1f} ms"
+        )
+        say(f"  app launch to first grid: {scale['launch_s']:.2f} s")
+        concurrency = measure_concurrency(work / "scale", arguments.annotators, arguments.seconds)
+        say(
+            f"concurrency: {concurrency['annotators']} annotators for {concurrency['seconds']:.0f} s: "
+            f"{concurrency['acknowledged']} labels acknowledged, {concurrency['stored']} stored, "
+            f"{concurrency['acknowledged_not_stored']} lost, {concurrency['locked_errors']} 'database is locked', "
+            f"{concurrency['labelled_twice']} grids labelled twice ({concurrency['labels_per_second']:.0f} labels/s)"
+        )
+        faults = measure_faults(work, arguments.kills, rng)
+        for name, figures in faults.items():
+            say(f"faults: {name}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
+    say(f"soak finished in {time.perf_counter() - started:.0f} s")
+    if arguments.out:
+        arguments.out.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"scale": scale, "concurrency": concurrency, "faults": faults}
+        arguments.out.write_text(
+            "\n".join(lines) + "\n\n" + json.dumps(payload, indent=2, default=str) + "\n"
+        )
+
+
+if __name__ == "__main__":
+    main()
