@@ -77,12 +77,27 @@ def _main_options(
     _Settings.debug = debug
 
 
+# Command groups in the order a project goes through them; --help lists them so.
+WORKFLOW_ORDER = (
+    "project",
+    "generation",
+    "scoring",
+    "proposing",
+    "annotate",
+    "calibration",
+    "export",
+)
+
+
 def _register_commands() -> None:
-    for module_info in sorted(pkgutil.iter_modules(tui.commands.__path__), key=lambda m: m.name):
-        if module_info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"tui.commands.{module_info.name}")
-        module.register(app)
+    names = [
+        m.name for m in pkgutil.iter_modules(tui.commands.__path__) if not m.name.startswith("_")
+    ]
+    ordered = sorted(
+        names, key=lambda n: (WORKFLOW_ORDER.index(n) if n in WORKFLOW_ORDER else 99, n)
+    )
+    for name in ordered:
+        importlib.import_module(f"tui.commands.{name}").register(app)
 
 
 _register_commands()
