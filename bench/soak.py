@@ -360,43 +360,23 @@ def measure_faults(work: Path, kills: int, rng: random.Random) -> dict[str, obje
     report["annotate"] = {"kills": kills, "acknowledged": acknowledged, "lost": lost}
 
     killed = partial = 0
-    out = work / "export.jsonl.d"
+    out = work / "export.d"
+    export = [
+        MEMGRID,
+        "export",
+        "-p",
+        str(project),
+        "--format",
+        "imagefolder",
+        "--out",
+        str(out),
+        "--overwrite",
+    ]
     for _ in range(kills):
-        killed += run_and_kill(
-            [
-                MEMGRID,
-                "export",
-                "-p",
-                str(project),
-                "--format",
-                "imagefolder",
-                "--with-images",
-                "copy",
-                "--out",
-                str(out),
-                "--overwrite",
-            ],
-            rng.uniform(0.6, 1.6),
-        )
+        killed += run_and_kill(export, rng.uniform(0.6, 1.6))
         if out.exists() and not (out / "export.json").exists():
             partial += 1
-    subprocess.run(
-        [
-            MEMGRID,
-            "export",
-            "-p",
-            str(project),
-            "--format",
-            "imagefolder",
-            "--with-images",
-            "copy",
-            "--out",
-            str(out),
-            "--overwrite",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    subprocess.run(export, check=True, capture_output=True)
     leftovers = [p.name for p in work.iterdir() if p.name.startswith(".") and "export" in p.name]
     report["export"] = {
         "kills": killed,
