@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-
-import os
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -15,7 +14,6 @@ from typer.testing import CliRunner
 
 from tui.project import Project, create_project
 from tui.workflows.ingest import build_demo
-
 
 # CI runs a bounded number of property examples; `just test-thorough` runs many more.
 settings.register_profile(

@@ -30,7 +30,7 @@ def test_network_filesystem_gets_a_rollback_journal(
 
 def test_filesystem_type_reads_proc_mounts(tmp_path: Path) -> None:
     found = db.store.filesystem_type(tmp_path)
-    assert found is None or isinstance(found, str) and found
+    assert found is None or (isinstance(found, str) and found)
 
 
 def test_full_database_keeps_every_acknowledged_label(tmp_path: Path) -> None:
