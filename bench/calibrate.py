@@ -1,7 +1,6 @@
 """Time `memgrid calibrate` on 100,000 labelled grids.
 
-Run: .venv/bin/python -m bench.calibrate [--grids N] [--bootstraps B] [--keep DIR]
-(`-m`, from the repository root: bench/tui.py would shadow the tui package otherwise)
+Run: .venv/bin/python bench/calibrate.py [--grids N] [--bootstraps B] [--keep DIR]
 
 The project is built with bulk SQL through the store (not the CLI): every grid has a
 tiled-l2 and a phash score whose numbers are drawn from distributions that depend on the

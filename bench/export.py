@@ -18,21 +18,15 @@ import random
 import resource
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-# Run as a script, Python puts bench/ first on the import path, and bench/tui.py would
-# then shadow the tui package.
-BENCH_DIR = Path(__file__).resolve().parent
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != BENCH_DIR]
-
-from core.export import ExportFormat, ExportOptions, ImageMode  # noqa: E402
-from core.taxonomy import Category, LabelState  # noqa: E402
-from db.store import canonical_json, content_key, now_text  # noqa: E402
-from tui.project import Project, create_project, open_project  # noqa: E402
-from tui.workflows.export import export_project, export_workers  # noqa: E402
+from core.export import ExportFormat, ExportOptions, ImageMode
+from core.taxonomy import Category, LabelState
+from db.store import canonical_json, content_key, now_text
+from tui.project import Project, create_project, open_project
+from tui.workflows.export import export_project, export_workers
 
 SEEDS = tuple(range(8))
 MODEL = "bench/sd-1.4"

@@ -28,16 +28,11 @@ from pathlib import Path
 
 from PIL import Image
 
-# Run as a script, Python puts bench/ first on the import path, and bench/tui.py would
-# then shadow the tui package.
-BENCH_DIR = Path(__file__).resolve().parent
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != BENCH_DIR]
-
-from core.demo import photo, scene, stamp, with_noise  # noqa: E402
-from core.images import CheckedImage, png_bytes  # noqa: E402
-from core.metrics import make_metric  # noqa: E402
-from tui.project import create_project, open_project  # noqa: E402
-from tui.workflows.scoring import score_project  # noqa: E402
+from core.demo import photo, scene, stamp, with_noise
+from core.images import CheckedImage, png_bytes
+from core.metrics import make_metric
+from tui.project import create_project, open_project
+from tui.workflows.scoring import score_project
 
 SEEDS = 16
 SIZE = 512

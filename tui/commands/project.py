@@ -9,9 +9,12 @@ from typing import Annotated, Any
 import typer
 
 from core.errors import InputError
+from tui.commands.annotate import default_annotator, run_annotate
 from tui.options import JsonOption, ProjectOption
 from tui.project import Project, create_project, default_project_dir, open_project
 from tui.workflows.ingest import add_prompt_file, build_demo, import_grids
+from tui.workflows.proposing import propose_all
+from tui.workflows.scoring import MetricOptions, build_metrics, score_project
 
 DEMO_DEFAULT_DIR = Path("memgrid-demo")
 
@@ -129,7 +132,14 @@ def demo(
         )
     with create_project(root) as opened:
         added = build_demo(opened)
+        # The weight-free metrics only: the demo must run offline on a machine without torch.
+        scoring = score_project(opened, build_metrics(MetricOptions(names=("tiled-l2", "phash"))))
+        proposing = propose_all(opened)
         typer.echo(
-            f"Demo project at {opened.root}: {added} grids added ({opened.store.grid_count} in all)"
+            f"Demo project at {opened.root}: {added} grids added ({opened.store.grid_count} in all), "
+            f"{scoring.grids_scored} scored, {proposing.proposed} proposals "
+            f"(synthetic images: see the README)"
         )
     status(root, False)
+    if not no_open:
+        run_annotate(root, annotator=default_annotator())

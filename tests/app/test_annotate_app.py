@@ -1,0 +1,506 @@
+"""The app driven by keys through Pilot: every key and screen, against the real store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.widgets import Input, OptionList, Static
+
+from core.taxonomy import Category, LabelState
+from tests.app.conftest import FakeClock, settings_for
+from tests.app.pilot_helpers import (
+    SIZE,
+    annotate_screen,
+    current_grid,
+    press,
+    settle,
+    status_text,
+)
+from tui.app import make_app
+from tui.app.config import AnnotateOptions
+from tui.app.messages import SessionUpdated, WorkFailed
+from tui.app.screens import (
+    AdjudicationScreen,
+    FeatureScreen,
+    GridListScreen,
+    HelpScreen,
+    HistoryScreen,
+    NoteScreen,
+    ZoomScreen,
+)
+from tui.app.session import in_blind_share
+from tui.app.widgets import HeatMap, ProposalPanel, SeedGrid
+from tui.project import Project, open_project
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_the_first_grid_is_drawn_with_prompt_proposal_and_progress(
+    demo_project: Project,
+) -> None:
+    app = make_app(demo_project, settings_for())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = annotate_screen(pilot)
+        assert screen is not None and screen.view is not None
+        first = demo_project.store.next_open_grids("alice", order="prompt")[0]
+        assert screen.view.grid_id == first
+        seeds = screen.query_one(SeedGrid)
+        assert seeds.picture is not None and seeds.picture.grid_id == first
+        assert "▀" in seeds.picture.plain[0].text
+        assert "Proposal" in str(screen.query_one(ProposalPanel).render())
+        assert "0/26 done" in str(screen.query_one("#progress", Static).render())
+        prompt = str(screen.query_one("#prompt", Static).render())
+        assert f"grid {first}" in prompt
+
+
+async def test_each_category_key_labels_and_advances(demo_project: Project) -> None:
+    app = make_app(demo_project, settings_for())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        for key, category in zip("1234", Category, strict=True):
+            grid_id = current_grid(pilot)
+            assert grid_id is not None
+            await press(pilot, key)
+            saved = demo_project.store.current_label(grid_id, "alice")
+            assert saved is not None and saved.category is category
+            assert saved.session == app.session.session_id
+            assert current_grid(pilot) != grid_id
+        assert "4/26 done" in str(app.screen.query_one("#progress", Static).render())
+
+
+async def test_keys_typed_ahead_apply_to_successive_grids(demo_project: Project) -> None:
+    app = make_app(demo_project, settings_for())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        expected = demo_project.store.next_open_grids("alice", order="prompt", limit=3)
+        await pilot.press("3", "1", "4")  # no waiting between keys
+        await settle(pilot)
+        labels = [demo_project.store.current_label(g, "alice") for g in expected]
+        assert [label.category for label in labels if label] == [
+            Category.UNINTENDED,
+            Category.EXPLICIT,
+            Category.NONE,
+        ]
+
+
+async def test_enter_accepts_the_proposal(demo_project: Project) -> None:
+    app = make_app(demo_project, settings_for())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        grid_id = current_grid(pilot)
+        assert grid_id is not None
+        proposal = demo_project.store.proposal(grid_id)
+        await press(pilot, "enter")
+        saved = demo_project.store.current_label(grid_id, "alice")
+        assert saved is not None and proposal is not None
+        assert (saved.category, saved.features) == (proposal.category, proposal.features)
+        assert saved.proposal_shown
+
+
+async def test_blind_share_grid_hides_the_proposal_and_enter_does_nothing(
+    demo_project: Project,
+) -> None:
+    project_id = demo_project.store.project_id or ""
+    blind = next(g for g in demo_project.store.grid_ids() if in_blind_share(project_id, g, 0.3))
+    app = make_app(demo_project, settings_for(annotate=AnnotateOptions(blind_share=0.3)))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = annotate_screen(pilot)
+        assert screen is not None
+        screen.submit("reopen", lambda: app.session.reopen(blind))
+        await settle(pilot)
+        assert "Proposal hidden" in str(screen.query_one(ProposalPanel).render())
+        await press(pilot, "enter")
+        assert "No proposal to accept" in status_text(pilot)
+        assert demo_project.store.current_label(blind, "alice") is None
+        await press(pilot, "2")
+        saved = demo_project.store.current_label(blind, "alice")
+        assert saved is not None and not saved.proposal_shown
+
+
+async def test_skip_then_undo_brings_the_skipped_grid_back(demo_project: Project) -> None:
+    app = make_app(demo_project, settings_for())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        skipped = current_grid(pilot)
+        assert skipped is not None
+        await press(pilot, "s")
+        assert current_grid(pilot) != skipped
+        label = demo_project.store.current_label(skipped, "alice")
+        assert label is not None and label.state is LabelState.SKIPPED
+        await press(pilot, "u")
+        assert current_grid(pilot) == skipped
+        assert "Undid skip" in status_text(pilot)
+        assert demo_project.store.current_label(skipped, "alice") is None
+        assert [e.action for e in demo_project.store.label_history(skipped)] == ["skip", "undo"]
+
+
+async def test_undo_of_a_label_and_flag(demo_project: Project) -> None:
+    app = make_app(demo_project, settings_for())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        first = current_grid(pilot)
+        await press(pilot, "2")
+        second = current_grid(pilot)
+        await press(pilot, "f")
+        flagged = demo_project.store.current_label(second, "alice")  # type: ignore[arg-type]
+        assert flagged is not None and flagged.state is LabelState.FLAGGED
+        await press(pilot, "u", "u")
+        assert current_grid(pilot) == first
+        assert demo_project.store.current_label(first, "alice") is None  # type: ignore[arg-type]
+        assert demo_project.store.current_label(second, "alice") is None  # type: ignore[arg-type]
+
+
+async def test_note_is_saved_with_the_label(demo_project: Project) -> None:
+    app = make_app(demo_project, settings_for())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        grid_id = current_grid(pilot)
+        await press(pilot, "n")
+        assert isinstance(app.screen, NoteScreen)
+        await pilot.press(*"odd corner")
+        await press(pilot, "enter")
+        assert not isinstance(app.screen, NoteScreen)
+        await press(pilot, "3")
+        saved = demo_project.store.current_label(grid_id, "alice")  # type: ignore[arg-type]
+        assert saved is not None and saved.note == "odd corner"
+        await press(pilot, "n", "escape")
+        assert not isinstance(app.screen, NoteScreen)
+
+
+async def test_back_and_forward_then_correct_an_earlier_label(demo_project: Project) -> None:
+    app = make_app(demo_project, settings_for())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        first = current_grid(pilot)
+        await press(pilot, "4")
+        second = current_grid(pilot)
+        await press(pilot, "left")
+        assert current_grid(pilot) == first
+        await press(pilot, "right")
+        assert current_grid(pilot) == second
+        await press(pilot, "left", "3")
+        assert current_grid(pilot) == second
+        history = demo_project.store.label_history(first)  # type: ignore[arg-type]
+        assert [e.category for e in history] == [Category.NONE, Category.UNINTENDED]
+
+
+async def test_heat_map_toggles_over_the_grid_and_beside_it(demo_project: Project) -> None:
+    app = make_app(demo_project, settings_for())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = annotate_screen(pilot)
+        assert screen is not None
+        seeds, heatmap = screen.query_one(SeedGrid), screen.query_one(HeatMap)
+        assert not seeds.overlay and not heatmap.display
+        await press(pilot, "h")
+        assert seeds.overlay and heatmap.display
+        assert seeds.picture is not None and seeds.lines == seeds.picture.overlaid
+        assert seeds.picture.overlaid != seeds.picture.plain
+        await press(pilot, "h")
+        assert not seeds.overlay
+
+
+async def test_feature_marks_tiles_category_and_name(demo_project: Project) -> None:
+    app = make_app(demo_project, settings_for())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        grid_id = current_grid(pilot)
+        await press(pilot, "m")
+        assert isinstance(app.screen, FeatureScreen)
+        await press(pilot, "space", "right", "space", "down", "space", "2", "tab")
+        await pilot.press(*"logo")
+        await press(pilot, "enter")
+        assert not isinstance(app.screen, FeatureScreen)
+        await press(pilot, "2")
+        saved = demo_project.store.current_label(grid_id, "alice")  # type: ignore[arg-type]
+        assert saved is not None
+        (feature,) = saved.features
+        assert (feature.category, feature.name, feature.tiles) == (
+            Category.IMPLICIT,
+            "logo",
+            (0, 1, 9),
+        )
+
+
+async def test_zoom_shows_one_seed_and_steps_through_them(demo_project: Project) -> None:
+    app = make_app(demo_project, settings_for())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "z")
+        assert isinstance(app.screen, ZoomScreen)
+        zoom = app.screen
+        image = zoom.query_one("#zoom-image")
+        assert type(image).__name__ == "HalfcellImage"
+        assert image.image is not None
+        assert "seed 0 (1/8)" in str(zoom.query_one("#zoom-title", Static).render())
+        await press(pilot, "right")
+        assert "seed 1 (2/8)" in str(zoom.query_one("#zoom-title", Static).render())
+        await press(pilot, "left", "left")
+        assert "seed 7 (8/8)" in str(zoom.query_one("#zoom-title", Static).render())
+        await press(pilot, "escape")
+        assert annotate_screen(pilot) is app.screen
+
+
+async def test_help_lists_every_key_as_configured(demo_project: Project) -> None:
+    keys = {**settings_for().keys, "skip": "k"}
+    app = make_app(demo_project, settings_for(keys=keys))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        rows = set(_table_cells(app.screen.table))
+        assert "k" in rows and "skip: not done, comes back later" in rows
+        await press(pilot, "escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+def _table_cells(table: object) -> list[str]:
+    cells = []
+    for column in table.columns:  # type: ignore[attr-defined]
+        cells.extend(str(cell) for cell in column.cells)
+    return cells
+
+
+async def test_rebound_keys_work_and_the_old_ones_do_not(demo_project: Project) -> None:
+    keys = {**settings_for().keys, "explicit": "x", "skip": "1"}
+    app = make_app(demo_project, settings_for(keys=keys))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        first = current_grid(pilot)
+        await press(pilot, "x")
+        second = current_grid(pilot)
+        await press(pilot, "1")
+        explicit = demo_project.store.current_label(first, "alice")  # type: ignore[arg-type]
+        skipped = demo_project.store.current_label(second, "alice")  # type: ignore[arg-type]
+        assert explicit is not None and explicit.category is Category.EXPLICIT
+        assert skipped is not None and skipped.state is LabelState.SKIPPED
+
+
+async def test_history_screen_shows_events_and_reopens(demo_project: Project) -> None:
+    app = make_app(demo_project, settings_for())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        first = current_grid(pilot)
+        await press(pilot, "1", "2")
+        unfinished = current_grid(pilot)
+        await press(pilot, "r")
+        assert isinstance(app.screen, HistoryScreen)
+        options = app.screen.query_one(OptionList)
+        ids = [options.get_option_at_index(i).id for i in range(options.option_count)]
+        assert ids[-1] == str(first)
+        await press(pilot, "end")
+        detail = str(app.screen.query_one("#detail", Static).render())
+        assert f"History of grid {first}" in detail and "explicit" in detail
+        await press(pilot, "enter")
+        assert current_grid(pilot) == first
+        await press(pilot, "4")
+        assert current_grid(pilot) == unfinished
+        corrected = demo_project.store.current_label(first, "alice")  # type: ignore[arg-type]
+        assert corrected is not None and corrected.category is Category.NONE
+
+
+async def test_skipped_and_flagged_lists_reopen_their_grids(demo_project: Project) -> None:
+    app = make_app(demo_project, settings_for())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        skipped = current_grid(pilot)
+        await press(pilot, "s")
+        flagged = current_grid(pilot)
+        await press(pilot, "f")
+        for key, state, grid_id in (
+            ("S", LabelState.SKIPPED, skipped),
+            ("F", LabelState.FLAGGED, flagged),
+        ):
+            await press(pilot, key)
+            assert isinstance(app.screen, GridListScreen) and app.screen.state is state
+            options = app.screen.query_one(OptionList)
+            assert [options.get_option_at_index(0).id] == [str(grid_id)]
+            await press(pilot, "enter")
+            assert current_grid(pilot) == grid_id
+        await press(pilot, "3")
+        relabelled = demo_project.store.current_label(flagged, "alice")  # type: ignore[arg-type]
+        assert relabelled is not None and relabelled.state is LabelState.LABELLED
+
+
+async def test_adjudication_lists_disagreements_and_sets_the_final_label(
+    demo_project_dir: Path,
+) -> None:
+    with open_project(demo_project_dir) as project:
+        grids = project.store.grid_ids()
+        for grid_id, votes in (
+            (grids[0], "explicit none none"),
+            (grids[1], "explicit none unintended"),
+        ):
+            for annotator, vote in zip(("a", "b", "c"), votes.split(), strict=True):
+                project.store.label(grid_id, annotator, Category(vote))
+        app = make_app(project, settings_for("judge"))
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await press(pilot, "A")
+            assert isinstance(app.screen, AdjudicationScreen)
+            await settle(pilot)
+            options = app.screen.query_one(OptionList)
+            assert [options.get_option_at_index(i).id for i in range(2)] == [
+                str(grids[1]),
+                str(grids[0]),
+            ]
+            assert app.screen.query_one(SeedGrid).picture is not None
+            await press(pilot, "3")
+            await settle(pilot)
+            final = project.store.adjudications()[grids[1]]
+            assert (final.annotator, final.category) == ("judge", Category.UNINTENDED)
+            assert "final label unintended" in str(
+                app.screen.query_one("#adj-status", Static).render()
+            )
+            await press(pilot, "escape")
+            assert annotate_screen(pilot) is app.screen
+
+
+async def test_two_annotators_on_one_project_work_on_different_grids(
+    demo_project_dir: Path,
+) -> None:
+    clock = FakeClock()
+    with open_project(demo_project_dir) as first, open_project(demo_project_dir) as second:
+        alice = make_app(first, settings_for("alice"), clock=clock)
+        bob = make_app(second, settings_for("bob"), clock=clock)
+        async with alice.run_test(size=SIZE) as alice_pilot:
+            await settle(alice_pilot)
+            async with bob.run_test(size=SIZE) as bob_pilot:
+                await settle(bob_pilot)
+                alice_grid, bob_grid = current_grid(alice_pilot), current_grid(bob_pilot)
+                assert alice_grid != bob_grid
+                await press(alice_pilot, "1")
+                await press(bob_pilot, "4")
+                assert first.store.current_label(alice_grid, "alice") is not None  # type: ignore[arg-type]
+                assert second.store.current_label(bob_grid, "bob") is not None  # type: ignore[arg-type]
+                assert current_grid(alice_pilot) != current_grid(bob_pilot)
+
+
+async def test_lease_hands_a_grid_over_when_it_expires(demo_project_dir: Path) -> None:
+    clock = FakeClock()
+    leased = AnnotateOptions(blind_share=0.0, lease_seconds=60.0)
+    with open_project(demo_project_dir) as first, open_project(demo_project_dir) as second:
+        alice = make_app(first, settings_for("alice", annotate=leased), clock=clock)
+        async with alice.run_test(size=SIZE) as alice_pilot:
+            await settle(alice_pilot)
+            held = current_grid(alice_pilot)
+        # Alice's terminal froze (no renewal, no release): after the lease, bob gets it.
+        clock.advance(30)
+        bob = make_app(second, settings_for("bob", annotate=leased), clock=clock)
+        async with bob.run_test(size=SIZE) as bob_pilot:
+            await settle(bob_pilot)
+            assert current_grid(bob_pilot) != held
+        clock.advance(31)
+        carol = make_app(second, settings_for("carol", annotate=leased), clock=clock)
+        async with carol.run_test(size=SIZE) as carol_pilot:
+            await settle(carol_pilot)
+            assert current_grid(carol_pilot) == held
+
+
+async def test_resume_after_the_process_is_killed(demo_project_dir: Path) -> None:
+    with open_project(demo_project_dir) as project:
+        app = make_app(project, settings_for())
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await press(pilot, "1", "2", "s")
+            on_screen = current_grid(pilot)
+        # The app ended without releasing anything, as a killed process would.
+    with open_project(demo_project_dir) as project:
+        app = make_app(project, settings_for())
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            assert current_grid(pilot) == on_screen
+            assert "2/26 done" in str(app.screen.query_one("#progress", Static).render())
+
+
+async def test_an_empty_queue_says_so(bare_demo_project: Project) -> None:
+    for grid_id in bare_demo_project.store.grid_ids():
+        bare_demo_project.store.label(grid_id, "alice", Category.NONE)
+    app = make_app(bare_demo_project, settings_for())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert current_grid(pilot) is None
+        await press(pilot, "1")
+        assert "no grid on screen" in status_text(pilot)
+
+
+async def test_grids_without_scores_or_proposals_still_work(bare_demo_project: Project) -> None:
+    messages: list[object] = []
+    app = make_app(bare_demo_project, settings_for())
+    async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
+        await settle(pilot)
+        screen = annotate_screen(pilot)
+        assert screen is not None
+        assert "No proposal yet" in str(screen.query_one(ProposalPanel).render())
+        await press(pilot, "h", "enter", "4")
+        assert "No proposal to accept: not computed" in "".join(
+            m.outcome.message for m in messages if isinstance(m, SessionUpdated)
+        )
+        assert bare_demo_project.store.label_counts("alice")["labelled"] == 1
+
+
+async def test_quit_key_exits(demo_project: Project) -> None:
+    app = make_app(demo_project, settings_for())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("q")
+        await pilot.pause()
+    assert app.return_code == 0
+
+
+async def test_note_input_keeps_digits_out_of_the_label_keys(demo_project: Project) -> None:
+    app = make_app(demo_project, settings_for())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        grid_id = current_grid(pilot)
+        await press(pilot, "n")
+        await pilot.press("1", "2")
+        assert app.screen.query_one(Input).value == "12"
+        await press(pilot, "enter")
+        assert demo_project.store.current_label(grid_id, "alice") is None  # type: ignore[arg-type]
+
+
+async def test_a_smaller_terminal_gets_a_picture_that_fits(demo_project: Project) -> None:
+    app = make_app(demo_project, settings_for())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        seeds = app.screen.query_one(SeedGrid)
+        before = seeds.picture
+        await pilot.resize_terminal(100, 30)
+        await settle(pilot)
+        after = seeds.picture
+        assert before is not None and after is not None and after.grid_id == before.grid_id
+        assert after.layout != before.layout
+        widest = max(line.cell_length for line in after.plain)
+        assert widest <= seeds.area.width and len(after.plain) <= seeds.area.height
+
+
+async def test_a_lost_lease_is_reported_without_unblocking_the_queue(demo_project: Project) -> None:
+    app = make_app(demo_project, settings_for())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = annotate_screen(pilot)
+        assert screen is not None
+        screen._busy = True  # an action in flight
+        screen.post_message(WorkFailed("lease renewal", "another annotator now holds this grid"))
+        await pilot.pause()
+        assert "lease renewal failed" in status_text(pilot)
+        assert screen._busy
+        screen._busy = False
+
+
+async def test_calibration_key_opens_the_latest_run_and_returns(demo_project: Project) -> None:
+    from tui.app.screens.calibration import CalibrationScreen
+
+    app = make_app(demo_project, settings_for())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "C")
+        await settle(pilot)
+        assert isinstance(app.screen, CalibrationScreen)
+        await press(pilot, "escape")
+        await settle(pilot)
+        assert annotate_screen(pilot) is not None

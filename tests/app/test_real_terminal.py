@@ -1,0 +1,96 @@
+"""The app in a real pseudo-terminal: labels survive SIGKILL, work resumes, torch stays out."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from core.taxonomy import Category
+from tests.app.pty_terminal import PtyTerminal, visible_text
+from tui.project import open_project
+
+ROOT = Path(__file__).resolve().parents[2]
+GRID_HEADER = re.compile(rb"grid (\d+)  ")
+TITLES = {c.title: c for c in Category}
+ACKNOWLEDGED = re.compile(
+    rb"Grid (\d+): (" + b"|".join(re.escape(t.encode()) for t in TITLES) + rb")\."
+)
+
+
+def start_app(project: Path, annotator: str) -> PtyTerminal:
+    env = {
+        **os.environ,
+        "TERM": "xterm-256color",
+        "MEMGRID_IMAGE_PROTOCOL": "halfcell",
+    }
+    memgrid = Path(sys.executable).with_name("memgrid")
+    argv = [str(memgrid), "annotate", "-p", str(project), "-a", annotator, "--order", "prompt"]
+    return PtyTerminal(argv, env, columns=160, rows=50)
+
+
+def test_every_acknowledged_label_survives_a_sigkill(demo_project_dir: Path) -> None:
+    terminal = start_app(demo_project_dir, "kim")
+    try:
+        terminal.frame_with(GRID_HEADER, timeout=60)
+        # Paced keys: each one's acknowledgement appears on screen before the next key.
+        for key in b"1234":
+            offset, _ = terminal.send(bytes([key]))
+            terminal.wait_for(ACKNOWLEDGED, start=offset, timeout=20)
+        # A burst typed ahead, and the process killed as soon as the first one shows.
+        burst_start, _ = terminal.send(b"3142")
+        terminal.wait_for(ACKNOWLEDGED, start=burst_start, timeout=20)
+        terminal.kill()
+    finally:
+        terminal.close()
+    acknowledged = {
+        int(match.group(1)): TITLES[match.group(2).decode()]
+        for match in ACKNOWLEDGED.finditer(visible_text(bytes(terminal.output)))
+    }
+    assert len(acknowledged) >= 5
+    with open_project(demo_project_dir) as project:
+        for grid_id, category in acknowledged.items():
+            label = project.store.current_label(grid_id, "kim")
+            assert label is not None and label.category is category, grid_id
+        labelled = project.store.label_counts("kim")["labelled"]
+        assert len(acknowledged) <= labelled <= 8
+        expected_next = project.store.next_open_grids("kim", order="prompt")[0]
+
+    # Start again: it resumes at the next open grid, the one the killed app held.
+    terminal = start_app(demo_project_dir, "kim")
+    try:
+        _, found = terminal.frame_with(GRID_HEADER, timeout=60)
+        assert int(found.group(1)) == expected_next
+        assert int(found.group(1)) not in acknowledged
+        terminal.wait_for(re.compile(rf"{labelled}/26 done".encode()), timeout=20)
+        terminal.send(b"q")
+        assert terminal.process.wait(timeout=20) == 0
+    finally:
+        terminal.close()
+
+
+def test_the_app_never_imports_torch(demo_project_dir: Path) -> None:
+    code = f"""
+import asyncio, sys
+from pathlib import Path
+from tests.app.conftest import settings_for
+from tests.app.pilot_helpers import press, settle
+from tui.app import make_app
+from tui.project import open_project
+
+async def main():
+    with open_project(Path({str(demo_project_dir)!r})) as project:
+        app = make_app(project, settings_for())
+        async with app.run_test(size=(160, 50)) as pilot:
+            await settle(pilot)
+            await press(pilot, "1", "h", "z", "escape", "m", "escape", "A", "escape", "r", "escape")
+
+asyncio.run(main())
+print(" ".join(n for n in ("torch", "diffusers", "open_clip", "transformers") if n in sys.modules))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    assert result.stdout.split() == []

@@ -1,0 +1,32 @@
+"""The Textual app: a thin shell that opens the annotate screen and applies the keymap.
+
+Budget: this file stays under 80 lines; behaviour lives in the screens and the session.
+"""
+
+from __future__ import annotations
+
+from textual.app import App
+
+from tui.app.context import AppContext
+from tui.app.keys import keymap
+from tui.app.screens.annotate import AnnotateScreen
+from tui.app.session import AnnotationSession
+
+
+class MemgridApp(App[None]):
+    """memgrid annotate: browse seed grids, confirm or override with one key."""
+
+    TITLE = "memgrid annotate"
+    ENABLE_COMMAND_PALETTE = False
+
+    def __init__(self, context: AppContext) -> None:
+        super().__init__()
+        self.context = context
+
+    @property
+    def session(self) -> AnnotationSession:
+        return self.context.session
+
+    def on_mount(self) -> None:
+        self.set_keymap(keymap(self.context.settings.keys))
+        self.push_screen(AnnotateScreen(self.context))

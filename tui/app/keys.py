@@ -1,0 +1,76 @@
+"""Key bindings from the config's action table: Textual Bindings with ids, and the keymap."""
+
+from __future__ import annotations
+
+from textual.binding import Binding
+
+from core.taxonomy import Category
+from tui.app.config import KEY_ACTIONS
+
+SCREEN_ID = "annotate"
+# Screens where the category keys (explicit .. none, as configured) pick a category too.
+CATEGORY_SCREENS = ("feature", "adjudicate")
+# The footer has room for the everyday keys; the help screen lists them all.
+FOOTER_ACTIONS = (
+    "explicit",
+    "implicit",
+    "unintended",
+    "none",
+    "accept",
+    "skip",
+    "flag",
+    "note",
+    "undo",
+    "zoom",
+    "heatmap",
+    "feature",
+    "help",
+)
+
+
+def binding_id(action: str) -> str:
+    return f"{SCREEN_ID}.{action}"
+
+
+def annotate_bindings() -> list[Binding]:
+    """One Binding per action, with the default keys; the keymap swaps in configured ones."""
+    return [
+        Binding(
+            keys,
+            f"key('{action}')",
+            label,
+            show=action in FOOTER_ACTIONS,
+            id=binding_id(action),
+        )
+        for action, (keys, label, _) in KEY_ACTIONS.items()
+    ]
+
+
+def category_bindings(screen: str, action: str, label: str) -> list[Binding]:
+    """A screen's bindings for the four category keys: `action` is called with the value."""
+    return [
+        Binding(
+            KEY_ACTIONS[category.value][0],
+            f"{action}('{category.value}')",
+            label.format(category=category.value),
+            id=f"{screen}.{category.value}",
+        )
+        for category in Category
+    ]
+
+
+def keymap(keys: dict[str, str]) -> dict[str, str]:
+    """The configured keys as a Textual keymap (binding id -> keys), category keys shared."""
+    mapped = {binding_id(action): value for action, value in keys.items()}
+    for screen in CATEGORY_SCREENS:
+        for category in Category:
+            mapped[f"{screen}.{category.value}"] = keys[category.value]
+    return mapped
+
+
+def describe_keys(keys: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(action, keys as typed, what it does) for every action, in the help screen's order."""
+    return [
+        (action, keys.get(action, default), description)
+        for action, (default, _, description) in KEY_ACTIONS.items()
+    ]

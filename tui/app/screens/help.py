@@ -1,0 +1,61 @@
+"""Every key, as configured, with what it does."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from tui.app.keys import describe_keys
+
+MORE_KEYS = (
+    ("zoom", "left / right", "the previous / next seed"),
+    ("feature", "arrows, space", "move over tiles, select one; a selects the hot tiles"),
+    ("feature", "1-4, tab, enter", "the feature's category, its name, save"),
+    ("lists", "enter", "open the highlighted grid to correct it"),
+    ("adjudicate", "1-4", "set the final label of the highlighted grid"),
+    ("any screen", "escape", "close it"),
+)
+
+
+class HelpScreen(ModalScreen[None]):
+    """The key table: the footer shows the everyday keys, this shows them all."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,question_mark", "close", "close")]
+
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > VerticalScroll { width: 96; height: auto; max-height: 90%;
+        border: round $accent; padding: 0 1; }
+    """
+
+    def __init__(self, keys: dict[str, str]) -> None:
+        super().__init__()
+        self.keys = keys
+
+    def compose(self) -> ComposeResult:
+        self.table = table = Table(title="memgrid annotate: keys", expand=True, show_edge=False)
+        table.add_column("key", style="bold yellow", no_wrap=True)
+        table.add_column("does")
+        table.add_column("action", style="dim")
+        for action, keys, description in describe_keys(self.keys):
+            table.add_row(keys.replace(",", " / "), description, action)
+        table.add_section()
+        for where, keys, description in MORE_KEYS:
+            table.add_row(keys, description, where)
+        with VerticalScroll():
+            yield Static(table)
+            yield Static(
+                'Keys are rebindable in memgrid.toml ([keys] action = "key") in the project '
+                "folder or ~/.config/memgrid/. Every action is saved the moment its key is "
+                "pressed.",
+                classes="hint",
+            )
+
+    def action_close(self) -> None:
+        self.dismiss(None)

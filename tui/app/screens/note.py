@@ -1,0 +1,41 @@
+"""A one-line note on the grid: Enter saves it, Escape leaves it as it was."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Static
+
+MAX_NOTE_LENGTH = 500
+
+
+class NoteScreen(ModalScreen[str | None]):
+    """Asks for a note; dismisses with the text (empty clears it) or None when cancelled."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "cancel")]
+
+    DEFAULT_CSS = """
+    NoteScreen { align: center middle; }
+    NoteScreen > Vertical { width: 80; height: auto; border: round $accent; padding: 0 1; }
+    """
+
+    def __init__(self, note: str = "") -> None:
+        super().__init__()
+        self.note = note
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static("Note on this grid (Enter saves, Escape cancels)")
+            yield Input(self.note, max_length=MAX_NOTE_LENGTH, id="note")
+
+    @on(Input.Submitted)
+    def _save(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,76 @@
+"""This annotator's label on the grid, what is drafted for it, and (unless blind) others'."""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+
+from core.records import LabelEvent
+from core.taxonomy import Feature, LabelState
+from tui.app.widgets.proposal_panel import category_badge, feature_line
+from tui.app.widgets.text_panel import TextPanel
+
+STATE_STYLES = {
+    LabelState.LABELLED: "green",
+    LabelState.SKIPPED: "yellow",
+    LabelState.FLAGGED: "magenta",
+}
+
+
+def describe_event(event: LabelEvent, *, with_time: bool = False) -> Text:
+    """One label event in a line: who, category, state, (when), note."""
+    line = Text()
+    line.append(f"{event.annotator}: ", "bold")
+    if event.category is not None:
+        line.append_text(category_badge(event.category))
+        line.append(" ")
+    if event.action == "adjudicate":
+        line.append("final (adjudicated)", "bold green")
+    elif event.state is not None:
+        line.append(event.state.value, STATE_STYLES[event.state])
+    if with_time:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event.created_at))
+        line.append(f"  {when}", "dim")
+    if event.note:
+        line.append(f"  “{event.note}”", "italic")
+    return line
+
+
+class LabelsPanel(TextPanel):
+    """Your label, your draft (note, features), others' labels and any final verdict."""
+
+    DEFAULT_CSS = """
+    LabelsPanel { height: auto; padding: 0 1; margin-bottom: 1; }
+    """
+
+    def show(
+        self,
+        mine: LabelEvent | None,
+        draft_note: str,
+        draft_features: list[Feature],
+        others: tuple[LabelEvent, ...],
+        others_hidden: bool,
+        adjudication: LabelEvent | None,
+    ) -> None:
+        lines = [Text("Your label", "bold")]
+        if mine is None:
+            lines.append(Text("  none yet", "dim"))
+        else:
+            lines.append(Text("  ").append_text(describe_event(mine)))
+            lines.extend(feature_line(f) for f in mine.features)
+        if draft_note or draft_features:
+            lines.append(Text("  drafted (saved with your next label):", "yellow"))
+            if draft_note:
+                lines.append(Text(f"  note “{draft_note}”", "italic"))
+            lines.extend(feature_line(f) for f in draft_features)
+        lines.append(Text("Others", "bold"))
+        if others_hidden:
+            lines.append(Text("  hidden (--blind)", "dim"))
+        elif not others:
+            lines.append(Text("  nobody else yet", "dim"))
+        else:
+            lines.extend(Text("  ").append_text(describe_event(e)) for e in others)
+        if adjudication is not None:
+            lines.append(Text("  ").append_text(describe_event(adjudication)))
+        self.show_text(Text("\n").join(lines))

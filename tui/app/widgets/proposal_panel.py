@@ -1,0 +1,92 @@
+"""The proposal with its reasons, and the scores behind it: what to confirm or override."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+
+from core.records import Proposal, Score
+from core.taxonomy import Category, Feature
+from tui.app.widgets.text_panel import TextPanel
+
+CATEGORY_STYLES = {
+    Category.EXPLICIT: "bold black on rgb(120,200,255)",
+    Category.IMPLICIT: "bold black on rgb(190,150,255)",
+    Category.UNINTENDED: "bold white on rgb(200,40,40)",
+    Category.NONE: "bold black on rgb(120,200,120)",
+}
+MAX_VALUES_PER_SCORE = 4
+
+
+def category_badge(category: Category | None) -> Text:
+    if category is None:
+        return Text(" no category ", "dim reverse")
+    return Text(f" {category.title} ", CATEGORY_STYLES[category])
+
+
+def feature_line(feature: Feature) -> Text:
+    line = Text("  ◆ ")
+    line.append(feature.name or "(unnamed)", "bold")
+    line.append(f"  {feature.category.title} · {feature.where}", "dim")
+    return line
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def describe_proposal(
+    proposal: Proposal | None, shown: bool, hidden_reason: str = "blind share"
+) -> Text:
+    if proposal is not None and not shown:
+        return Text.assemble(
+            ("Proposal hidden", "bold"),
+            (f" on this grid ({hidden_reason}): your label calibrates the detector.", "dim"),
+        )
+    if proposal is None:
+        return Text.assemble(
+            ("No proposal yet", "bold"), (": run `memgrid score`, then `memgrid propose`.", "dim")
+        )
+    lines = [Text.assemble(("Proposal ", "bold"), category_badge(proposal.category))]
+    if proposal.score is not None:
+        margin = "" if proposal.margin is None else f"  margin {proposal.margin:+.3f}"
+        lines.append(Text(f"  score {proposal.score:.3f}{margin}", "dim"))
+    for reason in proposal.reasons:
+        mark, style = ("✓", "green") if reason.fired else ("·", "dim")
+        line = Text(f"  {mark} ", style)
+        line.append(f"{reason.signal}: ", "bold" if reason.fired else "dim")
+        line.append(reason.text, "" if reason.fired else "dim")
+        lines.append(line)
+    lines.extend(feature_line(feature) for feature in proposal.features)
+    return Text("\n").join(lines)
+
+
+def describe_scores(scores: tuple[Score, ...]) -> Text:
+    if not scores:
+        return Text("No scores yet.", "dim")
+    lines = [Text("Scores", "bold")]
+    for score in scores:
+        line = Text(f"  {score.metric:<9} ", "bold")
+        if not score.available:
+            line.append(f"unavailable: {score.note}", "dim")
+        else:
+            shown = list(score.values.items())[:MAX_VALUES_PER_SCORE]
+            line.append("  ".join(f"{k} {format_value(v)}" for k, v in shown))
+        lines.append(line)
+    return Text("\n").join(lines)
+
+
+class ProposalPanel(TextPanel):
+    """Proposal (or why there is none), its reasons and features, then the scores."""
+
+    DEFAULT_CSS = """
+    ProposalPanel { height: auto; padding: 0 1; margin-bottom: 1; }
+    """
+
+    def show(self, proposal: Proposal | None, shown: bool, scores: tuple[Score, ...]) -> None:
+        self.show_text(
+            Text("\n").join([describe_proposal(proposal, shown), describe_scores(scores)])
+        )

@@ -1,0 +1,118 @@
+"""`memgrid annotate`: open the annotation app on a project.
+
+Textual and textual-image are imported inside the command, so `import tui.cli` stays
+light; the image protocol is settled before textual-image is imported (it probes the
+terminal at import time).
+"""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from core.errors import InputError
+from db.store import QUEUE_ORDERS
+from tui.options import ProjectOption
+from tui.project import open_project
+
+
+def register(app: typer.Typer) -> None:
+    app.command("annotate")(annotate)
+
+
+def default_annotator() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "annotator"
+
+
+def annotate(
+    project: ProjectOption = None,
+    annotator: Annotated[
+        str | None,
+        typer.Option("--annotator", "-a", help="Who is labelling (default: your login name)."),
+    ] = None,
+    order: Annotated[
+        str,
+        typer.Option(
+            "--order",
+            help="Queue order: threshold (nearest the threshold first), score, prompt, random.",
+        ),
+    ] = "threshold",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random order.")] = 0,
+    blind: Annotated[bool, typer.Option("--blind", help="Hide other annotators' labels.")] = False,
+    overlap: Annotated[
+        int, typer.Option("--overlap", min=1, help="Annotators wanted per grid (N-way overlap).")
+    ] = 1,
+    image_protocol: Annotated[
+        str | None,
+        typer.Option(
+            "--image-protocol",
+            help="How zoom draws a seed: auto, halfcell, sixel, tgp "
+            "(default: $MEMGRID_IMAGE_PROTOCOL, else auto).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Label seed grids: one key per category, Enter accepts the proposal, all saved at once.
+
+    Keys are rebindable in memgrid.toml (project folder or ~/.config/memgrid/); ? lists
+    them. Thumbnails are truecolor text: over SSH, where COLORTERM is not passed on, set
+    COLORTERM=truecolor (or TEXTUAL_COLOR_SYSTEM=truecolor) for full colour.
+    """
+    run_annotate(
+        project,
+        annotator=annotator or default_annotator(),
+        order=order,
+        seed=seed,
+        blind=blind,
+        overlap=overlap,
+        image_protocol=image_protocol,
+    )
+
+
+def run_annotate(
+    project: Path | None,
+    *,
+    annotator: str,
+    order: str = "threshold",
+    seed: int = 0,
+    blind: bool = False,
+    overlap: int = 1,
+    image_protocol: str | None = None,
+) -> None:
+    """Open the project, read the config, settle the image protocol, run the app."""
+    if order not in QUEUE_ORDERS:
+        raise InputError(
+            "--order", f"unknown order {order!r}; choose from {', '.join(QUEUE_ORDERS)}"
+        )
+    if not annotator.strip():
+        raise InputError("--annotator", "the annotator's name is empty")
+    from tui.app import make_app
+    from tui.app.collector import tune_for_interaction
+    from tui.app.config import AppSettings, load_config
+    from tui.app.image_protocol import load_image_widget, requested_protocol
+
+    with open_project(project) as opened:
+        config = load_config(opened.root)
+        # Before textual-image is imported: it probes the terminal then, and never again.
+        protocol, _ = load_image_widget(requested_protocol(image_protocol))
+        settings = AppSettings.from_config(
+            config,
+            annotator=annotator.strip(),
+            order=order,
+            random_seed=seed,
+            overlap=overlap,
+            hide_others=blind,
+            image_protocol=protocol,
+        )
+        app = make_app(opened, settings)
+        tune_for_interaction()  # full garbage collections only while the annotator pauses
+        try:
+            app.run()
+        finally:
+            app.session.release_all()
