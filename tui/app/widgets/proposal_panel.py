@@ -57,7 +57,9 @@ def describe_proposal(
     for reason in proposal.reasons:
         mark, style = ("✓", "green") if reason.fired else ("·", "dim")
         line = Text(f"  {mark} ", style)
-        line.append(f"{reason.signal}: ", "bold" if reason.fired else "dim")
+        # Most reasons already open with their signal's name ("tiled-l2: 8/8 seeds ...").
+        if not reason.text.startswith(f"{reason.signal}:"):
+            line.append(f"{reason.signal}: ", "bold" if reason.fired else "dim")
         line.append(reason.text, "" if reason.fired else "dim")
         lines.append(line)
     lines.extend(feature_line(feature) for feature in proposal.features)
