@@ -34,6 +34,7 @@ import numpy as np
 
 from core.errors import InputError
 from core.records import Entity
+from core.text_files import read_text
 
 ENTITY_TYPES = ("person", "work", "brand", "place")
 
@@ -316,13 +317,7 @@ def parse_lexicon(text: str, source: str | Path) -> list[Entity]:
 
 
 def read_lexicon(path: Path) -> list[Entity]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(path, "entity file not found") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputError(path, f"cannot read entity file ({error})") from None
-    return parse_lexicon(text, path)
+    return parse_lexicon(read_text(path), path)
 
 
 # ---------------------------------------------------------------- finders

@@ -13,7 +13,8 @@ from typing import Any
 
 from core.errors import InputError
 from core.images import IMAGE_SUFFIXES, CheckedImage, read_image_file
-from core.prompt_files import clean_prompt, read_text
+from core.prompt_files import clean_prompt
+from core.text_files import read_text
 
 MANIFEST_SUFFIXES = (".jsonl", ".csv")
 PROMPT_FILE_NAME = "prompt.txt"

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import InputError
+from core.text_files import read_text
 
 PROMPT_FILE_SUFFIXES = (".txt", ".csv", ".jsonl")
 MAX_PROMPT_CHARS = 10_000
@@ -22,25 +23,6 @@ class PromptFile:
     prompts: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     empty_skipped: int = 0
     duplicates_in_file: int = 0
-
-
-def read_text(path: Path) -> str:
-    """Read a user's text file as UTF-8 (BOM allowed), naming the file on failure."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(path, "file not found") from None
-    except IsADirectoryError:
-        raise InputError(path, "is a folder, not a file") from None
-    except OSError as error:
-        raise InputError(path, f"cannot read ({error.strerror or error})") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        raise InputError(
-            path, f"not UTF-8 text (byte 0x{data[error.start]:02x})", f"line {line}"
-        ) from None
 
 
 def clean_prompt(text: str) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import InputError
+from core.text_files import read_text
 
 V0_NAME = "v0"
 
@@ -202,12 +203,7 @@ def load_threshold_file(path: Path) -> ThresholdFile:
 
 
 def _read_mapping(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(path, "threshold file not found") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputError(path, f"cannot read threshold file ({error})") from None
+    text = read_text(path)
     suffix = path.suffix.lower()
     try:
         if suffix == ".toml":

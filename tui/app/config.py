@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import InputError
+from core.text_files import read_text
 from tui.app.session import SessionOptions
 
 CONFIG_NAME = "memgrid.toml"
@@ -139,11 +140,7 @@ def load_config(project_root: Path | None) -> FileConfig:
     """Read and merge the config files; a bad file raises one InputError naming it."""
     config = FileConfig()
     for path in config_files(project_root):
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as error:
-            raise InputError(path, f"cannot read config ({error.strerror or error})") from None
-        config = merge(config, parse_config(text, path), path)
+        config = merge(config, parse_config(read_text(path), path), path)
     return config
 
 

@@ -1,0 +1,136 @@
+"""Property tests for the other user files: entity lexicons, threshold files, config files."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core.attribution import read_lexicon
+from core.errors import InputError
+from core.thresholds import load_threshold_file
+from tests.hostile.test_readers_fuzz import payloads
+from tui.app.config import load_config
+
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=20)
+)
+threshold_keys = st.sampled_from(
+    [
+        "tau_mem",
+        "tau_global",
+        "tau_region",
+        "tau_sem",
+        "tiled_l2_delta",
+        "name",
+        "notes",
+        "model",
+        "x",
+    ]
+)
+mappings = st.dictionaries(
+    threshold_keys, st.one_of(scalars, st.lists(scalars, max_size=3)), max_size=6
+)
+
+
+def toml_value(value: object) -> str:
+    return json.dumps(value) if value is not None else '""'
+
+
+def as_toml(mapping: dict) -> str:
+    lines = []
+    for key, value in mapping.items():
+        if isinstance(value, float) and value != value:
+            lines.append(f"{key} = nan")
+        else:
+            lines.append(f"{key} = {toml_value(value)}")
+    return "\n".join(lines)
+
+
+@given(payload=payloads)
+def test_lexicon_files_never_crash(payload: bytes) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "entities.txt"
+        path.write_bytes(payload)
+        try:
+            entities = read_lexicon(path)
+        except InputError as error:
+            assert "\n" not in str(error) and str(path) in str(error)
+            return
+        for entity in entities:
+            assert entity.name and entity.type in ("person", "work", "brand", "place")
+
+
+@given(
+    payload=st.one_of(payloads, mappings.map(lambda m: as_toml(m).encode())),
+    suffix=st.sampled_from([".toml", ".json"]),
+)
+def test_threshold_files_never_crash(payload: bytes, suffix: str) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"set{suffix}"
+        path.write_bytes(payload)
+        try:
+            loaded = load_threshold_file(path)
+        except InputError as error:
+            assert "\n" not in str(error) and str(path) in str(error)
+            return
+        assert all(isinstance(v, float) and v == v for v in loaded.values.values() if v is not None)
+
+
+@given(mapping=mappings)
+def test_json_threshold_values_are_validated(mapping: dict) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "set.json"
+        path.write_text(json.dumps(mapping))
+        try:
+            loaded = load_threshold_file(path)
+        except InputError as error:
+            assert "\n" not in str(error)
+            return
+        for key in ("tau_mem", "tau_global", "tau_region"):
+            assert 0.0 <= loaded.values[key] <= 1.0
+
+
+config_tables = st.dictionaries(
+    st.sampled_from(["keys", "annotate", "other"]),
+    st.dictionaries(
+        st.sampled_from(
+            ["explicit", "skip", "undo", "lease_seconds", "blind_share", "prefetch", "bogus"]
+        ),
+        scalars,
+        max_size=4,
+    ),
+    max_size=3,
+)
+
+
+def config_text(tables: dict) -> str:
+    out = []
+    for table, entries in tables.items():
+        out.append(f"[{table}]")
+        out.extend(
+            f"{k} = {toml_value(v)}"
+            for k, v in entries.items()
+            if not (isinstance(v, float) and v != v)
+        )
+    return "\n".join(out)
+
+
+@given(payload=st.one_of(payloads, config_tables.map(lambda t: config_text(t).encode())))
+def test_config_files_never_crash(payload: bytes) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "memgrid.toml"
+        path.write_bytes(payload)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("MEMGRID_CONFIG", str(path))
+            try:
+                config = load_config(None)
+            except InputError as error:
+                assert "\n" not in str(error) and str(path) in str(error)
+                return
+        assert 0.0 <= config.annotate.blind_share <= 1.0
+        assert config.annotate.lease_seconds > 0
