@@ -187,3 +187,15 @@ def test_bad_manifest_rows(
         assert all(len(g.images) == 1 for g in project.store.grids())
         if "prompt" in row and row.get("prompt") == "p":
             assert grids == 0  # the prompt's grid has a bad row: none of it is stored
+
+
+def test_a_deeply_nested_source_imports(
+    tmp_path: Path, runner: CliRunner, project_dir: Path
+) -> None:
+    deep = tmp_path / "src"
+    for level in range(40):
+        deep = deep / f"level{level:02d}"
+    make_folder_source(deep, grids=1)
+    result = invoke(runner, "import", str(deep), "-p", str(project_dir))
+    assert result.exit_code == 0, result.output
+    assert counts(project_dir) == (1, 3)

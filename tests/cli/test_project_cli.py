@@ -72,6 +72,9 @@ def test_demo_builds_the_project(tmp_path: Path, runner: CliRunner) -> None:
     assert result.exit_code == 0, result.output
     status = json.loads(runner.invoke(app, ["status", "-p", str(target), "--json"]).output)
     assert status["grids"] >= 24 and status["images"] >= 192
+    # Scored and proposed: every category of the taxonomy is among the proposals.
+    assert all(status["proposals"][c] > 0 for c in ("explicit", "implicit", "unintended", "none"))
+    assert status["active_thresholds"] == "default v0"
     again = runner.invoke(app, ["demo", "--project", str(target), "--no-open"])
     assert again.exit_code == 0
     assert (
