@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from core.generation.signal import WEN_METRIC
+from core.taxonomy import Category
 from tui.cli import app
 from tui.project import open_project
 
@@ -223,6 +225,27 @@ def test_a_generated_grid_is_scored_and_proposed_like_an_imported_one(
         assert WEN_METRIC in {reason.signal for reason in proposal.reasons}
     shown = json.loads(invoke(runner, ["show", "1", *project_option, "--json"]).output)
     assert shown["grid"]["source"] == "generate"
+    assert asyncio.run(label_first_grid_in_the_app(project_dir)) == grid_id
+
+
+async def label_first_grid_in_the_app(project_dir: Path) -> int:
+    """Open the annotation app on the project, label the grid on screen with `3`."""
+    from tests.app.conftest import settings_for
+    from tests.app.pilot_helpers import SIZE, annotate_screen, press, settle
+    from tui.app import make_app
+
+    with open_project(project_dir) as project:
+        app = make_app(project, settings_for())
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            screen = annotate_screen(pilot)
+            assert screen is not None and screen.view is not None
+            shown = screen.view.grid_id
+            await press(pilot, "3")
+            await settle(pilot)
+        label = project.store.current_label(shown, "alice")
+        assert label is not None and label.category is Category.UNINTENDED
+        return shown
 
 
 @pytest.mark.parametrize(
