@@ -306,9 +306,12 @@ def annotation_victim(root: str) -> None:
                 print(outcome.event.id, flush=True)
 
 
-def kill_annotation(root: Path, delay: float) -> tuple[int, int]:
+def kill_annotation(root: Path, annotator: str, delay: float) -> tuple[int, int]:
     """SIGKILL a labelling session; returns (acknowledged, acknowledged but lost)."""
-    code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from bench.soak import annotation_victim; annotation_victim({str(root)!r})"
+    code = (
+        f"import sys; sys.path.insert(0, {str(ROOT)!r}); from bench.soak import annotation_victim; "
+        f"annotation_victim({str(root)!r}, {annotator!r})"
+    )
     process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     time.sleep(delay)
     process.send_signal(signal.SIGKILL)
@@ -353,8 +356,9 @@ def measure_faults(work: Path, kills: int, rng: random.Random) -> dict[str, obje
     }
 
     acknowledged = lost = 0
-    for _ in range(kills):
-        ack, gone = kill_annotation(project, rng.uniform(1.5, 3.0))
+    for index in range(kills):
+        # Each victim is a new annotator with the whole queue ahead: the kill lands mid-run.
+        ack, gone = kill_annotation(project, f"victim-{index}", rng.uniform(1.0, 1.8))
         acknowledged += ack
         lost += gone
     report["annotate"] = {"kills": kills, "acknowledged": acknowledged, "lost": lost}
