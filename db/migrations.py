@@ -176,4 +176,16 @@ def m001_initial_schema(db: Database) -> None:
     )
 
 
+@migrations()
+def m002_queue_indexes(db: Database) -> None:
+    # The annotation queue walks these in order and stops at the first open grids, instead
+    # of sorting every grid on each call (61 ms -> well under 1 ms at 62,500 grids).
+    db.execute(
+        "CREATE INDEX proposals_queue_margin ON proposals (threshold_set_id, abs(margin), grid_id)"
+    )
+    db.execute(
+        "CREATE INDEX proposals_queue_score ON proposals (threshold_set_id, score DESC, grid_id)"
+    )
+
+
 SCHEMA_VERSION = len(migrations._migrations)

@@ -213,3 +213,38 @@ def test_embeddings_cache_round_trip() -> None:
     store = Store.memory()
     store.put_embeddings("clip:x", {"sha1": b"\x00\x01", "sha2": b"\x02"})
     assert store.get_embeddings("clip:x", ["sha1", "sha3"]) == {"sha1": b"\x00\x01"}
+
+
+@pytest.mark.parametrize("per_model", [False, True])
+def test_indexed_and_general_queue_orders_agree(per_model: bool) -> None:
+    """One project-wide set walks an index; per-model sets sort: both give one order."""
+    store = Store.memory()
+    grid_ids = add_grids(store, 30)
+    values = {"tau_mem": 0.5}
+    if per_model:
+        thresholds = store.add_threshold_set("by-model", values, model="", activate=True)
+    else:
+        thresholds = store.add_threshold_set("v0", values, activate=True)
+    assert (store._only_active_set() is None) == per_model
+    keys: dict[int, float | None] = {}
+    for grid_id in grid_ids[:25]:  # five grids have no proposal at all
+        score = None if grid_id % 7 == 0 else ((grid_id * 13) % 30) / 30
+        keys[grid_id] = score
+        margin = None if score is None else score - 0.5
+        store.add_proposal(
+            Proposal(grid_id, thresholds.id, Category.NONE, score=score, margin=margin)
+        )
+    store.label(grid_ids[3], "other", Category.NONE)
+    store.claim(grid_ids[4], "other", seconds=60, now=100.0)
+    open_ids = [g for g in grid_ids if g not in (grid_ids[3], grid_ids[4], grid_ids[5])]
+    with_key = [g for g in open_ids if keys.get(g) is not None]
+    without_key = [g for g in open_ids if keys.get(g) is None]
+    expected_threshold = sorted(with_key, key=lambda g: (abs(keys[g] - 0.5), g)) + without_key
+    expected_score = sorted(with_key, key=lambda g: (-keys[g], g)) + without_key
+    common = {"limit": 40, "exclude": [grid_ids[5]], "now": 110.0}
+    assert store.next_open_grids("me", order="threshold", **common) == expected_threshold
+    assert store.next_open_grids("me", order="score", **common) == expected_score
+    assert (
+        store.next_open_grids("me", order="threshold", **{**common, "limit": 3})
+        == expected_threshold[:3]
+    )
