@@ -293,11 +293,13 @@ def project_integrity(root: Path) -> dict[str, int]:
     }
 
 
-def annotation_victim(root: str) -> None:
+def annotation_victim(root: str, annotator: str) -> None:
     """Label as fast as possible, printing each acknowledged event id (the app's code path)."""
     with open_project(Path(root)) as project:
         session = AnnotationSession(
-            project.store, SessionOptions(annotator="victim", lease_seconds=30)
+            # Overlap on: every victim has the whole queue ahead, whatever earlier ones did.
+            project.store,
+            SessionOptions(annotator=annotator, lease_seconds=30, overlap=1000),
         )
         outcome = session.start()
         while outcome.view is not None:
@@ -306,17 +308,23 @@ def annotation_victim(root: str) -> None:
                 print(outcome.event.id, flush=True)
 
 
-def kill_annotation(root: Path, annotator: str, delay: float) -> tuple[int, int]:
-    """SIGKILL a labelling session; returns (acknowledged, acknowledged but lost)."""
+def kill_annotation(root: Path, annotator: str, after_labels: int) -> tuple[int, int]:
+    """SIGKILL a labelling session once it acknowledged `after_labels` labels (mid-run);
+    returns (acknowledged, acknowledged but lost)."""
     code = (
         f"import sys; sys.path.insert(0, {str(ROOT)!r}); from bench.soak import annotation_victim; "
         f"annotation_victim({str(root)!r}, {annotator!r})"
     )
     process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    time.sleep(delay)
-    process.send_signal(signal.SIGKILL)
-    output, _ = process.communicate()
-    acknowledged = {int(line) for line in output.split()}
+    assert process.stdout is not None
+    acknowledged = set()
+    for line in process.stdout:
+        acknowledged.add(int(line))
+        if len(acknowledged) >= after_labels:
+            process.send_signal(signal.SIGKILL)
+            break
+    rest, _ = process.communicate()
+    acknowledged |= {int(line) for line in rest.split()}
     with open_project(root) as project:
         stored = {row[0] for row in project.store.db.execute("SELECT id FROM label_events")}
     return len(acknowledged), len(acknowledged - stored)
@@ -329,14 +337,17 @@ def measure_faults(work: Path, kills: int, rng: random.Random) -> dict[str, obje
     subprocess.run([MEMGRID, "init", str(project)], check=True, capture_output=True)
     report: dict[str, object] = {}
 
+    import_command = [MEMGRID, "import", str(source), "-p", str(project)]
+    scratch = work / "timing"
+    subprocess.run([MEMGRID, "init", str(scratch)], check=True, capture_output=True)
+    started = time.perf_counter()
+    subprocess.run([*import_command[:-1], str(scratch)], check=True, capture_output=True)
+    import_seconds = time.perf_counter() - started
     killed = 0
     for _ in range(kills):
-        killed += run_and_kill(
-            [MEMGRID, "import", str(source), "-p", str(project)], rng.uniform(0.8, 3.0)
-        )
-    subprocess.run(
-        [MEMGRID, "import", str(source), "-p", str(project)], check=True, capture_output=True
-    )
+        # Somewhere after start-up and before the end of a full run.
+        killed += run_and_kill(import_command, rng.uniform(0.35, 0.8) * import_seconds)
+    subprocess.run(import_command, check=True, capture_output=True)
     report["import"] = {"kills": killed, **project_integrity(project)}
 
     killed = 0
@@ -358,7 +369,7 @@ def measure_faults(work: Path, kills: int, rng: random.Random) -> dict[str, obje
     acknowledged = lost = 0
     for index in range(kills):
         # Each victim is a new annotator with the whole queue ahead: the kill lands mid-run.
-        ack, gone = kill_annotation(project, f"victim-{index}", rng.uniform(1.0, 1.8))
+        ack, gone = kill_annotation(project, f"victim-{index}", rng.randint(1, 300))
         acknowledged += ack
         lost += gone
     report["annotate"] = {"kills": kills, "acknowledged": acknowledged, "lost": lost}
@@ -420,10 +431,10 @@ def main() -> None:
             f"  memgrid status: {scale['status_cli_s']:.2f} s as a command, {scale['status_query_ms']:.0f} ms of queries"
         )
         say(
-            f"  next open grid (threshold order): p50 {scale['queue_p50_ms']:.1f} ms, p95 {scale['queue_p95_ms']:.1f} ms; random order p95 {scale['random_queue_p95_ms']:.1f} ms"
+            f"  next open grid (threshold order): p50 {scale['queue_p50_ms']:.3f} ms, p95 {scale['queue_p95_ms']:.3f} ms; random order p95 {scale['random_queue_p95_ms']:.1f} ms"
         )
         say(
-            f"  label write: p50 {scale['label_p50_ms']:.1f} ms, p95 {scale['label_p95_ms']:.1f} ms"
+            f"  label write: p50 {scale['label_p50_ms']:.3f} ms, p95 {scale['label_p95_ms']:.3f} ms"
         )
         say(f"  app launch to first grid: {scale['launch_s']:.2f} s")
         concurrency = measure_concurrency(work / "scale", arguments.annotators, arguments.seconds)
