@@ -5,12 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def one_line(text: str) -> str:
+    """Escape control characters (a newline in a file name, say) so a message stays one line."""
+    return "".join(
+        character if character.isprintable() or character == " " else repr(character)[1:-1]
+        for character in text
+    )
+
+
 class MemgridError(Exception):
     """An expected failure with a one-line message a person can act on."""
 
     title = "memgrid error"
 
     def __init__(self, message: str) -> None:
+        message = one_line(message)
         super().__init__(message)
         self.message = message
 

@@ -188,4 +188,33 @@ def m002_queue_indexes(db: Database) -> None:
     )
 
 
+@migrations()
+def m003_grid_progress(db: Database) -> None:
+    # How many annotators' current label on a grid is labelled or flagged: derived from
+    # label_events, kept by SQLite in the same transaction as each event, so the queue
+    # rejects a done grid with one key lookup instead of evaluating the current_labels view.
+    db.execute(
+        """CREATE TABLE grid_progress (
+            grid_id INTEGER PRIMARY KEY REFERENCES grids(id),
+            done INTEGER NOT NULL
+        )"""
+    )
+    db.execute(
+        """INSERT INTO grid_progress (grid_id, done)
+        SELECT grid_id, count(DISTINCT annotator) FROM current_labels
+        WHERE state IN ('labelled', 'flagged') GROUP BY grid_id"""
+    )
+    db.execute(
+        """CREATE TRIGGER label_events_progress AFTER INSERT ON label_events
+        BEGIN
+            INSERT INTO grid_progress (grid_id, done) VALUES (
+                NEW.grid_id,
+                (SELECT count(DISTINCT c.annotator) FROM current_labels c
+                 WHERE c.grid_id = NEW.grid_id AND c.state IN ('labelled', 'flagged'))
+            )
+            ON CONFLICT (grid_id) DO UPDATE SET done = excluded.done;
+        END"""
+    )
+
+
 SCHEMA_VERSION = len(migrations._migrations)

@@ -1141,10 +1141,9 @@ _INDEXED_ORDERS = {
 
 def _open_to_annotator(grid_column: str) -> str:
     """SQL that holds while a grid is open to :annotator (see `next_open_grids`)."""
-    return f"""NOT EXISTS (SELECT 1 FROM effective_label_events e
+    return f"""coalesce((SELECT done FROM grid_progress WHERE grid_id = {grid_column}), 0) < :overlap
+        AND NOT EXISTS (SELECT 1 FROM effective_label_events e
                    WHERE e.grid_id = {grid_column} AND e.annotator = :annotator)
-        AND (SELECT count(DISTINCT c.annotator) FROM current_labels c
-             WHERE c.grid_id = {grid_column} AND c.state IN ('labelled', 'flagged')) < :overlap
         AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.grid_id = {grid_column}
                         AND l.annotator != :annotator AND l.expires_at > :now)"""
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from textual.pilot import Pilot
 from textual.widgets import Static
-from textual.worker import WorkerState
+from textual.worker import WorkerCancelled, WorkerState
 
 from tui.app.screens.annotate import AnnotateScreen
 
@@ -15,7 +17,9 @@ async def settle(pilot: Pilot[None]) -> None:
     """Wait until no worker runs and the annotate screen has no queued action."""
     app = pilot.app
     for _ in range(200):
-        await app.workers.wait_for_complete()
+        # An exclusive worker (prefetch) may be replaced by a newer one: wait for that one.
+        with contextlib.suppress(WorkerCancelled):
+            await app.workers.wait_for_complete()
         await pilot.pause()
         running = [w for w in app.workers if w.state in (WorkerState.PENDING, WorkerState.RUNNING)]
         annotate = annotate_screen(pilot)

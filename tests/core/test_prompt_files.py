@@ -60,3 +60,10 @@ def test_bad_prompt_files_give_one_line_naming_file_and_place(
 def test_missing_prompt_file(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="file not found"):
         read_prompt_file(tmp_path / "nope.txt")
+
+
+def test_an_error_naming_a_file_with_a_newline_stays_one_line(tmp_path: Path) -> None:
+    with pytest.raises(InputError) as raised:
+        read_prompt_file(tmp_path / "bad\nname.txt")
+    assert "\n" not in str(raised.value)
+    assert "bad\\nname.txt" in str(raised.value)

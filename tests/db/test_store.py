@@ -248,3 +248,28 @@ def test_indexed_and_general_queue_orders_agree(per_model: bool) -> None:
         store.next_open_grids("me", order="threshold", **{**common, "limit": 3})
         == expected_threshold[:3]
     )
+
+
+def test_grid_progress_follows_the_current_labels_through_undo_and_adjudication() -> None:
+    store = Store.memory()
+    grid_ids = add_grids(store, 4)
+
+    def progress() -> dict[int, int]:
+        return dict(store.db.execute("SELECT grid_id, done FROM grid_progress").fetchall())
+
+    def from_view() -> dict[int, int]:
+        rows = store.db.execute(
+            """SELECT grid_id, count(DISTINCT annotator) FROM current_labels
+            WHERE state IN ('labelled', 'flagged') GROUP BY grid_id"""
+        ).fetchall()
+        return dict(rows)
+
+    a, b, c, _ = grid_ids
+    store.label(a, "x", Category.NONE)
+    store.flag(a, "y")
+    store.skip(b, "x")
+    store.label(c, "x", Category.EXPLICIT)
+    store.skip(c, "x")  # a later skip replaces the label: not done any more
+    store.adjudicate(b, "judge", Category.IMPLICIT)
+    store.undo_last("y")
+    assert {g: n for g, n in progress().items() if n} == from_view() == {a: 1, b: 1}
