@@ -214,14 +214,6 @@ class Store:
             for row in self.db.execute("SELECT id, text, metadata FROM prompts ORDER BY id")
         ]
 
-    def prompt(self, prompt_id: int) -> Prompt:
-        row = self.db.execute(
-            "SELECT id, text, metadata FROM prompts WHERE id = ?", (prompt_id,)
-        ).fetchone()
-        if row is None:
-            raise NotFoundError(f"no prompt with id {prompt_id}")
-        return Prompt(id=row[0], text=row[1], metadata=json.loads(row[2]))
-
     # ---- grids and images -----------------------------------------------------------
 
     def add_grid(
@@ -373,27 +365,6 @@ class Store:
             sql += " AND metric = ?"
             params.append(metric)
         return [_score(row) for row in self.db.execute(sql + " ORDER BY metric, id", params)]
-
-    def scores_for_metric(self, metric: str) -> list[Score]:
-        return [
-            _score(row)
-            for row in self.db.execute(
-                """SELECT grid_id, metric, params, version, "values", heatmap, available, note
-                FROM scores WHERE metric = ? ORDER BY grid_id, id""",
-                (metric,),
-            )
-        ]
-
-    def unscored_grid_ids(self, metric: str, params: dict[str, Any]) -> list[int]:
-        return [
-            row[0]
-            for row in self.db.execute(
-                """SELECT g.id FROM grids g WHERE NOT EXISTS (
-                    SELECT 1 FROM scores s WHERE s.grid_id = g.id AND s.metric = ?
-                    AND s.params_key = ?) ORDER BY g.id""",
-                (metric, content_key(params)),
-            )
-        ]
 
     def grids_to_score(self, metric: str, params: dict[str, Any], version: str) -> list[int]:
         """Grids without a current score for metric+params+version, in id order.
@@ -553,15 +524,6 @@ class Store:
             (grid_id, threshold_set_id),
         ).fetchone()
         return None if row is None else _proposal(row)
-
-    def proposals(self, threshold_set_id: int) -> list[Proposal]:
-        return [
-            _proposal(row)
-            for row in self.db.execute(
-                f"SELECT {_PROPOSAL_COLUMNS} FROM proposals WHERE threshold_set_id = ? ORDER BY grid_id",
-                (threshold_set_id,),
-            )
-        ]
 
     def proposal_counts(self) -> dict[str, int]:
         """Proposals per category under each grid's active threshold set."""

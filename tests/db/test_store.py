@@ -196,17 +196,15 @@ def test_threshold_sets_are_versioned_and_one_is_active() -> None:
 def test_scores_replace_by_metric_and_params() -> None:
     store = Store.memory()
     (grid_id,) = add_grids(store, 1)
-    assert store.unscored_grid_ids("tiled-l2", {"delta": 0.15}) == [grid_id]
-    store.add_score(
-        Score(grid_id, "tiled-l2", {"delta": 0.15}, "1", {"clique_share": 0.5}, [[0.1]])
-    )
-    store.add_score(
-        Score(grid_id, "tiled-l2", {"delta": 0.15}, "1", {"clique_share": 1.0}, [[0.9]])
-    )
-    assert store.unscored_grid_ids("tiled-l2", {"delta": 0.15}) == []
-    assert store.unscored_grid_ids("tiled-l2", {"delta": 0.1}) == [grid_id]
+    assert store.grids_to_score("tiled-l2", {"delta": 0.15}, "1") == [grid_id]
+    first = {"clique_share": 0.5, "n_seeds": 4}
+    second = {"clique_share": 1.0, "n_seeds": 4}
+    store.add_score(Score(grid_id, "tiled-l2", {"delta": 0.15}, "1", first, [[0.1]]))
+    store.add_score(Score(grid_id, "tiled-l2", {"delta": 0.15}, "1", second, [[0.9]]))
+    assert store.grids_to_score("tiled-l2", {"delta": 0.15}, "1") == []
+    assert store.grids_to_score("tiled-l2", {"delta": 0.1}, "1") == [grid_id]
     (score,) = store.scores(grid_id)
-    assert score.values == {"clique_share": 1.0} and score.heatmap == [[0.9]]
+    assert score.values == second and score.heatmap == [[0.9]]
 
 
 def test_embeddings_cache_round_trip() -> None:
