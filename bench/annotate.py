@@ -34,12 +34,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.demo import DEMO_ENTITIES, scene  # noqa: E402
-from core.records import GridImage, Proposal, Reason, Score  # noqa: E402
-from core.taxonomy import Category, Feature  # noqa: E402
+from memgrid.core.demo import DEMO_ENTITIES, scene  # noqa: E402
+from memgrid.core.records import GridImage, Proposal, Reason, Score  # noqa: E402
+from memgrid.core.taxonomy import Category, Feature  # noqa: E402
+from memgrid.tui.app.thumbnails import ThumbnailCache  # noqa: E402
+from memgrid.tui.project import create_project, open_project  # noqa: E402
+
 from tests.app.pty_terminal import PtyTerminal  # noqa: E402
-from tui.app.thumbnails import ThumbnailCache  # noqa: E402
-from tui.project import create_project, open_project  # noqa: E402
 
 DISTINCT_IMAGES = 64
 IMAGE_SIZE = 64

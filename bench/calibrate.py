@@ -22,13 +22,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from core.calibration import DEFAULT_BOOTSTRAPS, Objective, calibrate
-from core.taxonomy import Category, LabelState
-from db.store import canonical_json, content_key, now_text
-from tui.project import Project, create_project
-from tui.workflows.calibration import calibrate_project, read_labels
-from tui.workflows.proposing import DEFAULT_SET_NAME
+from memgrid.core.calibration import DEFAULT_BOOTSTRAPS, Objective, calibrate
+from memgrid.core.taxonomy import Category, LabelState
+from memgrid.db.store import canonical_json, content_key, now_text
+from memgrid.tui.project import Project, create_project
+from memgrid.tui.workflows.calibration import calibrate_project, read_labels
+from memgrid.tui.workflows.proposing import DEFAULT_SET_NAME
 
 SEEDS = 8
 MODEL = "bench/sd-1.4"

@@ -22,11 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from core.export import ExportFormat, ExportOptions, ImageMode
-from core.taxonomy import Category, LabelState
-from db.store import canonical_json, content_key, now_text
-from tui.project import Project, create_project, open_project
-from tui.workflows.export import export_project, export_workers
+from memgrid.core.export import ExportFormat, ExportOptions, ImageMode
+from memgrid.core.taxonomy import Category, LabelState
+from memgrid.db.store import canonical_json, content_key, now_text
+from memgrid.tui.project import Project, create_project, open_project
+from memgrid.tui.workflows.export import export_project, export_workers
 
 SEEDS = tuple(range(8))
 MODEL = "bench/sd-1.4"

@@ -24,8 +24,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from core.generation import pipeline as generation
-from core.generation.synthetic import build_random_pipeline
+from memgrid.core.generation import pipeline as generation
+from memgrid.core.generation.synthetic import build_random_pipeline
 
 PROMPTS = [
     "a photograph of an astronaut riding a horse",

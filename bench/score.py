@@ -26,13 +26,12 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from memgrid.core.demo import photo, scene, stamp, with_noise
+from memgrid.core.images import CheckedImage, png_bytes
+from memgrid.core.metrics import make_metric
+from memgrid.tui.project import create_project, open_project
+from memgrid.tui.workflows.scoring import score_project
 from PIL import Image
-
-from core.demo import photo, scene, stamp, with_noise
-from core.images import CheckedImage, png_bytes
-from core.metrics import make_metric
-from tui.project import create_project, open_project
-from tui.workflows.scoring import score_project
 
 SEEDS = 16
 SIZE = 512

@@ -34,12 +34,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.demo import scene  # noqa: E402
-from core.records import Proposal  # noqa: E402
-from core.taxonomy import Category  # noqa: E402
-from db.store import canonical_json, content_key, now_text  # noqa: E402
-from tui.app.session import AnnotationSession, SessionOptions  # noqa: E402
-from tui.project import create_project, open_project  # noqa: E402
+from memgrid.core.demo import scene  # noqa: E402
+from memgrid.core.records import Proposal  # noqa: E402
+from memgrid.core.taxonomy import Category  # noqa: E402
+from memgrid.db.store import canonical_json, content_key, now_text  # noqa: E402
+from memgrid.tui.app.session import AnnotationSession, SessionOptions  # noqa: E402
+from memgrid.tui.project import create_project, open_project  # noqa: E402
 
 MEMGRID = str(Path(sys.executable).with_name("memgrid"))
 SHARED_FILES = 16
@@ -129,7 +129,7 @@ def measure_scale(root: Path, grids: int, seeds: int) -> dict[str, float]:
     figures["status_cli_s"] = time.perf_counter() - started
     with open_project(root) as project:
         store = project.store
-        from tui.commands.project import project_status
+        from memgrid.tui.commands.project import project_status
 
         figures["status_query_ms"] = statistics.median(
             timed_ms(lambda _: project_status(project), 5)

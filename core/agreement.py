@@ -1,6 +1,6 @@
 """The agreed label of a grid, resolved from its annotators' current label events.
 
-Design section 4: an adjudication settles a grid; otherwise the category most of its
+docs/design.md, "Calibration and agreement": an adjudication settles a grid; otherwise the category most of its
 annotators chose wins, and a tie stays a tie rather than being broken silently. Export
 and calibration both read labels this way, so they agree on what "the label" is.
 """
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeVar
 
-from core.records import LabelEvent
-from core.taxonomy import Category, Feature, LabelState, Webster
+from memgrid.core.records import LabelEvent
+from memgrid.core.taxonomy import Category, Feature, LabelState, Webster
 
 ADJUDICATE_ACTION = "adjudicate"
 _Value = TypeVar("_Value", bound=Hashable)

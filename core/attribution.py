@@ -1,6 +1,6 @@
 """Prompt attribution: what in a prompt could explain the content that recurs across seeds.
 
-Three kinds of evidence (design section 2): named entities (capitalised spans that do not
+Three kinds of evidence (docs/design.md, "Signals"): named entities (capitalised spans that do not
 start a sentence, quoted titles, entries of the user's lexicon), implication cues (definite
 descriptions that single one thing out: "the famous painting of ...", "the logo of ...",
 "the president who ...", "the smiling woman painted by ..."; lexicon aliases written as
@@ -31,10 +31,9 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
-
-from core.errors import InputError
-from core.records import Entity
-from core.text_files import read_text
+from memgrid.core.errors import InputError
+from memgrid.core.records import Entity
+from memgrid.core.text_files import read_text
 
 ENTITY_TYPES = ("person", "work", "brand", "place")
 

@@ -1,4 +1,4 @@
-"""Calibration: refit the active thresholds on human labels (design section 4).
+"""Calibration: refit the active thresholds on human labels (docs/design.md, "Calibration and agreement").
 
 Two fits, in order:
 1. the memorization thresholds that compare one signal with a number (`tau_mem` on the
@@ -24,10 +24,9 @@ from itertools import product
 from typing import Any
 
 import numpy as np
-
-from core.errors import InputError
-from core.taxonomy import Category
-from core.thresholds import SPECS
+from memgrid.core.errors import InputError
+from memgrid.core.taxonomy import Category
+from memgrid.core.thresholds import SPECS
 
 CATEGORIES: tuple[Category, ...] = tuple(Category)
 CATEGORY_CODE = {category: code for code, category in enumerate(CATEGORIES)}

@@ -1,6 +1,6 @@
 """The categorizer: a pure function from a grid's signals to a proposed label with reasons.
 
-Design section 3, version 0, in order:
+docs/design.md, "The categorizer", version 0, in order:
 1. no pixel-level consistency above tau_mem and no semantic consistency above tau_sem: none;
 2. pixel-level consistency over the whole image (a near-duplicate clique, or a tiled-l2
    extent >= tau_global): explicit if the prompt names the work, implicit if it singles it
@@ -19,10 +19,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from core.attribution import Attribution, Cue, EntityMention
-from core.records import Entity, Proposal, Reason, Score
-from core.taxonomy import Category, Feature, Webster, most_serious
-from core.thresholds import Thresholds
+from memgrid.core.attribution import Attribution, Cue, EntityMention
+from memgrid.core.records import Entity, Proposal, Reason, Score
+from memgrid.core.taxonomy import Category, Feature, Webster, most_serious
+from memgrid.core.thresholds import Thresholds
 
 # Whole-image near-duplicate metrics, strictest first (each reason is listed in this order).
 PIXEL_METRICS = ("tiled-l2", "sscd", "phash")
@@ -102,7 +102,7 @@ def categorize(
     thresholds: Thresholds,
     attribution: Attribution,
 ) -> Categorization:
-    """Propose a category, features, reasons and a Webster type for one grid (design §3)."""
+    """Propose a category, features, reasons and a Webster type for one grid (docs/design.md, "The categorizer")."""
     scores = _latest_by_metric(signals.values() if isinstance(signals, Mapping) else signals)
     reasons: list[Reason] = []
     checks: list[Check] = []
@@ -399,7 +399,7 @@ def _whole_image_features(
         return [Feature(Category.IMPLICIT, f"copy of {label}")]
     reasons.append(Reason("prompt", _no_work_words(attribution)))
     features = [Feature(Category.UNINTENDED, "verbatim copy of one image")]
-    # The person the prompt asks for is expected; the same photo of them is not (design §1).
+    # The person the prompt asks for is expected; the same photo of them is not (docs/design.md, "The taxonomy").
     named_people, implied_people = attribution.named("person"), attribution.implied("person")
     if named_people:
         features.append(Feature(Category.EXPLICIT, f"likeness of {named_people[0].label}"))

@@ -1,6 +1,6 @@
 """Labelled sets as files other tools load: rows, filters, writers and the export folder.
 
-Design section 8. One row per grid (prompt, agreed label and how it was reached, every
+docs/design.md, "Export": One row per grid (prompt, agreed label and how it was reached, every
 annotator's label, proposal, scores, provenance, images), written as JSONL, CSV,
 Parquet, a Hugging Face `imagefolder` or WebDataset tar shards, beside a manifest
 (`export.json`) that makes the export traceable. Everything is written into a hidden
@@ -27,11 +27,11 @@ from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import IO, Any
 
-from core.agreement import AgreedLabel, AgreementHow, GridState, grid_state
-from core.errors import InputError, ProjectError, UnavailableError
-from core.images import IMAGE_SUFFIXES
-from core.records import Grid, GridImage, LabelEvent, Proposal, Score, ThresholdSet
-from core.taxonomy import Category
+from memgrid.core.agreement import AgreedLabel, AgreementHow, GridState, grid_state
+from memgrid.core.errors import InputError, ProjectError, UnavailableError
+from memgrid.core.images import IMAGE_SUFFIXES
+from memgrid.core.records import Grid, GridImage, LabelEvent, Proposal, Score, ThresholdSet
+from memgrid.core.taxonomy import Category
 
 MANIFEST_NAME = "export.json"
 # Bumped when the row layout changes, so readers of old exports can tell.

@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from memgrid.core.errors import InputError
+from memgrid.core.records import GridImage
 from PIL import Image, UnidentifiedImageError
-
-from core.errors import InputError
-from core.records import GridImage
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 # Decompression bombs are refused by Pillow above this many pixels; generations are far smaller.

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.errors import InputError
-from core.images import IMAGE_SUFFIXES, CheckedImage, read_image_file
-from core.prompt_files import clean_prompt
-from core.text_files import read_text
+from memgrid.core.errors import InputError
+from memgrid.core.images import IMAGE_SUFFIXES, CheckedImage, read_image_file
+from memgrid.core.prompt_files import clean_prompt
+from memgrid.core.text_files import read_text
 
 MANIFEST_SUFFIXES = (".jsonl", ".csv")
 PROMPT_FILE_NAME = "prompt.txt"

@@ -1,6 +1,6 @@
 """Inter-annotator agreement, and the annotators' agreement with the proposals.
 
-Design section 4: Cohen's kappa for each pair of annotators, Fleiss' kappa and
+docs/design.md, "Calibration and agreement": Cohen's kappa for each pair of annotators, Fleiss' kappa and
 Krippendorff's alpha (nominal) over all of them, and agreement with the categorizer on
 blind versus shown grids: when annotators agree with the proposal more often where they
 saw it, the proposal anchors them, and labels from shown grids flatter the detector.
@@ -15,8 +15,7 @@ from itertools import combinations
 from typing import Any
 
 import numpy as np
-
-from core.records import LabelEvent
+from memgrid.core.records import LabelEvent
 
 # Annotator -> item -> category (as text); one current label per annotator and item.
 Ratings = Mapping[str, Mapping[int, str]]

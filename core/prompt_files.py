@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.errors import InputError
-from core.text_files import read_text
+from memgrid.core.errors import InputError
+from memgrid.core.text_files import read_text
 
 PROMPT_FILE_SUFFIXES = (".txt", ".csv", ".jsonl")
 MAX_PROMPT_CHARS = 10_000

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.taxonomy import Category, Feature, LabelState, Webster
+from memgrid.core.taxonomy import Category, Feature, LabelState, Webster
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.errors import InputError
+from memgrid.core.errors import InputError
 
 
 def read_text(path: Path) -> str:

@@ -3,7 +3,7 @@
 The categorizer reads its thresholds from one typed `Thresholds`, built from a stored
 ThresholdSet's values, so every rule names the number it applies and where it came from.
 Every default below comes from the design (sections 2-3) and the literature it cites;
-none is tuned on demo data. Calibration (design section 4) replaces them with fitted ones.
+none is tuned on demo data. Calibration (docs/design.md, "Calibration and agreement") replaces them with fitted ones.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.errors import InputError
-from core.text_files import read_text
+from memgrid.core.errors import InputError
+from memgrid.core.text_files import read_text
 
 V0_NAME = "v0"
 
@@ -97,7 +97,7 @@ SPECS: dict[str, ThresholdSpec] = {
             0.0,
             1.0,
             "tiled-l2 region extent from which the consistency is a copy of the whole image",
-            "design section 2: whole-image replication has an extent near 1 (Webster's matching "
+            "whole-image replication has an extent near 1 (Webster's matching "
             "verbatim); 0.9 leaves room for edge tiles where seeds drift",
         ),
         ThresholdSpec(
@@ -106,7 +106,7 @@ SPECS: dict[str, ThresholdSpec] = {
             0.0,
             1.0,
             "smallest connected consistent region (share of the image) that counts as a template",
-            "design section 2 and Webster 2023 (templates: a bounded, connected fixed region); "
+            "Webster 2023 (templates: a bounded, connected fixed region); "
             "two tiles of the 8x8 map, so one chance tile is not a template",
         ),
         ThresholdSpec(

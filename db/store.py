@@ -13,11 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlite_utils import Database
-from sqlite_utils.db import Table
-
-from core.errors import NotFoundError, ProjectError, SchemaError
-from core.records import (
+from memgrid.core.errors import NotFoundError, ProjectError, SchemaError
+from memgrid.core.records import (
     Entity,
     Grid,
     GridImage,
@@ -28,8 +25,10 @@ from core.records import (
     Score,
     ThresholdSet,
 )
-from core.taxonomy import Category, Feature, LabelState, Webster
-from db.migrations import SCHEMA_VERSION, migrations
+from memgrid.core.taxonomy import Category, Feature, LabelState, Webster
+from memgrid.db.migrations import SCHEMA_VERSION, migrations
+from sqlite_utils import Database
+from sqlite_utils.db import Table
 
 DATABASE_NAME = "memgrid.db"
 BUSY_TIMEOUT_SECONDS = 30.0

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+from memgrid.tui.project import Project, create_project
+from memgrid.tui.workflows.ingest import build_demo
 from PIL import Image
 from typer.testing import CliRunner
-
-from tui.project import Project, create_project
-from tui.workflows.ingest import build_demo
 
 # CI runs a bounded number of property examples; `just test-thorough` runs many more.
 settings.register_profile(

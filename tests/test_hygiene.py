@@ -8,9 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-import core
-import db
+from memgrid import core, db
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "diffusers", "open_clip", "transformers")
@@ -38,14 +36,15 @@ def test_core_and_db_never_load_ui_or_heavy_packages(module: str) -> None:
 
 
 def test_cli_does_not_import_torch() -> None:
-    assert loaded_after_import("tui.cli", HEAVY) == []
+    assert loaded_after_import("memgrid.tui.cli", HEAVY) == []
 
 
 def test_every_tui_module_is_free_of_heavy_imports() -> None:
     code = (
-        "import importlib, pkgutil, sys, tui\n"
-        "for m in pkgutil.walk_packages(tui.__path__, 'tui.'):\n"
-        "    if m.name != 'tui.__main__': importlib.import_module(m.name)\n"
+        "import importlib, pkgutil, sys\n"
+        "from memgrid import tui\n"
+        "for m in pkgutil.walk_packages(tui.__path__, 'memgrid.tui.'):\n"
+        "    if m.name != 'memgrid.tui.__main__': importlib.import_module(m.name)\n"
         f"print(' '.join(n for n in {HEAVY!r} if n in sys.modules))"
     )
     result = subprocess.run(

@@ -1,5 +1,5 @@
 """`python -m tui` runs the memgrid CLI."""
 
-from tui.cli import main
+from memgrid.tui.cli import main
 
 main()

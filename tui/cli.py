@@ -9,11 +9,10 @@ import sys
 from typing import Any
 
 import click
+import memgrid.tui.commands
 import typer
+from memgrid.core.errors import MemgridError
 from typer.core import TyperGroup
-
-import tui.commands
-from core.errors import MemgridError
 
 
 class _Settings:
@@ -91,13 +90,15 @@ WORKFLOW_ORDER = (
 
 def _register_commands() -> None:
     names = [
-        m.name for m in pkgutil.iter_modules(tui.commands.__path__) if not m.name.startswith("_")
+        m.name
+        for m in pkgutil.iter_modules(memgrid.tui.commands.__path__)
+        if not m.name.startswith("_")
     ]
     ordered = sorted(
         names, key=lambda n: (WORKFLOW_ORDER.index(n) if n in WORKFLOW_ORDER else 99, n)
     )
     for name in ordered:
-        importlib.import_module(f"tui.commands.{name}").register(app)
+        importlib.import_module(f"memgrid.tui.commands.{name}").register(app)
 
 
 _register_commands()

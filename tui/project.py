@@ -6,10 +6,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.errors import ProjectError
-from core.images import ImageFolder
-from core.records import GridImage
-from db.store import DATABASE_NAME, Store
+from memgrid.core.errors import ProjectError
+from memgrid.core.images import ImageFolder
+from memgrid.core.records import GridImage
+from memgrid.db.store import DATABASE_NAME, Store
 
 PROJECT_ENV = "MEMGRID_PROJECT"
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.errors import InputError, UnavailableError
-from core.generation.settings import GenerationSettings
-from core.images import png_bytes
+from memgrid.core.errors import InputError, UnavailableError
+from memgrid.core.generation.settings import GenerationSettings
+from memgrid.core.images import png_bytes
 
 TORCH_DTYPE_NAMES = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
 # Below this many bytes a model folder is hashed in full; above, fingerprinted (see below).

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from core.errors import InputError
+from memgrid.core.errors import InputError
 
 DTYPE_CHOICES = ("auto", "fp16", "bf16", "fp32")
 DEVICE_CHOICES = ("auto", "cuda", "cpu", "mps")

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from statistics import fmean
 from typing import Any
 
-from core.records import Score
+from memgrid.core.records import Score
 
 WEN_METRIC = "wen"
 WEN_VERSION = "1"

@@ -10,14 +10,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from core.metrics.base import Metric
+    from memgrid.core.metrics.base import Metric
 
 # name -> "module:Class"; resolved lazily so listing metrics never imports numpy-heavy code.
 METRICS: dict[str, str] = {
-    "tiled-l2": "core.metrics.tiled_l2:TiledL2",
-    "phash": "core.metrics.phash:PHash",
-    "clip": "core.metrics.clip:Clip",
-    "sscd": "core.metrics.sscd:Sscd",
+    "tiled-l2": "memgrid.core.metrics.tiled_l2:TiledL2",
+    "phash": "memgrid.core.metrics.phash:PHash",
+    "clip": "memgrid.core.metrics.clip:Clip",
+    "sscd": "memgrid.core.metrics.sscd:Sscd",
 }
 # Metrics that need no weights run by default; clip is included so its absence is reported.
 DEFAULT_METRICS = ("tiled-l2", "phash", "clip")

@@ -11,10 +11,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
+from memgrid.core.metrics.grid_scores import (
+    DBSCAN_MIN_SAMPLES,
+    MatrixKind,
+    grid_scores,
+    require_seeds,
+)
+from memgrid.core.records import Score
 from PIL import Image
-
-from core.metrics.grid_scores import DBSCAN_MIN_SAMPLES, MatrixKind, grid_scores, require_seeds
-from core.records import Score
 
 
 class EmbeddingCache(Protocol):

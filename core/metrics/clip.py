@@ -15,22 +15,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
-
-from core.errors import InputError, UnavailableError
-from core.metrics.embedding import (
+from memgrid.core.errors import InputError, UnavailableError
+from memgrid.core.metrics.embedding import (
     WEIGHT_SUFFIXES,
     EmbeddingMetric,
     file_fingerprint,
     looks_like_path,
     require_file,
 )
+from PIL import Image
 
 DEFAULT_MODEL = "ViT-B-32"
 DEFAULT_PRETRAINED = "laion2b_s34b_b79k"
 # CLIP image-image cosine of two different photos of one concept is typically 0.7-0.85;
 # at 0.9 and above the seeds show the same identity or composition. A starting point for
-# calibration (design section 4), not a literature constant like SSCD's 0.5.
+# calibration (docs/design.md, "Calibration and agreement"), not a literature constant like SSCD's 0.5.
 DEFAULT_THRESHOLD = 0.9
 LOCAL_DIR = "local-dir:"
 HF_HUB = "hf-hub:"

@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from memgrid.core.errors import InputError, UnavailableError
+from memgrid.core.metrics.base import EmbeddingCache, Metric
 from PIL import Image
-
-from core.errors import InputError, UnavailableError
-from core.metrics.base import EmbeddingCache, Metric
 
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 

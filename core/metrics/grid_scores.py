@@ -10,8 +10,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-
-from core.errors import UnavailableError
+from memgrid.core.errors import UnavailableError
 
 MatrixKind = Literal["distance", "similarity"]
 # MemBench (Hong et al.) counts a memorized image as a DBSCAN cluster of at least three

@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from memgrid.core.errors import InputError, UnavailableError
+from memgrid.core.images import resize_short_side
+from memgrid.core.metrics.embedding import EmbeddingMetric, file_fingerprint, require_file
 from PIL import Image
-
-from core.errors import InputError, UnavailableError
-from core.images import resize_short_side
-from core.metrics.embedding import EmbeddingMetric, file_fingerprint, require_file
 
 REPLICA_THRESHOLD = 0.5  # Somepalli et al. 2023; MemBench's DBSCAN eps 0.5 on 1 - cosine
 SSCD_SHORT_SIDE = 288

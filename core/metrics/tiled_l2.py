@@ -13,18 +13,17 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from PIL import Image
-
-from core.images import square_pixels
-from core.metrics.base import EmbeddingCache, Metric
-from core.metrics.grid_scores import require_seeds
-from core.metrics.region import (
+from memgrid.core.images import square_pixels
+from memgrid.core.metrics.base import EmbeddingCache, Metric
+from memgrid.core.metrics.grid_scores import require_seeds
+from memgrid.core.metrics.region import (
     DEFAULT_REGION_GRID,
     DEFAULT_TEXTURE_FLOOR,
     DEFAULT_TILE_THRESHOLD,
     region_consistency,
 )
-from core.records import Score
+from memgrid.core.records import Score
+from PIL import Image
 
 CARLINI_DELTA = 0.15
 CARLINI_SIZE = 512

@@ -6,12 +6,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from core.records import Proposal, Reason, Score
-from core.taxonomy import Category, Feature
-from db.store import Store
-from tui.app.config import AnnotateOptions, AppSettings
-from tui.project import Project, open_project
+from memgrid.core.records import Proposal, Reason, Score
+from memgrid.core.taxonomy import Category, Feature
+from memgrid.db.store import Store
+from memgrid.tui.app.config import AnnotateOptions, AppSettings
+from memgrid.tui.project import Project, open_project
 
 CATEGORY_CYCLE = (Category.UNINTENDED, Category.EXPLICIT, Category.NONE, Category.IMPLICIT)
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import contextlib
 
+from memgrid.tui.app.screens.annotate import AnnotateScreen
 from textual.pilot import Pilot
 from textual.widgets import Static
 from textual.worker import WorkerCancelled, WorkerState
-
-from tui.app.screens.annotate import AnnotateScreen
 
 SIZE = (160, 50)
 

@@ -5,9 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from memgrid.core.taxonomy import Category, LabelState
+from memgrid.tui.app import make_app
+from memgrid.tui.app.config import AnnotateOptions
+from memgrid.tui.app.messages import SessionUpdated, WorkFailed
+from memgrid.tui.app.screens import (
+    AdjudicationScreen,
+    FeatureScreen,
+    GridListScreen,
+    HelpScreen,
+    HistoryScreen,
+    NoteScreen,
+    ZoomScreen,
+)
+from memgrid.tui.app.session import in_blind_share
+from memgrid.tui.app.widgets import HeatMap, ProposalPanel, SeedGrid
+from memgrid.tui.project import Project, open_project
 from textual.widgets import Input, OptionList, Static
 
-from core.taxonomy import Category, LabelState
 from tests.app.conftest import FakeClock, settings_for
 from tests.app.pilot_helpers import (
     SIZE,
@@ -17,21 +32,6 @@ from tests.app.pilot_helpers import (
     settle,
     status_text,
 )
-from tui.app import make_app
-from tui.app.config import AnnotateOptions
-from tui.app.messages import SessionUpdated, WorkFailed
-from tui.app.screens import (
-    AdjudicationScreen,
-    FeatureScreen,
-    GridListScreen,
-    HelpScreen,
-    HistoryScreen,
-    NoteScreen,
-    ZoomScreen,
-)
-from tui.app.session import in_blind_share
-from tui.app.widgets import HeatMap, ProposalPanel, SeedGrid
-from tui.project import Project, open_project
 
 pytestmark = pytest.mark.anyio
 
@@ -493,7 +493,7 @@ async def test_a_lost_lease_is_reported_without_unblocking_the_queue(demo_projec
 
 
 async def test_calibration_key_opens_the_latest_run_and_returns(demo_project: Project) -> None:
-    from tui.app.screens.calibration import CalibrationScreen
+    from memgrid.tui.app.screens.calibration import CalibrationScreen
 
     app = make_app(demo_project, settings_for())
     async with app.run_test(size=SIZE) as pilot:

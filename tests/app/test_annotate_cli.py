@@ -5,19 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 from unittest.mock import MagicMock
 
+import memgrid.tui.app
 import pytest
+from memgrid.tui.app.config import AppSettings
+from memgrid.tui.cli import app as cli
 from typer.testing import CliRunner
-
-import tui.app
-from tui.app.config import AppSettings
-from tui.cli import app as cli
 
 
 @pytest.fixture
 def fake_make_app(monkeypatch: pytest.MonkeyPatch) -> MagicMock:
     made = MagicMock(name="make_app")
-    monkeypatch.setattr(tui.app, "make_app", made)
-    monkeypatch.setattr("tui.app.collector.tune_for_interaction", lambda: None)
+    monkeypatch.setattr(memgrid.tui.app, "make_app", made)
+    monkeypatch.setattr("memgrid.tui.app.collector.tune_for_interaction", lambda: None)
     return made
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from core.errors import InputError
-from tui.app.config import (
+from memgrid.core.errors import InputError
+from memgrid.tui.app.config import (
     CONFIG_ENV,
     AnnotateOptions,
     AppSettings,

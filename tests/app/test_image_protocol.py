@@ -7,9 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from core.errors import InputError
-from tui.app.image_protocol import PROTOCOL_ENV, requested_protocol
+from memgrid.core.errors import InputError
+from memgrid.tui.app.image_protocol import PROTOCOL_ENV, requested_protocol
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,7 +37,7 @@ def test_unknown_protocols_are_refused(flag: str | None, env: str | None) -> Non
 def test_widget_class_for_each_protocol(protocol: str, widget: str) -> None:
     # In a fresh process: textual-image settles its renderer once, at import.
     code = (
-        "from tui.app.image_protocol import load_image_widget\n"
+        "from memgrid.tui.app.image_protocol import load_image_widget\n"
         f"used, cls = load_image_widget({protocol!r})\n"
         "print(used, cls.__name__)"
     )

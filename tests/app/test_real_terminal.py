@@ -8,9 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from core.taxonomy import Category
+from memgrid.core.taxonomy import Category
+from memgrid.tui.project import open_project
+
 from tests.app.pty_terminal import PtyTerminal, visible_text
-from tui.project import open_project
 
 ROOT = Path(__file__).resolve().parents[2]
 GRID_HEADER = re.compile(rb"grid (\d+)  ")
@@ -77,8 +78,8 @@ import asyncio, sys
 from pathlib import Path
 from tests.app.conftest import settings_for
 from tests.app.pilot_helpers import press, settle
-from tui.app import make_app
-from tui.project import open_project
+from memgrid.tui.app import make_app
+from memgrid.tui.project import open_project
 
 async def main():
     with open_project(Path({str(demo_project_dir)!r})) as project:

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from textual.geometry import Size
-
-from core.records import GridImage
-from tui.app.widgets.seed_grid import (
+from memgrid.core.records import GridImage
+from memgrid.tui.app.widgets.seed_grid import (
     UPPER_HALF,
     compose_picture,
     halfcell_rows,
     overlay_heatmap,
     plan_layout,
 )
+from textual.geometry import Size
 
 
 @pytest.mark.parametrize("seeds", [1, 4, 8, 16, 32, 64])

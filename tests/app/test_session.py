@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from memgrid.core.errors import NotFoundError
+from memgrid.core.taxonomy import Category, Feature, LabelState
+from memgrid.tui.app.session import AnnotationSession, SessionOptions, in_blind_share
+from memgrid.tui.project import Project, open_project
 
-from core.errors import NotFoundError
-from core.taxonomy import Category, Feature, LabelState
 from tests.app.conftest import FakeClock
-from tui.app.session import AnnotationSession, SessionOptions, in_blind_share
-from tui.project import Project, open_project
 
 
 def session_on(

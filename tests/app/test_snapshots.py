@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from memgrid.core.taxonomy import Category
+from memgrid.tui.app import make_app
+from memgrid.tui.project import Project, open_project
 from textual.pilot import Pilot
 
-from core.taxonomy import Category
 from tests.app.conftest import add_signals, settings_for
 from tests.app.pilot_helpers import SIZE, press, settle
-from tui.app import make_app
-from tui.project import Project, open_project
 
 
 def app_on(project: Project, annotator: str = "alice"):

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from memgrid.core.records import GridImage
+from memgrid.tui.app.thumbnails import ThumbnailCache, fit
 from PIL import Image
-
-from core.records import GridImage
-from tui.app.thumbnails import ThumbnailCache, fit
 
 
 def image_file(

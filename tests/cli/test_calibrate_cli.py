@@ -9,19 +9,18 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
+from memgrid.core.agreement import agreed_label
+from memgrid.core.attribution import attribute
+from memgrid.core.categorizer import categorize
+from memgrid.core.demo import DEMO_SET
+from memgrid.core.taxonomy import Category, Webster
+from memgrid.core.thresholds import Thresholds
+from memgrid.tui.app.screens.calibration import CalibrationScreen
+from memgrid.tui.cli import app
+from memgrid.tui.project import Project, open_project
+from memgrid.tui.workflows.calibration import agreed_labels
 from textual.app import App
 from typer.testing import CliRunner
-
-from core.agreement import agreed_label
-from core.attribution import attribute
-from core.categorizer import categorize
-from core.demo import DEMO_SET
-from core.taxonomy import Category, Webster
-from core.thresholds import Thresholds
-from tui.app.screens.calibration import CalibrationScreen
-from tui.cli import app
-from tui.project import Project, open_project
-from tui.workflows.calibration import agreed_labels
 
 # The demo's truth per group; the borderline grids get an annotator's judgement.
 GROUP_LABELS = {

@@ -16,16 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from memgrid.core.export import ROW_FIELDS, ExportFormat, ExportOptions, JsonlWriter
+from memgrid.core.records import GridImage, Proposal, Reason, Score
+from memgrid.core.taxonomy import Category, Feature, Webster
+from memgrid.db.store import Store
+from memgrid.tui.cli import app
+from memgrid.tui.project import Project
+from memgrid.tui.workflows.export import export_project
 from PIL import Image
 from typer.testing import CliRunner
-
-from core.export import ROW_FIELDS, ExportFormat, ExportOptions, JsonlWriter
-from core.records import GridImage, Proposal, Reason, Score
-from core.taxonomy import Category, Feature, Webster
-from db.store import Store
-from tui.cli import app
-from tui.project import Project
-from tui.workflows.export import export_project
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 UPDATE_GOLDEN = os.environ.get("MEMGRID_UPDATE_GOLDEN") == "1"
@@ -655,7 +654,7 @@ def test_scores_for_returns_every_metric_of_the_asked_grids_only() -> None:
 
 
 def test_a_killed_exports_leftovers_are_cleaned_and_a_half_swap_is_undone(tmp_path: Path) -> None:
-    from core.export import recover_stale_exports
+    from memgrid.core.export import recover_stale_exports
 
     destination = tmp_path / "out"
     dead_pid = 2**22 + 12345  # above Linux's default pid_max: no such process

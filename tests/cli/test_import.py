@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from memgrid.tui.cli import app
+from memgrid.tui.project import open_project
 from typer.testing import CliRunner
 
 from tests.conftest import write_image
-from tui.cli import app
-from tui.project import open_project
 
 
 def make_folder_source(root: Path, grids: int = 2, seeds: int = 3) -> Path:

@@ -7,9 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from memgrid.tui.cli import app
 from typer.testing import CliRunner
-
-from tui.cli import app
 
 
 def test_init_status_and_prompts(tmp_path: Path, runner: CliRunner) -> None:
@@ -41,7 +40,7 @@ def test_project_defaults_to_env_then_cwd(tmp_path: Path, runner: CliRunner, mon
 
 
 def test_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "tui", "status", "-p", str(tmp_path / "nowhere")]
+    command = [sys.executable, "-m", "memgrid.tui", "status", "-p", str(tmp_path / "nowhere")]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0

@@ -8,18 +8,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from memgrid.core.attribution import clip_evidence
+from memgrid.core.errors import UnavailableError
+from memgrid.core.records import Entity, Score
+from memgrid.tui.cli import app
+from memgrid.tui.project import Project, open_project
+from memgrid.tui.workflows.proposing import activate_and_propose, clip_encoder, propose_all
 from PIL import Image
 from typer.testing import CliRunner
 
-from core.attribution import clip_evidence
-from core.errors import UnavailableError
-from core.records import Entity, Score
-
 # The tiny open_clip model of the clip metric's tests, reused as a fixture here.
 from tests.core.test_clip_sscd import TINY_MODEL, tiny_weights  # noqa: F401
-from tui.cli import app
-from tui.project import Project, open_project
-from tui.workflows.proposing import activate_and_propose, clip_encoder, propose_all
 
 SIZE = 64
 SEEDS = 4

@@ -7,18 +7,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from memgrid.core.demo import photo, scene, stamp, with_noise
+from memgrid.core.records import Proposal, Reason
+from memgrid.core.taxonomy import Category, Feature
+from memgrid.tui.cli import app
+from memgrid.tui.commands.scoring import heatmap_rows
+from memgrid.tui.project import Project, open_project
 from PIL import Image
 from typer.testing import CliRunner
 
-from core.demo import photo, scene, stamp, with_noise
-from core.records import Proposal, Reason
-from core.taxonomy import Category, Feature
-
 # The tiny open_clip model the clip metric's tests build, reused here.
 from tests.core.test_clip_sscd import TINY_MODEL, tiny_weights  # noqa: F401
-from tui.cli import app
-from tui.commands.scoring import heatmap_rows
-from tui.project import Project, open_project
 
 SEEDS = 6
 # At the demo's 256 px one tile of the 8x8 region map is 32 px: rows 6-7, columns 4-7.

@@ -6,16 +6,15 @@ from collections.abc import Sequence
 
 import numpy as np
 import pytest
-
-from core.attribution import (
+from memgrid.core.attribution import (
     Attribution,
     attribute,
     clip_evidence,
     parse_lexicon,
     read_lexicon,
 )
-from core.errors import InputError
-from core.records import Entity
+from memgrid.core.errors import InputError
+from memgrid.core.records import Entity
 
 LEXICON_TEXT = """\
 # name | type | aliases (capitalised: another name; lower case: a description)

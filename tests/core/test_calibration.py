@@ -6,10 +6,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import pytest
-from scipy.stats import norm
-from sklearn.metrics import precision_recall_fscore_support, roc_auc_score, roc_curve
-
-from core.calibration import (
+from memgrid.core.calibration import (
     CATEGORIES,
     CATEGORY_CODE,
     NONE_CODE,
@@ -24,9 +21,11 @@ from core.calibration import (
     parse_objective,
     stratified_sample,
 )
-from core.errors import InputError
-from core.taxonomy import Category
-from core.thresholds import v0_values
+from memgrid.core.errors import InputError
+from memgrid.core.taxonomy import Category
+from memgrid.core.thresholds import v0_values
+from scipy.stats import norm
+from sklearn.metrics import precision_recall_fscore_support, roc_auc_score, roc_curve
 
 # Not memorized ~ N(0, 1), memorized ~ N(SHIFT, 1), equal numbers: the optima are known.
 SHIFT = 2.0

@@ -1,16 +1,15 @@
-"""The categorizer on grids whose truth is known by construction (design section 3)."""
+"""The categorizer on grids whose truth is known by construction (docs/design.md, "The categorizer")."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-
-from core.attribution import ClipEvidence, attribute
-from core.categorizer import categorize
-from core.records import Entity, Reason, Score
-from core.taxonomy import Category, Webster
-from core.thresholds import Thresholds
+from memgrid.core.attribution import ClipEvidence, attribute
+from memgrid.core.categorizer import categorize
+from memgrid.core.records import Entity, Reason, Score
+from memgrid.core.taxonomy import Category, Webster
+from memgrid.core.thresholds import Thresholds
 
 SEEDS = 8
 GRID = 8

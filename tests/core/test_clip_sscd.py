@@ -9,12 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from memgrid.core.demo import photo, scene
+from memgrid.core.errors import InputError, UnavailableError
+from memgrid.core.metrics.clip import Clip
+from memgrid.core.metrics.sscd import IMAGENET_MEAN, IMAGENET_STD, Sscd
 from PIL import Image
-
-from core.demo import photo, scene
-from core.errors import InputError, UnavailableError
-from core.metrics.clip import Clip
-from core.metrics.sscd import IMAGENET_MEAN, IMAGENET_STD, Sscd
 
 TINY_MODEL = "memgrid-tiny-clip"
 TINY_CONFIG = {

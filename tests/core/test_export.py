@@ -9,10 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from core.agreement import AgreedLabel, AgreementHow, GridState, agreed_label, grid_state
-from core.errors import InputError, ProjectError, UnavailableError
-from core.export import (
+from memgrid.core.agreement import AgreedLabel, AgreementHow, GridState, agreed_label, grid_state
+from memgrid.core.errors import InputError, ProjectError, UnavailableError
+from memgrid.core.export import (
     ExportFilters,
     ExportFormat,
     ExportOptions,
@@ -23,8 +22,8 @@ from core.export import (
     project_file,
     staged_destination,
 )
-from core.records import LabelEvent
-from core.taxonomy import Category, Feature, LabelState, Webster
+from memgrid.core.records import LabelEvent
+from memgrid.core.taxonomy import Category, Feature, LabelState, Webster
 
 WATERMARK = Feature(Category.UNINTENDED, "watermark", (0, 1))
 FACE = Feature(Category.EXPLICIT, "named person's face")

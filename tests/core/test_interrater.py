@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from core.interrater import (
+from memgrid.core.interrater import (
     agreement_report,
     category_counts,
     cohen_kappa,
@@ -14,8 +13,8 @@ from core.interrater import (
     pairwise_kappas,
     proposal_agreement,
 )
-from core.records import LabelEvent
-from core.taxonomy import Category, LabelState
+from memgrid.core.records import LabelEvent
+from memgrid.core.taxonomy import Category, LabelState
 
 # Fleiss' kappa worked example (Wikipedia, "Fleiss' kappa", after Fleiss 1971): 10 subjects,
 # 14 raters, 5 categories; published kappa 0.210 (P-bar 0.378, P-e 0.213).

@@ -6,15 +6,14 @@ import itertools
 
 import numpy as np
 import pytest
+from memgrid.core.demo import artwork, photo, scene, shifted, with_noise
+from memgrid.core.errors import InputError, UnavailableError
+from memgrid.core.images import decode_rgb, square_pixels
+from memgrid.core.metrics import DEFAULT_METRICS, METRICS, make_metric, metric_class
+from memgrid.core.metrics.grid_scores import grid_scores, largest_clique_size, near_duplicates
+from memgrid.core.metrics.phash import PHash
+from memgrid.core.metrics.tiled_l2 import TiledL2, tile_mean_squares
 from PIL import Image
-
-from core.demo import artwork, photo, scene, shifted, with_noise
-from core.errors import InputError, UnavailableError
-from core.images import decode_rgb, square_pixels
-from core.metrics import DEFAULT_METRICS, METRICS, make_metric, metric_class
-from core.metrics.grid_scores import grid_scores, largest_clique_size, near_duplicates
-from core.metrics.phash import PHash
-from core.metrics.tiled_l2 import TiledL2, tile_mean_squares
 
 SEEDS = 16
 SHAS = [f"sha{index}" for index in range(SEEDS)]

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from core.errors import InputError
-from core.prompt_files import read_prompt_file
+from memgrid.core.errors import InputError
+from memgrid.core.prompt_files import read_prompt_file
 
 
 def test_txt_one_prompt_a_line_skips_and_counts_empty_lines(tmp_path: Path) -> None:

@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-
-from core.errors import InputError
-from core.thresholds import SPECS, Thresholds, load_threshold_file, v0_notes, v0_values
+from memgrid.core.errors import InputError
+from memgrid.core.thresholds import SPECS, Thresholds, load_threshold_file, v0_notes, v0_values
 
 
 class TestV0:

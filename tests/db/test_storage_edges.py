@@ -7,21 +7,21 @@ import json
 import sqlite3
 from pathlib import Path
 
+import memgrid.core.images
+import memgrid.db.store
 import pytest
+from memgrid.core.taxonomy import Category
+from memgrid.tui.cli import app
+from memgrid.tui.project import create_project, open_project
 from typer.testing import CliRunner
 
-import core.images
-import db.store
-from core.taxonomy import Category
 from tests.cli.test_import import make_folder_source
-from tui.cli import app
-from tui.project import create_project, open_project
 
 
 def test_network_filesystem_gets_a_rollback_journal(
     tmp_path: Path, monkeypatch, runner: CliRunner
 ) -> None:
-    monkeypatch.setattr(db.store, "filesystem_type", lambda path: "nfs4")
+    monkeypatch.setattr(memgrid.db.store, "filesystem_type", lambda path: "nfs4")
     with create_project(tmp_path / "p") as project:
         assert project.store.journal_mode == "delete"
     status = json.loads(runner.invoke(app, ["status", "-p", str(tmp_path / "p"), "--json"]).output)
@@ -29,7 +29,7 @@ def test_network_filesystem_gets_a_rollback_journal(
 
 
 def test_filesystem_type_reads_proc_mounts(tmp_path: Path) -> None:
-    found = db.store.filesystem_type(tmp_path)
+    found = memgrid.db.store.filesystem_type(tmp_path)
     assert found is None or (isinstance(found, str) and found)
 
 
@@ -62,7 +62,7 @@ def test_full_disk_during_import_leaves_no_partial_file(
     def no_space(_descriptor: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(core.images.os, "fsync", no_space)
+    monkeypatch.setattr(memgrid.core.images.os, "fsync", no_space)
     result = runner.invoke(app, ["import", str(source), "-p", str(target)])
     assert result.exit_code == 1
     assert "No space left on device" in result.stderr
@@ -73,7 +73,7 @@ def test_full_disk_during_import_leaves_no_partial_file(
 
 
 def test_full_database_message_says_what_was_kept() -> None:
-    from tui.cli import describe_database_error
+    from memgrid.tui.cli import describe_database_error
 
     message = describe_database_error(sqlite3.OperationalError("database or disk is full"))
     assert "rolled back" in message and "intact" in message

@@ -6,12 +6,11 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
-from core.errors import SchemaError
-from core.records import GridImage, Proposal, Score
-from core.taxonomy import Category, Feature, LabelState
-from db.migrations import SCHEMA_VERSION, migrations
-from db.store import Store
+from memgrid.core.errors import SchemaError
+from memgrid.core.records import GridImage, Proposal, Score
+from memgrid.core.taxonomy import Category, Feature, LabelState
+from memgrid.db.migrations import SCHEMA_VERSION, migrations
+from memgrid.db.store import Store
 
 
 def image(seed: int, sha: str = "ab") -> GridImage:

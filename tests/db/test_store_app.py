@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from core.records import GridImage
-from core.taxonomy import Category
-from db.store import Store
+from memgrid.core.records import GridImage
+from memgrid.core.taxonomy import Category
+from memgrid.db.store import Store
 
 
 def store_with_grids(count: int) -> tuple[Store, list[int]]:

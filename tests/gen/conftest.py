@@ -30,7 +30,7 @@ def _fast_cpu_torch() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Random tiny UNet, VAE and CLIP text model with the real CLIP tokenizer (77 tokens)."""
-    from core.generation.synthetic import save_random_pipeline
+    from memgrid.core.generation.synthetic import save_random_pipeline
 
     return save_random_pipeline(tmp_path_factory.mktemp("models") / "tiny-sd", shape="tiny")
 
@@ -41,7 +41,7 @@ TEST_DEVICE = os.environ.get("MEMGRID_TEST_DEVICE", "cpu")
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_model_dir: Path) -> Any:
-    from core.generation.pipeline import load_model
+    from memgrid.core.generation.pipeline import load_model
 
     return load_model(str(tiny_model_dir), device=TEST_DEVICE, dtype="fp32")
 
@@ -49,6 +49,6 @@ def tiny_model(tiny_model_dir: Path) -> Any:
 @pytest.fixture(scope="session")
 def tiny_ddim_model(tiny_model_dir: Path) -> Any:
     """The same weights under DDIM: one UNet call per step, so steps map to calls one to one."""
-    from core.generation.pipeline import load_model
+    from memgrid.core.generation.pipeline import load_model
 
     return load_model(str(tiny_model_dir), device=TEST_DEVICE, dtype="fp32", scheduler="ddim")

@@ -13,12 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
+from memgrid.core.generation.signal import WEN_METRIC
+from memgrid.core.taxonomy import Category
+from memgrid.tui.cli import app
+from memgrid.tui.project import open_project
 from typer.testing import CliRunner
-
-from core.generation.signal import WEN_METRIC
-from core.taxonomy import Category
-from tui.cli import app
-from tui.project import open_project
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMPTS = ["a red cube on a table", "the Mona Lisa by Leonardo da Vinci", "a dog in the snow"]
@@ -88,7 +87,7 @@ def test_resume_after_a_kill_mid_run(tmp_path: Path, runner: CliRunner, tiny_mod
     args = generate_args(tiny_model_dir, project_dir, "--prompts", prompts, "--seeds", 2)
     args[args.index("--steps") + 1] = "6"
     process = subprocess.Popen(
-        [sys.executable, "-m", "tui", *args],
+        [sys.executable, "-m", "memgrid.tui", *args],
         cwd=ROOT,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
         stdout=subprocess.DEVNULL,
@@ -230,9 +229,10 @@ def test_a_generated_grid_is_scored_and_proposed_like_an_imported_one(
 
 async def label_first_grid_in_the_app(project_dir: Path) -> int:
     """Open the annotation app on the project, label the grid on screen with `3`."""
+    from memgrid.tui.app import make_app
+
     from tests.app.conftest import settings_for
     from tests.app.pilot_helpers import SIZE, annotate_screen, press, settle
-    from tui.app import make_app
 
     with open_project(project_dir) as project:
         app = make_app(project, settings_for())

@@ -9,10 +9,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image
-
-from core.errors import InputError
-from core.generation.pipeline import (
+from memgrid.core.errors import InputError
+from memgrid.core.generation.pipeline import (
     grid_provenance,
     load_model,
     model_folder,
@@ -23,15 +21,17 @@ from core.generation.pipeline import (
     triage_norms,
     weights_fingerprint,
 )
-from core.generation.settings import (
+from memgrid.core.generation.settings import (
     GenerationSettings,
     TriageCost,
     choose_seeds,
     parse_seed_list,
     parse_shard,
 )
-from core.generation.signal import mean_first_steps, stored_norms, wen_score, wen_values
-from core.generation.synthetic import CLIP_CONTEXT_LENGTH, clip_tokenizer
+from memgrid.core.generation.signal import mean_first_steps, stored_norms, wen_score, wen_values
+from memgrid.core.generation.synthetic import CLIP_CONTEXT_LENGTH, clip_tokenizer
+from PIL import Image
+
 from tests.gen.conftest import TEST_DEVICE
 
 PROMPT = "a photograph of an astronaut riding a horse"
@@ -194,7 +194,7 @@ def test_provenance_names_weights_sampler_and_libraries(tiny_model: Any) -> None
 
 
 def test_weights_hash_follows_content_in_both_modes(tmp_path: Path, monkeypatch) -> None:
-    from core.generation import pipeline
+    from memgrid.core.generation import pipeline
 
     folder = tmp_path / "model"
     (folder / "unet").mkdir(parents=True)
@@ -227,7 +227,7 @@ def test_bad_model_references_fail_before_torch_loads(tmp_path: Path) -> None:
 
 
 def test_broken_model_folder_is_one_clear_error(tmp_path: Path) -> None:
-    from core.errors import UnavailableError
+    from memgrid.core.errors import UnavailableError
 
     folder = tmp_path / "broken"
     folder.mkdir()

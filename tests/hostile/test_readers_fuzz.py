@@ -8,10 +8,9 @@ from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
-
-from core.errors import InputError
-from core.importing import load_images, plan_import
-from core.prompt_files import read_prompt_file
+from memgrid.core.errors import InputError
+from memgrid.core.importing import load_images, plan_import
+from memgrid.core.prompt_files import read_prompt_file
 
 odd_text = st.text(
     alphabet=st.characters(blacklist_categories=("Cs",), min_codepoint=0), max_size=400

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from memgrid.core.attribution import read_lexicon
+from memgrid.core.errors import InputError
+from memgrid.core.thresholds import load_threshold_file
+from memgrid.tui.app.config import load_config
 
-from core.attribution import read_lexicon
-from core.errors import InputError
-from core.thresholds import load_threshold_file
 from tests.hostile.test_readers_fuzz import payloads
-from tui.app.config import load_config
 
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=20)

@@ -1,6 +1,6 @@
-"""The annotation app (design section 5). `make_app` is the one way to build it.
+"""The annotation app (docs/design.md, "The annotation app"). `make_app` is the one way to build it.
 
-Nothing is imported eagerly here, so `import tui.app` stays light; the CLI and the tests
+Nothing is imported eagerly here, so `import memgrid.tui.app` stays light; the CLI and the tests
 both call `make_app`.
 """
 
@@ -11,9 +11,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tui.app.app import MemgridApp
-    from tui.app.config import AppSettings
-    from tui.project import Project
+    from memgrid.tui.app.app import MemgridApp
+    from memgrid.tui.app.config import AppSettings
+    from memgrid.tui.project import Project
 
 
 def make_app(
@@ -24,12 +24,12 @@ def make_app(
     session_id: str | None = None,
 ) -> MemgridApp:
     """Build the app on an open project; `clock` and `session_id` are for tests."""
-    from tui.app.app import MemgridApp
-    from tui.app.context import AppContext
-    from tui.app.image_protocol import load_image_widget
-    from tui.app.pictures import Pictures
-    from tui.app.session import AnnotationSession
-    from tui.app.thumbnails import ThumbnailCache
+    from memgrid.tui.app.app import MemgridApp
+    from memgrid.tui.app.context import AppContext
+    from memgrid.tui.app.image_protocol import load_image_widget
+    from memgrid.tui.app.pictures import Pictures
+    from memgrid.tui.app.session import AnnotationSession
+    from memgrid.tui.app.thumbnails import ThumbnailCache
 
     protocol, image_widget = load_image_widget(settings.image_protocol)
     session = AnnotationSession(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from core.records import LabelEvent
-from core.taxonomy import Category
+from memgrid.core.records import LabelEvent
+from memgrid.core.taxonomy import Category
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,11 @@ Budget: this file stays under 80 lines; behaviour lives in the screens and the s
 
 from __future__ import annotations
 
+from memgrid.tui.app.context import AppContext
+from memgrid.tui.app.keys import keymap
+from memgrid.tui.app.screens.annotate import AnnotateScreen
+from memgrid.tui.app.session import AnnotationSession
 from textual.app import App
-
-from tui.app.context import AppContext
-from tui.app.keys import keymap
-from tui.app.screens.annotate import AnnotateScreen
-from tui.app.session import AnnotationSession
 
 
 class MemgridApp(App[None]):

@@ -31,9 +31,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from core.errors import InputError
-from core.text_files import read_text
-from tui.app.session import SessionOptions
+from memgrid.core.errors import InputError
+from memgrid.core.text_files import read_text
+from memgrid.tui.app.session import SessionOptions
 
 CONFIG_NAME = "memgrid.toml"
 CONFIG_ENV = "MEMGRID_CONFIG"

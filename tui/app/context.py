@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.records import GridImage
-from tui.app.config import AppSettings
-from tui.app.pictures import Pictures
-from tui.app.session import AnnotationSession
-from tui.project import Project
+from memgrid.core.records import GridImage
+from memgrid.tui.app.config import AppSettings
+from memgrid.tui.app.pictures import Pictures
+from memgrid.tui.app.session import AnnotationSession
+from memgrid.tui.project import Project
 
 
 @dataclass(frozen=True)

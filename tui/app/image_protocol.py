@@ -1,4 +1,4 @@
-"""Choosing how the zoomed seed is drawn, before the app starts (design section 5, 10).
+"""Choosing how the zoomed seed is drawn, before the app starts (docs/design.md, "The annotation app").
 
 textual-image probes the terminal once, when it is imported, and cannot once Textual owns
 stdin. So the protocol is settled here, first: a `--image-protocol` flag, else
@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from core.errors import InputError
+from memgrid.core.errors import InputError
 
 PROTOCOL_ENV = "MEMGRID_IMAGE_PROTOCOL"
 PROTOCOLS = ("auto", "halfcell", "sixel", "tgp")

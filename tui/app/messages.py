@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from memgrid.tui.app.session import Outcome
+from memgrid.tui.app.widgets.seed_grid import GridPicture
 from textual.message import Message
-
-from tui.app.session import Outcome
-from tui.app.widgets.seed_grid import GridPicture
 
 
 class SessionUpdated(Message):

@@ -9,11 +9,10 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
+from memgrid.core.records import Grid
+from memgrid.tui.app.thumbnails import ThumbnailCache
+from memgrid.tui.app.widgets.seed_grid import GridPicture, ThumbLayout, compose_picture, plan_layout
 from textual.geometry import Size
-
-from core.records import Grid
-from tui.app.thumbnails import ThumbnailCache
-from tui.app.widgets.seed_grid import GridPicture, ThumbLayout, compose_picture, plan_layout
 
 KEEP_PICTURES = 12
 

@@ -16,13 +16,13 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from core.attribution import Attribution, attribute
-from core.errors import NotFoundError
-from core.records import Entity, Grid, LabelEvent, Proposal, Score
-from core.taxonomy import Category, Feature, LabelState
-from db.store import Store
+from memgrid.core.attribution import Attribution, attribute
+from memgrid.core.errors import NotFoundError
+from memgrid.core.records import Entity, Grid, LabelEvent, Proposal, Score
+from memgrid.core.taxonomy import Category, Feature, LabelState
+from memgrid.db.store import Store
 
-HEATMAP_METRIC = "tiled-l2"  # the region consistency map (design section 2)
+HEATMAP_METRIC = "tiled-l2"  # the region consistency map (docs/design.md, "Signals")
 RATE_WINDOW_SECONDS = 3600.0
 RATE_MIN_SPAN_SECONDS = 300.0  # a rate over a few seconds would be noise
 PREFETCH_BATCH = 4  # queue ids fetched per query, in multiples of the grids read ahead
@@ -44,7 +44,7 @@ class SessionOptions:
     random_seed: int = 0
     overlap: int = 1
     hide_others: bool = False  # --blind: do not show other annotators' labels
-    blind_share: float = 0.1  # share of grids shown without the proposal (design section 4)
+    blind_share: float = 0.1  # share of grids shown without the proposal (docs/design.md, "Calibration and agreement")
     lease_seconds: float = 600.0
     prefetch: int = 4
 

@@ -15,11 +15,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
+from memgrid.core.errors import InputError
+from memgrid.core.images import atomic_write, decode_rgb
+from memgrid.core.records import GridImage
 from PIL import Image
-
-from core.errors import InputError
-from core.images import atomic_write, decode_rgb
-from core.records import GridImage
 
 MASTER_PIXELS = 64
 MEMORY_ITEMS = 8192

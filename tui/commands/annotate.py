@@ -1,6 +1,6 @@
 """`memgrid annotate`: open the annotation app on a project.
 
-Textual and textual-image are imported inside the command, so `import tui.cli` stays
+Textual and textual-image are imported inside the command, so `import memgrid.tui.cli` stays
 light; the image protocol is settled before textual-image is imported (it probes the
 terminal at import time).
 """
@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-
-from core.errors import InputError
-from db.store import QUEUE_ORDERS
-from tui.options import ProjectOption
-from tui.project import open_project
+from memgrid.core.errors import InputError
+from memgrid.db.store import QUEUE_ORDERS
+from memgrid.tui.options import ProjectOption
+from memgrid.tui.project import open_project
 
 
 def register(app: typer.Typer) -> None:
@@ -92,10 +91,10 @@ def run_annotate(
         )
     if not annotator.strip():
         raise InputError("--annotator", "the annotator's name is empty")
-    from tui.app import make_app
-    from tui.app.collector import tune_for_interaction
-    from tui.app.config import AppSettings, load_config
-    from tui.app.image_protocol import load_image_widget, requested_protocol
+    from memgrid.tui.app import make_app
+    from memgrid.tui.app.collector import tune_for_interaction
+    from memgrid.tui.app.config import AppSettings, load_config
+    from memgrid.tui.app.image_protocol import load_image_widget, requested_protocol
 
     with open_project(project) as opened:
         config = load_config(opened.root)

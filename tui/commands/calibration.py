@@ -7,13 +7,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-
-from core.calibration import DEFAULT_BOOTSTRAPS, DEFAULT_SEED, parse_objective
-from core.interrater import AgreementReport
-from tui.options import JsonOption, ProjectOption
-from tui.project import open_project
-from tui.workflows.calibration import CalibrationRun, calibrate_project, project_agreement
-from tui.workflows.calibration_report import (
+from memgrid.core.calibration import DEFAULT_BOOTSTRAPS, DEFAULT_SEED, parse_objective
+from memgrid.core.interrater import AgreementReport
+from memgrid.tui.options import JsonOption, ProjectOption
+from memgrid.tui.project import open_project
+from memgrid.tui.workflows.calibration import CalibrationRun, calibrate_project, project_agreement
+from memgrid.tui.workflows.calibration_report import (
     SIGNAL_HEADERS,
     THRESHOLD_HEADERS,
     confusion_headers,

@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-
-from core.agreement import GridState
-from core.export import (
+from memgrid.core.agreement import GridState
+from memgrid.core.export import (
     DEFAULT_SHARD_SIZE,
     MANIFEST_NAME,
     ExportFilters,
@@ -17,10 +16,10 @@ from core.export import (
     ExportOptions,
     ImageMode,
 )
-from core.taxonomy import Category
-from tui.options import JsonOption, ProjectOption
-from tui.project import open_project
-from tui.workflows.export import export_project
+from memgrid.core.taxonomy import Category
+from memgrid.tui.options import JsonOption, ProjectOption
+from memgrid.tui.project import open_project
+from memgrid.tui.workflows.export import export_project
 
 IMAGES_DONE = {ImageMode.COPY: "copied", ImageMode.LINK: "linked"}
 

@@ -7,13 +7,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-
-from core.errors import InputError
-from core.generation.settings import DTYPE_CHOICES, choose_seeds, parse_shard
-from db.store import DATABASE_NAME
-from tui.options import JsonOption, ProjectOption
-from tui.project import create_project, default_project_dir
-from tui.workflows.generation import GenerateReport, GenerateRequest, generate, merge_projects
+from memgrid.core.errors import InputError
+from memgrid.core.generation.settings import DTYPE_CHOICES, choose_seeds, parse_shard
+from memgrid.db.store import DATABASE_NAME
+from memgrid.tui.options import JsonOption, ProjectOption
+from memgrid.tui.project import create_project, default_project_dir
+from memgrid.tui.workflows.generation import (
+    GenerateReport,
+    GenerateRequest,
+    generate,
+    merge_projects,
+)
 
 SKIPPED_PROMPTS_SHOWN = 20
 

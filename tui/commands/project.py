@@ -7,14 +7,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-
-from core.errors import InputError
-from tui.commands.annotate import default_annotator, run_annotate
-from tui.options import JsonOption, ProjectOption
-from tui.project import Project, create_project, default_project_dir, open_project
-from tui.workflows.ingest import add_prompt_file, build_demo, import_grids
-from tui.workflows.proposing import propose_all
-from tui.workflows.scoring import MetricOptions, build_metrics, score_project
+from memgrid.core.errors import InputError
+from memgrid.tui.commands.annotate import default_annotator, run_annotate
+from memgrid.tui.options import JsonOption, ProjectOption
+from memgrid.tui.project import Project, create_project, default_project_dir, open_project
+from memgrid.tui.workflows.ingest import add_prompt_file, build_demo, import_grids
+from memgrid.tui.workflows.proposing import propose_all
+from memgrid.tui.workflows.scoring import MetricOptions, build_metrics, score_project
 
 DEMO_DEFAULT_DIR = Path("memgrid-demo")
 

@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-
-from tui.options import JsonOption, ProjectOption
-from tui.project import open_project
-from tui.workflows.proposing import (
+from memgrid.tui.options import JsonOption, ProjectOption
+from memgrid.tui.project import open_project
+from memgrid.tui.workflows.proposing import (
     ProposeReport,
     add_entity_file,
     choose_threshold_set,

@@ -8,14 +8,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-
-from core.metrics import DEFAULT_METRICS, METRICS
-from core.metrics.base import Metric
-from core.metrics.clip import DEFAULT_MODEL, DEFAULT_PRETRAINED
-from core.records import Grid, Proposal, Score
-from tui.options import JsonOption, ProjectOption
-from tui.project import Project, open_project
-from tui.workflows.scoring import MetricOptions, ScoringReport, build_metrics, score_project
+from memgrid.core.metrics import DEFAULT_METRICS, METRICS
+from memgrid.core.metrics.base import Metric
+from memgrid.core.metrics.clip import DEFAULT_MODEL, DEFAULT_PRETRAINED
+from memgrid.core.records import Grid, Proposal, Score
+from memgrid.tui.options import JsonOption, ProjectOption
+from memgrid.tui.project import Project, open_project
+from memgrid.tui.workflows.scoring import MetricOptions, ScoringReport, build_metrics, score_project
 
 if TYPE_CHECKING:
     from rich.progress import Task

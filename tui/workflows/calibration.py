@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-from core.agreement import ADJUDICATE_ACTION, AgreedLabel, agreed_label
-from core.attribution import Attribution, attribute
-from core.calibration import (
+from memgrid.core.agreement import ADJUDICATE_ACTION, AgreedLabel, agreed_label
+from memgrid.core.attribution import Attribution, attribute
+from memgrid.core.calibration import (
     CATEGORY_CODE,
     DEFAULT_BOOTSTRAPS,
     DEFAULT_SAMPLE_LIMIT,
@@ -28,14 +27,14 @@ from core.calibration import (
     calibrate,
     stratified_sample,
 )
-from core.categorizer import PIXEL_METRICS, categorize
-from core.errors import NotFoundError, ProjectError
-from core.interrater import AgreementReport, agreement_report
-from core.records import Grid, LabelEvent, Score, ThresholdSet
-from core.taxonomy import Category, Webster
-from core.thresholds import Thresholds, v0_values
-from tui.project import Project
-from tui.workflows.proposing import (
+from memgrid.core.categorizer import PIXEL_METRICS, categorize
+from memgrid.core.errors import NotFoundError, ProjectError
+from memgrid.core.interrater import AgreementReport, agreement_report
+from memgrid.core.records import Grid, LabelEvent, Score, ThresholdSet
+from memgrid.core.taxonomy import Category, Webster
+from memgrid.core.thresholds import Thresholds, v0_values
+from memgrid.tui.project import Project
+from memgrid.tui.workflows.proposing import (
     ClipAttributor,
     ProposeReport,
     activate_and_propose,

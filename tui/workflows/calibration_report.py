@@ -11,8 +11,8 @@ import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from core.calibration import THRESHOLD_SIGNALS
-from core.taxonomy import Category
+from memgrid.core.calibration import THRESHOLD_SIGNALS
+from memgrid.core.taxonomy import Category
 
 PLOT_WIDTH = 72
 PLOT_HEIGHT = 16

@@ -25,8 +25,8 @@ from multiprocessing.pool import AsyncResult
 from pathlib import Path
 from typing import Any
 
-from core.agreement import agreed_label
-from core.export import (
+from memgrid.core.agreement import agreed_label
+from memgrid.core.export import (
     WRITERS,
     ExportOptions,
     ExportTally,
@@ -40,9 +40,9 @@ from core.export import (
     staged_destination,
     write_manifest,
 )
-from core.records import LabelEvent, Score, ThresholdSet
-from db.store import Store
-from tui.project import Project
+from memgrid.core.records import LabelEvent, Score, ThresholdSet
+from memgrid.db.store import Store
+from memgrid.tui.project import Project
 
 # Grids per batch: a few thousand keeps memory flat and stays far below SQLite's limit on
 # query parameters.

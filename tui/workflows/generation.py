@@ -11,21 +11,26 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from core.errors import InputError, ProjectError
-from core.generation import pipeline as generation
-from core.generation.settings import GenerationSettings, Shard, TriageCost, check_settings_numbers
-from core.generation.signal import (
+from memgrid.core.errors import InputError, ProjectError
+from memgrid.core.generation import pipeline as generation
+from memgrid.core.generation.settings import (
+    GenerationSettings,
+    Shard,
+    TriageCost,
+    check_settings_numbers,
+)
+from memgrid.core.generation.signal import (
     WEN_METRIC,
     mean_first_steps,
     stored_norms,
     unavailable_wen_score,
     wen_score,
 )
-from core.images import CheckedImage, read_image_file
-from core.prompt_files import read_prompt_file
-from core.records import Grid, Score
-from db.store import canonical_json, content_key
-from tui.project import Project, create_project, open_project
+from memgrid.core.images import CheckedImage, read_image_file
+from memgrid.core.prompt_files import read_prompt_file
+from memgrid.core.records import Grid, Score
+from memgrid.db.store import canonical_json, content_key
+from memgrid.tui.project import Project, create_project, open_project
 
 GENERATED_SOURCE = "generate"
 

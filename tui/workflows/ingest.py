@@ -6,12 +6,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.demo import DEMO_ENTITIES, DEMO_MODEL, DEMO_SET, demo_images
-from core.errors import InputError
-from core.importing import load_images, plan_import
-from core.prompt_files import read_prompt_file
-from core.records import GridImage
-from tui.project import Project
+from memgrid.core.demo import DEMO_ENTITIES, DEMO_MODEL, DEMO_SET, demo_images
+from memgrid.core.errors import InputError
+from memgrid.core.importing import load_images, plan_import
+from memgrid.core.prompt_files import read_prompt_file
+from memgrid.core.records import GridImage
+from memgrid.tui.project import Project
 
 
 @dataclass
@@ -102,4 +102,4 @@ def build_demo(project: Project) -> int:
 
 
 def _demo_settings() -> dict[str, object]:
-    return {"generator": "core.demo", "seeds": 8}
+    return {"generator": "memgrid.core.demo", "seeds": 8}

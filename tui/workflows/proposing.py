@@ -13,21 +13,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
-from core.attribution import (
+from memgrid.core.attribution import (
     ClipEvidence,
     TextImageEncoder,
     attribute,
     clip_evidence,
     read_lexicon,
 )
-from core.categorizer import REGION_METRIC, SEMANTIC_METRIC, categorize
-from core.errors import InputError, MemgridError, NotFoundError
-from core.images import decode_rgb
-from core.records import Entity, Grid, Proposal, Score, ThresholdSet
-from core.thresholds import Thresholds, load_threshold_file, v0_notes, v0_values
-from tui.project import Project
+from memgrid.core.categorizer import REGION_METRIC, SEMANTIC_METRIC, categorize
+from memgrid.core.errors import InputError, MemgridError, NotFoundError
+from memgrid.core.images import decode_rgb
+from memgrid.core.records import Entity, Grid, Proposal, Score, ThresholdSet
+from memgrid.core.thresholds import Thresholds, load_threshold_file, v0_notes, v0_values
+from memgrid.tui.project import Project
+from PIL import Image
 
 DEFAULT_SET_NAME = "default"  # its version 0 holds the v0 values
 THRESHOLD_FILE_SUFFIXES = (".toml", ".json")
@@ -240,7 +239,7 @@ class ClipAttributor:
 
 def clip_encoder(clip_score: Score) -> TextImageEncoder:
     """The clip metric's own loader, from the score's params: attribution uses the scoring model."""
-    from core.metrics.clip import Clip
+    from memgrid.core.metrics.clip import Clip
 
     params = clip_score.params
     encoder = Clip(model=str(params.get("model")), pretrained=params.get("pretrained"))

@@ -18,15 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from memgrid.core.errors import InputError, UnavailableError
+from memgrid.core.images import decode_rgb
+from memgrid.core.metrics import DEFAULT_METRICS, METRICS, make_metric
+from memgrid.core.metrics.base import Metric
+from memgrid.core.metrics.clip import DEFAULT_MODEL, DEFAULT_PRETRAINED
+from memgrid.core.records import Grid, GridImage, Score
+from memgrid.tui.project import Project
 from PIL import Image
-
-from core.errors import InputError, UnavailableError
-from core.images import decode_rgb
-from core.metrics import DEFAULT_METRICS, METRICS, make_metric
-from core.metrics.base import Metric
-from core.metrics.clip import DEFAULT_MODEL, DEFAULT_PRETRAINED
-from core.records import Grid, GridImage, Score
-from tui.project import Project
 
 # Grids handed to the pool ahead of the one being written: enough to keep every worker
 # busy, few enough that decoded images of waiting grids stay a small multiple of one grid.

@@ -1,13 +1,13 @@
 """The app's screens, one a file."""
 
-from tui.app.screens.adjudicate import AdjudicationScreen
-from tui.app.screens.annotate import AnnotateScreen
-from tui.app.screens.feature import FeatureScreen
-from tui.app.screens.grid_list import GridListScreen
-from tui.app.screens.help import HelpScreen
-from tui.app.screens.history import HistoryScreen
-from tui.app.screens.note import NoteScreen
-from tui.app.screens.zoom import ZoomScreen
+from memgrid.tui.app.screens.adjudicate import AdjudicationScreen
+from memgrid.tui.app.screens.annotate import AnnotateScreen
+from memgrid.tui.app.screens.feature import FeatureScreen
+from memgrid.tui.app.screens.grid_list import GridListScreen
+from memgrid.tui.app.screens.help import HelpScreen
+from memgrid.tui.app.screens.history import HistoryScreen
+from memgrid.tui.app.screens.note import NoteScreen
+from memgrid.tui.app.screens.zoom import ZoomScreen
 
 __all__ = [
     "AdjudicationScreen",

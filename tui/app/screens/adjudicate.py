@@ -9,6 +9,16 @@ from __future__ import annotations
 import sqlite3
 from typing import ClassVar
 
+from memgrid.core.errors import MemgridError
+from memgrid.core.taxonomy import Category
+from memgrid.tui.app.adjudication import Disagreement, rank_disagreements
+from memgrid.tui.app.keys import category_bindings
+from memgrid.tui.app.pictures import Pictures
+from memgrid.tui.app.session import AnnotationSession, GridView
+from memgrid.tui.app.widgets.labels_panel import describe_event
+from memgrid.tui.app.widgets.prompt_view import highlight_prompt
+from memgrid.tui.app.widgets.proposal_panel import category_badge, describe_proposal
+from memgrid.tui.app.widgets.seed_grid import GridPicture, SeedGrid
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -18,17 +28,6 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
-
-from core.errors import MemgridError
-from core.taxonomy import Category
-from tui.app.adjudication import Disagreement, rank_disagreements
-from tui.app.keys import category_bindings
-from tui.app.pictures import Pictures
-from tui.app.session import AnnotationSession, GridView
-from tui.app.widgets.labels_panel import describe_event
-from tui.app.widgets.prompt_view import highlight_prompt
-from tui.app.widgets.proposal_panel import category_badge, describe_proposal
-from tui.app.widgets.seed_grid import GridPicture, SeedGrid
 
 
 def disagreement_option(item: Disagreement) -> Option:

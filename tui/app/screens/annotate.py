@@ -13,28 +13,21 @@ from collections import deque
 from collections.abc import Callable
 from functools import partial
 
-from rich.text import Text
-from textual import on, work
-from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
-from textual.widgets import Footer, Static
-
-from core.errors import MemgridError
-from core.taxonomy import Category, Feature, LabelState
-from tui.app.collector import IDLE_SECONDS, IdleCollector
-from tui.app.context import AppContext
-from tui.app.keys import annotate_bindings
-from tui.app.messages import PictureReady, SessionUpdated, WorkFailed
-from tui.app.screens.adjudicate import AdjudicationScreen
-from tui.app.screens.feature import FeatureScreen
-from tui.app.screens.grid_list import GridListScreen
-from tui.app.screens.help import HelpScreen
-from tui.app.screens.history import HistoryScreen
-from tui.app.screens.note import NoteScreen
-from tui.app.screens.zoom import ZoomScreen
-from tui.app.session import AnnotationSession, GridView, Outcome
-from tui.app.widgets import (
+from memgrid.core.errors import MemgridError
+from memgrid.core.taxonomy import Category, Feature, LabelState
+from memgrid.tui.app.collector import IDLE_SECONDS, IdleCollector
+from memgrid.tui.app.context import AppContext
+from memgrid.tui.app.keys import annotate_bindings
+from memgrid.tui.app.messages import PictureReady, SessionUpdated, WorkFailed
+from memgrid.tui.app.screens.adjudicate import AdjudicationScreen
+from memgrid.tui.app.screens.feature import FeatureScreen
+from memgrid.tui.app.screens.grid_list import GridListScreen
+from memgrid.tui.app.screens.help import HelpScreen
+from memgrid.tui.app.screens.history import HistoryScreen
+from memgrid.tui.app.screens.note import NoteScreen
+from memgrid.tui.app.screens.zoom import ZoomScreen
+from memgrid.tui.app.session import AnnotationSession, GridView, Outcome
+from memgrid.tui.app.widgets import (
     HeatMap,
     LabelsPanel,
     ProgressBar,
@@ -42,7 +35,13 @@ from tui.app.widgets import (
     ProposalPanel,
     SeedGrid,
 )
-from tui.app.widgets.seed_grid import GridPicture
+from memgrid.tui.app.widgets.seed_grid import GridPicture
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Static
 
 SessionCall = Callable[[], Outcome]
 
@@ -300,7 +299,7 @@ class AnnotateScreen(Screen[None]):
         self.app.push_screen(AdjudicationScreen(self.session, self.pictures))
 
     def open_calibration(self) -> None:
-        from tui.app.screens.calibration import CalibrationScreen
+        from memgrid.tui.app.screens.calibration import CalibrationScreen
 
         def after(_: object = None) -> None:
             # An accepted run changes the proposals: read them again for the next grids.

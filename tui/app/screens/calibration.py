@@ -8,19 +8,16 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from textual import on, work
-from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
-from textual.message import Message
-from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
-
-from core.calibration import Objective
-from core.errors import MemgridError
-from tui.project import Project
-from tui.workflows.calibration import CalibrationRun, accept_run, calibrate_project, latest_run
-from tui.workflows.calibration_report import (
+from memgrid.core.calibration import Objective
+from memgrid.core.errors import MemgridError
+from memgrid.tui.project import Project
+from memgrid.tui.workflows.calibration import (
+    CalibrationRun,
+    accept_run,
+    calibrate_project,
+    latest_run,
+)
+from memgrid.tui.workflows.calibration_report import (
     SIGNAL_HEADERS,
     THRESHOLD_HEADERS,
     confusion_headers,
@@ -29,6 +26,13 @@ from tui.workflows.calibration_report import (
     signal_rows,
     threshold_rows,
 )
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
 
 
 class CalibrationScreen(Screen[None]):

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from memgrid.core.taxonomy import Category, Feature
+from memgrid.tui.app.keys import category_bindings
+from memgrid.tui.app.widgets.heatmap import HeatMap
+from memgrid.tui.app.widgets.proposal_panel import category_badge
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -11,11 +15,6 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
-
-from core.taxonomy import Category, Feature
-from tui.app.keys import category_bindings
-from tui.app.widgets.heatmap import HeatMap
-from tui.app.widgets.proposal_panel import category_badge
 
 MAX_NAME_LENGTH = 80
 

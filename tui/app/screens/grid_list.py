@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from typing import ClassVar
 
+from memgrid.core.taxonomy import LabelState
+from memgrid.tui.app.session import AnnotationSession
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -14,9 +16,6 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
-
-from core.taxonomy import LabelState
-from tui.app.session import AnnotationSession
 
 PROMPT_CHARS = 90
 

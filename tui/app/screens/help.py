@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from memgrid.tui.app.keys import describe_keys
 from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
-
-from tui.app.keys import describe_keys
 
 MORE_KEYS = (
     ("zoom", "left / right", "the previous / next seed"),

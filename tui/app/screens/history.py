@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import sqlite3
 
+from memgrid.core.records import LabelEvent
+from memgrid.tui.app.screens.grid_list import GridListScreen, grid_option
+from memgrid.tui.app.widgets.labels_panel import describe_event
+from memgrid.tui.app.widgets.proposal_panel import category_badge
 from rich.text import Text
 from textual import on, work
 from textual.message import Message
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
-
-from core.records import LabelEvent
-from tui.app.screens.grid_list import GridListScreen, grid_option
-from tui.app.widgets.labels_panel import describe_event
-from tui.app.widgets.proposal_panel import category_badge
 
 
 def describe_history(grid_id: int, events: list[LabelEvent]) -> Text:

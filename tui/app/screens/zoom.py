@@ -10,6 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
+from memgrid.core.errors import InputError
+from memgrid.core.images import decode_rgb
+from memgrid.core.records import Grid, GridImage
 from PIL import Image
 from textual import on, work
 from textual.app import ComposeResult
@@ -17,10 +20,6 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Static
-
-from core.errors import InputError
-from core.images import decode_rgb
-from core.records import Grid, GridImage
 
 HALF_CELL_PIXELS = (1, 2)  # pixels per cell, half-cell drawing
 

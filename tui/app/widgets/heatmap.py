@@ -1,4 +1,4 @@
-"""The region heat map: per tile, the share of seed pairs that agree there (design section 2).
+"""The region heat map: per tile, the share of seed pairs that agree there (docs/design.md, "Signals").
 
 Read-only beside the grid; in the feature screen it takes a cursor and a tile selection,
 which is how a feature's region is marked (`Feature.tiles`: row * columns + column).

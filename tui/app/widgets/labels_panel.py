@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import time
 
+from memgrid.core.records import LabelEvent
+from memgrid.core.taxonomy import Feature, LabelState
+from memgrid.tui.app.widgets.proposal_panel import category_badge, feature_line
+from memgrid.tui.app.widgets.text_panel import TextPanel
 from rich.text import Text
-
-from core.records import LabelEvent
-from core.taxonomy import Feature, LabelState
-from tui.app.widgets.proposal_panel import category_badge, feature_line
-from tui.app.widgets.text_panel import TextPanel
 
 STATE_STYLES = {
     LabelState.LABELLED: "green",

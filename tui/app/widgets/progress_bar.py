@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from memgrid.tui.app.session import Progress
 from rich.text import Text
 from textual.widgets import Static
-
-from tui.app.session import Progress
 
 BAR_WIDTH = 24
 

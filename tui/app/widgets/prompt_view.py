@@ -1,16 +1,15 @@
 """The prompt, with the entities it names and the things it implies highlighted.
 
-Spans come from core.attribution (the same evidence the categorizer uses), so what the
+Spans come from memgrid.core.attribution (the same evidence the categorizer uses), so what the
 annotator sees highlighted is what made the proposal say "explicit" or "implicit".
 """
 
 from __future__ import annotations
 
+from memgrid.core.attribution import Attribution
+from memgrid.core.records import Grid
+from memgrid.tui.app.widgets.text_panel import TextPanel
 from rich.text import Text
-
-from core.attribution import Attribution
-from core.records import Grid
-from tui.app.widgets.text_panel import TextPanel
 
 NAMED_STYLE = "bold underline yellow"
 IMPLIED_STYLE = "italic underline cyan"

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from memgrid.core.records import Proposal, Score
+from memgrid.core.taxonomy import Category, Feature
+from memgrid.tui.app.widgets.text_panel import TextPanel
 from rich.text import Text
-
-from core.records import Proposal, Score
-from core.taxonomy import Category, Feature
-from tui.app.widgets.text_panel import TextPanel
 
 CATEGORY_STYLES = {
     Category.EXPLICIT: "bold black on rgb(120,200,255)",

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from memgrid.core.records import GridImage
 from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
@@ -20,8 +21,6 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.strip import Strip
 from textual.widget import Widget
-
-from core.records import GridImage
 
 UPPER_HALF = "▀"
 GAP = 1  # columns between thumbnails
