@@ -38,7 +38,7 @@ from memgrid.core.demo import DEMO_ENTITIES, scene  # noqa: E402
 from memgrid.core.records import GridImage, Proposal, Reason, Score  # noqa: E402
 from memgrid.core.taxonomy import Category, Feature  # noqa: E402
 from memgrid.tui.app.thumbnails import ThumbnailCache  # noqa: E402
-from memgrid.tui.project import create_project, open_project  # noqa: E402
+from memgrid.tui.services.project import create_project, open_project  # noqa: E402
 
 from tests.app.pty_terminal import PtyTerminal  # noqa: E402
 

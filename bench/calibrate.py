@@ -25,9 +25,9 @@ import numpy as np
 from memgrid.core.calibration import DEFAULT_BOOTSTRAPS, Objective, calibrate
 from memgrid.core.taxonomy import Category, LabelState
 from memgrid.db.store import canonical_json, content_key, now_text
-from memgrid.tui.project import Project, create_project
-from memgrid.tui.workflows.calibration import calibrate_project, read_labels
-from memgrid.tui.workflows.proposing import DEFAULT_SET_NAME
+from memgrid.tui.services.calibration import calibrate_project, read_labels
+from memgrid.tui.services.project import Project, create_project
+from memgrid.tui.services.proposing import DEFAULT_SET_NAME
 
 SEEDS = 8
 MODEL = "bench/sd-1.4"

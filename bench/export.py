@@ -25,8 +25,8 @@ from pathlib import Path
 from memgrid.core.export import ExportFormat, ExportOptions, ImageMode
 from memgrid.core.taxonomy import Category, LabelState
 from memgrid.db.store import canonical_json, content_key, now_text
-from memgrid.tui.project import Project, create_project, open_project
-from memgrid.tui.workflows.export import export_project, export_workers
+from memgrid.tui.services.export import export_project, export_workers
+from memgrid.tui.services.project import Project, create_project, open_project
 
 SEEDS = tuple(range(8))
 MODEL = "bench/sd-1.4"

@@ -29,8 +29,8 @@ from pathlib import Path
 from memgrid.core.demo import photo, scene, stamp, with_noise
 from memgrid.core.images import CheckedImage, png_bytes
 from memgrid.core.metrics import make_metric
-from memgrid.tui.project import create_project, open_project
-from memgrid.tui.workflows.scoring import score_project
+from memgrid.tui.services.project import create_project, open_project
+from memgrid.tui.services.scoring import score_project
 from PIL import Image
 
 SEEDS = 16

@@ -39,7 +39,7 @@ from memgrid.core.records import Proposal  # noqa: E402
 from memgrid.core.taxonomy import Category  # noqa: E402
 from memgrid.db.store import canonical_json, content_key, now_text  # noqa: E402
 from memgrid.tui.app.session import AnnotationSession, SessionOptions  # noqa: E402
-from memgrid.tui.project import create_project, open_project  # noqa: E402
+from memgrid.tui.services.project import create_project, open_project  # noqa: E402
 
 MEMGRID = str(Path(sys.executable).with_name("memgrid"))
 SHARED_FILES = 16

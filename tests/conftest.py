@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
-from memgrid.tui.project import Project, create_project
-from memgrid.tui.workflows.ingest import build_demo
+from memgrid.tui.services.ingest import build_demo
+from memgrid.tui.services.project import Project, create_project
 from PIL import Image
 from typer.testing import CliRunner
 

@@ -10,7 +10,7 @@ from memgrid.core.records import Proposal, Reason, Score
 from memgrid.core.taxonomy import Category, Feature
 from memgrid.db.store import Store
 from memgrid.tui.app.config import AnnotateOptions, AppSettings
-from memgrid.tui.project import Project, open_project
+from memgrid.tui.services.project import Project, open_project
 
 CATEGORY_CYCLE = (Category.UNINTENDED, Category.EXPLICIT, Category.NONE, Category.IMPLICIT)
 

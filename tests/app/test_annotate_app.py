@@ -20,7 +20,7 @@ from memgrid.tui.app.screens import (
 )
 from memgrid.tui.app.session import in_blind_share
 from memgrid.tui.app.widgets import HeatMap, ProposalPanel, SeedGrid
-from memgrid.tui.project import Project, open_project
+from memgrid.tui.services.project import Project, open_project
 from textual.widgets import Input, OptionList, Static
 
 from tests.app.conftest import FakeClock, settings_for

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from memgrid.core.taxonomy import Category
-from memgrid.tui.project import open_project
+from memgrid.tui.services.project import open_project
 
 from tests.app.pty_terminal import PtyTerminal, visible_text
 
@@ -79,7 +79,7 @@ from pathlib import Path
 from tests.app.conftest import settings_for
 from tests.app.pilot_helpers import press, settle
 from memgrid.tui.app import make_app
-from memgrid.tui.project import open_project
+from memgrid.tui.services.project import open_project
 
 async def main():
     with open_project(Path({str(demo_project_dir)!r})) as project:

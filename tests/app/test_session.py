@@ -8,7 +8,7 @@ import pytest
 from memgrid.core.errors import NotFoundError
 from memgrid.core.taxonomy import Category, Feature, LabelState
 from memgrid.tui.app.session import AnnotationSession, SessionOptions, in_blind_share
-from memgrid.tui.project import Project, open_project
+from memgrid.tui.services.project import Project, open_project
 
 from tests.app.conftest import FakeClock
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from memgrid.core.taxonomy import Category
 from memgrid.tui.app import make_app
-from memgrid.tui.project import Project, open_project
+from memgrid.tui.services.project import Project, open_project
 from textual.pilot import Pilot
 
 from tests.app.conftest import add_signals, settings_for

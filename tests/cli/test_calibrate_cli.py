@@ -17,8 +17,8 @@ from memgrid.core.taxonomy import Category, Webster
 from memgrid.core.thresholds import Thresholds
 from memgrid.tui.app.screens.calibration import CalibrationScreen
 from memgrid.tui.cli import app
-from memgrid.tui.project import Project, open_project
-from memgrid.tui.workflows.calibration import agreed_labels
+from memgrid.tui.services.calibration import agreed_labels
+from memgrid.tui.services.project import Project, open_project
 from textual.app import App
 from typer.testing import CliRunner
 

@@ -21,8 +21,8 @@ from memgrid.core.records import GridImage, Proposal, Reason, Score
 from memgrid.core.taxonomy import Category, Feature, Webster
 from memgrid.db.store import Store
 from memgrid.tui.cli import app
-from memgrid.tui.project import Project
-from memgrid.tui.workflows.export import export_project
+from memgrid.tui.services.export import export_project
+from memgrid.tui.services.project import Project
 from PIL import Image
 from typer.testing import CliRunner
 

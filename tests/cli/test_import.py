@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from memgrid.tui.cli import app
-from memgrid.tui.project import open_project
+from memgrid.tui.services.project import open_project
 from typer.testing import CliRunner
 
 from tests.conftest import write_image

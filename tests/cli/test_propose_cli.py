@@ -12,8 +12,8 @@ from memgrid.core.attribution import clip_evidence
 from memgrid.core.errors import UnavailableError
 from memgrid.core.records import Entity, Score
 from memgrid.tui.cli import app
-from memgrid.tui.project import Project, open_project
-from memgrid.tui.workflows.proposing import activate_and_propose, clip_encoder, propose_all
+from memgrid.tui.services.project import Project, open_project
+from memgrid.tui.services.proposing import activate_and_propose, clip_encoder, propose_all
 from PIL import Image
 from typer.testing import CliRunner
 

@@ -12,7 +12,7 @@ from memgrid.core.records import Proposal, Reason
 from memgrid.core.taxonomy import Category, Feature
 from memgrid.tui.cli import app
 from memgrid.tui.commands.scoring import heatmap_rows
-from memgrid.tui.project import Project, open_project
+from memgrid.tui.services.project import Project, open_project
 from PIL import Image
 from typer.testing import CliRunner
 

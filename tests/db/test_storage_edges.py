@@ -12,7 +12,7 @@ import memgrid.db.store
 import pytest
 from memgrid.core.taxonomy import Category
 from memgrid.tui.cli import app
-from memgrid.tui.project import create_project, open_project
+from memgrid.tui.services.project import create_project, open_project
 from typer.testing import CliRunner
 
 from tests.cli.test_import import make_folder_source

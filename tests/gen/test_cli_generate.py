@@ -16,7 +16,7 @@ import pytest
 from memgrid.core.generation.signal import WEN_METRIC
 from memgrid.core.taxonomy import Category
 from memgrid.tui.cli import app
-from memgrid.tui.project import open_project
+from memgrid.tui.services.project import open_project
 from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from memgrid.tui.app.app import MemgridApp
     from memgrid.tui.app.config import AppSettings
-    from memgrid.tui.project import Project
+    from memgrid.tui.services.project import Project
 
 
 def make_app(

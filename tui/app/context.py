@@ -11,7 +11,7 @@ from memgrid.core.records import GridImage
 from memgrid.tui.app.config import AppSettings
 from memgrid.tui.app.pictures import Pictures
 from memgrid.tui.app.session import AnnotationSession
-from memgrid.tui.project import Project
+from memgrid.tui.services.project import Project
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import typer
 from memgrid.core.errors import InputError
 from memgrid.db.store import QUEUE_ORDERS
 from memgrid.tui.options import ProjectOption
-from memgrid.tui.project import open_project
+from memgrid.tui.services.project import open_project
 
 
 def register(app: typer.Typer) -> None:

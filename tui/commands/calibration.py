@@ -10,9 +10,8 @@ import typer
 from memgrid.core.calibration import DEFAULT_BOOTSTRAPS, DEFAULT_SEED, parse_objective
 from memgrid.core.interrater import AgreementReport
 from memgrid.tui.options import JsonOption, ProjectOption
-from memgrid.tui.project import open_project
-from memgrid.tui.workflows.calibration import CalibrationRun, calibrate_project, project_agreement
-from memgrid.tui.workflows.calibration_report import (
+from memgrid.tui.services.calibration import CalibrationRun, calibrate_project, project_agreement
+from memgrid.tui.services.calibration_report import (
     SIGNAL_HEADERS,
     THRESHOLD_HEADERS,
     confusion_headers,
@@ -25,6 +24,7 @@ from memgrid.tui.workflows.calibration_report import (
     terminal_roc,
     threshold_rows,
 )
+from memgrid.tui.services.project import open_project
 
 
 def register(app: typer.Typer) -> None:

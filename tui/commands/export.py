@@ -18,8 +18,8 @@ from memgrid.core.export import (
 )
 from memgrid.core.taxonomy import Category
 from memgrid.tui.options import JsonOption, ProjectOption
-from memgrid.tui.project import open_project
-from memgrid.tui.workflows.export import export_project
+from memgrid.tui.services.export import export_project
+from memgrid.tui.services.project import open_project
 
 IMAGES_DONE = {ImageMode.COPY: "copied", ImageMode.LINK: "linked"}
 

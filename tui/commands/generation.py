@@ -11,13 +11,13 @@ from memgrid.core.errors import InputError
 from memgrid.core.generation.settings import DTYPE_CHOICES, choose_seeds, parse_shard
 from memgrid.db.store import DATABASE_NAME
 from memgrid.tui.options import JsonOption, ProjectOption
-from memgrid.tui.project import create_project, default_project_dir
-from memgrid.tui.workflows.generation import (
+from memgrid.tui.services.generation import (
     GenerateReport,
     GenerateRequest,
     generate,
     merge_projects,
 )
+from memgrid.tui.services.project import create_project, default_project_dir
 
 SKIPPED_PROMPTS_SHOWN = 20
 

@@ -10,10 +10,10 @@ import typer
 from memgrid.core.errors import InputError
 from memgrid.tui.commands.annotate import default_annotator, run_annotate
 from memgrid.tui.options import JsonOption, ProjectOption
-from memgrid.tui.project import Project, create_project, default_project_dir, open_project
-from memgrid.tui.workflows.ingest import add_prompt_file, build_demo, import_grids
-from memgrid.tui.workflows.proposing import propose_all
-from memgrid.tui.workflows.scoring import MetricOptions, build_metrics, score_project
+from memgrid.tui.services.ingest import add_prompt_file, build_demo, import_grids
+from memgrid.tui.services.project import Project, create_project, default_project_dir, open_project
+from memgrid.tui.services.proposing import propose_all
+from memgrid.tui.services.scoring import MetricOptions, build_metrics, score_project
 
 DEMO_DEFAULT_DIR = Path("memgrid-demo")
 

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 from memgrid.tui.options import JsonOption, ProjectOption
-from memgrid.tui.project import open_project
-from memgrid.tui.workflows.proposing import (
+from memgrid.tui.services.project import open_project
+from memgrid.tui.services.proposing import (
     ProposeReport,
     add_entity_file,
     choose_threshold_set,

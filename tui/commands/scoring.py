@@ -13,8 +13,8 @@ from memgrid.core.metrics.base import Metric
 from memgrid.core.metrics.clip import DEFAULT_MODEL, DEFAULT_PRETRAINED
 from memgrid.core.records import Grid, Proposal, Score
 from memgrid.tui.options import JsonOption, ProjectOption
-from memgrid.tui.project import Project, open_project
-from memgrid.tui.workflows.scoring import MetricOptions, ScoringReport, build_metrics, score_project
+from memgrid.tui.services.project import Project, open_project
+from memgrid.tui.services.scoring import MetricOptions, ScoringReport, build_metrics, score_project
 
 if TYPE_CHECKING:
     from rich.progress import Task

@@ -10,14 +10,13 @@ from typing import Any, ClassVar
 
 from memgrid.core.calibration import Objective
 from memgrid.core.errors import MemgridError
-from memgrid.tui.project import Project
-from memgrid.tui.workflows.calibration import (
+from memgrid.tui.services.calibration import (
     CalibrationRun,
     accept_run,
     calibrate_project,
     latest_run,
 )
-from memgrid.tui.workflows.calibration_report import (
+from memgrid.tui.services.calibration_report import (
     SIGNAL_HEADERS,
     THRESHOLD_HEADERS,
     confusion_headers,
@@ -26,6 +25,7 @@ from memgrid.tui.workflows.calibration_report import (
     signal_rows,
     threshold_rows,
 )
+from memgrid.tui.services.project import Project
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType

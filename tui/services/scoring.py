@@ -24,7 +24,7 @@ from memgrid.core.metrics import DEFAULT_METRICS, METRICS, make_metric
 from memgrid.core.metrics.base import Metric
 from memgrid.core.metrics.clip import DEFAULT_MODEL, DEFAULT_PRETRAINED
 from memgrid.core.records import Grid, GridImage, Score
-from memgrid.tui.project import Project
+from memgrid.tui.services.project import Project
 from PIL import Image
 
 # Grids handed to the pool ahead of the one being written: enough to keep every worker

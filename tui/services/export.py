@@ -42,7 +42,7 @@ from memgrid.core.export import (
 )
 from memgrid.core.records import LabelEvent, Score, ThresholdSet
 from memgrid.db.store import Store
-from memgrid.tui.project import Project
+from memgrid.tui.services.project import Project
 
 # Grids per batch: a few thousand keeps memory flat and stays far below SQLite's limit on
 # query parameters.

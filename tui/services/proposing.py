@@ -25,7 +25,7 @@ from memgrid.core.errors import InputError, MemgridError, NotFoundError
 from memgrid.core.images import decode_rgb
 from memgrid.core.records import Entity, Grid, Proposal, Score, ThresholdSet
 from memgrid.core.thresholds import Thresholds, load_threshold_file, v0_notes, v0_values
-from memgrid.tui.project import Project
+from memgrid.tui.services.project import Project
 from PIL import Image
 
 DEFAULT_SET_NAME = "default"  # its version 0 holds the v0 values
@@ -314,6 +314,6 @@ def add_entity_file(project: Project, path: Path) -> int:
     return project.store.add_entities(entries)
 
 
-# Earlier private names, still imported by tui/workflows/calibration.py.
+# Earlier private names, still imported by tui/services/calibration.py.
 _ClipAttributor = ClipAttributor
 _clip_encoder = clip_encoder

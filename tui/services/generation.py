@@ -30,7 +30,7 @@ from memgrid.core.images import CheckedImage, read_image_file
 from memgrid.core.prompt_files import read_prompt_file
 from memgrid.core.records import Grid, Score
 from memgrid.db.store import canonical_json, content_key
-from memgrid.tui.project import Project, create_project, open_project
+from memgrid.tui.services.project import Project, create_project, open_project
 
 GENERATED_SOURCE = "generate"
 

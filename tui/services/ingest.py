@@ -11,7 +11,7 @@ from memgrid.core.errors import InputError
 from memgrid.core.importing import load_images, plan_import
 from memgrid.core.prompt_files import read_prompt_file
 from memgrid.core.records import GridImage
-from memgrid.tui.project import Project
+from memgrid.tui.services.project import Project
 
 
 @dataclass

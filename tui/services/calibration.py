@@ -33,8 +33,8 @@ from memgrid.core.interrater import AgreementReport, agreement_report
 from memgrid.core.records import Grid, LabelEvent, Score, ThresholdSet
 from memgrid.core.taxonomy import Category, Webster
 from memgrid.core.thresholds import Thresholds, v0_values
-from memgrid.tui.project import Project
-from memgrid.tui.workflows.proposing import (
+from memgrid.tui.services.project import Project
+from memgrid.tui.services.proposing import (
     ClipAttributor,
     ProposeReport,
     activate_and_propose,
