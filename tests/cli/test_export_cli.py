@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from memgrid.core.export import ROW_FIELDS, ExportFormat, ExportOptions, JsonlWriter
+from memgrid.core.export.jsonl import JsonlWriter
+from memgrid.core.export.options import ExportFormat, ExportOptions
+from memgrid.core.export.rows import ROW_FIELDS
 from memgrid.core.records import GridImage, Proposal, Reason, Score
 from memgrid.core.taxonomy import Category, Feature, Webster
 from memgrid.db.store import Store
@@ -654,7 +656,7 @@ def test_scores_for_returns_every_metric_of_the_asked_grids_only() -> None:
 
 
 def test_a_killed_exports_leftovers_are_cleaned_and_a_half_swap_is_undone(tmp_path: Path) -> None:
-    from memgrid.core.export import recover_stale_exports
+    from memgrid.core.export.staging import recover_stale_exports
 
     destination = tmp_path / "out"
     dead_pid = 2**22 + 12345  # above Linux's default pid_max: no such process

@@ -11,17 +11,11 @@ from pathlib import Path
 import pytest
 from memgrid.core.agreement import AgreedLabel, AgreementHow, GridState, agreed_label, grid_state
 from memgrid.core.errors import InputError, ProjectError, UnavailableError
-from memgrid.core.export import (
-    ExportFilters,
-    ExportFormat,
-    ExportOptions,
-    ImageMode,
-    compact_json,
-    flat_row,
-    load_pyarrow,
-    project_file,
-    staged_destination,
-)
+from memgrid.core.export.base import project_file
+from memgrid.core.export.options import ExportFilters, ExportFormat, ExportOptions, ImageMode
+from memgrid.core.export.rows import compact_json, flat_row
+from memgrid.core.export.schema import load_pyarrow
+from memgrid.core.export.staging import staged_destination
 from memgrid.core.records import LabelEvent
 from memgrid.core.taxonomy import Category, Feature, LabelState, Webster
 

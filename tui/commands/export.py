@@ -8,14 +8,14 @@ from typing import Annotated
 
 import typer
 from memgrid.core.agreement import GridState
-from memgrid.core.export import (
+from memgrid.core.export.options import (
     DEFAULT_SHARD_SIZE,
-    MANIFEST_NAME,
     ExportFilters,
     ExportFormat,
     ExportOptions,
     ImageMode,
 )
+from memgrid.core.export.staging import MANIFEST_NAME
 from memgrid.core.taxonomy import Category
 from memgrid.tui.options import JsonOption, ProjectOption
 from memgrid.tui.services.export import export_project
