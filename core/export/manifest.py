@@ -12,11 +12,17 @@ from pathlib import Path
 from typing import Any
 
 from memgrid.core.export.options import ExportFormat, ExportOptions
-from memgrid.core.export.rows import FLAT_COLUMNS, IMAGEFOLDER_COLUMNS, ROW_FIELDS
+from memgrid.core.export.rows import (
+    CSV_FORMULA_ESCAPING,
+    FLAT_COLUMNS,
+    IMAGEFOLDER_COLUMNS,
+    ROW_FIELDS,
+)
 from memgrid.core.export.staging import MANIFEST_NAME
 
 # Bumped when the row layout changes, so readers of old exports can tell.
-EXPORT_LAYOUT_VERSION = 1
+# 2: CSV text cells that would run as spreadsheet formulas get a leading quote.
+EXPORT_LAYOUT_VERSION = 2
 
 
 @dataclass
@@ -71,7 +77,11 @@ def build_manifest(
     memgrid_version: str,
     created_at: datetime,
 ) -> dict[str, Any]:
-    """What `export.json` says: enough to trace an export back to its project and filters."""
+    """What `export.json` says: enough to trace an export back to its project and filters.
+
+    `export_layout_version` and `memgrid_version` also mark the folder as memgrid's, which
+    is what lets `--overwrite` replace it (staging.holds_memgrid_export).
+    """
     return {
         "export_layout_version": EXPORT_LAYOUT_VERSION,
         "format": options.export_format.value,
@@ -89,6 +99,9 @@ def build_manifest(
         "files": list(files),
         "rows_per": "image" if options.export_format is ExportFormat.IMAGEFOLDER else "grid",
         "columns": _FLAT_LAYOUTS.get(options.export_format),
+        "csv_formula_escaping": CSV_FORMULA_ESCAPING
+        if options.export_format is ExportFormat.CSV
+        else None,
     }
 
 

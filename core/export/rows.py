@@ -228,3 +228,22 @@ def flat_row(row: dict[str, Any]) -> dict[str, Any]:
         "seeds": compact_json([image["seed"] for image in row["images"]]),
         "images": compact_json(row["images"]),
     }
+
+
+# Spreadsheets run a cell that starts with one of these as a formula ("CSV injection");
+# OWASP's advice is to put a single quote in front. A cell that already starts with a quote
+# gets one too, so dropping one leading quote always gives the text back.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "'")
+CSV_FORMULA_ESCAPING = (
+    "text cells that start with =, +, -, @, a tab, a carriage return or a single quote have a "
+    "single quote put in front, so spreadsheets show them instead of running them as formulas "
+    "(OWASP, CSV injection); drop one leading single quote to read the text as stored. "
+    "Numbers and the JSON text columns are written as they are."
+)
+
+
+def formula_safe(cell: Any) -> Any:
+    """A flat cell as a spreadsheet can open it: text that would run as a formula gets a quote."""
+    if isinstance(cell, str) and cell.startswith(FORMULA_TRIGGERS):
+        return "'" + cell
+    return cell

@@ -2,11 +2,15 @@
 
 An export is written into a hidden folder beside its destination and renamed onto it at
 the end, so an interrupted export leaves nothing at the destination; a killed export's
-leftovers are cleaned up (or rolled back) by the next one.
+leftovers are cleaned up (or rolled back) by the next one. The destination's folder must
+exist already (a mistyped path is an error, not a new tree), and `--overwrite` replaces
+only an earlier export: a folder holding memgrid's `export.json`, never a file, a link or
+a folder of someone's own work.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import uuid
@@ -18,6 +22,9 @@ from memgrid.core.errors import InputError
 
 # The manifest every export folder holds; its presence marks a folder as an export.
 MANIFEST_NAME = "export.json"
+# A manifest larger than this is not one memgrid wrote (a shard list of a million names
+# stays below it), and is not read.
+MANIFEST_READ_LIMIT = 64 << 20
 
 
 def check_destination(
@@ -37,8 +44,56 @@ def check_destination(
             raise InputError(
                 destination, f"is part of the project ({project_file}); export elsewhere"
             )
-    if (destination.exists() or destination.is_symlink()) and not overwrite:
+    _check_folder(destination)
+    _check_replaceable(destination, overwrite=overwrite)
+
+
+def _check_folder(destination: Path) -> None:
+    """The destination's folder exists: an export never creates the folders above it."""
+    parent = destination.parent
+    if not parent.exists():
+        raise InputError(destination, f"folder {parent} does not exist; create it first")
+    if not parent.is_dir():
+        raise InputError(destination, f"{parent} is not a folder")
+
+
+def _check_replaceable(destination: Path, *, overwrite: bool) -> None:
+    """Nothing at `destination`, or an earlier export there and `overwrite`."""
+    if destination.is_symlink():
+        found = "a symbolic link"
+    elif not destination.exists():
+        return
+    elif not destination.is_dir():
+        found = "a file"
+    elif not holds_memgrid_export(destination):
+        found = f"a folder without memgrid's {MANIFEST_NAME}"
+    elif overwrite:
+        return
+    else:
         raise InputError(destination, "already exists; pass --overwrite to replace it")
+    raise InputError(
+        destination,
+        f"is {found}, not a memgrid export; --overwrite replaces only an earlier export, "
+        "so choose another --out",
+    )
+
+
+def holds_memgrid_export(folder: Path) -> bool:
+    """Whether `folder` holds the manifest a memgrid export writes (see manifest.py)."""
+    manifest = folder / MANIFEST_NAME
+    try:
+        if manifest.is_symlink() or not manifest.is_file():
+            return False
+        if manifest.stat().st_size > MANIFEST_READ_LIMIT:
+            return False
+        content = json.loads(manifest.read_bytes())
+    except (OSError, ValueError, RecursionError):  # unreadable, not UTF-8, not JSON, too deep
+        return False
+    return (
+        isinstance(content, dict)
+        and isinstance(content.get("export_layout_version"), int)
+        and isinstance(content.get("memgrid_version"), str)
+    )
 
 
 @contextmanager
@@ -46,12 +101,14 @@ def staged_destination(destination: Path, *, overwrite: bool) -> Iterator[Path]:
     """Yield an empty hidden folder beside `destination`; rename it onto `destination` at the end.
 
     If the block raises (or is interrupted), the folder is removed and `destination` is
-    untouched. With `overwrite`, an existing destination is swapped out by two renames
-    and then deleted; a failed swap puts it back.
+    untouched. With `overwrite`, an earlier export at the destination is swapped out by
+    two renames and then deleted; a failed swap puts it back. The destination is checked
+    on the way in and again before the swap, since an export can take minutes.
     """
     parent = destination.parent
-    parent.mkdir(parents=True, exist_ok=True)
+    _check_folder(destination)
     recover_stale_exports(destination)
+    _check_replaceable(destination, overwrite=overwrite)
     # mkdir, not mkdtemp: the export gets the umask's permissions, not mkdtemp's 0700.
     staging = parent / f".{destination.name}.{_owner_tag()}.partial"
     staging.mkdir()
@@ -101,8 +158,7 @@ def recover_stale_exports(destination: Path) -> None:
 def _swap_in(staging: Path, destination: Path, *, overwrite: bool) -> None:
     old: Path | None = None
     if destination.exists() or destination.is_symlink():
-        if not overwrite:
-            raise InputError(destination, "already exists; pass --overwrite to replace it")
+        _check_replaceable(destination, overwrite=overwrite)
         old = destination.parent / f".{destination.name}.{_owner_tag()}.old"
         os.replace(destination, old)
     try:

@@ -36,7 +36,10 @@ def export(
     out: Annotated[
         Path,
         typer.Option(
-            "--out", "-o", help="Folder to create; written beside it, renamed when complete."
+            "--out",
+            "-o",
+            help="Folder to create (its parent must exist); written beside it, renamed when "
+            "complete.",
         ),
     ],
     project: ProjectOption = None,
@@ -79,7 +82,12 @@ def export(
         int, typer.Option("--shard-size", min=1, help="Samples per WebDataset shard.")
     ] = DEFAULT_SHARD_SIZE,
     overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace an existing --out folder.")
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Replace an earlier export at --out (a folder with memgrid's export.json); "
+            "nothing else is ever replaced.",
+        ),
     ] = False,
     json_output: JsonOption = False,
 ) -> None:
