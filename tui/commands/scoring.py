@@ -92,7 +92,13 @@ def score(
         sscd_path=sscd,
         device=device,
     )
-    metrics = build_metrics(options)
+    # Naming a metric or its weights asks for it: without its extra that is an error.
+    named_by_user = (
+        metric is not None
+        or sscd is not None
+        or (clip_model, clip_pretrained) != (DEFAULT_MODEL, DEFAULT_PRETRAINED)
+    )
+    metrics = build_metrics(options, named_by_user=named_by_user)
     threads = workers or min(os.cpu_count() or 1, 8)
     with open_project(project) as opened:
         if json_output:
@@ -164,8 +170,12 @@ def _print_report(report: ScoringReport, names: tuple[str, ...]) -> None:
     for error in report.errors:
         typer.echo(f"memgrid: error: {error}", err=True)
     for metric_name, why in report.unavailable.items():
-        grids = report.unavailable_grids[metric_name]
-        typer.echo(f"note: {metric_name} unavailable on {grids} grids: {why}", err=True)
+        grids = report.unavailable_grids.get(metric_name, 0)
+        held = report.held_unavailable.get(metric_name, 0)
+        counts = [f"{grids} grids"] if grids else []
+        if held:
+            counts.append(f"{held} grids kept as stored (scored once it can run)")
+        typer.echo(f"note: {metric_name} unavailable on {', '.join(counts)}: {why}", err=True)
     already = report.grids - report.grids_pending
     typer.echo(
         f"Scored {report.grids_scored} grids with {', '.join(names)} "
