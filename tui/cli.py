@@ -8,12 +8,17 @@ import sqlite3
 import sys
 from typing import Any
 
-import click
 import memgrid.tui.commands
 import typer
 from memgrid.core.errors import MemgridError
 from memgrid.core.extras import missing_extra_error
-from memgrid.tui.errors import describe_database_error, describe_usage_error, report_error
+from memgrid.tui.errors import (
+    ClickException,
+    NoArgsIsHelpError,
+    describe_database_error,
+    describe_usage_error,
+    report_error,
+)
 from memgrid.tui.services.doctor import memgrid_version
 from typer.core import TyperGroup
 
@@ -30,23 +35,23 @@ class MemgridGroup(TyperGroup):
         self,
         info_name: str | None,
         args: list[str],
-        parent: click.Context | None = None,
+        parent: typer.Context | None = None,
         **extra: Any,
-    ) -> click.Context:
+    ) -> typer.Context:
         try:
             return super().make_context(info_name, args, parent, **extra)
-        except click.exceptions.NoArgsIsHelpError:
+        except NoArgsIsHelpError:
             raise  # `memgrid` alone prints the help
-        except click.ClickException as error:
+        except ClickException as error:
             report_error(describe_usage_error(error))
             raise typer.Exit(error.exit_code) from None
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except click.exceptions.NoArgsIsHelpError:
+        except NoArgsIsHelpError:
             raise
-        except click.ClickException as error:
+        except ClickException as error:
             report_error(describe_usage_error(error))
             raise typer.Exit(error.exit_code) from None
         except MemgridError as error:

@@ -1,6 +1,6 @@
 """How every memgrid command reports a failure: one line, `memgrid: error: WHERE: PROBLEM`.
 
-WHERE is the file, record, option or command at fault (`prompts.csv:3`, `grid 99`,
+WHERE is the file, record, option or command at fault (`prompts.jsonl:line 2`, `grid 99`,
 `--metric`, `memgrid status`), PROBLEM says what is wrong and, where there is one, the fix.
 tests/cli/test_error_style.py runs the README's error cases and every kind below against
 ERROR_LINE.
@@ -11,13 +11,29 @@ from __future__ import annotations
 import re
 import sqlite3
 
-import click
 import typer
 from memgrid.core.errors import one_line
 
+try:  # typer 0.25 and later carry their own copy of click
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+except ImportError:  # older typer runs on click itself
+    from click.exceptions import ClickException, NoArgsIsHelpError
+
+__all__ = [
+    "ERROR_LINE",
+    "ERROR_PREFIX",
+    "ClickException",
+    "NoArgsIsHelpError",
+    "describe_database_error",
+    "describe_usage_error",
+    "error_line",
+    "report_error",
+]
+
 ERROR_PREFIX = "memgrid: error: "
-# The shape of every error line: the prefix, where (no colon-space inside), the problem.
-ERROR_LINE = re.compile(r"^memgrid: error: (?P<where>[^\s:][^:]*?): (?P<problem>\S.*)$")
+# The shape of every error line: the prefix; WHERE, up to the first colon-space (a file may
+# carry its line: `prompts.jsonl:line 2`); the problem.
+ERROR_LINE = re.compile(r"^memgrid: error: (?P<where>\S(?:(?!: ).)*?): (?P<problem>\S.*)$")
 
 
 def error_line(message: str) -> str:
@@ -38,7 +54,7 @@ def describe_database_error(error: sqlite3.Error) -> str:
     return f"database: {text}"
 
 
-def describe_usage_error(error: click.ClickException) -> str:
+def describe_usage_error(error: ClickException) -> str:
     """Click's complaint about the command line, as WHERE (the command): PROBLEM, see --help."""
     context = getattr(error, "ctx", None)
     command = context.command_path if context is not None else "memgrid"

@@ -152,7 +152,15 @@ def test_held_unavailable_grids_are_scored_once_the_weights_appear(
     import huggingface_hub.constants
 
     repo = "memgrid/tiny-clip"
-    args = ["score", "-p", str(scored_project), "--metric", "clip", "--clip-model", f"hf-hub:{repo}"]
+    args = [
+        "score",
+        "-p",
+        str(scored_project),
+        "--metric",
+        "clip",
+        "--clip-model",
+        f"hf-hub:{repo}",
+    ]
     first = run_json(runner, *args)
     assert first["unavailable_grids"] == {"clip": 3}
     with open_project(scored_project) as opened:

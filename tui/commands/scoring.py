@@ -92,13 +92,7 @@ def score(
         sscd_path=sscd,
         device=device,
     )
-    # Naming a metric or its weights asks for it: without its extra that is an error.
-    named_by_user = (
-        metric is not None
-        or sscd is not None
-        or (clip_model, clip_pretrained) != (DEFAULT_MODEL, DEFAULT_PRETRAINED)
-    )
-    metrics = build_metrics(options, named_by_user=named_by_user)
+    metrics = build_metrics(options, _asked_by(metric, names, sscd, clip_model, clip_pretrained))
     threads = workers or min(os.cpu_count() or 1, 8)
     with open_project(project) as opened:
         if json_output:
@@ -111,6 +105,23 @@ def score(
         _print_report(report, names)
     if report.errors:
         raise typer.Exit(1)
+
+
+def _asked_by(
+    metric: str | None,
+    names: tuple[str, ...],
+    sscd: Path | None,
+    clip_model: str,
+    clip_pretrained: str,
+) -> dict[str, str]:
+    """Metrics the user asked for, by the option that asked: naming a metric or its weights
+    asks for it, and without its extra that is an error rather than a stored "unavailable"."""
+    if metric is not None:
+        return {name: f"--metric {name}" for name in names}
+    asked = {"sscd": "--sscd"} if sscd is not None else {}
+    if (clip_model, clip_pretrained) != (DEFAULT_MODEL, DEFAULT_PRETRAINED):
+        asked["clip"] = "--clip-model/--clip-pretrained"
+    return asked
 
 
 def _metric_names(metric: str | None, sscd: Path | None) -> tuple[str, ...]:

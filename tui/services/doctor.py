@@ -139,12 +139,12 @@ def _advise_on_extras(
 ) -> None:
     for extra, missing in extras.items():
         if missing:
-            needed_for = {"gen": "generate, clip and sscd", "export": "Parquet export"}[extra]
+            needed_for = {"gen": "generate, clip and sscd", "export": "Parquet exports"}[extra]
             advice.append(
                 Advice(
                     "extras",
                     f"the {extra} extra is not installed ({', '.join(missing)}): "
-                    f"{needed_for} will stop with this fix",
+                    f"{needed_for} need it",
                     install_command(extra),
                     serious=False,
                 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -77,11 +77,14 @@ class ScoringReport:
         }
 
 
-def build_metrics(options: MetricOptions, *, named_by_user: bool = False) -> list[Metric]:
+def build_metrics(
+    options: MetricOptions, asked_by: Mapping[str, str] | None = None
+) -> list[Metric]:
     """Metric instances for the chosen names, in the order given, without duplicates.
 
-    A model metric the user asked for by name needs its extra now (MissingExtraError); one
-    that only came with the defaults is stored as unavailable instead, with the same words.
+    `asked_by` maps the metrics the user asked for to the option that asked (`--sscd`): those
+    need their extra now (MissingExtraError); a model metric that only came with the
+    defaults is stored as unavailable instead, with the same words.
     """
     metrics = []
     for name in dict.fromkeys(options.names):
@@ -102,8 +105,9 @@ def build_metrics(options: MetricOptions, *, named_by_user: bool = False) -> lis
             metrics.append(make_metric(name, path=options.sscd_path))
         else:
             metrics.append(make_metric(name))
-        if named_by_user and metrics[-1].extra:
-            require_extra(metrics[-1].extra, f"--metric {name}")
+        extra = metrics[-1].extra
+        if extra and asked_by and name in asked_by:
+            require_extra(extra, asked_by[name])
     return metrics
 
 
