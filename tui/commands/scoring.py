@@ -12,6 +12,7 @@ from memgrid.core.metrics import DEFAULT_METRICS, METRICS
 from memgrid.core.metrics.base import Metric
 from memgrid.core.metrics.clip import DEFAULT_MODEL, DEFAULT_PRETRAINED
 from memgrid.core.records import Grid, Proposal, Score
+from memgrid.tui.errors import report_error
 from memgrid.tui.options import JsonOption, ProjectOption
 from memgrid.tui.services.project import Project, open_project
 from memgrid.tui.services.scoring import MetricOptions, ScoringReport, build_metrics, score_project
@@ -179,7 +180,7 @@ def _grids_per_second_column() -> Any:
 
 def _print_report(report: ScoringReport, names: tuple[str, ...]) -> None:
     for error in report.errors:
-        typer.echo(f"memgrid: error: {error}", err=True)
+        report_error(str(error))
     for metric_name, why in report.unavailable.items():
         grids = report.unavailable_grids.get(metric_name, 0)
         held = report.held_unavailable.get(metric_name, 0)
