@@ -4,7 +4,7 @@ memgrid's base install (what an annotator gets from `just demo` or `pipx install
 torch and no pyarrow. Everything that needs them imports them lazily; before it does, it calls
 `require_extra`, and the CLI maps any ModuleNotFoundError that still escapes through
 `extra_for_module`. Both read EXTRAS, so a missing package is always reported the same way:
-one line naming the extra and the pip command.
+one line naming the extra and the pip command (docs/design.md, "Optional extras").
 
 An extra counts as installed when every one of its modules can be found on the import path
 (importlib's spec search, without importing them): that is what a later `import` will see.

@@ -1,10 +1,10 @@
 """What the terminal gives the annotation app: colour depth, tmux, SSH.
 
-`colour_depth` is the one place the app's colour depth is decided: `memgrid annotate` exports
-its answer to Textual before the app starts (tui/app/colours.py), and `memgrid doctor` reports
-the same answer. Seed thumbnails are truecolor half-cell text (docs/design.md, "The annotation
-app"); at 256 colours or fewer they look posterised, which is what an annotator who asks "why
-do the seeds look banded?" needs to be told, with the fix.
+`colour_depth` is the one place the app's colour depth is decided: `memgrid annotate` hands
+its answer to Textual before the app starts (`export_colour_depth`), and `memgrid doctor`
+reports the same answer. Seed thumbnails are truecolor half-cell text (docs/design.md, "The
+annotation app"); at 256 colours or fewer they look posterised, which is what an annotator
+who asks "why do the seeds look banded?" needs to be told, with the fix.
 """
 
 from __future__ import annotations
