@@ -153,7 +153,7 @@ def _advise_on_extras(
         advice.append(
             Advice(
                 "torch",
-                "no GPU visible to torch: generate runs on the CPU (minutes per image)",
+                "no GPU visible to torch: generate runs on the CPU, far slower",
                 "generate on a machine with a CUDA GPU (see `--shard` to split the work)",
                 serious=False,
             )
@@ -205,7 +205,9 @@ def _weights(
             except (UnavailableError, InputError) as error:
                 facts = WeightsFacts(name, asked_for, None, str(error))
         found.append(facts)
-    clip_facts = found[0]
+    clip_facts, sscd_facts = found
+    if sscd is not None and not extras["gen"] and sscd_facts.found is None:
+        advice.append(Advice("weights", f"sscd: {sscd_facts.why_not}", "check the --sscd path"))
     if not extras["gen"] and clip_facts.found is None:
         advice.append(
             Advice(
