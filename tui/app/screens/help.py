@@ -27,11 +27,7 @@ class HelpScreen(ModalScreen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,question_mark", "close", "close")]
 
-    DEFAULT_CSS = """
-    HelpScreen { align: center middle; }
-    HelpScreen > VerticalScroll { width: 96; height: auto; max-height: 90%;
-        border: round $accent; padding: 0 1; }
-    """
+    CSS_PATH = "help.tcss"
 
     def __init__(self, keys: dict[str, str]) -> None:
         super().__init__()
