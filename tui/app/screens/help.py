@@ -50,6 +50,7 @@ class HelpScreen(ModalScreen[None]):
                 "folder or ~/.config/memgrid/. Every action is saved the moment its key is "
                 "pressed.",
                 classes="hint",
+                markup=False,  # "[keys]" is the section's name, not a style
             )
 
     def action_close(self) -> None:
