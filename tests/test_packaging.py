@@ -100,38 +100,27 @@ def test_the_wheel_installs_namespaced_into_a_fresh_venv(tmp_path: Path) -> None
     assert not {"core", "db", "tui"} & set(names), names
     # Without PYTHONPATH: a development checkout on it would shadow the wheel.
     fresh_env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
+
+    def run_fresh(*arguments: str) -> str:
+        return subprocess.run(
+            [fresh_python, *arguments],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=fresh_env,
+        ).stdout.strip()
+
     probe = (
         "import memgrid.tui.cli, memgrid.core.taxonomy, memgrid.db.store; "
         "print(memgrid.tui.cli.__file__)"
     )
-    result = subprocess.run(
-        [fresh_python, "-c", probe],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=fresh_env,
-    )
-    assert result.stdout.strip().startswith(str(fresh_site))
+    assert run_fresh("-c", probe).startswith(str(fresh_site))
     stylesheet_probe = (
         "import inspect, pathlib; from memgrid.tui.app.screens.annotate import AnnotateScreen; "
         "print(pathlib.Path(inspect.getfile(AnnotateScreen)).with_name(AnnotateScreen.CSS_PATH))"
     )
-    installed_css = subprocess.run(
-        [fresh_python, "-c", stylesheet_probe],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=fresh_env,
-    ).stdout.strip()
+    installed_css = run_fresh("-c", stylesheet_probe)
     assert installed_css.startswith(str(fresh_site)) and Path(installed_css).is_file()
-    help_text = subprocess.run(
-        [fresh_python, "-m", "memgrid.tui", "--help"],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=fresh_env,
-    ).stdout
+    help_text = run_fresh("-m", "memgrid.tui", "--help")
     assert "memgrid" in help_text
