@@ -315,8 +315,12 @@ def test_doctor_reports_torch_and_the_weights_it_finds(
 
 
 def test_doctor_fits_one_screen_and_every_problem_has_a_fix(
-    demo_project_dir: Path, runner: CliRunner
+    demo_project_dir: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # As in the base install, so the screen is checked without importing torch here.
+    monkeypatch.setattr(
+        "memgrid.tui.services.doctor.installed_extras", lambda: {"gen": ("torch",), "export": ()}
+    )
     result = runner.invoke(
         app,
         ["doctor", "-p", str(demo_project_dir)],
