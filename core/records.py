@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from memgrid.core.taxonomy import Category, Feature, LabelState, Webster
+from memgrid.core.taxonomy import Category, Feature, LabelAction, LabelState, Webster
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ class LabelEvent:
     id: int
     grid_id: int
     annotator: str
-    action: str  # label | skip | flag | undo | adjudicate
+    action: LabelAction
     state: LabelState | None
     category: Category | None
     features: tuple[Feature, ...] = ()

@@ -25,7 +25,14 @@ from memgrid.core.records import (
     Score,
     ThresholdSet,
 )
-from memgrid.core.taxonomy import Category, Feature, LabelState, Webster
+from memgrid.core.taxonomy import (
+    STATE_PRECEDENCE,
+    Category,
+    Feature,
+    LabelAction,
+    LabelState,
+    Webster,
+)
 from memgrid.db.migrations import SCHEMA_VERSION, migrations
 from sqlite_utils import Database
 from sqlite_utils.db import Table
@@ -560,7 +567,7 @@ class Store:
         self,
         grid_id: int,
         annotator: str,
-        action: str,
+        action: LabelAction,
         *,
         state: LabelState | None = None,
         category: Category | None = None,
@@ -583,7 +590,7 @@ class Store:
                 (
                     grid_id,
                     annotator,
-                    action,
+                    action.value,
                     state.value if state else None,
                     category.value if category else None,
                     json.dumps([f.to_dict() for f in features]),
@@ -607,19 +614,29 @@ class Store:
         **details: Any,
     ) -> LabelEvent:
         return self.append_label_event(
-            grid_id, annotator, "label", state=LabelState.LABELLED, category=category, **details
+            grid_id,
+            annotator,
+            LabelAction.LABEL,
+            state=LabelState.LABELLED,
+            category=category,
+            **details,
         )
 
     def skip(self, grid_id: int, annotator: str, **details: Any) -> LabelEvent:
         return self.append_label_event(
-            grid_id, annotator, "skip", state=LabelState.SKIPPED, **details
+            grid_id, annotator, LabelAction.SKIP, state=LabelState.SKIPPED, **details
         )
 
     def flag(
         self, grid_id: int, annotator: str, category: Category | None = None, **details: Any
     ) -> LabelEvent:
         return self.append_label_event(
-            grid_id, annotator, "flag", state=LabelState.FLAGGED, category=category, **details
+            grid_id,
+            annotator,
+            LabelAction.FLAG,
+            state=LabelState.FLAGGED,
+            category=category,
+            **details,
         )
 
     def adjudicate(
@@ -628,7 +645,7 @@ class Store:
         return self.append_label_event(
             grid_id,
             adjudicator,
-            "adjudicate",
+            LabelAction.ADJUDICATE,
             state=LabelState.LABELLED,
             category=category,
             **details,
@@ -644,7 +661,9 @@ class Store:
         row = self.db.execute(sql + " ORDER BY id DESC LIMIT 1", params).fetchone()
         if row is None:
             return None
-        self.append_label_event(row[1], annotator, "undo", undoes=row[0], session=session or "")
+        self.append_label_event(
+            row[1], annotator, LabelAction.UNDO, undoes=row[0], session=session or ""
+        )
         return self.label_event(row[0])
 
     def label_event(self, event_id: int) -> LabelEvent:
@@ -667,15 +686,14 @@ class Store:
 
     def current_label(self, grid_id: int, annotator: str) -> LabelEvent | None:
         row = self.db.execute(
-            f"""SELECT {_EVENT_COLUMNS} FROM effective_label_events
-            WHERE grid_id = ? AND annotator = ? ORDER BY id DESC LIMIT 1""",
+            f"SELECT {_EVENT_COLUMNS} FROM votes WHERE grid_id = ? AND annotator = ?",
             (grid_id, annotator),
         ).fetchone()
         return None if row is None else _label_event(row)
 
     def current_labels(self, grid_id: int | None = None) -> list[LabelEvent]:
-        """The current label of every annotator (on one grid, or on all grids)."""
-        sql = f"SELECT {_EVENT_COLUMNS} FROM current_labels"
+        """The vote of every annotator (on one grid, or on all grids)."""
+        sql = f"SELECT {_EVENT_COLUMNS} FROM votes"
         params: list[Any] = []
         if grid_id is not None:
             sql += " WHERE grid_id = ?"
@@ -683,26 +701,27 @@ class Store:
         return [_label_event(row) for row in self.db.execute(sql + " ORDER BY grid_id, id", params)]
 
     def label_counts(self, annotator: str | None = None) -> dict[str, int]:
-        """Grids per current state (labelled/skipped/flagged), counted once per grid.
+        """Grids per vote state (labelled/skipped/flagged), counted once per grid.
 
-        For one annotator it is their own state; over all annotators a grid counts as
-        labelled if anyone labelled it, else flagged, else skipped.
+        For one annotator it is their own vote; over all annotators a grid takes the first
+        state of STATE_PRECEDENCE that any vote is in (core.agreement.grid_state's rule).
         """
         counts = {state.value: 0 for state in LabelState}
         if annotator is not None:
             rows = self.db.execute(
-                "SELECT state, count(*) FROM current_labels WHERE annotator = ? GROUP BY state",
+                "SELECT state, count(*) FROM votes WHERE annotator = ? GROUP BY state",
                 (annotator,),
             )
         else:
-            rows = self.db.execute(
-                """SELECT CASE
-                        WHEN sum(state = 'labelled') > 0 THEN 'labelled'
-                        WHEN sum(state = 'flagged') > 0 THEN 'flagged'
-                        ELSE 'skipped' END AS grid_state, 1
-                FROM current_labels GROUP BY grid_id"""
+            first_state = " ".join(
+                f"WHEN sum(state = '{state.value}') > 0 THEN '{state.value}'"
+                for state in STATE_PRECEDENCE
             )
-            rows = [(state, 1) for state, _ in rows]
+            rows = self.db.execute(
+                f"""SELECT grid_state, count(*) FROM (
+                    SELECT CASE {first_state} END AS grid_state FROM votes GROUP BY grid_id
+                ) GROUP BY grid_state"""
+            )
         for state, count in rows:
             if state in counts:
                 counts[state] += count
@@ -719,11 +738,11 @@ class Store:
     # ---- what the annotation app asks ----------------------------------------------------
 
     def labels_by(self, annotator: str, limit: int = 500) -> list[LabelEvent]:
-        """The annotator's current label on each grid they acted on, newest first."""
+        """The annotator's vote on each grid they voted on, newest first."""
         return [
             _label_event(row)
             for row in self.db.execute(
-                f"""SELECT {_EVENT_COLUMNS} FROM current_labels WHERE annotator = ?
+                f"""SELECT {_EVENT_COLUMNS} FROM votes WHERE annotator = ?
                 ORDER BY id DESC LIMIT ?""",
                 (annotator, limit),
             )
@@ -742,21 +761,17 @@ class Store:
         ]
 
     def disagreements(self) -> dict[int, list[LabelEvent]]:
-        """Grids whose annotators' current labels differ in category, with those labels.
+        """Grids whose annotators' labelled votes differ in category, with those votes.
 
-        An annotator's vote is their latest labelling event that counts, adjudications
-        aside (an adjudicator's verdict is not a vote); skips and flags do not vote.
+        Skipped and flagged votes choose no category; adjudications are not votes.
         """
         rows = self.db.execute(
-            f"""WITH votes AS (
-                SELECT {_EVENT_COLUMNS} FROM effective_label_events e
-                WHERE e.action = 'label' AND e.id = (
-                    SELECT max(x.id) FROM effective_label_events x
-                    WHERE x.grid_id = e.grid_id AND x.annotator = e.annotator
-                      AND x.action != 'adjudicate')
+            f"""WITH chosen AS (
+                SELECT {_EVENT_COLUMNS} FROM votes
+                WHERE state = 'labelled' AND category IS NOT NULL
             )
-            SELECT * FROM votes WHERE grid_id IN (
-                SELECT grid_id FROM votes GROUP BY grid_id HAVING count(DISTINCT category) > 1)
+            SELECT * FROM chosen WHERE grid_id IN (
+                SELECT grid_id FROM chosen GROUP BY grid_id HAVING count(DISTINCT category) > 1)
             ORDER BY grid_id, annotator"""
         ).fetchall()
         grouped: dict[int, list[LabelEvent]] = {}
@@ -765,12 +780,12 @@ class Store:
             grouped.setdefault(event.grid_id, []).append(event)
         return grouped
 
-    def adjudications(self) -> dict[int, LabelEvent]:
+    def adjudications(self, grid_id: int | None = None) -> dict[int, LabelEvent]:
         """The final label an adjudicator set on each grid (the latest that counts)."""
         found: dict[int, LabelEvent] = {}
+        where = "" if grid_id is None else f"WHERE grid_id = {int(grid_id)}"
         for row in self.db.execute(
-            f"""SELECT {_EVENT_COLUMNS} FROM effective_label_events
-            WHERE action = 'adjudicate' ORDER BY id"""
+            f"SELECT {_EVENT_COLUMNS} FROM adjudications {where} ORDER BY id"
         ):
             event = _label_event(row)
             found[event.grid_id] = event
@@ -815,6 +830,18 @@ class Store:
         ).fetchall()
         return [row[0] for row in rows]
 
+    def is_open(
+        self, grid_id: int, annotator: str, *, overlap: int = 1, now: float | None = None
+    ) -> bool:
+        """Whether the grid is open to the annotator, by the rule `next_open_grids` walks."""
+        params = {
+            "grid": grid_id,
+            "annotator": annotator,
+            "overlap": overlap,
+            "now": time.time() if now is None else now,
+        }
+        return bool(self.db.execute(f"SELECT {_open_to_annotator(':grid')}", params).fetchone()[0])
+
     def _only_active_set(self) -> int | None:
         """The active threshold set when one project-wide set is the only active one."""
         rows = self.db.execute("SELECT id, model FROM threshold_sets WHERE active = 1").fetchall()
@@ -851,8 +878,8 @@ class Store:
         return found
 
     def grids_in_state(self, state: LabelState, annotator: str | None = None) -> list[int]:
-        """Grids whose current label (by `annotator`, or by anyone) is in `state`, oldest first."""
-        sql = "SELECT grid_id FROM current_labels WHERE state = ?"
+        """Grids whose vote (by `annotator`, or by anyone) is in `state`, oldest first."""
+        sql = "SELECT grid_id FROM votes WHERE state = ?"
         params: list[Any] = [state.value]
         if annotator is not None:
             sql += " AND annotator = ?"
@@ -950,24 +977,21 @@ class Store:
             self.db.execute("COMMIT")
 
     def label_events_for(self, grid_ids: Sequence[int]) -> list[LabelEvent]:
-        """Each annotator's current vote and current adjudication on these grids, in one query.
+        """Each annotator's vote and latest adjudication on these grids, by grid, then event id.
 
-        A vote is the annotator's latest event that counts, adjudications aside (label, skip
-        or flag); an adjudication is their latest `adjudicate` that counts. An adjudicator's
-        verdict therefore does not replace their own vote. Ordered by grid, then event id.
+        An adjudicator's verdict does not replace their own vote (the `votes` view).
         """
         if not grid_ids:
             return []
+        marks = _placeholders(grid_ids)
         return [
             _label_event(row)
             for row in self.db.execute(
-                f"""SELECT {_EVENT_COLUMNS} FROM effective_label_events e
-                WHERE e.grid_id IN ({_placeholders(grid_ids)}) AND e.id = (
-                    SELECT max(x.id) FROM effective_label_events x
-                    WHERE x.grid_id = e.grid_id AND x.annotator = e.annotator
-                      AND (x.action = 'adjudicate') = (e.action = 'adjudicate'))
-                ORDER BY e.grid_id, e.id""",
-                list(grid_ids),
+                f"""SELECT {_EVENT_COLUMNS} FROM votes WHERE grid_id IN ({marks})
+                UNION ALL
+                SELECT {_EVENT_COLUMNS} FROM adjudications WHERE grid_id IN ({marks})
+                ORDER BY grid_id, id""",
+                [*grid_ids, *grid_ids],
             )
         ]
 
@@ -1037,8 +1061,8 @@ class Store:
     def current_vote_patterns(self) -> tuple[list[tuple[LabelEvent, ...]], dict[int, int]]:
         """Every labelled grid's current votes and adjudications, grouped by what they say.
 
-        The events per grid are those of `label_events_for` (each annotator's latest vote
-        and latest adjudication that count), in event order. A pattern is that sequence
+        The events per grid are those of `label_events_for` (each annotator's vote and
+        latest adjudication), in event order. A pattern is that sequence
         with each event reduced to action, state, category, features and Webster type:
         everything core.agreement reads, so grids with one pattern share one agreed label.
         Returns the patterns (as the events of the first grid that showed each) and each
@@ -1049,9 +1073,8 @@ class Store:
         examples: list[tuple[LabelEvent, ...]] = []
         grid_patterns: dict[int, int] = {}
         rows = self.db.execute(
-            f"""SELECT {_EVENT_COLUMNS} FROM label_events e WHERE e.action != 'undo'
-            AND NOT EXISTS (SELECT 1 FROM label_events u WHERE u.undoes = e.id)
-            ORDER BY e.grid_id, e.id"""
+            f"""SELECT {_EVENT_COLUMNS} FROM votes UNION ALL
+            SELECT {_EVENT_COLUMNS} FROM adjudications ORDER BY grid_id, id"""
         ).fetchall()
         start = 0
         while start < len(rows):
@@ -1059,11 +1082,7 @@ class Store:
             end = start + 1
             while end < len(rows) and rows[end][1] == grid_id:
                 end += 1
-            if end - start == 1:
-                current: Sequence[Sequence[Any]] = rows[start:end]
-            else:  # each annotator's latest vote and latest adjudication, in event order
-                latest = {(row[2], row[3] == "adjudicate"): row for row in rows[start:end]}
-                current = sorted(latest.values(), key=lambda row: row[0])
+            current = rows[start:end]
             key = tuple((row[3], row[4], row[5], row[6], row[8]) for row in current)
             index = patterns.get(key)
             if index is None:
@@ -1103,8 +1122,8 @@ _INDEXED_ORDERS = {
 def _open_to_annotator(grid_column: str) -> str:
     """SQL that holds while a grid is open to :annotator (see `next_open_grids`)."""
     return f"""coalesce((SELECT done FROM grid_progress WHERE grid_id = {grid_column}), 0) < :overlap
-        AND NOT EXISTS (SELECT 1 FROM effective_label_events e
-                   WHERE e.grid_id = {grid_column} AND e.annotator = :annotator)
+        AND NOT EXISTS (SELECT 1 FROM votes v
+                   WHERE v.grid_id = {grid_column} AND v.annotator = :annotator)
         AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.grid_id = {grid_column}
                         AND l.annotator != :annotator AND l.expires_at > :now)"""
 
@@ -1173,7 +1192,7 @@ def _label_event(row: Sequence[Any]) -> LabelEvent:
         id=row[0],
         grid_id=row[1],
         annotator=row[2],
-        action=row[3],
+        action=LabelAction(row[3]),
         state=LabelState(row[4]) if row[4] else None,
         category=Category(row[5]) if row[5] else None,
         features=tuple(Feature.from_dict(f) for f in json.loads(row[6])),

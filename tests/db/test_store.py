@@ -247,7 +247,7 @@ def test_indexed_and_general_queue_orders_agree(per_model: bool) -> None:
     )
 
 
-def test_grid_progress_follows_the_current_labels_through_undo_and_adjudication() -> None:
+def test_grid_progress_counts_the_done_votes_through_undo_and_adjudication() -> None:
     store = Store.memory()
     grid_ids = add_grids(store, 4)
 
@@ -256,7 +256,7 @@ def test_grid_progress_follows_the_current_labels_through_undo_and_adjudication(
 
     def from_view() -> dict[int, int]:
         rows = store.db.execute(
-            """SELECT grid_id, count(DISTINCT annotator) FROM current_labels
+            """SELECT grid_id, count(*) FROM votes
             WHERE state IN ('labelled', 'flagged') GROUP BY grid_id"""
         ).fetchall()
         return dict(rows)
@@ -267,6 +267,6 @@ def test_grid_progress_follows_the_current_labels_through_undo_and_adjudication(
     store.skip(b, "x")
     store.label(c, "x", Category.EXPLICIT)
     store.skip(c, "x")  # a later skip replaces the label: not done any more
-    store.adjudicate(b, "judge", Category.IMPLICIT)
+    store.adjudicate(b, "judge", Category.IMPLICIT)  # a verdict is no vote: b stays open
     store.undo_last("y")
-    assert {g: n for g, n in progress().items() if n} == from_view() == {a: 1, b: 1}
+    assert {g: n for g, n in progress().items() if n} == from_view() == {a: 1}

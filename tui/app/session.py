@@ -175,12 +175,10 @@ class AnnotationSession:
         )
 
     def _with_fresh_labels(self, view: GridView) -> GridView:
-        labels = self.store.current_labels(view.grid_id)
-        mine = next((e for e in labels if e.annotator == self.annotator), None)
-        others = tuple(
-            e for e in labels if e.annotator != self.annotator and e.action != "adjudicate"
-        )
-        adjudication = next((e for e in labels if e.action == "adjudicate"), None)
+        votes = self.store.current_labels(view.grid_id)
+        mine = next((e for e in votes if e.annotator == self.annotator), None)
+        others = tuple(e for e in votes if e.annotator != self.annotator)
+        adjudication = self.store.adjudications(view.grid_id).get(view.grid_id)
         return replace(
             view,
             mine=mine,
@@ -199,7 +197,7 @@ class AnnotationSession:
             span = max(now - times[0], RATE_MIN_SPAN_SECONDS)
             rate = len(times) * 3600.0 / span
         return Progress(
-            done=counts["labelled"] + counts["flagged"],
+            done=sum(counts[state.value] for state in LabelState if state.done),
             total=total,
             labels_per_hour=rate,
             skipped=counts["skipped"],
@@ -293,11 +291,9 @@ class AnnotationSession:
 
     def _still_open(self, grid_id: int) -> bool:
         """Grids fetched ahead may have been labelled by others since (overlap reached)."""
-        labels = self.store.current_labels(grid_id)
-        if any(e.annotator == self.annotator for e in labels):
-            return False
-        done = {e.annotator for e in labels if e.state in (LabelState.LABELLED, LabelState.FLAGGED)}
-        return len(done) < self.options.overlap
+        return self.store.is_open(
+            grid_id, self.annotator, overlap=self.options.overlap, now=self.clock()
+        )
 
     def _claim(self, grid_id: int) -> bool:
         return self.store.claim(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from memgrid.core.agreement import ADJUDICATE_ACTION, AgreedLabel, agreed_label
+from memgrid.core.agreement import AgreedLabel, agreed_label
 from memgrid.core.attribution import Attribution, attribute
 from memgrid.core.calibration import (
     CATEGORY_CODE,
@@ -31,7 +31,7 @@ from memgrid.core.categorizer import PIXEL_METRICS, categorize
 from memgrid.core.errors import NotFoundError, ProjectError
 from memgrid.core.interrater import AgreementReport, agreement_report
 from memgrid.core.records import Grid, LabelEvent, Score, ThresholdSet
-from memgrid.core.taxonomy import Category, Webster
+from memgrid.core.taxonomy import Category, LabelAction, Webster
 from memgrid.core.thresholds import Thresholds, v0_values
 from memgrid.tui.services.project import Project
 from memgrid.tui.services.proposing import (
@@ -336,5 +336,7 @@ def latest_run(project: Project) -> CalibrationRun | None:
 
 def project_agreement(project: Project) -> AgreementReport:
     """Agreement among annotators and with the proposals; adjudications are not votes."""
-    votes = [event for event in current_events(project) if event.action != ADJUDICATE_ACTION]
+    votes = [
+        event for event in current_events(project) if event.action is not LabelAction.ADJUDICATE
+    ]
     return agreement_report(votes)

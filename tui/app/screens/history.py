@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 from memgrid.core.records import LabelEvent
+from memgrid.core.taxonomy import LabelAction
 from memgrid.tui.app.screens.grid_list import GridListScreen, grid_option
 from memgrid.tui.app.widgets.labels_panel import describe_event
 from memgrid.tui.app.widgets.proposal_panel import category_badge
@@ -20,7 +21,7 @@ def describe_history(grid_id: int, events: list[LabelEvent]) -> Text:
     lines = [Text(f"History of grid {grid_id}", "bold")]
     undone = {e.undoes for e in events if e.undoes is not None}
     for event in events:
-        if event.action == "undo":
+        if event.action is LabelAction.UNDO:
             line = Text(f"  #{event.id} {event.annotator}: undo of #{event.undoes}", "yellow")
         else:
             line = Text(f"  #{event.id} ").append_text(describe_event(event, with_time=True))
