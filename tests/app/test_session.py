@@ -11,6 +11,7 @@ from memgrid.tui.app.session import AnnotationSession, SessionOptions, in_blind_
 from memgrid.tui.services.project import Project, open_project
 
 from tests.app.conftest import FakeClock
+from tests.conftest import open_grids, vote_of
 
 
 def session_on(
@@ -35,8 +36,12 @@ def test_blind_share_is_fixed_and_about_the_asked_share() -> None:
 
 def test_blind_share_hides_the_proposal_and_records_that(demo_project: Project) -> None:
     project_id = demo_project.store.project_id or ""
-    blind = next(g for g in demo_project.store.grid_ids() if in_blind_share(project_id, g, 0.5))
-    shown = next(g for g in demo_project.store.grid_ids() if not in_blind_share(project_id, g, 0.5))
+    blind = next(
+        g for g in demo_project.store.grids.ids_all() if in_blind_share(project_id, g, 0.5)
+    )
+    shown = next(
+        g for g in demo_project.store.grids.ids_all() if not in_blind_share(project_id, g, 0.5)
+    )
     session = session_on(demo_project, blind_share=0.5)
     assert session.view(blind).visible_proposal is None
     assert session.view(blind).proposal is not None
@@ -57,7 +62,7 @@ def test_labels_are_in_the_database_when_the_call_returns(demo_project: Project)
     first = session.start().view
     assert first is not None
     outcome = session.label(Category.UNINTENDED)
-    current = demo_project.store.current_label(first.grid_id, "alice")
+    current = vote_of(demo_project.store, first.grid_id, "alice")
     assert current is not None and current.category is Category.UNINTENDED
     assert current.session == session.session_id
     assert outcome.view is not None and outcome.view.grid_id != first.grid_id
@@ -151,11 +156,11 @@ def test_undo_of_a_skip_brings_the_grid_back(demo_project: Project) -> None:
     assert skipped is not None
     moved_on = session.skip()
     assert moved_on.view is not None and moved_on.view.grid_id != skipped.grid_id
-    assert skipped.grid_id not in demo_project.store.next_open_grids("alice", limit=50)
+    assert skipped.grid_id not in session.queue.next_open(limit=50)
     undone = session.undo()
     assert undone.view is not None and undone.view.grid_id == skipped.grid_id
-    assert skipped.grid_id in demo_project.store.next_open_grids("alice", order="prompt", limit=50)
-    assert demo_project.store.current_label(skipped.grid_id, "alice") is None
+    assert skipped.grid_id in open_grids(demo_project.store, "alice", 50)
+    assert vote_of(demo_project.store, skipped.grid_id, "alice") is None
     assert "Nothing to undo" in session.undo().message
 
 
@@ -173,7 +178,7 @@ def test_skipped_grids_come_back_when_the_queue_is_empty(demo_project: Project) 
     first = session.start().view
     assert first is not None
     session.skip()
-    for _ in range(demo_project.store.grid_count - 1):
+    for _ in range(demo_project.store.grids.count - 1):
         session.label(Category.NONE)
     assert session.current_id == first.grid_id
     outcome = session.label(Category.EXPLICIT)
@@ -195,7 +200,7 @@ def test_back_forward_and_correcting_an_earlier_label(demo_project: Project) -> 
     session.back()
     corrected = session.label(Category.UNINTENDED)
     assert corrected.view is not None and corrected.view.grid_id == second
-    history = demo_project.store.label_history(first.grid_id)
+    history = demo_project.store.labels.events_where(grid_id=first.grid_id)
     assert [e.category for e in history] == [Category.NONE, Category.UNINTENDED]
     session.forward()
     assert session.current_id == third
@@ -222,14 +227,14 @@ def test_note_and_features_are_drafted_then_saved_with_the_label(demo_project: P
     watermark = Feature(Category.UNINTENDED, "watermark", (56, 57))
     session.set_note("corner logo")
     session.add_feature(watermark)
-    assert demo_project.store.current_label(view.grid_id, "alice") is None
+    assert vote_of(demo_project.store, view.grid_id, "alice") is None
     session.label(Category.UNINTENDED)
-    saved = demo_project.store.current_label(view.grid_id, "alice")
+    saved = vote_of(demo_project.store, view.grid_id, "alice")
     assert saved is not None and saved.note == "corner logo" and saved.features == (watermark,)
     # On a labelled grid, a note is a new event at once, keeping category and features.
     session.back()
     session.set_note("checked twice")
-    amended = demo_project.store.current_label(view.grid_id, "alice")
+    amended = vote_of(demo_project.store, view.grid_id, "alice")
     assert amended is not None and amended.id != saved.id
     assert (amended.category, amended.features, amended.note) == (
         Category.UNINTENDED,
@@ -243,7 +248,7 @@ def test_accepting_the_proposal_takes_its_category_and_features(demo_project: Pr
     view = session.start().view
     assert view is not None and view.proposal is not None
     session.accept_proposal()
-    saved = demo_project.store.current_label(view.grid_id, "alice")
+    saved = vote_of(demo_project.store, view.grid_id, "alice")
     assert saved is not None
     assert saved.category is view.proposal.category
     assert saved.features == view.proposal.features
@@ -257,7 +262,7 @@ def test_flag_keeps_the_category_and_is_listed(demo_project: Project) -> None:
     session.label(Category.IMPLICIT)
     session.back()
     session.flag()
-    flagged = demo_project.store.current_label(view.grid_id, "alice")
+    flagged = vote_of(demo_project.store, view.grid_id, "alice")
     assert flagged is not None and flagged.state is LabelState.FLAGGED
     assert flagged.category is Category.IMPLICIT
     assert [g.id for g in session.grids_in_state(LabelState.FLAGGED)] == [view.grid_id]

@@ -36,19 +36,21 @@ def test_filesystem_type_reads_proc_mounts(tmp_path: Path) -> None:
 def test_full_database_keeps_every_acknowledged_label(tmp_path: Path) -> None:
     with create_project(tmp_path / "p") as project:
         store = project.store
-        grid_id, _ = store.add_grid("p", [])
+        grid_id, _ = store.grids.add("p", [])
         page_count = store.db.execute("PRAGMA page_count").fetchone()[0]
         store.db.execute(f"PRAGMA max_page_count = {page_count + 2}")
         acknowledged = []
         with pytest.raises(sqlite3.OperationalError, match="full"):
             for index in range(10_000):
                 acknowledged.append(
-                    store.label(grid_id, "ann", Category.NONE, note="x" * 500 + str(index)).id
+                    store.labels.label(
+                        grid_id, "ann", Category.NONE, note="x" * 500 + str(index)
+                    ).id
                 )
         assert len(acknowledged) > 0
     with open_project(tmp_path / "p") as reopened:
         assert reopened.store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        stored = [e.id for e in reopened.store.label_history(grid_id)]
+        stored = [e.id for e in reopened.store.labels.events_where(grid_id=grid_id)]
         assert stored == acknowledged
 
 

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field, replace
 
 from memgrid.core.attribution import Attribution, attribute
 from memgrid.core.errors import NotFoundError
-from memgrid.core.records import Entity, Grid, LabelEvent, Proposal, Score
+from memgrid.core.records import Entity, Grid, LabelEvent, Proposal, QueueOrder, Score
 from memgrid.core.taxonomy import Category, Feature, LabelState
+from memgrid.db.queue import AnnotationQueue
 from memgrid.db.store import Store
 
 HEATMAP_METRIC = "tiled-l2"  # the region consistency map (docs/design.md, "Signals")
@@ -40,7 +41,7 @@ class SessionOptions:
     """Who annotates, in which order, and how the queue is shared with others."""
 
     annotator: str
-    order: str = "threshold"
+    order: QueueOrder = QueueOrder.THRESHOLD
     random_seed: int = 0
     overlap: int = 1
     hide_others: bool = False  # --blind: do not show other annotators' labels
@@ -117,13 +118,22 @@ class AnnotationSession:
         self.clock = clock
         self.session_id = session_id or uuid.uuid4().hex[:12]
         self.project_id = store.project_id or ""
-        self.lexicon: tuple[Entity, ...] = tuple(store.entities())
+        self.lexicon: tuple[Entity, ...] = tuple(store.entities.all())
         self.visited: list[int] = []  # grids shown in this session, oldest first
         self.position = -1  # index of the current grid in `visited`
         self.upcoming: deque[int] = deque()  # open grids fetched ahead, not shown yet
         self.drafts: dict[int, Draft] = {}
         self._views: OrderedDict[int, GridView] = OrderedDict()
         self._lock = threading.RLock()
+        self.queue = AnnotationQueue(
+            store,
+            options.annotator,
+            order=options.order,
+            overlap=options.overlap,
+            random_seed=options.random_seed,
+            lease_seconds=options.lease_seconds,
+            clock=clock,
+        )
 
     # ---- reading ---------------------------------------------------------------------
 
@@ -156,9 +166,9 @@ class AnnotationSession:
         return self._views.get(grid_id)
 
     def _load_view(self, grid_id: int) -> GridView:
-        grid = self.store.grid(grid_id)
-        proposal = self.store.proposal(grid_id)
-        scores = tuple(self.store.scores(grid_id))
+        grid = self.store.grids.get(grid_id)
+        proposal = self.store.proposals.find(grid_id)
+        scores = tuple(self.store.scores.where(grid_ids=[grid_id]))
         shown = proposal is not None and not in_blind_share(
             self.project_id, grid_id, self.options.blind_share
         )
@@ -175,10 +185,12 @@ class AnnotationSession:
         )
 
     def _with_fresh_labels(self, view: GridView) -> GridView:
-        votes = self.store.current_labels(view.grid_id)
+        votes = self.store.labels.votes_where(grid_ids=[view.grid_id])
         mine = next((e for e in votes if e.annotator == self.annotator), None)
         others = tuple(e for e in votes if e.annotator != self.annotator)
-        adjudication = self.store.adjudications(view.grid_id).get(view.grid_id)
+        adjudication = self.store.labels.adjudications_where(grid_ids=[view.grid_id]).get(
+            view.grid_id
+        )
         return replace(
             view,
             mine=mine,
@@ -188,10 +200,12 @@ class AnnotationSession:
 
     def progress(self) -> Progress:
         with self._lock:
-            counts = self.store.label_counts(self.annotator)
+            counts = self.store.labels.state_counts_where(annotator=self.annotator)
             now = self.clock()
-            times = self.store.label_times(self.annotator, now - RATE_WINDOW_SECONDS)
-            total = self.store.grid_count
+            times = self.store.labels.times_where(
+                annotator=self.annotator, since=now - RATE_WINDOW_SECONDS
+            )
+            total = self.store.grids.count
         rate = None
         if times:
             span = max(now - times[0], RATE_MIN_SPAN_SECONDS)
@@ -206,19 +220,22 @@ class AnnotationSession:
 
     def history(self, grid_id: int) -> list[LabelEvent]:
         with self._lock:
-            return self.store.label_history(grid_id)
+            return self.store.labels.events_where(grid_id=grid_id)
 
     def my_labels(self, limit: int = 500) -> list[LabelEvent]:
         with self._lock:
-            return self.store.labels_by(self.annotator, limit)
+            return self.store.labels.votes_where(
+                annotator=self.annotator, newest_first=True, limit=limit
+            )
 
     def grids(self, grid_ids: Sequence[int]) -> list[Grid]:
         with self._lock:
-            return self.store.grids(list(grid_ids))
+            return self.store.grids.where(ids=list(grid_ids))
 
     def grids_in_state(self, state: LabelState) -> list[Grid]:
         with self._lock:
-            return self.store.grids(self.store.grids_in_state(state, self.annotator))
+            votes = self.store.labels.votes_where(annotator=self.annotator, state=state)
+            return self.store.grids.where(ids=[vote.grid_id for vote in votes])
 
     # ---- the queue -------------------------------------------------------------------
 
@@ -254,15 +271,7 @@ class AnnotationSession:
         return view
 
     def _open_grids(self, limit: int, exclude: Sequence[int]) -> list[int]:
-        return self.store.next_open_grids(
-            self.annotator,
-            order=self.options.order,
-            limit=limit,
-            overlap=self.options.overlap,
-            random_seed=self.options.random_seed,
-            exclude=exclude,
-            now=self.clock(),
-        )
+        return self.queue.next_open(limit, exclude)
 
     def _next_new_grid(self) -> int | None:
         """The next open grid nobody else holds, claimed for this annotator.
@@ -281,24 +290,20 @@ class AnnotationSession:
             if self._claim(grid_id):
                 if self._still_open(grid_id):
                     return grid_id
-                self.store.release(grid_id, self.annotator)
-        skipped = self.store.grids_in_state(LabelState.SKIPPED, self.annotator)
+                self.queue.release(grid_id)
+        skipped = self.store.labels.votes_where(annotator=self.annotator, state=LabelState.SKIPPED)
         current = self.current_id
-        for grid_id in skipped:
+        for grid_id in (vote.grid_id for vote in skipped):
             if grid_id != current and self._claim(grid_id):
                 return grid_id
         return None
 
     def _still_open(self, grid_id: int) -> bool:
         """Grids fetched ahead may have been labelled by others since (overlap reached)."""
-        return self.store.is_open(
-            grid_id, self.annotator, overlap=self.options.overlap, now=self.clock()
-        )
+        return self.queue.is_open(grid_id)
 
     def _claim(self, grid_id: int) -> bool:
-        return self.store.claim(
-            grid_id, self.annotator, self.options.lease_seconds, now=self.clock()
-        )
+        return self.queue.claim(grid_id)
 
     def _advance_to_new(self) -> GridView | None:
         grid_id = self._next_new_grid()
@@ -328,7 +333,7 @@ class AnnotationSession:
         """Hand back every grid this session holds (on a clean exit)."""
         with self._lock:
             for grid_id in {*self.visited, *self.upcoming}:
-                self.store.release(grid_id, self.annotator)
+                self.queue.release(grid_id)
 
     # ---- moving around -----------------------------------------------------------------
 
@@ -352,7 +357,7 @@ class AnnotationSession:
     def reopen(self, grid_id: int) -> Outcome:
         """Show an earlier grid again to correct it; the next label returns to where we were."""
         with self._lock:
-            self.store.grid(grid_id)  # raises NotFoundError for an unknown id
+            self.store.grids.get(grid_id)  # raises NotFoundError for an unknown id
             if self.current_id == grid_id:
                 return Outcome(self.current(), "", self.progress())
             self.visited.insert(max(self.position, 0), grid_id)
@@ -368,7 +373,7 @@ class AnnotationSession:
             view = self._require_current()
             draft = self.draft(view.grid_id)
             chosen = list(features) if features is not None else self._features_for(view)
-            event = self.store.label(
+            event = self.store.labels.label(
                 view.grid_id,
                 self.annotator,
                 category,
@@ -392,7 +397,7 @@ class AnnotationSession:
     def skip(self) -> Outcome:
         with self._lock:
             view = self._require_current()
-            event = self.store.skip(
+            event = self.store.labels.skip(
                 view.grid_id,
                 self.annotator,
                 note=self.draft(view.grid_id).note,
@@ -405,7 +410,7 @@ class AnnotationSession:
         with self._lock:
             view = self._require_current()
             category = view.mine.category if view.mine else None
-            event = self.store.flag(
+            event = self.store.labels.flag(
                 view.grid_id,
                 self.annotator,
                 category,
@@ -440,7 +445,7 @@ class AnnotationSession:
             if not draft.note:
                 draft.note = mine.note
             change(draft)
-            event = self.store.append_label_event(
+            event = self.store.labels.append(
                 view.grid_id,
                 self.annotator,
                 mine.action,
@@ -462,7 +467,7 @@ class AnnotationSession:
     def undo(self) -> Outcome:
         """Undo this session's latest action that still counts, and show its grid again."""
         with self._lock:
-            undone = self.store.undo_last(self.annotator, session=self.session_id)
+            undone = self.store.labels.undo_last(self.annotator, session=self.session_id)
             if undone is None:
                 return Outcome(self.current(), "Nothing to undo in this session.", self.progress())
             grid_id = undone.grid_id
@@ -482,15 +487,17 @@ class AnnotationSession:
     def adjudicate(self, grid_id: int, category: Category) -> LabelEvent:
         """Set the final label of a grid the annotators disagree on."""
         with self._lock:
-            return self.store.adjudicate(grid_id, self.annotator, category, session=self.session_id)
+            return self.store.labels.adjudicate(
+                grid_id, self.annotator, category, session=self.session_id
+            )
 
     def disagreements(self) -> dict[int, list[LabelEvent]]:
         with self._lock:
-            return self.store.disagreements()
+            return self.store.labels.disagreements_all()
 
     def adjudications(self) -> dict[int, LabelEvent]:
         with self._lock:
-            return self.store.adjudications()
+            return self.store.labels.adjudications_where()
 
     # ---- helpers -------------------------------------------------------------------------
 
@@ -516,7 +523,7 @@ class AnnotationSession:
 
     def _done(self, view: GridView, event: LabelEvent, message: str) -> Outcome:
         self.drafts.pop(view.grid_id, None)
-        self.store.release(view.grid_id, self.annotator)
+        self.queue.release(view.grid_id)
         next_view = self._advance()
         if next_view is None:
             message += " No open grids left."
