@@ -9,10 +9,12 @@ rule, the one place it is written: the queue walks by it and rechecks a grid by 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from memgrid.core.records import QueueOrder
+from memgrid.core.taxonomy import LabelState
 from memgrid.db.proposals import ACTIVE_SET_OF_GRID
 
 if TYPE_CHECKING:
@@ -24,6 +26,10 @@ _OPEN_TO_ANNOTATOR = """coalesce((SELECT done FROM grid_progress WHERE grid_id =
     AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.grid_id = {grid}
                     AND l.annotator != :annotator AND l.expires_at > :now)"""
 
+# Open grid ids fetched per query when reading ahead, in multiples of the grids read ahead:
+# the queue query is the costly part on large projects.
+FETCH_BATCH = 4
+
 # Orders that an index on proposals can serve: the key column and the index's ORDER BY.
 _INDEXED_ORDERS = {
     QueueOrder.THRESHOLD: ("margin", "abs(p.margin)"),
@@ -32,7 +38,11 @@ _INDEXED_ORDERS = {
 
 
 class AnnotationQueue:
-    """One annotator's queue: open grids in a stable order, each leased before it is shown."""
+    """One annotator's queue: open grids in a stable order, each leased before it is shown.
+
+    It keeps the open grids fetched ahead (`upcoming`); `seen` arguments are the grids the
+    annotator's session has shown already, which the queue does not offer again.
+    """
 
     def __init__(
         self,
@@ -43,6 +53,7 @@ class AnnotationQueue:
         overlap: int = 1,
         random_seed: int = 0,
         lease_seconds: float = 600.0,
+        read_ahead: int = 4,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -51,7 +62,46 @@ class AnnotationQueue:
         self.overlap = overlap
         self.random_seed = random_seed
         self.lease_seconds = lease_seconds
+        self.read_ahead = read_ahead
         self.clock = clock
+        self.upcoming: deque[int] = deque()  # open grids fetched ahead, not shown yet
+
+    # ---- what comes next ------------------------------------------------------------
+
+    def next_grid(self, seen: Collection[int], current: int | None = None) -> int | None:
+        """The next open grid nobody else holds, claimed for this annotator.
+
+        Grids fetched ahead may have been claimed or finished by someone else since: those
+        are dropped. When no open grid is left, the annotator's skipped grids come back,
+        oldest first (except `current`, the one on screen).
+        """
+        while True:
+            if not self.upcoming:
+                self.upcoming.extend(self.next_open(self.read_ahead, list(seen)))
+            if not self.upcoming:
+                break
+            grid_id = self.upcoming.popleft()
+            # Lease first, then look: checking first would let another annotator label
+            # and release the grid between the check and the claim (found by bench/soak.py).
+            if self.claim(grid_id):
+                if self.is_open(grid_id):
+                    return grid_id
+                self.release(grid_id)
+        skipped = self.store.labels.votes_where(annotator=self.annotator, state=LabelState.SKIPPED)
+        for grid_id in (vote.grid_id for vote in skipped):
+            if grid_id != current and self.claim(grid_id):
+                return grid_id
+        return None
+
+    def ahead(self, seen: Collection[int]) -> list[int]:
+        """The open grids that come next (up to `read_ahead`), to read before they are shown.
+
+        Nothing is claimed: `next_grid` claims each when its turn comes.
+        """
+        if len(self.upcoming) < self.read_ahead:
+            exclude = [*seen, *self.upcoming]
+            self.upcoming.extend(self.next_open(self.read_ahead * FETCH_BATCH, exclude))
+        return list(self.upcoming)[: self.read_ahead]
 
     # ---- which grids are open -------------------------------------------------------
 
@@ -96,6 +146,11 @@ class AnnotationQueue:
         self.store.write(
             "DELETE FROM leases WHERE grid_id = ? AND annotator = ?", (grid_id, self.annotator)
         )
+
+    def release_all(self, held: Collection[int]) -> None:
+        """Hand back the grids in `held` and every grid fetched ahead (on a clean exit)."""
+        for grid_id in {*held, *self.upcoming}:
+            self.release(grid_id)
 
     # ---- helpers --------------------------------------------------------------------
 

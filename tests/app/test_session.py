@@ -103,7 +103,7 @@ def test_two_annotators_get_different_grids_and_a_lease_hands_over(
     # Alice walks away; her lease runs out and the grid goes to the next annotator.
     carol = session_on(demo_project, "carol", clock, lease_seconds=60.0)
     carol.prefetch()
-    assert alice_grid.grid_id not in carol.upcoming
+    assert alice_grid.grid_id not in carol.queue.upcoming
     clock.advance(61)
     dave = session_on(demo_project, "dave", clock, lease_seconds=60.0)
     handed = dave.start().view
@@ -130,7 +130,7 @@ def test_a_prefetched_grid_labelled_by_someone_else_is_dropped(demo_project: Pro
     bob = session_on(demo_project, "bob", clock)
     alice.start()
     alice.prefetch()
-    taken = alice.upcoming[0]
+    taken = alice.queue.upcoming[0]
     bob.reopen(taken)
     bob.label(Category.NONE)
     alice.label(Category.NONE)

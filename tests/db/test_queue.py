@@ -130,3 +130,34 @@ def test_indexed_and_general_queue_orders_agree(per_model: bool) -> None:
     assert by_threshold.next_open(limit=40, exclude=excluded) == expected_threshold
     assert by_score.next_open(limit=40, exclude=excluded) == expected_score
     assert by_threshold.next_open(limit=3, exclude=excluded) == expected_threshold[:3]
+
+
+def test_next_grid_claims_it_and_skipped_grids_come_back_last() -> None:
+    store = Store.memory()
+    a, b, c = add_grids(store, 3)
+    clock = Clock()
+    ann = queue(store, "ann", clock=clock)
+    bob = queue(store, "bob", clock=clock)
+    assert ann.next_grid(seen=[]) == a
+    assert not bob.claim(a)  # leased to ann
+    store.labels.skip(a, "ann")
+    assert ann.next_grid(seen=[a]) == b
+    store.labels.label(b, "ann", Category.NONE)
+    assert ann.next_grid(seen=[a, b]) == c
+    store.labels.skip(c, "ann")
+    # Nothing open is left: the skipped grids, oldest first, but not the one on screen.
+    assert ann.next_grid(seen=[a, b, c], current=a) == c
+    assert ann.next_grid(seen=[a, b, c], current=c) == a
+
+
+def test_a_grid_read_ahead_and_finished_by_someone_else_is_dropped() -> None:
+    store = Store.memory()
+    a, b, c = add_grids(store, 3)
+    ann = queue(store, "ann", read_ahead=2)
+    assert ann.ahead(seen=[]) == [a, b]
+    assert queue(store, "bob").claim(a)  # reading ahead claims nothing
+    store.labels.label(a, "bob", Category.NONE)
+    assert ann.next_grid(seen=[]) == b
+    assert list(ann.upcoming) == [c]
+    ann.release_all(held=[b])
+    assert queue(store, "bob").claim(b) and queue(store, "bob").claim(c)

@@ -1,4 +1,4 @@
-"""One annotator's session: the queue, what each grid shows, and every label action.
+"""One annotator's session: where they are, what each grid shows, and every label action.
 
 Pure of Textual so it can be tested directly: the app's workers call these methods and
 post the results. Every action is committed through the store before the method returns,
@@ -12,7 +12,7 @@ import hashlib
 import threading
 import time
 import uuid
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -26,7 +26,6 @@ from memgrid.db.store import Store
 HEATMAP_METRIC = "tiled-l2"  # the region consistency map (docs/design.md, "Signals")
 RATE_WINDOW_SECONDS = 3600.0
 RATE_MIN_SPAN_SECONDS = 300.0  # a rate over a few seconds would be noise
-PREFETCH_BATCH = 4  # queue ids fetched per query, in multiples of the grids read ahead
 KEEP_VIEWS = 64  # grid views kept in memory (history and read-ahead)
 
 
@@ -103,7 +102,7 @@ class Draft:
 
 
 class AnnotationSession:
-    """The queue of one annotator, their history in this session, and their actions."""
+    """One annotator's session: their queue (AnnotationQueue), the grids shown so far, and actions."""
 
     def __init__(
         self,
@@ -121,7 +120,6 @@ class AnnotationSession:
         self.lexicon: tuple[Entity, ...] = tuple(store.entities.all())
         self.visited: list[int] = []  # grids shown in this session, oldest first
         self.position = -1  # index of the current grid in `visited`
-        self.upcoming: deque[int] = deque()  # open grids fetched ahead, not shown yet
         self.drafts: dict[int, Draft] = {}
         self._views: OrderedDict[int, GridView] = OrderedDict()
         self._lock = threading.RLock()
@@ -132,6 +130,7 @@ class AnnotationSession:
             overlap=options.overlap,
             random_seed=options.random_seed,
             lease_seconds=options.lease_seconds,
+            read_ahead=options.prefetch,
             clock=clock,
         )
 
@@ -247,18 +246,9 @@ class AnnotationSession:
             return Outcome(view, message, self.progress(), advanced=view is not None)
 
     def prefetch(self) -> list[GridView]:
-        """Read the next open grids ahead of time; returns their views (for thumbnails).
-
-        Grid ids are fetched in batches (the queue query is the costly part on large
-        projects); views are read for the next `prefetch` only.
-        """
+        """Read the next open grids ahead of time; returns their views (for thumbnails)."""
         with self._lock:
-            if len(self.upcoming) < self.options.prefetch:
-                exclude = [*self.visited, *self.upcoming]
-                batch = self.options.prefetch * PREFETCH_BATCH
-                self.upcoming.extend(self._open_grids(batch, exclude))
-            ahead = list(self.upcoming)[: self.options.prefetch]
-            return [self._cached_or_load(g) for g in ahead]
+            return [self._cached_or_load(g) for g in self.queue.ahead(self.visited)]
 
     def _cached_or_load(self, grid_id: int) -> GridView:
         view = self._views.get(grid_id)
@@ -270,43 +260,8 @@ class AnnotationSession:
             self._views.move_to_end(grid_id)
         return view
 
-    def _open_grids(self, limit: int, exclude: Sequence[int]) -> list[int]:
-        return self.queue.next_open(limit, exclude)
-
-    def _next_new_grid(self) -> int | None:
-        """The next open grid nobody else holds, claimed for this annotator.
-
-        Grids fetched ahead may have been claimed by someone else since: those are
-        dropped. When no open grid is left, skipped grids come back, oldest first.
-        """
-        while True:
-            if not self.upcoming:
-                self.upcoming.extend(self._open_grids(self.options.prefetch, self.visited))
-            if not self.upcoming:
-                break
-            grid_id = self.upcoming.popleft()
-            # Lease first, then look: checking first would let another annotator label
-            # and release the grid between the check and the claim (found by bench/soak.py).
-            if self._claim(grid_id):
-                if self._still_open(grid_id):
-                    return grid_id
-                self.queue.release(grid_id)
-        skipped = self.store.labels.votes_where(annotator=self.annotator, state=LabelState.SKIPPED)
-        current = self.current_id
-        for grid_id in (vote.grid_id for vote in skipped):
-            if grid_id != current and self._claim(grid_id):
-                return grid_id
-        return None
-
-    def _still_open(self, grid_id: int) -> bool:
-        """Grids fetched ahead may have been labelled by others since (overlap reached)."""
-        return self.queue.is_open(grid_id)
-
-    def _claim(self, grid_id: int) -> bool:
-        return self.queue.claim(grid_id)
-
     def _advance_to_new(self) -> GridView | None:
-        grid_id = self._next_new_grid()
+        grid_id = self.queue.next_grid(self.visited, self.current_id)
         if grid_id is None:
             self.position = len(self.visited)
             return None
@@ -319,7 +274,7 @@ class AnnotationSession:
         if self.position + 1 < len(self.visited):
             self.position += 1
             grid_id = self.visited[self.position]
-            self._claim(grid_id)
+            self.queue.claim(grid_id)
             return self.view(grid_id)
         return self._advance_to_new()
 
@@ -327,13 +282,12 @@ class AnnotationSession:
         """Extend the lease on the grid on screen; False if someone else holds it now."""
         with self._lock:
             grid_id = self.current_id
-            return True if grid_id is None else self._claim(grid_id)
+            return True if grid_id is None else self.queue.claim(grid_id)
 
     def release_all(self) -> None:
         """Hand back every grid this session holds (on a clean exit)."""
         with self._lock:
-            for grid_id in {*self.visited, *self.upcoming}:
-                self.queue.release(grid_id)
+            self.queue.release_all(self.visited)
 
     # ---- moving around -----------------------------------------------------------------
 
@@ -351,7 +305,7 @@ class AnnotationSession:
             if self.position + 1 >= len(self.visited):
                 return Outcome(self.current(), "Already at the newest grid.", self.progress())
             self.position += 1
-            self._claim(self.visited[self.position])
+            self.queue.claim(self.visited[self.position])
             return Outcome(self.current(), "", self.progress())
 
     def reopen(self, grid_id: int) -> Outcome:
@@ -362,7 +316,7 @@ class AnnotationSession:
                 return Outcome(self.current(), "", self.progress())
             self.visited.insert(max(self.position, 0), grid_id)
             self.position = max(self.position, 0)
-            self._claim(grid_id)
+            self.queue.claim(grid_id)
             return Outcome(self.current(), f"Reopened grid {grid_id}.", self.progress())
 
     # ---- label actions ---------------------------------------------------------------
@@ -476,7 +430,7 @@ class AnnotationSession:
             else:
                 self.visited.insert(max(self.position, 0), grid_id)
                 self.position = max(self.position, 0)
-            self._claim(grid_id)
+            self.queue.claim(grid_id)
             what = (
                 undone.action if undone.category is None else f"{undone.action} {undone.category}"
             )
