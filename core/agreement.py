@@ -72,7 +72,7 @@ def agreed_label(events: Iterable[LabelEvent]) -> AgreedLabel:
     """Resolve one grid's agreed label from its current label events.
 
     `events` are each annotator's current vote (label, flag or skip) and current
-    adjudication, as the store's `label_events_for` gives them. The latest adjudication
+    adjudication, as the store's `labels.current_where` gives them. The latest adjudication
     settles the grid; otherwise the category more annotators chose than any other wins
     (a plurality: it can be under half when three categories are in play, which
     `support`/`annotators` shows).
