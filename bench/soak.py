@@ -23,7 +23,6 @@ import multiprocessing
 import os
 import random
 import signal
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from memgrid.core.demo import scene  # noqa: E402
+from memgrid.core.errors import DatabaseError  # noqa: E402
 from memgrid.core.records import Proposal, QueueOrder  # noqa: E402
 from memgrid.core.taxonomy import Category  # noqa: E402
 from memgrid.db.queue import AnnotationQueue  # noqa: E402
@@ -196,7 +196,7 @@ def annotator_process(root: str, name: str, seconds: float, results: multiproces
         while outcome.view is not None and time.monotonic() < deadline:
             try:
                 outcome = session.label(rng.choice(CATEGORIES))
-            except sqlite3.OperationalError as error:
+            except DatabaseError as error:
                 if "locked" in str(error) or "busy" in str(error):
                     locked += 1
                     continue

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from memgrid.core.errors import ProjectError, SchemaError
+from memgrid.core.errors import DatabaseError, ProjectError, SchemaError
 from memgrid.db.entities import Entities
 from memgrid.db.grids import Grids
 from memgrid.db.images import Images
@@ -27,6 +28,16 @@ DATABASE_NAME = "memgrid.db"
 BUSY_TIMEOUT_SECONDS = 30.0
 # WAL needs shared memory that network filesystems do not provide reliably.
 NETWORK_FILESYSTEMS = {"nfs", "nfs4", "cifs", "smbfs", "smb3", "fuse.sshfs", "9p", "afs", "ceph"}
+
+
+def describe_database_error(error: sqlite3.Error) -> str:
+    """SQLite's words, plus what they mean for the person's data."""
+    text = str(error)
+    if "full" in text:
+        return f"database: {text}; the last write was rolled back, everything saved before it is intact"
+    if "locked" in text or "busy" in text:
+        return f"database: {text}; another memgrid process held it too long, try again"
+    return f"database: {text}"
 
 
 def filesystem_type(path: Path) -> str | None:
@@ -66,11 +77,17 @@ class Store:
     - `count`: a property.
 
     Reads return records from core.records, never rows or dicts.
+
+    The store owns its concurrency and its errors: the app's worker threads share one
+    connection, so every statement, and every `atomic()` or `snapshot()` block whole, runs
+    under one lock; SQLite's errors leave the store as DatabaseError, with what they mean
+    for the person's data.
     """
 
     def __init__(self, db: Database, path: Path | None = None) -> None:
         self.db = db
         self.path = path
+        self._lock = threading.RLock()
         self.prompts = Prompts(self)
         self.grids = Grids(self)
         self.images = Images(self)
@@ -148,17 +165,29 @@ class Store:
 
     # ---- statements: the nouns' one way in -------------------------------------------
 
+    @contextmanager
+    def _guarded(self) -> Iterator[None]:
+        """Hold the store's lock; turn SQLite's errors into DatabaseError."""
+        with self._lock:
+            try:
+                yield
+            except sqlite3.Error as error:
+                raise DatabaseError(describe_database_error(error)) from error
+
     def rows(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
         """Every row of a query."""
-        return self.db.execute(sql, params).fetchall()
+        with self._guarded():
+            return self.db.execute(sql, params).fetchall()
 
     def row(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any | None:
         """The first row of a query, or None."""
-        return self.db.execute(sql, params).fetchone()
+        with self._guarded():
+            return self.db.execute(sql, params).fetchone()
 
     def write(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Cursor:
         """One statement, committed at once unless inside `atomic()`."""
-        return self.db.execute(sql, params)
+        with self._guarded():
+            return self.db.execute(sql, params)
 
     def write_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         with self.atomic():
@@ -166,24 +195,30 @@ class Store:
 
     @contextmanager
     def atomic(self) -> Iterator[None]:
-        """One transaction: all of the writes inside, or none (nested blocks are savepoints)."""
-        with self.db.atomic():
+        """One transaction: all of the writes inside, or none (nested blocks are savepoints).
+
+        Other threads wait for it to end: another thread's statement would otherwise run
+        inside this transaction, and be committed or rolled back with it.
+        """
+        with self._guarded(), self.db.atomic():
             yield
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
         """Hold one read transaction, so a read made of many queries sees one state of the data.
 
-        Annotators may keep labelling while an export runs; WAL lets them write meanwhile.
+        Annotators in other processes may keep labelling while an export runs; WAL lets
+        them write meanwhile.
         """
-        if self.db.conn.in_transaction:
-            yield
-            return
-        self.db.execute("BEGIN")
-        try:
-            yield
-        finally:
-            self.db.execute("COMMIT")
+        with self._guarded():
+            if self.db.conn.in_transaction:
+                yield
+                return
+            self.db.execute("BEGIN")
+            try:
+                yield
+            finally:
+                self.db.execute("COMMIT")
 
     # ---- project facts -------------------------------------------------------------
 

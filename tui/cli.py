@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-import sqlite3
 import sys
 from typing import Any
 
@@ -23,16 +22,6 @@ def report_error(message: str) -> None:
     typer.echo(f"memgrid: error: {message}", err=True)
 
 
-def describe_database_error(error: sqlite3.Error) -> str:
-    """SQLite's words, plus what they mean for the person's data."""
-    text = str(error)
-    if "full" in text:
-        return f"database: {text}; the last write was rolled back, everything saved before it is intact"
-    if "locked" in text or "busy" in text:
-        return f"database: {text}; another memgrid process held it too long, try again"
-    return f"database: {text}"
-
-
 class MemgridGroup(TyperGroup):
     """Turns expected failures into one line on stderr and exit code 1 (tracebacks with --debug)."""
 
@@ -43,11 +32,6 @@ class MemgridGroup(TyperGroup):
             if _Settings.debug:
                 raise
             report_error(str(error))
-            raise typer.Exit(1) from None
-        except sqlite3.Error as error:
-            if _Settings.debug:
-                raise
-            report_error(describe_database_error(error))
             raise typer.Exit(1) from None
         except OSError as error:
             if _Settings.debug:

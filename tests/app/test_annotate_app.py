@@ -18,7 +18,7 @@ from memgrid.tui.app.screens import (
     NoteScreen,
     ZoomScreen,
 )
-from memgrid.tui.app.session import in_blind_share
+from memgrid.tui.app.views import in_blind_share
 from memgrid.tui.app.widgets import HeatMap, ProposalPanel, SeedGrid
 from memgrid.tui.services.project import Project, open_project
 from textual.widgets import Input, OptionList, Static

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from memgrid.core.errors import NotFoundError
 from memgrid.core.taxonomy import Category, Feature, LabelState
-from memgrid.tui.app.session import AnnotationSession, SessionOptions, in_blind_share
+from memgrid.tui.app.session import AnnotationSession, SessionOptions
+from memgrid.tui.app.views import in_blind_share
 from memgrid.tui.services.project import Project, open_project
 
 from tests.app.conftest import FakeClock
@@ -265,7 +266,7 @@ def test_flag_keeps_the_category_and_is_listed(demo_project: Project) -> None:
     flagged = vote_of(demo_project.store, view.grid_id, "alice")
     assert flagged is not None and flagged.state is LabelState.FLAGGED
     assert flagged.category is Category.IMPLICIT
-    assert [g.id for g in session.grids_in_state(LabelState.FLAGGED)] == [view.grid_id]
+    assert [g.id for g in session.views.grids_in_state(LabelState.FLAGGED)] == [view.grid_id]
 
 
 def test_progress_counts_and_labels_per_hour(demo_project: Project) -> None:
@@ -291,7 +292,7 @@ def test_adjudication_sees_disagreements(demo_project: Project) -> None:
     bob.start()
     bob.label(Category.NONE)
     judge = session_on(demo_project, "judge")
-    assert list(judge.disagreements()) == [grid.grid_id]
+    assert list(judge.views.disagreements()) == [grid.grid_id]
     judge.adjudicate(grid.grid_id, Category.EXPLICIT)
-    assert judge.adjudications()[grid.grid_id].category is Category.EXPLICIT
+    assert judge.views.adjudications()[grid.grid_id].category is Category.EXPLICIT
     assert alice.view(grid.grid_id).adjudication is not None

@@ -2,37 +2,29 @@
 
 Pure of Textual so it can be tested directly: the app's workers call these methods and
 post the results. Every action is committed through the store before the method returns,
-so whatever the screen shows as done is already in the database. One lock serialises the
-store connection between the app's worker threads.
+so whatever the screen shows as done is already in the database. What is shown comes from
+AnnotatorViews (tui/app/views.py), which grid is next from AnnotationQueue (db/queue.py).
+The store serialises its own statements; the session's lock keeps its own state (where the
+annotator is, the drafts, the queue's read-ahead) consistent between the app's workers.
 """
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from memgrid.core.attribution import Attribution, attribute
 from memgrid.core.errors import NotFoundError
-from memgrid.core.records import Entity, Grid, LabelEvent, Proposal, QueueOrder, Score
+from memgrid.core.records import LabelEvent, QueueOrder
 from memgrid.core.taxonomy import Category, Feature, LabelState
 from memgrid.db.queue import AnnotationQueue
 from memgrid.db.store import Store
+from memgrid.tui.app.views import AnnotatorViews, GridView
 
-HEATMAP_METRIC = "tiled-l2"  # the region consistency map (docs/design.md, "Signals")
 RATE_WINDOW_SECONDS = 3600.0
 RATE_MIN_SPAN_SECONDS = 300.0  # a rate over a few seconds would be noise
-KEEP_VIEWS = 64  # grid views kept in memory (history and read-ahead)
-
-
-def in_blind_share(project_id: str, grid_id: int, share: float) -> bool:
-    """True for a fixed pseudo-random `share` of grids: the same ones on every run and machine."""
-    digest = hashlib.sha256(f"{project_id}:{grid_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2.0**64 < share
 
 
 @dataclass(frozen=True)
@@ -47,30 +39,6 @@ class SessionOptions:
     blind_share: float = 0.1  # share of grids shown without the proposal (docs/design.md, "Calibration and agreement")
     lease_seconds: float = 600.0
     prefetch: int = 4
-
-
-@dataclass(frozen=True)
-class GridView:
-    """Everything the annotate screen shows for one grid, read in one go off the UI thread."""
-
-    grid: Grid
-    proposal: Proposal | None  # the active proposal, even when hidden (it is recorded)
-    proposal_shown: bool
-    scores: tuple[Score, ...]
-    heatmap: list[list[float]] | None
-    mine: LabelEvent | None
-    others: tuple[LabelEvent, ...]  # empty when others' labels are hidden
-    others_hidden: bool
-    attribution: Attribution
-    adjudication: LabelEvent | None = None
-
-    @property
-    def grid_id(self) -> int:
-        return self.grid.id
-
-    @property
-    def visible_proposal(self) -> Proposal | None:
-        return self.proposal if self.proposal_shown else None
 
 
 @dataclass(frozen=True)
@@ -116,12 +84,9 @@ class AnnotationSession:
         self.options = options
         self.clock = clock
         self.session_id = session_id or uuid.uuid4().hex[:12]
-        self.project_id = store.project_id or ""
-        self.lexicon: tuple[Entity, ...] = tuple(store.entities.all())
         self.visited: list[int] = []  # grids shown in this session, oldest first
         self.position = -1  # index of the current grid in `visited`
         self.drafts: dict[int, Draft] = {}
-        self._views: OrderedDict[int, GridView] = OrderedDict()
         self._lock = threading.RLock()
         self.queue = AnnotationQueue(
             store,
@@ -132,6 +97,12 @@ class AnnotationSession:
             lease_seconds=options.lease_seconds,
             read_ahead=options.prefetch,
             clock=clock,
+        )
+        self.views = AnnotatorViews(
+            store,
+            options.annotator,
+            blind_share=options.blind_share,
+            hide_others=options.hide_others,
         )
 
     # ---- reading ---------------------------------------------------------------------
@@ -152,59 +123,15 @@ class AnnotationSession:
         return self.drafts.setdefault(grid_id, Draft())
 
     def view(self, grid_id: int) -> GridView:
-        """The grid's view, from the cache when prefetched; labels are read fresh each time."""
-        with self._lock:
-            return self._with_fresh_labels(self._cached_or_load(grid_id))
-
-    def forget_views(self) -> None:
-        """Drop prefetched views, so proposals are read again (after a calibration run)."""
-        with self._lock:
-            self._views.clear()
-
-    def cached_view(self, grid_id: int) -> GridView | None:
-        return self._views.get(grid_id)
-
-    def _load_view(self, grid_id: int) -> GridView:
-        grid = self.store.grids.get(grid_id)
-        proposal = self.store.proposals.find(grid_id)
-        scores = tuple(self.store.scores.where(grid_ids=[grid_id]))
-        shown = proposal is not None and not in_blind_share(
-            self.project_id, grid_id, self.options.blind_share
-        )
-        return GridView(
-            grid=grid,
-            proposal=proposal,
-            proposal_shown=shown,
-            scores=scores,
-            heatmap=heatmap_of(scores),
-            mine=None,
-            others=(),
-            others_hidden=self.options.hide_others,
-            attribution=attribute(grid.prompt, self.lexicon),
-        )
-
-    def _with_fresh_labels(self, view: GridView) -> GridView:
-        votes = self.store.labels.votes_where(grid_ids=[view.grid_id])
-        mine = next((e for e in votes if e.annotator == self.annotator), None)
-        others = tuple(e for e in votes if e.annotator != self.annotator)
-        adjudication = self.store.labels.adjudications_where(grid_ids=[view.grid_id]).get(
-            view.grid_id
-        )
-        return replace(
-            view,
-            mine=mine,
-            others=() if self.options.hide_others else others,
-            adjudication=None if self.options.hide_others else adjudication,
-        )
+        return self.views.view(grid_id)
 
     def progress(self) -> Progress:
-        with self._lock:
-            counts = self.store.labels.state_counts_where(annotator=self.annotator)
-            now = self.clock()
-            times = self.store.labels.times_where(
-                annotator=self.annotator, since=now - RATE_WINDOW_SECONDS
-            )
-            total = self.store.grids.count
+        counts = self.store.labels.state_counts_where(annotator=self.annotator)
+        now = self.clock()
+        times = self.store.labels.times_where(
+            annotator=self.annotator, since=now - RATE_WINDOW_SECONDS
+        )
+        total = self.store.grids.count
         rate = None
         if times:
             span = max(now - times[0], RATE_MIN_SPAN_SECONDS)
@@ -216,25 +143,6 @@ class AnnotationSession:
             skipped=counts["skipped"],
             flagged=counts["flagged"],
         )
-
-    def history(self, grid_id: int) -> list[LabelEvent]:
-        with self._lock:
-            return self.store.labels.events_where(grid_id=grid_id)
-
-    def my_labels(self, limit: int = 500) -> list[LabelEvent]:
-        with self._lock:
-            return self.store.labels.votes_where(
-                annotator=self.annotator, newest_first=True, limit=limit
-            )
-
-    def grids(self, grid_ids: Sequence[int]) -> list[Grid]:
-        with self._lock:
-            return self.store.grids.where(ids=list(grid_ids))
-
-    def grids_in_state(self, state: LabelState) -> list[Grid]:
-        with self._lock:
-            votes = self.store.labels.votes_where(annotator=self.annotator, state=state)
-            return self.store.grids.where(ids=[vote.grid_id for vote in votes])
 
     # ---- the queue -------------------------------------------------------------------
 
@@ -248,17 +156,7 @@ class AnnotationSession:
     def prefetch(self) -> list[GridView]:
         """Read the next open grids ahead of time; returns their views (for thumbnails)."""
         with self._lock:
-            return [self._cached_or_load(g) for g in self.queue.ahead(self.visited)]
-
-    def _cached_or_load(self, grid_id: int) -> GridView:
-        view = self._views.get(grid_id)
-        if view is None:
-            view = self._views[grid_id] = self._load_view(grid_id)
-            while len(self._views) > KEEP_VIEWS:
-                self._views.popitem(last=False)
-        else:
-            self._views.move_to_end(grid_id)
-        return view
+            return [self.views.read_ahead(g) for g in self.queue.ahead(self.visited)]
 
     def _advance_to_new(self) -> GridView | None:
         grid_id = self.queue.next_grid(self.visited, self.current_id)
@@ -445,14 +343,6 @@ class AnnotationSession:
                 grid_id, self.annotator, category, session=self.session_id
             )
 
-    def disagreements(self) -> dict[int, list[LabelEvent]]:
-        with self._lock:
-            return self.store.labels.disagreements_all()
-
-    def adjudications(self) -> dict[int, LabelEvent]:
-        with self._lock:
-            return self.store.labels.adjudications_where()
-
     # ---- helpers -------------------------------------------------------------------------
 
     def _require_current(self) -> GridView:
@@ -482,11 +372,3 @@ class AnnotationSession:
         if next_view is None:
             message += " No open grids left."
         return Outcome(next_view, message, self.progress(), event=event, advanced=True)
-
-
-def heatmap_of(scores: Sequence[Score]) -> list[list[float]] | None:
-    """The region consistency map: tiled-l2's when present, else any metric's."""
-    with_map = [s for s in scores if s.heatmap and s.available]
-    preferred = [s for s in with_map if s.metric == HEATMAP_METRIC]
-    chosen = (preferred or with_map or [None])[0]
-    return chosen.heatmap if chosen is not None else None

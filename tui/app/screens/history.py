@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import sqlite3
-
+from memgrid.core.errors import MemgridError
 from memgrid.core.records import LabelEvent
 from memgrid.core.taxonomy import LabelAction
 from memgrid.tui.app.screens.grid_list import GridListScreen, grid_option
@@ -52,8 +51,8 @@ class HistoryScreen(GridListScreen):
         return "Your labels, newest first · enter: reopen to correct · escape: back"
 
     def options(self) -> list[Option]:
-        events = self.session.my_labels()
-        grids = {g.id: g for g in self.session.grids([e.grid_id for e in events])}
+        events = self.session.views.my_labels()
+        grids = {g.id: g for g in self.session.views.grids([e.grid_id for e in events])}
         options = []
         for event in events:
             detail = Text()
@@ -72,8 +71,8 @@ class HistoryScreen(GridListScreen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="history")
     def load_history(self, grid_id: int) -> None:
         try:
-            text = describe_history(grid_id, self.session.history(grid_id))
-        except sqlite3.Error as error:
+            text = describe_history(grid_id, self.session.views.history(grid_id))
+        except MemgridError as error:
             text = Text(f"cannot read the history: {error}")
         self.post_message(self.HistoryLoaded(grid_id, text))
 
