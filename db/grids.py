@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from memgrid.core.errors import NotFoundError
 from memgrid.core.records import Grid, GridImage
-from memgrid.db.rows import Noun, canonical_json, content_key, now_text, placeholders
+from memgrid.db.rows import (
+    GRID_COLUMNS,
+    Noun,
+    canonical_json,
+    content_key,
+    grid_record,
+    now_text,
+    placeholders,
+)
 
 
 class Grids(Noun):
@@ -107,7 +114,7 @@ class Grids(Noun):
         image_where = f"WHERE grid_id {id_test}" if id_test else ""
         with self.store.snapshot():  # a grid added between the two reads has no images yet
             rows = self.store.rows(
-                f"""SELECT g.id, g.prompt_id, p.text, g.model, g.settings, g.provenance, g.source
+                f"""SELECT {GRID_COLUMNS}
                 FROM grids g JOIN prompts p ON p.id = g.prompt_id {grid_where} ORDER BY g.id""",
                 params,
             )
@@ -119,16 +126,4 @@ class Grids(Noun):
         images: dict[int, list[GridImage]] = {row[0]: [] for row in rows}
         for grid_id, seed, path, sha256, width, height in image_rows:
             images[grid_id].append(GridImage(seed, path, sha256, width, height))
-        return [
-            Grid(
-                id=row[0],
-                prompt_id=row[1],
-                prompt=row[2],
-                model=row[3],
-                settings=json.loads(row[4]),
-                provenance=json.loads(row[5]),
-                source=row[6],
-                images=tuple(images[row[0]]),
-            )
-            for row in rows
-        ]
+        return [grid_record(row, images[row[0]]) for row in rows]

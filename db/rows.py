@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from memgrid.core.records import (
     CalibrationRecord,
+    Grid,
+    GridImage,
     LabelEvent,
     Proposal,
     Reason,
@@ -47,6 +49,7 @@ def placeholders(values: Sequence[Any]) -> str:
     return ", ".join("?" * len(values))
 
 
+GRID_COLUMNS = "g.id, g.prompt_id, p.text, g.model, g.settings, g.provenance, g.source"
 SCORE_COLUMNS = 'grid_id, metric, params, version, "values", heatmap, available, note'
 THRESHOLD_COLUMNS = 'id, name, version, "values", model, notes, active'
 PROPOSAL_COLUMNS = "grid_id, threshold_set_id, category, features, reasons, webster, score, margin"
@@ -54,6 +57,20 @@ EVENT_COLUMNS = """id, grid_id, annotator, action, state, category, features, no
     undoes, proposal_shown, proposal_category, session, created_at"""
 RUN_COLUMNS = """id, created_at, threshold_set_id, fitted_threshold_set_id, label_count,
     objective, thresholds, metrics, accepted"""
+
+
+def grid_record(row: Sequence[Any], images: Sequence[GridImage]) -> Grid:
+    """A grid from GRID_COLUMNS (grids `g` joined to prompts `p`) and its images."""
+    return Grid(
+        id=row[0],
+        prompt_id=row[1],
+        prompt=row[2],
+        model=row[3],
+        settings=json.loads(row[4]),
+        provenance=json.loads(row[5]),
+        source=row[6],
+        images=tuple(images),
+    )
 
 
 def score_record(row: Sequence[Any]) -> Score:
