@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from memgrid.core.records import Proposal, Reason, Score
+from memgrid.core.records import Proposal, QueueOrder, Reason, Score
 from memgrid.core.taxonomy import Category, Feature
 from memgrid.db.store import Store
 from memgrid.tui.app.config import AnnotateOptions, AppSettings
@@ -106,7 +106,7 @@ def settings_for(annotator: str = "alice", **changes: object) -> AppSettings:
     annotate = changes.pop("annotate", AnnotateOptions(blind_share=0.0))
     return AppSettings(
         annotator=annotator,
-        order=str(changes.pop("order", "prompt")),
+        order=QueueOrder(str(changes.pop("order", "prompt"))),
         image_protocol="halfcell",
         annotate=annotate,  # type: ignore[arg-type]
         **changes,  # type: ignore[arg-type]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from memgrid.core.errors import NotFoundError
+from memgrid.core.records import QueueOrder
 from memgrid.core.taxonomy import Category, Feature, LabelState
 from memgrid.tui.app.session import AnnotationSession, SessionOptions
 from memgrid.tui.app.views import in_blind_share
@@ -18,7 +19,7 @@ from tests.conftest import open_grids, vote_of
 def session_on(
     project: Project, annotator: str = "alice", clock: FakeClock | None = None, **options: object
 ) -> AnnotationSession:
-    settings = {"order": "prompt", "blind_share": 0.0, **options}
+    settings = {"order": QueueOrder.PROMPT, "blind_share": 0.0, **options}
     return AnnotationSession(
         project.store,
         SessionOptions(annotator=annotator, **settings),  # type: ignore[arg-type]

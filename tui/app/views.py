@@ -13,10 +13,11 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from memgrid.core.attribution import Attribution, attribute
+from memgrid.core.attribution import Attribution
 from memgrid.core.records import Grid, LabelEvent, Proposal, Score
 from memgrid.core.taxonomy import LabelState
 from memgrid.db.store import Store
+from memgrid.tui.services.proposing import Proposer
 
 HEATMAP_METRIC = "tiled-l2"  # the region consistency map (docs/design.md, "Signals")
 KEEP_VIEWS = 64  # grid views kept in memory (history and read-ahead)
@@ -63,7 +64,8 @@ class AnnotatorViews:
         self.blind_share = blind_share
         self.hide_others = hide_others
         self.project_id = store.project_id or ""
-        self.lexicon = tuple(store.entities.all())
+        # The prompt is attributed as `memgrid propose` does, without CLIP (highlights only).
+        self.proposer = Proposer(store.entities.all())
         self._cache: OrderedDict[int, GridView] = OrderedDict()
         self._lock = threading.Lock()  # the app's workers share the cache
 
@@ -130,7 +132,7 @@ class AnnotatorViews:
             mine=None,
             others=(),
             others_hidden=self.hide_others,
-            attribution=attribute(grid.prompt, self.lexicon),
+            attribution=self.proposer.attribution(grid),
         )
 
     def _with_fresh_labels(self, view: GridView) -> GridView:
