@@ -84,7 +84,7 @@ def test_intervals_are_seeded_and_optional() -> None:
 def test_rate_intervals_cover_the_truth_at_the_nominal_rate() -> None:
     """400 simulated label sets of 400 grids each: each figure's 95% interval holds the truth ~95%."""
     category_shares = np.array([0.08, 0.12, 0.2, 0.6])  # explicit, implicit, unintended, none
-    webster_shares = np.array([0.15, 0.1, 0.05, 0.7])  # MV, TV, RV, NONE
+    webster_shares = np.array([0.15, 0.1, 0.05, 0.7])  # MV, TV, RV, N
     truth = {
         figure.key: (category_shares if figure.scheme is Scheme.CATEGORY else webster_shares)[
             list(figure.codes)
