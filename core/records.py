@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from memgrid.core.taxonomy import Category, Feature, LabelState, Webster
 
@@ -125,6 +125,30 @@ class Proposal:
     # threshold that decided it: the app's "nearest the threshold first" order uses it.
     score: float | None = None
     margin: float | None = None
+
+
+class GridOutline(NamedTuple):
+    """A grid without its images: what a report over every grid groups and names it by.
+
+    A named tuple, not a dataclass: a report reads one per grid, 100,000 at a time.
+    """
+
+    id: int
+    prompt_id: int
+    prompt: str
+    prompt_metadata: dict[str, Any]
+    model: str
+    settings: dict[str, Any]
+    settings_key: str  # the same settings as a short stable key: grids of one run share it
+    source: str
+
+
+class ProposalOutcome(NamedTuple):
+    """A grid's proposed category and Webster type, without the reasons behind them."""
+
+    grid_id: int
+    category: Category
+    webster: Webster | None
 
 
 @dataclass(frozen=True)

@@ -167,7 +167,7 @@ class Rate:
 def rates(
     outcomes: Outcomes,
     *,
-    seed: int = DEFAULT_SEED,
+    seed: int | Sequence[int] = DEFAULT_SEED,
     bootstraps: int = DEFAULT_BOOTSTRAPS,
     figures: Sequence[Figure] = FIGURES,
 ) -> list[Rate]:
@@ -310,7 +310,7 @@ def paired_changes(
     a: Outcomes,
     b: Outcomes,
     *,
-    seed: int = DEFAULT_SEED,
+    seed: int | Sequence[int] = DEFAULT_SEED,
     bootstraps: int = DEFAULT_BOOTSTRAPS,
     figures: Sequence[Figure] = FIGURES,
 ) -> list[PairedChange]:

@@ -18,9 +18,11 @@ from memgrid.core.records import (
     Entity,
     Grid,
     GridImage,
+    GridOutline,
     LabelEvent,
     Prompt,
     Proposal,
+    ProposalOutcome,
     Reason,
     Score,
     ThresholdSet,
@@ -1083,6 +1085,43 @@ class Store:
             row[0]
             for row in self.db.execute(
                 "SELECT DISTINCT grid_id FROM effective_label_events ORDER BY grid_id"
+            )
+        ]
+
+    # ---- bulk reads (report) -----------------------------------------------------------
+
+    def grid_outlines(self) -> list[GridOutline]:
+        """Every grid without its images, in id order. JSON texts repeat (most prompts share
+        `{}`, a model's grids one settings), so each distinct text is parsed once and its
+        dict shared: treat them as read-only."""
+        parsed: dict[str, dict[str, Any]] = {}
+
+        def load(text: str) -> dict[str, Any]:
+            found = parsed.get(text)
+            if found is None:
+                found = parsed[text] = json.loads(text)
+            return found
+
+        return [
+            GridOutline(row[0], row[1], row[2], load(row[3]), row[4], load(row[5]), *row[6:])
+            for row in self.db.execute(
+                """SELECT g.id, g.prompt_id, p.text, p.metadata, g.model, g.settings,
+                g.settings_key, g.source
+                FROM grids g JOIN prompts p ON p.id = g.prompt_id ORDER BY g.id"""
+            )
+        ]
+
+    def active_proposal_outcomes(self) -> list[ProposalOutcome]:
+        """Every grid's proposed category and Webster type under the set active for its model."""
+        return [
+            ProposalOutcome(row[0], Category(row[1]), Webster(row[2]) if row[2] else None)
+            for row in self.db.execute(
+                """SELECT g.id, p.category, p.webster FROM grids g
+                JOIN proposals p ON p.grid_id = g.id AND p.threshold_set_id = (
+                    SELECT t.id FROM threshold_sets t
+                    WHERE t.active = 1 AND (t.model = g.model OR t.model IS NULL)
+                    ORDER BY t.model IS NULL LIMIT 1)
+                ORDER BY g.id"""
             )
         ]
 
