@@ -84,6 +84,7 @@ WORKFLOW_ORDER = (
     "proposing",
     "annotate",
     "calibration",
+    "report",
     "export",
 )
 

@@ -167,10 +167,19 @@ def built_plot(figure: Any, colour: bool) -> str:
 
 
 def svg_frame(
-    width: int, height: int, x_range: tuple[float, float], y_range: tuple[float, float]
+    width: int,
+    height: int,
+    x_range: tuple[float, float],
+    y_range: tuple[float, float],
+    *,
+    y_labels: Sequence[tuple[float, str]] | None = None,
+    left: int = 48,
 ) -> tuple[list[str], Any]:
-    """An SVG canvas with axes and ticks, and a function mapping data to pixels."""
-    left, right, top, bottom = 48, 12, 12, 32
+    """An SVG canvas with axes and ticks, and a function mapping data to pixels.
+
+    `y_labels` (value, text) replace the numeric y ticks: the rows of a forest plot.
+    """
+    right, top, bottom = 12, 12, 32
     (x0, x1), (y0, y1) = x_range, y_range
     x1 = x1 if x1 > x0 else x0 + 1.0
     y1 = y1 if y1 > y0 else y0 + 1.0
@@ -194,7 +203,15 @@ def svg_frame(
         parts.append(
             f'<text x="{px}" y="{height - bottom + 14}" text-anchor="middle">{x_value:.3g}</text>'
         )
-        parts.append(f'<text x="{left - 4}" y="{py + 4}" text-anchor="end">{y_value:.3g}</text>')
+        if y_labels is None:
+            parts.append(
+                f'<text x="{left - 4}" y="{py + 4}" text-anchor="end">{y_value:.3g}</text>'
+            )
+    for y_value, text in y_labels or ():
+        _, py = to_pixels(x0, y_value)
+        parts.append(
+            f'<text x="{left - 4}" y="{py + 4}" text-anchor="end">{html.escape(text)}</text>'
+        )
     return parts, to_pixels
 
 
@@ -235,7 +252,9 @@ def svg_histogram(
     for index, (label, value) in enumerate(threshold_marks(summary, signal)):
         colour = "#444" if "now" in label else "#000"
         dash = "6,4" if "now" in label else "2,2"
-        parts.append(svg_polyline([to_pixels(value, 0.0), to_pixels(value, float(top))], colour, dash))
+        parts.append(
+            svg_polyline([to_pixels(value, 0.0), to_pixels(value, float(top))], colour, dash)
+        )
         legend.append((label + (" (dashed)" if index == 0 else " (dotted)"), colour))
     parts.append("</svg>")
     return "".join(parts) + svg_legend(legend)
