@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from memgrid.core.calibration import DEFAULT_BOOTSTRAPS, DEFAULT_SEED
 from memgrid.core.errors import one_line
-from memgrid.tui.options import JsonOption, ProjectOption
+from memgrid.tui.options import BootstrapSeedOption, BootstrapsOption, JsonOption, ProjectOption
 from memgrid.tui.services.project import open_project
 from memgrid.tui.services.report import project_report
 from memgrid.tui.services.report_pictures import (
@@ -68,10 +68,8 @@ def report(
             "--html", metavar="PATH.html", help="Also write one self-contained HTML report."
         ),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = DEFAULT_SEED,
-    bootstraps: Annotated[
-        int, typer.Option("--bootstraps", min=0, help="Bootstrap resamples for the 95% intervals.")
-    ] = DEFAULT_BOOTSTRAPS,
+    seed: BootstrapSeedOption = DEFAULT_SEED,
+    bootstraps: BootstrapsOption = DEFAULT_BOOTSTRAPS,
     plots: Annotated[
         bool, typer.Option("--plots/--no-plots", help="Draw the rates and changes.")
     ] = True,
