@@ -290,32 +290,28 @@ def terminal_changes(
 
 
 def svg_rates(report: Mapping[str, Any], width: int = 640) -> str:
+    """The terminal's rate plot as SVG: each model its colour, x in percent."""
     rows = _forest_rows(report)
     if not rows:
         return ""
     legend = model_legend(report)
     positions = _row_positions(len(rows), len(legend))
-    height = 40 + 14 * (len(rows) + len(SHOWN_FIGURES))
     labels = [
         (y, TITLES[key]) for (key, number, _), y in zip(rows, positions, strict=True) if number == 1
     ]
     top = max((r["interval"] or [0, r["rate"] or 0])[1] for _, _, r in rows)
     parts, to_pixels = svg_frame(
         width,
-        height,
-        (0.0, max(top, 0.05)),
+        40 + 14 * (len(rows) + len(SHOWN_FIGURES)),
+        (0.0, 100 * max(top, 0.05)),
         (min(positions) - 0.5, 0.5),
         y_labels=labels,
         left=170,
     )
     for (_, number, rate), y in zip(rows, positions, strict=True):
-        if rate["rate"] is None:
-            continue
-        colour = CURVE_COLOURS[(number - 1) % len(CURVE_COLOURS)]
-        low, high = rate["interval"] or (rate["rate"], rate["rate"])
-        parts.append(svg_polyline([to_pixels(low, y), to_pixels(high, y)], colour))
-        x, py = to_pixels(rate["rate"], y)
-        parts.append(f'<circle cx="{x}" cy="{py}" r="3.5" fill="{colour}"/>')
+        if rate["rate"] is not None:
+            colour = CURVE_COLOURS[(number - 1) % len(CURVE_COLOURS)]
+            parts += _svg_forest_row(to_pixels, rate["rate"], rate["interval"], y, colour)
     parts.append("</svg>")
     entries = [
         (text, CURVE_COLOURS[index % len(CURVE_COLOURS)]) for index, text in enumerate(legend)
@@ -324,29 +320,41 @@ def svg_rates(report: Mapping[str, Any], width: int = 640) -> str:
 
 
 def svg_changes(comparison: Mapping[str, Any], width: int = 640) -> str:
+    """The terminal's change plot as SVG, in percentage points, zero dashed."""
     changes = [c for c in comparison["changes"] if c["figure"] in SHOWN_FIGURES]
     drawn = [c for c in changes if c["change"] is not None]
     if not drawn:
         return ""
-    ends = [v for c in drawn for v in (c["interval"] or [c["change"], c["change"]])]
-    x_range = (min(0.0, *ends), max(0.0, *ends))
-    labels = [(-index, TITLES[c["figure"]]) for index, c in enumerate(changes)]
-    height = 60 + 22 * len(changes)
+    ends = [100 * v for c in drawn for v in (c["interval"] or [c["change"], c["change"]])]
+    bottom = -len(changes) + 0.5
     parts, to_pixels = svg_frame(
-        width, height, x_range, (-len(changes) + 0.5, 0.5), y_labels=labels, left=170
+        width,
+        60 + 22 * len(changes),
+        (min(0.0, *ends), max(0.0, *ends)),
+        (bottom, 0.5),
+        y_labels=[(-index, TITLES[c["figure"]]) for index, c in enumerate(changes)],
+        left=170,
     )
-    parts.append(
-        svg_polyline([to_pixels(0.0, 0.5), to_pixels(0.0, -len(changes) + 0.5)], "#888", dash="4,4")
-    )
+    parts.append(svg_polyline([to_pixels(0.0, 0.5), to_pixels(0.0, bottom)], "#888", dash="4,4"))
     for index, change in enumerate(changes):
-        if change["change"] is None:
-            continue
-        low, high = change["interval"] or (change["change"], change["change"])
-        parts.append(svg_polyline([to_pixels(low, -index), to_pixels(high, -index)], "#1f77b4"))
-        x, y = to_pixels(change["change"], -index)
-        parts.append(f'<circle cx="{x}" cy="{y}" r="3.5" fill="#1f77b4"/>')
+        if change["change"] is not None:
+            parts += _svg_forest_row(
+                to_pixels, change["change"], change["interval"], -index, "#1f77b4"
+            )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _svg_forest_row(
+    to_pixels: Any, value: float, interval: Sequence[float] | None, y: float, colour: str
+) -> list[str]:
+    """One estimate (in %) at row `y`: its interval as a line, the value as a dot."""
+    low, high = interval or (value, value)
+    x, py = to_pixels(100 * value, y)
+    return [
+        svg_polyline([to_pixels(100 * low, y), to_pixels(100 * high, y)], colour),
+        f'<circle cx="{x}" cy="{py}" r="3.5" fill="{colour}"/>',
+    ]
 
 
 # ---------------------------------------------------------------- HTML
@@ -370,7 +378,7 @@ def html_report(report: Mapping[str, Any]) -> str:
         sections += _html_comparison(comparison)
     plot = svg_rates(report)
     if plot:
-        sections += ["<h2>Rates with their 95% intervals</h2>", plot]
+        sections += ["<h2>Rates (%) with their 95% intervals</h2>", plot]
     for model in report["models"]:
         sections += [
             f"<h2>{html.escape(model_title(model))}</h2>",
@@ -397,6 +405,7 @@ def _html_comparison(comparison: Mapping[str, Any]) -> list[str]:
         "<h2>Paired comparison</h2>",
         f"<p>{html.escape(comparison_heading(comparison))}</p>",
         html_table(CHANGE_HEADERS, change_rows(comparison)),
+        "<h3>Change, B minus A, in percentage points, with its 95% interval</h3>",
         svg_changes(comparison),
     ]
     for key, words in (
