@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -92,8 +93,15 @@ def test_the_wheel_installs_namespaced_into_a_fresh_venv(tmp_path: Path) -> None
         "import memgrid.tui.cli, memgrid.core.taxonomy, memgrid.db.store; "
         "print(memgrid.tui.cli.__file__)"
     )
+    # Without PYTHONPATH: a checkout put on it (a worktree, say) would shadow the wheel.
+    wheel_only = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
     result = subprocess.run(
-        [fresh_python, "-c", probe], check=True, capture_output=True, text=True, cwd=tmp_path
+        [fresh_python, "-c", probe],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=wheel_only,
     )
     assert result.stdout.strip().startswith(str(fresh_site))
     help_text = subprocess.run(
@@ -102,5 +110,6 @@ def test_the_wheel_installs_namespaced_into_a_fresh_venv(tmp_path: Path) -> None
         capture_output=True,
         text=True,
         cwd=tmp_path,
+        env=wheel_only,
     ).stdout
     assert "memgrid" in help_text

@@ -2,7 +2,7 @@
 
 Reads the agreed label of every labelled grid (core.agreement: adjudicated first, else the
 majority) and every stored signal in bulk, fits the active threshold set on them
-(core.calibration), and stores the run. Accepting a run stores its fitted values as a new
+(the core.calibration package), and stores the run. Accepting a run stores its fitted values as a new
 version of the set, makes it active, and recomputes the proposals under it.
 """
 
@@ -22,11 +22,9 @@ from memgrid.core.calibration import (
     DEFAULT_SEED,
     PIXEL_CLIQUE_SIGNAL,
     SIGNAL_KEYS,
-    LabelledGrids,
     Objective,
-    calibrate,
-    stratified_sample,
 )
+from memgrid.core.calibration.run import LabelledGrids, calibrate, stratified_sample
 from memgrid.core.categorizer import PIXEL_METRICS, categorize
 from memgrid.core.errors import NotFoundError, ProjectError
 from memgrid.core.interrater import AgreementReport, agreement_report
