@@ -28,8 +28,8 @@ from memgrid.core.calibration import (
     CATEGORY_CODE,
     DEFAULT_BOOTSTRAPS,
     DEFAULT_SEED,
-    percentile_interval,
 )
+from memgrid.core.calibration.fit import percentile_interval
 from memgrid.core.taxonomy import Category, Webster
 
 UNKNOWN = -1  # a grid whose code is not known (no label, no proposal, no Webster type)
