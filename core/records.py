@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 from memgrid.core.taxonomy import Category, Feature, LabelState, Webster
 
@@ -127,28 +127,32 @@ class Proposal:
     margin: float | None = None
 
 
-class GridOutline(NamedTuple):
-    """A grid without its images: what a report over every grid groups and names it by.
+@dataclass(frozen=True)
+class GridTable:
+    """Every grid without its images, as columns: what a report over all grids groups by.
 
-    A named tuple, not a dataclass: a report reads one per grid, 100,000 at a time.
+    Columns, not a record per grid: a report reads 100,000 grids at once. `ids` ascend;
+    the other lists run alongside. Prompts and settings are looked up by key, since many
+    grids share them.
     """
 
-    id: int
-    prompt_id: int
-    prompt: str
-    prompt_metadata: dict[str, Any]
-    model: str
-    settings: dict[str, Any]
-    settings_key: str  # the same settings as a short stable key: grids of one run share it
-    source: str
+    ids: list[int]
+    prompt_ids: list[int]
+    models: list[str]
+    settings_keys: list[str]
+    sources: list[str]
+    prompts: dict[int, str]
+    prompt_metadata: dict[int, dict[str, Any]]
+    settings: dict[str, dict[str, Any]]  # by settings key
 
 
-class ProposalOutcome(NamedTuple):
-    """A grid's proposed category and Webster type, without the reasons behind them."""
+@dataclass(frozen=True)
+class ProposedLabels:
+    """The active proposal's category and Webster type of every grid that has one, as columns."""
 
-    grid_id: int
-    category: Category
-    webster: Webster | None
+    grid_ids: list[int]
+    categories: list[Category]
+    webster: list[Webster | None]
 
 
 @dataclass(frozen=True)

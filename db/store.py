@@ -18,11 +18,11 @@ from memgrid.core.records import (
     Entity,
     Grid,
     GridImage,
-    GridOutline,
+    GridTable,
     LabelEvent,
     Prompt,
     Proposal,
-    ProposalOutcome,
+    ProposedLabels,
     Reason,
     Score,
     ThresholdSet,
@@ -1090,40 +1090,55 @@ class Store:
 
     # ---- bulk reads (report) -----------------------------------------------------------
 
-    def grid_outlines(self) -> list[GridOutline]:
-        """Every grid without its images, in id order. JSON texts repeat (most prompts share
-        `{}`, a model's grids one settings), so each distinct text is parsed once and its
-        dict shared: treat them as read-only."""
-        parsed: dict[str, dict[str, Any]] = {}
-
-        def load(text: str) -> dict[str, Any]:
-            found = parsed.get(text)
-            if found is None:
-                found = parsed[text] = json.loads(text)
-            return found
-
-        return [
-            GridOutline(row[0], row[1], row[2], load(row[3]), row[4], load(row[5]), *row[6:])
-            for row in self.db.execute(
-                """SELECT g.id, g.prompt_id, p.text, p.metadata, g.model, g.settings,
-                g.settings_key, g.source
-                FROM grids g JOIN prompts p ON p.id = g.prompt_id ORDER BY g.id"""
+    def grid_table(self) -> GridTable:
+        """Every grid without its images, as columns (see GridTable), in id order."""
+        rows = self.db.execute(
+            "SELECT id, prompt_id, model, settings_key, source FROM grids ORDER BY id"
+        ).fetchall()
+        ids, prompt_ids, models, settings_keys, sources = (
+            (list(column) for column in zip(*rows, strict=True)) if rows else ([], [], [], [], [])
+        )
+        prompts, metadata, parsed = {}, {}, {}
+        for prompt_id, text, metadata_text in self.db.execute(
+            "SELECT id, text, metadata FROM prompts"
+        ):
+            prompts[prompt_id] = text
+            # Most prompts share a metadata text (`{}`): parse each once, share the dict.
+            found = parsed.get(metadata_text)
+            metadata[prompt_id] = (
+                found
+                if found is not None
+                else parsed.setdefault(metadata_text, json.loads(metadata_text))
             )
-        ]
+        settings = {
+            key: json.loads(text)
+            for key, text in self.db.execute("SELECT DISTINCT settings_key, settings FROM grids")
+        }
+        return GridTable(
+            ids, prompt_ids, models, settings_keys, sources, prompts, metadata, settings
+        )
 
-    def active_proposal_outcomes(self) -> list[ProposalOutcome]:
-        """Every grid's proposed category and Webster type under the set active for its model."""
-        return [
-            ProposalOutcome(row[0], Category(row[1]), Webster(row[2]) if row[2] else None)
-            for row in self.db.execute(
-                """SELECT g.id, p.category, p.webster FROM grids g
-                JOIN proposals p ON p.grid_id = g.id AND p.threshold_set_id = (
-                    SELECT t.id FROM threshold_sets t
-                    WHERE t.active = 1 AND (t.model = g.model OR t.model IS NULL)
-                    ORDER BY t.model IS NULL LIMIT 1)
-                ORDER BY g.id"""
-            )
-        ]
+    def proposed_labels(self) -> ProposedLabels:
+        """Every grid's category and Webster type under the set active for its model."""
+        rows = self.db.execute(
+            """SELECT g.id, p.category, p.webster FROM grids g
+            JOIN proposals p ON p.grid_id = g.id AND p.threshold_set_id = (
+                SELECT t.id FROM threshold_sets t
+                WHERE t.active = 1 AND (t.model = g.model OR t.model IS NULL)
+                ORDER BY t.model IS NULL LIMIT 1)
+            ORDER BY g.id"""
+        ).fetchall()
+        if not rows:
+            return ProposedLabels([], [], [])
+        grid_ids, categories, webster = zip(*rows, strict=True)
+        category_of = {category.value: category for category in Category}
+        webster_of: dict[str | None, Webster | None] = {w.value: w for w in Webster}
+        webster_of[None] = None
+        return ProposedLabels(
+            list(grid_ids),
+            [category_of[value] for value in categories],
+            [webster_of[value] for value in webster],
+        )
 
 
 _THRESHOLD_COLUMNS = 'id, name, version, "values", model, notes, active'

@@ -12,7 +12,7 @@ differ (`sd-1.5 (guidance=3)`), so every model has at most one grid per prompt.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,7 @@ import numpy as np
 from memgrid.core.agreement import AgreedLabel
 from memgrid.core.calibration import CATEGORIES, CATEGORY_CODE, DEFAULT_BOOTSTRAPS, DEFAULT_SEED
 from memgrid.core.errors import InputError
-from memgrid.core.records import GridOutline, ProposalOutcome
+from memgrid.core.records import GridTable, ProposedLabels
 from memgrid.core.report import (
     FIGURES,
     LEVEL,
@@ -52,8 +52,8 @@ _VERBATIM = {Webster.MATCHING_VERBATIM, Webster.TEMPLATE_VERBATIM, Webster.RETRI
 class StoredFacts:
     """What the report reads from the store: every grid, its proposal, its agreed label."""
 
-    outlines: list[GridOutline]
-    proposals: list[ProposalOutcome]
+    grids: GridTable
+    proposals: ProposedLabels
     agreed: dict[int, AgreedLabel]
     ties: int
 
@@ -63,7 +63,7 @@ def read_facts(project: Project) -> StoredFacts:
     store = project.store
     with store.snapshot():
         agreed, ties = agreed_labels(project)
-        return StoredFacts(store.grid_outlines(), store.active_proposal_outcomes(), agreed, ties)
+        return StoredFacts(store.grid_table(), store.proposed_labels(), agreed, ties)
 
 
 @dataclass(frozen=True)
@@ -93,23 +93,26 @@ class ReportRows:
 
 def report_rows(facts: StoredFacts, by: str | None = None) -> ReportRows:
     """The grids as the report's arrays, with each grid's outcome resolved."""
-    outlines = facts.outlines
-    grid_ids = np.fromiter((o.id for o in outlines), dtype=np.int64, count=len(outlines))
-    names, model_of = model_names(outlines)
+    table = facts.grids
+    grid_ids = np.array(table.ids, dtype=np.int64)
+    names, model_of = model_names(table)
     return ReportRows(
         grid_ids=grid_ids,
-        prompt_ids=np.fromiter((o.prompt_id for o in outlines), np.int64, len(outlines)),
-        models=np.fromiter((model_of[_model_key(o)] for o in outlines), np.int32, len(outlines)),
+        prompt_ids=np.array(table.prompt_ids, dtype=np.int64),
+        models=np.array(
+            [model_of[key] for key in zip(table.models, table.settings_keys, strict=True)],
+            dtype=np.int32,
+        ),
         model_names=names,
-        groups=np.array([group_of(o, by) for o in outlines], dtype=object),
+        groups=groups_of(table, by),
         outcomes=resolve_outcomes(grid_ids, facts.proposals, facts.agreed),
-        prompts={o.prompt_id: o.prompt for o in outlines},
+        prompts=table.prompts,
         ties=facts.ties,
     )
 
 
 def resolve_outcomes(
-    grid_ids: np.ndarray, proposals: Sequence[ProposalOutcome], agreed: Mapping[int, AgreedLabel]
+    grid_ids: np.ndarray, proposals: ProposedLabels, agreed: Mapping[int, AgreedLabel]
 ) -> Outcomes:
     """Each grid's category and Webster type: the agreed human label's, else the proposal's.
 
@@ -124,10 +127,10 @@ def resolve_outcomes(
     webster = np.full(count, UNKNOWN, dtype=np.int8)
     category_human = np.zeros(count, dtype=bool)
     webster_human = np.zeros(count, dtype=bool)
-    if proposals:
-        where = np.searchsorted(grid_ids, [p.grid_id for p in proposals])
-        category[where] = [CATEGORY_CODE[p.category] for p in proposals]
-        webster[where] = [WEBSTER_CODE[p.webster or Webster.NONE] for p in proposals]
+    if proposals.grid_ids:
+        where = np.searchsorted(grid_ids, proposals.grid_ids)
+        category[where] = [CATEGORY_CODE[c] for c in proposals.categories]
+        webster[where] = [WEBSTER_CODE[w or Webster.NONE] for w in proposals.webster]
     labelled = [(grid_id, label) for grid_id, label in agreed.items() if label.category is not None]
     if labelled:
         where = np.searchsorted(grid_ids, [grid_id for grid_id, _ in labelled])
@@ -148,18 +151,14 @@ def _human_webster(label: AgreedLabel) -> int:
     return UNKNOWN if label.category and label.category.memorized else WEBSTER_CODE[Webster.NONE]
 
 
-def _model_key(outline: GridOutline) -> tuple[str, str]:
-    return outline.model, outline.settings_key
-
-
-def model_names(outlines: Sequence[GridOutline]) -> tuple[tuple[str, ...], dict[Any, int]]:
-    """A name per (model, settings): the model's name, plus the settings that differ among
-    its variants when it was run with more than one."""
+def model_names(table: GridTable) -> tuple[tuple[str, ...], dict[tuple[str, str], int]]:
+    """A name per (model, settings key): the model's name, plus the settings that differ
+    among its variants when it was run with more than one."""
     variants: dict[str, dict[str, dict[str, Any]]] = {}
-    for outline in outlines:
-        variants.setdefault(outline.model, {}).setdefault(outline.settings_key, outline.settings)
+    for model, key in dict.fromkeys(zip(table.models, table.settings_keys, strict=True)):
+        variants.setdefault(model, {})[key] = table.settings.get(key, {})
     names: list[str] = []
-    index: dict[Any, int] = {}
+    index: dict[tuple[str, str], int] = {}
     for model in sorted(variants):
         settings = variants[model]
         differing = sorted(
@@ -185,14 +184,19 @@ def _setting_text(value: Any) -> str:
     return NO_VALUE if value is None else value if isinstance(value, str) else json.dumps(value)
 
 
-def group_of(outline: GridOutline, by: str | None) -> str:
-    """The grid's value of the --by field: its source, or a field of its prompt's metadata."""
+def groups_of(table: GridTable, by: str | None) -> np.ndarray:
+    """Each grid's value of the --by field: its source, or a field of its prompt's metadata."""
     if not by:
-        return ""
+        return np.full(len(table.ids), "", dtype=object)
     if by == GRID_SOURCE:
-        return outline.source or NO_VALUE
-    value = outline.prompt_metadata.get(by.removeprefix(PROMPT_FIELD_PREFIX))
-    return NO_VALUE if value is None or value == "" else _setting_text(value)
+        return np.array([source or NO_VALUE for source in table.sources], dtype=object)
+    field_name = by.removeprefix(PROMPT_FIELD_PREFIX)
+    by_prompt = {
+        prompt_id: NO_VALUE if value is None or value == "" else _setting_text(value)
+        for prompt_id, metadata in table.prompt_metadata.items()
+        for value in [metadata.get(field_name)]
+    }
+    return np.array([by_prompt[prompt_id] for prompt_id in table.prompt_ids], dtype=object)
 
 
 def check_by(by: str | None) -> None:
