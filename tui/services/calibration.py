@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 from memgrid.core.agreement import ADJUDICATE_ACTION, AgreedLabel, agreed_label
-from memgrid.core.attribution import Attribution, attribute
 from memgrid.core.calibration import (
     CATEGORY_CODE,
     DEFAULT_BOOTSTRAPS,
@@ -25,7 +24,7 @@ from memgrid.core.calibration import (
     Objective,
 )
 from memgrid.core.calibration.run import LabelledGrids, calibrate, stratified_sample
-from memgrid.core.categorizer import PIXEL_METRICS, categorize
+from memgrid.core.categorizer import PIXEL_METRICS
 from memgrid.core.errors import NotFoundError, ProjectError
 from memgrid.core.interrater import AgreementReport, agreement_report
 from memgrid.core.records import Grid, LabelEvent, Score, ThresholdSet
@@ -33,10 +32,9 @@ from memgrid.core.taxonomy import Category, Webster
 from memgrid.core.thresholds import Thresholds, v0_values
 from memgrid.tui.services.project import Project
 from memgrid.tui.services.proposing import (
-    ClipAttributor,
+    Proposer,
     ProposeReport,
     activate_and_propose,
-    clip_encoder,
     ensure_threshold_set,
 )
 
@@ -183,21 +181,20 @@ def _template_only(label: AgreedLabel) -> bool:
 
 
 class LabelledCategorizer:
-    """Runs the categorizer on labelled grids exactly as `memgrid propose` does.
+    """Runs the propose pipeline (`Proposer`, as `memgrid propose` does) on labelled grids.
 
-    Grids and scores are read in bulk for the grids asked about; attributions are kept
-    per grid and CLIP evidence, which is all that varies with the thresholds there.
+    Grids and scores are read in bulk for the grids asked about; thresholds are parsed once
+    per set of values, and attributions kept per grid and CLIP evidence, which is all that
+    varies with the thresholds there.
     """
 
     def __init__(self, project: Project, grid_ids: np.ndarray) -> None:
         self.project = project
         self.grid_ids = grid_ids
-        self.lexicon = project.store.entities()
-        self.clip = ClipAttributor(project, self.lexicon, clip_encoder)
+        self.proposer = Proposer.for_project(project, remember_attributions=True)
         self._grids: dict[int, Grid] = {}
         self._scores: dict[int, list[Score]] = {}
         self._thresholds: dict[tuple[tuple[str, float], ...], Thresholds] = {}
-        self._attributions: dict[tuple[int, Any], Attribution] = {}
 
     def preload(self, indices: Sequence[int]) -> None:
         """Read the grids and scores of these labelled grids (indices into `grid_ids`)."""
@@ -222,12 +219,7 @@ class LabelledCategorizer:
         if thresholds is None:
             thresholds = self._thresholds[key] = Thresholds.from_values(values)
         grid, scores = self._grids[grid_id], self._scores[grid_id]
-        evidence = self.clip.evidence(grid, scores, thresholds)
-        attribution = self._attributions.get((grid_id, evidence))
-        if attribution is None:
-            attribution = attribute(grid.prompt, self.lexicon, evidence)
-            self._attributions[(grid_id, evidence)] = attribution
-        return categorize(scores, thresholds, attribution).category
+        return self.proposer.categorize(grid, scores, thresholds).category
 
 
 # ---------------------------------------------------------------- running
