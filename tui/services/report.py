@@ -169,8 +169,10 @@ def model_names(table: GridTable) -> tuple[tuple[str, ...], dict[tuple[str, str]
         for settings_key, values in sorted(settings.items(), key=lambda item: _canonical(item[1])):
             name = model
             if len(settings) > 1:
-                shown = ", ".join(f"{key}={_setting_text(values.get(key))}" for key in differing)
-                name = f"{model} ({shown})"
+                shown = ", ".join(
+                    f"{key}={_setting_text(values[key])}" for key in differing if key in values
+                )
+                name = f"{model} ({shown or 'no settings'})"
             index[(model, settings_key)] = len(names)
             names.append(name)
     return tuple(names), index
