@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from memgrid.core.calibration import DEFAULT_BOOTSTRAPS
 from memgrid.core.taxonomy import Category, LabelState, Webster
-from memgrid.db.store import canonical_json, content_key, now_text
+from memgrid.db.rows import canonical_json, content_key, now_text
 from memgrid.tui.services.project import Project, create_project
 from memgrid.tui.services.proposing import DEFAULT_SET_NAME
 from memgrid.tui.services.report import build_report, project_report, read_facts, report_rows
@@ -50,8 +50,8 @@ def build_project(root: Path, prompt_count: int, seed: int) -> Project:
     none = CATEGORIES.index(Category.NONE)
     project = create_project(root)
     store = project.store
-    store.add_threshold_set(DEFAULT_SET_NAME, {"tau_mem": 0.5}, activate=True)
-    set_id = store.active_threshold_set().id  # type: ignore[union-attr]
+    store.thresholds.add(DEFAULT_SET_NAME, {"tau_mem": 0.5}, activate=True)
+    set_id = store.thresholds.find_active().id  # type: ignore[union-attr]
     created_at = now_text()
     settings_json, settings_key = canonical_json(SETTINGS), content_key(SETTINGS)
     grids, proposals, events = [], [], []

@@ -51,10 +51,10 @@ def build(root: Path) -> dict[tuple[str, int], int]:
     grids = {}
     with create_project(root) as project:
         store = project.store
-        active = store.add_threshold_set("default", {"tau_mem": 0.5}, activate=True)
+        active = store.thresholds.add("default", {"tau_mem": 0.5}, activate=True)
         for number, (humans, proposed) in enumerate(zip(HUMAN, PROPOSED, strict=True)):
             for model, human, proposal in zip((ORIGINAL, MITIGATED), humans, proposed, strict=True):
-                grid_id, _ = store.add_grid(
+                grid_id, _ = store.grids.add(
                     f"prompt {number}",
                     [],
                     model=model,
@@ -62,11 +62,11 @@ def build(root: Path) -> dict[tuple[str, int], int]:
                     prompt_metadata={"set": "laion" if number % 2 else "coco"},
                 )
                 grids[(model, number)] = grid_id
-                store.add_proposal(
+                store.proposals.add(
                     Proposal(grid_id, active.id, proposal, webster=PROPOSED_WEBSTER[proposal])
                 )
                 if human is not None:
-                    store.label(grid_id, "ana", human)
+                    store.labels.label(grid_id, "ana", human)
     return grids
 
 
@@ -137,7 +137,7 @@ def test_paired_comparison_and_moved_prompts(two_models) -> None:
 def test_only_shared_prompts_are_paired(two_models) -> None:
     root, _ = two_models
     with opened(root) as project:
-        project.store.add_grid("only the original ran this", [], model=ORIGINAL, settings=SETTINGS)
+        project.store.grids.add("only the original ran this", [], model=ORIGINAL, settings=SETTINGS)
         report = project_report(project, compare=(ORIGINAL, MITIGATED), bootstraps=0)
     assert report.comparison.prompts == 8
     assert report.comparison.change("memorized").interval is None
@@ -147,13 +147,13 @@ def test_a_tie_counts_with_its_proposal_and_an_adjudication_settles_it(two_model
     root, grids = two_models
     with opened(root) as project:
         tied = grids[(MITIGATED, 6)]  # proposal: none
-        project.store.label(tied, "ana", UNINTENDED)
-        project.store.label(tied, "bo", EXPLICIT)
+        project.store.labels.label(tied, "ana", UNINTENDED)
+        project.store.labels.label(tied, "bo", EXPLICIT)
         report = project_report(project, bootstraps=0)
         rates, model = rates_of(report, MITIGATED)
         assert report.ties == 1 and any("tied" in warning for warning in report.warnings)
         assert rates["memorized"].count == 2 and model.human == 6
-        project.store.adjudicate(tied, "cy", IMPLICIT)
+        project.store.labels.adjudicate(tied, "cy", IMPLICIT)
         rates, model = rates_of(project_report(project, bootstraps=0), MITIGATED)
     assert rates["implicit"].count == 1 and rates["implicit"].count_human == 1
     assert model.human == 7
@@ -162,7 +162,7 @@ def test_a_tie_counts_with_its_proposal_and_an_adjudication_settles_it(two_model
 def test_grids_without_label_or_proposal_are_counted_apart(two_models) -> None:
     root, _ = two_models
     with opened(root) as project:
-        project.store.add_grid("never proposed", [], model=ORIGINAL, settings=SETTINGS)
+        project.store.grids.add("never proposed", [], model=ORIGINAL, settings=SETTINGS)
         report = project_report(project, bootstraps=0)
     rates, original = rates_of(report, ORIGINAL)
     assert original.grids == 9 and original.unknown == 1
@@ -184,7 +184,7 @@ def test_settings_variants_are_models_of_their_own(two_models) -> None:
     root, _ = two_models
     with opened(root) as project:
         for number in range(3):
-            project.store.add_grid(
+            project.store.grids.add(
                 f"prompt {number}", [], model=ORIGINAL, settings={"steps": 50, "guidance": 3.0}
             )
         report = project_report(
@@ -228,10 +228,10 @@ def test_user_text_is_shown_as_text(tmp_path: Path) -> None:
     hostile_model = "[bold red]evil[/] <script>alert(1)</script>\x1b[2J"
     with create_project(root) as project:
         store = project.store
-        active = store.add_threshold_set("default", {}, activate=True)
+        active = store.thresholds.add("default", {}, activate=True)
         for model in (hostile_model, "plain"):
-            grid_id, _ = store.add_grid("[link=x]prompt[/link]\x07", [], model=model)
-            store.add_proposal(
+            grid_id, _ = store.grids.add("[link=x]prompt[/link]\x07", [], model=model)
+            store.proposals.add(
                 Proposal(grid_id, active.id, UNINTENDED if model == "plain" else NONE)
             )
     page = tmp_path / "r.html"

@@ -63,7 +63,9 @@ def read_facts(project: Project) -> StoredFacts:
     store = project.store
     with store.snapshot():
         agreed, ties = agreed_labels(project)
-        return StoredFacts(store.grid_table(), store.proposed_labels(), agreed, ties)
+        return StoredFacts(
+            store.grids.table_all(), store.proposals.active_labels_all(), agreed, ties
+        )
 
 
 @dataclass(frozen=True)
