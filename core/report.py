@@ -15,11 +15,13 @@ little as 100.
 
 from __future__ import annotations
 
+import json
 import math
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,7 +32,9 @@ from memgrid.core.calibration import (
     DEFAULT_SEED,
 )
 from memgrid.core.calibration.fit import percentile_interval
+from memgrid.core.errors import InputError
 from memgrid.core.taxonomy import Category, Webster
+from memgrid.core.text_files import read_text
 
 UNKNOWN = -1  # a grid whose code is not known (no label, no proposal, no Webster type)
 WEBSTER_TYPES: tuple[Webster, ...] = tuple(Webster)
@@ -359,3 +363,26 @@ def moved(a: Outcomes, b: Outcomes, figure: Figure = MEMORIZED) -> tuple[np.ndar
     holds_b, known_b = b.holds(figure)
     known = known_a & known_b
     return np.flatnonzero(holds_a & ~holds_b & known), np.flatnonzero(~holds_a & holds_b & known)
+
+
+def read_grid_list(path: Path) -> tuple[int, ...]:
+    """The grid ids a saved report lists (its `grid_ids`), or a bare JSON list of ids."""
+    try:
+        found = json.loads(read_text(path))
+    except json.JSONDecodeError as error:
+        raise InputError(path, f"invalid JSON ({error.msg})", f"line {error.lineno}") from None
+    except RecursionError:
+        raise InputError(path, "JSON nested too deeply") from None
+    if isinstance(found, dict):
+        if "grid_ids" not in found:
+            raise InputError(
+                path, 'no "grid_ids" (save one with `memgrid report --compare A B --json`)'
+            )
+        found = found["grid_ids"]
+    if not isinstance(found, list) or not all(
+        isinstance(grid_id, int) and not isinstance(grid_id, bool) for grid_id in found
+    ):
+        raise InputError(path, '"grid_ids" must be a list of grid ids (whole numbers)')
+    if not found:
+        raise InputError(path, "lists no grids (no prompt moved between the two models)")
+    return tuple(dict.fromkeys(found))

@@ -101,6 +101,16 @@ class Grids(Noun):
     def ids_all(self) -> list[int]:
         return [row[0] for row in self.store.rows("SELECT id FROM grids ORDER BY id")]
 
+    def ids_where(self, *, prompt_id: int) -> list[int]:
+        """The grids of one prompt, one per model and settings, in model order."""
+        return [
+            row[0]
+            for row in self.store.rows(
+                "SELECT id FROM grids WHERE prompt_id = ? ORDER BY model, settings_key, id",
+                (prompt_id,),
+            )
+        ]
+
     def models_all(self) -> dict[int, str]:
         """Each grid's generator model, by grid id."""
         return {row[0]: row[1] for row in self.store.rows("SELECT id, model FROM grids")}

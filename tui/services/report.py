@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ from memgrid.core.report import (
     moved,
     paired_changes,
     rates,
+    read_grid_list,
     stable_seed,
 )
 from memgrid.core.taxonomy import Webster
@@ -428,3 +430,15 @@ def project_report(
     check_by(by)
     rows = report_rows(read_facts(project), by)
     return build_report(rows, by=by, compare=compare, seed=seed, bootstraps=bootstraps)
+
+
+def grids_from(project: Project, path: Path) -> tuple[int, ...]:
+    """The grids of a saved report (`memgrid annotate --grids-from`), all in this project."""
+    listed = read_grid_list(path)
+    known = set(project.store.grids.ids_all())
+    missing = [grid_id for grid_id in listed if grid_id not in known]
+    if missing:
+        shown = ", ".join(str(grid_id) for grid_id in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise InputError(path, f"grids not in this project: {shown}{more}")
+    return listed
