@@ -114,8 +114,10 @@ class Store:
             store._check_schema_version()
             store._choose_journal_mode()
             store._migrate()
-        except sqlite3.DatabaseError as error:
-            raise ProjectError(f"{path}: not a usable SQLite database ({error})") from None
+        except (sqlite3.DatabaseError, DatabaseError) as error:
+            # The store's own reads arrive as DatabaseError, raw SQLite's from connect().
+            cause = error.__cause__ if isinstance(error, DatabaseError) else error
+            raise ProjectError(f"{path}: not a usable SQLite database ({cause})") from None
         return store
 
     @classmethod
