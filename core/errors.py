@@ -4,13 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
-def one_line(text: str) -> str:
-    """Escape control characters (a newline in a file name, say) so a message stays one line."""
-    return "".join(
-        character if character.isprintable() or character == " " else repr(character)[1:-1]
-        for character in text
-    )
+from memgrid.core.display_text import printable
 
 
 class MemgridError(Exception):
@@ -19,7 +13,8 @@ class MemgridError(Exception):
     title = "memgrid error"
 
     def __init__(self, message: str) -> None:
-        message = one_line(message)
+        # A newline or an ESC in a file name must not break the line or reach the terminal.
+        message = printable(message)
         super().__init__(message)
         self.message = message
 

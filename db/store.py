@@ -41,6 +41,17 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
+def stored_json(value: Any) -> Any:
+    """A JSON column read back; a damaged value is one ProjectError, not a traceback."""
+    try:
+        return json.loads(value)
+    except (ValueError, TypeError, RecursionError) as error:  # UnicodeDecodeError is a ValueError
+        raise ProjectError(
+            f"database: a stored value is not readable JSON ({type(error).__name__}); "
+            "the database is damaged or was written by another program"
+        ) from None
+
+
 def content_key(value: Any) -> str:
     """A short stable key for a settings or params dict, for uniqueness constraints."""
     return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:24]
@@ -209,7 +220,7 @@ class Store:
 
     def prompts(self) -> list[Prompt]:
         return [
-            Prompt(id=row[0], text=row[1], metadata=json.loads(row[2]))
+            Prompt(id=row[0], text=row[1], metadata=stored_json(row[2]))
             for row in self.db.execute("SELECT id, text, metadata FROM prompts ORDER BY id")
         ]
 
@@ -311,8 +322,8 @@ class Store:
                 prompt_id=row[1],
                 prompt=row[2],
                 model=row[3],
-                settings=json.loads(row[4]),
-                provenance=json.loads(row[5]),
+                settings=stored_json(row[4]),
+                provenance=stored_json(row[5]),
                 source=row[6],
                 images=tuple(images[row[0]]),
             )
@@ -550,7 +561,7 @@ class Store:
 
     def entities(self) -> list[Entity]:
         return [
-            Entity(name=row[0], type=row[1], aliases=tuple(json.loads(row[2])))
+            Entity(name=row[0], type=row[1], aliases=tuple(stored_json(row[2])))
             for row in self.db.execute("SELECT name, type, aliases FROM entities ORDER BY name")
         ]
 
@@ -925,8 +936,8 @@ class Store:
                     "fitted_threshold_set_id": row[3],
                     "label_count": row[4],
                     "objective": row[5],
-                    "thresholds": json.loads(row[6]),
-                    "metrics": json.loads(row[7]),
+                    "thresholds": stored_json(row[6]),
+                    "metrics": stored_json(row[7]),
                     "accepted": bool(row[8]),
                 }
             )
@@ -1134,10 +1145,10 @@ def _score(row: Sequence[Any]) -> Score:
     return Score(
         grid_id=row[0],
         metric=row[1],
-        params=json.loads(row[2]),
+        params=stored_json(row[2]),
         version=row[3],
-        values=json.loads(row[4]),
-        heatmap=None if row[5] is None else json.loads(row[5]),
+        values=stored_json(row[4]),
+        heatmap=None if row[5] is None else stored_json(row[5]),
         available=bool(row[6]),
         note=row[7],
     )
@@ -1148,7 +1159,7 @@ def _threshold_set(row: Sequence[Any]) -> ThresholdSet:
         id=row[0],
         name=row[1],
         version=row[2],
-        values=json.loads(row[3]),
+        values=stored_json(row[3]),
         model=row[4],
         notes=row[5],
         active=bool(row[6]),
@@ -1160,8 +1171,8 @@ def _proposal(row: Sequence[Any]) -> Proposal:
         grid_id=row[0],
         threshold_set_id=row[1],
         category=Category(row[2]),
-        features=tuple(Feature.from_dict(f) for f in json.loads(row[3])),
-        reasons=tuple(Reason.from_dict(r) for r in json.loads(row[4])),
+        features=tuple(Feature.from_dict(f) for f in stored_json(row[3])),
+        reasons=tuple(Reason.from_dict(r) for r in stored_json(row[4])),
         webster=Webster(row[5]) if row[5] else None,
         score=row[6],
         margin=row[7],
@@ -1176,7 +1187,7 @@ def _label_event(row: Sequence[Any]) -> LabelEvent:
         action=row[3],
         state=LabelState(row[4]) if row[4] else None,
         category=Category(row[5]) if row[5] else None,
-        features=tuple(Feature.from_dict(f) for f in json.loads(row[6])),
+        features=tuple(Feature.from_dict(f) for f in stored_json(row[6])),
         note=row[7],
         webster=Webster(row[8]) if row[8] else None,
         undoes=row[9],

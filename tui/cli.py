@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 import sqlite3
 import sys
@@ -12,7 +13,11 @@ import click
 import memgrid.tui.commands
 import typer
 from memgrid.core.errors import MemgridError
+from memgrid.tui.display import say
 from typer.core import TyperGroup
+
+# What a shell reports for a program ended by SIGPIPE (`memgrid show 1 | head -1`).
+BROKEN_PIPE_EXIT = 128 + 13
 
 
 class _Settings:
@@ -20,7 +25,15 @@ class _Settings:
 
 
 def report_error(message: str) -> None:
-    typer.echo(f"memgrid: error: {message}", err=True)
+    say(f"memgrid: error: {message}", err=True)
+
+
+def quiet_broken_pipe() -> typer.Exit:
+    """The reader went away (`| head`): stop without a word, as other Unix tools do."""
+    # Later writes (the interpreter's last flush) go nowhere instead of raising again.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return typer.Exit(BROKEN_PIPE_EXIT)
 
 
 def describe_database_error(error: sqlite3.Error) -> str:
@@ -30,6 +43,8 @@ def describe_database_error(error: sqlite3.Error) -> str:
         return f"database: {text}; the last write was rolled back, everything saved before it is intact"
     if "locked" in text or "busy" in text:
         return f"database: {text}; another memgrid process held it too long, try again"
+    if "decode" in text:
+        return f"database: {text}; the database is damaged or was written by another program"
     return f"database: {text}"
 
 
@@ -49,6 +64,8 @@ class MemgridGroup(TyperGroup):
                 raise
             report_error(describe_database_error(error))
             raise typer.Exit(1) from None
+        except BrokenPipeError:
+            raise quiet_broken_pipe() from None
         except OSError as error:
             if _Settings.debug:
                 raise

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 @pytest.fixture
 def fake_make_app(monkeypatch: pytest.MonkeyPatch) -> MagicMock:
     made = MagicMock(name="make_app")
+    made.return_value.return_code = 0  # the app ran and quit normally
     monkeypatch.setattr(memgrid.tui.app, "make_app", made)
     monkeypatch.setattr("memgrid.tui.app.collector.tune_for_interaction", lambda: None)
     return made

@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from memgrid.core.errors import InputError
-from memgrid.core.text_files import read_text
+from memgrid.core.text_files import parse_toml, read_text
 from memgrid.tui.app.session import SessionOptions
 
 CONFIG_NAME = "memgrid.toml"
@@ -145,10 +144,7 @@ def load_config(project_root: Path | None) -> FileConfig:
 
 
 def parse_config(text: str, source: Path | str) -> dict[str, Any]:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise InputError(source, f"not valid TOML ({error})") from None
+    data = parse_toml(text, source)
     unknown = sorted(set(data) - {"keys", "annotate"})
     if unknown:
         raise InputError(source, f"unknown section [{unknown[0]}]; known: [keys], [annotate]")

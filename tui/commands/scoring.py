@@ -12,6 +12,7 @@ from memgrid.core.metrics import DEFAULT_METRICS, METRICS
 from memgrid.core.metrics.base import Metric
 from memgrid.core.metrics.clip import DEFAULT_MODEL, DEFAULT_PRETRAINED
 from memgrid.core.records import Grid, Proposal, Score
+from memgrid.tui.display import say
 from memgrid.tui.options import JsonOption, ProjectOption
 from memgrid.tui.services.project import Project, open_project
 from memgrid.tui.services.scoring import MetricOptions, ScoringReport, build_metrics, score_project
@@ -162,12 +163,12 @@ def _grids_per_second_column() -> Any:
 
 def _print_report(report: ScoringReport, names: tuple[str, ...]) -> None:
     for error in report.errors:
-        typer.echo(f"memgrid: error: {error}", err=True)
+        say(f"memgrid: error: {error}", err=True)
     for metric_name, why in report.unavailable.items():
         grids = report.unavailable_grids[metric_name]
-        typer.echo(f"note: {metric_name} unavailable on {grids} grids: {why}", err=True)
+        say(f"note: {metric_name} unavailable on {grids} grids: {why}", err=True)
     already = report.grids - report.grids_pending
-    typer.echo(
+    say(
         f"Scored {report.grids_scored} grids with {', '.join(names)} "
         f"({report.scores_written} scores, {report.grids_per_second:.1f} grids/s); "
         f"{already} already scored, {len(report.errors)} failed"
@@ -195,7 +196,7 @@ def show(
         typer.echo(json.dumps(grid_facts(grid, scores, proposal, threshold_label), indent=2))
         return
     for line in grid_lines(grid, scores, proposal, threshold_label):
-        typer.echo(line)
+        say(line)
 
 
 def grid_facts(
