@@ -17,11 +17,13 @@ from memgrid.tui.app.screens import (
     GridListScreen,
     HelpScreen,
     HistoryScreen,
+    NoteScreen,
     ZoomScreen,
 )
 from memgrid.tui.app.screens.calibration import CalibrationScreen
 from memgrid.tui.services.project import open_project
 from textual.app import App
+from textual.widgets import Input
 
 from tests.app.conftest import settings_for
 from tests.app.pilot_helpers import SIZE, press, settle
@@ -96,3 +98,28 @@ async def test_the_grid_on_screen_shows_prompt_model_reasons_and_notes_escaped(
 
 
 PANELS = ("prompt", "proposal", "labels", "status", "progress")
+
+
+async def test_the_note_editor_shows_a_hostile_note_escaped_and_keeps_it_unless_edited(
+    hostile_dir: Path,
+) -> None:
+    note = "n \x1b]0;t\x07 \u202e [/x]"
+    with open_project(hostile_dir) as project:
+        app = make_app(project, settings_for("reader"))
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            saved: list[str | None] = []
+            app.push_screen(NoteScreen(note), saved.append)
+            await pilot.pause()
+            assert raw_escapes(frame(app), app_frame=True) == 0
+            await pilot.press("enter")
+            await pilot.pause()
+            assert saved == [note]  # unedited: the stored note keeps its characters
+            app.push_screen(NoteScreen(""), saved.append)
+            await pilot.pause()
+            app.screen.query_one(Input).insert_text_at_cursor("pasted \x1b]52;c;eA==\x07")
+            await pilot.pause()
+            assert raw_escapes(frame(app), app_frame=True) == 0
+            await pilot.press("enter")
+            await pilot.pause()
+            assert saved[-1] == "pasted \\x1b]52;c;eA==\\x07"

@@ -57,7 +57,7 @@ HOSTILE_STRINGS = ESCAPE_SEQUENCES + BIDI + MARKUP + ODD
 # own), DEL, C1, bidi and other format characters, line/paragraph separators.
 _FORBIDDEN = re.compile(
     "[\x00-\x08\x0b-\x1a\x1c-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028-\u202e"
-    "\u2060-\u2069\ufeff\U000e0000-\U000e007f]"
+    "\u2060-\u2064\u2066-\u2069\ufeff\U000e0001\U000e0020-\U000e007f]"
 )
 # What a Textual frame is made of: cursor moves (CSI row;col H) and styles (SGR, CSI ... m).
 APP_SEQUENCE = re.compile("\x1b\\[[0-9;]*[Hm]")

@@ -24,7 +24,7 @@ PROMPT_CHARS = 90
 def grid_option(grid_id: int, prompt: str, detail: Text | str = "") -> Option:
     line = Text(f"grid {grid_id:>6}  ", "bold")
     if detail:
-        line.append_text(detail if isinstance(detail, Text) else Text(detail))
+        line.append_text(detail if isinstance(detail, Text) else user_text(detail))
         line.append("  ")
     line.append(shown(prompt[:PROMPT_CHARS]) + ("…" if len(prompt) > PROMPT_CHARS else ""), "dim")
     return Option(line, id=str(grid_id))
