@@ -1,4 +1,5 @@
-"""Reading a user's text files and paths: UTF-8 (a BOM allowed), every failure one line naming the file."""
+"""Reading a user's files and paths: UTF-8 text (a BOM allowed), JSON, TOML; every failure
+one line naming the file."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def parse_json(text: str, source: str | Path, location: str | None = None) -> An
         where = location or f"line {error.lineno}"
         raise InputError(source, f"invalid JSON ({error.msg})", where) from None
     except RecursionError:
-        value = None
+        pass
     else:
         if nesting_depth(value) <= MAX_NESTING:
             return value
@@ -76,7 +77,7 @@ def parse_toml(text: str, source: str | Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as error:
         raise InputError(source, f"not valid TOML ({error})") from None
     except RecursionError:
-        value = None
+        pass
     else:
         if nesting_depth(value) <= MAX_NESTING:
             return value
