@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-import importlib
 import os
-import pkgutil
 import sqlite3
 import sys
 from typing import Any
 
 import click
-import memgrid.tui.commands
 import typer
 from memgrid.core.errors import MemgridError
+from memgrid.tui.commands import (
+    annotate,
+    calibration,
+    export,
+    generation,
+    project,
+    proposing,
+    scoring,
+)
 from memgrid.tui.display import say
 from typer.core import TyperGroup
 
@@ -94,31 +100,10 @@ def _main_options(
 
 
 # Command groups in the order a project goes through them; --help lists them so.
-WORKFLOW_ORDER = (
-    "project",
-    "generation",
-    "scoring",
-    "proposing",
-    "annotate",
-    "calibration",
-    "export",
-)
+WORKFLOW_ORDER = (project, generation, scoring, proposing, annotate, calibration, export)
 
-
-def _register_commands() -> None:
-    names = [
-        m.name
-        for m in pkgutil.iter_modules(memgrid.tui.commands.__path__)
-        if not m.name.startswith("_")
-    ]
-    ordered = sorted(
-        names, key=lambda n: (WORKFLOW_ORDER.index(n) if n in WORKFLOW_ORDER else 99, n)
-    )
-    for name in ordered:
-        importlib.import_module(f"memgrid.tui.commands.{name}").register(app)
-
-
-_register_commands()
+for command_group in WORKFLOW_ORDER:
+    command_group.register(app)
 
 
 def main() -> None:
