@@ -27,7 +27,6 @@ import json
 import os
 import shutil
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,7 +44,7 @@ from PIL import Image  # noqa: E402
 from tests.app.conftest import settings_for  # noqa: E402
 from tests.app.pilot_helpers import SIZE, press, settle  # noqa: E402
 from tests.app.pty_terminal import PtyTerminal  # noqa: E402
-from tests.hostile.corpus import HOSTILE_STRINGS, raw_escapes  # noqa: E402
+from tests.hostile.corpus import HOSTILE_STRINGS, into_closed_pipe, raw_escapes  # noqa: E402
 from tests.hostile.project import HOSTILE_ANNOTATOR, build_hostile_project  # noqa: E402
 
 DEEP = "[" * 100_000
@@ -246,19 +245,7 @@ def run_labelled_cli(tally: Tally, work: Path) -> Path:
 
 
 def closed_pipe(tally: Tally, root: Path) -> None:
-    reader, writer = os.pipe()
-    os.close(reader)
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "memgrid.tui", "show", "1", "-p", str(root)],
-            stdout=writer,
-            stderr=subprocess.PIPE,
-            cwd=ROOT,
-            timeout=120,
-            check=False,
-        )
-    finally:
-        os.close(writer)
+    done = into_closed_pipe("show", "1", "-p", root)
     tally.saw("show | head", done.stderr.decode("utf-8", errors="replace"))
 
 

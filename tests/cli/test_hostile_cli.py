@@ -7,10 +7,7 @@ ESC (or C1 control, or bidi character) in stdout or stderr came from the data.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,7 +19,7 @@ from memgrid.tui.services.project import open_project
 from typer.testing import CliRunner
 
 from tests.conftest import write_image
-from tests.hostile.corpus import HOSTILE_STRINGS, raw_escapes
+from tests.hostile.corpus import HOSTILE_STRINGS, into_closed_pipe, raw_escapes
 from tests.hostile.project import HOSTILE_MODEL, build_hostile_project, hostile_prompt
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -248,19 +245,7 @@ def test_a_damaged_database_is_one_line(
 
 def test_show_into_a_closed_pipe_stops_quietly(tmp_path: Path, runner: CliRunner) -> None:
     root = build_hostile_project(tmp_path / "hostile", grids=2)
-    reader, writer = os.pipe()
-    os.close(reader)  # `| head` that has already exited
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "memgrid.tui", "show", "1", "-p", str(root)],
-            stdout=writer,
-            stderr=subprocess.PIPE,
-            cwd=ROOT,
-            timeout=60,
-            check=False,
-        )
-    finally:
-        os.close(writer)
+    done = into_closed_pipe("show", "1", "-p", root)
     assert done.returncode == BROKEN_PIPE_EXIT
     assert done.stderr == b""
 

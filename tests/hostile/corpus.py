@@ -8,7 +8,11 @@ zero-width and tag characters, Rich markup, emoji codes, and a NUL.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 from hypothesis import strategies as st
 
@@ -76,8 +80,21 @@ def raw_escapes(output: str, *, app_frame: bool = False) -> int:
     return output.count("\x1b") + len(_FORBIDDEN.findall(output)) + verbatim
 
 
-def mixed(*parts: str) -> str:
-    return " ".join(parts)
+def into_closed_pipe(*args: str | Path) -> subprocess.CompletedProcess[bytes]:
+    """Run `memgrid ARGS` with stdout a pipe nobody reads any more (`| head` that exited)."""
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "memgrid.tui", *map(str, args)],
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            cwd=Path(__file__).resolve().parents[2],
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(writer)
 
 
 # One of each, then mixtures with ordinary prompt text.

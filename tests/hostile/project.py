@@ -16,6 +16,7 @@ from memgrid.tui.services.calibration import calibrate_project
 from memgrid.tui.services.project import Project, create_project
 from PIL import Image
 
+from tests.app.conftest import heatmap_for
 from tests.hostile.corpus import HOSTILE_STRINGS
 
 HOSTILE_ANNOTATOR = "ann\x1b]0;owned\x07[/oops]\u202e"
@@ -64,17 +65,8 @@ def add_hostile_signals(project: Project) -> None:
     for index, grid_id in enumerate(store.grid_ids()):
         hostile = HOSTILE_STRINGS[index % len(HOSTILE_STRINGS)]
         share = round(0.3 + (index % 7) / 10, 3)
-        heatmap = [[(r + c + index) % 10 / 10 for c in range(8)] for r in range(8)]
-        store.add_score(
-            Score(
-                grid_id,
-                "tiled-l2",
-                {"delta": 0.15},
-                "1",
-                {"clique_share": share, "clique_size": 2, "n_seeds": SEEDS, hostile: hostile},
-                heatmap=heatmap,
-            )
-        )
+        values = {"clique_share": share, "clique_size": 2, "n_seeds": SEEDS, hostile: hostile}
+        store.add_score(Score(grid_id, "tiled-l2", {}, "1", values, heatmap=heatmap_for(grid_id)))
         store.add_score(Score(grid_id, "clip", {}, "1", {}, available=False, note=hostile))
         category = CATEGORIES[index % len(CATEGORIES)]
         store.add_proposal(
