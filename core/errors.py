@@ -7,14 +7,19 @@ from pathlib import Path
 from memgrid.core.display_text import printable
 
 
+def one_line(text: str) -> str:
+    """A message for one terminal line: the display sanitiser (a newline or an ESC in a file
+    name is shown escaped, never obeyed)."""
+    return printable(text)
+
+
 class MemgridError(Exception):
     """An expected failure with a one-line message a person can act on."""
 
     title = "memgrid error"
 
     def __init__(self, message: str) -> None:
-        # A newline or an ESC in a file name must not break the line or reach the terminal.
-        message = printable(message)
+        message = one_line(message)
         super().__init__(message)
         self.message = message
 
@@ -57,3 +62,7 @@ class NotFoundError(MemgridError):
     """A grid, prompt or threshold set named by the user does not exist."""
 
     title = "Not found"
+
+    def __init__(self, record: str, problem: str = "not found") -> None:
+        self.record = record
+        super().__init__(f"{record}: {problem}")
