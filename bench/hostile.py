@@ -204,7 +204,7 @@ def run_cli(tally: Tally, work: Path) -> Path:
     for key in ("thresholds deep .json", "thresholds deep .toml", "thresholds named"):
         cli(tally, "propose -t", "propose", "-t", files[key], "-p", project)
     with open_project(project) as opened:
-        grid_ids = opened.store.grid_ids()
+        grid_ids = opened.store.grids.ids_all()
     for grid_id in grid_ids:
         cli(tally, "show", "show", str(grid_id), "-p", project)
     cli(tally, "status", "status", "-p", project)
@@ -260,7 +260,7 @@ async def drive_app(tally: Tally, root: Path) -> None:
                 await settle(pilot)
                 tally.saw("app screens", frame(app), app_frame=True)
                 await press(pilot, "escape")
-            for _ in project.store.grid_ids():
+            for _ in project.store.grids.ids_all():
                 tally.saw("app grids", frame(app), app_frame=True)
                 await press(pilot, "s")
             crashed = app.return_code not in (None, 0)

@@ -84,7 +84,7 @@ async def test_the_grid_on_screen_shows_prompt_model_reasons_and_notes_escaped(
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
             shown = []
-            for _ in range(len(project.store.grid_ids())):
+            for _ in range(len(project.store.grids.ids_all())):
                 assert raw_escapes(frame(app), app_frame=True) == 0
                 # The panels' text before wrapping, to find whole strings in it.
                 shown.extend(str(app.screen.query_one(f"#{name}").render()) for name in PANELS)

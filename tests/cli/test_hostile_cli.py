@@ -78,8 +78,8 @@ def test_hostile_prompts_are_stored_exactly_and_shown_escaped(
     assert f"note: {with_controls} prompt(s) carry control or bidi characters" in text
     assert "odd\\x1b]0;folder title\\x07: no images named by seed" in text
     with open_project(project_dir) as project:
-        stored = {project.store.grid(g).prompt for g in project.store.grid_ids()}
-        grid_ids = project.store.grid_ids()
+        stored = {project.store.grids.get(g).prompt for g in project.store.grids.ids_all()}
+        grid_ids = project.store.grids.ids_all()
     assert stored == set(prompts)  # exact: the data is not rewritten
     for grid_id in grid_ids:
         code, text = run(runner, "show", str(grid_id), "-p", project_dir)
@@ -110,9 +110,9 @@ def test_markup_in_annotator_names_does_not_break_status_or_agreement(
     source = grid_folders(tmp_path / "src", ["one", "two"], model="m")
     run(runner, "import", source, "-p", project_dir)
     with open_project(project_dir) as project:
-        for grid_id in project.store.grid_ids():
-            project.store.label(grid_id, "[/oops]", Category.NONE)
-            project.store.label(grid_id, "[/x]", Category.UNINTENDED)
+        for grid_id in project.store.grids.ids_all():
+            project.store.labels.label(grid_id, "[/oops]", Category.NONE)
+            project.store.labels.label(grid_id, "[/x]", Category.UNINTENDED)
     code, text = run(runner, "status", "-p", project_dir)
     assert code == 0 and "[/oops], [/x]" in text
     code, text = run(runner, "agreement", "-p", project_dir)
@@ -218,8 +218,8 @@ def test_a_huge_seed_fails_its_row_and_the_rows_after_it_are_imported(
     assert 'manifest.jsonl:line 1: "seed" is not an integer' in one_line_error(text)
     assert "1 grids added, 2 images added" in text
     with open_project(project_dir) as project:
-        (grid_id,) = project.store.grid_ids()
-        assert project.store.grid(grid_id).seeds == [0, 1]
+        (grid_id,) = project.store.grids.ids_all()
+        assert project.store.grids.get(grid_id).seeds == [0, 1]
 
 
 @pytest.mark.parametrize(
@@ -288,7 +288,7 @@ def test_prompt_files_and_imports_apply_the_same_rule(
     code, text = run(runner, "import", manifest, "-p", project_dir)
     assert code == 1 and problem in one_line_error(text)
     with open_project(project_dir) as project:
-        assert project.store.grid_count == 0 and project.store.prompt_count == 0
+        assert project.store.grids.count == 0 and project.store.prompts.count == 0
 
 
 def test_the_longest_prompt_allowed_goes_in_through_both_readers(
@@ -301,4 +301,4 @@ def test_the_longest_prompt_allowed_goes_in_through_both_readers(
     source = grid_folders(tmp_path / "src", [longest], model="m")
     assert run(runner, "import", source, "-p", project_dir)[0] == 0
     with open_project(project_dir) as project:
-        assert project.store.prompt_count == 1 and project.store.grid_count == 1
+        assert project.store.prompts.count == 1 and project.store.grids.count == 1

@@ -50,7 +50,7 @@ def add_hostile_grids(project: Project, grids: int) -> None:
             )
             for seed in range(SEEDS)
         ]
-        project.store.add_grid(
+        project.store.grids.add(
             hostile_prompt(index),
             images,
             model=HOSTILE_MODEL if index % 2 else "a-plain-model",
@@ -61,15 +61,15 @@ def add_hostile_grids(project: Project, grids: int) -> None:
 
 def add_hostile_signals(project: Project) -> None:
     store = project.store
-    thresholds = store.add_threshold_set(HOSTILE_THRESHOLDS, {"tau_mem": 0.5}, activate=True)
-    for index, grid_id in enumerate(store.grid_ids()):
+    thresholds = store.thresholds.add(HOSTILE_THRESHOLDS, {"tau_mem": 0.5}, activate=True)
+    for index, grid_id in enumerate(store.grids.ids_all()):
         hostile = HOSTILE_STRINGS[index % len(HOSTILE_STRINGS)]
         share = round(0.3 + (index % 7) / 10, 3)
         values = {"clique_share": share, "clique_size": 2, "n_seeds": SEEDS, hostile: hostile}
-        store.add_score(Score(grid_id, "tiled-l2", {}, "1", values, heatmap=heatmap_for(grid_id)))
-        store.add_score(Score(grid_id, "clip", {}, "1", {}, available=False, note=hostile))
+        store.scores.add(Score(grid_id, "tiled-l2", {}, "1", values, heatmap=heatmap_for(grid_id)))
+        store.scores.add(Score(grid_id, "clip", {}, "1", {}, available=False, note=hostile))
         category = CATEGORIES[index % len(CATEGORIES)]
-        store.add_proposal(
+        store.proposals.add(
             Proposal(
                 grid_id=grid_id,
                 threshold_set_id=thresholds.id,
@@ -85,19 +85,19 @@ def add_hostile_signals(project: Project) -> None:
 def add_hostile_labels(project: Project) -> None:
     """Labels, skips and flags with hostile notes; disagreements for the adjudication queue."""
     store = project.store
-    for index, grid_id in enumerate(store.grid_ids()[:12]):
+    for index, grid_id in enumerate(store.grids.ids_all()[:12]):
         hostile = HOSTILE_STRINGS[index % len(HOSTILE_STRINGS)]
         feature = Feature(Category.UNINTENDED, f"mark {hostile}", (index % 64,))
         if index % 4 == 0:
-            store.skip(grid_id, HOSTILE_ANNOTATOR, note=f"skip {hostile}")
+            store.labels.skip(grid_id, HOSTILE_ANNOTATOR, note=f"skip {hostile}")
         elif index % 4 == 1:
-            store.flag(grid_id, HOSTILE_ANNOTATOR, note=f"flag {hostile}")
+            store.labels.flag(grid_id, HOSTILE_ANNOTATOR, note=f"flag {hostile}")
         else:
-            store.label(
+            store.labels.label(
                 grid_id,
                 HOSTILE_ANNOTATOR,
                 CATEGORIES[index % 4],
                 note=f"note {hostile}",
                 features=(feature,),
             )
-        store.label(grid_id, OTHER_ANNOTATOR, CATEGORIES[(index + 1) % 4], note=hostile)
+        store.labels.label(grid_id, OTHER_ANNOTATOR, CATEGORIES[(index + 1) % 4], note=hostile)

@@ -19,7 +19,7 @@ from memgrid.core.errors import InputError
 from memgrid.core.importing import plan_import
 from memgrid.core.prompt_files import read_prompt_file
 from memgrid.core.records import Entity, Grid, LabelEvent, Proposal, Reason, Score
-from memgrid.core.taxonomy import Category, Feature, LabelState
+from memgrid.core.taxonomy import Category, Feature, LabelAction, LabelState
 from memgrid.tui.app.adjudication import Disagreement
 from memgrid.tui.app.screens.adjudicate import disagreement_option
 from memgrid.tui.app.screens.grid_list import grid_option
@@ -160,7 +160,7 @@ def hostile_event(text: str, category: Category, event_id: int = 1) -> LabelEven
         event_id,
         1,
         text,
-        "label",
+        LabelAction.LABEL,
         LabelState.LABELLED,
         category,
         features=(Feature(category, text, (1,)),),
@@ -175,7 +175,7 @@ def test_every_widget_describer_shows_hostile_text_escaped(
     lexicon = [Entity(name=text.strip() or "x", type="work", aliases=(text,))]
     attribution = attribute(f"{prompt} by {text} 'Quoted {text}'", lexicon)
     event = hostile_event(text, category)
-    undo = LabelEvent(2, 1, text, "undo", None, None, undoes=1)
+    undo = LabelEvent(2, 1, text, LabelAction.UNDO, None, None, undoes=1)
     renderables = [
         highlight_prompt(attribution),
         legend(attribution),
