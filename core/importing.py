@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -12,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from memgrid.core.errors import InputError
+from memgrid.core.generation.settings import MAX_SEED
 from memgrid.core.images import IMAGE_SUFFIXES, CheckedImage, read_image_file
-from memgrid.core.prompt_files import clean_prompt
-from memgrid.core.text_files import read_text
+from memgrid.core.prompt_files import checked_prompt
+from memgrid.core.text_files import parse_json, read_text, resolved_path
 
 MANIFEST_SUFFIXES = (".jsonl", ".csv")
 PROMPT_FILE_NAME = "prompt.txt"
@@ -78,7 +78,7 @@ def load_images(grid: PlannedGrid) -> list[tuple[int, CheckedImage]]:
 
 def _inside(path: Path, root: Path) -> bool:
     try:
-        path.resolve().relative_to(root.resolve())
+        resolved_path(path).relative_to(resolved_path(root))
     except ValueError:
         return False
     return True
@@ -88,7 +88,7 @@ def _plan_folder(folder: Path, source_root: Path) -> PlannedGrid:
     prompt_path = folder / PROMPT_FILE_NAME
     if not prompt_path.exists():
         raise InputError(folder, f"no {PROMPT_FILE_NAME} in this grid folder")
-    prompt = clean_prompt(read_text(prompt_path))
+    prompt = checked_prompt(read_text(prompt_path), prompt_path)
     if not prompt:
         raise InputError(prompt_path, "prompt is empty")
     grid = PlannedGrid(prompt=prompt, origin=str(folder))
@@ -115,10 +115,7 @@ def _plan_folder(folder: Path, source_root: Path) -> PlannedGrid:
 
 
 def _apply_meta(grid: PlannedGrid, meta_path: Path) -> None:
-    try:
-        meta = json.loads(read_text(meta_path))
-    except json.JSONDecodeError as error:
-        raise InputError(meta_path, f"invalid JSON ({error.msg})", f"line {error.lineno}") from None
+    meta = parse_json(read_text(meta_path), meta_path)
     if not isinstance(meta, dict):
         raise InputError(meta_path, "must be a JSON object")
     model = meta.get("model", UNKNOWN_MODEL)
@@ -135,12 +132,7 @@ def _manifest_rows(manifest: Path) -> Iterator[tuple[str, dict[str, Any]]]:
         for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise InputError(
-                    manifest, f"invalid JSON ({error.msg})", f"line {number}"
-                ) from None
+            row = parse_json(line, manifest, f"line {number}")
             if not isinstance(row, dict):
                 raise InputError(manifest, "each line must be a JSON object", f"line {number}")
             yield f"line {number}", row
@@ -153,23 +145,29 @@ def _manifest_rows(manifest: Path) -> Iterator[tuple[str, dict[str, Any]]]:
         raise InputError(manifest, f"malformed CSV ({error})") from None
 
 
+def _manifest_seed(value: Any, manifest: Path, location: str) -> int:
+    try:
+        seed = int(str(value if value is not None else "").strip())
+    except ValueError:
+        seed = -1
+    if not 0 <= seed <= MAX_SEED:
+        shown = str(value)[:40] + ("…" if len(str(value)) > 40 else "")
+        raise InputError(manifest, f'"seed" is not an integer in 0..2^63-1: {shown!r}', location)
+    return seed
+
+
 def _plan_manifest(manifest: Path) -> ImportPlan:
     root = manifest.parent
     grids: dict[tuple[str, str], PlannedGrid] = {}
     errors: list[InputError] = []
     bad_keys: set[tuple[str, str]] = set()
     for location, row in _manifest_rows(manifest):
-        prompt = clean_prompt(str(row.get("prompt") or ""))
+        prompt = str(row.get("prompt") or "").strip()
         model = str(row.get("model") or UNKNOWN_MODEL)
         try:
-            if not prompt:
+            if not checked_prompt(prompt, manifest, location):
                 raise InputError(manifest, 'row has no "prompt"', location)
-            try:
-                seed = int(str(row.get("seed", "")).strip())
-            except ValueError:
-                raise InputError(
-                    manifest, f'"seed" is not an integer: {row.get("seed")!r}', location
-                ) from None
+            seed = _manifest_seed(row.get("seed"), manifest, location)
             raw_path = str(row.get("path") or "").strip()
             if not raw_path:
                 raise InputError(manifest, 'row has no "path"', location)

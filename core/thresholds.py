@@ -8,16 +8,14 @@ none is tuned on demo data. Calibration (docs/design.md, "Calibration and agreem
 
 from __future__ import annotations
 
-import json
 import math
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from memgrid.core.errors import InputError
-from memgrid.core.text_files import read_text
+from memgrid.core.text_files import parse_json, parse_toml, read_text
 
 V0_NAME = "v0"
 
@@ -205,19 +203,12 @@ def load_threshold_file(path: Path) -> ThresholdFile:
 def _read_mapping(path: Path) -> dict[str, Any]:
     text = read_text(path)
     suffix = path.suffix.lower()
-    try:
-        if suffix == ".toml":
-            data: Any = tomllib.loads(text)
-        elif suffix == ".json":
-            data = json.loads(text)
-        else:
-            raise InputError(path, "threshold file must end in .toml or .json")
-    except tomllib.TOMLDecodeError as error:
-        raise InputError(path, f"not valid TOML ({error})") from None
-    except json.JSONDecodeError as error:
-        raise InputError(
-            path, f"not valid JSON ({error.msg})", location=f"line {error.lineno}"
-        ) from None
+    if suffix == ".toml":
+        data: Any = parse_toml(text, path)
+    elif suffix == ".json":
+        data = parse_json(text, path)
+    else:
+        raise InputError(path, "threshold file must end in .toml or .json")
     if not isinstance(data, dict):
         raise InputError(path, "a threshold file must hold one table (mapping) of keys")
     return data

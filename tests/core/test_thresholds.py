@@ -71,7 +71,7 @@ class TestThresholdFiles:
             ("tau_mem = true\n", ".toml", "must be a number", "tau_mem"),
             ("min_clique = 2.5\n", ".toml", "whole number", "min_clique"),
             ("tau_mem = nan\n", ".toml", "out of range", "tau_mem"),
-            ('{"tau_mem": 0.1,}', ".json", "not valid JSON", "line 1"),
+            ('{"tau_mem": 0.1,}', ".json", "invalid JSON", "line 1"),
             ("[1, 2]", ".json", "one table", None),
             ("tau_mem = \n", ".toml", "not valid TOML", None),
             ("name = 3\n", ".toml", "name must be a non-empty string", "name"),

@@ -29,6 +29,7 @@ from memgrid.core.generation.signal import (
 from memgrid.core.images import CheckedImage, read_image_file
 from memgrid.core.prompt_files import read_prompt_file
 from memgrid.core.records import Grid, Score
+from memgrid.core.text_files import resolved_path
 from memgrid.db.rows import canonical_json, content_key
 from memgrid.tui.services.project import Project, create_project, open_project
 
@@ -370,8 +371,8 @@ def merge_projects(
     merged grid has exactly the seeds it was computed on (the wen signal is merged per
     seed); labels are not merged: label after merging.
     """
-    target_root = into.resolve()
-    resolved = [source.resolve() for source in sources]
+    target_root = resolved_path(into)
+    resolved = [resolved_path(source) for source in sources]
     if target_root in resolved:
         raise InputError(into, "--into must not be one of the projects being merged")
     if len(set(resolved)) != len(resolved):

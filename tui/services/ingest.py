@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from memgrid.core.demo import DEMO_ENTITIES, DEMO_MODEL, DEMO_SET, demo_images
+from memgrid.core.display_text import has_control_characters
 from memgrid.core.errors import InputError
 from memgrid.core.importing import load_images, plan_import
 from memgrid.core.prompt_files import read_prompt_file
@@ -20,6 +21,8 @@ class ImportReport:
     grids_already_present: int = 0
     images_added: int = 0
     errors: list[InputError] = field(default_factory=list)
+    # Stored exactly (they are data) and shown escaped; the count tells the person.
+    prompts_with_control_characters: int = 0
 
 
 @dataclass
@@ -27,6 +30,7 @@ class PromptsReport:
     added: int
     merged: int
     empty_skipped: int
+    prompts_with_control_characters: int = 0
 
 
 def add_prompt_file(project: Project, path: Path) -> PromptsReport:
@@ -36,6 +40,9 @@ def add_prompt_file(project: Project, path: Path) -> PromptsReport:
         added=added,
         merged=merged + prompt_file.duplicates_in_file,
         empty_skipped=prompt_file.empty_skipped,
+        prompts_with_control_characters=sum(
+            has_control_characters(prompt) for prompt, _ in prompt_file.prompts
+        ),
     )
 
 
@@ -49,6 +56,7 @@ def import_grids(
     """
     plan = plan_import(source)
     report = ImportReport(errors=list(plan.errors))
+    with_controls: set[str] = set()
     for index, planned in enumerate(plan.grids, start=1):
         try:
             loaded = load_images(planned)
@@ -69,6 +77,9 @@ def import_grids(
             prompt_metadata=planned.metadata,
         )
         report.images_added += added
+        if has_control_characters(planned.prompt):
+            with_controls.add(planned.prompt)
+        report.prompts_with_control_characters = len(with_controls)
         if grid_id_before is None:
             report.grids_added += 1
         else:
