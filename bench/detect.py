@@ -1,0 +1,369 @@
+"""Measure the detector on real seed grids: every signal, the combined score and the proposals.
+
+Run: just bench detect [FOLDER] [--bootstraps B] [--out bench/results/detect.txt]
+(FOLDER defaults to ../shared/realgrids-dev: memgrid's folder-per-grid layout plus a
+manifest.jsonl with each grid's label, category, recurrence and source.)
+
+The folder is imported into a temporary project as a user would import it, scored with the
+default metrics (clip is reported unavailable: no weights here) and proposed under the
+default threshold set. Printed, each with a bootstrap 95% interval over grids: AUC and TPR
+at 5% FPR of every stored signal, memorized against mitigated + not memorized (unknown left
+out); the proposal's accuracy, precision, recall and false alarms; category agreement on the
+memorized grids; the same by grid size; the near-copy and character grids one by one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from memgrid.core.records import Score
+from memgrid.tui.services.ingest import import_grids
+from memgrid.tui.services.project import Project, create_project
+from memgrid.tui.services.proposing import propose_all
+from memgrid.tui.services.scoring import MetricOptions, build_metrics, score_project
+from sklearn.metrics import roc_auc_score, roc_curve
+
+DEFAULT_FOLDER = Path(__file__).resolve().parents[1] / ".." / "shared" / "realgrids-dev"
+POSITIVE = "memorized"
+NEGATIVE = ("mitigated", "not_memorized")
+LOW_FPR = 0.05
+# Manifest categories in memgrid's vocabulary.
+CATEGORY_NAMES = {
+    "explicit_intended": "explicit",
+    "implicit_intended": "implicit",
+    "unintended": "unintended",
+    "none": "none",
+}
+NEAR_COPY = ("near_verbatim", "template")
+# Score values that describe the run, not the grid: never a signal.
+NOT_SIGNALS = {
+    "n_seeds",
+    "threshold",
+    "clique_size",
+    "cluster_size",
+    "median_distance",
+    "region_grid",
+    "tile_threshold",
+    "texture_floor",
+}
+
+
+@dataclass
+class GridResult:
+    """One grid: what the manifest says and what memgrid measured and proposed."""
+
+    name: str
+    source: str
+    label: str
+    category: str
+    recurrence: str
+    seeds: int
+    signals: dict[str, float] = field(default_factory=dict)
+    proposed: str = "none"
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def judged(self) -> bool:
+        return self.label == POSITIVE or self.label in NEGATIVE
+
+    @property
+    def positive(self) -> bool:
+        return self.label == POSITIVE
+
+
+def read_manifest(folder: Path) -> dict[str, dict[str, Any]]:
+    rows = [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines() if line.strip()]
+    return {row["grid_id"]: row for row in rows}
+
+
+def signal_values(scores: Sequence[Score]) -> dict[str, float]:
+    """Every numeric grid-level value as "metric:key" (the latest available score per metric)."""
+    values: dict[str, float] = {}
+    for score in scores:
+        if not score.available:
+            continue
+        for key, value in score.values.items():
+            if key in NOT_SIGNALS or isinstance(value, bool) or not isinstance(value, int | float):
+                continue
+            values[f"{score.metric}:{key}"] = float(value)
+        tiles = score.values.get("region_tiles")
+        if isinstance(tiles, list):
+            grid = int(score.values.get("region_grid") or 8)
+            values[f"{score.metric}:region_share"] = len(tiles) / (grid * grid)
+    return values
+
+
+def build(folder: Path, root: Path, workers: int) -> tuple[Project, list[GridResult]]:
+    """Import, score and propose the folder in a new project at `root`."""
+    manifest = read_manifest(folder)
+    project = create_project(root)
+    report = import_grids(project, folder)
+    for error in report.errors:
+        print(f"import: {error}")
+    print(
+        f"import: {report.grids_added} grids added, {report.grids_already_present} already "
+        f"present, {report.images_added} images"
+    )
+    score_project(project, build_metrics(MetricOptions()), workers=workers)
+    propose_all(project)
+    results = []
+    for grid in project.store.grids():
+        name = Path(str(grid.provenance.get("imported_from", ""))).name
+        row = manifest.get(name)
+        if row is None:
+            print(f"import: grid {grid.id} ({name}) is not in the manifest")
+            continue
+        proposal = project.store.proposal(grid.id)
+        results.append(
+            GridResult(
+                name=name,
+                source=row["source"].split(":", 1)[0],
+                label=row["label"],
+                category=CATEGORY_NAMES.get(row["category"], row["category"]),
+                recurrence=row["recurrence"],
+                seeds=len(grid.images),
+                signals=signal_values(project.store.scores(grid.id)),
+                proposed=proposal.category.value if proposal else "none",
+                reasons=[r.text for r in proposal.reasons] if proposal else [],
+            )
+        )
+    missing = sorted(set(manifest) - {r.name for r in results})
+    if missing:
+        print(f"import: {len(missing)} manifest grids not in the project: {', '.join(missing)}")
+    return project, results
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def tpr_at_fpr(labels: np.ndarray, scores: np.ndarray, fpr_limit: float = LOW_FPR) -> float:
+    fpr, tpr, _ = roc_curve(labels, scores)
+    return float(tpr[fpr <= fpr_limit + 1e-12].max())
+
+
+def auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    return float(roc_auc_score(labels, scores))
+
+
+Statistic = Callable[[np.ndarray], float | None]
+
+
+def bootstrap(
+    count: int, statistic: Statistic, draws: int, seed: int = 0
+) -> tuple[float | None, tuple[float, float] | None]:
+    """The statistic on all items and a percentile 95% interval over item resamples."""
+    value = statistic(np.arange(count))
+    if value is None or count == 0:
+        return value, None
+    rng = np.random.default_rng(seed)
+    samples = []
+    for _ in range(draws):
+        drawn = statistic(rng.integers(0, count, count))
+        if drawn is not None:
+            samples.append(drawn)
+    if len(samples) < draws // 2:
+        return value, None
+    low, high = np.percentile(samples, [2.5, 97.5])
+    return value, (float(low), float(high))
+
+
+def ranking(labels: np.ndarray, scores: np.ndarray, draws: int) -> dict[str, Any]:
+    """AUC and TPR at 5% FPR with intervals; None where one class is missing."""
+
+    def both_classes(fn: Callable[[np.ndarray, np.ndarray], float]) -> Statistic:
+        def statistic(index: np.ndarray) -> float | None:
+            picked = labels[index]
+            if picked.all() or not picked.any():
+                return None
+            return fn(picked, scores[index])
+
+        return statistic
+
+    return {
+        "auc": bootstrap(len(labels), both_classes(auc), draws),
+        "tpr_at_5_fpr": bootstrap(len(labels), both_classes(tpr_at_fpr), draws),
+    }
+
+
+def decisions(labels: np.ndarray, proposed: np.ndarray, draws: int) -> dict[str, Any]:
+    """Accuracy, precision, recall and false-alarm rate of memorized/not decisions."""
+
+    def rate(numerator: Callable[[np.ndarray, np.ndarray], int], denominator: Callable[[np.ndarray, np.ndarray], int]) -> Statistic:
+        def statistic(index: np.ndarray) -> float | None:
+            truth, guess = labels[index], proposed[index]
+            below = denominator(truth, guess)
+            return numerator(truth, guess) / below if below else None
+
+        return statistic
+
+    return {
+        "accuracy": bootstrap(len(labels), rate(lambda t, g: int((t == g).sum()), lambda t, g: len(t)), draws),
+        "precision": bootstrap(len(labels), rate(lambda t, g: int((t & g).sum()), lambda t, g: int(g.sum())), draws),
+        "recall": bootstrap(len(labels), rate(lambda t, g: int((t & g).sum()), lambda t, g: int(t.sum())), draws),
+        "false_alarm_rate": bootstrap(len(labels), rate(lambda t, g: int((~t & g).sum()), lambda t, g: int((~t).sum())), draws),
+    }
+
+
+def share(hits: np.ndarray, draws: int) -> tuple[float | None, tuple[float, float] | None]:
+    return bootstrap(len(hits), lambda i: float(hits[i].mean()) if len(i) else None, draws)
+
+
+def fmt(estimate: tuple[float | None, tuple[float, float] | None]) -> str:
+    value, interval = estimate
+    if value is None:
+        return "n/a"
+    if interval is None:
+        return f"{value:.3f}"
+    return f"{value:.3f} [{interval[0]:.3f}, {interval[1]:.3f}]"
+
+
+# ---------------------------------------------------------------- report
+
+
+def measure(results: list[GridResult], draws: int, lines: list[str]) -> dict[str, Any]:
+    judged = [r for r in results if r.judged]
+    labels = np.array([r.positive for r in judged])
+    proposed = np.array([r.proposed != "none" for r in judged])
+    summary: dict[str, Any] = {
+        "grids": len(results),
+        "judged": len(judged),
+        "positives": int(labels.sum()),
+        "negatives": int((~labels).sum()),
+    }
+    lines.append(
+        f"{len(results)} grids; judged {len(judged)}: {labels.sum()} memorized, "
+        f"{(~labels).sum()} mitigated or not memorized (unknown left out)"
+    )
+    lines.append("")
+    lines.append(f"signals (memorized vs not): AUC and TPR at {LOW_FPR:.0%} FPR, 95% intervals")
+    names = sorted({name for r in judged for name in r.signals})
+    summary["signals"] = {}
+    for name in names:
+        scores = np.array([r.signals.get(name, np.nan) for r in judged])
+        present = ~np.isnan(scores)
+        stats = ranking(labels[present], scores[present], draws)
+        summary["signals"][name] = stats
+        lines.append(
+            f"  {name:32s} AUC {fmt(stats['auc']):26s} TPR@5%FPR {fmt(stats['tpr_at_5_fpr'])}"
+            + ("" if present.all() else f"  ({present.sum()} grids)")
+        )
+    lines.append("")
+    summary["proposal"] = proposal_block("proposal (default threshold set)", judged, draws, lines)
+    summary["by_size"] = {}
+    lines.append("by grid size (proposal):")
+    for seeds in sorted({r.seeds for r in judged}):
+        group = [r for r in judged if r.seeds == seeds]
+        truth = np.array([r.positive for r in group])
+        guess = np.array([r.proposed != "none" for r in group])
+        false_alarms = int((~truth & guess).sum())
+        caught = int((truth & guess).sum())
+        summary["by_size"][seeds] = {
+            "grids": len(group),
+            "positives": int(truth.sum()),
+            "caught": caught,
+            "false_alarms": false_alarms,
+            "accuracy": decisions(truth, guess, draws)["accuracy"],
+        }
+        lines.append(
+            f"  {seeds} seeds: {len(group):2d} grids ({truth.sum()} memorized): caught "
+            f"{caught}/{truth.sum()}, false alarms {false_alarms}/{(~truth).sum()}, accuracy "
+            f"{fmt(summary['by_size'][seeds]['accuracy'])}"
+        )
+    lines.append("")
+    grid_lines(results, lines)
+    return summary
+
+
+def proposal_block(title: str, judged: list[GridResult], draws: int, lines: list[str]) -> dict[str, Any]:
+    labels = np.array([r.positive for r in judged])
+    proposed = np.array([r.proposed != "none" for r in judged])
+    stats = decisions(labels, proposed, draws)
+    memorized = [r for r in judged if r.positive]
+    agree = np.array([r.proposed == r.category for r in memorized])
+    near = [r for r in memorized if r.recurrence in NEAR_COPY]
+    near_hits = sum(r.proposed == r.category for r in near)
+    character = [r for r in memorized if r.recurrence == "character"]
+    character_caught = sum(r.proposed != "none" for r in character)
+    character_right = sum(r.proposed == r.category for r in character)
+    false_alarms = int((~labels & proposed).sum())
+    block = {
+        **stats,
+        "false_alarms": false_alarms,
+        "negatives": int((~labels).sum()),
+        "category_agreement": share(agree, draws),
+        "near_copy_right": near_hits,
+        "near_copy": len(near),
+        "character_caught": character_caught,
+        "character_right": character_right,
+        "character": len(character),
+    }
+    lines.append(f"{title}:")
+    lines.append(f"  accuracy {fmt(stats['accuracy'])}")
+    lines.append(f"  precision {fmt(stats['precision'])}  recall {fmt(stats['recall'])}")
+    lines.append(
+        f"  false alarms {false_alarms}/{(~labels).sum()} negatives: rate {fmt(stats['false_alarm_rate'])}"
+    )
+    lines.append(
+        f"  category agreement on the {len(memorized)} memorized grids: {fmt(block['category_agreement'])}"
+    )
+    lines.append(
+        f"  near-copy grids (near_verbatim, template) proposed memorized with the manifest's "
+        f"category: {near_hits}/{len(near)}"
+    )
+    lines.append(
+        f"  character grids: {character_caught}/{len(character)} proposed memorized, "
+        f"{character_right}/{len(character)} with the manifest's category"
+    )
+    lines.append("")
+    return block
+
+
+def grid_lines(results: list[GridResult], lines: list[str]) -> None:
+    lines.append("grids (label/category -> proposal), memorized and false alarms:")
+    for r in sorted(results, key=lambda r: (r.label, r.recurrence, r.name)):
+        wrong = (r.positive and r.proposed != r.category) or (
+            r.label in NEGATIVE and r.proposed != "none"
+        )
+        if not (r.positive or r.label == "unknown" or wrong):
+            continue
+        mark = "x" if wrong else " "
+        lines.append(
+            f"  {mark} {r.name:42s} {r.seeds} seeds {r.label}/{r.category} ({r.recurrence}) -> {r.proposed}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", nargs="?", type=Path, default=DEFAULT_FOLDER)
+    parser.add_argument("--bootstraps", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", type=Path, help="also write the report here (and .json beside)")
+    parser.add_argument("--keep", type=Path, help="build the project here and keep it")
+    args = parser.parse_args()
+    folder = args.folder.resolve()
+    root = args.keep or Path(tempfile.mkdtemp(prefix="memgrid-detect-"))
+    try:
+        project, results = build(folder, root, args.workers)
+        project.close()
+        lines: list[str] = []
+        summary = measure(results, args.bootstraps, lines)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(root, ignore_errors=True)
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+        args.out.with_suffix(".json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
+
+
+if __name__ == "__main__":
+    main()
