@@ -47,12 +47,13 @@ NEAR_COPY = ("near_verbatim", "template")
 NOT_SIGNALS = {
     "n_seeds",
     "threshold",
-    "clique_size",
-    "cluster_size",
     "median_distance",
     "region_grid",
     "tile_threshold",
     "texture_floor",
+    "tile_delta",
+    "robust_quantile",
+    "median_inliers",  # the same ranking as keypoints:median_similarity
 }
 
 
@@ -80,7 +81,11 @@ class GridResult:
 
 
 def read_manifest(folder: Path) -> dict[str, dict[str, Any]]:
-    rows = [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines() if line.strip()]
+    rows = [
+        json.loads(line)
+        for line in (folder / "manifest.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
     return {row["grid_id"]: row for row in rows}
 
 
@@ -91,7 +96,12 @@ def signal_values(scores: Sequence[Score]) -> dict[str, float]:
         if not score.available:
             continue
         for key, value in score.values.items():
-            if key in NOT_SIGNALS or isinstance(value, bool) or not isinstance(value, int | float):
+            if (
+                key in NOT_SIGNALS
+                or key.endswith("_size")
+                or isinstance(value, bool)
+                or not isinstance(value, int | float)
+            ):
                 continue
             values[f"{score.metric}:{key}"] = float(value)
         tiles = score.values.get("region_tiles")
@@ -105,7 +115,7 @@ def build(folder: Path, root: Path, workers: int) -> tuple[Project, list[GridRes
     """Import, score and propose the folder in a new project at `root`."""
     manifest = read_manifest(folder)
     project = create_project(root)
-    report = import_grids(project, folder)
+    report = import_grids(project, _staged(folder, manifest, root))
     for error in report.errors:
         print(f"import: {error}")
     print(
@@ -139,6 +149,17 @@ def build(folder: Path, root: Path, workers: int) -> tuple[Project, list[GridRes
     if missing:
         print(f"import: {len(missing)} manifest grids not in the project: {', '.join(missing)}")
     return project, results
+
+
+def _staged(folder: Path, manifest: dict[str, dict[str, Any]], root: Path) -> Path:
+    """TEMPORARY until import keeps source folders apart: each grid staged with its own key."""
+    stage = root / "stage"
+    for name in manifest:
+        shutil.copytree(folder / name, stage / name)
+        (stage / name / "meta.json").write_text(json.dumps({"settings": {"folder": name}}))
+        if not (stage / name / "prompt.txt").exists():
+            (stage / name / "prompt.txt").write_text("(prompt unknown)")
+    return stage
 
 
 # ---------------------------------------------------------------- statistics
@@ -196,7 +217,10 @@ def ranking(labels: np.ndarray, scores: np.ndarray, draws: int) -> dict[str, Any
 def decisions(labels: np.ndarray, proposed: np.ndarray, draws: int) -> dict[str, Any]:
     """Accuracy, precision, recall and false-alarm rate of memorized/not decisions."""
 
-    def rate(numerator: Callable[[np.ndarray, np.ndarray], int], denominator: Callable[[np.ndarray, np.ndarray], int]) -> Statistic:
+    def rate(
+        numerator: Callable[[np.ndarray, np.ndarray], int],
+        denominator: Callable[[np.ndarray, np.ndarray], int],
+    ) -> Statistic:
         def statistic(index: np.ndarray) -> float | None:
             truth, guess = labels[index], proposed[index]
             below = denominator(truth, guess)
@@ -205,10 +229,18 @@ def decisions(labels: np.ndarray, proposed: np.ndarray, draws: int) -> dict[str,
         return statistic
 
     return {
-        "accuracy": bootstrap(len(labels), rate(lambda t, g: int((t == g).sum()), lambda t, g: len(t)), draws),
-        "precision": bootstrap(len(labels), rate(lambda t, g: int((t & g).sum()), lambda t, g: int(g.sum())), draws),
-        "recall": bootstrap(len(labels), rate(lambda t, g: int((t & g).sum()), lambda t, g: int(t.sum())), draws),
-        "false_alarm_rate": bootstrap(len(labels), rate(lambda t, g: int((~t & g).sum()), lambda t, g: int((~t).sum())), draws),
+        "accuracy": bootstrap(
+            len(labels), rate(lambda t, g: int((t == g).sum()), lambda t, g: len(t)), draws
+        ),
+        "precision": bootstrap(
+            len(labels), rate(lambda t, g: int((t & g).sum()), lambda t, g: int(g.sum())), draws
+        ),
+        "recall": bootstrap(
+            len(labels), rate(lambda t, g: int((t & g).sum()), lambda t, g: int(t.sum())), draws
+        ),
+        "false_alarm_rate": bootstrap(
+            len(labels), rate(lambda t, g: int((~t & g).sum()), lambda t, g: int((~t).sum())), draws
+        ),
     }
 
 
@@ -282,7 +314,9 @@ def measure(results: list[GridResult], draws: int, lines: list[str]) -> dict[str
     return summary
 
 
-def proposal_block(title: str, judged: list[GridResult], draws: int, lines: list[str]) -> dict[str, Any]:
+def proposal_block(
+    title: str, judged: list[GridResult], draws: int, lines: list[str]
+) -> dict[str, Any]:
     labels = np.array([r.positive for r in judged])
     proposed = np.array([r.proposed != "none" for r in judged])
     stats = decisions(labels, proposed, draws)
