@@ -24,7 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from memgrid.core.records import Score
+from memgrid.core.attribution import attribute
+from memgrid.core.categorizer import categorize, latest_by_metric
+from memgrid.core.combined import evidence, feature_row, fit_weights
+from memgrid.core.records import Entity, Score
+from memgrid.core.thresholds import Thresholds, v0_values
 from memgrid.tui.services.ingest import import_grids
 from memgrid.tui.services.project import Project, create_project
 from memgrid.tui.services.proposing import propose_all
@@ -67,9 +71,12 @@ class GridResult:
     category: str
     recurrence: str
     seeds: int
+    prompt: str = ""
+    scores: list[Score] = field(default_factory=list)
     signals: dict[str, float] = field(default_factory=dict)
     proposed: str = "none"
     reasons: list[str] = field(default_factory=list)
+    held_out: str = "none"  # the proposal under weights fitted without this grid's source
 
     @property
     def judged(self) -> bool:
@@ -132,6 +139,10 @@ def build(folder: Path, root: Path, workers: int) -> tuple[Project, list[GridRes
             print(f"import: grid {grid.id} ({name}) is not in the manifest")
             continue
         proposal = project.store.proposal(grid.id)
+        scores = project.store.scores(grid.id)
+        signals = signal_values(scores)
+        if proposal is not None and proposal.score is not None:
+            signals["combined"] = proposal.score
         results.append(
             GridResult(
                 name=name,
@@ -140,7 +151,9 @@ def build(folder: Path, root: Path, workers: int) -> tuple[Project, list[GridRes
                 category=CATEGORY_NAMES.get(row["category"], row["category"]),
                 recurrence=row["recurrence"],
                 seeds=len(grid.images),
-                signals=signal_values(project.store.scores(grid.id)),
+                prompt=grid.prompt,
+                scores=scores,
+                signals=signals,
                 proposed=proposal.category.value if proposal else "none",
                 reasons=[r.text for r in proposal.reasons] if proposal else [],
             )
@@ -148,7 +161,35 @@ def build(folder: Path, root: Path, workers: int) -> tuple[Project, list[GridRes
     missing = sorted(set(manifest) - {r.name for r in results})
     if missing:
         print(f"import: {len(missing)} manifest grids not in the project: {', '.join(missing)}")
+    leave_one_source_out(results, project.store.entities())
     return project, results
+
+
+def leave_one_source_out(results: list[GridResult], lexicon: list[Entity]) -> None:
+    """Fit the combined score's weights on five sources, propose the sixth, for every source.
+
+    The proposals and scores so made (`held_out`, signal "combined (held-out fit)") are
+    never fitted on the grid they judge, so their figures are not a fit to the test.
+    """
+    v0 = Thresholds.v0()
+    rows = {id(r): feature_row(evidence(latest_by_metric(r.scores), v0)) for r in results}
+    for source in sorted({r.source for r in results}):
+        # As `memgrid calibrate` does without CLIP scores: positives labelled semantic-only
+        # (no Webster type; here recurrence "character") are left out of the fit.
+        train = [
+            r
+            for r in results
+            if r.judged and r.source != source and r.recurrence != "character"
+        ]
+        fitted = fit_weights(
+            np.array([rows[id(r)] for r in train]), np.array([r.positive for r in train]), v0
+        )
+        thresholds = Thresholds.from_values({**v0_values(), **fitted.values()})
+        print(f"held-out fit without {source}: {fitted.values()}")
+        for result in (r for r in results if r.source == source):
+            held = categorize(result.scores, thresholds, attribute(result.prompt, lexicon))
+            result.held_out = held.category.value
+            result.signals["combined (held-out fit)"] = float(held.score or 0.0)
 
 
 def _staged(folder: Path, manifest: dict[str, dict[str, Any]], root: Path) -> Path:
@@ -275,20 +316,30 @@ def measure(results: list[GridResult], draws: int, lines: list[str]) -> dict[str
         f"{(~labels).sum()} mitigated or not memorized (unknown left out)"
     )
     lines.append("")
-    lines.append(f"signals (memorized vs not): AUC and TPR at {LOW_FPR:.0%} FPR, 95% intervals")
+    lines.append(
+        f"signals (memorized vs not): AUC and TPR at {LOW_FPR:.0%} FPR, 95% intervals; "
+        "AUC of near-copies (near_verbatim, template) alone against the same negatives"
+    )
     names = sorted({name for r in judged for name in r.signals})
+    near = np.array([r.recurrence in NEAR_COPY or not r.positive for r in judged])
     summary["signals"] = {}
     for name in names:
         scores = np.array([r.signals.get(name, np.nan) for r in judged])
         present = ~np.isnan(scores)
         stats = ranking(labels[present], scores[present], draws)
+        near_only = present & near
+        stats["auc_near_copies"] = ranking(labels[near_only], scores[near_only], draws)["auc"]
         summary["signals"][name] = stats
         lines.append(
-            f"  {name:32s} AUC {fmt(stats['auc']):26s} TPR@5%FPR {fmt(stats['tpr_at_5_fpr'])}"
+            f"  {name:34s} AUC {fmt(stats['auc']):24s} TPR@5%FPR {fmt(stats['tpr_at_5_fpr']):24s}"
+            f" near-copy AUC {fmt(stats['auc_near_copies'])}"
             + ("" if present.all() else f"  ({present.sum()} grids)")
         )
     lines.append("")
     summary["proposal"] = proposal_block("proposal (default threshold set)", judged, draws, lines)
+    summary["held_out"] = proposal_block(
+        "proposal (combined score fitted leave-one-source-out)", judged, draws, lines, held_out=True
+    )
     summary["by_size"] = {}
     lines.append("by grid size (proposal):")
     for seeds in sorted({r.seeds for r in judged}):
@@ -315,18 +366,22 @@ def measure(results: list[GridResult], draws: int, lines: list[str]) -> dict[str
 
 
 def proposal_block(
-    title: str, judged: list[GridResult], draws: int, lines: list[str]
+    title: str, judged: list[GridResult], draws: int, lines: list[str], held_out: bool = False
 ) -> dict[str, Any]:
+    def answer(r: GridResult) -> str:
+        return r.held_out if held_out else r.proposed
+
     labels = np.array([r.positive for r in judged])
-    proposed = np.array([r.proposed != "none" for r in judged])
+    proposed = np.array([answer(r) != "none" for r in judged])
     stats = decisions(labels, proposed, draws)
     memorized = [r for r in judged if r.positive]
-    agree = np.array([r.proposed == r.category for r in memorized])
+    agree = np.array([answer(r) == r.category for r in memorized])
     near = [r for r in memorized if r.recurrence in NEAR_COPY]
-    near_hits = sum(r.proposed == r.category for r in near)
+    near_hits = sum(answer(r) == r.category for r in near)
+    near_caught = sum(answer(r) != "none" for r in near)
     character = [r for r in memorized if r.recurrence == "character"]
-    character_caught = sum(r.proposed != "none" for r in character)
-    character_right = sum(r.proposed == r.category for r in character)
+    character_caught = sum(answer(r) != "none" for r in character)
+    character_right = sum(answer(r) == r.category for r in character)
     false_alarms = int((~labels & proposed).sum())
     block = {
         **stats,
@@ -334,6 +389,7 @@ def proposal_block(
         "negatives": int((~labels).sum()),
         "category_agreement": share(agree, draws),
         "near_copy_right": near_hits,
+        "near_copy_caught": near_caught,
         "near_copy": len(near),
         "character_caught": character_caught,
         "character_right": character_right,
@@ -350,7 +406,7 @@ def proposal_block(
     )
     lines.append(
         f"  near-copy grids (near_verbatim, template) proposed memorized with the manifest's "
-        f"category: {near_hits}/{len(near)}"
+        f"category: {near_hits}/{len(near)} ({near_caught}/{len(near)} proposed memorized)"
     )
     lines.append(
         f"  character grids: {character_caught}/{len(character)} proposed memorized, "
@@ -366,11 +422,16 @@ def grid_lines(results: list[GridResult], lines: list[str]) -> None:
         wrong = (r.positive and r.proposed != r.category) or (
             r.label in NEGATIVE and r.proposed != "none"
         )
-        if not (r.positive or r.label == "unknown" or wrong):
+        held_wrong = (r.positive and r.held_out != r.category) or (
+            r.label in NEGATIVE and r.held_out != "none"
+        )
+        if not (r.positive or r.label == "unknown" or wrong or held_wrong):
             continue
         mark = "x" if wrong else " "
         lines.append(
-            f"  {mark} {r.name:42s} {r.seeds} seeds {r.label}/{r.category} ({r.recurrence}) -> {r.proposed}"
+            f"  {mark} {r.name:42s} {r.seeds} seeds {r.label}/{r.category} ({r.recurrence}) -> "
+            f"{r.proposed} (held-out fit: {r.held_out}; combined "
+            f"{r.signals.get('combined', float('nan')):.2f})"
         )
 
 

@@ -132,7 +132,7 @@ def categorize(
     attribution: Attribution,
 ) -> Categorization:
     """Propose a category, features, reasons and a Webster type for one grid (docs/design.md, "The categorizer")."""
-    scores = _latest_by_metric(signals.values() if isinstance(signals, Mapping) else signals)
+    scores = latest_by_metric(signals.values() if isinstance(signals, Mapping) else signals)
     reasons: list[Reason] = []
     seeds = seeds_of(scores)
     small = seeds is not None and thresholds.too_small(seeds)
@@ -266,7 +266,7 @@ def _combined_reason(combined: CombinedScore) -> Reason:
 # ---------------------------------------------------------------- signals
 
 
-def _latest_by_metric(scores: Iterable[Score]) -> dict[str, Score]:
+def latest_by_metric(scores: Iterable[Score]) -> dict[str, Score]:
     """One score per metric: the latest available one, else the latest (it says why not)."""
     chosen: dict[str, Score] = {}
     for score in scores:

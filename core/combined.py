@@ -52,6 +52,9 @@ MATCH_CHANCE, MATCH_THRESHOLD = 0.2, 0.5
 SEMANTIC_CHANCE = 0.8
 # The fit's prior: weights within about +-2 of v0 unless the labels say otherwise.
 PRIOR_SIGMA = 2.0
+# Fewer memorized (or not memorized) examples than this leave the weights unchanged, as
+# calibration leaves a threshold (docs/design.md, "Calibration and agreement").
+FIT_MIN_PER_CLASS = 2
 
 _WEIGHT_SOURCE = (
     "v0: every weight 4 and bias -4, so one signal at its literature threshold (x = 1) gives "
@@ -324,6 +327,9 @@ def fit_weights(
     precision = np.full(len(centre), 1.0 / sigma**2)
     theta = centre.copy()
     converged = False
+    positives = int(labels.sum())
+    if min(positives, len(labels) - positives) < FIT_MIN_PER_CLASS:
+        iterations = 0  # nothing to learn from: the prior stands
     for _ in range(iterations):
         probabilities = 1.0 / (1.0 + np.exp(-(design @ theta)))
         gradient = design.T @ (labels - probabilities) - precision * (theta - centre)
@@ -339,6 +345,6 @@ def fit_weights(
         bias=float(theta[0]),
         weights={feature: float(w) for feature, w in zip(FEATURES, theta[1:], strict=True)},
         examples=len(labels),
-        positives=int(labels.sum()),
+        positives=positives,
         converged=converged,
     )
