@@ -52,7 +52,14 @@ def _quoted(text: str) -> str:
 
 def _describe_mention(mention: EntityMention) -> str:
     kind = mention.type or "type unknown"
-    how = {"lexicon": "lexicon", "quoted": "quoted title", "capitalised": "capitalised"}
+    how = {
+        "lexicon": "lexicon",
+        "quoted": "quoted title",
+        "capitalised": "capitalised",
+        "rare": "rare words in title case",
+        "title": "the prompt is its title",
+        "by-line": "credited to its maker",
+    }
     same = mention.entry is None or mention.entry.name == mention.text
     text = _quoted(mention.text) if same else f"{_quoted(mention.text)} = {mention.label}"
     return f"{text} ({kind}, {how.get(mention.source, mention.source)})"
@@ -149,7 +156,7 @@ def region_attribution(attribution: Attribution, thresholds: Thresholds) -> Attr
         prompt_match = _Check(similarity, thresholds.tau_text_image)
         words = f"prompt-to-region similarity {similarity:.2f} {prompt_match.relation} {prompt_match.threshold:.2f}"
         if prompt_match.fired and attribution.entities:
-            mention = attribution.entities[0]
+            mention = preferred(list(attribution.entities), "brand", "work")
             return Attributed(
                 Category.EXPLICIT,
                 f"fixed region: {mention.label}",
@@ -170,7 +177,8 @@ def region_attribution(attribution: Attribution, thresholds: Thresholds) -> Attr
     named = attribution.named(*TYPED)
     implied = attribution.implied(*TYPED)
     if named:
-        mention = named[0]
+        # A fixed region is most often a logo or a picture, rarely a person or a place.
+        mention = preferred(named, "brand", "work")
         return Attributed(
             Category.EXPLICIT,
             f"fixed region: {mention.label}",
@@ -202,7 +210,8 @@ def semantic_attribution(attribution: Attribution, thresholds: Thresholds) -> At
             attributed.category, f"same {best[0].type}: {attributed.name}", attributed.reason
         )
     if attribution.entities:
-        mention = attribution.entities[0]
+        # Sameness of identity while pixels vary is a person or character before a work.
+        mention = preferred(list(attribution.entities), "person", None, "brand", "work")
         return Attributed(
             Category.EXPLICIT,
             f"same {mention.type or 'subject'}: {mention.label}",
@@ -232,7 +241,8 @@ def attribution_notes(attribution: Attribution, clip_reported: bool) -> list[Rea
         notes.append(
             Reason(
                 SEMANTIC_METRIC,
-                f"prompt attributed from its words alone; CLIP crop checks not applied ({why})",
+                f"prompt attributed from its words alone, a guess; CLIP crop checks not "
+                f"applied ({why})",
                 fired=False,
             )
         )
@@ -240,8 +250,27 @@ def attribution_notes(attribution: Attribution, clip_reported: bool) -> list[Rea
         notes.append(
             Reason(
                 "prompt",
-                "prompt is in title case or capitals: capitalised words were not read as names",
+                "prompt is in title case or capitals: names were read from word rarity "
+                "(wordfreq), not capitals, a guess",
+                fired=False,
+            )
+        )
+    if not attribution.prompt.strip():
+        notes.append(
+            Reason(
+                "prompt",
+                "prompt unknown: nothing can name or imply what recurs, so the category is a "
+                "guess (unintended unless an annotator knows the prompt)",
                 fired=False,
             )
         )
     return notes
+
+
+def preferred(mentions: list[EntityMention], *types: str | None) -> EntityMention:
+    """The first mention of the most preferred type, else the first mention."""
+    for kind in types:
+        for mention in mentions:
+            if mention.type == kind:
+                return mention
+    return mentions[0]

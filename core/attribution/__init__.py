@@ -23,6 +23,7 @@ ignored.
 """
 
 from __future__ import annotations
+
 from memgrid.core.attribution.clip import TextImageEncoder, clip_evidence
 from memgrid.core.attribution.lexicon import parse_lexicon, read_lexicon
 from memgrid.core.attribution.model import (

@@ -21,6 +21,15 @@ _CUE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("agent", rf"\bthe\s+(?P<noun>(?:[\w\-]+\s+){{0,4}}?)(?P<verb>{AGENT_VERBS})\s+by\b"),
         # "the president who freed the slaves", "the man who walked on the moon"
         ("who", r"\bthe\s+(?P<noun>(?:[\w\-]+\s+){0,2}?[\w\-]+)\s+(?:who|whose)\b"),
+        # "This character is often depicted ...", "the plumber is usually seen ...": a
+        # description of how something is habitually shown singles out a known one (the
+        # lure prompts of Wang et al., "Evaluating and Mitigating IP Infringement").
+        (
+            "habitual",
+            r"\b(?:this|the)\s+(?P<noun>[\w\-]+)\s+(?:is|are)\s+(?:(?:often|usually|typically|"
+            r"commonly|famously|always)\s+(?:seen|shown|drawn)|(?:(?:often|usually|typically|"
+            r"commonly|famously|always)\s+)?(?:depicted|portrayed|pictured))\b",
+        ),
         # "the first man on the moon", "the tallest building in the world"
         ("superlative", rf"\bthe\s+(?:{SUPERLATIVES})\s+(?P<noun>[\w\-]+)\b"),
     )
@@ -42,6 +51,8 @@ def description_cues(prompt: str) -> list[Cue]:
                 kind = _AGENT_TYPES.get(match.group("verb").lower(), "work")
             elif name == "logo-of":
                 kind = "brand"
+            elif name == "habitual":
+                kind = kind or "person"  # a figure habitually depicted: a character
             cues.append(Cue(prompt[match.start() : end], match.start(), end, name, kind))
     return cues
 

@@ -36,7 +36,7 @@ class Cue:
     text: str
     start: int
     end: int
-    pattern: str  # famous | logo-of | who | agent | superlative | alias | paraphrase
+    pattern: str  # famous | logo-of | who | agent | superlative | habitual | alias | paraphrase
     type: str | None = None
     entry: Entity | None = None
 

@@ -74,7 +74,7 @@ def capitalised_spans(prompt: str) -> list[EntityMention]:
         for possessive in ("'s", "’s"):
             if text.endswith(possessive):
                 text, end = text[: -len(possessive)], end - len(possessive)
-        mentions.append(EntityMention(text, start, end, "capitalised", _span_type(prompt, kept)))
+        mentions.append(EntityMention(text, start, end, "capitalised", span_type(prompt, kept)))
     return mentions
 
 
@@ -116,7 +116,7 @@ def _next_is_capitalised(words: list[tuple[str, int, int]], index: int) -> bool:
     return False
 
 
-def _span_type(prompt: str, span: list[tuple[str, int, int]]) -> str | None:
+def span_type(prompt: str, span: list[tuple[str, int, int]]) -> str | None:
     """Type a capitalised span from its own words and the nouns right around it."""
     names = [word for word, _, _ in span]
     following = words_of(prompt[span[-1][2] :])[:3]

@@ -23,7 +23,7 @@ PERSON_NOUNS = _wordset(
     "president actor actress singer queen king prince princess pope emperor empress "
     "musician rapper athlete footballer player politician artist painter author writer "
     "scientist inventor leader chancellor minister senator celebrity star man woman boy "
-    "girl person lady gentleman"
+    "girl person lady gentleman character hero heroine superhero villain"
 )
 PLACE_NOUNS = _wordset(
     "tower bridge building landmark monument palace castle cathedral church temple mosque "
