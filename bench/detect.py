@@ -122,7 +122,7 @@ def build(folder: Path, root: Path, workers: int) -> tuple[Project, list[GridRes
     """Import, score and propose the folder in a new project at `root`."""
     manifest = read_manifest(folder)
     project = create_project(root)
-    report = import_grids(project, _staged(folder, manifest, root))
+    report = import_grids(project, folder)
     for error in report.errors:
         print(f"import: {error}")
     print(
@@ -133,7 +133,7 @@ def build(folder: Path, root: Path, workers: int) -> tuple[Project, list[GridRes
     propose_all(project)
     results = []
     for grid in project.store.grids():
-        name = Path(str(grid.provenance.get("imported_from", ""))).name
+        name = grid.origin
         row = manifest.get(name)
         if row is None:
             print(f"import: grid {grid.id} ({name}) is not in the manifest")
@@ -177,9 +177,7 @@ def leave_one_source_out(results: list[GridResult], lexicon: list[Entity]) -> No
         # As `memgrid calibrate` does without CLIP scores: positives labelled semantic-only
         # (no Webster type; here recurrence "character") are left out of the fit.
         train = [
-            r
-            for r in results
-            if r.judged and r.source != source and r.recurrence != "character"
+            r for r in results if r.judged and r.source != source and r.recurrence != "character"
         ]
         fitted = fit_weights(
             np.array([rows[id(r)] for r in train]), np.array([r.positive for r in train]), v0
@@ -190,17 +188,6 @@ def leave_one_source_out(results: list[GridResult], lexicon: list[Entity]) -> No
             held = categorize(result.scores, thresholds, attribute(result.prompt, lexicon))
             result.held_out = held.category.value
             result.signals["combined (held-out fit)"] = float(held.score or 0.0)
-
-
-def _staged(folder: Path, manifest: dict[str, dict[str, Any]], root: Path) -> Path:
-    """TEMPORARY until import keeps source folders apart: each grid staged with its own key."""
-    stage = root / "stage"
-    for name in manifest:
-        shutil.copytree(folder / name, stage / name)
-        (stage / name / "meta.json").write_text(json.dumps({"settings": {"folder": name}}))
-        if not (stage / name / "prompt.txt").exists():
-            (stage / name / "prompt.txt").write_text("(prompt unknown)")
-    return stage
 
 
 # ---------------------------------------------------------------- statistics
@@ -304,7 +291,6 @@ def fmt(estimate: tuple[float | None, tuple[float, float] | None]) -> str:
 def measure(results: list[GridResult], draws: int, lines: list[str]) -> dict[str, Any]:
     judged = [r for r in results if r.judged]
     labels = np.array([r.positive for r in judged])
-    proposed = np.array([r.proposed != "none" for r in judged])
     summary: dict[str, Any] = {
         "grids": len(results),
         "judged": len(judged),

@@ -46,6 +46,13 @@ def content_key(value: Any) -> str:
     return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:24]
 
 
+def grid_key(settings: dict[str, Any], origin: str = "") -> str:
+    """A grid's identity beyond prompt and model: its settings, and its import origin if any."""
+    if not origin:
+        return content_key(settings)  # grids made here: the key they always had
+    return content_key({"settings": settings, "origin": origin})
+
+
 def now_text() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
@@ -225,20 +232,22 @@ class Store:
         provenance: dict[str, Any] | None = None,
         source: str = "",
         prompt_metadata: dict[str, Any] | None = None,
+        origin: str = "",
     ) -> tuple[int, int]:
         """Add a grid and its images in one transaction; returns (grid id, images added).
 
-        A grid is identified by prompt, model and settings: adding it again adds only
-        the seeds it lacks, so an interrupted run resumes without duplicates.
+        A grid is identified by prompt, model, settings and origin (the source folder or
+        manifest grid key it was imported from): adding it again adds only the seeds it
+        lacks, so an interrupted run resumes without duplicates.
         """
         settings = settings or {}
         with self.db.atomic():
             prompt_id = self.ensure_prompt(prompt, prompt_metadata)
-            settings_key = content_key(settings)
+            settings_key = grid_key(settings, origin)
             self.db.execute(
                 """INSERT OR IGNORE INTO grids
-                (prompt_id, model, settings, settings_key, provenance, source, created_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                (prompt_id, model, settings, settings_key, provenance, source, origin, created_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     prompt_id,
                     model,
@@ -246,6 +255,7 @@ class Store:
                     settings_key,
                     canonical_json(provenance or {}),
                     source,
+                    origin,
                     now_text(),
                 ),
             )
@@ -266,12 +276,16 @@ class Store:
         return grid_id, added
 
     def find_grid(
-        self, prompt: str, model: str = "", settings: dict[str, Any] | None = None
+        self,
+        prompt: str,
+        model: str = "",
+        settings: dict[str, Any] | None = None,
+        origin: str = "",
     ) -> int | None:
         row = self.db.execute(
             """SELECT g.id FROM grids g JOIN prompts p ON p.id = g.prompt_id
             WHERE p.text = ? AND g.model = ? AND g.settings_key = ?""",
-            (prompt, model, content_key(settings or {})),
+            (prompt, model, grid_key(settings or {}, origin)),
         ).fetchone()
         return int(row[0]) if row else None
 
@@ -293,8 +307,8 @@ class Store:
             where = f"WHERE g.id IN ({','.join('?' * len(grid_ids))})"
             params = list(grid_ids)
         rows = self.db.execute(
-            f"""SELECT g.id, g.prompt_id, p.text, g.model, g.settings, g.provenance, g.source
-            FROM grids g JOIN prompts p ON p.id = g.prompt_id {where} ORDER BY g.id""",
+            f"""SELECT g.id, g.prompt_id, p.text, g.model, g.settings, g.provenance, g.source,
+            g.origin FROM grids g JOIN prompts p ON p.id = g.prompt_id {where} ORDER BY g.id""",
             params,
         ).fetchall()
         images: dict[int, list[GridImage]] = {row[0]: [] for row in rows}
@@ -314,6 +328,7 @@ class Store:
                 settings=json.loads(row[4]),
                 provenance=json.loads(row[5]),
                 source=row[6],
+                origin=row[7],
                 images=tuple(images[row[0]]),
             )
             for row in rows

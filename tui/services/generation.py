@@ -417,7 +417,7 @@ def _merge_grid(
     source: Project, grid: Grid, target: Project, complete: bool, report: MergeReport
 ) -> None:
     """Copy one grid's missing seeds and its scores in one transaction."""
-    existing_id = target.store.find_grid(grid.prompt, grid.model, grid.settings)
+    existing_id = target.store.find_grid(grid.prompt, grid.model, grid.settings, grid.origin)
     existing = (
         {image.seed: image for image in target.store.grid(existing_id).images}
         if existing_id is not None
@@ -440,6 +440,7 @@ def _merge_grid(
             settings=grid.settings,
             provenance=grid.provenance,
             source=grid.source,
+            origin=grid.origin,
         )
         report.images_added += added
         if existing_id is None:
