@@ -35,7 +35,13 @@ from memgrid.tui.services.proposing import propose_all
 from memgrid.tui.services.scoring import MetricOptions, build_metrics, score_project
 from sklearn.metrics import roc_auc_score, roc_curve
 
-DEFAULT_FOLDER = Path(__file__).resolve().parents[1] / ".." / "shared" / "realgrids-dev"
+REPOSITORY = Path(__file__).resolve().parents[1]
+# ../shared/realgrids-dev beside the checkout, else a shared/ inside it.
+DEFAULT_FOLDERS = (
+    REPOSITORY.parent / "shared" / "realgrids-dev",
+    REPOSITORY / "shared" / "realgrids-dev",
+    Path("..") / "shared" / "realgrids-dev",
+)
 POSITIVE = "memorized"
 NEGATIVE = ("mitigated", "not_memorized")
 LOW_FPR = 0.05
@@ -165,6 +171,9 @@ def build(folder: Path, root: Path, workers: int) -> tuple[Project, list[GridRes
     return project, results
 
 
+FOLD_WEIGHTS: dict[str, dict[str, float]] = {}  # source -> weights fitted without it
+
+
 def leave_one_source_out(results: list[GridResult], lexicon: list[Entity]) -> None:
     """Fit the combined score's weights on five sources, propose the sixth, for every source.
 
@@ -183,7 +192,7 @@ def leave_one_source_out(results: list[GridResult], lexicon: list[Entity]) -> No
             np.array([rows[id(r)] for r in train]), np.array([r.positive for r in train]), v0
         )
         thresholds = Thresholds.from_values({**v0_values(), **fitted.values()})
-        print(f"held-out fit without {source}: {fitted.values()}")
+        FOLD_WEIGHTS[source] = fitted.values()
         for result in (r for r in results if r.source == source):
             held = categorize(result.scores, thresholds, attribute(result.prompt, lexicon))
             result.held_out = held.category.value
@@ -323,32 +332,52 @@ def measure(results: list[GridResult], draws: int, lines: list[str]) -> dict[str
         )
     lines.append("")
     summary["proposal"] = proposal_block("proposal (default threshold set)", judged, draws, lines)
+    lines.append("combined score weights fitted without each source (v0: bias -4, weights 4):")
+    for source, weights in FOLD_WEIGHTS.items():
+        lines.append(f"  without {source}: " + ", ".join(f"{k} {v:g}" for k, v in weights.items()))
+    lines.append("")
+    summary["fold_weights"] = FOLD_WEIGHTS
     summary["held_out"] = proposal_block(
         "proposal (combined score fitted leave-one-source-out)", judged, draws, lines, held_out=True
     )
-    summary["by_size"] = {}
-    lines.append("by grid size (proposal):")
-    for seeds in sorted({r.seeds for r in judged}):
-        group = [r for r in judged if r.seeds == seeds]
-        truth = np.array([r.positive for r in group])
-        guess = np.array([r.proposed != "none" for r in group])
-        false_alarms = int((~truth & guess).sum())
-        caught = int((truth & guess).sum())
-        summary["by_size"][seeds] = {
-            "grids": len(group),
-            "positives": int(truth.sum()),
-            "caught": caught,
-            "false_alarms": false_alarms,
-            "accuracy": decisions(truth, guess, draws)["accuracy"],
-        }
-        lines.append(
-            f"  {seeds} seeds: {len(group):2d} grids ({truth.sum()} memorized): caught "
-            f"{caught}/{truth.sum()}, false alarms {false_alarms}/{(~truth).sum()}, accuracy "
-            f"{fmt(summary['by_size'][seeds]['accuracy'])}"
-        )
+    summary["by_size"] = by_size("proposal (default threshold set)", judged, draws, lines)
+    summary["by_size_held_out"] = by_size(
+        "proposal (leave-one-source-out fit)", judged, draws, lines, held_out=True
+    )
     lines.append("")
     grid_lines(results, lines)
     return summary
+
+
+def by_size(
+    title: str, judged: list[GridResult], draws: int, lines: list[str], held_out: bool = False
+) -> dict[int, Any]:
+    """Decisions, and the combined score's AUC where both classes occur, per seed count."""
+    signal = "combined (held-out fit)" if held_out else "combined"
+    table: dict[int, Any] = {}
+    lines.append(f"by grid size, {title}:")
+    for seeds in sorted({r.seeds for r in judged}):
+        group = [r for r in judged if r.seeds == seeds]
+        truth = np.array([r.positive for r in group])
+        guess = np.array([(r.held_out if held_out else r.proposed) != "none" for r in group])
+        scores = np.array([r.signals.get(signal, 0.0) for r in group])
+        table[seeds] = {
+            "grids": len(group),
+            "positives": int(truth.sum()),
+            "caught": int((truth & guess).sum()),
+            "false_alarms": int((~truth & guess).sum()),
+            "accuracy": decisions(truth, guess, draws)["accuracy"],
+            "combined_auc": ranking(truth, scores, draws)["auc"],
+        }
+        row = table[seeds]
+        lines.append(
+            f"  {seeds} seeds: {len(group):2d} grids ({truth.sum()} memorized): caught "
+            f"{row['caught']}/{truth.sum()}, false alarms {row['false_alarms']}/"
+            f"{(~truth).sum()}, accuracy {fmt(row['accuracy'])}, combined AUC "
+            f"{fmt(row['combined_auc'])}"
+        )
+    lines.append("")
+    return table
 
 
 def proposal_block(
@@ -394,9 +423,17 @@ def proposal_block(
         f"  near-copy grids (near_verbatim, template) proposed memorized with the manifest's "
         f"category: {near_hits}/{len(near)} ({near_caught}/{len(near)} proposed memorized)"
     )
+    caught_names = [r.name for r in character if answer(r) != "none"]
+    missed = [r for r in character if answer(r) == "none"]
+    signal = "combined (held-out fit)" if held_out else "combined"
+    highest = max((r.signals.get(signal, 0.0) for r in missed), default=0.0)
     lines.append(
-        f"  character grids: {character_caught}/{len(character)} proposed memorized, "
-        f"{character_right}/{len(character)} with the manifest's category"
+        f"  character grids (a named or described character in new poses): "
+        f"{character_caught}/{len(character)} proposed memorized, {character_right}/"
+        f"{len(character)} with the manifest's category. Weights-free signals catch "
+        f"{', '.join(caught_names) or 'none'}; the other {len(missed)} stay below the cut "
+        f"(combined score at most {highest:.2f}): their pixels do not recur, only the "
+        "character does, which needs CLIP (the semantic rule) or SSCD, both with weights"
     )
     lines.append("")
     return block
@@ -423,13 +460,16 @@ def grid_lines(results: list[GridResult], lines: list[str]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder", nargs="?", type=Path, default=DEFAULT_FOLDER)
+    parser.add_argument("folder", nargs="?", type=Path, help="default: ../shared/realgrids-dev")
     parser.add_argument("--bootstraps", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, help="also write the report here (and .json beside)")
     parser.add_argument("--keep", type=Path, help="build the project here and keep it")
     args = parser.parse_args()
-    folder = args.folder.resolve()
+    found = [args.folder] if args.folder else [f for f in DEFAULT_FOLDERS if f.is_dir()]
+    if not found or not (found[0] / "manifest.jsonl").is_file():
+        parser.error(f"no manifest.jsonl in {found[0] if found else DEFAULT_FOLDERS[0]}")
+    folder = found[0].resolve()
     root = args.keep or Path(tempfile.mkdtemp(prefix="memgrid-detect-"))
     try:
         project, results = build(folder, root, args.workers)
