@@ -64,6 +64,7 @@ NOT_SIGNALS = {
     "tile_delta",
     "robust_quantile",
     "median_inliers",  # the same ranking as keypoints:median_similarity
+    "seeds_matched",
 }
 
 
@@ -366,8 +367,10 @@ def by_size(
             "positives": int(truth.sum()),
             "caught": int((truth & guess).sum()),
             "false_alarms": int((~truth & guess).sum()),
-            "accuracy": decisions(truth, guess, draws)["accuracy"],
-            "combined_auc": ranking(truth, scores, draws)["auc"],
+            "accuracy": share(truth == guess, draws),
+            "combined_auc": ranking(truth, scores, draws)["auc"]
+            if 0 < truth.sum() < len(truth)
+            else (None, None),
         }
         row = table[seeds]
         lines.append(

@@ -66,3 +66,9 @@ def test_similarity_is_one_half_at_the_match_count() -> None:
 def test_keypoints_need_no_weights_and_run_by_default() -> None:
     assert "keypoints" in DEFAULT_METRICS and "keypoints" not in WEIGHT_METRICS
     make_metric("keypoints").ensure_loaded()  # OpenCV is a base dependency: no weights
+
+
+def test_large_grids_are_matched_on_a_sample_of_seeds() -> None:
+    images = [scene(("free", seed)).resize((128, 128)) for seed in range(40)]
+    values = Keypoints().score(1, images, [str(s) for s in range(40)]).values
+    assert values["seeds_matched"] == 32 and values["n_seeds"] == 32
