@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from memgrid.core.calibration import DEFAULT_BOOTSTRAPS, Objective, calibrate
+from memgrid.core.calibration import DEFAULT_BOOTSTRAPS, Objective
+from memgrid.core.calibration.run import calibrate
 from memgrid.core.taxonomy import Category, LabelState
 from memgrid.db.store import canonical_json, content_key, now_text
 from memgrid.tui.services.calibration import calibrate_project, read_labels

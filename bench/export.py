@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from memgrid.core.export import ExportFormat, ExportOptions, ImageMode
+from memgrid.core.export.options import ExportFormat, ExportOptions, ImageMode
 from memgrid.core.taxonomy import Category, LabelState
 from memgrid.db.store import canonical_json, content_key, now_text
 from memgrid.tui.services.export import export_project, export_workers

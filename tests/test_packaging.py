@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
 import sysconfig
 import tomllib
 import venv
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,6 +58,14 @@ def test_the_wheel_installs_namespaced_into_a_fresh_venv(tmp_path: Path) -> None
         cwd=source,
     )
     (wheel,) = wheels.glob("memgrid-*.whl")
+    # The screens' stylesheets (CSS_PATH) are package data: without them the app cannot start.
+    stylesheets = {
+        f"memgrid/tui/{path.relative_to(ROOT / 'tui').as_posix()}"
+        for path in (ROOT / "tui").rglob("*.tcss")
+    }
+    assert "memgrid/tui/app/screens/annotate.tcss" in stylesheets
+    with zipfile.ZipFile(wheel) as archive:
+        assert stylesheets <= set(archive.namelist())
     fresh = tmp_path / "fresh"
     venv.create(fresh, with_pip=False)
     fresh_python = fresh / "bin" / "python"
@@ -88,19 +98,29 @@ def test_the_wheel_installs_namespaced_into_a_fresh_venv(tmp_path: Path) -> None
     names = sorted(p.name for p in fresh_site.iterdir())
     assert "memgrid" in names
     assert not {"core", "db", "tui"} & set(names), names
+    # Without PYTHONPATH: a development checkout on it would shadow the wheel.
+    fresh_env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
+
+    def run_fresh(*arguments: str) -> str:
+        return subprocess.run(
+            [fresh_python, *arguments],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=fresh_env,
+        ).stdout.strip()
+
     probe = (
         "import memgrid.tui.cli, memgrid.core.taxonomy, memgrid.db.store; "
         "print(memgrid.tui.cli.__file__)"
     )
-    result = subprocess.run(
-        [fresh_python, "-c", probe], check=True, capture_output=True, text=True, cwd=tmp_path
+    assert run_fresh("-c", probe).startswith(str(fresh_site))
+    stylesheet_probe = (
+        "import inspect, pathlib; from memgrid.tui.app.screens.annotate import AnnotateScreen; "
+        "print(pathlib.Path(inspect.getfile(AnnotateScreen)).with_name(AnnotateScreen.CSS_PATH))"
     )
-    assert result.stdout.strip().startswith(str(fresh_site))
-    help_text = subprocess.run(
-        [fresh_python, "-m", "memgrid.tui", "--help"],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    ).stdout
+    installed_css = run_fresh("-c", stylesheet_probe)
+    assert installed_css.startswith(str(fresh_site)) and Path(installed_css).is_file()
+    help_text = run_fresh("-m", "memgrid.tui", "--help")
     assert "memgrid" in help_text

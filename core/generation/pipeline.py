@@ -7,8 +7,6 @@ module (and the CLI that registers `memgrid generate`) stays cheap.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import os
 import platform
 import time
 import warnings
@@ -19,13 +17,10 @@ from typing import Any
 
 from memgrid.core.errors import InputError, UnavailableError
 from memgrid.core.generation.settings import GenerationSettings
+from memgrid.core.generation.weights import model_identity
 from memgrid.core.images import png_bytes
 
 TORCH_DTYPE_NAMES = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
-# Below this many bytes a model folder is hashed in full; above, fingerprinted (see below).
-FULL_HASH_LIMIT_BYTES = 1 << 30
-FINGERPRINT_EDGE_BYTES = 1 << 20
-CONFIG_SUFFIXES = (".json", ".txt", ".model", ".yaml")
 SEED_GENERATOR = "torch.Generator('cpu').manual_seed(seed), one per seed"
 
 
@@ -260,64 +255,6 @@ def prepare_model(
         if value is not None and not isinstance(value, str | bool | int | float)
     }
     return LoadedModel(pipeline=pipeline, name=name, device=device, dtype=dtype, identity=identity)
-
-
-def model_identity(model: str, folder: Path | None) -> dict[str, Any]:
-    """Model id plus revision (hub) and a weights hash, so a grid names its exact weights."""
-    identity: dict[str, Any] = {"model_id": model}
-    if folder is None:
-        snapshot = _hub_snapshot(model)
-        if snapshot is None:
-            return identity
-        identity["revision"] = snapshot.name
-        folder = snapshot
-    identity.update(weights_fingerprint(folder))
-    return identity
-
-
-def _hub_snapshot(model: str) -> Path | None:
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:
-        return None
-    cached = try_to_load_from_cache(model, "model_index.json")
-    return Path(cached).parent if isinstance(cached, str) else None
-
-
-def weights_fingerprint(folder: Path) -> dict[str, Any]:
-    """A sha256 naming a model folder's content.
-
-    Up to FULL_HASH_LIMIT_BYTES every file is hashed in full (relative name, size,
-    bytes). Above it, a full hash of a multi-GB model would cost seconds per run, so the
-    hash covers every file's name and size, config and tokenizer files in full, and the
-    first and last MiB of each weight file: any re-save, re-quantization or re-shard
-    changes it.
-    """
-    files = sorted(
-        path
-        for path in folder.rglob("*")
-        if path.is_file()
-        and not any(part.startswith(".") for part in path.relative_to(folder).parts)
-    )
-    sizes = {path: path.stat().st_size for path in files}
-    total = sum(sizes.values())
-    full = total <= FULL_HASH_LIMIT_BYTES
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(f"{path.relative_to(folder).as_posix()}\0{sizes[path]}\0".encode())
-        with path.open("rb") as handle:
-            if full or path.suffix in CONFIG_SUFFIXES or sizes[path] <= 2 * FINGERPRINT_EDGE_BYTES:
-                for chunk in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(chunk)
-            else:
-                digest.update(handle.read(FINGERPRINT_EDGE_BYTES))
-                handle.seek(-FINGERPRINT_EDGE_BYTES, os.SEEK_END)
-                digest.update(handle.read(FINGERPRINT_EDGE_BYTES))
-    return {
-        "weights_sha256": digest.hexdigest(),
-        "weights_hash_method": "full" if full else "fingerprint",
-        "weights_bytes": total,
-    }
 
 
 # ---- sampling ----------------------------------------------------------------------------------

@@ -14,10 +14,10 @@ from memgrid.core.attribution import attribute
 from memgrid.core.categorizer import categorize
 from memgrid.core.demo import DEMO_SET
 from memgrid.core.taxonomy import Category, Webster
-from memgrid.core.thresholds import Thresholds
+from memgrid.core.thresholds import Thresholds, v0_values
 from memgrid.tui.app.screens.calibration import CalibrationScreen
 from memgrid.tui.cli import app
-from memgrid.tui.services.calibration import agreed_labels
+from memgrid.tui.services.calibration import LabelledCategorizer, agreed_labels, read_labels
 from memgrid.tui.services.project import Project, open_project
 from textual.app import App
 from typer.testing import CliRunner
@@ -171,6 +171,26 @@ def test_calibrate_fits_the_combined_scores_weights(demo: Path, runner: CliRunne
         active = project.store.active_threshold_set()
         assert active is not None
         assert active.values["w_copy"] == pytest.approx(fitted["w_copy"])
+
+
+def test_calibration_categorizes_as_memgrid_propose_did(demo: Path) -> None:
+    """One pipeline: under the active set, calibration's category is the stored proposal's."""
+    label_demo(demo)
+    with open_project(demo) as project:
+        store = project.store
+        active = store.active_threshold_set()
+        assert active is not None
+        labelled = read_labels(project).data
+        categorizer = LabelledCategorizer(project, labelled.grid_ids)
+        values = {**v0_values(), **active.values}
+        calibrated = {
+            int(grid_id): categorizer(index, values)
+            for index, grid_id in enumerate(labelled.grid_ids)
+        }
+        stored = {g: store.proposal(g).category for g in calibrated}  # type: ignore[union-attr]
+    assert len(calibrated) == 24
+    assert calibrated == stored
+    assert len(set(stored.values())) > 1  # the demo's grids are not all one category
 
 
 def test_report_writes_one_self_contained_html_file(demo: Path, runner: CliRunner) -> None:

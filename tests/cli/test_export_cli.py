@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from memgrid.core.export import ROW_FIELDS, ExportFormat, ExportOptions, JsonlWriter
+from memgrid.core.export.jsonl import JsonlWriter
+from memgrid.core.export.options import ExportFormat, ExportOptions
+from memgrid.core.export.rows import ROW_FIELDS
 from memgrid.core.records import GridImage, Proposal, Reason, Score
 from memgrid.core.taxonomy import Category, Feature, Webster
 from memgrid.db.store import Store
@@ -434,6 +436,7 @@ def test_a_hostile_prompt_exports_safely(
 ) -> None:
     project.store.add_grid(HOSTILE_PROMPT, real_images(project, 1), model=MODEL)
     out = tmp_path / "exports" / "out"
+    out.parent.mkdir()
     extra = () if export_format in ("imagefolder", "webdataset") else ("--with-images", "copy")
     run_export(runner, project, out, export_format, *extra)
     assert sorted(p.name for p in (tmp_path / "exports").iterdir()) == ["out"]
@@ -441,6 +444,27 @@ def test_a_hostile_prompt_exports_safely(
         assert path.resolve().is_relative_to(out.resolve())
         assert re.fullmatch(r"[A-Za-z0-9_.-]+", path.name), path.name
     assert read_prompts(out, export_format) == [HOSTILE_PROMPT]
+
+
+FORMULA_PROMPT = "=cmd|' /C calc'!A0"
+
+
+def test_a_formula_prompt_reaches_the_csv_as_text_and_the_manifest_says_so(
+    project: Project, runner: CliRunner, tmp_path: Path
+) -> None:
+    project.store.add_grid(FORMULA_PROMPT, synthetic_images("formula"), model="@evil-model")
+    run_export(runner, project, tmp_path / "csv", "csv")
+    with open(tmp_path / "csv" / "grids.csv", encoding="utf-8", newline="") as handle:
+        [row] = list(csv.DictReader(handle))
+    assert row["prompt"] == "'" + FORMULA_PROMPT
+    assert row["model"] == "'@evil-model"
+    manifest = json.loads((tmp_path / "csv" / "export.json").read_text())
+    escaping = manifest["csv_formula_escaping"]
+    assert "single quote" in escaping and "OWASP" in escaping
+    run_export(runner, project, tmp_path / "jsonl", "jsonl")
+    assert [row["prompt"] for row in jsonl_rows(tmp_path / "jsonl")] == [FORMULA_PROMPT]
+    manifest = json.loads((tmp_path / "jsonl" / "export.json").read_text())
+    assert manifest["csv_formula_escaping"] is None
 
 
 def read_prompts(out: Path, export_format: str) -> list[str]:
@@ -467,21 +491,60 @@ def read_prompts(out: Path, export_format: str) -> list[str]:
 # ---- the destination ---------------------------------------------------------------------------
 
 
-def test_an_existing_destination_is_refused_then_replaced_with_overwrite(
+def test_an_earlier_export_is_refused_then_replaced_with_overwrite(
     labelled: tuple[Project, dict[str, int]], runner: CliRunner, tmp_path: Path
 ) -> None:
     project, ids = labelled
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "keep.txt").write_text("mine")
+    run_export(runner, project, out, "csv")
     refused = runner.invoke(app, ["export", "-p", str(project.root), "-f", "jsonl", "-o", str(out)])
     assert refused.exit_code == 1
     assert "already exists; pass --overwrite to replace it" in refused.output
-    assert (out / "keep.txt").read_text() == "mine"
+    assert sorted(p.name for p in out.iterdir()) == ["export.json", "grids.csv"]
     run_export(runner, project, out, "jsonl", "--overwrite")
     assert sorted(p.name for p in out.iterdir()) == ["export.json", "grids.jsonl"]
     assert len(jsonl_rows(out)) == len(ids)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize("overwrite", [(), ("--overwrite",)])
+def test_overwrite_never_replaces_what_is_not_an_export(
+    labelled: tuple[Project, dict[str, int]],
+    runner: CliRunner,
+    tmp_path: Path,
+    overwrite: tuple[str, ...],
+) -> None:
+    project, _ = labelled
+    thesis = tmp_path / "thesis"
+    thesis.mkdir()
+    (thesis / "thesis.tex").write_text("three years of work")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    for out in (thesis, notes):
+        result = runner.invoke(
+            app, ["export", "-p", str(project.root), "-f", "jsonl", "-o", str(out), *overwrite]
+        )
+        assert result.exit_code == 1
+        assert result.output.startswith(f"memgrid: error: {out}: ")
+        assert "not a memgrid export" in result.output
+        assert result.output.count("\n") == 1
+    assert [p.name for p in thesis.iterdir()] == ["thesis.tex"]
+    assert (thesis / "thesis.tex").read_text() == "three years of work"
+    assert notes.read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "project", "thesis"]
+
+
+def test_out_in_a_missing_folder_is_an_error_not_a_new_tree(
+    labelled: tuple[Project, dict[str, int]], runner: CliRunner, tmp_path: Path
+) -> None:
+    project, _ = labelled
+    out = tmp_path / "typo" / "exports" / "out"
+    result = runner.invoke(app, ["export", "-p", str(project.root), "-f", "csv", "-o", str(out)])
+    assert result.exit_code == 1
+    assert result.output == (
+        f"memgrid: error: {out}: folder {out.parent} does not exist; create it first\n"
+    )
+    assert not (tmp_path / "typo").exists()
 
 
 def test_an_export_never_replaces_the_projects_images(
@@ -526,6 +589,7 @@ def test_an_interrupted_export_leaves_nothing_at_the_destination(
     project, _ = labelled
     interrupt_on_second_batch(monkeypatch)
     exports = tmp_path / "exports"
+    exports.mkdir()
     with pytest.raises(KeyboardInterrupt):
         export_project(project, ExportOptions(ExportFormat.JSONL, exports / "out"), batch_size=3)
     assert list(exports.iterdir()) == []
@@ -536,6 +600,7 @@ def test_an_interrupted_overwrite_keeps_the_previous_export(
 ) -> None:
     project, _ = labelled
     out = tmp_path / "exports" / "out"
+    out.parent.mkdir()
     export_project(project, ExportOptions(ExportFormat.JSONL, out))
     before = (out / "grids.jsonl").read_bytes()
     interrupt_on_second_batch(monkeypatch)
@@ -654,7 +719,7 @@ def test_scores_for_returns_every_metric_of_the_asked_grids_only() -> None:
 
 
 def test_a_killed_exports_leftovers_are_cleaned_and_a_half_swap_is_undone(tmp_path: Path) -> None:
-    from memgrid.core.export import recover_stale_exports
+    from memgrid.core.export.staging import recover_stale_exports
 
     destination = tmp_path / "out"
     dead_pid = 2**22 + 12345  # above Linux's default pid_max: no such process

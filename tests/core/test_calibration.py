@@ -11,16 +11,13 @@ from memgrid.core.calibration import (
     CATEGORY_CODE,
     NONE_CODE,
     PIXEL_CLIQUE_SIGNAL,
-    CategoryOracle,
-    LabelledGrids,
     Objective,
-    _binned_statistics,
-    calibrate,
-    evaluate_categories,
-    fit_signal,
     parse_objective,
-    stratified_sample,
 )
+from memgrid.core.calibration.evaluate import evaluate_categories
+from memgrid.core.calibration.fit import _binned_statistics, fit_signal
+from memgrid.core.calibration.run import LabelledGrids, calibrate, stratified_sample
+from memgrid.core.calibration.search import CategoryOracle
 from memgrid.core.errors import InputError
 from memgrid.core.taxonomy import Category
 from memgrid.core.thresholds import v0_values

@@ -5,23 +5,19 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
 from memgrid.core.agreement import AgreedLabel, AgreementHow, GridState, agreed_label, grid_state
 from memgrid.core.errors import InputError, ProjectError, UnavailableError
-from memgrid.core.export import (
-    ExportFilters,
-    ExportFormat,
-    ExportOptions,
-    ImageMode,
-    compact_json,
-    flat_row,
-    load_pyarrow,
-    project_file,
-    staged_destination,
-)
+from memgrid.core.export.base import project_file
+from memgrid.core.export.csv import CsvWriter
+from memgrid.core.export.options import ExportFilters, ExportFormat, ExportOptions, ImageMode
+from memgrid.core.export.rows import FLAT_COLUMNS, compact_json, flat_row
+from memgrid.core.export.schema import load_pyarrow
+from memgrid.core.export.staging import staged_destination
 from memgrid.core.records import LabelEvent
 from memgrid.core.taxonomy import Category, Feature, LabelState, Webster
 
@@ -261,14 +257,123 @@ def test_the_projects_own_files_are_never_a_destination(tmp_path: Path) -> None:
     for destination in (project / "images", project / "images" / "ab", project / "memgrid.db"):
         with pytest.raises(InputError, match="is part of the project"):
             ExportOptions(ExportFormat.JSONL, destination, overwrite=True).check(project, own)
+    (project / "exports").mkdir(parents=True)
     ExportOptions(ExportFormat.JSONL, project / "exports" / "set").check(project, own)
 
 
-def test_an_existing_destination_needs_overwrite(tmp_path: Path) -> None:
-    (tmp_path / "out").mkdir()
+def earlier_export(folder: Path, rows: str = "{}\n") -> Path:
+    """A folder as an earlier export leaves it: rows and a memgrid manifest."""
+    folder.mkdir()
+    (folder / "grids.jsonl").write_text(rows)
+    manifest = {"export_layout_version": 1, "format": "jsonl", "memgrid_version": "0.1.0"}
+    (folder / "export.json").write_text(json.dumps(manifest))
+    return folder
+
+
+def test_an_existing_export_needs_overwrite(tmp_path: Path) -> None:
+    earlier_export(tmp_path / "out")
     with pytest.raises(InputError, match="already exists; pass --overwrite"):
         ExportOptions(ExportFormat.JSONL, tmp_path / "out").check(tmp_path / "project")
     ExportOptions(ExportFormat.JSONL, tmp_path / "out", overwrite=True).check(tmp_path / "project")
+
+
+def thesis_folder(folder: Path) -> Path:
+    folder.mkdir()
+    (folder / "thesis.tex").write_text("three years of work")
+    return folder
+
+
+def not_memgrids_manifest(folder: Path) -> Path:
+    folder.mkdir()
+    (folder / "export.json").write_text('{"exported_by": "another tool"}')
+    return folder
+
+
+def unreadable_manifest(folder: Path) -> Path:
+    folder.mkdir()
+    (folder / "export.json").write_bytes(b"\xff\xfe not json")
+    return folder
+
+
+def manifest_is_a_folder(folder: Path) -> Path:
+    (folder / "export.json").mkdir(parents=True)
+    return folder
+
+
+def plain_file(path: Path) -> Path:
+    path.write_text("a file")
+    return path
+
+
+def link_to_an_export(path: Path) -> Path:
+    path.symlink_to(earlier_export(path.with_name("real-export")), target_is_directory=True)
+    return path
+
+
+NOT_EXPORTS = [
+    thesis_folder,
+    not_memgrids_manifest,
+    unreadable_manifest,
+    manifest_is_a_folder,
+    plain_file,
+    link_to_an_export,
+]
+
+
+def snapshot(root: Path) -> dict[str, bytes | None]:
+    return {
+        str(path.relative_to(root)): None if path.is_dir() else path.read_bytes()
+        for path in sorted(root.rglob("*"))
+    }
+
+
+@pytest.mark.parametrize("make", NOT_EXPORTS)
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_only_an_earlier_export_can_be_replaced(tmp_path: Path, make, overwrite: bool) -> None:
+    destination = make(tmp_path / "out")
+    before = snapshot(tmp_path)
+    with pytest.raises(InputError, match="not a memgrid export") as refused:
+        ExportOptions(ExportFormat.JSONL, destination, overwrite=overwrite).check(tmp_path / "p")
+    assert str(refused.value).startswith(f"{destination}: ")
+    assert "\n" not in str(refused.value)
+    with (
+        pytest.raises(InputError, match="not a memgrid export"),
+        staged_destination(destination, overwrite=overwrite) as staging,
+    ):
+        (staging / "grids.jsonl").write_text("{}\n")
+    assert snapshot(tmp_path) == before
+
+
+def test_a_destination_that_stops_being_an_export_mid_way_is_kept(tmp_path: Path) -> None:
+    destination = earlier_export(tmp_path / "out")
+    ExportOptions(ExportFormat.JSONL, destination, overwrite=True).check(tmp_path / "project")
+    with (
+        pytest.raises(InputError, match="not a memgrid export"),
+        staged_destination(destination, overwrite=True) as staging,
+    ):
+        shutil.rmtree(destination)
+        thesis_folder(destination)
+        (staging / "grids.jsonl").write_text("{}\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert (destination / "thesis.tex").read_text() == "three years of work"
+
+
+def test_a_destination_in_a_missing_folder_is_an_error(tmp_path: Path) -> None:
+    destination = tmp_path / "no-such-folder" / "deeper" / "out"
+    with pytest.raises(InputError) as refused:
+        ExportOptions(ExportFormat.JSONL, destination).check(tmp_path / "project")
+    message = str(refused.value)
+    assert message == f"{destination}: folder {destination.parent} does not exist; create it first"
+    with pytest.raises(InputError, match="does not exist; create it first"):  # noqa: SIM117
+        with staged_destination(destination, overwrite=False):
+            pass
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_destination_under_a_file_is_an_error(tmp_path: Path) -> None:
+    plain_file(tmp_path / "notes")
+    with pytest.raises(InputError, match="is not a folder"):
+        ExportOptions(ExportFormat.JSONL, tmp_path / "notes" / "out").check(tmp_path / "project")
 
 
 def test_stored_image_paths_cannot_leave_the_project(tmp_path: Path) -> None:
@@ -309,25 +414,19 @@ def test_an_interrupted_export_leaves_nothing_at_the_destination(
 
 
 def test_an_interrupted_overwrite_keeps_the_old_export(tmp_path: Path) -> None:
-    (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "old.txt").write_text("old")
+    earlier_export(tmp_path / "out", rows="old\n")
     with pytest.raises(KeyboardInterrupt), staged_destination(tmp_path / "out", overwrite=True):
         raise KeyboardInterrupt
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
-    assert (tmp_path / "out" / "old.txt").read_text() == "old"
+    assert (tmp_path / "out" / "grids.jsonl").read_text() == "old\n"
 
 
-def test_overwrite_replaces_a_folder_or_a_file(tmp_path: Path) -> None:
-    (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "old.txt").write_text("old")
+def test_overwrite_replaces_an_earlier_export(tmp_path: Path) -> None:
+    earlier_export(tmp_path / "out", rows="old\n")
     with staged_destination(tmp_path / "out", overwrite=True) as staging:
         (staging / "new.txt").write_text("new")
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["new.txt"]
-    (tmp_path / "file").write_text("a file")
-    with staged_destination(tmp_path / "file", overwrite=True) as staging:
-        (staging / "new.txt").write_text("new")
-    assert (tmp_path / "file" / "new.txt").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "out"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
 # ---- rows as text ------------------------------------------------------------------------------
@@ -379,3 +478,57 @@ def test_flat_rows_survive_csv_with_newlines_and_quotes() -> None:
     assert read["prompt"] == HOSTILE
     assert json.loads(read["settings"]) == {"note": HOSTILE}
     assert read["category"] == "" and read["proposal"] == "null"
+
+
+# Text a spreadsheet would run as a formula (OWASP, "CSV Injection"), and text it would not.
+FORMULAS = [
+    "=cmd|' /C calc'!A0",
+    "+1+cmd|' /C calc'!A0",
+    "-2+3+cmd|' /C calc'!A0",
+    "@SUM(1+9)*cmd|' /C calc'!A0",
+    "\t=1+2",
+    "\r=1+2",
+    "'=1+2",  # already quoted: quoted again, so dropping one quote always gives the text back
+]
+HARMLESS = ["a cat = a dog", "Mona Lisa", "", " =1+2", "42", "\u2028=1"]
+
+
+def csv_read_back(rows: list[dict]) -> list[dict[str, str]]:
+    text = CsvWriter.render_lines([FLAT_COLUMNS]) + CsvWriter.render([(row, []) for row in rows])
+    return list(csv.DictReader(io.StringIO(text, newline="")))
+
+
+@pytest.mark.parametrize("text", FORMULAS)
+def test_csv_cells_a_spreadsheet_would_run_get_a_leading_quote(text: str) -> None:
+    row = {
+        **hostile_row(),
+        "prompt": text,
+        "model": text,
+        "proposal": {"category": "none", "threshold_set": {"name": text, "version": 1}},
+    }
+    [read] = csv_read_back([row])
+    assert read["prompt"] == read["model"] == read["proposal_threshold_set"] == "'" + text
+    assert read["prompt"][1:] == text
+    assert json.loads(read["proposal"])["threshold_set"]["name"] == text  # JSON text: not a cell
+
+
+@pytest.mark.parametrize("text", HARMLESS)
+def test_csv_cells_a_spreadsheet_would_show_are_left_alone(text: str) -> None:
+    [read] = csv_read_back([{**hostile_row(), "prompt": text}])
+    assert read["prompt"] == text
+
+
+def test_csv_numbers_stay_numbers() -> None:
+    row = {
+        **hostile_row(),
+        "proposal": {"category": "none", "score": -0.25, "margin": -0.5, "threshold_set": None},
+    }
+    [read] = csv_read_back([row])
+    assert (read["proposal_score"], read["proposal_margin"]) == ("-0.25", "-0.5")
+
+
+def test_a_bare_carriage_return_stays_inside_its_csv_cell() -> None:
+    # Readers end a line at a lone CR too, so a cell holding one must be quoted.
+    rows = [{**hostile_row(), "grid_id": 1, "prompt": "first\rsecond"}, hostile_row()]
+    read = csv_read_back(rows)
+    assert [row["prompt"] for row in read] == ["first\rsecond", HOSTILE]

@@ -19,7 +19,6 @@ from memgrid.core.generation.pipeline import (
     sample_grid,
     scheduler_class,
     triage_norms,
-    weights_fingerprint,
 )
 from memgrid.core.generation.settings import (
     GenerationSettings,
@@ -30,6 +29,7 @@ from memgrid.core.generation.settings import (
 )
 from memgrid.core.generation.signal import mean_first_steps, stored_norms, wen_score, wen_values
 from memgrid.core.generation.synthetic import CLIP_CONTEXT_LENGTH, clip_tokenizer
+from memgrid.core.generation.weights import weights_fingerprint
 from PIL import Image
 
 from tests.gen.conftest import TEST_DEVICE
@@ -194,7 +194,7 @@ def test_provenance_names_weights_sampler_and_libraries(tiny_model: Any) -> None
 
 
 def test_weights_hash_follows_content_in_both_modes(tmp_path: Path, monkeypatch) -> None:
-    from memgrid.core.generation import pipeline
+    from memgrid.core.generation import weights as weights_module
 
     folder = tmp_path / "model"
     (folder / "unet").mkdir(parents=True)
@@ -203,8 +203,8 @@ def test_weights_hash_follows_content_in_both_modes(tmp_path: Path, monkeypatch)
     weights.write_bytes(bytes(range(256)) * 40_000)
     full = weights_fingerprint(folder)
     assert full["weights_hash_method"] == "full"
-    monkeypatch.setattr(pipeline, "FULL_HASH_LIMIT_BYTES", 1000)
-    monkeypatch.setattr(pipeline, "FINGERPRINT_EDGE_BYTES", 4096)
+    monkeypatch.setattr(weights_module, "FULL_HASH_LIMIT_BYTES", 1000)
+    monkeypatch.setattr(weights_module, "FINGERPRINT_EDGE_BYTES", 4096)
     fingerprint = weights_fingerprint(folder)
     assert fingerprint["weights_hash_method"] == "fingerprint"
     assert weights_fingerprint(folder) == fingerprint

@@ -27,6 +27,20 @@ FOOTER_ACTIONS = (
 )
 
 
+# A configured action runs the annotate screen's Textual action of the same name (its
+# action_* method), except these: the category keys share one action that takes the category,
+# and quit is the app's own. tests/app/test_keys.py ties every key to its handler.
+KEY_HANDLERS = {
+    **{category.value: f"label('{category.value}')" for category in Category},
+    "quit": "app.quit",
+}
+
+
+def handler(action: str) -> str:
+    """The Textual action that a configured action's keys run on the annotate screen."""
+    return KEY_HANDLERS.get(action, action)
+
+
 def binding_id(action: str) -> str:
     return f"{SCREEN_ID}.{action}"
 
@@ -36,7 +50,7 @@ def annotate_bindings() -> list[Binding]:
     return [
         Binding(
             keys,
-            f"key('{action}')",
+            handler(action),
             label,
             show=action in FOOTER_ACTIONS,
             id=binding_id(action),

@@ -16,11 +16,12 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from memgrid.core.attribution import Attribution, attribute
+from memgrid.core.attribution import Attribution
 from memgrid.core.errors import NotFoundError
-from memgrid.core.records import Entity, Grid, LabelEvent, Proposal, Score
+from memgrid.core.records import Grid, LabelEvent, Proposal, Score
 from memgrid.core.taxonomy import Category, Feature, LabelState
 from memgrid.db.store import Store
+from memgrid.tui.services.proposing import Proposer
 
 HEATMAP_METRIC = "tiled-l2"  # the region consistency map (docs/design.md, "Signals")
 RATE_WINDOW_SECONDS = 3600.0
@@ -117,7 +118,8 @@ class AnnotationSession:
         self.clock = clock
         self.session_id = session_id or uuid.uuid4().hex[:12]
         self.project_id = store.project_id or ""
-        self.lexicon: tuple[Entity, ...] = tuple(store.entities())
+        # The prompt is attributed as `memgrid propose` does, without CLIP (highlights only).
+        self.proposer = Proposer(store.entities())
         self.visited: list[int] = []  # grids shown in this session, oldest first
         self.position = -1  # index of the current grid in `visited`
         self.upcoming: deque[int] = deque()  # open grids fetched ahead, not shown yet
@@ -171,7 +173,7 @@ class AnnotationSession:
             mine=None,
             others=(),
             others_hidden=self.options.hide_others,
-            attribution=attribute(grid.prompt, self.lexicon),
+            attribution=self.proposer.attribution(grid),
         )
 
     def _with_fresh_labels(self, view: GridView) -> GridView:
@@ -501,7 +503,7 @@ class AnnotationSession:
     def _require_current(self) -> GridView:
         view = self.current()
         if view is None:
-            raise NotFoundError("no grid on screen: the queue is empty")
+            raise NotFoundError("queue", "no grid on screen: the queue is empty")
         return view
 
     def _features_for(self, view: GridView) -> list[Feature]:

@@ -8,14 +8,14 @@ from typing import Annotated
 
 import typer
 from memgrid.core.agreement import GridState
-from memgrid.core.export import (
+from memgrid.core.export.options import (
     DEFAULT_SHARD_SIZE,
-    MANIFEST_NAME,
     ExportFilters,
     ExportFormat,
     ExportOptions,
     ImageMode,
 )
+from memgrid.core.export.staging import MANIFEST_NAME
 from memgrid.core.taxonomy import Category
 from memgrid.tui.options import JsonOption, ProjectOption
 from memgrid.tui.services.export import export_project
@@ -36,7 +36,10 @@ def export(
     out: Annotated[
         Path,
         typer.Option(
-            "--out", "-o", help="Folder to create; written beside it, renamed when complete."
+            "--out",
+            "-o",
+            help="Folder to create (its parent must exist); written beside it, renamed when "
+            "complete.",
         ),
     ],
     project: ProjectOption = None,
@@ -79,7 +82,12 @@ def export(
         int, typer.Option("--shard-size", min=1, help="Samples per WebDataset shard.")
     ] = DEFAULT_SHARD_SIZE,
     overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace an existing --out folder.")
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Replace an earlier export at --out (a folder with memgrid's export.json); "
+            "nothing else is ever replaced.",
+        ),
     ] = False,
     json_output: JsonOption = False,
 ) -> None:

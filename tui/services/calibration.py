@@ -2,7 +2,7 @@
 
 Reads the agreed label of every labelled grid (core.agreement: adjudicated first, else the
 majority) and every stored signal in bulk, fits the active threshold set on them
-(core.calibration), and stores the run. Accepting a run stores its fitted values as a new
+(the core.calibration package), and stores the run. Accepting a run stores its fitted values as a new
 version of the set, makes it active, and recomputes the proposals under it.
 """
 
@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 from memgrid.core.agreement import ADJUDICATE_ACTION, AgreedLabel, agreed_label
-from memgrid.core.attribution import Attribution, attribute
 from memgrid.core.calibration import (
     CATEGORY_CODE,
     DEFAULT_BOOTSTRAPS,
@@ -23,12 +22,10 @@ from memgrid.core.calibration import (
     NONE_CODE,
     PIXEL_CLIQUE_SIGNAL,
     SIGNAL_KEYS,
-    LabelledGrids,
     Objective,
-    calibrate,
-    stratified_sample,
 )
-from memgrid.core.categorizer import PIXEL_METRICS, SEMANTIC_METRIC, categorize, latest_by_metric
+from memgrid.core.calibration.run import LabelledGrids, calibrate, stratified_sample
+from memgrid.core.categorizer import PIXEL_METRICS, SEMANTIC_METRIC, latest_by_metric
 from memgrid.core.combined import FEATURES, FittedWeights, evidence, feature_row, fit_weights
 from memgrid.core.errors import NotFoundError, ProjectError
 from memgrid.core.interrater import AgreementReport, agreement_report
@@ -37,10 +34,9 @@ from memgrid.core.taxonomy import Category, Webster
 from memgrid.core.thresholds import Thresholds, v0_values
 from memgrid.tui.services.project import Project
 from memgrid.tui.services.proposing import (
-    ClipAttributor,
+    Proposer,
     ProposeReport,
     activate_and_propose,
-    clip_encoder,
     ensure_threshold_set,
 )
 
@@ -198,21 +194,20 @@ def _template_only(label: AgreedLabel) -> bool:
 
 
 class LabelledCategorizer:
-    """Runs the categorizer on labelled grids exactly as `memgrid propose` does.
+    """Runs the propose pipeline (`Proposer`, as `memgrid propose` does) on labelled grids.
 
-    Grids and scores are read in bulk for the grids asked about; attributions are kept
-    per grid and CLIP evidence, which is all that varies with the thresholds there.
+    Grids and scores are read in bulk for the grids asked about; thresholds are parsed once
+    per set of values, and attributions kept per grid and CLIP evidence, which is all that
+    varies with the thresholds there.
     """
 
     def __init__(self, project: Project, grid_ids: np.ndarray) -> None:
         self.project = project
         self.grid_ids = grid_ids
-        self.lexicon = project.store.entities()
-        self.clip = ClipAttributor(project, self.lexicon, clip_encoder)
+        self.proposer = Proposer.for_project(project, remember_attributions=True)
         self._grids: dict[int, Grid] = {}
         self._scores: dict[int, list[Score]] = {}
         self._thresholds: dict[tuple[tuple[str, float], ...], Thresholds] = {}
-        self._attributions: dict[tuple[int, Any], Attribution] = {}
 
     def preload(self, indices: Sequence[int]) -> None:
         """Read the grids and scores of these labelled grids (indices into `grid_ids`)."""
@@ -244,12 +239,7 @@ class LabelledCategorizer:
         if thresholds is None:
             thresholds = self._thresholds[key] = Thresholds.from_values(values)
         grid, scores = self._grids[grid_id], self._scores[grid_id]
-        evidence = self.clip.evidence(grid, scores, thresholds)
-        attribution = self._attributions.get((grid_id, evidence))
-        if attribution is None:
-            attribution = attribute(grid.prompt, self.lexicon, evidence)
-            self._attributions[(grid_id, evidence)] = attribution
-        return categorize(scores, thresholds, attribution).category
+        return self.proposer.categorize(grid, scores, thresholds).category
 
 
 # ---------------------------------------------------------------- running
@@ -374,7 +364,7 @@ def accept_run(project: Project, run_id: int) -> CalibrationRun:
     store = project.store
     stored = next((r for r in store.calibration_runs() if r["id"] == run_id), None)
     if stored is None:
-        raise NotFoundError(f"no calibration run with id {run_id}")
+        raise NotFoundError(f"calibration run {run_id}", "no calibration run with this id")
     if stored["accepted"]:
         raise ProjectError(f"calibration run {run_id} was already accepted")
     if stored["threshold_set_id"] is None:

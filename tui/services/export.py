@@ -26,20 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from memgrid.core.agreement import agreed_label
-from memgrid.core.export import (
-    WRITERS,
-    ExportOptions,
-    ExportTally,
-    ImageMode,
-    RenderedRows,
-    build_manifest,
-    build_row,
-    open_writer,
-    project_file,
-    render_rows,
-    staged_destination,
-    write_manifest,
-)
+from memgrid.core.export.base import RenderedRows, project_file
+from memgrid.core.export.manifest import ExportTally, build_manifest, write_manifest
+from memgrid.core.export.options import ExportOptions, ImageMode
+from memgrid.core.export.rows import build_row
+from memgrid.core.export.staging import staged_destination
+from memgrid.core.export.writers import WRITERS, open_writer, render_rows
 from memgrid.core.records import LabelEvent, Score, ThresholdSet
 from memgrid.db.store import Store
 from memgrid.tui.services.project import Project

@@ -1,9 +1,11 @@
-"""The propose loop shared by `memgrid propose`, the app and calibration.
+"""The propose pipeline shared by `memgrid propose`, calibration and the app.
 
-For every scored grid: attribute its prompt (entities, cues and, where the grid has a CLIP
-score whose weights load here, CLIP similarities of the recurring crop), categorize its
-scores under a threshold set, and store the proposal. After calibration, accepting a set
-is one call: `activate_and_propose`.
+One grid goes through `Proposer`: attribute its prompt (entities, cues and, where the grid
+has a CLIP score whose weights load here, CLIP similarities of the recurring crop), then
+categorize its scores under a threshold set. `propose_all` runs it over every scored grid
+and stores the proposals; calibration runs it on the labelled grids under candidate
+thresholds; the app highlights the prompt with its attribution. After calibration,
+accepting a set is one call: `activate_and_propose`.
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from memgrid.core.attribution import (
+    NO_CLIP,
+    Attribution,
     ClipEvidence,
     TextImageEncoder,
     attribute,
     clip_evidence,
     read_lexicon,
 )
-from memgrid.core.categorizer import REGION_METRIC, SEMANTIC_METRIC, categorize
+from memgrid.core.categorizer import REGION_METRIC, SEMANTIC_METRIC, Categorization, categorize
 from memgrid.core.errors import InputError, MemgridError, NotFoundError
 from memgrid.core.images import decode_rgb
 from memgrid.core.records import Entity, Grid, Proposal, Score, ThresholdSet
@@ -96,11 +100,79 @@ def choose_threshold_set(project: Project, choice: str) -> tuple[ThresholdSet, b
         known = sorted({t.name for t in store.threshold_sets()})
         hint = f" (stored: {', '.join(known)})" if known else " (none stored yet)"
         raise NotFoundError(
-            f"no threshold set or file named {choice!r}{hint}; a file must end in .toml or .json"
+            f"--thresholds {choice!r}",
+            f"no threshold set or file of this name{hint}; a file must end in .toml or .json",
         ) from None
     Thresholds.from_values(chosen.values, source=chosen.label)  # refuse a corrupt stored set
     store.activate_threshold_set(chosen.id)
     return store.threshold_set_by_id(chosen.id), False
+
+
+# ---------------------------------------------------------------- one grid
+
+
+class Proposer:
+    """The propose pipeline for one grid: attribute its prompt, then categorize its scores.
+
+    `memgrid propose`, calibration and the app all go through it, so the proposal stored,
+    the one calibration scores and the highlights the annotator sees agree. Without a CLIP
+    attributor (the app) the attribution has no CLIP evidence; its entities and cues,
+    which are what the app highlights, do not depend on it.
+    """
+
+    def __init__(
+        self,
+        lexicon: Sequence[Entity],
+        clip: ClipAttributor | None = None,
+        *,
+        remember_attributions: bool = False,
+    ) -> None:
+        self.lexicon = tuple(lexicon)
+        self.clip = clip
+        # Calibration asks about one grid under many thresholds; its attribution varies
+        # only with the CLIP evidence, so it is kept per (grid, evidence) when asked to.
+        self._attributions: dict[tuple[int, ClipEvidence], Attribution] | None = (
+            {} if remember_attributions else None
+        )
+
+    @classmethod
+    def for_project(
+        cls,
+        project: Project,
+        encoder_factory: EncoderFactory | None = None,
+        *,
+        remember_attributions: bool = False,
+    ) -> Proposer:
+        """The project's lexicon, with CLIP evidence from `encoder_factory` (default: the clip metric's)."""
+        lexicon = project.store.entities()
+        clip = ClipAttributor(project, lexicon, encoder_factory or clip_encoder)
+        return cls(lexicon, clip, remember_attributions=remember_attributions)
+
+    @property
+    def clip_failure(self) -> str | None:
+        """Why CLIP evidence could not be had, first seen (None when it always could)."""
+        return self.clip.first_failure if self.clip is not None else None
+
+    def attribution(
+        self, grid: Grid, scores: Sequence[Score] = (), thresholds: Thresholds | None = None
+    ) -> Attribution:
+        """What the grid's prompt names or implies; with CLIP evidence when it can be had."""
+        evidence = NO_CLIP
+        if self.clip is not None and thresholds is not None:
+            evidence = self.clip.evidence(grid, scores, thresholds)
+        if self._attributions is None:
+            return attribute(grid.prompt, self.lexicon, evidence)
+        key = (grid.id, evidence)
+        found = self._attributions.get(key)
+        if found is None:
+            found = self._attributions[key] = attribute(grid.prompt, self.lexicon, evidence)
+        return found
+
+    def categorize(
+        self, grid: Grid, scores: Sequence[Score], thresholds: Thresholds
+    ) -> Categorization:
+        """The proposal's category, features, reasons and Webster type under `thresholds`."""
+        return categorize(scores, thresholds, self.attribution(grid, scores, thresholds))
 
 
 # ---------------------------------------------------------------- proposing
@@ -122,8 +194,7 @@ def propose_all(
     store = project.store
     ids = list(store.grid_ids() if grid_ids is None else grid_ids)
     report = ProposeReport(grids=len(ids))
-    lexicon = store.entities()
-    clip = ClipAttributor(project, lexicon, encoder_factory or clip_encoder)
+    proposer = Proposer.for_project(project, encoder_factory)
     thresholds_by_set: dict[int, Thresholds] = {}
     pending: list[Proposal] = []
     for done, grid_id in enumerate(ids, start=1):
@@ -140,9 +211,7 @@ def propose_all(
                 if thresholds is None:
                     thresholds = Thresholds.from_values(chosen.values, source=chosen.label)
                     thresholds_by_set[chosen.id] = thresholds
-                evidence = clip.evidence(grid, scores, thresholds)
-                attribution = attribute(grid.prompt, lexicon, evidence)
-                result = categorize(scores, thresholds, attribution)
+                result = proposer.categorize(grid, scores, thresholds)
                 pending.append(result.proposal(grid_id, chosen.id))
                 report.categories[result.category.value] = (
                     report.categories.get(result.category.value, 0) + 1
@@ -153,7 +222,7 @@ def propose_all(
         if on_progress is not None:
             on_progress(done, len(ids))
     report.proposed += store.add_proposals(pending)
-    report.clip_unavailable = clip.first_failure
+    report.clip_unavailable = proposer.clip_failure
     return report
 
 
@@ -212,7 +281,7 @@ class ClipAttributor:
         self.encoders: dict[str, _CachedTexts | MemgridError] = {}
         self.first_failure: str | None = None
 
-    def evidence(self, grid: Grid, scores: list[Score], thresholds: Thresholds) -> ClipEvidence:
+    def evidence(self, grid: Grid, scores: Sequence[Score], thresholds: Thresholds) -> ClipEvidence:
         clip_score = _latest_available(scores, SEMANTIC_METRIC)
         if clip_score is None:
             why = _unavailable_note(scores, SEMANTIC_METRIC) or "the grid has no CLIP score"
@@ -247,12 +316,12 @@ def clip_encoder(clip_score: Score) -> TextImageEncoder:
     return encoder
 
 
-def _latest_available(scores: list[Score], metric: str) -> Score | None:
+def _latest_available(scores: Sequence[Score], metric: str) -> Score | None:
     available = [s for s in scores if s.metric == metric and s.available]
     return available[-1] if available else None
 
 
-def _unavailable_note(scores: list[Score], metric: str) -> str | None:
+def _unavailable_note(scores: Sequence[Score], metric: str) -> str | None:
     notes = [s.note for s in scores if s.metric == metric and not s.available]
     return notes[-1] if notes else None
 
@@ -312,8 +381,3 @@ def add_entity_file(project: Project, path: Path) -> int:
     if not entries:
         raise InputError(path, "no entries (one 'name | type | aliases' a line)")
     return project.store.add_entities(entries)
-
-
-# Earlier private names, still imported by tui/services/calibration.py.
-_ClipAttributor = ClipAttributor
-_clip_encoder = clip_encoder

@@ -48,15 +48,7 @@ class AdjudicationScreen(Screen[None]):
         *category_bindings("adjudicate", "decide", "final: {category}"),
     ]
 
-    DEFAULT_CSS = """
-    #adj-title { height: 1; padding: 0 1; background: $panel; }
-    #adj-body { height: 1fr; }
-    #adj-list { width: 56; height: 1fr; }
-    #adj-detail { width: 1fr; padding: 0 1; border-left: solid $primary-darken-2; }
-    #adj-seeds { height: 1fr; }
-    #adj-info { height: auto; max-height: 50%; overflow-y: auto; }
-    #adj-status { height: 1; padding: 0 1; color: $text-muted; }
-    """
+    CSS_PATH = "adjudicate.tcss"
 
     class Loaded(Message):
         def __init__(self, items: list[Disagreement], message: str = "") -> None:

@@ -44,13 +44,7 @@ class CalibrationScreen(Screen[None]):
         Binding("escape,q", "close", "back"),
     ]
 
-    DEFAULT_CSS = """
-    CalibrationScreen #calibration-title { height: auto; padding: 0 1; background: $panel; }
-    CalibrationScreen #calibration-status { height: auto; padding: 0 1; }
-    CalibrationScreen #calibration-warnings { height: auto; padding: 0 1; color: $warning; }
-    CalibrationScreen DataTable { height: auto; margin: 1 1 0 1; }
-    CalibrationScreen .table-title { height: 1; padding: 0 1; margin-top: 1; text-style: bold; }
-    """
+    CSS_PATH = "calibration.tcss"
 
     class RunLoaded(Message):
         """A run was read, made or accepted (None: there is no run yet)."""

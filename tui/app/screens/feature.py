@@ -28,11 +28,7 @@ class FeatureScreen(ModalScreen[Feature | None]):
         *category_bindings("feature", "category", "{category}"),
     ]
 
-    DEFAULT_CSS = """
-    FeatureScreen { align: center middle; }
-    FeatureScreen > Vertical { width: 64; height: auto; border: round $accent; padding: 0 1; }
-    #feature-map { margin: 1 0; }
-    """
+    CSS_PATH = "feature.tcss"
 
     def __init__(self, heatmap: list[list[float]] | None) -> None:
         super().__init__()

@@ -34,13 +34,7 @@ class GridListScreen(Screen[int | None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q", "close", "back")]
 
-    DEFAULT_CSS = """
-    GridListScreen #list-title { height: 1; padding: 0 1; background: $panel; }
-    GridListScreen #list-body { height: 1fr; }
-    GridListScreen OptionList { height: 1fr; width: 1fr; }
-    GridListScreen #list-detail { width: 70; padding: 0 1; border-left: solid $primary-darken-2;
-        display: none; }
-    """
+    CSS_PATH = "grid_list.tcss"
 
     class Loaded(Message):
         """The grids to list, as options, read off the UI thread."""

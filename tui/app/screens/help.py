@@ -27,11 +27,7 @@ class HelpScreen(ModalScreen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,question_mark", "close", "close")]
 
-    DEFAULT_CSS = """
-    HelpScreen { align: center middle; }
-    HelpScreen > VerticalScroll { width: 96; height: auto; max-height: 90%;
-        border: round $accent; padding: 0 1; }
-    """
+    CSS_PATH = "help.tcss"
 
     def __init__(self, keys: dict[str, str]) -> None:
         super().__init__()
@@ -54,6 +50,7 @@ class HelpScreen(ModalScreen[None]):
                 "folder or ~/.config/memgrid/. Every action is saved the moment its key is "
                 "pressed.",
                 classes="hint",
+                markup=False,  # "[keys]" is the section's name, not a style
             )
 
     def action_close(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from typing import ClassVar
 
 from memgrid.core.records import LabelEvent
 from memgrid.tui.app.screens.grid_list import GridListScreen, grid_option
@@ -36,9 +37,7 @@ def describe_history(grid_id: int, events: list[LabelEvent]) -> Text:
 class HistoryScreen(GridListScreen):
     """Your current labels; the highlighted grid's history on the right; enter reopens it."""
 
-    DEFAULT_CSS = """
-    HistoryScreen #list-detail { display: block; }
-    """
+    CSS_PATH: ClassVar[list[str]] = ["grid_list.tcss", "history.tcss"]
 
     class HistoryLoaded(Message):
         def __init__(self, grid_id: int, text: Text) -> None:

@@ -19,10 +19,7 @@ class NoteScreen(ModalScreen[str | None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "cancel")]
 
-    DEFAULT_CSS = """
-    NoteScreen { align: center middle; }
-    NoteScreen > Vertical { width: 80; height: auto; border: round $accent; padding: 0 1; }
-    """
+    CSS_PATH = "note.tcss"
 
     def __init__(self, note: str = "") -> None:
         super().__init__()

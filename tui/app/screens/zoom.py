@@ -33,12 +33,7 @@ class ZoomScreen(Screen[None]):
         Binding("right", "step(1)", "next seed"),
     ]
 
-    DEFAULT_CSS = """
-    ZoomScreen { align: center top; }
-    #zoom-title { height: 1; padding: 0 1; background: $panel; width: 100%; }
-    #zoom-image { width: auto; height: 1fr; }
-    #zoom-error { color: $error; padding: 1 2; }
-    """
+    CSS_PATH = "zoom.tcss"
 
     class Loaded(Message):
         """A seed's image is decoded and scaled, ready to hand to the image widget."""

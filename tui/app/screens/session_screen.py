@@ -1,0 +1,194 @@
+"""The annotate screen's body: the session's grid drawn, and its actions run in order.
+
+Actions that change labels go through one queue: each runs in a worker thread that commits
+it and draws the next grid, and only then does the screen show that grid and take the next
+action. So a key typed ahead applies to the grid it was meant for, and whatever the screen
+shows as done is already in the database. The keys themselves are AnnotateScreen's
+(screens/annotate.py).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import deque
+from collections.abc import Callable
+
+from memgrid.core.errors import MemgridError
+from memgrid.tui.app.collector import IDLE_SECONDS, IdleCollector
+from memgrid.tui.app.context import AppContext
+from memgrid.tui.app.messages import PictureReady, SessionUpdated, WorkFailed
+from memgrid.tui.app.session import GridView, Outcome
+from memgrid.tui.app.widgets import (
+    HeatMap,
+    LabelsPanel,
+    ProgressBar,
+    PromptView,
+    ProposalPanel,
+    SeedGrid,
+)
+from memgrid.tui.app.widgets.seed_grid import GridPicture
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+SessionCall = Callable[[], Outcome]
+
+
+class SessionScreen(Screen[None]):
+    """Prompt, seed grid, proposal and labels; progress and keys along the bottom."""
+
+    def __init__(self, context: AppContext) -> None:
+        super().__init__()
+        self.context = context
+        self.session = context.session
+        self.pictures = context.pictures
+        self.view: GridView | None = None
+        self._pending: deque[tuple[str, SessionCall]] = deque()
+        self._busy = False
+        self.collector = IdleCollector()
+
+    def compose(self) -> ComposeResult:
+        yield PromptView("Loading…", id="prompt")
+        with Horizontal(id="body"):
+            yield SeedGrid(id="seeds")
+            with Vertical(id="side"):
+                yield ProposalPanel(id="proposal")
+                yield LabelsPanel(id="labels")
+                yield Static("Heat map: share of seed pairs alike per tile", id="heatmap-title")
+                yield HeatMap(id="heatmap")
+        yield Static(id="status")
+        yield ProgressBar(id="progress")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.submit("start", self.session.start)
+        renew_every = max(1.0, self.session.options.lease_seconds / 3)
+        self.set_interval(renew_every, self.renew_lease)
+        self.set_interval(IDLE_SECONDS / 2, self.collector.collect_if_idle)
+
+    @property
+    def idle(self) -> bool:
+        """True when no action is running or waiting (tests and the bench wait for this)."""
+        return not self._busy and not self._pending
+
+    @property
+    def seeds(self) -> SeedGrid:
+        return self.query_one("#seeds", SeedGrid)
+
+    # ---- the action queue -------------------------------------------------------------
+
+    def submit(self, what: str, call: SessionCall) -> None:
+        """Queue a session action; it runs after the ones before it have been shown."""
+        self._pending.append((what, call))
+        self._run_next()
+
+    def _run_next(self) -> None:
+        if self._busy or not self._pending:
+            return
+        self._busy = True
+        what, call = self._pending.popleft()
+        self._act(what, call)
+
+    @work(thread=True, exclusive=False, exit_on_error=False, group="session")
+    def _act(self, what: str, call: SessionCall) -> None:
+        # Not exclusive: a commit is never cancelled; the queue above keeps them in order.
+        try:
+            outcome = call()
+            picture = None
+            if outcome.view is not None:
+                picture = self.picture_of(outcome.view)
+        except (MemgridError, sqlite3.Error, OSError) as error:
+            self.post_message(WorkFailed(what, str(error), ends_action=True))
+            return
+        self.post_message(SessionUpdated(outcome, picture))
+
+    @on(SessionUpdated)
+    def _show_outcome(self, message: SessionUpdated) -> None:
+        self.show(message.outcome, message.picture)
+        self._busy = False
+        self._run_next()
+        if message.outcome.advanced:
+            # After the frame is drawn: a prefetch thread would compete with it for the GIL.
+            self.call_after_refresh(self.prefetch)
+
+    @on(WorkFailed)
+    def _show_failure(self, message: WorkFailed) -> None:
+        line = Text.assemble((f"{message.what} failed: ", "bold red"), message.error)
+        self.query_one("#status", Static).update(line, layout=False)
+        if message.ends_action:
+            self._busy = False
+            self._run_next()
+
+    def picture_of(self, view: GridView) -> GridPicture:
+        """The grid drawn for the seed area, with the heat map laid over only when it is on.
+
+        Runs in workers; the overlay is drawn on demand since it doubles the work.
+        """
+        heatmap = view.heatmap if self.seeds.overlay else None
+        return self.pictures.picture(view.grid, heatmap, self.seeds.area)
+
+    @on(SeedGrid.Resized)
+    def _redraw_for_new_size(self) -> None:
+        if self.view is not None:
+            self.redraw(self.view)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="redraw")
+    def redraw(self, view: GridView) -> None:
+        """Compose the picture again for the grid's new area (after a terminal resize)."""
+        try:
+            picture = self.picture_of(view)
+        except OSError as error:
+            self.post_message(WorkFailed("drawing", str(error)))
+            return
+        self.post_message(PictureReady(picture))
+
+    @on(PictureReady)
+    def _show_picture(self, message: PictureReady) -> None:
+        if self.view is not None and message.picture.grid_id == self.view.grid_id:
+            self.seeds.show(message.picture)
+
+    def show(self, outcome: Outcome, picture: GridPicture | None) -> None:
+        self.view = view = outcome.view
+        self.query_one("#status", Static).update(Text(outcome.message), layout=False)
+        self.query_one(ProgressBar).show(outcome.progress, self.session.annotator)
+        if view is None:
+            self.query_one(PromptView).clear("No open grids left: every grid is done for you.")
+            self.seeds.show(None, "Nothing to annotate. r reopens earlier labels; q quits.")
+            return
+        draft = self.session.drafts.get(view.grid_id)
+        self.query_one(PromptView).show(view.grid, view.attribution)
+        self.seeds.show(picture)
+        self.query_one(ProposalPanel).show(view.proposal, view.proposal_shown, view.scores)
+        self.query_one(LabelsPanel).show(
+            view.mine,
+            draft.note if draft else "",
+            draft.features if draft else [],
+            view.others,
+            view.others_hidden,
+            view.adjudication,
+        )
+        self.query_one(HeatMap).show(view.heatmap)
+
+    # ---- background work ------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="prefetch")
+    def prefetch(self) -> None:
+        """Read the next grids and draw their pictures before they are asked for."""
+        try:
+            for view in self.session.prefetch():
+                self.picture_of(view)
+        except (MemgridError, sqlite3.Error, OSError) as error:
+            self.post_message(WorkFailed("prefetch", str(error)))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="lease")
+    def renew_lease(self) -> None:
+        try:
+            held = self.session.renew_lease()
+        except sqlite3.Error as error:
+            self.post_message(WorkFailed("lease renewal", str(error)))
+            return
+        if not held:
+            self.post_message(WorkFailed("lease renewal", "another annotator now holds this grid"))
