@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from memgrid.core.attribution import Attribution
 from memgrid.core.categorizer_rules import (
+    Check,
     attribution_notes,
     region_attribution,
     semantic_attribution,
@@ -68,27 +69,6 @@ FEATURE_WORDS = {
     "layout": "pHash median similarity at a near-duplicate level",
     "matches": "keypoint matches in most pairs",
 }
-
-
-@dataclass(frozen=True)
-class Check:
-    """One comparison of a signal's value with its threshold (fired when value >= threshold)."""
-
-    signal: str
-    value: float
-    threshold: float
-
-    @property
-    def fired(self) -> bool:
-        return self.value >= self.threshold
-
-    @property
-    def margin(self) -> float:
-        return self.value - self.threshold
-
-    @property
-    def relation(self) -> str:
-        return "≥" if self.fired else "<"
 
 
 @dataclass(frozen=True)

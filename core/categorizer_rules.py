@@ -31,15 +31,20 @@ class Attributed:
 
 
 @dataclass(frozen=True)
-class _Check:
-    """A comparison for the words of a reason (fired when value >= threshold)."""
+class Check:
+    """One comparison of a signal's value with its threshold (fired when value >= threshold)."""
 
+    signal: str
     value: float
     threshold: float
 
     @property
     def fired(self) -> bool:
         return self.value >= self.threshold
+
+    @property
+    def margin(self) -> float:
+        return self.value - self.threshold
 
     @property
     def relation(self) -> str:
@@ -153,7 +158,7 @@ def region_attribution(attribution: Attribution, thresholds: Thresholds) -> Attr
                 attributed.category, f"fixed region: {attributed.name}", attributed.reason
             )
         similarity = clip.prompt_similarity if clip.prompt_similarity is not None else -1.0
-        prompt_match = _Check(similarity, thresholds.tau_text_image)
+        prompt_match = Check("clip", similarity, thresholds.tau_text_image)
         words = f"prompt-to-region similarity {similarity:.2f} {prompt_match.relation} {prompt_match.threshold:.2f}"
         if prompt_match.fired and attribution.entities:
             mention = preferred(list(attribution.entities), "brand", "work")
