@@ -122,7 +122,7 @@ def categorize(
     else:
         rules = _apply_rules(scores, thresholds, reasons)
     _generation_reason(scores.get(GENERATION_METRIC), thresholds, reasons)
-    combined = combine(evidence(scores, thresholds), thresholds)
+    combined = combine(evidence(scores, thresholds, seeds), thresholds)
     reasons.append(_combined_reason(combined))
 
     features: list[Feature] = []
@@ -231,8 +231,8 @@ def _too_small(scores: dict[str, Score], seeds: int, thresholds: Thresholds) -> 
 
 def _combined_reason(combined: CombinedScore) -> Reason:
     parts = [
-        f"{feature} {value:+.1f}" if combined.evidence_for(feature).applied else f"{feature} n/a"
-        for feature, value in combined.contributions
+        f"{e.feature} {value:+.1f}" if e.value is not None else f"{e.feature} n/a"
+        for e, (_, value) in zip(combined.evidence, combined.contributions, strict=True)
     ]
     verdict = "memorized" if combined.memorized else "not memorized"
     text = (

@@ -117,6 +117,7 @@ class CombinedScore:
     contributions: tuple[tuple[str, float], ...]
     evidence: tuple[Evidence, ...]
     threshold: float
+    by_feature: dict[str, Evidence]
 
     @property
     def memorized(self) -> bool:
@@ -127,7 +128,7 @@ class CombinedScore:
         return self.probability - self.threshold
 
     def evidence_for(self, feature: str) -> Evidence:
-        return next(e for e in self.evidence if e.feature == feature)
+        return self.by_feature[feature]
 
     def strongest(self) -> str | None:
         """The feature contributing most, if any contributes."""
@@ -172,9 +173,11 @@ def clique_size(score: Score) -> int:
     return round(float(values["clique_share"]) * int(values["n_seeds"]))
 
 
-def evidence(scores: Mapping[str, Score], thresholds: Thresholds) -> tuple[Evidence, ...]:
-    """Every feature's evidence from a grid's latest score per metric."""
-    seeds = seeds_of(scores)
+def evidence(
+    scores: Mapping[str, Score], thresholds: Thresholds, seeds: int | None = None
+) -> tuple[Evidence, ...]:
+    """Every feature's evidence from a grid's latest score per metric (`seeds`: if known)."""
+    seeds = seeds_of(scores) if seeds is None else seeds
     if seeds is not None and thresholds.too_small(seeds):
         note = f"only {seeds} seeds: needs >= {thresholds.min_seeds}"
         return tuple(Evidence(feature, 0.0, note=note) for feature in FEATURES)
@@ -269,6 +272,7 @@ def combine(found: Sequence[Evidence], thresholds: Thresholds) -> CombinedScore:
         contributions=contributions,
         evidence=tuple(found),
         threshold=thresholds.tau_combined,
+        by_feature={e.feature: e for e in found},
     )
 
 

@@ -13,6 +13,7 @@ import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +176,12 @@ SPECS.update(
 METADATA_KEYS = ("name", "notes", "model")
 
 
+@lru_cache(maxsize=1024)
+def _required_clique(tau_mem: float, min_clique: int, n_seeds: int) -> int:
+    by_share = math.ceil(tau_mem * n_seeds - 1e-9)
+    return max(by_share, min(min_clique, n_seeds // 2 + 1), 1)
+
+
 def v0_values() -> dict[str, float]:
     """The v0 threshold values; unset keys (no default) are left out, so their rules do not run."""
     return {key: spec.default for key, spec in SPECS.items() if spec.default is not None}
@@ -311,8 +318,7 @@ class Thresholds:
         3), so the count asked for is a strict majority there: 2 of 3, 3 of 4, 3 of 5.
         tau_mem's share only binds from 150 seeds up (3 / 0.02).
         """
-        by_share = math.ceil(self.tau_mem * n_seeds - 1e-9)
-        return max(by_share, min(self.min_clique, n_seeds // 2 + 1), 1)
+        return _required_clique(self.tau_mem, self.min_clique, n_seeds)
 
     def too_small(self, n_seeds: int) -> bool:
         """True when the grid has fewer seeds than a grid-level rule needs."""
