@@ -139,14 +139,14 @@ def build(folder: Path, root: Path, workers: int) -> tuple[Project, list[GridRes
     score_project(project, build_metrics(MetricOptions()), workers=workers)
     propose_all(project)
     results = []
-    for grid in project.store.grids():
+    for grid in project.store.grids.all():
         name = grid.origin
         row = manifest.get(name)
         if row is None:
             print(f"import: grid {grid.id} ({name}) is not in the manifest")
             continue
-        proposal = project.store.proposal(grid.id)
-        scores = project.store.scores(grid.id)
+        proposal = project.store.proposals.find(grid.id)
+        scores = project.store.scores.where(grid_ids=[grid.id])
         signals = signal_values(scores)
         if proposal is not None and proposal.score is not None:
             signals["combined"] = proposal.score
@@ -168,7 +168,7 @@ def build(folder: Path, root: Path, workers: int) -> tuple[Project, list[GridRes
     missing = sorted(set(manifest) - {r.name for r in results})
     if missing:
         print(f"import: {len(missing)} manifest grids not in the project: {', '.join(missing)}")
-    leave_one_source_out(results, project.store.entities())
+    leave_one_source_out(results, project.store.entities.all())
     return project, results
 
 

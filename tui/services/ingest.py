@@ -33,7 +33,7 @@ class PromptsReport:
 
 def add_prompt_file(project: Project, path: Path) -> PromptsReport:
     prompt_file = read_prompt_file(path)
-    added, merged = project.store.add_prompts(prompt_file.prompts)
+    added, merged = project.store.prompts.add_many(prompt_file.prompts)
     return PromptsReport(
         added=added,
         merged=merged + prompt_file.duplicates_in_file,
@@ -57,7 +57,7 @@ def import_grids(
         except InputError as error:
             report.errors.append(error)
             continue
-        grid_id_before = project.store.find_grid(
+        grid_id_before = project.store.grids.find(
             planned.prompt, planned.model, planned.settings, planned.key
         )
         try:
@@ -68,7 +68,7 @@ def import_grids(
         # Files first (atomic each), then one transaction for the rows: a kill between
         # the two leaves only unreferenced, complete files, which a re-import reuses.
         images = [project.images.put(checked, seed) for seed, checked in loaded]
-        _, added = project.store.add_grid(
+        _, added = project.store.grids.add(
             planned.prompt,
             images,
             model=planned.model,
@@ -97,7 +97,7 @@ def _check_collisions(
     """A seed already stored for this grid with other bytes is an error naming both files."""
     if grid_id is None:
         return
-    grid = project.store.grid(grid_id)
+    grid = project.store.grids.get(grid_id)
     stored = {image.seed: image for image in grid.images}
     paths = {image.seed: image.path for image in planned.images}
     for seed, checked in loaded:
@@ -114,15 +114,15 @@ def _check_collisions(
 
 def build_demo(project: Project) -> int:
     """Add the synthetic demo grids and lexicon (idempotent); returns grids added."""
-    project.store.add_entities(DEMO_ENTITIES)
+    project.store.entities.add_many(DEMO_ENTITIES)
     added = 0
     for demo in DEMO_SET:
-        if project.store.find_grid(demo.prompt, DEMO_MODEL, _demo_settings()) is not None:
+        if project.store.grids.find(demo.prompt, DEMO_MODEL, _demo_settings()) is not None:
             continue
         images: list[GridImage] = [
             project.images.put_image(image, seed) for seed, image in demo_images(demo)
         ]
-        project.store.add_grid(
+        project.store.grids.add(
             demo.prompt,
             images,
             model=DEMO_MODEL,
