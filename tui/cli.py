@@ -16,6 +16,7 @@ from memgrid.tui.commands import (
     generation,
     project,
     proposing,
+    report,
     scoring,
 )
 from memgrid.tui.errors import (
@@ -121,6 +122,7 @@ WORKFLOW_ORDER = (
     proposing,
     annotate,
     calibration,
+    report,
     export,
     doctor,
 )
