@@ -17,6 +17,7 @@ from memgrid.tui.commands import (
     generation,
     project,
     proposing,
+    report,
     scoring,
 )
 from memgrid.tui.errors import (
@@ -135,6 +136,7 @@ WORKFLOW_ORDER = (
     proposing,
     annotate,
     calibration,
+    report,
     export,
     doctor,
 )
