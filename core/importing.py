@@ -1,4 +1,10 @@
-"""Reading grids made elsewhere: a folder per prompt, or a manifest of prompt, seed, path."""
+"""Reading grids made elsewhere: a folder per grid, or a manifest of prompt, seed, path.
+
+Each source folder, or each grid key of a manifest, is its own grid (its *origin*): two
+folders with one prompt (an original model's grid and the same prompt after a mitigation)
+stay apart. A folder without prompt.txt (figures often print none) imports with the prompt
+unknown: the empty text, marked `prompt_unknown` in the prompt's metadata.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +26,9 @@ MANIFEST_SUFFIXES = (".jsonl", ".csv")
 PROMPT_FILE_NAME = "prompt.txt"
 META_FILE_NAME = "meta.json"
 UNKNOWN_MODEL = "unknown"
+UNKNOWN_PROMPT = ""  # a grid whose prompt the source does not give
+PROMPT_UNKNOWN_METADATA = {"prompt_unknown": True}
+GRID_KEY_COLUMNS = ("grid", "grid_id")  # a manifest's own grid key, when it has one
 _SEED_NAME = re.compile(r"^(?:seed[-_]?)?(\d{1,9})$", re.IGNORECASE)
 
 
@@ -35,11 +44,16 @@ class PlannedGrid:
     """One grid to import: found cheaply; images are decoded only by `load_images`."""
 
     prompt: str
-    origin: str
+    origin: str  # where it was found, for provenance and messages
     images: list[PlannedImage] = field(default_factory=list)
     model: str = UNKNOWN_MODEL
     settings: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    key: str = ""  # its identity among grids of one prompt: the folder or manifest grid key
+
+    @property
+    def prompt_known(self) -> bool:
+        return self.prompt != UNKNOWN_PROMPT
 
 
 @dataclass
@@ -56,12 +70,12 @@ def plan_import(source: Path) -> ImportPlan:
         if source.suffix.lower() not in MANIFEST_SUFFIXES:
             raise InputError(source, "a manifest must be .jsonl or .csv")
         return _plan_manifest(source)
-    if (source / PROMPT_FILE_NAME).exists():
+    if (source / PROMPT_FILE_NAME).exists() or _seed_images(source):
         folders = [source]
     else:
         folders = sorted(p for p in source.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not folders:
-        raise InputError(source, f"no grid folders (each with a {PROMPT_FILE_NAME}) found")
+        raise InputError(source, "no grid folders (each with images named by seed) found")
     plan = ImportPlan(grids=[], errors=[])
     for folder in folders:
         try:
@@ -84,14 +98,25 @@ def _inside(path: Path, root: Path) -> bool:
     return True
 
 
+def _seed_images(folder: Path) -> bool:
+    """True when the folder itself holds images named by seed (a grid, not a folder of grids)."""
+    return any(
+        path.suffix.lower() in IMAGE_SUFFIXES and _SEED_NAME.match(path.stem)
+        for path in folder.iterdir()
+        if path.is_file()
+    )
+
+
 def _plan_folder(folder: Path, source_root: Path) -> PlannedGrid:
     prompt_path = folder / PROMPT_FILE_NAME
-    if not prompt_path.exists():
-        raise InputError(folder, f"no {PROMPT_FILE_NAME} in this grid folder")
-    prompt = checked_prompt(read_text(prompt_path), prompt_path)
-    if not prompt:
-        raise InputError(prompt_path, "prompt is empty")
-    grid = PlannedGrid(prompt=prompt, origin=str(folder))
+    # The folder's name is the grid's key: importing it again (from wherever) finds it.
+    grid = PlannedGrid(prompt=UNKNOWN_PROMPT, origin=str(folder), key=folder.name)
+    if prompt_path.exists():
+        grid.prompt = checked_prompt(read_text(prompt_path), prompt_path)
+        if not grid.prompt:
+            raise InputError(prompt_path, "prompt is empty (leave the file out if it is unknown)")
+    else:
+        grid.metadata = dict(PROMPT_UNKNOWN_METADATA)
     meta_path = folder / META_FILE_NAME
     if meta_path.exists():
         _apply_meta(grid, meta_path)
@@ -123,7 +148,7 @@ def _apply_meta(grid: PlannedGrid, meta_path: Path) -> None:
     if not isinstance(model, str) or not isinstance(settings, dict):
         raise InputError(meta_path, '"model" must be a string and "settings" an object')
     grid.model, grid.settings = model or UNKNOWN_MODEL, settings
-    grid.metadata = {k: v for k, v in meta.items() if k not in ("model", "settings")}
+    grid.metadata |= {k: v for k, v in meta.items() if k not in ("model", "settings")}
 
 
 def _manifest_rows(manifest: Path) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -164,9 +189,14 @@ def _plan_manifest(manifest: Path) -> ImportPlan:
     for location, row in _manifest_rows(manifest):
         prompt = str(row.get("prompt") or "").strip()
         model = str(row.get("model") or UNKNOWN_MODEL)
+        grid_key = next((str(row[c]).strip() for c in GRID_KEY_COLUMNS if row.get(c)), "")
+        key = (grid_key or prompt, model)
         try:
-            if not checked_prompt(prompt, manifest, location):
-                raise InputError(manifest, 'row has no "prompt"', location)
+            if not prompt and not grid_key:
+                raise InputError(
+                    manifest, 'row has no "prompt" (give a "grid" key if it is unknown)', location
+                )
+            checked_prompt(prompt, manifest, location)
             seed = _manifest_seed(row.get("seed"), manifest, location)
             raw_path = str(row.get("path") or "").strip()
             if not raw_path:
@@ -180,14 +210,24 @@ def _plan_manifest(manifest: Path) -> ImportPlan:
         except InputError as error:
             # A grid with a bad row is not imported at all: never a grid with holes.
             errors.append(error)
-            bad_keys.add((prompt, model))
+            bad_keys.add(key)
             continue
-        key = (prompt, model)
-        grid = grids.setdefault(key, PlannedGrid(prompt=prompt, origin=f"{manifest}", model=model))
-        if any(image.seed == seed for image in grid.images):
-            errors.append(
-                InputError(manifest, f"seed {seed} of this prompt appears twice", location)
+        grid = grids.get(key)
+        if grid is None:
+            origin = f"{manifest.name}#{grid_key}" if grid_key else manifest.name
+            grid = grids[key] = PlannedGrid(
+                prompt=prompt,
+                origin=f"{manifest}",
+                model=model,
+                key=origin,
+                metadata={} if prompt else dict(PROMPT_UNKNOWN_METADATA),
             )
+        elif grid.prompt != prompt:
+            errors.append(InputError(manifest, f"grid {grid_key!r} has two prompts", location))
+            bad_keys.add(key)
+            continue
+        if any(image.seed == seed for image in grid.images):
+            errors.append(InputError(manifest, f"seed {seed} of this grid appears twice", location))
             bad_keys.add(key)
             continue
         grid.images.append(PlannedImage(seed=seed, path=path, origin=f"{manifest}:{location}"))

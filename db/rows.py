@@ -61,7 +61,7 @@ def placeholders(values: Sequence[Any]) -> str:
     return ", ".join("?" * len(values))
 
 
-GRID_COLUMNS = "g.id, g.prompt_id, p.text, g.model, g.settings, g.provenance, g.source"
+GRID_COLUMNS = "g.id, g.prompt_id, p.text, g.model, g.settings, g.provenance, g.source, g.origin"
 SCORE_COLUMNS = 'grid_id, metric, params, version, "values", heatmap, available, note'
 THRESHOLD_COLUMNS = 'id, name, version, "values", model, notes, active'
 PROPOSAL_COLUMNS = "grid_id, threshold_set_id, category, features, reasons, webster, score, margin"
@@ -82,6 +82,7 @@ def grid_record(row: Sequence[Any], images: Sequence[GridImage]) -> Grid:
         provenance=stored_json(row[5]),
         source=row[6],
         images=tuple(images),
+        origin=row[7],
     )
 
 

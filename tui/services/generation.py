@@ -423,7 +423,7 @@ def _merge_grid(
     source: Project, grid: Grid, target: Project, complete: bool, report: MergeReport
 ) -> None:
     """Copy one grid's missing seeds and its scores in one transaction."""
-    existing_id = target.store.grids.find(grid.prompt, grid.model, grid.settings)
+    existing_id = target.store.grids.find(grid.prompt, grid.model, grid.settings, grid.origin)
     existing = (
         {image.seed: image for image in target.store.grids.get(existing_id).images}
         if existing_id is not None
@@ -446,6 +446,7 @@ def _merge_grid(
             settings=grid.settings,
             provenance=grid.provenance,
             source=grid.source,
+            origin=grid.origin,
         )
         report.images_added += added
         if existing_id is None:
