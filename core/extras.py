@@ -21,6 +21,8 @@ from memgrid.core.errors import UnavailableError
 EXTRAS: dict[str, tuple[str, ...]] = {
     "gen": ("torch", "torchvision", "diffusers", "transformers", "open_clip", "safetensors"),
     "export": ("pyarrow",),
+    "ray": ("ray",),
+    "slurm": ("submitit",),
 }
 # Modules the extras' packages bring with them, which memgrid also imports lazily.
 PULLED_IN: dict[str, str] = {"huggingface_hub": "gen"}

@@ -6,19 +6,23 @@ settings + seed = same image), so it holds only what changes pixels, fully resol
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from memgrid.core.errors import InputError
 
 DTYPE_CHOICES = ("auto", "fp16", "bf16", "fp32")
-DEVICE_CHOICES = ("auto", "cuda", "cpu", "mps")
+DEVICE_CHOICES = ("auto", "cuda", "cuda:N", "cpu", "mps")
 MAX_SEEDS = 100_000
 
 
 @dataclass(frozen=True)
 class GenerationSettings:
-    """Resolved sampling settings of one grid; `scheduler` is the diffusers class name."""
+    """Resolved sampling settings of one grid; `scheduler` is the diffusers class name and
+    `scheduler_config` a digest of its configuration (beta schedule, timestep spacing, ...),
+    which changes pixels as much as the class does."""
 
     steps: int
     guidance: float
@@ -27,6 +31,7 @@ class GenerationSettings:
     scheduler: str
     dtype: str
     negative_prompt: str = ""
+    scheduler_config: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -41,6 +46,7 @@ class GenerationSettings:
             scheduler=str(data["scheduler"]),
             dtype=str(data["dtype"]),
             negative_prompt=str(data.get("negative_prompt", "")),
+            scheduler_config=str(data.get("scheduler_config", "")),
         )
 
     def describe(self) -> str:
@@ -50,14 +56,30 @@ class GenerationSettings:
         )
 
 
-def check_settings_numbers(steps: int, guidance: float, size: int | None, batch: int) -> None:
+def scheduler_config_digest(config: dict[str, Any]) -> str:
+    """A short hash of a scheduler's public configuration (diffusers' own `_` keys left out,
+    so the diffusers version that wrote it does not change it)."""
+    public = {key: value for key, value in config.items() if not key.startswith("_")}
+    text = json.dumps(public, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def check_settings_numbers(
+    steps: int,
+    guidance: float,
+    size: int | None,
+    batch: int,
+    width: int | None = None,
+    height: int | None = None,
+) -> None:
     """Refuse values no pipeline can run, before any model is loaded."""
     if steps < 1:
         raise InputError("--steps", f"must be at least 1 (got {steps})")
     if guidance < 0:
         raise InputError("--guidance", f"must not be negative (got {guidance:g})")
-    if size is not None and (size < 8 or size % 8):
-        raise InputError("--size", f"must be a positive multiple of 8 (got {size})")
+    for option, pixels in (("--size", size), ("--width", width), ("--height", height)):
+        if pixels is not None and (pixels < 8 or pixels % 8):
+            raise InputError(option, f"must be a positive multiple of 8 (got {pixels})")
     if batch < 1:
         raise InputError("--batch", f"must be at least 1 (got {batch})")
 
@@ -87,6 +109,20 @@ def parse_seed_list(text: str) -> list[int]:
     if len(seeds) > MAX_SEEDS:
         raise InputError("--seed-list", f"more than {MAX_SEEDS} seeds")
     return seeds
+
+
+def format_seed_list(seeds: list[int]) -> str:
+    """The `--seed-list` text that parses back to `seeds` (runs of consecutive seeds as ranges)."""
+    parts: list[str] = []
+    start = previous = None
+    for seed in [*seeds, None]:
+        if start is not None and seed == previous + 1:  # type: ignore[operator]
+            previous = seed
+            continue
+        if start is not None:
+            parts.append(str(start) if start == previous else f"{start}-{previous}")
+        start = previous = seed
+    return ",".join(parts)
 
 
 def choose_seeds(count: int | None, seed_list: str | None, default_count: int = 4) -> list[int]:

@@ -58,7 +58,9 @@ def test_generate_stores_grids_images_and_the_wen_score(
         assert [grid.prompt for grid in grids] == PROMPTS[:2]
         for grid in grids:
             assert grid.source == "generate" and grid.seeds == [0, 1, 2]
-            assert grid.model == str(tiny_model_dir.resolve())
+            # Named by its weights: the folder is provenance only.
+            assert grid.model == "sha256:" + grid.provenance["weights_sha256"][:16]
+            assert grid.provenance["model_path"] == str(tiny_model_dir.resolve())
             assert grid.settings["steps"] == 2 and grid.settings["scheduler"] == "PNDMScheduler"
             assert grid.provenance["safety_checker"] == "off"
             assert len(grid.provenance["weights_sha256"]) == 64

@@ -10,14 +10,16 @@ from typing import Any
 import numpy as np
 import pytest
 from memgrid.core.errors import InputError
-from memgrid.core.generation.pipeline import (
-    grid_provenance,
+from memgrid.core.generation.loading import (
     load_model,
     model_folder,
     resolve_dtype,
+    scheduler_class,
+)
+from memgrid.core.generation.pipeline import (
+    grid_provenance,
     resolve_settings,
     sample_grid,
-    scheduler_class,
     triage_norms,
 )
 from memgrid.core.generation.settings import (
@@ -198,7 +200,7 @@ def test_weights_hash_follows_content_in_both_modes(tmp_path: Path, monkeypatch)
 
     folder = tmp_path / "model"
     (folder / "unet").mkdir(parents=True)
-    (folder / "model_index.json").write_text("{}")
+    (folder / "model_index.json").write_text('{"unet": ["diffusers", "UNet2DConditionModel"]}')
     weights = folder / "unet" / "weights.safetensors"
     weights.write_bytes(bytes(range(256)) * 40_000)
     full = weights_fingerprint(folder)

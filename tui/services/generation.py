@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from memgrid.core.errors import InputError, ProjectError
+from memgrid.core.generation import loading
 from memgrid.core.generation import pipeline as generation
 from memgrid.core.generation.settings import (
     GenerationSettings,
@@ -26,6 +27,7 @@ from memgrid.core.generation.signal import (
     unavailable_wen_score,
     wen_score,
 )
+from memgrid.core.generation.weights import model_key
 from memgrid.core.images import CheckedImage, read_image_file
 from memgrid.core.prompt_files import read_prompt_file
 from memgrid.core.records import Grid, Score
@@ -53,6 +55,10 @@ class GenerateRequest:
     triage_steps: int | None = None
     triage_threshold: float | None = None
     negative_prompt: str = ""
+    width: int | None = None
+    height: int | None = None
+    revision: str | None = None
+    compile: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,7 @@ class TriageResult:
 @dataclass
 class GenerateReport:
     model: str = ""
+    model_key: str = ""
     device: str = ""
     settings: GenerationSettings | None = None
     prompts: int = 0
@@ -88,6 +95,7 @@ class GenerateReport:
         cost = self.cost
         return {
             "model": self.model,
+            "model_key": self.model_key,
             "device": self.device,
             "settings": self.settings.to_dict() if self.settings else None,
             "prompts": self.prompts,
@@ -141,43 +149,77 @@ def _missing_seeds(
     return [seed for seed in seeds if seed not in done]
 
 
+def check_request(request: GenerateRequest) -> None:
+    """Refuse a request that cannot run, before a model is loaded or a folder is made."""
+    check_settings_numbers(
+        request.steps,
+        request.guidance,
+        request.size,
+        request.batch,
+        request.width,
+        request.height,
+    )
+    if (request.triage_steps is None) != (request.triage_threshold is None):
+        raise InputError("--triage-steps", "give --triage-steps and --triage-threshold together")
+    if request.triage_steps is not None and request.triage_steps < 1:
+        raise InputError("--triage-steps", f"must be at least 1 (got {request.triage_steps})")
+    loading.model_folder(request.model)  # a bad path fails before anything else
+    if request.prompts_file is not None and not read_prompt_file(request.prompts_file).prompts:
+        raise InputError(request.prompts_file, "holds no prompts")
+
+
+def load_for(request: GenerateRequest) -> generation.LoadedModel:
+    """The request's model, found (hub or folder), loaded, and compiled if asked."""
+    return loading.load_model(
+        request.model,
+        device=request.device,
+        dtype=request.dtype,
+        scheduler=request.scheduler,
+        revision=request.revision,
+        compile_unet=request.compile,
+    )
+
+
 def generate(
     project: Project,
     request: GenerateRequest,
     on_grid: GridProgress | None = None,
     on_status: Callable[[str], None] | None = None,
+    loaded: generation.LoadedModel | None = None,
 ) -> GenerateReport:
     """Generate every missing grid and seed of the request; resumable at any point.
 
-    Prompts that a triage skipped are triaged again on a rerun (their signal has no grid
-    to be stored with); a prompt whose grid was begun is always finished.
+    Grids are stored under the model's weights hash (model_key), so the same weights read
+    from another folder resume and merge. Prompts that a triage skipped are triaged again
+    on a rerun (their signal has no grid to be stored with); a begun grid is always finished.
     """
-    check_settings_numbers(request.steps, request.guidance, request.size, request.batch)
-    if (request.triage_steps is None) != (request.triage_threshold is None):
-        raise InputError("--triage-steps", "give --triage-steps and --triage-threshold together")
-    if request.triage_steps is not None and request.triage_steps < 1:
-        raise InputError("--triage-steps", f"must be at least 1 (got {request.triage_steps})")
-    generation.model_folder(request.model)  # a bad path fails before prompts are read
+    check_request(request)
     prompts = _prompts_for(project, request)
     status = on_status or (lambda _message: None)
-    status(f"loading {request.model}")
-    loaded = generation.load_model(
-        request.model, device=request.device, dtype=request.dtype, scheduler=request.scheduler
-    )
+    if loaded is None:
+        status(f"loading {request.model}")
+        loaded = load_for(request)
     settings = generation.resolve_settings(
         loaded,
         steps=request.steps,
         guidance=request.guidance,
         size=request.size,
         negative_prompt=request.negative_prompt,
+        width=request.width,
+        height=request.height,
     )
     settings_dict = settings.to_dict()
+    model = model_key(loaded.identity)
     report = GenerateReport(
-        model=loaded.name, device=loaded.device, settings=settings, prompts=len(prompts)
+        model=loaded.name,
+        model_key=model,
+        device=loaded.device,
+        settings=settings,
+        prompts=len(prompts),
     )
     pending = []
     for prompt in prompts:
-        missing = _missing_seeds(project, prompt, loaded.name, settings_dict, request.seeds)
+        missing = _missing_seeds(project, prompt, model, settings_dict, request.seeds)
         if missing:
             pending.append((prompt, missing))
         else:
@@ -199,7 +241,7 @@ def generate(
     provenance = generation.grid_provenance(loaded, settings, request.seeds, request.batch)
     for index, (prompt, missing) in enumerate(pending, start=1):
         sampled = generation.sample_grid(loaded, prompt, missing, settings, request.batch)
-        added = _store_grid(project, prompt, loaded.name, settings_dict, provenance, sampled)
+        added = _store_grid(project, prompt, model, settings_dict, provenance, sampled)
         report.grids_written += 1
         report.images_added += added
         report.seconds_sampling += sampled.seconds
@@ -223,7 +265,7 @@ def _triage(
     started = time.perf_counter()
     triaged = 0
     for prompt, missing in pending:
-        if project.store.find_grid(prompt, loaded.name, settings.to_dict()) is not None:
+        if project.store.find_grid(prompt, model_key(loaded.identity), settings.to_dict()):
             kept.append((prompt, missing))  # a begun grid was kept by an earlier triage
             continue
         norms = generation.triage_norms(loaded, prompt, seeds, settings, triage_steps)
@@ -339,21 +381,21 @@ def _check_same_settings(projects: Sequence[Project]) -> None:
         first_project, first_configs = reference
         if set(configs) != set(first_configs):
             raise ProjectError(
-                f"mismatched generation settings: {project.root} ({_describe(configs)}) vs "
-                f"{first_project.root} ({_describe(first_configs)}); merge shards of one run"
+                f"mismatched generation settings: {project.root} vs {first_project.root} "
+                f"({_differences(configs, first_configs)}); merge shards of one run"
             )
 
 
-def _describe(configs: dict[str, dict[str, Any]]) -> str:
-    parts = []
-    for config in configs.values():
-        settings = {k: v for k, v in config.items() if k != "model"}
-        try:
-            described = GenerationSettings.from_dict(settings).describe()
-        except (KeyError, ValueError):
-            described = str(settings)
-        parts.append(f"{Path(config['model']).name}: {described}")
-    return "; ".join(sorted(parts))
+def _differences(ours: dict[str, dict[str, Any]], theirs: dict[str, dict[str, Any]]) -> str:
+    """The settings whose values differ between two projects' runs, `key a vs b` each."""
+    keys = sorted({key for config in [*ours.values(), *theirs.values()] for key in config})
+    differing = []
+    for key in keys:
+        mine = sorted({canonical_json(config.get(key)) for config in ours.values()})
+        other = sorted({canonical_json(config.get(key)) for config in theirs.values()})
+        if mine != other:
+            differing.append(f"{key} {'/'.join(mine)} vs {'/'.join(other)}")
+    return ", ".join(differing) or "different sets of runs"
 
 
 def merge_projects(
