@@ -17,7 +17,6 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from memgrid.core.errors import InputError, UnavailableError
 
@@ -31,9 +30,16 @@ class HubUnreachableError(UnavailableError):
 
     title = "Hub unreachable"
 
-    def __init__(self, what: str, why: str, download_command: str, alternative: str) -> None:
+    def __init__(
+        self,
+        what: str,
+        why: str,
+        download_command: str,
+        alternative: str,
+        cache_dir: str | None = None,
+    ) -> None:
         super().__init__(
-            f"{what}: not in the local Hugging Face cache ({hub_cache_dir()}) and the hub is "
+            f"{what}: not in the local Hugging Face cache ({cache_dir or hub_cache_dir()}) and the hub is "
             f"unreachable ({why}); download it beforehand on a machine with network with "
             f"`{download_command}` (same HF_HOME), or {alternative}"
         )
@@ -138,12 +144,16 @@ def resolve_snapshot(
             return HubSnapshot(repo, commit, folder, revision)
     cached = cached_file(repo, marker_file, revision, cache_dir)
     if cached is None:
-        raise HubUnreachableError(repo, why, download_command, alternative)
+        raise HubUnreachableError(repo, why, download_command, alternative, cache_dir)
     return HubSnapshot(repo, cached.parent.name, cached.parent, revision)
 
 
 def hub_file(
-    repo: str, filenames: Sequence[str], cache_dir: str | None = None, what: str | None = None
+    repo: str,
+    filenames: Sequence[str],
+    cache_dir: str | None = None,
+    what: str | None = None,
+    alternative: str = "pass a local file",
 ) -> Path:
     """The first of `filenames` that `repo` has, from the cache or downloaded into it."""
     cache_dir = cache_dir or hub_cache_dir()
@@ -152,9 +162,10 @@ def hub_file(
         if found is not None:
             return found
     command = f"hf download {repo} {filenames[0]}"
-    alternative = "pass a local file"
     if hub_offline():
-        raise HubUnreachableError(what or repo, "HF_HUB_OFFLINE is set", command, alternative)
+        raise HubUnreachableError(
+            what or repo, "HF_HUB_OFFLINE is set", command, alternative, cache_dir
+        )
     from huggingface_hub import hf_hub_download
 
     missing: BaseException | None = None
@@ -165,18 +176,7 @@ def hub_file(
             reason = _hub_error_reason(error)
             if reason is None:
                 raise HubUnreachableError(
-                    what or repo, _connection_problem(error), command, alternative
+                    what or repo, _connection_problem(error), command, alternative, cache_dir
                 ) from None
             missing = error
     raise InputError(repo, _hub_error_reason(missing) if missing else "nothing to download")
-
-
-def snapshot_download_function(**options: Any) -> Callable[[str, str, str], str]:
-    """A `download` for resolve_snapshot that fetches the whole repository at one commit."""
-
-    def download(repo: str, commit: str, cache_dir: str) -> str:
-        from huggingface_hub import snapshot_download
-
-        return str(snapshot_download(repo, revision=commit, cache_dir=cache_dir, **options))
-
-    return download

@@ -160,6 +160,7 @@ def load_model(
     scheduler: str | None = None,
     revision: str | None = None,
     compile_unet: bool = False,
+    compile_backend: str = "inductor",
 ) -> LoadedModel:
     """Load a text-to-image pipeline from a local folder or a hub id, safety checker off."""
     source = model if isinstance(model, ModelSource) else find_model(model, revision)
@@ -183,7 +184,7 @@ def load_model(
         ) from None
     identity = {**folder_identity(source.folder, source.model_id), **source.provenance()}
     return prepare_model(
-        pipeline, source.model_id, device, dtype, scheduler, identity, compile_unet
+        pipeline, source.model_id, device, dtype, scheduler, identity, compile_unet, compile_backend
     )
 
 
@@ -219,6 +220,7 @@ def prepare_model(
     scheduler: str | None = None,
     identity: dict[str, Any] | None = None,
     compile_unet: bool = False,
+    compile_backend: str = "inductor",
 ) -> LoadedModel:
     """Move a built pipeline to its device and dtype, swap its scheduler, compile if asked."""
     if scheduler:
@@ -237,11 +239,11 @@ def prepare_model(
         if value is not None and not isinstance(value, str | bool | int | float)
     }
     if compile_unet:
-        identity["speedups"] = speed_up(pipeline)
+        identity["speedups"] = speed_up(pipeline, compile_backend)
     return LoadedModel(pipeline=pipeline, name=name, device=device, dtype=dtype, identity=identity)
 
 
-def speed_up(pipeline: Any) -> list[str]:
+def speed_up(pipeline: Any, backend: str = "inductor") -> list[str]:
     """Fused QKV projections (where diffusers offers them), channels_last, compiled UNet.
 
     The Wen signal's forward hook stays outside the compiled graph (it is registered on the
@@ -263,12 +265,12 @@ def speed_up(pipeline: Any) -> list[str]:
     if vae is not None:
         vae.to(memory_format=torch.channels_last)
     applied.append("channels_last")
-    compiled = torch.compile(model)
+    compiled = torch.compile(model, backend=backend)
     if getattr(pipeline, "unet", None) is not None:
         pipeline.unet = compiled
     else:
         pipeline.transformer = compiled
-    applied.append("torch.compile")
+    applied.append(f"torch.compile({backend})")
     return applied
 
 

@@ -189,7 +189,7 @@ def generate_command(
             typer.echo(scale.slurm_script(request, root, options), nl=False)
             return
         require_extra("slurm", "memgrid generate --slurm-submit")
-        jobs = scale.submit_slurm(request, root, options)
+        jobs = [str(job.job_id) for job in scale.submit_slurm(request, root, options)]
         output.done(
             {"jobs": jobs, "shards": str(shards_folder(root.resolve()))},
             f"submitted {len(jobs)} array task(s) ({', '.join(jobs)}); when they have "
@@ -215,8 +215,7 @@ def generate_command(
             output.status(prefix + _merge_summary(merged, root))
         output.done(shard_report.to_dict(), prefix + _summary(shard_report))
         return
-    output.status(f"loading {model}")
-    loaded = load_for(request)  # before the project exists: a model that fails leaves nothing
+    loaded = load_for(request, output.status)  # before the project: a failure leaves nothing
     with create_project(root) as opened:
         report = generate(
             opened, request, on_grid=output.grid_printer(), on_status=output.status, loaded=loaded

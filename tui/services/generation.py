@@ -168,14 +168,21 @@ def check_request(request: GenerateRequest) -> None:
         raise InputError(request.prompts_file, "holds no prompts")
 
 
-def load_for(request: GenerateRequest) -> generation.LoadedModel:
-    """The request's model, found (hub or folder), loaded, and compiled if asked."""
+def load_for(
+    request: GenerateRequest, on_status: Callable[[str], None] | None = None
+) -> generation.LoadedModel:
+    """The request's model, found (hub or folder), loaded, and compiled if asked.
+
+    Finding comes first and says nothing: a hub that cannot be reached is the one line.
+    """
+    source = loading.find_model(request.model, request.revision)
+    if on_status:
+        on_status(f"loading {request.model}")
     return loading.load_model(
-        request.model,
+        source,
         device=request.device,
         dtype=request.dtype,
         scheduler=request.scheduler,
-        revision=request.revision,
         compile_unet=request.compile,
     )
 
@@ -197,8 +204,7 @@ def generate(
     prompts = _prompts_for(project, request)
     status = on_status or (lambda _message: None)
     if loaded is None:
-        status(f"loading {request.model}")
-        loaded = load_for(request)
+        loaded = load_for(request, status)
     settings = generation.resolve_settings(
         loaded,
         steps=request.steps,

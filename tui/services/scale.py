@@ -95,9 +95,7 @@ def run_shard(
     done = shard_done_file(project, shard)
     done.unlink(missing_ok=True)
     if loaded is None:
-        if on_status:
-            on_status(f"loading {request.model}")
-        loaded = load_for(request)  # before any folder is made for a model that cannot load
+        loaded = load_for(request, on_status)  # before a folder is made for a model that fails
     with create_project(shard_project(project, shard)) as opened:
         report = generate(opened, request, on_grid=on_grid, on_status=on_status, loaded=loaded)
     summary = {
@@ -307,8 +305,8 @@ def slurm_script(request: GenerateRequest, project: Path, options: SlurmOptions)
 
 def submit_slurm(
     request: GenerateRequest, project: Path, options: SlurmOptions, cluster: str | None = None
-) -> list[str]:
-    """Submit the array through submitit (the `slurm` extra); returns the job ids.
+) -> list[Any]:
+    """Submit the array through submitit (the `slurm` extra); returns submitit's jobs.
 
     `cluster` is submitit's: None picks Slurm when sbatch is there; "debug" runs the tasks
     in this process (the tests).
@@ -331,7 +329,7 @@ def submit_slurm(
     jobs = executor.map_array(
         _submitted_shard, [project.resolve()] * len(shards), [request] * len(shards), shards
     )
-    return [str(job.job_id) for job in jobs]
+    return list(jobs)
 
 
 def _submitted_shard(project: Path, request: GenerateRequest, shard: Shard) -> dict[str, Any]:

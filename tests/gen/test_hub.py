@@ -1,0 +1,127 @@
+"""Models by hub id: a cached snapshot loads offline as the same model as its folder; an
+unreachable hub is one line, in seconds, with nothing left behind. Nothing is downloaded."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from memgrid.core.errors import InputError, UnavailableError
+from memgrid.core.generation.loading import find_model, resolve_device
+from memgrid.core.generation.weights import model_key, weights_fingerprint
+from memgrid.core.hub import HubUnreachableError, hub_file
+from memgrid.tui.cli import app
+from memgrid.tui.services.project import open_project
+from typer.testing import CliRunner
+
+from tests.gen.test_cli_generate import generate_args, invoke, write_prompts
+
+HUB_ID = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.fixture
+def empty_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """HF_HUB_OFFLINE=1 and an empty HF_HOME, as on a compute node that was never prepared."""
+    home = tmp_path / "hf-home"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    return home
+
+
+def test_an_unreachable_hub_is_one_fast_line_that_leaves_nothing(
+    tmp_path: Path, runner: CliRunner, empty_hub: Path
+) -> None:
+    prompts = write_prompts(tmp_path)
+    project = tmp_path / "project"
+    before = sorted(tmp_path.rglob("*"))
+    started = time.monotonic()
+    result = runner.invoke(
+        app, ["generate", "--model", HUB_ID, "--project", str(project), "--prompts", str(prompts)]
+    )
+    elapsed = time.monotonic() - started
+    assert result.exit_code == 1, result.output
+    assert result.stderr.count("\n") == 1 and result.stdout == ""
+    assert result.stderr.startswith(
+        f"memgrid: error: {HUB_ID}: not in the local Hugging Face cache"
+    )
+    assert "the hub is unreachable (HF_HUB_OFFLINE is set)" in result.stderr
+    assert f"`hf download {HUB_ID}` (same HF_HOME)" in result.stderr
+    assert "or pass a local model folder with --model PATH" in result.stderr
+    assert elapsed < 5, f"took {elapsed:.1f}s"
+    assert sorted(tmp_path.rglob("*")) == before, "nothing is created: no project, no cache"
+
+
+def test_a_revision_pin_is_named_in_the_download_advice(empty_hub: Path) -> None:
+    with pytest.raises(HubUnreachableError, match=f"hf download {HUB_ID} --revision v2"):
+        find_model(HUB_ID, revision="v2")
+
+
+def test_clip_and_sscd_hub_weights_offline_are_the_same_one_line(empty_hub: Path) -> None:
+    from memgrid.core.metrics.sscd import Sscd
+
+    with pytest.raises(HubUnreachableError) as raised:
+        hub_file("org/clip", ["open_clip_model.safetensors"], what="CLIP model hf-hub:org/clip")
+    assert "`hf download org/clip open_clip_model.safetensors`" in str(raised.value)
+    with pytest.raises(HubUnreachableError, match="pass a file to --sscd"):
+        Sscd(path="hf-hub:org/sscd/sscd_disc_mixup.torchscript.pt").find_weights()
+    with pytest.raises(InputError, match="expected hf-hub:ORG/REPO/FILE"):
+        Sscd(path="hf-hub:sscd.pt").find_weights()
+
+
+def cache_snapshot(home: Path, repo: str, model_dir: Path) -> Path:
+    """Lay out `model_dir` in the hub cache as a download of `repo` at COMMIT would."""
+    cached = home / "hub" / f"models--{repo.replace('/', '--')}"
+    (cached / "refs").mkdir(parents=True)
+    (cached / "refs" / "main").write_text(COMMIT)
+    return Path(shutil.copytree(model_dir, cached / "snapshots" / COMMIT))
+
+
+def test_a_cached_hub_model_loads_offline_as_the_same_model_as_its_folder(
+    tmp_path: Path, runner: CliRunner, tiny_model_dir: Path, empty_hub: Path
+) -> None:
+    snapshot = cache_snapshot(empty_hub, "memgrid/tiny-sd", tiny_model_dir)
+    source = find_model("memgrid/tiny-sd")
+    assert (source.folder, source.commit, source.model_id) == (snapshot, COMMIT, "memgrid/tiny-sd")
+    assert find_model("memgrid/tiny-sd", revision="main").commit == COMMIT
+
+    prompts = write_prompts(tmp_path)
+    common = ("--prompts", prompts, "--seeds", 1)
+    project = tmp_path / "project"
+    invoke(runner, generate_args(tiny_model_dir, project, *common))
+    by_hub = generate_args(tiny_model_dir, project, *common, "--revision", "main")
+    by_hub[by_hub.index("--model") + 1] = "memgrid/tiny-sd"
+    again = invoke(runner, by_hub)
+    assert "0 grids written" in again.stdout and "3 already complete" in again.stdout
+    with open_project(project) as opened:
+        grid = opened.store.grids()[0]
+    assert grid.model == model_key(weights_fingerprint(tiny_model_dir))
+
+    hub_project = tmp_path / "hub-project"
+    by_hub[by_hub.index("--project") + 1] = str(hub_project)
+    invoke(runner, by_hub)
+    with open_project(hub_project) as opened:
+        provenance = opened.store.grids()[0].provenance
+    assert (provenance["model_id"], provenance["revision"]) == ("memgrid/tiny-sd", COMMIT)
+    assert provenance["requested_revision"] == "main"
+    assert provenance["model_path"] == str(snapshot)
+
+
+def test_revision_is_for_hub_ids_and_devices_are_checked(tiny_model_dir: Path) -> None:
+    with pytest.raises(InputError, match="--revision: pins a hub id's commit"):
+        find_model(str(tiny_model_dir), revision="main")
+    with pytest.raises(InputError, match="cuda:N"):
+        resolve_device("cuda:one")
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(UnavailableError, match="--device cuda:1: torch sees no CUDA device"):
+            resolve_device("cuda:1")
+    else:
+        count = torch.cuda.device_count()
+        assert resolve_device(f"cuda:{count - 1}") == f"cuda:{count - 1}"
+        with pytest.raises(UnavailableError, match=f"torch sees {count} CUDA device"):
+            resolve_device(f"cuda:{count}")
