@@ -8,7 +8,6 @@ torch and diffusers load only after that.
 from __future__ import annotations
 
 import contextlib
-import re
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,11 +16,11 @@ from typing import Any
 
 from memgrid.core.errors import InputError, UnavailableError
 from memgrid.core.generation.pipeline import LoadedModel, denoiser
+from memgrid.core.generation.settings import CUDA_DEVICE, check_device_name
 from memgrid.core.generation.weights import folder_identity
 from memgrid.core.hub import resolve_snapshot
 
 TORCH_DTYPE_NAMES = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
-_CUDA_INDEX = re.compile(r"^cuda:(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -50,7 +49,8 @@ def resolve_device(requested: str = "auto") -> str:
             return "cuda"
         mps = getattr(torch.backends, "mps", None)
         return "mps" if mps is not None and mps.is_available() else "cpu"
-    index = _CUDA_INDEX.match(requested)
+    check_device_name(requested)
+    index = CUDA_DEVICE.match(requested)
     if requested == "cuda" or index:
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
@@ -59,11 +59,6 @@ def resolve_device(requested: str = "auto") -> str:
             raise UnavailableError(
                 f"--device {requested}: torch sees {count} CUDA device(s), cuda:0 to cuda:{count - 1}"
             )
-        return requested
-    if requested not in ("cpu", "mps"):
-        raise InputError(
-            "--device", f"unknown device {requested!r} (auto, cuda, cuda:N, cpu or mps)"
-        )
     return requested
 
 

@@ -221,7 +221,9 @@ def triage_norms(
 
 def denoiser(pipeline: Any) -> Any:
     """The UNet (or a DiT's transformer): what the signal's hook observes and --compile compiles."""
-    model = getattr(pipeline, "unet", None) or getattr(pipeline, "transformer", None)
+    model = getattr(pipeline, "unet", None)
+    if model is None:  # not `or`: a compiled module refuses truth testing
+        model = getattr(pipeline, "transformer", None)
     if model is None:
         raise UnavailableError(f"{type(pipeline).__name__}: no unet or transformer to observe")
     return model

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from memgrid.core.errors import InputError
 
 DTYPE_CHOICES = ("auto", "fp16", "bf16", "fp32")
-DEVICE_CHOICES = ("auto", "cuda", "cuda:N", "cpu", "mps")
+DEVICE_NAMES = ("auto", "cuda", "cpu", "mps")
+CUDA_DEVICE = re.compile(r"^cuda:(\d+)$")
 MAX_SEEDS = 100_000
 
 
@@ -62,6 +64,13 @@ def scheduler_config_digest(config: dict[str, Any]) -> str:
     public = {key: value for key, value in config.items() if not key.startswith("_")}
     text = json.dumps(public, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def check_device_name(device: str) -> None:
+    """Refuse a device torch has no name for, before torch is imported (cuda:N is checked
+    against the machine when the model loads)."""
+    if device not in DEVICE_NAMES and not CUDA_DEVICE.match(device):
+        raise InputError("--device", f"unknown device {device!r} (auto, cuda, cuda:N, cpu or mps)")
 
 
 def check_settings_numbers(

@@ -263,6 +263,10 @@ async def label_first_grid_in_the_app(project_dir: Path) -> int:
         (("--seed-list", "3-1"), "not a seed or range"),
         (("--steps", "0"), "at least 1"),
         (("--dtype", "fp8"), "unknown dtype"),
+        (("--width", "12"), "--width: must be a positive multiple of 8"),
+        (("--device", "gpu0"), "unknown device 'gpu0' (auto, cuda, cuda:N, cpu or mps)"),
+        (("--revision", "main"), "--revision: pins a hub id's commit"),
+        (("--slurm-option", "partition"), "expected KEY=VALUE"),
     ],
 )
 def test_bad_inputs_are_one_line_errors(
@@ -278,7 +282,10 @@ def test_bad_inputs_are_one_line_errors(
         args[args.index(option) + 1] = value
     else:
         args += [option, value]
+    if option == "--slurm-option":
+        args.append("--slurm-script")
     result = runner.invoke(app, args)
     assert result.exit_code == 1, result.output
     assert result.output.startswith("memgrid: error:") and expected in result.output
     assert result.output.strip().count("\n") == 0
+    assert not (tmp_path / "project").exists(), "a refused run creates no project"

@@ -98,17 +98,19 @@ def contents(root: Path) -> dict[tuple[str, str, int], tuple[str, Any]]:
         return found
 
 
-@pytest.fixture
-def prompts_file(tmp_path: Path) -> Path:
-    return write_prompts(tmp_path, [*PROMPTS, "a lighthouse in a storm"])
+@pytest.fixture(scope="module")
+def prompts_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_prompts(tmp_path_factory.mktemp("prompts"), [*PROMPTS, "a lighthouse in a storm"])
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def single_process_run(
-    tmp_path: Path, runner: CliRunner, tiny_model_dir: Path, prompts_file: Path
-) -> dict[tuple[str, str, int], tuple[str, float]]:
-    root = tmp_path / "single"
-    invoke(runner, generate_args(tiny_model_dir, root, "--prompts", prompts_file, "--seeds", 2))
+    tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, prompts_file: Path
+) -> dict[tuple[str, str, int], tuple[str, Any]]:
+    """What one process makes of the request the tests split (built once for the module)."""
+    root = tmp_path_factory.mktemp("single") / "project"
+    args = generate_args(tiny_model_dir, root, "--prompts", prompts_file, "--seeds", 2)
+    invoke(CliRunner(), args)
     return contents(root)
 
 
@@ -241,6 +243,7 @@ def local_ray() -> Iterator[None]:
         ray.shutdown()
 
 
+@pytest.mark.slow  # starts Ray, and each task's worker imports torch and diffusers
 def test_a_ray_run_of_two_tasks_equals_a_single_process_run(
     local_ray: None,
     tmp_path: Path,

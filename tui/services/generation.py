@@ -18,6 +18,7 @@ from memgrid.core.generation.settings import (
     GenerationSettings,
     Shard,
     TriageCost,
+    check_device_name,
     check_settings_numbers,
 )
 from memgrid.core.generation.signal import (
@@ -163,6 +164,7 @@ def check_request(request: GenerateRequest) -> None:
         raise InputError("--triage-steps", "give --triage-steps and --triage-threshold together")
     if request.triage_steps is not None and request.triage_steps < 1:
         raise InputError("--triage-steps", f"must be at least 1 (got {request.triage_steps})")
+    check_device_name(request.device)
     loading.model_folder(request.model)  # a bad path fails before anything else
     if request.prompts_file is not None and not read_prompt_file(request.prompts_file).prompts:
         raise InputError(request.prompts_file, "holds no prompts")
@@ -173,14 +175,16 @@ def load_for(
 ) -> generation.LoadedModel:
     """The request's model, found (hub or folder), loaded, and compiled if asked.
 
-    Finding comes first and says nothing: a hub that cannot be reached is the one line.
+    Finding the model and the device comes first and says nothing: a hub that cannot be
+    reached, or a GPU that is not there, is the one line.
     """
     source = loading.find_model(request.model, request.revision)
+    device = loading.resolve_device(request.device)
     if on_status:
         on_status(f"loading {request.model}")
     return loading.load_model(
         source,
-        device=request.device,
+        device=device,
         dtype=request.dtype,
         scheduler=request.scheduler,
         compile_unet=request.compile,
