@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -64,6 +65,23 @@ def scheduler_config_digest(config: dict[str, Any]) -> str:
     public = {key: value for key, value in config.items() if not key.startswith("_")}
     text = json.dumps(public, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def settings_differences(ours: Iterable[dict[str, Any]], theirs: Iterable[dict[str, Any]]) -> str:
+    """The keys whose values differ between two sets of runs' settings, `key a vs b` each."""
+    ours, theirs = list(ours), list(theirs)
+
+    def values(configs: list[dict[str, Any]], key: str) -> str:
+        texts = {json.dumps(config.get(key), sort_keys=True) for config in configs}
+        return "/".join(sorted(texts))
+
+    keys = sorted({key for config in [*ours, *theirs] for key in config})
+    differing = [
+        f"{key} {values(ours, key)} vs {values(theirs, key)}"
+        for key in keys
+        if values(ours, key) != values(theirs, key)
+    ]
+    return ", ".join(differing) or "different sets of runs"
 
 
 def check_device_name(device: str) -> None:

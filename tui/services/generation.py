@@ -20,6 +20,7 @@ from memgrid.core.generation.settings import (
     TriageCost,
     check_device_name,
     check_settings_numbers,
+    settings_differences,
 )
 from memgrid.core.generation.signal import (
     WEN_METRIC,
@@ -392,20 +393,8 @@ def _check_same_settings(projects: Sequence[Project]) -> None:
         if set(configs) != set(first_configs):
             raise ProjectError(
                 f"mismatched generation settings: {project.root} vs {first_project.root} "
-                f"({_differences(configs, first_configs)}); merge shards of one run"
+                f"({settings_differences(configs.values(), first_configs.values())}); merge shards of one run"
             )
-
-
-def _differences(ours: dict[str, dict[str, Any]], theirs: dict[str, dict[str, Any]]) -> str:
-    """The settings whose values differ between two projects' runs, `key a vs b` each."""
-    keys = sorted({key for config in [*ours.values(), *theirs.values()] for key in config})
-    differing = []
-    for key in keys:
-        mine = sorted({canonical_json(config.get(key)) for config in ours.values()})
-        other = sorted({canonical_json(config.get(key)) for config in theirs.values()})
-        if mine != other:
-            differing.append(f"{key} {'/'.join(mine)} vs {'/'.join(other)}")
-    return ", ".join(differing) or "different sets of runs"
 
 
 def merge_projects(
