@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 from typing import Any
 
@@ -17,12 +16,12 @@ from memgrid.tui.commands import (
     generation,
     project,
     proposing,
+    report,
     scoring,
 )
 from memgrid.tui.errors import (
     ClickException,
     NoArgsIsHelpError,
-    describe_database_error,
     describe_usage_error,
     report_error,
 )
@@ -63,8 +62,6 @@ class MemgridGroup(TyperGroup):
             raise typer.Exit(error.exit_code) from None
         except MemgridError as error:
             raise _reported(error, str(error)) from None
-        except sqlite3.Error as error:
-            raise _reported(error, describe_database_error(error)) from None
         except ModuleNotFoundError as error:
             # A lazy import of an optional extra's package that no require_extra caught first.
             command = " ".join(filter(None, ("memgrid", ctx.invoked_subcommand)))
@@ -125,6 +122,7 @@ WORKFLOW_ORDER = (
     proposing,
     annotate,
     calibration,
+    report,
     export,
     doctor,
 )

@@ -97,14 +97,14 @@ def test_a_cached_hub_model_loads_offline_as_the_same_model_as_its_folder(
     again = invoke(runner, by_hub)
     assert "0 grids written" in again.stdout and "3 already complete" in again.stdout
     with open_project(project) as opened:
-        grid = opened.store.grids()[0]
+        grid = opened.store.grids.all()[0]
     assert grid.model == model_key(weights_fingerprint(tiny_model_dir))
 
     hub_project = tmp_path / "hub-project"
     by_hub[by_hub.index("--project") + 1] = str(hub_project)
     invoke(runner, by_hub)
     with open_project(hub_project) as opened:
-        provenance = opened.store.grids()[0].provenance
+        provenance = opened.store.grids.all()[0].provenance
     assert (provenance["model_id"], provenance["revision"]) == ("memgrid/tiny-sd", COMMIT)
     assert provenance["requested_revision"] == "main"
     assert provenance["model_path"] == str(snapshot)

@@ -90,8 +90,8 @@ def contents(root: Path) -> dict[tuple[str, str, int], tuple[str, Any]]:
     """
     with open_project(root) as project:
         found = {}
-        for grid in project.store.grids():
-            (wen,) = project.store.scores(grid.id, WEN_METRIC)
+        for grid in project.store.grids.all():
+            (wen,) = project.store.scores.where(grid_ids=[grid.id], metric=WEN_METRIC)
             for image in grid.images:
                 key = (grid.prompt, grid.model, image.seed)
                 found[key] = (image.sha256, pytest.approx(wen.values["first_step"], rel=1e-5))
@@ -162,7 +162,10 @@ def test_ranks_take_their_shards_and_rank_zero_merges(
         "shard-1-of-2.done.json",
     ]
     with open_project(shards / "shard-1-of-2") as shard:
-        assert [g.prompt for g in shard.store.grids()] == [PROMPTS[1], "a lighthouse in a storm"]
+        assert [g.prompt for g in shard.store.grids.all()] == [
+            PROMPTS[1],
+            "a lighthouse in a storm",
+        ]
     assert contents(target) == single_process_run
 
 
