@@ -11,7 +11,7 @@ import pytest
 from memgrid.core.errors import InputError, UnavailableError
 from memgrid.core.generation.loading import find_model, resolve_device
 from memgrid.core.generation.weights import model_key, weights_fingerprint
-from memgrid.core.hub import HubUnreachableError, hub_file
+from memgrid.core.hub import HubUnreachableError, hub_file, resolve_snapshot
 from memgrid.tui.cli import app
 from memgrid.tui.services.project import open_project
 from typer.testing import CliRunner
@@ -125,3 +125,51 @@ def test_revision_is_for_hub_ids_and_devices_are_checked(tiny_model_dir: Path) -
         assert resolve_device(f"cuda:{count - 1}") == f"cuda:{count - 1}"
         with pytest.raises(UnavailableError, match=f"torch sees {count} CUDA device"):
             resolve_device(f"cuda:{count}")
+
+
+def test_online_the_hub_names_the_commit_and_a_dead_connection_uses_the_cache(
+    tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The online branch with the hub's answers stood in for (nothing leaves the machine)."""
+    from huggingface_hub import HfApi, constants
+
+    home = tmp_path / "hf-home"
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+
+    class Info:
+        sha = COMMIT
+
+    asked: list[tuple[str, str | None]] = []
+
+    def model_info(self: HfApi, repo: str, revision: str | None = None, timeout: float = 0):
+        asked.append((repo, revision))
+        return Info()
+
+    downloads: list[tuple[str, str]] = []
+
+    def download(repo: str, commit: str, cache_dir: str) -> str:
+        downloads.append((repo, commit))
+        assert cache_dir == str(home / "hub")
+        return str(cache_snapshot(home, repo, tiny_model_dir))
+
+    def resolve(repo: str, fetch=download) -> object:
+        return resolve_snapshot(repo, "main", fetch, "model_index.json", "hf download X", "or not")
+
+    monkeypatch.setattr(HfApi, "model_info", model_info)
+    snapshot = resolve("memgrid/tiny-sd")
+    assert (snapshot.commit, snapshot.requested_revision) == (COMMIT, "main")
+    assert asked == [("memgrid/tiny-sd", "main")]
+    assert downloads == [("memgrid/tiny-sd", COMMIT)]  # pinned to the commit the hub named
+
+    def unreachable(self: HfApi, *args: object, **kwargs: object) -> None:
+        raise ConnectionError("[Errno -2] Name or service not known")
+
+    def no_download(*args: object) -> str:
+        raise AssertionError("nothing is downloaded when the hub cannot be reached")
+
+    monkeypatch.setattr(HfApi, "model_info", unreachable)
+    assert resolve("memgrid/tiny-sd", no_download).folder == snapshot.folder  # the cache serves
+    with pytest.raises(HubUnreachableError, match=r"cannot connect: \[Errno -2\] Name or service"):
+        resolve("memgrid/never-fetched", no_download)

@@ -3,8 +3,10 @@ each merged project equal to a single-process run of the same request (tiny CPU 
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +29,7 @@ from memgrid.tui.services.generation import GenerateRequest
 from memgrid.tui.services.project import open_project
 from typer.testing import CliRunner
 
-from tests.gen.test_cli_generate import PROMPTS, generate_args, invoke, write_prompts
+from tests.gen.test_cli_generate import PROMPTS, ROOT, generate_args, invoke, write_prompts
 
 # ---- which shard a launcher gives -----------------------------------------------------------
 
@@ -167,6 +169,28 @@ def test_ranks_take_their_shards_and_rank_zero_merges(
             "a lighthouse in a storm",
         ]
     assert contents(target) == single_process_run
+
+
+@pytest.mark.slow  # two processes import torch and load the model
+def test_torchrun_ranks_wait_for_each_other_and_rank_zero_merges(
+    tmp_path: Path, tiny_model_dir: Path, prompts_file: Path, single_process_run: dict
+) -> None:
+    """A real `torchrun --nproc-per-node 2`: the ranks meet at a gloo barrier (loopback)."""
+    target = tmp_path / "run"
+    args = generate_args(tiny_model_dir, target, "--prompts", prompts_file, "--seeds", 2)
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    finished = subprocess.run(
+        [*launcher, "--nproc-per-node", "2", "-m", "memgrid.tui", *args],
+        cwd=ROOT,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert "Merged 2 projects into" in finished.stderr
+    # Each rank ran its own process (its own CPU kernels): the same grids and seeds merged.
+    assert contents(target).keys() == single_process_run.keys()
 
 
 # ---- Slurm ---------------------------------------------------------------------------------------
