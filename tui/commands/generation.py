@@ -17,6 +17,7 @@ from memgrid.core.generation.launch import (
 )
 from memgrid.core.generation.settings import DTYPE_CHOICES, choose_seeds, parse_shard
 from memgrid.db.store import DATABASE_NAME
+from memgrid.tui.display import say
 from memgrid.tui.options import JsonOption, ProjectOption
 from memgrid.tui.services import scale
 from memgrid.tui.services.generation import (
@@ -186,7 +187,8 @@ def generate_command(
     if slurm_script or slurm_submit:
         options = slurm_options(workers or DEFAULT_SLURM_TASKS, device != "cpu", slurm_option or [])
         if slurm_script:
-            typer.echo(scale.slurm_script(request, root, options), nl=False)
+            for line in scale.slurm_script(request, root, options).splitlines():
+                say(line)
             return
         require_extra("slurm", "memgrid generate --slurm-submit")
         jobs = [str(job.job_id) for job in scale.submit_slurm(request, root, options)]
@@ -233,19 +235,21 @@ class _Output:
 
     def status(self, message: str) -> None:
         if not self.json_output:
-            typer.echo(message, err=True)
+            say(message, err=True)
 
     def grid_printer(self, prefix: str = "") -> GridProgress:
         def on_grid(index: int, total: int, prompt: str, added: int, seconds: float) -> None:
             if not self.json_output:
-                typer.echo(
-                    f"{prefix}[{index}/{total}] {added} images in {seconds:.1f}s: {_short(prompt)}"
-                )
+                say(f"{prefix}[{index}/{total}] {added} images in {seconds:.1f}s: {_short(prompt)}")
 
         return on_grid
 
     def done(self, document: dict[str, Any], summary: str) -> None:
-        typer.echo(json.dumps(document, indent=2) if self.json_output else summary)
+        if self.json_output:
+            typer.echo(json.dumps(document, indent=2))
+        else:
+            for line in summary.splitlines():
+                say(line)
 
 
 def _generation_project_dir(project: Path | None) -> Path:
@@ -259,7 +263,7 @@ def _generation_project_dir(project: Path | None) -> Path:
 def _print_triage(report: GenerateReport) -> None:
     assert report.cost is not None
     cost = report.cost
-    typer.echo(
+    say(
         f"Triage ({cost.triage_steps} step(s), {report.triage_seconds:.1f}s): "
         f"{cost.kept} of {cost.prompts} prompts kept, {cost.skipped} skipped; "
         f"UNet evaluations {cost.with_triage:,} instead of {cost.without_triage:,} "
@@ -267,9 +271,9 @@ def _print_triage(report: GenerateReport) -> None:
     )
     skipped = report.skipped_by_triage
     for result in skipped[:SKIPPED_PROMPTS_SHOWN]:
-        typer.echo(f"  skipped  wen {result.value:8.4f}  {_short(result.prompt)}")
+        say(f"  skipped  wen {result.value:8.4f}  {_short(result.prompt)}")
     if len(skipped) > SKIPPED_PROMPTS_SHOWN:
-        typer.echo(f"  ... and {len(skipped) - SKIPPED_PROMPTS_SHOWN} more (see --json)")
+        say(f"  ... and {len(skipped) - SKIPPED_PROMPTS_SHOWN} more (see --json)")
 
 
 def _summary(report: GenerateReport) -> str:
@@ -316,21 +320,21 @@ def merge_command(
     if json_output:
         typer.echo(json.dumps(report.__dict__, indent=2))
         return
-    typer.echo(_merge_summary(report, into))
+    say(_merge_summary(report, into))
     if report.conflicting_images:
-        typer.echo(
+        say(
             f"warning: {report.conflicting_images} duplicate seeds had different pixels "
             "(kept the first; were the shards made on different hardware?)",
             err=True,
         )
     if report.scores_dropped or report.stale_target_scores:
-        typer.echo(
+        say(
             f"note: {report.scores_dropped + report.stale_target_scores} scores cover fewer "
             "seeds than the merged grids; run `memgrid score` again",
             err=True,
         )
     if report.labels_not_merged:
-        typer.echo(
+        say(
             f"note: {report.labels_not_merged} labels in the shards were not merged",
             err=True,
         )

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from memgrid.core.display_text import has_control_characters, printable
 from memgrid.core.errors import InputError, MemgridError, ProjectError, UnavailableError
 from memgrid.core.generation import loading
 from memgrid.core.generation.launch import (
@@ -300,6 +301,11 @@ def slurm_script(request: GenerateRequest, project: Path, options: SlurmOptions)
     require_prompt_file(request)
     check_request(request)
     command = [sys.executable, "-m", "memgrid.tui", *request_arguments(request, project)]
+    for word in command:
+        if has_control_characters(word):  # a script line cannot hold it as typed
+            raise InputError(
+                printable(word), "a control character cannot go into the sbatch script"
+            )
     return slurm_array_script(command, project.resolve(), options)
 
 
