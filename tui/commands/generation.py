@@ -24,12 +24,11 @@ from memgrid.tui.services.generation import (
     GenerateReport,
     GenerateRequest,
     GridProgress,
-    MergeReport,
     check_request,
     generate,
     load_for,
-    merge_projects,
 )
+from memgrid.tui.services.merging import MergeReport, merge_projects
 from memgrid.tui.services.project import create_project, default_project_dir
 
 SKIPPED_PROMPTS_SHOWN = 20

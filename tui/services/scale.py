@@ -37,12 +37,11 @@ from memgrid.tui.services.generation import (
     GenerateReport,
     GenerateRequest,
     GridProgress,
-    MergeReport,
     check_request,
     generate,
     load_for,
-    merge_projects,
 )
+from memgrid.tui.services.merging import MergeReport, merge_projects
 from memgrid.tui.services.project import create_project
 
 # A task that died (a lost node, a CUDA error) is run again this many times; it resumes.
