@@ -267,7 +267,8 @@ def report(results: dict[str, Any]) -> str:
         f"{facts['steps']} steps, guidance {facts['guidance']:g}, {facts['size']}x{facts['size']}, "
         f"{facts['scheduler']}, attention {', '.join(facts['attention'])}",
         "versions: " + ", ".join(f"{k} {v}" for k, v in facts["versions"].items()),
-        f"host: {facts['cpu_threads']} torch CPU threads, load average {facts['load_average']:.1f}",
+        f"host: {facts['cpu_threads']} torch CPU threads, load average {facts['load_average']:.1f} "
+        f"at the start, {facts.get('load_average_end') or 0:.1f} at the end",
         "",
         "images/s (memgrid includes the Wen signal's hook and PNG encoding; diffusers returns PIL):",
     ]
@@ -340,6 +341,8 @@ def main(argv: list[str] | None = None) -> None:
     results["triage"] = time_triage(memgrid_model, settings, args)
     results["comparison"] = compare(memgrid_model, plain, settings, args)
     results["setup"]["speedups"] = memgrid_model.identity.get("speedups", [])
+    # The machine's load when the timings ended: on a shared host it says how far to trust them.
+    results["setup"]["load_average_end"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     print()
     print(report(results))
     if args.json:
