@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from memgrid.core.errors import NotFoundError
+from memgrid.core.errors import NotFoundError, VoteRefused
 from memgrid.core.records import LabelEvent
 from memgrid.core.taxonomy import (
     STATE_PRECEDENCE,
@@ -23,6 +23,7 @@ from memgrid.core.taxonomy import (
     LabelState,
     Webster,
 )
+from memgrid.db.overlap import NEEDS_VOTES, OverlapRule
 from memgrid.db.rows import EVENT_COLUMNS, Noun, label_event_record, placeholders
 
 
@@ -44,30 +45,85 @@ class Labels(Noun):
         proposal_shown: bool = True,
         proposal_category: Category | None = None,
         session: str = "",
+        rule: OverlapRule | None = None,
     ) -> LabelEvent:
-        """Append one event and commit it at once: a label is durable when this returns."""
+        """Append one event and commit it at once: a label is durable when this returns.
+
+        With a `rule`, the event is stored only if it adds no vote the grid does not need
+        under the overlap (db/overlap.py), checked in the same transaction as the write;
+        otherwise VoteRefused is raised and nothing is stored.
+        """
+        row = (
+            grid_id,
+            annotator,
+            action.value,
+            state.value if state else None,
+            category.value if category else None,
+            json.dumps([f.to_dict() for f in features]),
+            note,
+            webster.value if webster else None,
+            undoes,
+            int(proposal_shown),
+            proposal_category.value if proposal_category else None,
+            session,
+            time.time(),
+        )
+        if rule is None or action is LabelAction.ADJUDICATE:
+            return self.get(self._insert(row))
+        with self.store.atomic(immediate=True):
+            had_vote = self._has_done_vote(grid_id, annotator)
+            needed = had_vote or self._needs_votes(grid_id, annotator, rule)
+            event_id = self._insert(row)
+            if not needed and self._has_done_vote(grid_id, annotator):
+                raise VoteRefused(self._refusal(grid_id, annotator, rule))
+        return self.get(event_id)
+
+    def _insert(self, row: tuple[Any, ...]) -> int:
         cursor = self.store.write(
             """INSERT INTO label_events (grid_id, annotator, action, state, category,
                 features, note, webster, undoes, proposal_shown, proposal_category,
                 session, created_at)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            (
-                grid_id,
-                annotator,
-                action.value,
-                state.value if state else None,
-                category.value if category else None,
-                json.dumps([f.to_dict() for f in features]),
-                note,
-                webster.value if webster else None,
-                undoes,
-                int(proposal_shown),
-                proposal_category.value if proposal_category else None,
-                session,
-                time.time(),
-            ),
+            row,
         )
-        return self.get(int(cursor.lastrowid or 0))
+        return int(cursor.lastrowid or 0)
+
+    def _has_done_vote(self, grid_id: int, annotator: str) -> bool:
+        done = [state.value for state in LabelState if state.done]
+        row = self.store.row(
+            f"""SELECT 1 FROM votes WHERE grid_id = ? AND annotator = ?
+            AND state IN ({placeholders(done)})""",
+            [grid_id, annotator, *done],
+        )
+        return row is not None
+
+    def _needs_votes(self, grid_id: int, annotator: str, rule: OverlapRule) -> bool:
+        row = self.store.row(
+            f"SELECT {NEEDS_VOTES.format(grid=':grid')}", rule.params(annotator, grid_id)
+        )
+        return bool(row and row[0])
+
+    def _refusal(self, grid_id: int, annotator: str, rule: OverlapRule) -> str:
+        """Why the grid takes no vote from this annotator, in one line."""
+        holder = self.store.row(
+            "SELECT annotator FROM leases WHERE grid_id = ? AND annotator != ? AND expires_at > ?",
+            (grid_id, annotator, rule.now),
+        )
+        if holder is not None:
+            return f"{holder[0]} holds grid {grid_id} now"
+        done = [state.value for state in LabelState if state.done]
+        voters = [
+            row[0]
+            for row in self.store.rows(
+                f"""SELECT annotator FROM votes WHERE grid_id = ? AND annotator != ?
+                AND state IN ({placeholders(done)}) ORDER BY id""",
+                [grid_id, annotator, *done],
+            )
+        ]
+        plural = "vote" if rule.overlap == 1 else "votes"
+        return (
+            f"grid {grid_id} already has the {rule.overlap} {plural} it needs ({', '.join(voters)})"
+        )
 
     def label(self, grid_id: int, annotator: str, category: Category, **details: Any) -> LabelEvent:
         return self.append(
@@ -109,18 +165,37 @@ class Labels(Noun):
             **details,
         )
 
-    def undo_last(self, annotator: str, session: str | None = None) -> LabelEvent | None:
-        """Undo the annotator's latest event that still counts; returns the undone event."""
+    def undo_last(
+        self,
+        annotator: str,
+        session: str | None = None,
+        *,
+        rule: OverlapRule | None = None,
+        recorded_session: str = "",
+    ) -> LabelEvent | None:
+        """Undo the annotator's latest event that still counts; returns the undone event.
+
+        `session` limits it to one session's events; the undo is recorded under
+        `recorded_session` (default: `session`). With a `rule`, an undo that would bring
+        back a vote the grid no longer needs is refused (VoteRefused).
+        """
         sql = "SELECT id, grid_id FROM effective_label_events WHERE annotator = ?"
         params: list[Any] = [annotator]
         if session is not None:
             sql += " AND session = ?"
             params.append(session)
-        with self.store.atomic():
+        with self.store.atomic(immediate=rule is not None):
             row = self.store.row(sql + " ORDER BY id DESC LIMIT 1", params)
             if row is None:
                 return None
-            self.append(row[1], annotator, LabelAction.UNDO, undoes=row[0], session=session or "")
+            self.append(
+                row[1],
+                annotator,
+                LabelAction.UNDO,
+                undoes=row[0],
+                session=recorded_session or session or "",
+                rule=rule,
+            )
         return self.get(row[0])
 
     # ---- reading ------------------------------------------------------------------------

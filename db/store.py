@@ -198,14 +198,26 @@ class Store:
             self.db.conn.executemany(sql, rows)
 
     @contextmanager
-    def atomic(self) -> Iterator[None]:
+    def atomic(self, *, immediate: bool = False) -> Iterator[None]:
         """One transaction: all of the writes inside, or none (nested blocks are savepoints).
 
         Other threads wait for it to end: another thread's statement would otherwise run
-        inside this transaction, and be committed or rolled back with it.
+        inside this transaction, and be committed or rolled back with it. `immediate` takes
+        the write lock at the start, so what the block reads cannot change before it writes,
+        even from another process (the overlap check, db/overlap.py).
         """
-        with self._guarded(), self.db.atomic():
-            yield
+        with self._guarded():
+            if not immediate or self.db.conn.in_transaction:
+                with self.db.atomic():
+                    yield
+                return
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self.db.conn.rollback()
+                raise
+            self.db.execute("COMMIT")
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:

@@ -16,9 +16,10 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from memgrid.core.errors import NotFoundError
+from memgrid.core.errors import NotFoundError, VoteRefused
 from memgrid.core.records import LabelEvent, QueueOrder
 from memgrid.core.taxonomy import Category, Feature, LabelState
+from memgrid.db.overlap import OverlapRule
 from memgrid.db.queue import AnnotationQueue
 from memgrid.db.store import Store
 from memgrid.tui.app.views import AnnotatorViews, GridView
@@ -239,26 +240,43 @@ class AnnotationSession:
 
     # ---- label actions ---------------------------------------------------------------
 
-    def label(self, category: Category, features: Sequence[Feature] | None = None) -> Outcome:
-        """Set the primary category of the grid on screen, commit it, and move on."""
+    def label(
+        self,
+        category: Category,
+        features: Sequence[Feature] | None = None,
+        *,
+        on_grid: int | None = None,
+    ) -> Outcome:
+        """Set the primary category of the grid on screen, commit it, and move on.
+
+        `on_grid` is the grid drawn when the key was pressed: a key meant for another grid
+        is dropped, never applied to the grid that replaced it.
+        """
         with self._lock:
             view = self._require_current()
+            if (stale := self._stale(on_grid)) is not None:
+                return stale
             draft = self.draft(view.grid_id)
             chosen = list(features) if features is not None else self._features_for(view)
-            event = self.store.labels.label(
-                view.grid_id,
-                self.annotator,
-                category,
-                features=chosen,
-                note=draft.note or (view.mine.note if view.mine else ""),
-                **self._proposal_details(view),
-            )
+            try:
+                event = self.store.labels.label(
+                    view.grid_id,
+                    self.annotator,
+                    category,
+                    features=chosen,
+                    note=draft.note or (view.mine.note if view.mine else ""),
+                    **self._write_details(view),
+                )
+            except VoteRefused as refused:
+                return self._refused(view, category.value, refused)
             return self._done(view, event, f"Grid {view.grid_id}: {category.title}.")
 
-    def accept_proposal(self) -> Outcome:
+    def accept_proposal(self, *, on_grid: int | None = None) -> Outcome:
         """Take the proposal's category and features as this annotator's label."""
         with self._lock:
             view = self._require_current()
+            if (stale := self._stale(on_grid)) is not None:
+                return stale
             proposal = view.visible_proposal
             if proposal is None:
                 why = "hidden on this grid (blind share)" if view.proposal else "not computed"
@@ -266,30 +284,37 @@ class AnnotationSession:
             features = [*proposal.features, *self.draft(view.grid_id).features]
             return self.label(proposal.category, features)
 
-    def skip(self) -> Outcome:
+    def skip(self, *, on_grid: int | None = None) -> Outcome:
         with self._lock:
             view = self._require_current()
+            if (stale := self._stale(on_grid)) is not None:
+                return stale
             event = self.store.labels.skip(
                 view.grid_id,
                 self.annotator,
                 note=self.draft(view.grid_id).note,
-                **self._proposal_details(view),
+                **self._write_details(view),
             )
             return self._done(view, event, f"Grid {view.grid_id} skipped: it comes back later.")
 
-    def flag(self) -> Outcome:
+    def flag(self, *, on_grid: int | None = None) -> Outcome:
         """Mark the grid as unsure, keeping the category given so far, for review."""
         with self._lock:
             view = self._require_current()
+            if (stale := self._stale(on_grid)) is not None:
+                return stale
             category = view.mine.category if view.mine else None
-            event = self.store.labels.flag(
-                view.grid_id,
-                self.annotator,
-                category,
-                features=self._features_for(view),
-                note=self.draft(view.grid_id).note or (view.mine.note if view.mine else ""),
-                **self._proposal_details(view),
-            )
+            try:
+                event = self.store.labels.flag(
+                    view.grid_id,
+                    self.annotator,
+                    category,
+                    features=self._features_for(view),
+                    note=self.draft(view.grid_id).note or (view.mine.note if view.mine else ""),
+                    **self._write_details(view),
+                )
+            except VoteRefused as refused:
+                return self._refused(view, "flag", refused)
             return self._done(view, event, f"Grid {view.grid_id} flagged for review.")
 
     def set_note(self, text: str) -> Outcome:
@@ -326,7 +351,7 @@ class AnnotationSession:
                 features=draft.features,
                 note=draft.note,
                 webster=mine.webster,
-                **self._proposal_details(view),
+                **self._write_details(view),
             )
             self.drafts.pop(view.grid_id, None)
             return Outcome(
@@ -339,7 +364,12 @@ class AnnotationSession:
     def undo(self) -> Outcome:
         """Undo this session's latest action that still counts, and show its grid again."""
         with self._lock:
-            undone = self.store.labels.undo_last(self.annotator, session=self.session_id)
+            try:
+                undone = self.store.labels.undo_last(
+                    self.annotator, session=self.session_id, rule=self._rule()
+                )
+            except VoteRefused as refused:
+                return Outcome(self.current(), f"Undo refused: {refused}.", self.progress())
             if undone is None:
                 return Outcome(self.current(), "Nothing to undo in this session.", self.progress())
             grid_id = undone.grid_id
@@ -377,13 +407,36 @@ class AnnotationSession:
             return list(draft.features)
         return list(view.mine.features) if view.mine else []
 
-    def _proposal_details(self, view: GridView) -> dict[str, object]:
-        """What the annotator saw: recorded on every event for the blind-share analysis."""
+    def _rule(self) -> OverlapRule:
+        return OverlapRule(self.options.overlap, self.clock())
+
+    def _write_details(self, view: GridView) -> dict[str, object]:
+        """What every write carries: the overlap rule it is checked against, and what the
+        annotator saw (recorded for the blind-share analysis)."""
         return {
             "proposal_shown": view.proposal_shown,
             "proposal_category": view.proposal.category if view.proposal else None,
             "session": self.session_id,
+            "rule": self._rule(),
         }
+
+    def _stale(self, on_grid: int | None) -> Outcome | None:
+        """A refusal when the key was pressed on a grid that is no longer the one on screen."""
+        if on_grid is None or on_grid == self.current_id:
+            return None
+        return Outcome(
+            self.current(),
+            f"Key pressed on grid {on_grid} dropped: grid {self.current_id} is on screen now.",
+            self.progress(),
+        )
+
+    def _refused(self, view: GridView, what: str, refused: VoteRefused) -> Outcome:
+        """The store refused the vote (db/overlap.py): say why in one line and move on."""
+        self.drafts.pop(view.grid_id, None)
+        self.queue.release(view.grid_id)
+        next_view = self._advance()
+        message = f"Grid {view.grid_id}: your {what} was not stored: {refused}; moved on."
+        return Outcome(next_view, message, self.progress(), advanced=True)
 
     def _done(self, view: GridView, event: LabelEvent, message: str) -> Outcome:
         self.drafts.pop(view.grid_id, None)

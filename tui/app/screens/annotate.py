@@ -37,17 +37,20 @@ class AnnotateScreen(SessionScreen):
 
     # ---- actions on the session, committed in order ----------------------------------------
 
+    # A decision key carries the grid drawn when it was pressed (SessionScreen.submit_on_grid):
+    # typed ahead, it is dropped rather than applied to a grid nobody has seen.
+
     def action_label(self, category: str) -> None:
-        self.submit(category, partial(self.session.label, Category(category)))
+        self.submit_on_grid(category, partial(self.session.label, Category(category)))
 
     def action_accept(self) -> None:
-        self.submit("accept", self.session.accept_proposal)
+        self.submit_on_grid("accept", self.session.accept_proposal)
 
     def action_skip(self) -> None:
-        self.submit("skip", self.session.skip)
+        self.submit_on_grid("skip", self.session.skip)
 
     def action_flag(self) -> None:
-        self.submit("flag", self.session.flag)
+        self.submit_on_grid("flag", self.session.flag)
 
     def action_undo(self) -> None:
         self.submit("undo", self.session.undo)

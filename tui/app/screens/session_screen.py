@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 
 from memgrid.core.errors import MemgridError
 from memgrid.tui.app.collector import IDLE_SECONDS, IdleCollector
@@ -84,6 +85,15 @@ class SessionScreen(Screen[None]):
         """Queue a session action; it runs after the ones before it have been shown."""
         self._pending.append((what, call))
         self._run_next()
+
+    def submit_on_grid(self, what: str, call: Callable[..., Outcome]) -> None:
+        """Queue a decision for the grid drawn now; with none drawn, drop it with a notice."""
+        if self.view is None:
+            self.query_one("#status", Static).update(
+                user_text(f"{what}: no grid is on screen, key ignored."), layout=False
+            )
+            return
+        self.submit(what, partial(call, on_grid=self.view.grid_id))
 
     def _run_next(self) -> None:
         if self._busy or not self._pending:

@@ -1,0 +1,55 @@
+"""Shared annotation driven through the app (Pilot): overlap refusals, keys and their grid."""
+
+from __future__ import annotations
+
+import pytest
+from memgrid.core.taxonomy import Category
+from memgrid.tui.app import make_app
+from memgrid.tui.services.project import Project
+
+from tests.app.conftest import FakeClock, settings_for
+from tests.app.pilot_helpers import SIZE, current_grid, press, settle, status_text
+from tests.app.test_session import session_on
+from tests.conftest import vote_of
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_key_after_the_lease_passed_to_another_is_refused_and_moves_on(
+    demo_project: Project,
+) -> None:
+    # Defect 1 (c): Alice stalls past her lease, Bob takes the grid and labels it; Alice's
+    # key is refused in one line, nothing of hers is stored, and the app moves on.
+    clock = FakeClock()
+    app = make_app(demo_project, settings_for(), clock=clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        grid = current_grid(pilot)
+        assert grid is not None
+        clock.advance(3600)
+        bob = session_on(demo_project, "bob", clock)
+        assert bob.start().view.grid_id == grid  # type: ignore[union-attr]
+        bob.label(Category.EXPLICIT)
+        await press(pilot, "2")
+        status = status_text(pilot)
+        assert "not stored" in status and "bob" in status and "\n" not in status.strip()
+        assert vote_of(demo_project.store, grid, "alice") is None
+        assert current_grid(pilot) not in (None, grid)
+
+
+async def test_keys_before_any_grid_is_drawn_are_dropped_with_a_notice(
+    demo_project: Project,
+) -> None:
+    # Defect 6: a key that arrives before the first grid is drawn labels nothing.
+    app = make_app(demo_project, settings_for())
+    with app.session._lock:  # the first grid cannot be read yet
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("3")
+            assert "no grid is on screen" in status_text(pilot)
+            app.session._lock.release()
+            try:
+                await settle(pilot)
+                assert current_grid(pilot) is not None
+                assert demo_project.store.labels.votes_where(annotator="alice") == []
+            finally:
+                app.session._lock.acquire()
