@@ -70,6 +70,8 @@ class LabelAction(StrEnum):
 
     An annotator's **vote** on a grid is their latest `label`, `skip` or `flag` that still
     counts; an `adjudicate` event is never a vote, and an `undo` cancels the event it names.
+    A `draft` holds the note and features typed before the grid's label (never a vote): the
+    next label or flag takes them over.
     """
 
     LABEL = "label"
@@ -77,6 +79,7 @@ class LabelAction(StrEnum):
     FLAG = "flag"
     ADJUDICATE = "adjudicate"
     UNDO = "undo"
+    DRAFT = "draft"
 
 
 class Webster(StrEnum):

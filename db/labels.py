@@ -165,6 +165,20 @@ class Labels(Noun):
             **details,
         )
 
+    def draft(
+        self,
+        grid_id: int,
+        annotator: str,
+        *,
+        note: str = "",
+        features: Sequence[Feature] = (),
+        session: str = "",
+    ) -> LabelEvent:
+        """Record what is drafted for a grid's label so far (the whole draft, not a change)."""
+        return self.append(
+            grid_id, annotator, LabelAction.DRAFT, note=note, features=features, session=session
+        )
+
     def undo_last(
         self,
         annotator: str,
@@ -211,6 +225,19 @@ class Labels(Noun):
         return self._events(
             f"SELECT {EVENT_COLUMNS} FROM label_events WHERE grid_id = ? ORDER BY id", [grid_id]
         )
+
+    def draft_where(self, *, grid_id: int, annotator: str) -> LabelEvent | None:
+        """The annotator's draft on the grid that no later label or flag has taken over."""
+        rows = self.store.rows(
+            f"""SELECT {EVENT_COLUMNS} FROM effective_label_events d
+            WHERE d.grid_id = ? AND d.annotator = ? AND d.action = 'draft'
+              AND NOT EXISTS (SELECT 1 FROM effective_label_events later
+                  WHERE later.grid_id = d.grid_id AND later.annotator = d.annotator
+                    AND later.id > d.id AND later.action IN ('label', 'flag'))
+            ORDER BY d.id DESC LIMIT 1""",
+            (grid_id, annotator),
+        )
+        return label_event_record(rows[0]) if rows else None
 
     def votes_where(
         self,

@@ -293,4 +293,22 @@ def m005_grid_origin(db: Database) -> None:
         )
 
 
+@migrations()
+def m006_draft_events(db: Database) -> None:
+    # A note or feature typed before a grid's label is an event too (action 'draft'),
+    # committed when entered so that quitting or a dropped connection loses nothing, and
+    # undone like any other. A draft is never a vote: the votes view leaves it out, as it
+    # leaves out adjudications (grid_progress's trigger reads votes, so it follows).
+    db.execute("DROP VIEW votes")
+    db.execute(
+        """CREATE VIEW votes AS
+        SELECT e.* FROM effective_label_events e
+        WHERE e.action NOT IN ('adjudicate', 'draft') AND NOT EXISTS (
+            SELECT 1 FROM effective_label_events later
+            WHERE later.grid_id = e.grid_id AND later.annotator = e.annotator
+              AND later.id > e.id AND later.action NOT IN ('adjudicate', 'draft')
+        )"""
+    )
+
+
 SCHEMA_VERSION = len(migrations._migrations)

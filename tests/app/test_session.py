@@ -166,15 +166,6 @@ def test_undo_of_a_skip_brings_the_grid_back(demo_project: Project) -> None:
     assert "Nothing to undo" in session.undo().message
 
 
-def test_undo_only_touches_this_session(demo_project: Project) -> None:
-    earlier = session_on(demo_project)
-    earlier.start()
-    earlier.label(Category.NONE)
-    later = session_on(demo_project)
-    later.start()
-    assert "Nothing to undo" in later.undo().message
-
-
 def test_skipped_grids_come_back_when_the_queue_is_empty(demo_project: Project) -> None:
     session = session_on(demo_project)
     first = session.start().view

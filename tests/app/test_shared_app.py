@@ -45,7 +45,7 @@ async def test_keys_before_any_grid_is_drawn_are_dropped_with_a_notice(
     with app.session._lock:  # the first grid cannot be read yet
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("3")
-            assert "no grid is on screen" in status_text(pilot)
+            assert "no grid on screen" in status_text(pilot)
             app.session._lock.release()
             try:
                 await settle(pilot)

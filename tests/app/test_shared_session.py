@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from memgrid.core.taxonomy import Category
+from memgrid.core.taxonomy import Category, Feature
 from memgrid.tui.services.project import Project
 
 from tests.app.conftest import FakeClock
@@ -86,3 +86,57 @@ def test_overlap_two_still_lets_two_annotators_label(demo_project: Project) -> N
     refused = carol.label(Category.EXPLICIT)
     assert "not stored" in refused.message
     assert done_voters(demo_project, grid.grid_id) == ["alice", "bob"]
+
+
+def test_a_note_typed_before_the_label_survives_quit_and_reopen(demo_project: Project) -> None:
+    # Defect 2: a note typed with `n` was gone after `q` and reopen.
+    first = session_on(demo_project)
+    grid = first.start().view
+    assert grid is not None
+    first.set_note("corner logo")
+    first.release_all()
+    again = session_on(demo_project)
+    view = again.start().view
+    assert view is not None and view.grid_id == grid.grid_id
+    assert view.draft_note == "corner logo"
+    again.label(Category.NONE)
+    saved = vote_of(demo_project.store, grid.grid_id, "alice")
+    assert saved is not None and saved.note == "corner logo"
+    assert again.view(grid.grid_id).draft is None  # the label took the draft over
+
+
+def test_undo_takes_back_a_drafted_feature_and_only_it(demo_project: Project) -> None:
+    # Defect 2: `u` dropped a feature drafted with `m` (and undid the previous grid instead).
+    session = session_on(demo_project)
+    session.start()
+    session.label(Category.NONE)
+    grid = session.current_id
+    assert grid is not None
+    logo = Feature(Category.UNINTENDED, "logo", (0, 1))
+    face = Feature(Category.IMPLICIT, "face", (9,))
+    session.add_feature(logo)
+    session.add_feature(face)
+    undone = session.undo()
+    assert undone.view is not None and undone.view.grid_id == grid
+    assert undone.view.draft_features == (logo,)
+    session.label(Category.UNINTENDED)
+    saved = vote_of(demo_project.store, grid, "alice")
+    assert saved is not None and saved.features == (logo,)
+
+
+def test_undo_and_back_reach_labels_of_an_earlier_run(demo_project: Project) -> None:
+    # Defect 7: undo and back worked only within one app run (lost with an SSH connection).
+    crashed = session_on(demo_project)
+    crashed.start()
+    crashed.label(Category.NONE)
+    second = crashed.current_id
+    crashed.label(Category.EXPLICIT)
+    # No release_all: the connection dropped.
+    resumed = session_on(demo_project)
+    resumed.start()
+    back = resumed.back()
+    assert back.view is not None and back.view.grid_id == second
+    resumed.forward()
+    undone = resumed.undo()
+    assert undone.view is not None and undone.view.grid_id == second
+    assert vote_of(demo_project.store, second, "alice") is None  # type: ignore[arg-type]

@@ -5,7 +5,7 @@ post the results. Every action is committed through the store before the method 
 so whatever the screen shows as done is already in the database. What is shown comes from
 AnnotatorViews (tui/app/views.py), which grid is next from AnnotationQueue (db/queue.py).
 The store serialises its own statements; the session's lock keeps its own state (where the
-annotator is, the drafts, the queue's read-ahead) consistent between the app's workers.
+annotator is, the queue's read-ahead) consistent between the app's workers.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from memgrid.core.errors import NotFoundError, VoteRefused
 from memgrid.core.records import LabelEvent, QueueOrder
@@ -26,6 +26,7 @@ from memgrid.tui.app.views import AnnotatorViews, GridView
 
 RATE_WINDOW_SECONDS = 3600.0
 RATE_MIN_SPAN_SECONDS = 300.0  # a rate over a few seconds would be noise
+HISTORY_GRIDS = 200  # earlier grids `back` reaches at the start of a session
 
 
 @dataclass(frozen=True)
@@ -63,14 +64,6 @@ class Outcome:
     advanced: bool = False
 
 
-@dataclass
-class Draft:
-    """A note and features typed for a grid before its label; they go on its next event."""
-
-    note: str = ""
-    features: list[Feature] = field(default_factory=list)
-
-
 class AnnotationSession:
     """One annotator's session: their queue (AnnotationQueue), the grids shown so far, and actions."""
 
@@ -88,7 +81,6 @@ class AnnotationSession:
         self.session_id = session_id or uuid.uuid4().hex[:12]
         self.visited: list[int] = []  # grids shown in this session, oldest first
         self.position = -1  # index of the current grid in `visited`
-        self.drafts: dict[int, Draft] = {}
         self._lock = threading.RLock()
         self.queue = AnnotationQueue(
             store,
@@ -122,9 +114,6 @@ class AnnotationSession:
         grid_id = self.current_id
         return None if grid_id is None else self.view(grid_id)
 
-    def draft(self, grid_id: int) -> Draft:
-        return self.drafts.setdefault(grid_id, Draft())
-
     def view(self, grid_id: int) -> GridView:
         return self.views.view(grid_id)
 
@@ -152,6 +141,11 @@ class AnnotationSession:
     def start(self) -> Outcome:
         """Open the session at the next open grid: after a crash, that is where work resumes."""
         with self._lock:
+            # Back and undo reach earlier runs: the history is the database's, not this process's.
+            earlier = self.store.labels.votes_where(
+                annotator=self.annotator, newest_first=True, limit=HISTORY_GRIDS
+            )
+            self.visited = [vote.grid_id for vote in reversed(earlier)]
             view = self._advance_to_new()
             message = "" if view else "No open grids: every grid is done."
             return Outcome(view, message, self.progress(), advanced=view is not None)
@@ -256,7 +250,6 @@ class AnnotationSession:
             view = self._require_current()
             if (stale := self._stale(on_grid)) is not None:
                 return stale
-            draft = self.draft(view.grid_id)
             chosen = list(features) if features is not None else self._features_for(view)
             try:
                 event = self.store.labels.label(
@@ -264,7 +257,7 @@ class AnnotationSession:
                     self.annotator,
                     category,
                     features=chosen,
-                    note=draft.note or (view.mine.note if view.mine else ""),
+                    note=self._note_for(view),
                     **self._write_details(view),
                 )
             except VoteRefused as refused:
@@ -281,7 +274,7 @@ class AnnotationSession:
             if proposal is None:
                 why = "hidden on this grid (blind share)" if view.proposal else "not computed"
                 return Outcome(view, f"No proposal to accept: {why}.", self.progress())
-            features = [*proposal.features, *self.draft(view.grid_id).features]
+            features = [*proposal.features, *view.draft_features]
             return self.label(proposal.category, features)
 
     def skip(self, *, on_grid: int | None = None) -> Outcome:
@@ -292,7 +285,7 @@ class AnnotationSession:
             event = self.store.labels.skip(
                 view.grid_id,
                 self.annotator,
-                note=self.draft(view.grid_id).note,
+                note=view.draft_note,
                 **self._write_details(view),
             )
             return self._done(view, event, f"Grid {view.grid_id} skipped: it comes back later.")
@@ -310,7 +303,7 @@ class AnnotationSession:
                     self.annotator,
                     category,
                     features=self._features_for(view),
-                    note=self.draft(view.grid_id).note or (view.mine.note if view.mine else ""),
+                    note=self._note_for(view),
                     **self._write_details(view),
                 )
             except VoteRefused as refused:
@@ -318,60 +311,63 @@ class AnnotationSession:
             return self._done(view, event, f"Grid {view.grid_id} flagged for review.")
 
     def set_note(self, text: str) -> Outcome:
-        """Attach a note: at once to a labelled grid (a new event), else to its next label."""
-        return self._amend(lambda draft: setattr(draft, "note", text.strip()), "Note")
+        """Attach a note: to a labelled grid as a new vote, else as a draft; committed at once."""
+        return self._amend(text.strip(), (), "Note")
 
     def add_feature(self, feature: Feature) -> Outcome:
-        """Add a feature: at once to a labelled grid (a new event), else to its next label."""
-        return self._amend(lambda draft: draft.features.append(feature), "Feature")
+        """Add a feature: to a labelled grid as a new vote, else as a draft; committed at once."""
+        return self._amend(None, (feature,), "Feature")
 
-    def _amend(self, change: Callable[[Draft], None], what: str) -> Outcome:
+    def _amend(self, note: str | None, more: Sequence[Feature], what: str) -> Outcome:
+        """One committed event with the note replaced (None: kept) and features added.
+
+        A labelled or flagged grid gets a new vote saying the same with the change; any
+        other grid a draft, which its next label or flag takes over. Undo covers both.
+        """
         with self._lock:
             view = self._require_current()
-            draft = self.draft(view.grid_id)
             mine = view.mine
-            if mine is None or mine.state is LabelState.SKIPPED:
-                change(draft)
-                return Outcome(
-                    self.current(),
-                    f"{what} kept: it is saved with this grid's label.",
-                    self.progress(),
+            features = [*self._features_for(view), *more]
+            note = self._note_for(view) if note is None else note
+            if mine is None or mine.state is None or not mine.state.done:
+                event = self.store.labels.draft(
+                    view.grid_id,
+                    self.annotator,
+                    note=note,
+                    features=features,
+                    session=self.session_id,
                 )
-            if not draft.features:
-                draft.features = list(mine.features)
-            if not draft.note:
-                draft.note = mine.note
-            change(draft)
-            event = self.store.labels.append(
-                view.grid_id,
-                self.annotator,
-                mine.action,
-                state=mine.state,
-                category=mine.category,
-                features=draft.features,
-                note=draft.note,
-                webster=mine.webster,
-                **self._write_details(view),
-            )
-            self.drafts.pop(view.grid_id, None)
-            return Outcome(
-                self.current(),
-                f"{what} saved on grid {view.grid_id}.",
-                self.progress(),
-                event=event,
-            )
+                message = f"{what} saved as a draft: the label on grid {view.grid_id} takes it."
+            else:
+                try:
+                    event = self.store.labels.append(
+                        view.grid_id,
+                        self.annotator,
+                        mine.action,
+                        state=mine.state,
+                        category=mine.category,
+                        features=features,
+                        note=note,
+                        webster=mine.webster,
+                        **self._write_details(view),
+                    )
+                except VoteRefused as refused:
+                    return Outcome(view, f"{what} not stored: {refused}.", self.progress())
+                message = f"{what} saved on grid {view.grid_id}."
+            return Outcome(self.current(), message, self.progress(), event=event)
 
     def undo(self) -> Outcome:
-        """Undo this session's latest action that still counts, and show its grid again."""
+        """Undo the annotator's latest action that still counts (in this run or an earlier
+        one: the history is the database's), and show its grid again."""
         with self._lock:
             try:
                 undone = self.store.labels.undo_last(
-                    self.annotator, session=self.session_id, rule=self._rule()
+                    self.annotator, rule=self._rule(), recorded_session=self.session_id
                 )
             except VoteRefused as refused:
                 return Outcome(self.current(), f"Undo refused: {refused}.", self.progress())
             if undone is None:
-                return Outcome(self.current(), "Nothing to undo in this session.", self.progress())
+                return Outcome(self.current(), "Nothing to undo.", self.progress())
             grid_id = undone.grid_id
             if grid_id in self.visited:
                 self.position = len(self.visited) - 1 - self.visited[::-1].index(grid_id)
@@ -402,10 +398,15 @@ class AnnotationSession:
         return view
 
     def _features_for(self, view: GridView) -> list[Feature]:
-        draft = self.drafts.get(view.grid_id)
-        if draft and draft.features:
-            return list(draft.features)
+        """The features a new event on the grid carries: the draft's, else the vote's."""
+        if view.draft is not None:
+            return list(view.draft.features)
         return list(view.mine.features) if view.mine else []
+
+    def _note_for(self, view: GridView) -> str:
+        if view.draft is not None:
+            return view.draft.note
+        return view.mine.note if view.mine else ""
 
     def _rule(self) -> OverlapRule:
         return OverlapRule(self.options.overlap, self.clock())
@@ -432,14 +433,12 @@ class AnnotationSession:
 
     def _refused(self, view: GridView, what: str, refused: VoteRefused) -> Outcome:
         """The store refused the vote (db/overlap.py): say why in one line and move on."""
-        self.drafts.pop(view.grid_id, None)
         self.queue.release(view.grid_id)
         next_view = self._advance()
         message = f"Grid {view.grid_id}: your {what} was not stored: {refused}; moved on."
         return Outcome(next_view, message, self.progress(), advanced=True)
 
     def _done(self, view: GridView, event: LabelEvent, message: str) -> Outcome:
-        self.drafts.pop(view.grid_id, None)
         self.queue.release(view.grid_id)
         next_view = self._advance()
         if next_view is None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 from memgrid.core.attribution import Attribution
 from memgrid.core.records import Grid, LabelEvent, Proposal, Score
-from memgrid.core.taxonomy import LabelState
+from memgrid.core.taxonomy import Feature, LabelState
 from memgrid.db.store import Store
 from memgrid.tui.services.proposing import Proposer
 
@@ -43,6 +43,15 @@ class GridView:
     others_hidden: bool
     attribution: Attribution
     adjudication: LabelEvent | None = None
+    draft: LabelEvent | None = None  # note and features typed for this grid's next label
+
+    @property
+    def draft_note(self) -> str:
+        return self.draft.note if self.draft else ""
+
+    @property
+    def draft_features(self) -> tuple[Feature, ...]:
+        return self.draft.features if self.draft else ()
 
     @property
     def grid_id(self) -> int:
@@ -138,12 +147,14 @@ class AnnotatorViews:
     def _with_fresh_labels(self, view: GridView) -> GridView:
         votes = self.store.labels.votes_where(grid_ids=[view.grid_id])
         mine = next((e for e in votes if e.annotator == self.annotator), None)
+        draft = self.store.labels.draft_where(grid_id=view.grid_id, annotator=self.annotator)
         if self.hide_others:
-            return replace(view, mine=mine)
+            return replace(view, mine=mine, draft=draft)
         verdicts = self.store.labels.adjudications_where(grid_ids=[view.grid_id])
         return replace(
             view,
             mine=mine,
+            draft=draft,
             others=tuple(e for e in votes if e.annotator != self.annotator),
             adjudication=verdicts.get(view.grid_id),
         )

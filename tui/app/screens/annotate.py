@@ -77,8 +77,7 @@ class AnnotateScreen(SessionScreen):
     def action_note(self) -> None:
         if self.view is None:
             return
-        draft = self.session.drafts.get(self.view.grid_id)
-        current = (draft.note if draft else "") or (self.view.mine.note if self.view.mine else "")
+        current = self.view.draft_note or (self.view.mine.note if self.view.mine else "")
 
         def save(text: str | None) -> None:
             if text is not None:

@@ -90,7 +90,7 @@ class SessionScreen(Screen[None]):
         """Queue a decision for the grid drawn now; with none drawn, drop it with a notice."""
         if self.view is None:
             self.query_one("#status", Static).update(
-                user_text(f"{what}: no grid is on screen, key ignored."), layout=False
+                user_text(f"{what}: no grid on screen, key ignored."), layout=False
             )
             return
         self.submit(what, partial(call, on_grid=self.view.grid_id))
@@ -168,14 +168,13 @@ class SessionScreen(Screen[None]):
             self.query_one(PromptView).clear("No open grids left: every grid is done for you.")
             self.seeds.show(None, "Nothing to annotate. r reopens earlier labels; q quits.")
             return
-        draft = self.session.drafts.get(view.grid_id)
         self.query_one(PromptView).show(view.grid, view.attribution)
         self.seeds.show(picture)
         self.query_one(ProposalPanel).show(view.proposal, view.proposal_shown, view.scores)
         self.query_one(LabelsPanel).show(
             view.mine,
-            draft.note if draft else "",
-            draft.features if draft else [],
+            view.draft_note,
+            list(view.draft_features),
             view.others,
             view.others_hidden,
             view.adjudication,

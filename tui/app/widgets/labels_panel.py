@@ -60,7 +60,7 @@ class LabelsPanel(TextPanel):
             lines.append(Text("  ").append_text(describe_event(mine)))
             lines.extend(feature_line(f) for f in mine.features)
         if draft_note or draft_features:
-            lines.append(Text("  drafted (saved with your next label):", "yellow"))
+            lines.append(Text("  drafted (saved; your next label takes it):", "yellow"))
             if draft_note:
                 lines.append(Text(f"  note “{shown(draft_note)}”", "italic"))
             lines.extend(feature_line(f) for f in draft_features)
