@@ -62,7 +62,9 @@ class LabelState(StrEnum):
 
 
 # A grid's state over several annotators' votes: the first state here that any vote is in.
-STATE_PRECEDENCE = (LabelState.LABELLED, LabelState.FLAGGED, LabelState.SKIPPED)
+# An open flag comes first: it stays on the grid, whoever labels it, until a verdict
+# (an adjudication newer than the flag) resolves it (core.agreement.grid_state).
+STATE_PRECEDENCE = (LabelState.FLAGGED, LabelState.LABELLED, LabelState.SKIPPED)
 
 
 class LabelAction(StrEnum):

@@ -297,13 +297,24 @@ class Labels(Noun):
                 (annotator,),
             )
         else:
+            # core.agreement.grid_state in SQL: a flag counts while no verdict is newer.
+            tests = {
+                LabelState.FLAGGED: "total(v.state = 'flagged' AND v.id > coalesce(a.latest, 0))",
+                LabelState.LABELLED: "total(v.state = 'labelled') + (a.latest IS NOT NULL)",
+                LabelState.SKIPPED: "total(v.state = 'skipped')",
+            }
             first_state = " ".join(
-                f"WHEN sum(state = '{state.value}') > 0 THEN '{state.value}'"
-                for state in STATE_PRECEDENCE
+                f"WHEN {tests[state]} > 0 THEN '{state.value}'" for state in STATE_PRECEDENCE
             )
             rows = self.store.rows(
                 f"""SELECT grid_state, count(*) FROM (
-                    SELECT CASE {first_state} END AS grid_state FROM votes GROUP BY grid_id
+                    SELECT CASE {first_state} END AS grid_state
+                    FROM (SELECT grid_id FROM votes UNION SELECT grid_id FROM adjudications) g
+                    LEFT JOIN votes v ON v.grid_id = g.grid_id
+                    LEFT JOIN (
+                        SELECT grid_id, max(id) AS latest FROM adjudications GROUP BY grid_id
+                    ) a ON a.grid_id = g.grid_id
+                    GROUP BY g.grid_id
                 ) GROUP BY grid_state"""
             )
         for state, count in rows:

@@ -155,6 +155,8 @@ async def test_undo_of_a_label_and_flag(demo_project: Project) -> None:
         await press(pilot, "2")
         second = current_grid(pilot)
         await press(pilot, "f")
+        await pilot.press(*"unsure")
+        await press(pilot, "enter")
         flagged = vote_of(demo_project.store, second, "alice")  # type: ignore[arg-type]
         assert flagged is not None and flagged.state is LabelState.FLAGGED
         await press(pilot, "u", "u")
@@ -320,6 +322,8 @@ async def test_skipped_and_flagged_lists_reopen_their_grids(demo_project: Projec
         await press(pilot, "s")
         flagged = current_grid(pilot)
         await press(pilot, "f")
+        await pilot.press(*"unsure")
+        await press(pilot, "enter")
         for key, state, grid_id in (
             ("S", LabelState.SKIPPED, skipped),
             ("F", LabelState.FLAGGED, flagged),

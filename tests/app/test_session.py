@@ -254,7 +254,7 @@ def test_flag_keeps_the_category_and_is_listed(demo_project: Project) -> None:
     assert view is not None
     session.label(Category.IMPLICIT)
     session.back()
-    session.flag()
+    session.flag("is that a logo?")
     flagged = vote_of(demo_project.store, view.grid_id, "alice")
     assert flagged is not None and flagged.state is LabelState.FLAGGED
     assert flagged.category is Category.IMPLICIT

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
-from memgrid.core.taxonomy import Category
+from memgrid.core.taxonomy import Category, LabelState
 from memgrid.tui.app import make_app
+from memgrid.tui.app.screens import NoteScreen
+from memgrid.tui.cli import app as cli
 from memgrid.tui.services.project import Project
+from typer.testing import CliRunner
 
 from tests.app.conftest import FakeClock, settings_for
 from tests.app.pilot_helpers import SIZE, current_grid, press, settle, status_text
@@ -53,3 +59,42 @@ async def test_keys_before_any_grid_is_drawn_are_dropped_with_a_notice(
                 assert demo_project.store.labels.votes_where(annotator="alice") == []
             finally:
                 app.session._lock.acquire()
+
+
+async def test_a_flag_asks_why_and_export_sees_it_after_another_label(
+    demo_project: Project, tmp_path: Path
+) -> None:
+    # Defect 4: `export --state flagged` exported nothing once someone else labelled the grid.
+    app = make_app(demo_project, settings_for(overlap=2))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        grid = current_grid(pilot)
+        assert grid is not None
+        await press(pilot, "f")
+        assert isinstance(app.screen, NoteScreen)
+        await pilot.press(*"logo?")
+        await press(pilot, "enter")
+        flag = vote_of(demo_project.store, grid, "alice")
+        assert flag is not None and flag.state is LabelState.FLAGGED and flag.note == "logo?"
+    bob = session_on(demo_project, "bob", overlap=2)
+    bob.start()
+    bob.reopen(grid)
+    bob.label(Category.NONE)
+    out = tmp_path / "flagged"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "export",
+            "-p",
+            str(demo_project.root),
+            "--state",
+            "flagged",
+            "-f",
+            "jsonl",
+            "-o",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in (out / "grids.jsonl").read_text().splitlines()]
+    assert [row["grid_id"] for row in rows] == [grid]

@@ -140,3 +140,24 @@ def test_undo_and_back_reach_labels_of_an_earlier_run(demo_project: Project) -> 
     undone = resumed.undo()
     assert undone.view is not None and undone.view.grid_id == second
     assert vote_of(demo_project.store, second, "alice") is None  # type: ignore[arg-type]
+
+
+def test_a_flag_keeps_its_reason_and_stays_until_a_verdict(demo_project: Project) -> None:
+    # Defect 4: after Alice flagged a grid and Bob labelled it, status said flagged 0.
+    from memgrid.tui.commands.project import project_status
+
+    alice = session_on(demo_project, "alice", overlap=2)
+    grid = alice.start().view
+    assert grid is not None
+    assert "needs a reason" in alice.flag("  ").message
+    alice.flag("is that a logo or a texture?")
+    flag = vote_of(demo_project.store, grid.grid_id, "alice")
+    assert flag is not None and flag.note == "is that a logo or a texture?"
+    bob = session_on(demo_project, "bob", overlap=2)
+    bob.start()
+    bob.reopen(grid.grid_id)
+    bob.label(Category.EXPLICIT)
+    assert project_status(demo_project)["labels"]["flagged"] == 1
+    judge = session_on(demo_project, "judge")
+    judge.adjudicate(grid.grid_id, Category.EXPLICIT)
+    assert project_status(demo_project)["labels"]["flagged"] == 0

@@ -290,12 +290,18 @@ class AnnotationSession:
             )
             return self._done(view, event, f"Grid {view.grid_id} skipped: it comes back later.")
 
-    def flag(self, *, on_grid: int | None = None) -> Outcome:
-        """Mark the grid as unsure, keeping the category given so far, for review."""
+    def flag(self, reason: str, *, on_grid: int | None = None) -> Outcome:
+        """Mark the grid as unsure for review, saying why; the category given so far stays.
+
+        The reason is the flag's note; the flag stays on the grid (status, export) until a
+        verdict resolves it (core.agreement.grid_state).
+        """
         with self._lock:
             view = self._require_current()
             if (stale := self._stale(on_grid)) is not None:
                 return stale
+            if not reason.strip():
+                return Outcome(view, "A flag needs a reason: nothing stored.", self.progress())
             category = view.mine.category if view.mine else None
             try:
                 event = self.store.labels.flag(
@@ -303,7 +309,7 @@ class AnnotationSession:
                     self.annotator,
                     category,
                     features=self._features_for(view),
-                    note=self._note_for(view),
+                    note=reason.strip(),
                     **self._write_details(view),
                 )
             except VoteRefused as refused:

@@ -50,7 +50,18 @@ class AnnotateScreen(SessionScreen):
         self.submit_on_grid("skip", self.session.skip)
 
     def action_flag(self) -> None:
-        self.submit_on_grid("flag", self.session.flag)
+        """Ask why, then flag the grid that was on screen when `f` was pressed."""
+        if self.view is None:
+            self.submit_on_grid("flag", self.session.flag)  # says no grid is on screen
+            return
+        grid_id = self.view.grid_id
+
+        def save(reason: str | None) -> None:
+            if reason is not None:
+                self.submit("flag", partial(self.session.flag, reason, on_grid=grid_id))
+
+        title = f"Why flag grid {grid_id}? (Enter flags it for review, Escape cancels)"
+        self.app.push_screen(NoteScreen("", title), save)
 
     def action_undo(self) -> None:
         self.submit("undo", self.session.undo)
