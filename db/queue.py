@@ -143,6 +143,25 @@ class AnnotationQueue:
         )
         return bool(row[0])
 
+    def grids_with_all_votes(self) -> int:
+        """Grids with every vote the overlap asks for (the project's progress)."""
+        row = self.store.row("SELECT count(*) FROM grid_progress WHERE done >= ?", (self.overlap,))
+        return int(row[0])
+
+    def held_by_others(self) -> tuple[int, float | None]:
+        """Grids that need this annotator's vote but another's lease holds, and when the
+        first of those leases runs out."""
+        row = self.store.row(
+            """SELECT count(*), min(l.expires_at) FROM leases l
+            WHERE l.annotator != :annotator AND l.expires_at > :now
+              AND coalesce((SELECT done FROM grid_progress p WHERE p.grid_id = l.grid_id), 0)
+                  < :overlap
+              AND NOT EXISTS (SELECT 1 FROM votes v WHERE v.grid_id = l.grid_id
+                              AND v.annotator = :annotator)""",
+            self._params(),
+        )
+        return int(row[0]), row[1]
+
     # ---- leases ---------------------------------------------------------------------
 
     def claim(self, grid_id: int) -> bool:

@@ -7,14 +7,24 @@ from pathlib import Path
 
 import pytest
 from memgrid.core.taxonomy import Category, LabelState
+from memgrid.db.queue import AnnotationQueue
 from memgrid.tui.app import make_app
 from memgrid.tui.app.screens import NoteScreen
+from memgrid.tui.app.widgets import ProposalPanel
 from memgrid.tui.cli import app as cli
 from memgrid.tui.services.project import Project
+from textual.widgets import Static
 from typer.testing import CliRunner
 
 from tests.app.conftest import FakeClock, settings_for
-from tests.app.pilot_helpers import SIZE, current_grid, press, settle, status_text
+from tests.app.pilot_helpers import (
+    SIZE,
+    annotate_screen,
+    current_grid,
+    press,
+    settle,
+    status_text,
+)
 from tests.app.test_session import session_on
 from tests.conftest import vote_of
 
@@ -98,3 +108,27 @@ async def test_a_flag_asks_why_and_export_sees_it_after_another_label(
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in (out / "grids.jsonl").read_text().splitlines()]
     assert [row["grid_id"] for row in rows] == [grid]
+
+
+async def test_the_end_of_the_queue_clears_the_last_grid_and_says_what_is_left(
+    demo_project: Project,
+) -> None:
+    # Defect 8: the side panel kept the last grid's proposal; a label key then failed.
+    store = demo_project.store
+    *labelled, last, held = store.grids.ids_all()
+    for grid_id in labelled:
+        store.labels.label(grid_id, "carol", Category.NONE)
+    assert AnnotationQueue(store, "bob").claim(held)  # Bob has it on screen
+    app = make_app(demo_project, settings_for())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert current_grid(pilot) == last
+        await press(pilot, "3")
+        screen = annotate_screen(pilot)
+        assert screen is not None and screen.view is None
+        assert "Proposal" not in str(screen.query_one(ProposalPanel).render())
+        prompt = str(screen.query_one("#prompt", Static).render())
+        assert "No grid needs your vote now" in prompt and "held by other annotators" in prompt
+        await press(pilot, "1")
+        assert "no grid on screen" in status_text(pilot)
+        assert "failed" not in status_text(pilot)

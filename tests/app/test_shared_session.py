@@ -161,3 +161,24 @@ def test_a_flag_keeps_its_reason_and_stays_until_a_verdict(demo_project: Project
     judge = session_on(demo_project, "judge")
     judge.adjudicate(grid.grid_id, Category.EXPLICIT)
     assert project_status(demo_project)["labels"]["flagged"] == 0
+
+
+def test_progress_is_per_annotator_and_the_end_says_what_is_left(demo_project: Project) -> None:
+    # Defects 5 and 8: Bob was told every grid was done for him with the bar at 8/26,
+    # when the rest were merely leased by others.
+    clock = FakeClock()
+    bob = session_on(demo_project, "bob", clock)
+    held = bob.start().view
+    assert held is not None
+    alice = session_on(demo_project, "alice", clock)
+    outcome = alice.start()
+    alice.skip()
+    while outcome.view is not None:
+        outcome = alice.label(Category.NONE)
+    total = demo_project.store.grids.count
+    assert (outcome.progress.done, outcome.progress.total) == (total - 1, total)
+    assert outcome.progress.project_done == total - 1
+    assert outcome.progress.needing_votes == 1
+    assert "No grid needs your vote now" in outcome.left
+    assert "1 held by other annotators (the first frees at" in outcome.left
+    assert "every grid is done" not in outcome.left + outcome.message

@@ -18,14 +18,13 @@ from dataclasses import dataclass, replace
 
 from memgrid.core.errors import NotFoundError, VoteRefused
 from memgrid.core.records import LabelEvent, QueueOrder
-from memgrid.core.taxonomy import Category, Feature, LabelState
+from memgrid.core.taxonomy import Category, Feature
 from memgrid.db.overlap import OverlapRule
 from memgrid.db.queue import AnnotationQueue
 from memgrid.db.store import Store
+from memgrid.tui.app.progress import Progress, describe_what_is_left, read_progress
 from memgrid.tui.app.views import AnnotatorViews, GridView
 
-RATE_WINDOW_SECONDS = 3600.0
-RATE_MIN_SPAN_SECONDS = 300.0  # a rate over a few seconds would be noise
 HISTORY_GRIDS = 200  # earlier grids `back` reaches at the start of a session
 
 
@@ -45,15 +44,6 @@ class SessionOptions:
 
 
 @dataclass(frozen=True)
-class Progress:
-    done: int  # grids this annotator labelled or flagged
-    total: int
-    labels_per_hour: float | None  # None until there is a label in the window
-    skipped: int = 0
-    flagged: int = 0
-
-
-@dataclass(frozen=True)
 class Outcome:
     """What an action did: the grid to show now, a line for the status bar, the new progress."""
 
@@ -62,6 +52,7 @@ class Outcome:
     progress: Progress
     event: LabelEvent | None = None
     advanced: bool = False
+    left: str = ""  # with no grid to show: what is left, and for whom
 
 
 class AnnotationSession:
@@ -118,23 +109,11 @@ class AnnotationSession:
         return self.views.view(grid_id)
 
     def progress(self) -> Progress:
-        counts = self.store.labels.state_counts_where(annotator=self.annotator)
-        now = self.clock()
-        times = self.store.labels.times_where(
-            annotator=self.annotator, since=now - RATE_WINDOW_SECONDS
-        )
-        total = self.store.grids.count
-        rate = None
-        if times:
-            span = max(now - times[0], RATE_MIN_SPAN_SECONDS)
-            rate = len(times) * 3600.0 / span
-        return Progress(
-            done=sum(counts[state.value] for state in LabelState if state.done),
-            total=total,
-            labels_per_hour=rate,
-            skipped=counts["skipped"],
-            flagged=counts["flagged"],
-        )
+        return read_progress(self.queue)
+
+    def what_is_left(self) -> str:
+        """Why no grid is shown, and what is left for whom (the end of the queue)."""
+        return describe_what_is_left(self.queue, self.progress())
 
     # ---- the queue -------------------------------------------------------------------
 
@@ -147,8 +126,8 @@ class AnnotationSession:
             )
             self.visited = [vote.grid_id for vote in reversed(earlier)]
             view = self._advance_to_new()
-            message = "" if view else "No open grids: every grid is done."
-            return Outcome(view, message, self.progress(), advanced=view is not None)
+            left = "" if view else self.what_is_left()
+            return Outcome(view, left, self.progress(), advanced=view is not None, left=left)
 
     def prefetch(self) -> list[GridView]:
         """Read the next open grids ahead of time; returns their views (for thumbnails)."""
@@ -439,14 +418,17 @@ class AnnotationSession:
 
     def _refused(self, view: GridView, what: str, refused: VoteRefused) -> Outcome:
         """The store refused the vote (db/overlap.py): say why in one line and move on."""
-        self.queue.release(view.grid_id)
-        next_view = self._advance()
         message = f"Grid {view.grid_id}: your {what} was not stored: {refused}; moved on."
-        return Outcome(next_view, message, self.progress(), advanced=True)
+        return self._move_on(view, message)
 
     def _done(self, view: GridView, event: LabelEvent, message: str) -> Outcome:
+        return self._move_on(view, message, event)
+
+    def _move_on(self, view: GridView, message: str, event: LabelEvent | None = None) -> Outcome:
         self.queue.release(view.grid_id)
         next_view = self._advance()
+        left = ""
         if next_view is None:
             message += " No open grids left."
-        return Outcome(next_view, message, self.progress(), event=event, advanced=True)
+            left = self.what_is_left()
+        return Outcome(next_view, message, self.progress(), event=event, advanced=True, left=left)

@@ -165,8 +165,13 @@ class SessionScreen(Screen[None]):
         self.query_one("#status", Static).update(user_text(outcome.message), layout=False)
         self.query_one(ProgressBar).show(outcome.progress, self.session.annotator)
         if view is None:
-            self.query_one(PromptView).clear("No open grids left: every grid is done for you.")
-            self.seeds.show(None, "Nothing to annotate. r reopens earlier labels; q quits.")
+            # The end of the queue: nothing of the last grid stays on screen.
+            left = outcome.left or "No grid on screen."
+            self.query_one(PromptView).clear(left)
+            self.seeds.show(None, "Nothing to annotate now. r reopens earlier labels; q quits.")
+            self.query_one(ProposalPanel).show_text(Text(""))
+            self.query_one(LabelsPanel).show_text(Text(""))
+            self.query_one(HeatMap).show(None)
             return
         self.query_one(PromptView).show(view.grid, view.attribution)
         self.seeds.show(picture)
