@@ -182,3 +182,46 @@ def test_progress_is_per_annotator_and_the_end_says_what_is_left(demo_project: P
     assert "No grid needs your vote now" in outcome.left
     assert "1 held by other annotators (the first frees at" in outcome.left
     assert "every grid is done" not in outcome.left + outcome.message
+
+
+def proposed_with_features(project: Project) -> int:
+    """A grid whose proposal is a memorized category with a marked region."""
+    return next(
+        grid_id
+        for grid_id in project.store.grids.ids_all()
+        if (proposal := project.store.proposals.find(grid_id)) is not None and proposal.features
+    )
+
+
+def test_the_proposals_number_key_keeps_its_features_like_enter(demo_project: Project) -> None:
+    # Defect 3: the proposal's number key stored no features while Enter kept its region.
+    grid_id = proposed_with_features(demo_project)
+    proposal = demo_project.store.proposals.find(grid_id)
+    assert proposal is not None
+    session = session_on(demo_project)
+    session.start()
+    session.reopen(grid_id)
+    session.label(proposal.category)
+    saved = vote_of(demo_project.store, grid_id, "alice")
+    assert saved is not None and saved.features == proposal.features
+
+
+def test_a_key_less_serious_than_a_feature_asks_once_then_drops_it(demo_project: Project) -> None:
+    # Defect 3: grid 25 stored primary "none" with an "unintended" feature, without a word.
+    session = session_on(demo_project)
+    grid = session.start().view
+    assert grid is not None
+    logo = Feature(Category.UNINTENDED, "logo", (0,))
+    face = Feature(Category.EXPLICIT, "face", (9,))
+    session.add_feature(logo)
+    session.add_feature(face)
+    asked = session.label(Category.EXPLICIT)
+    assert "contradict" in asked.message and asked.event is None
+    assert vote_of(demo_project.store, grid.grid_id, "alice") is None
+    session.label(Category.EXPLICIT)
+    saved = vote_of(demo_project.store, grid.grid_id, "alice")
+    assert saved is not None and saved.category is Category.EXPLICIT
+    assert saved.features == (face,)
+    stored = [vote_of(demo_project.store, g, "alice") for g in demo_project.store.grids.ids_all()]
+    for vote in filter(None, stored):
+        assert all(f.category.severity <= vote.category.severity for f in vote.features)  # type: ignore[union-attr]

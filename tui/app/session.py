@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 from memgrid.core.errors import NotFoundError, VoteRefused
 from memgrid.core.records import LabelEvent, QueueOrder
-from memgrid.core.taxonomy import Category, Feature
+from memgrid.core.taxonomy import Category, Feature, most_serious
 from memgrid.db.overlap import OverlapRule
 from memgrid.db.queue import AnnotationQueue
 from memgrid.db.store import Store
@@ -73,6 +73,8 @@ class AnnotationSession:
         self.visited: list[int] = []  # grids shown in this session, oldest first
         self.position = -1  # index of the current grid in `visited`
         self._lock = threading.RLock()
+        # (grid, category) of a label key that contradicted the grid's features, asked once.
+        self._contradiction: tuple[int, Category] | None = None
         self.queue = AnnotationQueue(
             store,
             options.annotator,
@@ -230,12 +232,25 @@ class AnnotationSession:
             if (stale := self._stale(on_grid)) is not None:
                 return stale
             chosen = list(features) if features is not None else self._features_for(view)
+            proposal = view.visible_proposal
+            if features is None and not chosen and proposal and proposal.category is category:
+                chosen = list(proposal.features)  # the proposal's own key is Enter
+            kept = self._features_under(view, category, chosen)
+            if kept is None:
+                worst = most_serious([f.category for f in chosen])
+                return Outcome(
+                    view,
+                    f"Grid {view.grid_id} has a {worst.title} feature: {category.title} would "
+                    f"contradict it. The same key again stores {category.title} without the "
+                    "features more serious than it.",
+                    self.progress(),
+                )
             try:
                 event = self.store.labels.label(
                     view.grid_id,
                     self.annotator,
                     category,
-                    features=chosen,
+                    features=kept,
                     note=self._note_for(view),
                     **self._write_details(view),
                 )
@@ -381,6 +396,22 @@ class AnnotationSession:
         if view is None:
             raise NotFoundError("queue", "no grid on screen: the queue is empty")
         return view
+
+    def _features_under(
+        self, view: GridView, category: Category, features: list[Feature]
+    ) -> list[Feature] | None:
+        """The features a label of `category` keeps: the primary category is the most
+        serious feature's (core.taxonomy.most_serious), so a key less serious than a
+        feature is asked about once (None); pressed again, it drops those features."""
+        serious = [f for f in features if f.category.severity > category.severity]
+        if not serious:
+            self._contradiction = None
+            return features
+        if self._contradiction != (view.grid_id, category):
+            self._contradiction = (view.grid_id, category)
+            return None
+        self._contradiction = None
+        return [f for f in features if f not in serious]
 
     def _features_for(self, view: GridView) -> list[Feature]:
         """The features a new event on the grid carries: the draft's, else the vote's."""
