@@ -53,7 +53,7 @@ def test_options_reach_the_app_settings(
             "random",
             "--seed",
             "7",
-            "--blind",
+            "--show-others",
             "--overlap",
             "2",
             "--image-protocol",
@@ -63,7 +63,7 @@ def test_options_reach_the_app_settings(
     assert result.exit_code == 0, result.output
     settings = settings_passed(fake_make_app)
     assert (settings.annotator, settings.order, settings.random_seed) == ("zoe", "random", 7)
-    assert (settings.hide_others, settings.overlap, settings.image_protocol) == (
+    assert (settings.show_others, settings.overlap, settings.image_protocol) == (
         True,
         2,
         "halfcell",

@@ -146,10 +146,14 @@ def test_overlap_two_puts_both_annotators_on_a_grid(demo_project: Project) -> No
     assert first is not None
     alice.label(Category.EXPLICIT)
     assert bob.start().view.grid_id == first.grid_id  # type: ignore[union-attr]
+    # Bob does not see Alice's label before his own vote (issue 13, defect 9)...
     view = bob.current()
-    assert view is not None and [e.annotator for e in view.others] == ["alice"]
-    hidden = session_on(demo_project, "carol", overlap=2, hide_others=True)
-    assert hidden.view(first.grid_id).others == ()
+    assert view is not None and view.others == () and view.others_hidden
+    bob.label(Category.NONE)
+    # ...then he does; --show-others shows them from the start.
+    assert [e.annotator for e in bob.view(first.grid_id).others] == ["alice"]
+    shown = session_on(demo_project, "carol", overlap=2, show_others=True)
+    assert [e.annotator for e in shown.view(first.grid_id).others] == ["alice", "bob"]
 
 
 def test_undo_of_a_skip_brings_the_grid_back(demo_project: Project) -> None:

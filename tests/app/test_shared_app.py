@@ -9,8 +9,10 @@ import pytest
 from memgrid.core.taxonomy import Category, LabelState
 from memgrid.db.queue import AnnotationQueue
 from memgrid.tui.app import make_app
+from memgrid.tui.app.config import AnnotateOptions
 from memgrid.tui.app.screens import NoteScreen
-from memgrid.tui.app.widgets import ProposalPanel
+from memgrid.tui.app.views import in_blind_share
+from memgrid.tui.app.widgets import LabelsPanel, ProposalPanel
 from memgrid.tui.cli import app as cli
 from memgrid.tui.services.project import Project
 from textual.widgets import Static
@@ -132,3 +134,48 @@ async def test_the_end_of_the_queue_clears_the_last_grid_and_says_what_is_left(
         await press(pilot, "1")
         assert "no grid on screen" in status_text(pilot)
         assert "failed" not in status_text(pilot)
+
+
+async def test_a_proposal_hidden_grid_hides_scores_and_others_wait_for_your_vote(
+    demo_project: Project,
+) -> None:
+    # Defect 9: the blind share leaked the detector through the scores; others' labels
+    # anchored the vote unless --blind was given.
+    project_id = demo_project.store.project_id or ""
+    hidden = next(
+        g for g in demo_project.store.grids.ids_all() if in_blind_share(project_id, g, 0.3)
+    )
+    demo_project.store.labels.label(hidden, "bob", Category.EXPLICIT)
+    settings = settings_for(overlap=2, annotate=AnnotateOptions(blind_share=0.3))
+    app = make_app(demo_project, settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = annotate_screen(pilot)
+        assert screen is not None
+        screen.submit("reopen", lambda: app.session.reopen(hidden))
+        await settle(pilot)
+        panel = str(screen.query_one(ProposalPanel).render())
+        assert "Proposal hidden" in panel and "Scores" not in panel and "clique" not in panel
+        labels = str(screen.query_one(LabelsPanel).render())
+        assert "hidden until you vote" in labels and "bob" not in labels
+
+
+async def test_the_proposals_number_key_stores_its_region_like_enter(
+    demo_project: Project,
+) -> None:
+    # Defect 3: the proposal's number key stored no features while Enter kept the region.
+    store = demo_project.store
+    grid_id, proposal = next(
+        (g, p) for g in store.grids.ids_all() if (p := store.proposals.find(g)) and p.features
+    )
+    key = str(list(Category).index(proposal.category) + 1)
+    app = make_app(demo_project, settings_for())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = annotate_screen(pilot)
+        assert screen is not None
+        screen.submit("reopen", lambda: app.session.reopen(grid_id))
+        await settle(pilot)
+        await press(pilot, key)
+        saved = vote_of(store, grid_id, "alice")
+        assert saved is not None and saved.features == proposal.features

@@ -19,7 +19,7 @@ naming the file. Example:
 
     [annotate]
     lease_seconds = 600   # a grid shown to someone is reserved this long
-    blind_share = 0.1     # share of grids shown without the proposal
+    blind_share = 0.1     # share of grids with the proposal hidden (and its scores)
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ class AppSettings:
     order: QueueOrder = QueueOrder.THRESHOLD
     random_seed: int = 0
     overlap: int = 1
-    hide_others: bool = False
+    show_others: bool = False
     image_protocol: str = "halfcell"
     keys: dict[str, str] = field(default_factory=lambda: default_keys())
     annotate: AnnotateOptions = field(default_factory=AnnotateOptions)
@@ -121,7 +121,7 @@ class AppSettings:
             order=self.order,
             random_seed=self.random_seed,
             overlap=self.overlap,
-            hide_others=self.hide_others,
+            show_others=self.show_others,
             blind_share=self.annotate.blind_share,
             lease_seconds=self.annotate.lease_seconds,
             prefetch=self.annotate.prefetch,

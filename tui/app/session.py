@@ -36,7 +36,8 @@ class SessionOptions:
     order: QueueOrder = QueueOrder.THRESHOLD
     random_seed: int = 0
     overlap: int = 1
-    hide_others: bool = False  # --blind: do not show other annotators' labels
+    # --show-others: others' labels before this annotator's own vote (off: no anchoring)
+    show_others: bool = False
     blind_share: float = 0.1  # share of grids shown without the proposal (docs/design.md, "Calibration and agreement")
     lease_seconds: float = 600.0
     prefetch: int = 4
@@ -90,7 +91,7 @@ class AnnotationSession:
             store,
             options.annotator,
             blind_share=options.blind_share,
-            hide_others=options.hide_others,
+            show_others=options.show_others,
         )
 
     # ---- reading ---------------------------------------------------------------------
@@ -266,7 +267,11 @@ class AnnotationSession:
                 return stale
             proposal = view.visible_proposal
             if proposal is None:
-                why = "hidden on this grid (blind share)" if view.proposal else "not computed"
+                why = (
+                    "hidden on this grid (proposal-hidden share)"
+                    if view.proposal
+                    else "not computed"
+                )
                 return Outcome(view, f"No proposal to accept: {why}.", self.progress())
             features = [*proposal.features, *view.draft_features]
             return self.label(proposal.category, features)

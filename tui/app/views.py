@@ -66,12 +66,12 @@ class AnnotatorViews:
     """The read side of one annotator's session: grid views, their history, others' votes."""
 
     def __init__(
-        self, store: Store, annotator: str, *, blind_share: float, hide_others: bool
+        self, store: Store, annotator: str, *, blind_share: float, show_others: bool
     ) -> None:
         self.store = store
         self.annotator = annotator
         self.blind_share = blind_share
-        self.hide_others = hide_others
+        self.show_others = show_others
         self.project_id = store.project_id or ""
         # The prompt is attributed as `memgrid propose` does, without CLIP (highlights only).
         self.proposer = Proposer(store.entities.all())
@@ -140,7 +140,7 @@ class AnnotatorViews:
             heatmap=heatmap_of(scores),
             mine=None,
             others=(),
-            others_hidden=self.hide_others,
+            others_hidden=not self.show_others,
             attribution=self.proposer.attribution(grid),
         )
 
@@ -148,13 +148,16 @@ class AnnotatorViews:
         votes = self.store.labels.votes_where(grid_ids=[view.grid_id])
         mine = next((e for e in votes if e.annotator == self.annotator), None)
         draft = self.store.labels.draft_where(grid_id=view.grid_id, annotator=self.annotator)
-        if self.hide_others:
-            return replace(view, mine=mine, draft=draft)
+        # Others' votes are not shown before this annotator's own (anchoring), unless asked.
+        voted = mine is not None and mine.state is not None and mine.state.done
+        if not (self.show_others or voted):
+            return replace(view, mine=mine, draft=draft, others_hidden=True)
         verdicts = self.store.labels.adjudications_where(grid_ids=[view.grid_id])
         return replace(
             view,
             mine=mine,
             draft=draft,
+            others_hidden=False,
             others=tuple(e for e in votes if e.annotator != self.annotator),
             adjudication=verdicts.get(view.grid_id),
         )

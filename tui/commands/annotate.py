@@ -45,7 +45,14 @@ def annotate(
         ),
     ] = "threshold",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random order.")] = 0,
-    blind: Annotated[bool, typer.Option("--blind", help="Hide other annotators' labels.")] = False,
+    show_others: Annotated[
+        bool,
+        typer.Option(
+            "--show-others",
+            help="Show other annotators' labels before your own vote (off by default: "
+            "seeing them first anchors yours).",
+        ),
+    ] = False,
     overlap: Annotated[
         int, typer.Option("--overlap", min=1, help="Annotators wanted per grid (N-way overlap).")
     ] = 1,
@@ -81,7 +88,7 @@ def annotate(
         annotator=annotator or default_annotator(),
         order=order,
         seed=seed,
-        blind=blind,
+        show_others=show_others,
         overlap=overlap,
         image_protocol=image_protocol,
         grids_from=grids_from,
@@ -94,7 +101,7 @@ def run_annotate(
     annotator: str,
     order: str = "threshold",
     seed: int = 0,
-    blind: bool = False,
+    show_others: bool = False,
     overlap: int = 1,
     image_protocol: str | None = None,
     grids_from: Path | None = None,
@@ -120,7 +127,7 @@ def run_annotate(
             order=queue_order,
             random_seed=seed,
             overlap=overlap,
-            hide_others=blind,
+            show_others=show_others,
             image_protocol=protocol,
             grid_ids=listed,
         )
