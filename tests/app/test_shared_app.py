@@ -12,7 +12,7 @@ from memgrid.tui.app import make_app
 from memgrid.tui.app.config import AnnotateOptions
 from memgrid.tui.app.screens import NoteScreen
 from memgrid.tui.app.views import in_blind_share
-from memgrid.tui.app.widgets import LabelsPanel, ProposalPanel
+from memgrid.tui.app.widgets import LabelsPanel, ProposalPanel, SeedGrid
 from memgrid.tui.cli import app as cli
 from memgrid.tui.services.project import Project
 from textual.widgets import Static
@@ -179,3 +179,32 @@ async def test_the_proposals_number_key_stores_its_region_like_enter(
         await press(pilot, key)
         saved = vote_of(store, grid_id, "alice")
         assert saved is not None and saved.features == proposal.features
+
+
+async def test_adjudication_moves_on_and_an_empty_queue_says_so(demo_project: Project) -> None:
+    # Defect 10: an empty queue showed "Loading..." forever; a verdict did not move on.
+    app = make_app(demo_project, settings_for("judge"))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "A")
+        await settle(pilot)
+        info = str(app.screen.query_one("#adj-info", Static).render())
+        seeds = app.screen.query_one("#adj-seeds", SeedGrid)
+        assert "nothing to adjudicate" in info and "Loading" not in seeds.message
+        await press(pilot, "escape")
+    store = demo_project.store
+    grids = store.grids.ids_all()[:2]
+    for grid_id in grids:
+        store.labels.label(grid_id, "a", Category.EXPLICIT)
+        store.labels.label(grid_id, "b", Category.NONE)
+    app = make_app(demo_project, settings_for("judge"))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "A")
+        await settle(pilot)
+        screen = app.screen
+        first = screen.highlighted
+        assert first in grids
+        await press(pilot, "4")
+        await settle(pilot)
+        assert screen.highlighted in grids and screen.highlighted != first

@@ -68,6 +68,7 @@ class AdjudicationScreen(Screen[None]):
         self.pictures = pictures
         self.items: dict[int, Disagreement] = {}
         self.highlighted: int | None = None
+        self.decided: int | None = None  # the grid just settled: move on from it
 
     def compose(self) -> ComposeResult:
         yield Static(
@@ -104,16 +105,30 @@ class AdjudicationScreen(Screen[None]):
         keep = self.highlighted
         option_list.clear_options()
         option_list.add_options([disagreement_option(item) for item in message.items])
+        self.query_one("#adj-status", Static).update(user_text(message.message))
         if not message.items:
-            option_list.add_option(
-                Option("No disagreements: nothing to adjudicate.", disabled=True)
-            )
+            empty = "No disagreements: nothing to adjudicate. q goes back."
+            option_list.add_option(Option(empty, disabled=True))
+            self.highlighted = None
+            self.query_one("#adj-info", Static).update(empty)
+            self.query_one("#adj-seeds", SeedGrid).show(None, "Nothing to adjudicate.")
+            return
+        after = self.next_open_after(message.items)
+        if after is not None:
+            option_list.highlighted = option_list.get_option_index(str(after))
         elif keep is not None and str(keep) in {o.id for o in option_list.options}:
             option_list.highlighted = option_list.get_option_index(str(keep))
         else:
             option_list.highlighted = 0
         option_list.focus()
-        self.query_one("#adj-status", Static).update(user_text(message.message))
+
+    def next_open_after(self, items: list[Disagreement]) -> int | None:
+        """After a verdict: the next disagreement still open (the list keeps its order)."""
+        decided, self.decided = self.decided, None
+        if decided is None:
+            return None
+        still_open = [item.grid_id for item in items if item.adjudication is None]
+        return still_open[0] if still_open else None
 
     @on(OptionList.OptionHighlighted)
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
@@ -161,6 +176,7 @@ class AdjudicationScreen(Screen[None]):
         except MemgridError as error:
             self.post_message(self.Loaded(list(self.items.values()), f"failed: {error}"))
             return
+        self.decided = grid_id
         self.app.call_from_thread(self.load, f"Grid {grid_id}: final label {category.title}.")
 
     def action_close(self) -> None:
