@@ -208,3 +208,32 @@ async def test_adjudication_moves_on_and_an_empty_queue_says_so(demo_project: Pr
         await press(pilot, "4")
         await settle(pilot)
         assert screen.highlighted in grids and screen.highlighted != first
+
+
+async def test_a_note_survives_quit_and_undo_reaches_the_earlier_run(demo_project: Project) -> None:
+    # Defects 2 and 7: a note typed with `n` was gone after `q`; `u` and back worked only
+    # within one run.
+    app = make_app(demo_project, settings_for())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        labelled = current_grid(pilot)
+        await press(pilot, "2")
+        noted = current_grid(pilot)
+        await press(pilot, "n")
+        await pilot.press(*"odd corner")
+        await press(pilot, "enter", "q")
+    assert labelled is not None and noted is not None
+    app = make_app(demo_project, settings_for())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert current_grid(pilot) == noted
+        screen = annotate_screen(pilot)
+        assert screen is not None and "odd corner" in str(screen.query_one(LabelsPanel).render())
+        await press(pilot, "left")
+        assert current_grid(pilot) == labelled
+        await press(pilot, "right", "u")  # undoes the note first, then the earlier run's label
+        assert current_grid(pilot) == noted and screen.view is not None
+        assert screen.view.draft is None
+        await press(pilot, "u")
+        assert current_grid(pilot) == labelled
+        assert vote_of(demo_project.store, labelled, "alice") is None
