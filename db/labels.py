@@ -362,6 +362,17 @@ class Labels(Noun):
             grouped.setdefault(event.grid_id, []).append(event)
         return grouped
 
+    def skips_unfollowed_all(self) -> list[LabelEvent]:
+        """Skip votes on grids nobody has labelled or flagged since and no verdict settles:
+        the skips a reviewer looks at."""
+        return self._events(
+            f"""SELECT {EVENT_COLUMNS} FROM votes v WHERE v.state = 'skipped'
+              AND coalesce((SELECT done FROM grid_progress p WHERE p.grid_id = v.grid_id), 0) = 0
+              AND NOT EXISTS (SELECT 1 FROM adjudications a WHERE a.grid_id = v.grid_id)
+            ORDER BY v.grid_id, v.id""",
+            [],
+        )
+
     def vote_patterns_all(self) -> tuple[list[tuple[LabelEvent, ...]], dict[int, int]]:
         """Every labelled grid's votes and verdicts (as `current_where`), grouped by what they say.
 

@@ -15,7 +15,7 @@ from memgrid.tui.app.views import in_blind_share
 from memgrid.tui.app.widgets import LabelsPanel, ProposalPanel, SeedGrid
 from memgrid.tui.cli import app as cli
 from memgrid.tui.services.project import Project
-from textual.widgets import Static
+from textual.widgets import OptionList, Static
 from typer.testing import CliRunner
 
 from tests.app.conftest import FakeClock, settings_for
@@ -190,7 +190,7 @@ async def test_adjudication_moves_on_and_an_empty_queue_says_so(demo_project: Pr
         await settle(pilot)
         info = str(app.screen.query_one("#adj-info", Static).render())
         seeds = app.screen.query_one("#adj-seeds", SeedGrid)
-        assert "nothing to adjudicate" in info and "Loading" not in seeds.message
+        assert "Nothing to review" in info and "Loading" not in seeds.message
         await press(pilot, "escape")
     store = demo_project.store
     grids = store.grids.ids_all()[:2]
@@ -237,3 +237,41 @@ async def test_a_note_survives_quit_and_undo_reaches_the_earlier_run(demo_projec
         await press(pilot, "u")
         assert current_grid(pilot) == labelled
         assert vote_of(demo_project.store, labelled, "alice") is None
+
+
+async def test_one_review_queue_for_flags_disagreements_and_skips(demo_project: Project) -> None:
+    # One review queue: flags with their reasons, disagreements and skips, filters by kind
+    # and annotator, the verdict recorded as an event, and on to the next open item.
+    store = demo_project.store
+    flagged, contested, skipped = store.grids.ids_all()[:3]
+    store.labels.flag(flagged, "alice", note="logo or texture?")
+    store.labels.label(contested, "alice", Category.EXPLICIT)
+    store.labels.label(contested, "bob", Category.NONE)
+    store.labels.skip(skipped, "carol")
+    app = make_app(demo_project, settings_for("judge"))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "A")
+        await settle(pilot)
+        screen = app.screen
+        options = screen.query_one(OptionList)
+        assert [options.get_option_at_index(i).id for i in range(3)] == [
+            str(flagged),
+            str(contested),
+            str(skipped),
+        ]
+        assert "logo or texture?" in str(options.get_option_at_index(0).prompt)
+        await press(pilot, "k")  # flags only
+        assert list(screen.items) == [flagged]
+        await press(pilot, "k", "k", "k", "a")  # all kinds again, then alice's only
+        assert sorted(screen.items) == sorted([flagged, contested])
+        await press(pilot, "a", "a", "a")  # bob, carol, then everyone again
+        assert len(screen.items) == 3
+        options.highlighted = 0
+        await settle(pilot)
+        await press(pilot, "3")
+        await settle(pilot)
+        verdict = store.labels.adjudications_where()[flagged]
+        assert verdict.category is Category.UNINTENDED and "review of a flag" in verdict.note
+        assert store.labels.state_counts_where()["flagged"] == 0
+        assert flagged not in screen.items and screen.highlighted == contested

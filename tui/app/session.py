@@ -387,11 +387,12 @@ class AnnotationSession:
                 self.current(), f"Undid {what} on grid {grid_id}.", self.progress(), event=undone
             )
 
-    def adjudicate(self, grid_id: int, category: Category) -> LabelEvent:
-        """Set the final label of a grid the annotators disagree on."""
+    def adjudicate(self, grid_id: int, category: Category, note: str = "") -> LabelEvent:
+        """Set the final label of a grid under review (a disagreement, a flag, a skip); the
+        note records what was reviewed. It resolves the grid's open flags."""
         with self._lock:
             return self.store.labels.adjudicate(
-                grid_id, self.annotator, category, session=self.session_id
+                grid_id, self.annotator, category, note=note, session=self.session_id
             )
 
     # ---- helpers -------------------------------------------------------------------------

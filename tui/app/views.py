@@ -17,6 +17,7 @@ from memgrid.core.attribution import Attribution
 from memgrid.core.records import Grid, LabelEvent, Proposal, Score
 from memgrid.core.taxonomy import Feature, LabelState
 from memgrid.db.store import Store
+from memgrid.tui.app.adjudication import ReviewItem, review_items
 from memgrid.tui.services.proposing import Proposer
 
 HEATMAP_METRIC = "tiled-l2"  # the region consistency map (docs/design.md, "Signals")
@@ -124,6 +125,18 @@ class AnnotatorViews:
 
     def adjudications(self) -> dict[int, LabelEvent]:
         return self.store.labels.adjudications_where()
+
+    def review_items(self) -> list[ReviewItem]:
+        """The review queue: open flags, disagreements and skips nobody followed up, in one
+        read of the store."""
+        labels = self.store.labels
+        with self.store.snapshot():
+            return review_items(
+                labels.disagreements_all(),
+                labels.adjudications_where(),
+                flags=labels.votes_where(state=LabelState.FLAGGED),
+                skips=labels.skips_unfollowed_all(),
+            )
 
     def _read(self, grid_id: int) -> GridView:
         grid = self.store.grids.get(grid_id)
