@@ -309,12 +309,14 @@ class Labels(Noun):
             rows = self.store.rows(
                 f"""SELECT grid_state, count(*) FROM (
                     SELECT CASE {first_state} END AS grid_state
-                    FROM (SELECT grid_id FROM votes UNION SELECT grid_id FROM adjudications) g
-                    LEFT JOIN votes v ON v.grid_id = g.grid_id
-                    LEFT JOIN (
+                    FROM votes v LEFT JOIN (
                         SELECT grid_id, max(id) AS latest FROM adjudications GROUP BY grid_id
-                    ) a ON a.grid_id = g.grid_id
-                    GROUP BY g.grid_id
+                    ) a ON a.grid_id = v.grid_id
+                    GROUP BY v.grid_id
+                    UNION ALL  -- a verdict on a grid nobody voted on: labelled
+                    SELECT 'labelled' FROM adjudications d
+                    WHERE NOT EXISTS (SELECT 1 FROM votes w WHERE w.grid_id = d.grid_id)
+                    GROUP BY d.grid_id
                 ) GROUP BY grid_state"""
             )
         for state, count in rows:

@@ -23,7 +23,9 @@ from tests.app.pilot_helpers import (
     SIZE,
     annotate_screen,
     current_grid,
+    open_review,
     press,
+    reopen,
     settle,
     status_text,
 )
@@ -150,10 +152,7 @@ async def test_a_proposal_hidden_grid_hides_scores_and_others_wait_for_your_vote
     app = make_app(demo_project, settings)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        screen = annotate_screen(pilot)
-        assert screen is not None
-        screen.submit("reopen", lambda: app.session.reopen(hidden))
-        await settle(pilot)
+        screen = await reopen(pilot, hidden)
         panel = str(screen.query_one(ProposalPanel).render())
         assert "Proposal hidden" in panel and "Scores" not in panel and "clique" not in panel
         labels = str(screen.query_one(LabelsPanel).render())
@@ -172,10 +171,7 @@ async def test_the_proposals_number_key_stores_its_region_like_enter(
     app = make_app(demo_project, settings_for())
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        screen = annotate_screen(pilot)
-        assert screen is not None
-        screen.submit("reopen", lambda: app.session.reopen(grid_id))
-        await settle(pilot)
+        await reopen(pilot, grid_id)
         await press(pilot, key)
         saved = vote_of(store, grid_id, "alice")
         assert saved is not None and saved.features == proposal.features
@@ -185,11 +181,9 @@ async def test_adjudication_moves_on_and_an_empty_queue_says_so(demo_project: Pr
     # Defect 10: an empty queue showed "Loading..." forever; a verdict did not move on.
     app = make_app(demo_project, settings_for("judge"))
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await press(pilot, "A")
-        await settle(pilot)
-        info = str(app.screen.query_one("#adj-info", Static).render())
-        seeds = app.screen.query_one("#adj-seeds", SeedGrid)
+        review = await open_review(pilot)
+        info = str(review.query_one("#adj-info", Static).render())
+        seeds = review.query_one("#adj-seeds", SeedGrid)
         assert "Nothing to review" in info and "Loading" not in seeds.message
         await press(pilot, "escape")
     store = demo_project.store
@@ -199,10 +193,7 @@ async def test_adjudication_moves_on_and_an_empty_queue_says_so(demo_project: Pr
         store.labels.label(grid_id, "b", Category.NONE)
     app = make_app(demo_project, settings_for("judge"))
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await press(pilot, "A")
-        await settle(pilot)
-        screen = app.screen
+        screen = await open_review(pilot)
         first = screen.highlighted
         assert first in grids
         await press(pilot, "4")
@@ -250,10 +241,7 @@ async def test_one_review_queue_for_flags_disagreements_and_skips(demo_project: 
     store.labels.skip(skipped, "carol")
     app = make_app(demo_project, settings_for("judge"))
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await press(pilot, "A")
-        await settle(pilot)
-        screen = app.screen
+        screen = await open_review(pilot)
         options = screen.query_one(OptionList)
         assert [options.get_option_at_index(i).id for i in range(3)] == [
             str(flagged),

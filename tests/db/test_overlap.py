@@ -8,23 +8,15 @@ from pathlib import Path
 
 import pytest
 from memgrid.core.errors import VoteRefused
-from memgrid.core.records import GridImage, QueueOrder
+from memgrid.core.records import QueueOrder
 from memgrid.core.taxonomy import Category
 from memgrid.db.overlap import OverlapRule
 from memgrid.db.queue import AnnotationQueue
 from memgrid.db.store import Store
 
+from tests.db.test_queue import add_grids
+
 NOW = 1000.0
-
-
-def add_grids(store: Store, count: int) -> list[int]:
-    return [
-        store.grids.add(
-            f"prompt {i}",
-            [GridImage(s, f"images/g{i}{s}.png", f"g{i}{s}", 8, 8) for s in range(2)],
-        )[0]
-        for i in range(count)
-    ]
 
 
 def done_votes(store: Store, grid_id: int) -> int:
