@@ -600,6 +600,8 @@ def main() -> None:
         else:
             scale, concurrency, faults = measure_the_rest(work, arguments, rng, say)
     say(f"soak finished in {time.perf_counter() - started:.0f} s")
+    # Timings on a shared machine mean little without the load they were taken under.
+    say("load average at the end (1, 5, 15 min): " + ", ".join(f"{x:.1f}" for x in os.getloadavg()))
     if arguments.out:
         arguments.out.parent.mkdir(parents=True, exist_ok=True)
         payload = {"shared": shared, "scale": scale, "concurrency": concurrency, "faults": faults}
