@@ -74,8 +74,7 @@ class AnnotationSession:
         self.visited: list[int] = []  # grids shown in this session, oldest first
         self.position = -1  # index of the current grid in `visited`
         self._lock = threading.RLock()
-        # (grid, category) of a label key that contradicted the grid's features, asked once.
-        self._contradiction: tuple[int, Category] | None = None
+        self.contradictions = ContradictionCheck()
         self.queue = AnnotationQueue(
             store,
             options.annotator,
@@ -114,22 +113,20 @@ class AnnotationSession:
     def progress(self) -> Progress:
         return read_progress(self.queue)
 
-    def what_is_left(self) -> str:
-        """Why no grid is shown, and what is left for whom (the end of the queue)."""
-        return describe_what_is_left(self.queue, self.progress())
-
     # ---- the queue -------------------------------------------------------------------
 
     def start(self) -> Outcome:
         """Open the session at the next open grid: after a crash, that is where work resumes."""
         with self._lock:
-            # Back and undo reach earlier runs: the history is the database's, not this process's.
-            earlier = self.store.labels.votes_where(
-                annotator=self.annotator, newest_first=True, limit=HISTORY_GRIDS
-            )
-            self.visited = [vote.grid_id for vote in reversed(earlier)]
+            # Back and undo reach earlier runs: the history is the database's, not this
+            # process's. A listed queue (--grids-from) shows its grids whatever was done.
+            if not self.queue.only:
+                earlier = self.store.labels.votes_where(
+                    annotator=self.annotator, newest_first=True, limit=HISTORY_GRIDS
+                )
+                self.visited = [vote.grid_id for vote in reversed(earlier)]
             view = self._advance_to_new()
-            left = "" if view else self.what_is_left()
+            left = "" if view else describe_what_is_left(self.queue, self.progress())
             return Outcome(view, left, self.progress(), advanced=view is not None, left=left)
 
     def prefetch(self) -> list[GridView]:
@@ -232,11 +229,11 @@ class AnnotationSession:
             view = self._require_current()
             if (stale := self._stale(on_grid)) is not None:
                 return stale
-            chosen = list(features) if features is not None else self._features_for(view)
+            chosen = list(features) if features is not None else features_for(view)
             proposal = view.visible_proposal
             if features is None and not chosen and proposal and proposal.category is category:
                 chosen = list(proposal.features)  # the proposal's own key is Enter
-            kept = self._features_under(view, category, chosen)
+            kept = self.contradictions.features_kept(view.grid_id, category, chosen)
             if kept is None:
                 worst = most_serious([f.category for f in chosen])
                 return Outcome(
@@ -252,12 +249,14 @@ class AnnotationSession:
                     self.annotator,
                     category,
                     features=kept,
-                    note=self._note_for(view),
+                    note=note_for(view),
                     **self._write_details(view),
                 )
             except VoteRefused as refused:
-                return self._refused(view, category.value, refused)
-            return self._done(view, event, f"Grid {view.grid_id}: {category.title}.")
+                return self._move_on(view, refusal(view, category.value, refused))
+            return self._move_on(
+                view, event=event, message=f"Grid {view.grid_id}: {category.title}."
+            )
 
     def accept_proposal(self, *, on_grid: int | None = None) -> Outcome:
         """Take the proposal's category and features as this annotator's label."""
@@ -287,7 +286,9 @@ class AnnotationSession:
                 note=view.draft_note,
                 **self._write_details(view),
             )
-            return self._done(view, event, f"Grid {view.grid_id} skipped: it comes back later.")
+            return self._move_on(
+                view, event=event, message=f"Grid {view.grid_id} skipped: it comes back later."
+            )
 
     def flag(self, reason: str, *, on_grid: int | None = None) -> Outcome:
         """Mark the grid as unsure for review, saying why; the category given so far stays.
@@ -307,13 +308,15 @@ class AnnotationSession:
                     view.grid_id,
                     self.annotator,
                     category,
-                    features=self._features_for(view),
+                    features=features_for(view),
                     note=reason.strip(),
                     **self._write_details(view),
                 )
             except VoteRefused as refused:
-                return self._refused(view, "flag", refused)
-            return self._done(view, event, f"Grid {view.grid_id} flagged for review.")
+                return self._move_on(view, refusal(view, "flag", refused))
+            return self._move_on(
+                view, event=event, message=f"Grid {view.grid_id} flagged for review."
+            )
 
     def set_note(self, text: str) -> Outcome:
         """Attach a note: to a labelled grid as a new vote, else as a draft; committed at once."""
@@ -332,8 +335,8 @@ class AnnotationSession:
         with self._lock:
             view = self._require_current()
             mine = view.mine
-            features = [*self._features_for(view), *more]
-            note = self._note_for(view) if note is None else note
+            features = [*features_for(view), *more]
+            note = note_for(view) if note is None else note
             if mine is None or mine.state is None or not mine.state.done:
                 event = self.store.labels.draft(
                     view.grid_id,
@@ -403,33 +406,6 @@ class AnnotationSession:
             raise NotFoundError("queue", "no grid on screen: the queue is empty")
         return view
 
-    def _features_under(
-        self, view: GridView, category: Category, features: list[Feature]
-    ) -> list[Feature] | None:
-        """The features a label of `category` keeps: the primary category is the most
-        serious feature's (core.taxonomy.most_serious), so a key less serious than a
-        feature is asked about once (None); pressed again, it drops those features."""
-        serious = [f for f in features if f.category.severity > category.severity]
-        if not serious:
-            self._contradiction = None
-            return features
-        if self._contradiction != (view.grid_id, category):
-            self._contradiction = (view.grid_id, category)
-            return None
-        self._contradiction = None
-        return [f for f in features if f not in serious]
-
-    def _features_for(self, view: GridView) -> list[Feature]:
-        """The features a new event on the grid carries: the draft's, else the vote's."""
-        if view.draft is not None:
-            return list(view.draft.features)
-        return list(view.mine.features) if view.mine else []
-
-    def _note_for(self, view: GridView) -> str:
-        if view.draft is not None:
-            return view.draft.note
-        return view.mine.note if view.mine else ""
-
     def _rule(self) -> OverlapRule:
         return OverlapRule(self.options.overlap, self.clock())
 
@@ -453,19 +429,52 @@ class AnnotationSession:
             self.progress(),
         )
 
-    def _refused(self, view: GridView, what: str, refused: VoteRefused) -> Outcome:
-        """The store refused the vote (db/overlap.py): say why in one line and move on."""
-        message = f"Grid {view.grid_id}: your {what} was not stored: {refused}; moved on."
-        return self._move_on(view, message)
-
-    def _done(self, view: GridView, event: LabelEvent, message: str) -> Outcome:
-        return self._move_on(view, message, event)
-
     def _move_on(self, view: GridView, message: str, event: LabelEvent | None = None) -> Outcome:
         self.queue.release(view.grid_id)
         next_view = self._advance()
         left = ""
         if next_view is None:
             message += " No open grids left."
-            left = self.what_is_left()
+            left = describe_what_is_left(self.queue, self.progress())
         return Outcome(next_view, message, self.progress(), event=event, advanced=True, left=left)
+
+
+def features_for(view: GridView) -> list[Feature]:
+    """The features a new event on the grid carries: the draft's, else the vote's."""
+    if view.draft is not None:
+        return list(view.draft.features)
+    return list(view.mine.features) if view.mine else []
+
+
+def note_for(view: GridView) -> str:
+    if view.draft is not None:
+        return view.draft.note
+    return view.mine.note if view.mine else ""
+
+
+def refusal(view: GridView, what: str, refused: VoteRefused) -> str:
+    """The store refused the vote (db/overlap.py): why, in one line; the session moves on."""
+    return f"Grid {view.grid_id}: your {what} was not stored: {refused}; moved on."
+
+
+class ContradictionCheck:
+    """The primary category is the most serious feature's (core.taxonomy.most_serious): a
+    label key less serious than a feature is asked about once; pressed again on the same
+    grid, it drops the features more serious than it."""
+
+    def __init__(self) -> None:
+        self.asked: tuple[int, Category] | None = None  # the key asked about, and its grid
+
+    def features_kept(
+        self, grid_id: int, category: Category, features: list[Feature]
+    ) -> list[Feature] | None:
+        """The features a label of `category` keeps; None when it must ask first."""
+        serious = [f for f in features if f.category.severity > category.severity]
+        if not serious:
+            self.asked = None
+            return features
+        if self.asked != (grid_id, category):
+            self.asked = (grid_id, category)
+            return None
+        self.asked = None
+        return [f for f in features if f not in serious]

@@ -126,6 +126,10 @@ class AnnotatorViews:
     def adjudications(self) -> dict[int, LabelEvent]:
         return self.store.labels.adjudications_where()
 
+    def votes_and_verdicts(self, grid_id: int) -> list[LabelEvent]:
+        """Every annotator's vote on the grid and every verdict, for the reviewer."""
+        return self.store.labels.current_where(grid_ids=[grid_id])
+
     def review_items(self) -> list[ReviewItem]:
         """The review queue: open flags, disagreements and skips nobody followed up, in one
         read of the store."""

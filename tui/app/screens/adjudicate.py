@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from memgrid.core.errors import MemgridError
+from memgrid.core.records import LabelEvent
 from memgrid.core.taxonomy import Category
 from memgrid.tui.app.adjudication import ReviewItem, ReviewKind
 from memgrid.tui.app.keys import category_bindings
@@ -77,10 +78,11 @@ class AdjudicationScreen(Screen[None]):
             self.message = message
 
     class GridLoaded(Message):
-        def __init__(self, view: GridView, picture: GridPicture) -> None:
+        def __init__(self, view: GridView, picture: GridPicture, votes: list[LabelEvent]) -> None:
             super().__init__()
             self.view = view
             self.picture = picture
+            self.votes = votes  # every vote and verdict on the grid: the reviewer sees all
 
     def __init__(self, session: AnnotationSession, pictures: Pictures) -> None:
         super().__init__()
@@ -175,25 +177,22 @@ class AdjudicationScreen(Screen[None]):
             view = self.session.view(grid_id)
             area = self.query_one("#adj-seeds", SeedGrid).area
             picture = self.pictures.picture(view.grid, view.heatmap, area)
+            votes = self.session.views.votes_and_verdicts(grid_id)
         except (MemgridError, OSError) as error:
             self.post_message(self.Loaded(self.all_items, str(error)))
             return
-        self.post_message(self.GridLoaded(view, picture))
+        self.post_message(self.GridLoaded(view, picture, votes))
 
     @on(GridLoaded)
     def _show_grid(self, message: GridLoaded) -> None:
         if message.view.grid_id != self.highlighted:
             return
-        item = self.items.get(message.view.grid_id)
         lines = [
             Text(f"grid {message.view.grid_id}", "bold"),
             highlight_prompt(message.view.attribution),
+            Text("Votes (flags with their reasons)", "bold"),
+            *(Text("  ").append_text(describe_event(v)) for v in message.votes),
         ]
-        if item is not None:
-            lines.append(Text("Votes", "bold"))
-            lines.extend(Text("  ").append_text(describe_event(v)) for v in item.votes)
-            if item.adjudication is not None:
-                lines.append(Text("  ").append_text(describe_event(item.adjudication)))
         lines.append(describe_proposal(message.view.proposal, True))
         self.query_one("#adj-info", Static).update(Text("\n").join(lines))
         self.query_one("#adj-seeds", SeedGrid).show(message.picture)
