@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from memgrid.core.errors import InputError
 from memgrid.core.images import IMAGE_SUFFIXES, CheckedImage, read_image_file
 from memgrid.core.prompt_files import clean_prompt
 from memgrid.core.text_files import read_text
+from memgrid.core.user_files import check_inside, is_inside
 
 MANIFEST_SUFFIXES = (".jsonl", ".csv")
 PROMPT_FILE_NAME = "prompt.txt"
@@ -28,6 +30,7 @@ class PlannedImage:
     seed: int
     path: Path
     origin: str  # where it was named: the file itself or a manifest line
+    root: Path  # the import source's folder: the file, links followed, must stay inside it
 
 
 @dataclass
@@ -52,7 +55,7 @@ def plan_import(source: Path) -> ImportPlan:
     """Find the grids under `source` (a folder or a manifest file) without decoding images."""
     if not source.exists():
         raise InputError(source, "no such file or folder")
-    if source.is_file():
+    if not source.is_dir():  # a manifest; its reader refuses anything but a regular file
         if source.suffix.lower() not in MANIFEST_SUFFIXES:
             raise InputError(source, "a manifest must be .jsonl or .csv")
         return _plan_manifest(source)
@@ -73,28 +76,22 @@ def plan_import(source: Path) -> ImportPlan:
 
 def load_images(grid: PlannedGrid) -> list[tuple[int, CheckedImage]]:
     """Read and fully decode every image of a grid; the first bad one raises InputError."""
-    return [(image.seed, read_image_file(image.path)) for image in grid.images]
-
-
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        path.resolve().relative_to(root.resolve())
-    except ValueError:
-        return False
-    return True
+    return [(image.seed, read_image_file(image.path, inside=image.root)) for image in grid.images]
 
 
 def _plan_folder(folder: Path, source_root: Path) -> PlannedGrid:
+    # Every file read from here on is checked to stay inside `source_root` (links followed):
+    # a prompt.txt or meta.json link could otherwise pull any readable file into the project.
     prompt_path = folder / PROMPT_FILE_NAME
-    if not prompt_path.exists():
+    if not os.path.lexists(prompt_path):  # a broken link is read, and named as one
         raise InputError(folder, f"no {PROMPT_FILE_NAME} in this grid folder")
-    prompt = clean_prompt(read_text(prompt_path))
+    prompt = clean_prompt(read_text(prompt_path, inside=source_root))
     if not prompt:
         raise InputError(prompt_path, "prompt is empty")
     grid = PlannedGrid(prompt=prompt, origin=str(folder))
     meta_path = folder / META_FILE_NAME
-    if meta_path.exists():
-        _apply_meta(grid, meta_path)
+    if os.path.lexists(meta_path):
+        _apply_meta(grid, meta_path, source_root)
     seen: dict[int, Path] = {}
     for path in sorted(folder.iterdir()):
         if path.suffix.lower() not in IMAGE_SUFFIXES or path.name.startswith("."):
@@ -102,21 +99,20 @@ def _plan_folder(folder: Path, source_root: Path) -> PlannedGrid:
         match = _SEED_NAME.match(path.stem)
         if match is None:
             raise InputError(path, "image name is not a seed number (expected e.g. 0003.png)")
-        if not _inside(path, source_root):
-            raise InputError(path, f"points outside the import folder {source_root}")
+        check_inside(path, source_root)
         seed = int(match.group(1))
         if seed in seen:
             raise InputError(path, f"seed {seed} appears twice (also {seen[seed].name})")
         seen[seed] = path
-        grid.images.append(PlannedImage(seed=seed, path=path, origin=str(path)))
+        grid.images.append(PlannedImage(seed=seed, path=path, origin=str(path), root=source_root))
     if not grid.images:
         raise InputError(folder, "no images named by seed in this grid folder")
     return grid
 
 
-def _apply_meta(grid: PlannedGrid, meta_path: Path) -> None:
+def _apply_meta(grid: PlannedGrid, meta_path: Path, source_root: Path) -> None:
     try:
-        meta = json.loads(read_text(meta_path))
+        meta = json.loads(read_text(meta_path, inside=source_root))
     except json.JSONDecodeError as error:
         raise InputError(meta_path, f"invalid JSON ({error.msg})", f"line {error.lineno}") from None
     if not isinstance(meta, dict):
@@ -175,7 +171,7 @@ def _plan_manifest(manifest: Path) -> ImportPlan:
                 raise InputError(manifest, 'row has no "path"', location)
             path = Path(raw_path)
             path = path if path.is_absolute() else root / path
-            if not _inside(path, root):
+            if not is_inside(path, root):
                 raise InputError(
                     manifest, f"path {raw_path} is outside the manifest's folder {root}", location
                 )
@@ -192,6 +188,8 @@ def _plan_manifest(manifest: Path) -> ImportPlan:
             )
             bad_keys.add(key)
             continue
-        grid.images.append(PlannedImage(seed=seed, path=path, origin=f"{manifest}:{location}"))
+        grid.images.append(
+            PlannedImage(seed=seed, path=path, origin=f"{manifest}:{location}", root=root)
+        )
     good = [grid for key, grid in grids.items() if key not in bad_keys]
     return ImportPlan(grids=good, errors=errors)

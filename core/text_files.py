@@ -5,18 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from memgrid.core.errors import InputError
+from memgrid.core.user_files import read_user_bytes
 
 
-def read_text(path: Path) -> str:
-    """Read a user's text file as UTF-8 (BOM allowed), naming the file on failure."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(path, "file not found") from None
-    except IsADirectoryError:
-        raise InputError(path, "is a folder, not a file") from None
-    except OSError as error:
-        raise InputError(path, f"cannot read ({error.strerror or error})") from None
+def read_text(path: Path, *, inside: Path | None = None) -> str:
+    """Read a user's text file as UTF-8 (BOM allowed), naming the file on failure.
+
+    Only a regular file is read; with `inside`, it must lie in that folder, links followed.
+    """
+    data = read_user_bytes(path, inside=inside)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:

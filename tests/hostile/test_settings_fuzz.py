@@ -14,6 +14,7 @@ from memgrid.core.errors import InputError
 from memgrid.core.thresholds import load_threshold_file
 from memgrid.tui.app.config import load_config
 
+from tests.hostile.hostile_files import REFUSED_KINDS, fifos_under, kinds, place, within
 from tests.hostile.test_readers_fuzz import payloads
 
 scalars = st.one_of(
@@ -134,3 +135,22 @@ def test_config_files_never_crash(payload: bytes) -> None:
                 return
         assert 0.0 <= config.annotate.blind_share <= 1.0
         assert config.annotate.lease_seconds > 0
+
+
+SETTINGS_READERS = {
+    "entities.txt": read_lexicon,
+    "set.toml": load_threshold_file,
+    "memgrid.toml": lambda path: load_config(path.parent),
+}
+
+
+@given(name=st.sampled_from(sorted(SETTINGS_READERS)), kind=kinds)
+def test_settings_files_of_every_kind_are_read_or_refused_at_once(name: str, kind: str) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "in" / name
+        place(path, kind, b"", Path(folder) / "out")
+        try:
+            within(10, lambda: SETTINGS_READERS[name](path), fifos_under(Path(folder)))
+        except InputError as error:
+            assert "\n" not in str(error) and str(path) in str(error)
+            assert kind in REFUSED_KINDS

@@ -15,8 +15,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
+from memgrid.core.atomic_files import atomic_write
 from memgrid.core.errors import InputError
-from memgrid.core.images import atomic_write, decode_rgb
+from memgrid.core.images import decode_rgb
 from memgrid.core.records import GridImage
 from PIL import Image
 
