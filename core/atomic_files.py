@@ -34,6 +34,19 @@ def _host_tag() -> str:
 HOST_TAG = _host_tag()
 
 
+def process_umask() -> int:
+    """This process's umask, read without changing it where Linux allows (/proc)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    current = os.umask(0o022)  # elsewhere the only way to read it is to set it
+    os.umask(current)
+    return current
+
+
 def temporary_path(directory: Path) -> Path:
     """A fresh temporary name in `directory` that tells which process writes it."""
     return directory / f"{TEMPORARY_PREFIX}{os.getpid()}-{HOST_TAG}-{secrets.token_hex(6)}"
