@@ -69,7 +69,7 @@ def test_an_import_beside_repeated_opens_completes(tmp_path: Path) -> None:
     assert importing.returncode == 0, errors
     assert opens > 0
     with open_project(root) as project:
-        assert (project.store.grid_count, project.store.image_count) == (30, 180)
+        assert (project.store.grids.count, project.store.images.count) == (30, 180)
 
 
 def test_atomic_write_honours_the_umask_and_adds_what_is_asked(tmp_path: Path) -> None:
