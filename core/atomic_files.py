@@ -7,15 +7,20 @@ own machine whose process has ended, and otherwise only one older than any write
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import secrets
 import socket
+import stat
 import time
 from pathlib import Path
 
 TEMPORARY_PREFIX = ".tmp-"
+# What a project shared with a group adds to the umask's modes (docs/design.md, "Storage").
+SHARED_FILE_BITS = stat.S_IRGRP | stat.S_IWGRP
+SHARED_FOLDER_BITS = stat.S_ISGID | stat.S_IRWXG
 # No write of one file takes this long (the largest image is a few hundred MB); an older
 # temporary whose writer cannot be checked (another machine, an older memgrid) is abandoned.
 ABANDONED_AFTER_SECONDS = 3600.0
@@ -52,19 +57,36 @@ def temporary_path(directory: Path) -> Path:
     return directory / f"{TEMPORARY_PREFIX}{os.getpid()}-{HOST_TAG}-{secrets.token_hex(6)}"
 
 
-def atomic_write(path: Path, data: bytes, *, extra_mode: int = 0) -> None:
+def make_folder(folder: Path, *, shared: bool = False) -> None:
+    """`folder` and any missing parents; in a shared project, group-writable and setgid."""
+    missing = []
+    path = folder
+    while not path.is_dir() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    if not missing:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    if shared:
+        for created in missing:
+            with contextlib.suppress(PermissionError):  # made by another account meanwhile
+                os.chmod(created, stat.S_IMODE(created.stat().st_mode) | SHARED_FOLDER_BITS)
+
+
+def atomic_write(path: Path, data: bytes, *, shared: bool = False) -> None:
     """Write to a temporary file beside `path`, fsync, then rename: never a partial file.
 
-    The file gets 0666 less the umask, as any new file; `extra_mode` adds bits on top
-    (a shared project's group write, whatever the writer's umask).
+    The file gets 0666 less the umask, as any new file; in a `shared` project the group
+    may read and write it too, whatever the writer's umask.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent, shared=shared)
     temporary = temporary_path(path.parent)
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
     try:
         with os.fdopen(descriptor, "wb") as handle:
-            if extra_mode:
-                os.fchmod(handle.fileno(), os.fstat(handle.fileno()).st_mode | extra_mode)
+            if shared:
+                mode = stat.S_IMODE(os.fstat(handle.fileno()).st_mode)
+                os.fchmod(handle.fileno(), mode | SHARED_FILE_BITS)
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())

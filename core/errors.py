@@ -72,3 +72,13 @@ class NotFoundError(MemgridError):
     def __init__(self, record: str, problem: str = "not found") -> None:
         self.record = record
         super().__init__(f"{record}: {problem}")
+
+
+class NotAllowedError(MemgridError):
+    """The project's rules do not let this OS user act as asked (see core.annotators)."""
+
+    title = "Not allowed"
+
+    def __init__(self, subject: str, problem: str) -> None:
+        self.subject = subject
+        super().__init__(f"{subject}: {problem}")

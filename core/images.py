@@ -147,9 +147,10 @@ def png_bytes(image: Image.Image) -> bytes:
 class ImageFolder:
     """Content-addressed image files under a project's `images/`: the name is the sha256."""
 
-    def __init__(self, project_root: Path) -> None:
+    def __init__(self, project_root: Path, *, shared: bool = False) -> None:
         self.project_root = project_root
         self.root = project_root / "images"
+        self.shared = shared  # a project shared with a group: files group-writable
 
     def relative_path(self, sha256: str, suffix: str) -> str:
         return f"images/{sha256[:2]}/{sha256}{suffix}"
@@ -163,7 +164,7 @@ class ImageFolder:
         relative = self.relative_path(sha256, checked.suffix)
         target = self.project_root / relative
         if not target.exists():
-            atomic_write(target, checked.data)
+            atomic_write(target, checked.data, shared=self.shared)
         return GridImage(
             seed=seed,
             path=relative,

@@ -13,7 +13,11 @@ def read_text(path: Path, *, inside: Path | None = None) -> str:
 
     Only a regular file is read; with `inside`, it must lie in that folder, links followed.
     """
-    data = read_user_bytes(path, inside=inside)
+    return decode_text(read_user_bytes(path, inside=inside), path)
+
+
+def decode_text(data: bytes, path: Path) -> str:
+    """`data` read from `path` as UTF-8 (BOM allowed); bad bytes are named by line."""
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from memgrid.core.annotators import Role, role_for
 from memgrid.core.errors import NotFoundError
 from memgrid.core.records import LabelEvent
 from memgrid.core.taxonomy import (
@@ -45,29 +46,47 @@ class Labels(Noun):
         proposal_category: Category | None = None,
         session: str = "",
     ) -> LabelEvent:
-        """Append one event and commit it at once: a label is durable when this returns."""
-        cursor = self.store.write(
-            """INSERT INTO label_events (grid_id, annotator, action, state, category,
-                features, note, webster, undoes, proposal_shown, proposal_category,
-                session, created_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            (
-                grid_id,
-                annotator,
-                action.value,
-                state.value if state else None,
-                category.value if category else None,
-                json.dumps([f.to_dict() for f in features]),
-                note,
-                webster.value if webster else None,
-                undoes,
-                int(proposal_shown),
-                proposal_category.value if proposal_category else None,
-                session,
-                time.time(),
-            ),
-        )
+        """Append one event and commit it at once: a label is durable when this returns.
+
+        The event records the OS account and SSH client of this process; the project's
+        `[annotators]` table, when it has one, must let that account act as `annotator`
+        in the role the action needs (an undo: the role of the event it undoes).
+        """
+        identity = self.store.identity
+        with self.store.atomic():
+            undone_action = None
+            if action is LabelAction.UNDO and undoes is not None:
+                undone_action = self.get(undoes).action
+            self.authorize(annotator, role_for(undone_action or action))
+            cursor = self.store.write(
+                """INSERT INTO label_events (grid_id, annotator, action, state, category,
+                    features, note, webster, undoes, proposal_shown, proposal_category,
+                    session, created_at, os_user, ssh_client)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    grid_id,
+                    annotator,
+                    action.value,
+                    state.value if state else None,
+                    category.value if category else None,
+                    json.dumps([f.to_dict() for f in features]),
+                    note,
+                    webster.value if webster else None,
+                    undoes,
+                    int(proposal_shown),
+                    proposal_category.value if proposal_category else None,
+                    session,
+                    time.time(),
+                    identity.user,
+                    identity.ssh_client,
+                ),
+            )
         return self.get(int(cursor.lastrowid or 0))
+
+    def authorize(self, annotator: str, role: Role = Role.ANNOTATOR) -> None:
+        """Refuse (NotAllowedError) unless this process's account may act as `annotator`."""
+        if self.store.annotators is not None:
+            self.store.annotators.check(annotator, self.store.identity, role)
 
     def label(self, grid_id: int, annotator: str, category: Category, **details: Any) -> LabelEvent:
         return self.append(

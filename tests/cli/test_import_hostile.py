@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
+from memgrid.core.errors import InputError
+from memgrid.core.images import check_image_bytes, png_bytes
+from memgrid.tui.services.generation import merge_projects
+from memgrid.tui.services.project import create_project
+from PIL import Image
 from typer.testing import CliRunner
 
 from tests.cli.test_import import counts, invoke, make_folder_source, stored_files
@@ -86,3 +92,21 @@ def test_a_named_pipe_as_the_manifest_is_refused_at_once(
     )
     assert result.exit_code == 1
     assert "m.jsonl: is a named pipe (FIFO), not a regular file" in result.stderr
+
+
+def test_a_shard_whose_database_points_out_of_it_merges_nothing_from_outside(
+    tmp_path: Path,
+) -> None:
+    shard = tmp_path / "shard"
+    with create_project(shard) as project:
+        image = project.images.put(check_image_bytes(png_bytes(Image.new("RGB", (8, 8))), "x"), 0)
+        project.store.grids.add("a prompt", [image], model="m")
+    secret = secret_file(tmp_path / "elsewhere")
+    connection = sqlite3.connect(shard / "memgrid.db")
+    connection.execute("UPDATE images SET path = ?", (str(secret),))
+    connection.commit()
+    connection.close()
+    with pytest.raises(InputError, match="points outside the import folder"):
+        merge_projects([shard], tmp_path / "merged")
+    merged = [p for p in (tmp_path / "merged" / "images").rglob("*") if p.is_file()]
+    assert not any(SECRET in path.read_bytes() for path in merged)

@@ -76,9 +76,10 @@ def test_atomic_write_honours_the_umask_and_adds_what_is_asked(tmp_path: Path) -
     previous = os.umask(0o027)
     try:
         atomic_write(tmp_path / "a", b"x")
-        atomic_write(tmp_path / "b", b"x", extra_mode=0o060)
+        atomic_write(tmp_path / "b" / "c", b"x", shared=True)
     finally:
         os.umask(previous)
     assert (tmp_path / "a").stat().st_mode & 0o777 == 0o640
-    assert (tmp_path / "b").stat().st_mode & 0o777 == 0o660
+    assert (tmp_path / "b" / "c").stat().st_mode & 0o777 == 0o660
+    assert (tmp_path / "b").stat().st_mode & 0o7777 == 0o2770
     assert not list(tmp_path.glob(f"{TEMPORARY_PREFIX}*"))

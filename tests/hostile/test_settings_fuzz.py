@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from memgrid.core.annotators import read_annotator_table
 from memgrid.core.attribution import read_lexicon
 from memgrid.core.errors import InputError
 from memgrid.core.thresholds import load_threshold_file
@@ -141,6 +143,8 @@ SETTINGS_READERS = {
     "entities.txt": read_lexicon,
     "set.toml": load_threshold_file,
     "memgrid.toml": lambda path: load_config(path.parent),
+    # The project's [annotators] table, read when the project opens.
+    "annotators.toml": lambda path: read_annotator_table(path, os.getuid()),
 }
 
 

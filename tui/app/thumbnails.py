@@ -35,8 +35,10 @@ class ThumbnailCache:
         *,
         master_pixels: int = MASTER_PIXELS,
         memory_items: int = MEMORY_ITEMS,
+        shared: bool = False,
     ) -> None:
         self.thumbs_dir = thumbs_dir
+        self.shared = shared  # a project shared with a group: the cache is the group's too
         self.source_path = source_path
         self.master_pixels = master_pixels
         self.memory_items = memory_items
@@ -94,7 +96,7 @@ class ThumbnailCache:
         decoded.save(buffer, format="PNG")
         # A read-only project still shows thumbnails, just uncached on disk.
         with contextlib.suppress(OSError):
-            atomic_write(self.path_for(image), buffer.getvalue())
+            atomic_write(self.path_for(image), buffer.getvalue(), shared=self.shared)
         return np.asarray(decoded)
 
     def _remembered(self, key: tuple[str, int, int]) -> tuple[bool, np.ndarray | None]:

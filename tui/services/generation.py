@@ -435,7 +435,8 @@ def _merge_grid(
             report.duplicate_images += 1
             report.conflicting_images += present.sha256 != image.sha256
             continue
-        checked = read_image_file(source.image_path(image))
+        # The shard's database names the file: it must not lead out of the shard's folder.
+        checked = read_image_file(source.image_path(image), inside=source.root)
         new_images.append(target.images.put(checked, image.seed))
     with target.store.atomic():
         grid_id, added = target.store.grids.add(
