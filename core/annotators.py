@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import pwd
 import stat
-import tomllib
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any
 
 from memgrid.core.errors import InputError, NotAllowedError
 from memgrid.core.taxonomy import LabelAction
-from memgrid.core.text_files import decode_text
+from memgrid.core.text_files import decode_text, parse_toml
 from memgrid.core.user_files import open_user_file
 
 ANNOTATORS_SECTION = "annotators"
@@ -154,10 +153,7 @@ def parse_annotator_table(table: Any, source: str) -> AnnotatorTable:
 
 
 def _toml(data: bytes, path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(decode_text(data, path))
-    except tomllib.TOMLDecodeError as error:
-        raise InputError(path, f"not valid TOML ({error})") from None
+    return parse_toml(decode_text(data, path), path)
 
 
 def _check_trusted(path: Path, info: os.stat_result, folder_owner: int) -> None:

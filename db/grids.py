@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
 from memgrid.core.errors import NotFoundError
-from memgrid.core.records import Grid, GridImage
+from memgrid.core.records import Grid, GridImage, GridTable
 from memgrid.db.rows import (
     GRID_COLUMNS,
     Noun,
@@ -16,6 +17,17 @@ from memgrid.db.rows import (
     now_text,
     placeholders,
 )
+
+
+def grid_key(settings: dict[str, Any], origin: str = "") -> str:
+    """A grid's identity beyond prompt and model: its settings, and its import origin if any.
+
+    Imported grids are one per source folder or manifest grid key (migration m005 adds the
+    `origin` column); grids made here have none and keep the key they always had.
+    """
+    if not origin:
+        return content_key(settings)
+    return content_key({"settings": settings, "origin": origin})
 
 
 class Grids(Noun):
@@ -29,21 +41,23 @@ class Grids(Noun):
         provenance: dict[str, Any] | None = None,
         source: str = "",
         prompt_metadata: dict[str, Any] | None = None,
+        origin: str = "",
     ) -> tuple[int, int]:
         """Add a grid and its images in one transaction; returns (grid id, images added).
 
-        A grid is identified by prompt, model and settings: adding it again adds only
-        the seeds it lacks, so an interrupted run resumes without duplicates.
+        A grid is identified by prompt, model, settings and origin (the source folder or
+        manifest grid key it was imported from): adding it again adds only the seeds it
+        lacks, so an interrupted run resumes without duplicates.
         """
         settings = settings or {}
         store = self.store
         with store.atomic():
             prompt_id = store.prompts.ensure(prompt, prompt_metadata)
-            settings_key = content_key(settings)
+            settings_key = grid_key(settings, origin)
             store.write(
                 """INSERT OR IGNORE INTO grids
-                (prompt_id, model, settings, settings_key, provenance, source, created_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                (prompt_id, model, settings, settings_key, provenance, source, origin, created_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     prompt_id,
                     model,
@@ -51,6 +65,7 @@ class Grids(Noun):
                     settings_key,
                     canonical_json(provenance or {}),
                     source,
+                    origin,
                     now_text(),
                 ),
             )
@@ -70,13 +85,17 @@ class Grids(Noun):
         return grid_id, added
 
     def find(
-        self, prompt: str, model: str = "", settings: dict[str, Any] | None = None
+        self,
+        prompt: str,
+        model: str = "",
+        settings: dict[str, Any] | None = None,
+        origin: str = "",
     ) -> int | None:
-        """The id of the grid of this prompt, model and settings, if there is one."""
+        """The id of the grid of this prompt, model, settings and origin, if there is one."""
         row = self.store.row(
             """SELECT g.id FROM grids g JOIN prompts p ON p.id = g.prompt_id
             WHERE p.text = ? AND g.model = ? AND g.settings_key = ?""",
-            (prompt, model, content_key(settings or {})),
+            (prompt, model, grid_key(settings or {}, origin)),
         )
         return int(row[0]) if row else None
 
@@ -100,9 +119,43 @@ class Grids(Noun):
     def ids_all(self) -> list[int]:
         return [row[0] for row in self.store.rows("SELECT id FROM grids ORDER BY id")]
 
+    def ids_where(self, *, prompt_id: int) -> list[int]:
+        """The grids of one prompt, one per model and settings, in model order."""
+        return [
+            row[0]
+            for row in self.store.rows(
+                "SELECT id FROM grids WHERE prompt_id = ? ORDER BY model, settings_key, id",
+                (prompt_id,),
+            )
+        ]
+
     def models_all(self) -> dict[int, str]:
         """Each grid's generator model, by grid id."""
         return {row[0]: row[1] for row in self.store.rows("SELECT id, model FROM grids")}
+
+    def table_all(self) -> GridTable:
+        """Every grid without its images, as columns (see GridTable), in id order."""
+        store = self.store
+        rows = store.rows(
+            "SELECT id, prompt_id, model, settings_key, source FROM grids ORDER BY id"
+        )
+        ids, prompt_ids, models, settings_keys, sources = (
+            (list(column) for column in zip(*rows, strict=True)) if rows else ([], [], [], [], [])
+        )
+        prompts, metadata, parsed = {}, {}, {}
+        for prompt_id, text, metadata_text in store.rows("SELECT id, text, metadata FROM prompts"):
+            prompts[prompt_id] = text
+            # Most prompts share a metadata text (`{}`): parse each once, share the dict.
+            if metadata_text not in parsed:
+                parsed[metadata_text] = json.loads(metadata_text)
+            metadata[prompt_id] = parsed[metadata_text]
+        settings = {
+            key: json.loads(text)
+            for key, text in store.rows("SELECT DISTINCT settings_key, settings FROM grids")
+        }
+        return GridTable(
+            ids, prompt_ids, models, settings_keys, sources, prompts, metadata, settings
+        )
 
     @property
     def count(self) -> int:

@@ -79,6 +79,8 @@ def describe_database_error(error: sqlite3.Error) -> str:
         )
     if "locked" in text or "busy" in text:
         return f"database: {text}; another memgrid process held it too long, try again"
+    if "decode" in text:
+        return f"database: {text}; the database is damaged or was written by another program"
     return f"database: {text}"
 
 
@@ -192,6 +194,7 @@ class Store:
             if not exists:
                 _give_umask_mode(path)
         except (sqlite3.DatabaseError, DatabaseError) as error:
+            # The store's own reads arrive as DatabaseError, raw SQLite's from connect().
             if store is not None:
                 store.close()
             cause = error.__cause__ if isinstance(error, DatabaseError) else error

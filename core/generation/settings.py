@@ -14,6 +14,7 @@ from memgrid.core.errors import InputError
 DTYPE_CHOICES = ("auto", "fp16", "bf16", "fp32")
 DEVICE_CHOICES = ("auto", "cuda", "cpu", "mps")
 MAX_SEEDS = 100_000
+MAX_SEED = 2**63 - 1  # SQLite stores an INTEGER in 64 signed bits
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ def parse_seed_list(text: str) -> list[int]:
     seeds = list(dict.fromkeys(seeds))
     if not seeds:
         raise InputError("--seed-list", "names no seeds")
-    if any(seed < 0 or seed >= 2**63 for seed in seeds):
+    if any(not 0 <= seed <= MAX_SEED for seed in seeds):
         raise InputError("--seed-list", "seeds must be between 0 and 2^63-1")
     if len(seeds) > MAX_SEEDS:
         raise InputError("--seed-list", f"more than {MAX_SEEDS} seeds")

@@ -129,6 +129,7 @@ def test_clip_without_weights_is_stored_unavailable(
         assert {s.metric for s in opened.store.scores.where(grid_ids=[grid_id]) if s.available} == {
             "tiled-l2",
             "phash",
+            "keypoints",
         }
     assert (clip.available, clip.values) == (False, {})
     assert "never downloads" in clip.note
@@ -237,7 +238,7 @@ def test_show_prints_scores_region_map_and_reasons(scored_project: Path, runner:
     assert result.exit_code == 0, result.output
     text = result.stdout
     assert TEMPLATE_PROMPT in text
-    assert "tiled-l2 (v1)" in text and "phash (v1)" in text
+    assert "tiled-l2 (v2)" in text and "phash (v1)" in text
     assert "region_bbox" in text and "[6, 4, 7, 7]" in text
     assert "[█][█][█][█]" in text  # the mark's tiles, in the region, fully consistent
     assert "proposal (v0 v0): unintended" in text

@@ -11,6 +11,7 @@ from memgrid.core.errors import InputError
 from memgrid.core.extras import require_extra
 from memgrid.core.generation.settings import DTYPE_CHOICES, choose_seeds, parse_shard
 from memgrid.db.store import DATABASE_NAME
+from memgrid.tui.display import say
 from memgrid.tui.options import JsonOption, ProjectOption
 from memgrid.tui.services.generation import (
     GenerateReport,
@@ -106,11 +107,11 @@ def generate_command(
 
     def on_grid(index: int, total: int, prompt: str, added: int, seconds: float) -> None:
         if not json_output:
-            typer.echo(f"[{index}/{total}] {added} images in {seconds:.1f}s: {_short(prompt)}")
+            say(f"[{index}/{total}] {added} images in {seconds:.1f}s: {_short(prompt)}")
 
     def on_status(message: str) -> None:
         if not json_output:
-            typer.echo(message, err=True)
+            say(message, err=True)
 
     with create_project(_generation_project_dir(project)) as opened:
         report = generate(opened, request, on_grid=on_grid, on_status=on_status)
@@ -132,7 +133,7 @@ def _print_report(report: GenerateReport) -> None:
     settings = report.settings.describe() if report.settings else ""
     if report.cost is not None:
         cost = report.cost
-        typer.echo(
+        say(
             f"Triage ({cost.triage_steps} step(s), {report.triage_seconds:.1f}s): "
             f"{cost.kept} of {cost.prompts} prompts kept, {cost.skipped} skipped; "
             f"UNet evaluations {cost.with_triage:,} instead of {cost.without_triage:,} "
@@ -140,10 +141,10 @@ def _print_report(report: GenerateReport) -> None:
         )
         skipped = report.skipped_by_triage
         for result in skipped[:SKIPPED_PROMPTS_SHOWN]:
-            typer.echo(f"  skipped  wen {result.value:8.4f}  {_short(result.prompt)}")
+            say(f"  skipped  wen {result.value:8.4f}  {_short(result.prompt)}")
         if len(skipped) > SKIPPED_PROMPTS_SHOWN:
-            typer.echo(f"  ... and {len(skipped) - SKIPPED_PROMPTS_SHOWN} more (see --json)")
-    typer.echo(
+            say(f"  ... and {len(skipped) - SKIPPED_PROMPTS_SHOWN} more (see --json)")
+    say(
         f"{report.grids_written} grids written ({report.images_added} images, "
         f"{report.images_per_second:.2f} images/s), {report.already_complete} already complete, "
         f"of {report.prompts} prompts; {report.model} on {report.device}: {settings}"
@@ -160,25 +161,25 @@ def merge_command(
     if json_output:
         typer.echo(json.dumps(report.__dict__, indent=2))
         return
-    typer.echo(
+    say(
         f"Merged {report.sources} projects into {into}: {report.prompts_added} prompts, "
         f"{report.grids_added} grids added, {report.grids_extended} extended, "
         f"{report.images_added} images added, {report.duplicate_images} duplicates skipped"
     )
     if report.conflicting_images:
-        typer.echo(
+        say(
             f"warning: {report.conflicting_images} duplicate seeds had different pixels "
             "(kept the first; were the shards made on different hardware?)",
             err=True,
         )
     if report.scores_dropped or report.stale_target_scores:
-        typer.echo(
+        say(
             f"note: {report.scores_dropped + report.stale_target_scores} scores cover fewer "
             "seeds than the merged grids; run `memgrid score` again",
             err=True,
         )
     if report.labels_not_merged:
-        typer.echo(
+        say(
             f"note: {report.labels_not_merged} labels in the shards were not merged",
             err=True,
         )

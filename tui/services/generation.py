@@ -29,6 +29,7 @@ from memgrid.core.generation.signal import (
 from memgrid.core.images import CheckedImage, read_image_file
 from memgrid.core.prompt_files import read_prompt_file
 from memgrid.core.records import Grid, Score
+from memgrid.core.user_files import resolved_path
 from memgrid.db.rows import canonical_json, content_key
 from memgrid.tui.services.project import Project, create_project, open_project
 
@@ -370,8 +371,8 @@ def merge_projects(
     merged grid has exactly the seeds it was computed on (the wen signal is merged per
     seed); labels are not merged: label after merging.
     """
-    target_root = into.resolve()
-    resolved = [source.resolve() for source in sources]
+    target_root = resolved_path(into)
+    resolved = [resolved_path(source) for source in sources]
     if target_root in resolved:
         raise InputError(into, "--into must not be one of the projects being merged")
     if len(set(resolved)) != len(resolved):
@@ -422,7 +423,7 @@ def _merge_grid(
     source: Project, grid: Grid, target: Project, complete: bool, report: MergeReport
 ) -> None:
     """Copy one grid's missing seeds and its scores in one transaction."""
-    existing_id = target.store.grids.find(grid.prompt, grid.model, grid.settings)
+    existing_id = target.store.grids.find(grid.prompt, grid.model, grid.settings, grid.origin)
     existing = (
         {image.seed: image for image in target.store.grids.get(existing_id).images}
         if existing_id is not None
@@ -446,6 +447,7 @@ def _merge_grid(
             settings=grid.settings,
             provenance=grid.provenance,
             source=grid.source,
+            origin=grid.origin,
         )
         report.images_added += added
         if existing_id is None:
