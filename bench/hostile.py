@@ -240,6 +240,7 @@ def run_labelled_cli(tally: Tally, work: Path) -> Path:
     cli(tally, "status", "status", "-p", root)
     cli(tally, "agreement", "agreement", "-p", root)
     cli(tally, "calibrate", "calibrate", "--by-model", "-p", root)
+    cli(tally, "report", "report", "--by", "source", "-p", root)
     cli(tally, "export", "export", "-f", "jsonl", "-o", work / "out-labelled", "-p", root)
     return root
 

@@ -122,7 +122,7 @@ def test_clip_without_weights_is_stored_unavailable(
     result = runner.invoke(app, ["score", "-p", str(scored_project)])
     assert result.exit_code == 0, result.output
     assert "clip unavailable on 3 grids" in result.stderr
-    assert "not on this machine" in result.stderr
+    assert "not in the local Hugging Face cache" in result.stderr
     with open_project(scored_project) as opened:
         grid_id = opened.store.grids.find(COPY_PROMPT, "test")
         clip = opened.store.scores.where(grid_ids=[grid_id], metric="clip")[0]
@@ -132,7 +132,7 @@ def test_clip_without_weights_is_stored_unavailable(
             "keypoints",
         }
     assert (clip.available, clip.values) == (False, {})
-    assert "never downloads" in clip.note
+    assert "hf download laion/CLIP-ViT-B-32-laion2B-s34B-b79K" in clip.note
     # The next run leaves the stored "unavailable" rows alone while the weights are still
     # missing, and says so.
     again = runner.invoke(app, ["score", "-p", str(scored_project)])

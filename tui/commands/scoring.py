@@ -68,7 +68,10 @@ def score(
     ] = DEFAULT_PRETRAINED,
     sscd: Annotated[
         Path | None,
-        typer.Option("--sscd", help="SSCD TorchScript file (e.g. sscd_disc_mixup.torchscript.pt)."),
+        typer.Option(
+            "--sscd",
+            help="SSCD TorchScript file (e.g. sscd_disc_mixup.torchscript.pt) or hf-hub:ORG/REPO/FILE.",
+        ),
     ] = None,
     workers: Annotated[
         int,
