@@ -187,3 +187,36 @@ def test_writes_refused_by_sqlite_say_what_they_mean(tmp_path: Path) -> None:
     store = Store(Database(connection), path, identity=ALICE)
     with pytest.raises(DatabaseError, match="you may read this project but not change it"):
         store.prompts.add_many([("p", {})])
+
+
+
+def test_events_of_a_schema_5_project_migrate_and_the_steps_may_run_again(tmp_path: Path) -> None:
+    from memgrid.db.migrations import (
+        SCHEMA_VERSION,
+        m006_no_replacing_label_events,
+        m007_label_event_accounts,
+    )
+
+    path = tmp_path / "memgrid.db"
+    store = Store.open(path, create=True, identity=ALICE)
+    grid_id = a_grid(store)
+    store.labels.label(grid_id, "alice", Category.EXPLICIT)
+    store.close()
+    older = sqlite3.connect(path)  # undo what m006 and m007 add: a schema 5 project
+    older.execute("DROP TRIGGER label_events_no_replace")
+    older.execute("ALTER TABLE label_events DROP COLUMN os_user")
+    older.execute("ALTER TABLE label_events DROP COLUMN ssh_client")
+    older.execute("DELETE FROM _sqlite_migrations WHERE name LIKE 'm006%' OR name LIKE 'm007%'")
+    older.execute("PRAGMA user_version = 5")
+    older.commit()
+    older.close()
+
+    store = Store.open(path, identity=BOB)
+    assert store.schema_version == SCHEMA_VERSION
+    store.labels.label(grid_id, "bob", Category.NONE)
+    m006_no_replacing_label_events(store.db)  # a second run changes nothing and fails nothing
+    m007_label_event_accounts(store.db)
+    events = store.labels.events_where(grid_id=grid_id)
+    assert [(e.annotator, e.os_user) for e in events] == [("alice", ""), ("bob", "bob")]
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        store.db.execute("REPLACE INTO label_events SELECT * FROM label_events")
