@@ -18,32 +18,16 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
 import time
-import zlib
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    body = kind + data
-    return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-
-def flat_rgb_png(path: Path, side: int, colour: tuple[int, int, int]) -> None:
-    """An 8-bit RGB PNG of side x side in one colour, streamed row by row (little memory)."""
-    compressor = zlib.compressobj(6)
-    row = b"\x00" + bytes(colour) * side
-    body = b"".join(compressor.compress(row) for _ in range(side)) + compressor.flush()
-    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
-    path.write_bytes(
-        b"\x89PNG\r\n\x1a\n"
-        + _chunk(b"IHDR", header)
-        + _chunk(b"IDAT", body)
-        + _chunk(b"IEND", b"")
-    )
+from tests.flat_png import flat_png  # noqa: E402
 
 
 def run_measured(arguments: list[str]) -> tuple[float, float, int]:
@@ -74,7 +58,7 @@ def main() -> None:
         grid.mkdir(parents=True)
         (grid / "prompt.txt").write_text("a very large image")
         for seed in range(args.seeds):
-            flat_rgb_png(grid / f"{seed:04d}.png", args.side, (seed * 30 % 256, 90, 160))
+            flat_png(grid / f"{seed:04d}.png", args.side, args.side, (seed * 30 % 256, 90, 160))
         size = sum(p.stat().st_size for p in grid.glob("*.png")) / args.seeds / 1024
         decoded = args.side * args.side * 3 / 2**20
         print(

@@ -3,9 +3,7 @@ decoded images held at working size whatever the file's size."""
 
 from __future__ import annotations
 
-import struct
 import warnings
-import zlib
 from pathlib import Path
 
 import pytest
@@ -19,31 +17,13 @@ from memgrid.core.images import (
 )
 from PIL import Image
 
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    body = kind + data
-    return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-
-def flat_grey_png(path: Path, width: int, height: int) -> Path:
-    """A valid 8-bit grey PNG of any size in little memory: rows streamed through zlib."""
-    compressor = zlib.compressobj(9)
-    row = b"\x00" + b"\x80" * width
-    data = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    path.write_bytes(
-        b"\x89PNG\r\n\x1a\n"
-        + _chunk(b"IHDR", header)
-        + _chunk(b"IDAT", data)
-        + _chunk(b"IEND", b"")
-    )
-    return path
+from tests.flat_png import flat_png
 
 
 def test_an_image_over_the_pixel_limit_is_refused_from_its_header_in_one_line(
     tmp_path: Path,
 ) -> None:
-    path = flat_grey_png(tmp_path / "0001.png", 11_000, 11_000)
+    path = flat_png(tmp_path / "0001.png", 11_000, 11_000)
     assert path.stat().st_size < 1_000_000  # small on disk, 121 million pixels decoded
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # Pillow's DecompressionBombWarning would fail here
@@ -56,7 +36,7 @@ def test_an_image_over_the_pixel_limit_is_refused_from_its_header_in_one_line(
 
 
 def test_an_image_at_the_pixel_limit_imports_without_a_warning(tmp_path: Path) -> None:
-    path = flat_grey_png(tmp_path / "0001.png", 8_000, 8_000)
+    path = flat_png(tmp_path / "0001.png", 8_000, 8_000)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         checked = read_image_file(path)

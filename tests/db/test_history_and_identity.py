@@ -189,7 +189,6 @@ def test_writes_refused_by_sqlite_say_what_they_mean(tmp_path: Path) -> None:
         store.prompts.add_many([("p", {})])
 
 
-
 def test_events_of_a_schema_5_project_migrate_and_the_steps_may_run_again(tmp_path: Path) -> None:
     from memgrid.db.migrations import (
         SCHEMA_VERSION,
