@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from memgrid.core.errors import InputError
 from memgrid.core.images import check_image_bytes, png_bytes
-from memgrid.tui.services.generation import merge_projects
+from memgrid.tui.services.merging import merge_projects
 from memgrid.tui.services.project import create_project
 from PIL import Image
 from typer.testing import CliRunner
