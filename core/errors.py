@@ -81,3 +81,13 @@ class VoteRefused(MemgridError):
     """
 
     title = "Vote refused"
+
+
+class NotAllowedError(MemgridError):
+    """The project's rules do not let this OS user act as asked (see core.annotators)."""
+
+    title = "Not allowed"
+
+    def __init__(self, subject: str, problem: str) -> None:
+        self.subject = subject
+        super().__init__(f"{subject}: {problem}")

@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from memgrid.core.annotators import Role, role_for
 from memgrid.core.errors import NotFoundError, VoteRefused
 from memgrid.core.records import LabelEvent
 from memgrid.core.taxonomy import (
@@ -52,7 +53,12 @@ class Labels(Noun):
         With a `rule`, the event is stored only if it adds no vote the grid does not need
         under the overlap (db/overlap.py), checked in the same transaction as the write;
         otherwise VoteRefused is raised and nothing is stored.
+
+        The event records the OS account and SSH client of this process; the project's
+        `[annotators]` table, when it has one, must let that account act as `annotator`
+        in the role the action needs (an undo: the role of the event it undoes).
         """
+        identity = self.store.identity
         row = (
             grid_id,
             annotator,
@@ -67,10 +73,17 @@ class Labels(Noun):
             proposal_category.value if proposal_category else None,
             session,
             time.time(),
+            identity.user,
+            identity.ssh_client,
         )
-        if rule is None or action is LabelAction.ADJUDICATE:
-            return self.get(self._insert(row))
-        with self.store.atomic(immediate=True):
+        enforced = rule is not None and action is not LabelAction.ADJUDICATE
+        with self.store.atomic(immediate=enforced):
+            undone_action = None
+            if action is LabelAction.UNDO and undoes is not None:
+                undone_action = self.get(undoes).action
+            self.authorize(annotator, role_for(undone_action or action))
+            if rule is None or not enforced:
+                return self.get(self._insert(row))
             had_vote = self._has_done_vote(grid_id, annotator)
             needed = had_vote or self._needs_votes(grid_id, annotator, rule)
             event_id = self._insert(row)
@@ -82,8 +95,8 @@ class Labels(Noun):
         cursor = self.store.write(
             """INSERT INTO label_events (grid_id, annotator, action, state, category,
                 features, note, webster, undoes, proposal_shown, proposal_category,
-                session, created_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                session, created_at, os_user, ssh_client)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             row,
         )
         return int(cursor.lastrowid or 0)
@@ -124,6 +137,11 @@ class Labels(Noun):
         return (
             f"grid {grid_id} already has the {rule.overlap} {plural} it needs ({', '.join(voters)})"
         )
+
+    def authorize(self, annotator: str, role: Role = Role.ANNOTATOR) -> None:
+        """Refuse (NotAllowedError) unless this process's account may act as `annotator`."""
+        if self.store.annotators is not None:
+            self.store.annotators.check(annotator, self.store.identity, role)
 
     def label(self, grid_id: int, annotator: str, category: Category, **details: Any) -> LabelEvent:
         return self.append(

@@ -311,4 +311,26 @@ def m006_draft_events(db: Database) -> None:
     )
 
 
+@migrations()
+def m007_no_replacing_label_events(db: Database) -> None:
+    # INSERT OR REPLACE deletes the row it collides with without firing the delete trigger
+    # (SQLite's recursive_triggers is off by default): refuse an insert of an existing id.
+    # This step and the next may run again harmlessly (IF NOT EXISTS, only missing columns).
+    db.execute(
+        """CREATE TRIGGER IF NOT EXISTS label_events_no_replace BEFORE INSERT ON label_events
+        WHEN EXISTS (SELECT 1 FROM label_events WHERE id = NEW.id)
+        BEGIN SELECT RAISE(ABORT, 'label history is append-only'); END"""
+    )
+
+
+@migrations()
+def m008_label_event_accounts(db: Database) -> None:
+    # docs/design.md, "Who labelled": the OS account and SSH client of the process that wrote
+    # each event, beside the name it labelled as; '' for events stored before this.
+    present = db["label_events"].columns_dict
+    for column in ("os_user", "ssh_client"):
+        if column not in present:
+            db.execute(f"ALTER TABLE label_events ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
+
+
 SCHEMA_VERSION = len(migrations._migrations)

@@ -30,12 +30,13 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from memgrid.core.annotators import ANNOTATORS_SECTION, PROJECT_CONFIG_NAME
 from memgrid.core.errors import InputError
 from memgrid.core.records import QueueOrder
 from memgrid.core.text_files import parse_toml, read_text
 from memgrid.tui.app.session import SessionOptions
 
-CONFIG_NAME = "memgrid.toml"
+CONFIG_NAME = PROJECT_CONFIG_NAME
 CONFIG_ENV = "MEMGRID_CONFIG"
 IMAGE_PROTOCOLS = ("auto", "halfcell", "sixel", "tgp")
 
@@ -153,15 +154,27 @@ def load_config(project_root: Path | None) -> FileConfig:
     """Read and merge the config files; a bad file raises one InputError naming it."""
     config = FileConfig()
     for path in config_files(project_root):
-        config = merge(config, parse_config(read_text(path), path), path)
+        data = parse_config(read_text(path), path)
+        if ANNOTATORS_SECTION in data and (
+            project_root is None or path != project_root / CONFIG_NAME
+        ):
+            # The project reads its own table when it opens (core.annotators); elsewhere
+            # the section would look like a rule while binding nothing.
+            raise InputError(
+                path, f"[{ANNOTATORS_SECTION}] is read only from a project's {CONFIG_NAME}"
+            )
+        config = merge(config, data, path)
     return config
 
 
 def parse_config(text: str, source: Path | str) -> dict[str, Any]:
     data = parse_toml(text, source)
-    unknown = sorted(set(data) - {"keys", "annotate"})
+    unknown = sorted(set(data) - {"keys", "annotate", ANNOTATORS_SECTION})
     if unknown:
-        raise InputError(source, f"unknown section [{unknown[0]}]; known: [keys], [annotate]")
+        raise InputError(
+            source,
+            f"unknown section [{unknown[0]}]; known: [keys], [annotate], [{ANNOTATORS_SECTION}]",
+        )
     for section in ("keys", "annotate"):
         if section in data and not isinstance(data[section], dict):
             raise InputError(source, f"[{section}] must be a table")

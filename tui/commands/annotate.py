@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from memgrid.core.errors import InputError
+from memgrid.core.annotators import AnnotatorTable, OsIdentity
+from memgrid.core.errors import InputError, ProjectError
 from memgrid.core.records import QueueOrder
 from memgrid.tui.options import ProjectOption
 from memgrid.tui.services.project import open_project
@@ -24,7 +25,12 @@ def register(app: typer.Typer) -> None:
     app.command("annotate")(annotate)
 
 
-def default_annotator() -> str:
+def default_annotator(table: AnnotatorTable | None = None) -> str:
+    """The login name; with an [annotators] table, the one name bound to this OS user."""
+    if table is not None:
+        names = table.names_for(OsIdentity.of_this_process())
+        if len(names) == 1:
+            return names[0]
     try:
         return getpass.getuser()
     except (KeyError, OSError):
@@ -85,7 +91,7 @@ def annotate(
     """
     run_annotate(
         project,
-        annotator=annotator or default_annotator(),
+        annotator=annotator,
         order=order,
         seed=seed,
         show_others=show_others,
@@ -98,7 +104,7 @@ def annotate(
 def run_annotate(
     project: Path | None,
     *,
-    annotator: str,
+    annotator: str | None = None,
     order: str = "threshold",
     seed: int = 0,
     show_others: bool = False,
@@ -108,7 +114,7 @@ def run_annotate(
 ) -> None:
     """Open the project, read the config, settle the image protocol, run the app."""
     queue_order = QueueOrder.parse(order, "--order")
-    if not annotator.strip():
+    if annotator is not None and not annotator.strip():
         raise InputError("--annotator", "the annotator's name is empty")
     export_colour_depth()  # before Textual is imported: it reads the depth once
     from memgrid.tui.app import make_app
@@ -117,13 +123,20 @@ def run_annotate(
     from memgrid.tui.app.image_protocol import load_image_widget, requested_protocol
 
     with open_project(project) as opened:
+        if opened.read_only:
+            raise ProjectError(
+                f"{opened.root}: read-only for you (the folder is not writable): labels could "
+                "not be saved; `memgrid status` and `memgrid export` still work"
+            )
+        annotator = (annotator or default_annotator(opened.store.annotators)).strip()
+        opened.store.labels.authorize(annotator)  # refused now, not at the first label
         listed = () if grids_from is None else grids_from_report(opened, grids_from)
         config = load_config(opened.root)
         # Before textual-image is imported: it probes the terminal then, and never again.
         protocol, _ = load_image_widget(requested_protocol(image_protocol))
         settings = AppSettings.from_config(
             config,
-            annotator=annotator.strip(),
+            annotator=annotator,
             order=queue_order,
             random_seed=seed,
             overlap=overlap,
