@@ -11,6 +11,7 @@ from memgrid.tui.app.config import AnnotateOptions
 from memgrid.tui.app.messages import SessionUpdated, WorkFailed
 from memgrid.tui.app.screens import (
     AdjudicationScreen,
+    CompareScreen,
     FeatureScreen,
     GridListScreen,
     HelpScreen,
@@ -19,7 +20,7 @@ from memgrid.tui.app.screens import (
     ZoomScreen,
 )
 from memgrid.tui.app.session import in_blind_share
-from memgrid.tui.app.widgets import HeatMap, ProposalPanel, SeedGrid
+from memgrid.tui.app.widgets import EvidenceBar, KeyHints, ProposalPanel, SeedGrid
 from memgrid.tui.services.project import Project, open_project
 from textual.widgets import Input, OptionList, Static
 
@@ -48,7 +49,7 @@ async def test_the_first_grid_is_drawn_with_prompt_proposal_and_progress(
         assert screen.view.grid_id == first
         seeds = screen.query_one(SeedGrid)
         assert seeds.picture is not None and seeds.picture.grid_id == first
-        assert "▀" in seeds.picture.plain[0].text
+        assert any("▀" in line.text for line in seeds.picture.lines)
         assert "Proposal" in str(screen.query_one(ProposalPanel).render())
         assert "0/26 done" in str(screen.query_one("#progress", Static).render())
         prompt = str(screen.query_one("#prompt", Static).render())
@@ -187,20 +188,83 @@ async def test_back_and_forward_then_correct_an_earlier_label(demo_project: Proj
         assert [e.category for e in history] == [Category.NONE, Category.UNINTENDED]
 
 
-async def test_heat_map_toggles_over_the_grid_and_beside_it(demo_project: Project) -> None:
+async def test_heat_map_is_one_more_tile_and_says_it_is_on(demo_project: Project) -> None:
     app = make_app(demo_project, settings_for())
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         screen = annotate_screen(pilot)
         assert screen is not None
-        seeds, heatmap = screen.query_one(SeedGrid), screen.query_one(HeatMap)
-        assert not seeds.overlay and not heatmap.display
+        seeds, bar = screen.query_one(SeedGrid), screen.query_one(EvidenceBar)
+        assert seeds.picture is not None and not screen.heat_on
+        plain = seeds.picture
+        assert "heat map off" in str(bar.render())
         await press(pilot, "h")
-        assert seeds.overlay and heatmap.display
-        assert seeds.picture is not None and seeds.lines == seeds.picture.overlaid
-        assert seeds.picture.overlaid != seeds.picture.plain
+        assert screen.heat_on and "heat map ON" in str(bar.render())
+        picture = seeds.picture
+        assert picture is not None and picture.grid_id == plain.grid_id
+        assert any("heat map" in line.text for line in picture.lines)
+        assert picture.layout.columns * picture.layout.rows >= 9  # 8 seeds and the map
+        await press(pilot, "4")  # the next grid keeps it, and says so
+        assert "heat map ON" in str(bar.render())
         await press(pilot, "h")
-        assert not seeds.overlay
+        assert not screen.heat_on and "heat map off" in str(bar.render())
+        assert not any("heat map" in line.text for line in seeds.picture.lines)  # type: ignore[union-attr]
+
+
+async def test_the_panel_folds_away_and_the_seeds_grow(demo_project: Project) -> None:
+    app = make_app(demo_project, settings_for())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        seeds = app.screen.query_one(SeedGrid)
+        shown = seeds.picture
+        await press(pilot, "p")
+        folded = seeds.picture
+        assert shown is not None and folded is not None
+        assert folded.layout.fitted_pixels(1.0) > shown.layout.fitted_pixels(1.0)
+        # 8 seeds at 160 x 50 with the panel folded: 4 x 2, each at least 36 x 20 cells.
+        layout = folded.layout
+        assert (layout.columns, layout.rows) == (4, 2)
+        assert layout.tile_width >= 36 and layout.tile_height >= 20
+        await press(pilot, "p")
+        assert seeds.picture is not None and seeds.picture.layout == shown.layout
+
+
+async def test_compare_shows_two_seeds_and_their_difference(demo_project: Project) -> None:
+    app = make_app(demo_project, settings_for())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "c")
+        assert isinstance(app.screen, CompareScreen)
+        compare = app.screen
+        title = lambda: str(compare.query_one("#view-title", Static).render())  # noqa: E731
+        pictured = lambda: "\n".join(line.text for line in compare.seeds.lines)  # noqa: E731
+        assert "A seed 0 (1/8)" in title() and "B seed 1 (2/8)" in title()
+        assert compare.seeds.picture is not None and compare.seeds.picture.layout.columns == 2
+        assert "▶ seed 1" in pictured() and "|A−B|" not in pictured()
+        await press(pilot, "right")
+        assert "B seed 2 (3/8)" in title()
+        await press(pilot, "tab", "left")
+        assert "A seed 7 (8/8)" in title() and "▶ seed 7" in pictured()
+        await press(pilot, "d")
+        assert "|A−B| ×4" in pictured() and compare.seeds.picture.layout.columns == 3  # type: ignore[union-attr]
+        await press(pilot, "escape")
+        assert annotate_screen(pilot) is app.screen
+
+
+async def test_the_app_draws_in_24_bit_colour_without_colorterm(
+    demo_project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COLORTERM", raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")  # what ssh brings
+    assert make_app(demo_project, settings_for()).console.color_system == "truecolor"
+    monkeypatch.setenv("TERM", "vt100")
+    assert make_app(demo_project, settings_for(color="16")).console.color_system == "standard"
+    app = make_app(demo_project, settings_for())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert "drawing in 16 colours (TERM=vt100)" in status_text(pilot)
+        await press(pilot, "4")
+        assert "colours" not in status_text(pilot)  # said once
 
 
 async def test_feature_marks_tiles_category_and_name(demo_project: Project) -> None:
@@ -232,14 +296,15 @@ async def test_zoom_shows_one_seed_and_steps_through_them(demo_project: Project)
         await press(pilot, "z")
         assert isinstance(app.screen, ZoomScreen)
         zoom = app.screen
-        image = zoom.query_one("#zoom-image")
-        assert type(image).__name__ == "HalfcellImage"
-        assert image.image is not None
-        assert "seed 0 (1/8)" in str(zoom.query_one("#zoom-title", Static).render())
+        title = lambda: str(zoom.query_one("#view-title", Static).render())  # noqa: E731
+        picture = zoom.seeds.picture
+        assert picture is not None and picture.layout.columns == picture.layout.rows == 1
+        assert picture.layout.tile_height >= 40  # the whole screen, less the title and footer
+        assert "seed 0 (1/8)" in title()
         await press(pilot, "right")
-        assert "seed 1 (2/8)" in str(zoom.query_one("#zoom-title", Static).render())
+        assert "seed 1 (2/8)" in title()
         await press(pilot, "left", "left")
-        assert "seed 7 (8/8)" in str(zoom.query_one("#zoom-title", Static).render())
+        assert "seed 7 (8/8)" in title()
         await press(pilot, "escape")
         assert annotate_screen(pilot) is app.screen
 
@@ -474,8 +539,10 @@ async def test_a_smaller_terminal_gets_a_picture_that_fits(demo_project: Project
         after = seeds.picture
         assert before is not None and after is not None and after.grid_id == before.grid_id
         assert after.layout != before.layout
-        widest = max(line.cell_length for line in after.plain)
-        assert widest <= seeds.area.width and len(after.plain) <= seeds.area.height
+        widest = max(line.cell_length for line in after.lines)
+        assert widest <= seeds.area.width and len(after.lines) <= seeds.area.height
+        hints = str(app.screen.query_one(KeyHints).render())
+        assert hints.rstrip().endswith(" ?  help") and len(hints) <= 100
 
 
 async def test_a_lost_lease_is_reported_without_unblocking_the_queue(demo_project: Project) -> None:

@@ -1,33 +1,66 @@
-"""Half-cell thumbnails: the layout keeps to the cell budget; the heat map tints the grid."""
+"""The grid layout gives each seed the most picture; tiles are drawn with their marks."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from memgrid.core.records import GridImage
-from memgrid.tui.app.widgets.seed_grid import (
+from memgrid.tui.app.drawing import (
+    HALFCELL,
+    SIXEL,
     UPPER_HALF,
+    Painter,
+    TileSpec,
     compose_picture,
     halfcell_rows,
-    overlay_heatmap,
-    plan_layout,
 )
-from textual.geometry import Size
+from memgrid.tui.app.evidence import OUTLINE_RGB, difference, outline_region
+from memgrid.tui.app.grid_layout import GAP, plan_layout
+from memgrid.tui.app.pictures import seed_caption
 
 
-@pytest.mark.parametrize("seeds", [1, 4, 8, 16, 32, 64])
-def test_layout_keeps_to_the_budget_and_the_area(seeds: int) -> None:
-    area = Size(106, 43)
-    layout = plan_layout(seeds, area, cell_budget=1300)
-    assert seeds * layout.columns * layout.rows <= 1300 or layout.rows == 1
-    assert layout.columns == 2 * layout.rows  # square pixels: a cell is twice as high as wide
-    assert layout.per_row * (layout.columns + 1) - 1 <= area.width
-    assert layout.height_for(seeds) <= area.height
+def test_eight_seeds_at_160_by_50_are_four_by_two() -> None:
+    layout = plan_layout(8, 160, 42)
+    assert (layout.columns, layout.rows) == (4, 2)
+    assert layout.tile_width >= 36 and layout.tile_height >= 20
 
 
-def test_sixteen_seeds_fit_at_160_by_50() -> None:
-    layout = plan_layout(16, Size(106, 43), cell_budget=1300)
-    assert (layout.columns, layout.rows) == (12, 6)
+@pytest.mark.parametrize(("width", "height"), [(160, 42), (124, 42), (100, 22), (220, 52)])
+def test_sixteen_seeds_get_at_least_the_larger_of_four_by_four_and_eight_by_two(
+    width: int, height: int
+) -> None:
+    layout = plan_layout(16, width, height)
+    chosen = layout.fitted_pixels(1.0)[0]
+
+    def side(columns: int, rows: int) -> int:
+        tile_width = (width - (columns - 1) * GAP) // columns
+        return min(tile_width, 2 * (height // rows - 1))
+
+    assert chosen >= max(side(4, 4), side(8, 2))
+
+
+@pytest.mark.parametrize("seeds", [1, 2, 3, 4, 8, 9, 16, 32, 64])
+@pytest.mark.parametrize(("width", "height"), [(64, 22), (124, 42), (220, 52)])
+def test_layout_fits_the_area_and_holds_every_seed(seeds: int, width: int, height: int) -> None:
+    layout = plan_layout(seeds, width, height)
+    assert layout.columns * layout.rows >= seeds
+    assert layout.width <= width and layout.height <= height
+
+
+def test_a_cell_cap_shrinks_the_tiles_not_the_count() -> None:
+    free = plan_layout(16, 160, 42)
+    capped = plan_layout(16, 160, 42, max_cells=1300)
+    columns, rows = capped.cells_for(capped.fitted_pixels(1.0))
+    assert 16 * columns * rows <= 1300
+    assert capped.columns * capped.rows >= 16
+    assert capped.fitted_pixels(1.0) < free.fitted_pixels(1.0)
+
+
+def test_real_cell_sizes_plan_in_pixels() -> None:
+    layout = plan_layout(8, 160, 42, cell_pixels=(10, 20))
+    assert layout.box_pixels == (layout.tile_width * 10, layout.tile_height * 20)
+    width, height = layout.fitted_pixels(1.0)
+    assert width == height and width <= layout.box_pixels[0] and height <= layout.box_pixels[1]
 
 
 def test_halfcell_rows_put_upper_pixels_in_front_and_lower_behind() -> None:
@@ -41,22 +74,60 @@ def test_halfcell_rows_put_upper_pixels_in_front_and_lower_behind() -> None:
     assert segment.style.bgcolor.triplet == (0, 0, 255)
 
 
-def test_overlay_tints_only_consistent_tiles() -> None:
-    pixels = np.full((8, 8, 3), 100, dtype=np.uint8)
-    heatmap = [[1.0, 0.0], [0.0, 0.0]]
-    tinted = overlay_heatmap(pixels, heatmap)
-    assert tinted[0, 0, 0] > 100 and tinted[0, 0, 1] < 100
-    assert (tinted[7, 7] == 100).all()
+def test_the_region_is_outlined_not_filled() -> None:
+    pixels = np.full((80, 80, 3), 100, dtype=np.uint8)
+    marked = outline_region(pixels, frozenset({0, 1}), grid=4)  # the top-left 40 x 20 pixels
+    outline = np.all(marked == OUTLINE_RGB, axis=2)
+    assert outline[0, :40].all() and outline[19, :40].all()  # top and bottom edges
+    assert outline[:20, 0].all() and outline[:20, 39].all()  # left and right edges
+    assert not outline[10, 20]  # inside the region: the image as it was
+    assert not outline[1:19, 19:21].any()  # the edge between the two region tiles is not drawn
+    assert (marked[40:, :] == 100).all()
+
+
+def test_the_difference_is_amplified_and_measured() -> None:
+    first = np.full((4, 4, 3), 100, dtype=np.uint8)
+    second = first.copy()
+    second[0, 0] = (110, 100, 100)
+    amplified, mean = difference(first, second)
+    assert tuple(amplified[0, 0]) == (40, 0, 0) and not amplified[1:].any()
+    assert mean == pytest.approx(10 / 255 / 48)
 
 
 def test_picture_has_captions_and_a_placeholder_for_missing_images() -> None:
     images = [GridImage(seed, f"p{seed}", f"s{seed}", 8, 8) for seed in (3, 9)]
 
-    def pixels_of(image: GridImage, width: int, height: int) -> np.ndarray | None:
-        return None if image.seed == 9 else np.full((height, width, 3), 50, dtype=np.uint8)
+    def pixels_of(image: GridImage):
+        def pixels(width: int, height: int) -> np.ndarray | None:
+            return None if image.seed == 9 else np.full((height, width, 3), 50, dtype=np.uint8)
 
-    layout = plan_layout(2, Size(80, 40), cell_budget=400)
-    picture = compose_picture(1, images, pixels_of, layout, heatmap=[[0.5]])
-    text = "\n".join(line.text for line in picture.plain)
-    assert "seed 3" in text and "seed 9" in text and "missing" in text
-    assert picture.overlaid is not None and picture.overlaid != picture.plain
+        return pixels
+
+    specs = [
+        TileSpec(
+            image.sha256, pixels_of(image), seed_caption(image, 0 if image.seed == 3 else None)
+        )
+        for image in images
+    ]
+    layout = plan_layout(2, 80, 40)
+    picture = compose_picture(1, specs, layout, Painter(HALFCELL))
+    text = "\n".join(line.text for line in picture.lines)
+    assert "seed 3 ◆A" in text and "seed 9" in text and "missing" in text
+    assert max(line.cell_length for line in picture.lines) <= 80 and len(picture.lines) <= 40
+    assert picture.graphics == {} and picture.kitty == ()
+
+
+def test_sixel_tiles_are_placed_at_their_corner_by_their_caption_line() -> None:
+    images = [GridImage(seed, f"p{seed}", f"s{seed}", 8, 8) for seed in range(3)]
+    painter = Painter(SIXEL, (10, 20))
+    specs = [
+        TileSpec(i.sha256, lambda w, h: np.full((h, w, 3), 90, np.uint8), seed_caption(i, None))
+        for i in images
+    ]
+    layout = painter.fit(plan_layout(3, 90, 30, cell_pixels=(10, 20)))
+    picture = compose_picture(1, specs, layout, painter)
+    (caption_line,) = picture.graphics
+    assert "seed 0" in picture.lines[caption_line].text
+    placed = picture.graphics[caption_line]
+    assert [g.x for g in placed] == [layout.origin(i)[0] for i in range(3)]
+    assert all(g.data.startswith("\x1bP") for g in placed)

@@ -5,6 +5,7 @@ Budget: this file stays under 80 lines; behaviour lives in the screens and the s
 
 from __future__ import annotations
 
+from memgrid.tui.app.colors import rich_color_environment
 from memgrid.tui.app.context import AppContext
 from memgrid.tui.app.keys import keymap
 from memgrid.tui.app.screens.annotate import AnnotateScreen
@@ -19,7 +20,10 @@ class MemgridApp(App[None]):
     ENABLE_COMMAND_PALETTE = False
 
     def __init__(self, context: AppContext) -> None:
-        super().__init__()
+        # Textual's Console settles its colour system from the environment when the app is
+        # built: make it the depth chosen in colors.py (24-bit unless told otherwise).
+        with rich_color_environment(context.color.depth):
+            super().__init__()
         self.context = context
 
     @property
@@ -27,5 +31,11 @@ class MemgridApp(App[None]):
         return self.context.session
 
     def on_mount(self) -> None:
+        self.context.terminal.attach(self)
         self.set_keymap(keymap(self.context.settings.keys))
         self.push_screen(AnnotateScreen(self.context))
+
+    def on_unmount(self) -> None:
+        kitty = self.context.pictures.kitty_images
+        if kitty is not None:
+            kitty.forget_all()  # the terminal keeps images until told

@@ -37,7 +37,6 @@ from memgrid.tui.app.session import SessionOptions
 
 CONFIG_NAME = "memgrid.toml"
 CONFIG_ENV = "MEMGRID_CONFIG"
-IMAGE_PROTOCOLS = ("auto", "halfcell", "sixel", "tgp")
 
 # Action id -> (default keys, footer label, what it does); the help screen lists them all.
 KEY_ACTIONS: dict[str, tuple[str, str, str]] = {
@@ -53,8 +52,10 @@ KEY_ACTIONS: dict[str, tuple[str, str, str]] = {
     "back": ("left", "back", "back to the previous grid of this session"),
     "forward": ("right", "forward", "forward again through this session's grids"),
     "feature": ("m", "feature", "mark a feature: heat-map tiles, a category, a name"),
-    "heatmap": ("h", "heat map", "heat map over the seeds, on/off"),
+    "heatmap": ("h", "heat map", "the region heat map as one more tile of the grid, on/off"),
     "zoom": ("z", "zoom", "zoom one seed (left/right for the others)"),
+    "compare": ("c", "compare", "two seeds side by side at full size; d shows their difference"),
+    "panel": ("p", "panel", "fold or unfold the side panel (proposal, scores, labels)"),
     "history": ("r", "reopen", "reopen an earlier label and see its history"),
     "skipped": ("S", "skipped", "list skipped grids"),
     "flagged": ("F", "flagged", "list flagged grids"),
@@ -77,8 +78,9 @@ class AnnotateOptions:
     """Share of grids shown without the proposal, so calibration labels are not anchored."""
     prefetch: int = 4
     """Grids read and drawn ahead of the one on screen."""
-    cell_budget: int = 1300
-    """Terminal cells the seed thumbnails may use in all: bounds the bytes per grid change."""
+    cell_budget: int = 0
+    """Cells the half-cell seeds may use in all (0: as many as the window has): on a slow
+    link, a cap bounds the bytes per grid change (about 36 bytes a cell)."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,7 @@ class AppSettings:
     overlap: int = 1
     hide_others: bool = False
     image_protocol: str = "halfcell"
+    color: str = "auto"
     keys: dict[str, str] = field(default_factory=lambda: default_keys())
     annotate: AnnotateOptions = field(default_factory=AnnotateOptions)
 
@@ -229,9 +232,8 @@ def _annotate_value(name: str, value: Any, source: Path | str) -> Any:
     if isinstance(value, bool):
         raise InputError(source, f"{name} must be a number", "annotate")
     if name == "prefetch" or name == "cell_budget":
-        lowest = 0 if name == "prefetch" else 64
-        if not isinstance(value, int) or value < lowest:
-            raise InputError(source, f"{name} must be a whole number >= {lowest}", "annotate")
+        if not isinstance(value, int) or value < 0:
+            raise InputError(source, f"{name} must be a whole number >= 0", "annotate")
         return value
     if not isinstance(value, int | float):
         raise InputError(source, f"{name} must be a number", "annotate")

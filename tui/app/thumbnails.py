@@ -2,7 +2,9 @@
 
 A master thumbnail (longest side `MASTER_PIXELS`) is written under `thumbs/` named by the
 image's sha256, so grids that share an image share its thumbnail. The app asks for the
-pixels at the size it draws; decoding and resizing happen here, in worker threads only.
+pixels at the size it draws: up to the master's size they come from it, larger (a seed
+drawn in real pixels, or zoomed) from the image itself, so nothing is shown blurrier than
+stored. Decoding and resizing happen here, in worker threads only.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from PIL import Image
 
 MASTER_PIXELS = 64
 MEMORY_ITEMS = 8192
+# Larger fits are kept in memory only while this small: bigger ones end up in composed
+# pictures (pictures.py) and would crowd out thousands of thumbnails here.
+REMEMBER_PIXELS = 128 * 128
 
 
 class ThumbnailCache:
@@ -62,10 +67,25 @@ class ThumbnailCache:
         known, remembered = self._remembered(key)
         if known:
             return remembered
-        master = self.master(image)
-        fitted = None if master is None else fit(master, width, height)
-        self._remember(key, fitted)
+        fitted = self._fitted(image, width, height)
+        if fitted is None or fitted.shape[0] * fitted.shape[1] <= REMEMBER_PIXELS:
+            self._remember(key, fitted)
         return fitted
+
+    def _fitted(self, image: GridImage, width: int, height: int) -> np.ndarray | None:
+        master = self.master(image)
+        if master is None:
+            return None
+        master_height, master_width = master.shape[:2]
+        scale = min(width / master_width, height / master_height)
+        stored_larger = max(image.width, image.height) > max(master_width, master_height)
+        if scale <= 1.0 or not stored_larger:
+            return fit(master, width, height)
+        try:
+            decoded = decode_rgb(self.source_path(image))
+        except InputError:
+            return fit(master, width, height)
+        return fit(np.asarray(decoded), width, height)
 
     def ensure(self, images: Iterable[GridImage]) -> int:
         """Build the missing thumbnails on disk (a precompute pass); returns how many were built."""
@@ -111,11 +131,15 @@ class ThumbnailCache:
 
 
 def fit(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Resize to fit inside width x height, keeping the aspect ratio."""
+    """Resize to fit inside width x height, keeping the aspect ratio.
+
+    Shrinking averages (box filter); enlarging repeats pixels, so what an annotator sees
+    enlarged is the stored pixels, not an interpolation.
+    """
     source_height, source_width = pixels.shape[:2]
     scale = min(width / source_width, height / source_height)
     target = (max(1, round(source_width * scale)), max(1, round(source_height * scale)))
     if target == (source_width, source_height):
         return pixels
-    resized = Image.fromarray(pixels).resize(target, Image.Resampling.BOX)
-    return np.asarray(resized)
+    method = Image.Resampling.BOX if scale < 1 else Image.Resampling.NEAREST
+    return np.asarray(Image.fromarray(pixels).resize(target, method))

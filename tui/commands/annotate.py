@@ -51,8 +51,17 @@ def annotate(
         str | None,
         typer.Option(
             "--image-protocol",
-            help="How zoom draws a seed: auto, halfcell, sixel, tgp "
-            "(default: $MEMGRID_IMAGE_PROTOCOL, else auto).",
+            help="How seeds are drawn: auto, kitty, sixel, iterm2, halfcell "
+            "(default: $MEMGRID_IMAGE_PROTOCOL, else detected).",
+            show_default=False,
+        ),
+    ] = None,
+    color: Annotated[
+        str | None,
+        typer.Option(
+            "--color",
+            help="Colours: auto (24-bit on xterm-like terminals), truecolor, 256, 16 "
+            "(default: $MEMGRID_COLOR, else auto).",
             show_default=False,
         ),
     ] = None,
@@ -60,8 +69,8 @@ def annotate(
     """Label seed grids: one key per category, Enter accepts the proposal, all saved at once.
 
     Keys are rebindable in memgrid.toml (project folder or ~/.config/memgrid/); ? lists
-    them. Thumbnails are truecolor text: over SSH, where COLORTERM is not passed on, set
-    COLORTERM=truecolor (or TEXTUAL_COLOR_SYSTEM=truecolor) for full colour.
+    them. Seeds are drawn in real pixels where the terminal has a graphics protocol (Kitty,
+    Sixel, iTerm2), else as 24-bit half-cell text, over SSH too.
     """
     run_annotate(
         project,
@@ -71,6 +80,7 @@ def annotate(
         blind=blind,
         overlap=overlap,
         image_protocol=image_protocol,
+        color=color,
     )
 
 
@@ -83,6 +93,7 @@ def run_annotate(
     blind: bool = False,
     overlap: int = 1,
     image_protocol: str | None = None,
+    color: str | None = None,
 ) -> None:
     """Open the project, read the config, settle the image protocol, run the app."""
     if order not in QUEUE_ORDERS:
@@ -93,13 +104,15 @@ def run_annotate(
         raise InputError("--annotator", "the annotator's name is empty")
     from memgrid.tui.app import make_app
     from memgrid.tui.app.collector import tune_for_interaction
+    from memgrid.tui.app.colors import requested_color
     from memgrid.tui.app.config import AppSettings, load_config
-    from memgrid.tui.app.image_protocol import load_image_widget, requested_protocol
+    from memgrid.tui.app.image_protocol import requested_protocol, settle_protocol
 
+    depth = requested_color(color)
     with open_project(project) as opened:
         config = load_config(opened.root)
         # Before textual-image is imported: it probes the terminal then, and never again.
-        protocol, _ = load_image_widget(requested_protocol(image_protocol))
+        protocol = settle_protocol(requested_protocol(image_protocol)).protocol
         settings = AppSettings.from_config(
             config,
             annotator=annotator.strip(),
@@ -108,6 +121,7 @@ def run_annotate(
             overlap=overlap,
             hide_others=blind,
             image_protocol=protocol,
+            color=depth,
         )
         app = make_app(opened, settings)
         tune_for_interaction()  # full garbage collections only while the annotator pauses

@@ -12,13 +12,15 @@ from typing import ClassVar
 from memgrid.core.errors import MemgridError
 from memgrid.core.taxonomy import Category
 from memgrid.tui.app.adjudication import Disagreement, rank_disagreements
+from memgrid.tui.app.drawing import GridPicture
+from memgrid.tui.app.evidence import evidence_from
 from memgrid.tui.app.keys import category_bindings
 from memgrid.tui.app.pictures import Pictures
 from memgrid.tui.app.session import AnnotationSession, GridView
 from memgrid.tui.app.widgets.labels_panel import describe_event
 from memgrid.tui.app.widgets.prompt_view import highlight_prompt
 from memgrid.tui.app.widgets.proposal_panel import category_badge, describe_proposal
-from memgrid.tui.app.widgets.seed_grid import GridPicture, SeedGrid
+from memgrid.tui.app.widgets.seed_grid import SeedGrid
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -122,7 +124,7 @@ class AdjudicationScreen(Screen[None]):
         try:
             view = self.session.view(grid_id)
             area = self.query_one("#adj-seeds", SeedGrid).area
-            picture = self.pictures.picture(view.grid, view.heatmap, area)
+            picture = self.pictures.grid(view.grid, evidence_from(view.scores), area)
         except (MemgridError, sqlite3.Error, OSError) as error:
             self.post_message(self.Loaded(list(self.items.values()), str(error)))
             return

@@ -1,0 +1,279 @@
+"""Pictures of seed tiles, composed off the UI thread for one protocol and one layout.
+
+A picture is text lines (Strips) plus, for Sixel and iTerm2, image data to write at tile
+positions, and for Kitty, images to send ahead. Half-cell draws each cell as '▀' with the
+upper pixel as foreground and the lower as background: truecolor text that works
+everywhere, in tmux and in snapshots. The widget (widgets/seed_grid.py) only hands out
+what is composed here, so a grid change decodes and encodes nothing on the UI thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from memgrid.tui.app.graphics import (
+    BACKDROP_RGB,
+    MAX_GRAPHIC_CELLS,
+    KittyImages,
+    iterm2_sequence,
+    kitty_placeholder_rows,
+    png_bytes,
+    sixel_sequence,
+)
+from memgrid.tui.app.grid_layout import GAP, GridLayout
+from rich.color import Color
+from rich.segment import Segment
+from rich.style import Style
+from textual.strip import Strip
+
+HALFCELL, SIXEL, KITTY, ITERM2 = "halfcell", "sixel", "kitty", "iterm2"
+PROTOCOLS = (HALFCELL, SIXEL, KITTY, ITERM2)
+HALFCELL_CELL_PIXELS = (1, 2)
+UPPER_HALF = "▀"
+BACKDROP = Style(bgcolor=Color.from_rgb(*BACKDROP_RGB))
+CAPTION_STYLE = Style(color=Color.from_rgb(160, 160, 160), bgcolor=Color.from_rgb(*BACKDROP_RGB))
+MISSING_STYLE = Style(color=Color.from_rgb(128, 128, 128), bgcolor=Color.from_rgb(38, 38, 38))
+Caption = tuple[tuple[str, Style], ...]
+PixelSource = Callable[[int, int], "np.ndarray | None"]
+StyleCache = dict[tuple[int, ...], Style]
+
+
+@dataclass(frozen=True)
+class TileSpec:
+    """One tile to draw: what identifies its pixels, how to get them at a size, its caption."""
+
+    key: Hashable
+    pixels: PixelSource  # the image fitted inside width x height pixels, or None if missing
+    caption: Caption
+
+
+@dataclass(frozen=True)
+class PlacedGraphic:
+    """Sixel or iTerm2 data to write with its top-left at cell (x, y) of the picture."""
+
+    x: int
+    y: int
+    data: str
+
+
+@dataclass(frozen=True)
+class KittyImage:
+    """A Kitty image to send before the picture is shown (see graphics.KittyImages)."""
+
+    image_id: int
+    png: bytes
+    columns: int
+    rows: int
+
+
+@dataclass(frozen=True, eq=False)
+class GridPicture:
+    """A grid drawn for one layout and protocol, ready for the SeedGrid widget."""
+
+    grid_id: int
+    layout: GridLayout
+    protocol: str
+    lines: tuple[Strip, ...]
+    # Line index -> images written when that line is drawn (the caption line under them,
+    # so the image rows above are already on screen).
+    graphics: Mapping[int, tuple[PlacedGraphic, ...]] = field(default_factory=dict)
+    kitty: tuple[KittyImage, ...] = ()
+
+    @property
+    def pixel_size(self) -> tuple[int, int]:
+        return self.layout.box_pixels
+
+
+@dataclass
+class _Painted:
+    rows: list[list[Segment]]
+    columns: int
+    graphic: str = ""
+    kitty: KittyImage | None = None
+
+
+class Painter:
+    """Draws one tile's image for a protocol: text rows, plus data for the graphics ones."""
+
+    def __init__(
+        self,
+        protocol: str,
+        cell_pixels: tuple[int, int] = HALFCELL_CELL_PIXELS,
+        kitty_images: KittyImages | None = None,
+    ) -> None:
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {protocol!r}")
+        self.protocol = protocol
+        self.cell_pixels = HALFCELL_CELL_PIXELS if protocol == HALFCELL else cell_pixels
+        self.kitty_images = kitty_images
+
+    @property
+    def graphic(self) -> bool:
+        return self.protocol != HALFCELL
+
+    def fit(self, layout: GridLayout) -> GridLayout:
+        """The layout with this protocol's cell size, tiles no larger than Kitty can number."""
+        width, height = layout.tile_width, layout.tile_height
+        if self.protocol == KITTY:
+            width, height = min(width, MAX_GRAPHIC_CELLS), min(height, MAX_GRAPHIC_CELLS)
+        return GridLayout(layout.columns, layout.rows, width, height, self.cell_pixels)
+
+    def paint(
+        self, spec: TileSpec, layout: GridLayout, aspect: float, styles: StyleCache
+    ) -> _Painted | None:
+        """The tile's image, or None when it is missing."""
+        fitted = layout.fitted_pixels(aspect)
+        pixels = spec.pixels(*fitted) if fitted[0] and fitted[1] else None
+        if pixels is None:
+            return None
+        height, width = pixels.shape[:2]
+        columns, rows = layout.cells_for((width, height))
+        cell_width, cell_height = self.cell_pixels
+        padded = pad(pixels, columns * cell_width, rows * cell_height)
+        if self.protocol == HALFCELL:
+            return _Painted(halfcell_rows(padded, columns, rows, styles), columns)
+        blank = [[Segment(" " * columns, BACKDROP)] for _ in range(rows)]
+        if self.protocol == SIXEL:
+            return _Painted(blank, columns, graphic=sixel_sequence(padded, columns, rows))
+        png = png_bytes(padded)
+        if self.protocol == ITERM2:
+            sequence = iterm2_sequence(png, columns * cell_width, rows * cell_height)
+            return _Painted(blank, columns, graphic=sequence)
+        assert self.kitty_images is not None, "Kitty drawing needs the image registry"
+        image_id = self.kitty_images.id_for((spec.key, columns, rows))
+        placeholders = [[segment] for segment in kitty_placeholder_rows(image_id, columns, rows)]
+        return _Painted(placeholders, columns, kitty=KittyImage(image_id, png, columns, rows))
+
+
+def pad(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The image centred on a width x height backdrop (cropped if larger)."""
+    source_height, source_width = pixels.shape[:2]
+    if (source_width, source_height) == (width, height):
+        return pixels
+    canvas = np.empty((height, width, 3), dtype=np.uint8)
+    canvas[:] = BACKDROP_RGB
+    top, left = max(0, (height - source_height) // 2), max(0, (width - source_width) // 2)
+    part = pixels[: height - top, : width - left]
+    canvas[top : top + part.shape[0], left : left + part.shape[1]] = part
+    return canvas
+
+
+def compose_picture(
+    grid_id: int,
+    specs: Sequence[TileSpec],
+    layout: GridLayout,
+    painter: Painter,
+    aspect: float = 1.0,
+) -> GridPicture:
+    """Draw every tile and lay the tiles out in lines (runs in a worker thread)."""
+    styles: StyleCache = {}
+    painted = [painter.paint(spec, layout, aspect, styles) for spec in specs]
+    lines: list[Strip] = []
+    graphics: dict[int, tuple[PlacedGraphic, ...]] = {}
+    gap = Segment(" " * GAP, BACKDROP)
+    for start in range(0, len(specs), layout.columns):
+        chunk = range(start, min(start + layout.columns, len(specs)))
+        placed_rows = [_placed_rows(painted[i], layout) for i in chunk]
+        for row in range(layout.tile_height):
+            segments: list[Segment] = []
+            for rows in placed_rows:
+                if segments:
+                    segments.append(gap)
+                segments.extend(rows[row])
+            lines.append(Strip(segments))
+        caption: list[Segment] = []
+        for index in chunk:
+            if caption:
+                caption.append(gap)
+            caption.extend(_caption_segments(specs[index].caption, layout.tile_width))
+        placed = []
+        for index in chunk:
+            tile = painted[index]
+            if tile is not None and tile.graphic:
+                x, y = layout.origin(index)
+                left, top = _offsets(tile, layout)
+                placed.append(PlacedGraphic(x + left, y + top, tile.graphic))
+        if placed:
+            graphics[len(lines)] = tuple(placed)
+        lines.append(Strip(caption))
+    kitty = tuple(tile.kitty for tile in painted if tile is not None and tile.kitty is not None)
+    return GridPicture(grid_id, layout, painter.protocol, tuple(lines), graphics, kitty)
+
+
+def _offsets(tile: _Painted, layout: GridLayout) -> tuple[int, int]:
+    return (layout.tile_width - tile.columns) // 2, (layout.tile_height - len(tile.rows)) // 2
+
+
+def _placed_rows(tile: _Painted | None, layout: GridLayout) -> list[list[Segment]]:
+    """The tile's rows centred in its box, blank around the image."""
+    width, height = layout.tile_width, layout.tile_height
+    if tile is None:
+        text = "missing".center(width)[:width]
+        blank = " " * width
+        return [
+            [Segment(text if r == height // 2 else blank, MISSING_STYLE)] for r in range(height)
+        ]
+    left, top = _offsets(tile, layout)
+    right = width - left - tile.columns
+    blank_row = [Segment(" " * width, BACKDROP)]
+    rows = [blank_row] * top
+    for cells in tile.rows:
+        row = [Segment(" " * left, BACKDROP)] if left else []
+        row.extend(cells)
+        if right:
+            row.append(Segment(" " * right, BACKDROP))
+        rows.append(row)
+    rows.extend([blank_row] * (height - len(rows)))
+    return rows
+
+
+def _caption_segments(caption: Caption, width: int) -> list[Segment]:
+    """The caption centred in `width` cells, cut at the end when it does not fit."""
+    segments, used = [], 0
+    for text, style in caption:
+        text = text[: max(0, width - used)]
+        if text:
+            segments.append(Segment(text, style))
+            used += len(text)
+    left = (width - used) // 2
+    padded = [Segment(" " * left, BACKDROP)] if left else []
+    padded.extend(segments)
+    if width - used - left:
+        padded.append(Segment(" " * (width - used - left), BACKDROP))
+    return padded
+
+
+def halfcell_rows(
+    pixels: np.ndarray, columns: int, rows: int, styles: StyleCache | None = None
+) -> list[list[Segment]]:
+    """Cells of an image of exactly columns x 2*rows pixels; runs of one colour share a Segment."""
+    styles = {} if styles is None else styles
+    lines: list[list[Segment]] = []
+    for row in range(rows):
+        upper, lower = pixels[2 * row].tolist(), pixels[2 * row + 1].tolist()
+        segments: list[Segment] = []
+        run_style, run_length = None, 0
+        for column in range(columns):
+            key = (*upper[column], *lower[column])
+            style = styles.get(key)
+            if style is None:
+                style = styles[key] = _cell_style(key)
+            if style is run_style:
+                run_length += 1
+                continue
+            if run_style is not None:
+                segments.append(Segment(UPPER_HALF * run_length, run_style))
+            run_style, run_length = style, 1
+        if run_style is not None:
+            segments.append(Segment(UPPER_HALF * run_length, run_style))
+        lines.append(segments)
+    return lines
+
+
+def _cell_style(key: tuple[int, ...]) -> Style:
+    # Styles are shared within one picture only: a process-wide cache would keep tens of
+    # thousands of objects alive for the garbage collector to walk on every full pass.
+    r1, g1, b1, r2, g2, b2 = key
+    return Style(color=Color.from_rgb(r1, g1, b1), bgcolor=Color.from_rgb(r2, g2, b2))
