@@ -1,10 +1,16 @@
-"""Escape sequences for real pixels: Kitty (APC _G), Sixel (DCS q), iTerm2 (OSC 1337)."""
+"""Escape sequences for real pixels: Kitty (APC _G), Sixel (DCS q), iTerm2 (OSC 1337).
+
+Sixel goes through textual-image's renderer; Kitty's and iTerm2's are memgrid's own
+(textual-image's Kitty renderer writes to the real stdout when it renders, which cannot
+send images ahead, and it has no iTerm2 renderer).
+"""
 
 from __future__ import annotations
 
 import base64
 import io
 import re
+import zlib
 
 import numpy as np
 from memgrid.tui.app.graphics import (
@@ -12,6 +18,7 @@ from memgrid.tui.app.graphics import (
     KITTY_PLACEHOLDER,
     KittyImages,
     iterm2_sequence,
+    kitty_pixels,
     kitty_placeholder_rows,
     kitty_transmit,
     png_bytes,
@@ -45,18 +52,25 @@ def kitty_commands(data: str) -> list[tuple[dict[str, str], str]]:
     return commands
 
 
-def test_kitty_sends_a_png_in_chunks_then_places_it_virtually() -> None:
-    noise = np.random.default_rng(0).integers(0, 256, (300, 300, 3), dtype=np.uint8)
-    png = png_bytes(noise)  # noise does not compress: several chunks
-    data = kitty_transmit(7, png, columns=30, rows=15)
-    commands = kitty_commands(data)
+def test_kitty_sends_pixels_in_chunks_then_places_them_virtually() -> None:
+    noise = np.random.default_rng(0).integers(0, 256, (300, 200, 3), dtype=np.uint8)
+    data = kitty_transmit(7, kitty_pixels(noise), (200, 300), columns=20, rows=15)
+    commands = kitty_commands(data)  # noise does not compress: several chunks
     first, *middle, last, place = commands
-    assert (first[0]["a"], first[0]["f"], first[0]["i"], first[0]["q"]) == ("t", "100", "7", "2")
+    assert {k: first[0][k] for k in "afoisvq"} == {
+        "a": "t",
+        "f": "24",
+        "o": "z",
+        "i": "7",
+        "s": "200",
+        "v": "300",
+        "q": "2",
+    }
     assert all(keys["m"] == "1" for keys, _ in [first, *middle]) and last[0]["m"] == "0"
     assert all(len(chunk) <= 4096 for _, chunk in commands)
-    payload = "".join(chunk for _, chunk in commands[:-1])
-    assert png_size(base64.standard_b64decode(payload)) == (300, 300)
-    assert place[0] == {"a": "p", "U": "1", "i": "7", "c": "30", "r": "15", "q": "2"}
+    payload = base64.standard_b64decode("".join(chunk for _, chunk in commands[:-1]))
+    assert zlib.decompress(payload) == noise.tobytes()
+    assert place[0] == {"a": "p", "U": "1", "i": "7", "c": "20", "r": "15", "q": "2"}
 
 
 def test_kitty_placeholders_name_the_image_by_colour_and_rows_by_marks() -> None:
@@ -109,13 +123,13 @@ def test_kitty_images_are_sent_once_and_the_oldest_deleted() -> None:
     images = KittyImages(writer, keep=2)  # type: ignore[arg-type]
     ids = [images.id_for(("sha", n)) for n in range(3)]
     assert len(set(ids)) == 3 and images.id_for(("sha", 0)) == ids[0]
-    png = png_bytes(gradient(4, 4))
-    images.send(ids[0], png, 1, 1)
-    images.send(ids[0], png, 1, 1)
+    pixels = kitty_pixels(gradient(4, 4))
+    images.send(ids[0], pixels, (4, 4), 1, 1)
+    images.send(ids[0], pixels, (4, 4), 1, 1)
     assert len(writer.written) == 1 and writer.written[0][1]  # through tmux when in it
-    images.send(ids[1], png, 1, 1)
-    images.send(ids[2], png, 1, 1)  # a third: the first is deleted in the terminal
+    images.send(ids[1], pixels, (4, 4), 1, 1)
+    images.send(ids[2], pixels, (4, 4), 1, 1)  # a third: the first is deleted in the terminal
     deletes = [keys for keys, _ in kitty_commands(writer.written[-1][0]) if keys.get("a") == "d"]
     assert deletes == [{"a": "d", "d": "I", "i": str(ids[0]), "q": "2"}]
-    images.send(ids[0], png, 1, 1)  # shown again: sent again, under the same id
+    images.send(ids[0], pixels, (4, 4), 1, 1)  # shown again: sent again, under the same id
     assert kitty_commands(writer.written[-1][0])[0][0]["i"] == str(ids[0])

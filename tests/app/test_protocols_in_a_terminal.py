@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
+import zlib
 from collections import defaultdict
 from pathlib import Path
 
@@ -68,7 +69,9 @@ def test_halfcell_writes_24_bit_cells_two_pixels_high(demo_project_dir: Path) ->
     widths = [len(run) for run in re.findall("▀+", screen[seed_rows[0]])]
     assert len(widths) == 4 and len(set(widths)) == 1  # 8 seeds: 4 x 2
     width, height = widths[0], len(first_band)
-    assert width >= 24 and abs(width - 2 * height) <= 1  # square seeds: W x 2H pixels
+    assert width >= 24, (
+        "\n".join(screen) and abs(width - 2 * height) <= 1
+    )  # square seeds: W x 2H pixels
 
 
 def test_sixel_writes_each_seed_at_its_corner_in_whole_cells(demo_project_dir: Path) -> None:
@@ -83,17 +86,18 @@ def test_sixel_writes_each_seed_at_its_corner_in_whole_cells(demo_project_dir: P
     assert len(rows) == 2 and all(sum(1 for y, _ in placed if y == r) == 4 for r in rows)
 
 
-def kitty_images(
-    output: bytes,
-) -> tuple[dict[int, bytes], dict[int, tuple[int, int]], dict[int, int]]:
-    """PNG per image id, placement cells per id, and where each id's data was complete."""
+def kitty_images(output: bytes) -> tuple[dict, dict, dict, dict]:
+    """Pixels per image id, placement cells per id, where each id's data was complete, and
+    the pixel size each was sent with."""
     payloads: dict[int, list[bytes]] = defaultdict(list)
-    cells, complete = {}, {}
+    cells, complete, sizes = {}, {}, {}
     current = None
     for match in APC.finditer(output):
         keys = dict(pair.split(b"=", 1) for pair in match.group(1).split(b",") if pair)
         if keys.get(b"a") == b"t":
             current = int(keys[b"i"])
+            assert (keys[b"f"], keys[b"o"]) == (b"24", b"z")  # zlib-compressed RGB
+            sizes[current] = (int(keys[b"s"]), int(keys[b"v"]))
         if keys.get(b"a") == b"p":
             cells[int(keys[b"i"])] = (int(keys[b"c"]), int(keys[b"r"]))
             continue
@@ -101,8 +105,11 @@ def kitty_images(
             payloads[current].append(match.group(2) or b"")
             if keys.get(b"m") == b"0":
                 complete.setdefault(current, match.end())
-    pngs = {i: base64.standard_b64decode(b"".join(chunks)) for i, chunks in payloads.items()}
-    return pngs, cells, complete
+    pixels = {
+        i: zlib.decompress(base64.standard_b64decode(b"".join(chunks)))
+        for i, chunks in payloads.items()
+    }
+    return pixels, cells, complete, sizes
 
 
 def placed_ids(output: bytes) -> set[int]:
@@ -119,13 +126,14 @@ def test_kitty_sends_images_ahead_and_places_them_with_placeholders(
 ) -> None:
     terminal, output = first_grid_output(demo_project_dir, "kitty")
     try:
-        pngs, cells, complete = kitty_images(output)
+        pixels, cells, complete, sizes = kitty_images(output)
         shown = placed_ids(output)
-        assert len(shown) == SEEDS and shown <= set(pngs)
+        assert len(shown) == SEEDS and shown <= set(pixels)
         for image_id in shown:
             columns, rows = cells[image_id]
-            assert png_size(pngs[image_id]) == (columns * CELL[0], rows * CELL[1])
-            assert columns * CELL[0] >= 240
+            width, height = sizes[image_id]
+            assert (width, height) == (columns * CELL[0], rows * CELL[1])
+            assert len(pixels[image_id]) == width * height * 3 and width >= 240
             colour = b"38;2;%d;%d;%dm" % (image_id >> 16, image_id >> 8 & 255, image_id & 255)
             assert complete[image_id] < output.find(colour + PLACEHOLDER)  # sent, then shown
         # The next grid's images were sent while this one was on screen.
@@ -135,7 +143,7 @@ def test_kitty_sends_images_ahead_and_places_them_with_placeholders(
         after = bytes(terminal.output[offset:])
         next_ids = placed_ids(after) - shown
         assert len(next_ids) == SEEDS
-        ahead, _, _ = kitty_images(bytes(terminal.output[:offset]))
+        ahead, *_ = kitty_images(bytes(terminal.output[:offset]))
         assert next_ids <= set(ahead)
     finally:
         terminal.close()

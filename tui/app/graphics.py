@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import io
 import threading
+import zlib
 from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Any
@@ -52,7 +53,7 @@ _DIACRITIC_RANGES = (
 )  # fmt: skip
 KITTY_DIACRITICS = "".join(chr(c) for low, high in _DIACRITIC_RANGES for c in range(low, high + 1))
 MAX_GRAPHIC_CELLS = len(KITTY_DIACRITICS)
-PNG_COMPRESSION = 1  # fast: the images are encoded on every grid, and sent once
+PNG_COMPRESSION = 1  # fast: the images are encoded for every grid, and sent once
 KITTY_KEEP_IMAGES = 160  # images kept in the terminal; older ones are deleted there
 BACKDROP_RGB = (12, 12, 12)  # around a seed that does not fill its tile
 
@@ -76,19 +77,30 @@ def kitty_command(payload: str = "", **keys: int | str) -> str:
     return f"{APC_START}{control}{';' + payload if payload else ''}{ST}"
 
 
-def kitty_transmit(image_id: int, png: bytes, columns: int, rows: int) -> str:
-    """Transmit a PNG under `image_id` and make a virtual placement of columns x rows cells.
+def kitty_pixels(pixels: np.ndarray) -> bytes:
+    """RGB pixels compressed for Kitty (f=24, o=z): as small as a PNG, several times faster."""
+    return zlib.compress(np.ascontiguousarray(pixels, dtype=np.uint8).tobytes(), 1)
+
+
+def kitty_transmit(
+    image_id: int, data: bytes, size: tuple[int, int], columns: int, rows: int
+) -> str:
+    """Transmit zlib-compressed RGB pixels of `size` under `image_id`, and make a virtual
+    placement of columns x rows cells.
 
     Nothing shows until placeholder cells with the id appear; q=2 keeps the terminal from
     answering (Textual owns the input).
     """
-    data = base64.standard_b64encode(png).decode("ascii")
-    chunks = [data[i : i + KITTY_CHUNK] for i in range(0, len(data), KITTY_CHUNK)] or [""]
+    encoded = base64.standard_b64encode(data).decode("ascii")
+    chunks = [encoded[i : i + KITTY_CHUNK] for i in range(0, len(encoded), KITTY_CHUNK)] or [""]
+    width, height = size
     commands = []
     for index, chunk in enumerate(chunks):
         more = 1 if index < len(chunks) - 1 else 0
         if index == 0:
-            commands.append(kitty_command(chunk, a="t", f=100, i=image_id, q=2, m=more))
+            commands.append(
+                kitty_command(chunk, a="t", f=24, o="z", s=width, v=height, i=image_id, q=2, m=more)
+            )
         else:
             commands.append(kitty_command(chunk, m=more, q=2))
     commands.append(kitty_command(a="p", U=1, i=image_id, c=columns, r=rows, q=2))
@@ -164,7 +176,9 @@ class KittyImages:
                 found = self._ids[key] = len(self._ids) % 0xFFFFFF + 1
             return found
 
-    def send(self, image_id: int, png: bytes, columns: int, rows: int) -> None:
+    def send(
+        self, image_id: int, data: bytes, size: tuple[int, int], columns: int, rows: int
+    ) -> None:
         """Transmit the image unless the terminal has it; delete the least recent beyond keep."""
         with self._lock:
             if image_id in self._sent:
@@ -174,8 +188,10 @@ class KittyImages:
             evicted = []
             while len(self._sent) > self.keep:
                 evicted.append(self._sent.popitem(last=False)[0])
-        data = kitty_transmit(image_id, png, columns, rows)
-        if not self.writer.write(data + "".join(map(kitty_delete, evicted)), passthrough=True):
+        sequence = kitty_transmit(image_id, data, size, columns, rows) + "".join(
+            map(kitty_delete, evicted)
+        )
+        if not self.writer.write(sequence, passthrough=True):
             with self._lock:
                 self._sent.pop(image_id, None)  # nothing went out: send again next time
 

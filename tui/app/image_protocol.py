@@ -86,6 +86,23 @@ def settle_protocol(requested: str, environ: Mapping[str, str] = os.environ) -> 
     return ProtocolChoice(protocol, _cell_pixels(protocol), note, in_tmux)
 
 
+def images_help(choice: ProtocolChoice) -> str:
+    """What the help screen says about images: the protocol in use and how to get pixels."""
+    lines = [
+        f"Images: {choice.protocol}" + (f" ({choice.note})" if choice.note else "") + ".",
+        "Real pixels (Kitty graphics, iTerm2 or Sixel) in kitty, Ghostty, WezTerm, iTerm2, "
+        "foot, Windows Terminal, VS Code and xterm with sixel, over SSH too; "
+        "--image-protocol or $MEMGRID_IMAGE_PROTOCOL forces one.",
+    ]
+    if choice.in_tmux:
+        lines.append(
+            "In tmux: `set -g allow-passthrough on` in ~/.tmux.conf, then "
+            "--image-protocol kitty (kitty, Ghostty outside); or a tmux 3.4+ built with "
+            "sixel support and --image-protocol sixel."
+        )
+    return "\n".join(lines)
+
+
 def _cell_pixels(protocol: str) -> tuple[int, int]:
     """A terminal cell in pixels (ioctl, else an escape query); half-cell needs no probe."""
     from textual_image import _terminal

@@ -145,7 +145,9 @@ class Pictures:
         if self.kitty_images is None:
             return
         for image in picture.kitty:
-            self.kitty_images.send(image.image_id, image.png, image.columns, image.rows)
+            self.kitty_images.send(
+                image.image_id, image.data, image.size, image.columns, image.rows
+            )
 
     # ---- helpers ---------------------------------------------------------------------
 

@@ -27,6 +27,9 @@ MEMORY_ITEMS = 8192
 # Larger fits are kept in memory only while this small: bigger ones end up in composed
 # pictures (pictures.py) and would crowd out thousands of thumbnails here.
 REMEMBER_PIXELS = 128 * 128
+# Decoded images kept for drawing the same seeds again at another size (the panel folded,
+# the heat map tile, zoom and compare): about the grids on and around the screen.
+SOURCE_BYTES = 96 * 1024 * 1024
 
 
 class ThumbnailCache:
@@ -45,6 +48,8 @@ class ThumbnailCache:
         self.master_pixels = master_pixels
         self.memory_items = memory_items
         self._memory: OrderedDict[tuple[str, int, int], np.ndarray | None] = OrderedDict()
+        self._sources: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._source_bytes = 0
         self._lock = threading.Lock()
 
     def path_for(self, image: GridImage) -> Path:
@@ -81,11 +86,27 @@ class ThumbnailCache:
         stored_larger = max(image.width, image.height) > max(master_width, master_height)
         if scale <= 1.0 or not stored_larger:
             return fit(master, width, height)
+        source = self._source(image)
+        return fit(master if source is None else source, width, height)
+
+    def _source(self, image: GridImage) -> np.ndarray | None:
+        """The image decoded at full size, kept while recent (within SOURCE_BYTES)."""
+        with self._lock:
+            found = self._sources.get(image.sha256)
+            if found is not None:
+                self._sources.move_to_end(image.sha256)
+                return found
         try:
-            decoded = decode_rgb(self.source_path(image))
+            decoded = np.asarray(decode_rgb(self.source_path(image)))
         except InputError:
-            return fit(master, width, height)
-        return fit(np.asarray(decoded), width, height)
+            return None
+        with self._lock:
+            if image.sha256 not in self._sources:
+                self._sources[image.sha256] = decoded
+                self._source_bytes += decoded.nbytes
+            while self._source_bytes > SOURCE_BYTES and len(self._sources) > 1:
+                self._source_bytes -= self._sources.popitem(last=False)[1].nbytes
+        return decoded
 
     def ensure(self, images: Iterable[GridImage]) -> int:
         """Build the missing thumbnails on disk (a precompute pass); returns how many were built."""

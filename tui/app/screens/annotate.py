@@ -12,6 +12,7 @@ from typing import ClassVar
 
 from memgrid.core.taxonomy import Category, Feature, LabelState
 from memgrid.tui.app.evidence import evidence_from
+from memgrid.tui.app.image_protocol import images_help
 from memgrid.tui.app.keys import annotate_bindings
 from memgrid.tui.app.screens.adjudicate import AdjudicationScreen
 from memgrid.tui.app.screens.compare import CompareScreen
@@ -135,4 +136,6 @@ class AnnotateScreen(SessionScreen):
         self.app.push_screen(CalibrationScreen(self.context.project), after)
 
     def action_help(self) -> None:
-        self.app.push_screen(HelpScreen(self.context.settings.keys))
+        self.app.push_screen(
+            HelpScreen(self.context.settings.keys, images_help(self.context.images))
+        )

@@ -32,9 +32,10 @@ class HelpScreen(ModalScreen[None]):
 
     CSS_PATH = "help.tcss"
 
-    def __init__(self, keys: dict[str, str]) -> None:
+    def __init__(self, keys: dict[str, str], images: str = "") -> None:
         super().__init__()
         self.keys = keys
+        self.images = images
 
     def compose(self) -> ComposeResult:
         self.table = table = Table(title="memgrid annotate: keys", expand=True, show_edge=False)
@@ -56,6 +57,8 @@ class HelpScreen(ModalScreen[None]):
                 classes="hint",
                 markup=False,  # "[keys]" is the section's name, not a style
             )
+            if self.images:
+                yield Static(self.images, classes="hint", markup=False)
 
     def action_close(self) -> None:
         self.dismiss(None)

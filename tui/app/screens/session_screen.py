@@ -73,9 +73,10 @@ class SessionScreen(Screen[None]):
         yield KeyHints(*footer_hints(self.context.settings.keys), id="hints")
 
     def on_mount(self) -> None:
-        # After the first layout, so the first grid is drawn for the area it gets (a picture
-        # for a guessed size would be drawn, and with Kitty sent, twice).
-        self.call_after_refresh(self.submit, "start", self.session.start)
+        # Queued now, run after the first layout, so the first grid is drawn for the area it
+        # gets (a picture for a guessed size would be drawn, and with Kitty sent, twice).
+        self._pending.append(("start", self.session.start))
+        self.call_after_refresh(self._run_next)
         renew_every = max(1.0, self.session.options.lease_seconds / 3)
         self.set_interval(renew_every, self.renew_lease)
         self.set_interval(IDLE_SECONDS / 2, self.collector.collect_if_idle)
