@@ -6,6 +6,7 @@ import contextlib
 
 from memgrid.tui.app.screens.annotate import AnnotateScreen
 from textual.pilot import Pilot
+from textual.screen import Screen
 from textual.widgets import Static
 from textual.worker import WorkerCancelled, WorkerState
 
@@ -49,3 +50,8 @@ def current_grid(pilot: Pilot[None]) -> int | None:
     screen = annotate_screen(pilot)
     assert screen is not None
     return None if screen.view is None else screen.view.grid_id
+
+
+def view_title(screen: Screen) -> str:
+    """The title line of a zoom or compare screen."""
+    return str(screen.query_one("#view-title", Static).render())

@@ -32,6 +32,7 @@ from tests.app.pilot_helpers import (
     press,
     settle,
     status_text,
+    view_title,
 )
 
 pytestmark = pytest.mark.anyio
@@ -236,8 +237,13 @@ async def test_compare_shows_two_seeds_and_their_difference(demo_project: Projec
         await press(pilot, "c")
         assert isinstance(app.screen, CompareScreen)
         compare = app.screen
-        title = lambda: str(compare.query_one("#view-title", Static).render())  # noqa: E731
-        pictured = lambda: "\n".join(line.text for line in compare.seeds.lines)  # noqa: E731
+
+        def title() -> str:
+            return view_title(compare)
+
+        def pictured() -> str:
+            return "\n".join(line.text for line in compare.seeds.lines)
+
         assert "A seed 0 (1/8)" in title() and "B seed 1 (2/8)" in title()
         assert compare.seeds.picture is not None and compare.seeds.picture.layout.columns == 2
         assert "▶ seed 1" in pictured() and "|A−B|" not in pictured()
@@ -296,21 +302,20 @@ async def test_zoom_shows_one_seed_and_steps_through_them(demo_project: Project)
         await press(pilot, "z")
         assert isinstance(app.screen, ZoomScreen)
         zoom = app.screen
-        title = lambda: str(zoom.query_one("#view-title", Static).render())  # noqa: E731
         picture = zoom.seeds.picture
         assert picture is not None and picture.layout.columns == picture.layout.rows == 1
         assert picture.layout.tile_height >= 40  # the whole screen, less the title and footer
-        assert "seed 0 (1/8)" in title()
+        assert "seed 0 (1/8)" in view_title(zoom)
         await press(pilot, "right")
-        assert "seed 1 (2/8)" in title()
+        assert "seed 1 (2/8)" in view_title(zoom)
         await press(pilot, "left", "left")
-        assert "seed 7 (8/8)" in title()
+        assert "seed 7 (8/8)" in view_title(zoom)
         await press(pilot, "escape")
         assert annotate_screen(pilot) is app.screen
 
 
 async def test_help_lists_every_key_as_configured(demo_project: Project) -> None:
-    keys = {**settings_for().keys, "skip": "k"}
+    keys = {**settings_for().keys, "skip": "k", "note": "["}  # "[" is a key, not markup
     app = make_app(demo_project, settings_for(keys=keys))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
@@ -318,6 +323,9 @@ async def test_help_lists_every_key_as_configured(demo_project: Project) -> None
         assert isinstance(app.screen, HelpScreen)
         rows = set(_table_cells(app.screen.table))
         assert "k" in rows and "skip: not done, comes back later" in rows
+        assert "[" in rows
+        shown = "\n".join(str(w.render()) for w in app.screen.query(Static))
+        assert "[keys]" in shown and "Images: halfcell" in shown
         await press(pilot, "escape")
         assert not isinstance(app.screen, HelpScreen)
 

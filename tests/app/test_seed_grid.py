@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from memgrid.core.records import GridImage
+from memgrid.core.records import GridImage, Score
 from memgrid.tui.app.drawing import (
     HALFCELL,
     SIXEL,
@@ -14,7 +14,7 @@ from memgrid.tui.app.drawing import (
     compose_picture,
     halfcell_rows,
 )
-from memgrid.tui.app.evidence import OUTLINE_RGB, difference, outline_region
+from memgrid.tui.app.evidence import OUTLINE_RGB, difference, evidence_from, outline_region
 from memgrid.tui.app.grid_layout import GAP, plan_layout
 from memgrid.tui.app.pictures import seed_caption
 
@@ -131,3 +131,17 @@ def test_sixel_tiles_are_placed_at_their_corner_by_their_caption_line() -> None:
     placed = picture.graphics[caption_line]
     assert [g.x for g in placed] == [layout.origin(i)[0] for i in range(3)]
     assert all(g.data.startswith("\x1bP") for g in placed)
+
+
+def test_evidence_comes_from_the_region_metric_and_the_first_pixel_metric_with_groups() -> None:
+    region = {"region_tiles": [0, 1], "region_grid": 8, "cliques": []}
+    scores = [
+        Score(1, "tiled-l2", {}, "1", region),
+        Score(1, "sscd", {}, "1", {}, available=False, note="no weights"),
+        Score(1, "phash", {}, "1", {"cliques": [[2, 5, 6], [0, 1]]}),
+    ]
+    evidence = evidence_from(scores)
+    assert evidence.region_tiles == {0, 1} and evidence.region_grid == 8
+    assert evidence.groups == ((2, 5, 6), (0, 1)) and evidence.group_metric == "phash"
+    assert evidence.group_of(5) == 0 and evidence.group_of(1) == 1 and evidence.group_of(3) is None
+    assert evidence_from([]) == evidence_from([Score(1, "clip", {}, "1", {"cliques": [[0, 1]]})])
