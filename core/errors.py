@@ -52,6 +52,12 @@ class SchemaError(ProjectError):
     title = "Newer database schema"
 
 
+class DatabaseError(MemgridError):
+    """The database refused a read or write (disk full, locked too long, corrupt)."""
+
+    title = "Database error"
+
+
 class UnavailableError(MemgridError):
     """A signal or model cannot run here (no weights, no optional package)."""
 
@@ -62,3 +68,7 @@ class NotFoundError(MemgridError):
     """A grid, prompt or threshold set named by the user does not exist."""
 
     title = "Not found"
+
+    def __init__(self, record: str, problem: str = "not found") -> None:
+        self.record = record
+        super().__init__(f"{record}: {problem}")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
-from memgrid.core.taxonomy import Category, Feature, LabelState, Webster
+from memgrid.core.errors import InputError
+from memgrid.core.taxonomy import Category, Feature, LabelAction, LabelState, Webster
 
 
 @dataclass(frozen=True)
@@ -128,13 +130,41 @@ class Proposal:
 
 
 @dataclass(frozen=True)
+class GridTable:
+    """Every grid without its images, as columns: what a report over all grids groups by.
+
+    Columns, not a record per grid: a report reads 100,000 grids at once. `ids` ascend;
+    the other lists run alongside. Prompts and settings are looked up by key, since many
+    grids share them.
+    """
+
+    ids: list[int]
+    prompt_ids: list[int]
+    models: list[str]
+    settings_keys: list[str]
+    sources: list[str]
+    prompts: dict[int, str]
+    prompt_metadata: dict[int, dict[str, Any]]
+    settings: dict[str, dict[str, Any]]  # by settings key
+
+
+@dataclass(frozen=True)
+class ProposedLabels:
+    """The active proposal's category and Webster type of every grid that has one, as columns."""
+
+    grid_ids: list[int]
+    categories: list[Category]
+    webster: list[Webster | None]
+
+
+@dataclass(frozen=True)
 class LabelEvent:
     """One append-only annotation action; the current label is derived from these."""
 
     id: int
     grid_id: int
     annotator: str
-    action: str  # label | skip | flag | undo | adjudicate
+    action: LabelAction
     state: LabelState | None
     category: Category | None
     features: tuple[Feature, ...] = ()
@@ -154,3 +184,40 @@ class Entity:
     name: str
     type: str  # person | work | brand | place
     aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CalibrationRecord:
+    """One stored calibration run: the set it fitted, the fitted values and the full report.
+
+    `metrics` is CalibrationResult.to_dict(); `fitted_threshold_set_id` names the set stored
+    when the run was accepted.
+    """
+
+    id: int
+    created_at: str
+    threshold_set_id: int | None
+    fitted_threshold_set_id: int | None
+    label_count: int
+    objective: str
+    thresholds: dict[str, Any]
+    metrics: dict[str, Any]
+    accepted: bool = False
+
+
+class QueueOrder(StrEnum):
+    """The order in which an annotator's queue offers open grids (docs/design.md, "The annotation app")."""
+
+    THRESHOLD = "threshold"  # nearest the threshold first
+    SCORE = "score"  # highest memorization score first
+    PROMPT = "prompt"  # by prompt text
+    RANDOM = "random"  # a fixed shuffle, seeded
+
+    @classmethod
+    def parse(cls, text: str, source: str) -> QueueOrder:
+        """The order named by `text`; an InputError naming `source` when there is none."""
+        try:
+            return cls(text)
+        except ValueError:
+            choices = ", ".join(order.value for order in cls)
+            raise InputError(source, f"unknown order {text!r}; choose from {choices}") from None

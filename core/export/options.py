@@ -10,7 +10,9 @@ from typing import Any
 
 from memgrid.core.agreement import AgreedLabel, AgreementHow, GridState, grid_state
 from memgrid.core.errors import InputError
+from memgrid.core.export.schema import PARQUET_NEEDS
 from memgrid.core.export.staging import check_destination
+from memgrid.core.extras import require_extra
 from memgrid.core.records import LabelEvent
 from memgrid.core.taxonomy import Category
 
@@ -99,6 +101,8 @@ class ExportOptions:
 
     def check(self, project_root: Path, project_files: Sequence[Path] = ()) -> None:
         """Refuse what cannot work, or would overwrite the project, before anything is written."""
+        if self.export_format is ExportFormat.PARQUET:
+            require_extra("export", PARQUET_NEEDS)
         if self.export_format in IMAGE_FORMATS and self.image_mode is ImageMode.NONE:
             raise InputError(
                 "--with-images", f"{self.export_format} exports need their images (copy or link)"

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from memgrid.core.errors import UnavailableError
+from memgrid.core.extras import require_extra
+
+# What a Parquet export is called when its extra is missing (the CLI option that asks for it).
+PARQUET_NEEDS = "--format parquet"
 
 
 def load_pyarrow() -> Any:
-    """pyarrow with its parquet module, or UnavailableError naming the extra that installs it."""
-    try:
-        import pyarrow
-        import pyarrow.parquet  # makes pyarrow.parquet reachable
-    except ImportError:
-        raise UnavailableError(
-            "parquet export needs pyarrow: pip install 'memgrid[export]'"
-        ) from None
+    """pyarrow with its parquet module, or MissingExtraError naming the extra that installs it."""
+    require_extra("export", PARQUET_NEEDS)
+    import pyarrow
+    import pyarrow.parquet  # makes pyarrow.parquet reachable
+
     return pyarrow
 
 

@@ -9,17 +9,13 @@ from pathlib import Path
 
 import pytest
 from memgrid.core.errors import InputError
-from memgrid.tui.app.colors import (
-    COLOR_ENV,
-    requested_color,
-    resolve_color,
-    rich_color_environment,
-)
+from memgrid.tui.app.colors import rich_color_environment
 from memgrid.tui.app.image_protocol import (
     PROTOCOL_ENV,
     protocol_from_environment,
     requested_protocol,
 )
+from memgrid.tui.services.terminal import COLOUR_ENV, colour_depth, requested_colour
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -92,40 +88,40 @@ def test_inside_tmux_the_status_says_how_to_get_real_pixels() -> None:
 
 
 @pytest.mark.parametrize(
-    ("environ", "depth", "noted"),
+    ("environ", "system", "noted"),
     [
         ({"TERM": "xterm-256color"}, "truecolor", False),  # ssh: no COLORTERM
         ({"TERM": "tmux-256color"}, "truecolor", False),
         ({"TERM": "xterm"}, "truecolor", False),
         ({"TERM": "screen"}, "truecolor", False),
-        ({"TERM": "vt100"}, "16", True),
-        ({"TERM": "linux"}, "16", True),
+        ({"TERM": "vt100"}, "standard", True),
+        ({"TERM": "linux"}, "standard", True),
         ({"TERM": "vt220", "COLORTERM": "truecolor"}, "truecolor", False),
     ],
 )
 def test_truecolor_unless_the_terminal_is_plainly_older(
-    environ: dict[str, str], depth: str, noted: bool
+    environ: dict[str, str], system: str, noted: bool
 ) -> None:
-    chosen = resolve_color("auto", environ)
-    assert chosen.depth == depth and bool(chosen.note) == noted
+    chosen = colour_depth(environ)
+    assert chosen.system == system and bool(chosen.note) == noted
 
 
 def test_colour_flag_then_environment() -> None:
-    assert requested_color("256", {COLOR_ENV: "16"}) == "256"
-    assert requested_color(None, {COLOR_ENV: "TrueColor"}) == "truecolor"
-    assert resolve_color("256", {"COLORTERM": "truecolor"}).note.startswith("drawing in 256")
+    assert requested_colour("256", {COLOUR_ENV: "16"}) == "256"
+    assert requested_colour(None, {COLOUR_ENV: "TrueColor"}) == "truecolor"
+    chosen = colour_depth({"COLORTERM": "truecolor"}, requested="256")
+    assert chosen.system == "256" and chosen.note.startswith("drawing in 256 colours")
+    assert colour_depth({"TERM": "vt100"}, requested="16").system == "standard"
     with pytest.raises(InputError, match="unknown colour depth"):
-        requested_color("millions", {})
+        requested_colour("millions", {})
 
 
-@pytest.mark.parametrize(
-    ("depth", "system"), [("truecolor", "truecolor"), ("256", "256"), ("16", "standard")]
-)
-def test_the_console_draws_in_the_chosen_depth(depth: str, system: str) -> None:
+@pytest.mark.parametrize("system", ["truecolor", "256", "standard"])
+def test_the_console_draws_in_the_chosen_depth(system: str) -> None:
     from rich.console import Console
 
     environ = {"TERM": "vt100"}
-    with rich_color_environment(depth, environ):
+    with rich_color_environment(system, environ):
         console = Console(force_terminal=True, _environ=dict(environ))
     assert console.color_system == system
     assert environ == {"TERM": "vt100"}  # restored

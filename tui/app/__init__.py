@@ -26,7 +26,6 @@ def make_app(
 ) -> MemgridApp:
     """Build the app on an open project; `clock` and `session_id` are for tests."""
     from memgrid.tui.app.app import MemgridApp
-    from memgrid.tui.app.colors import resolve_color
     from memgrid.tui.app.context import AppContext
     from memgrid.tui.app.drawing import KITTY, Painter
     from memgrid.tui.app.graphics import KittyImages, TerminalWriter
@@ -34,12 +33,13 @@ def make_app(
     from memgrid.tui.app.pictures import Pictures
     from memgrid.tui.app.session import AnnotationSession
     from memgrid.tui.app.thumbnails import ThumbnailCache
+    from memgrid.tui.services.terminal import colour_depth
 
     images = settle_protocol(settings.image_protocol)
-    color = resolve_color(settings.color)
-    if images.protocol == KITTY and color.depth != "truecolor":
-        # Kitty's placeholders name their image by a 24-bit colour.
-        color = replace(color, depth="truecolor", note="Kitty images need 24-bit colour: using it")
+    color = colour_depth(requested=settings.color)
+    if images.protocol == KITTY and not color.truecolor:
+        # Kitty's placeholders name their image by a 24-bit colour; kitty has it.
+        color = replace(color, system="truecolor", because="Kitty images", monochrome=False)
     terminal = TerminalWriter(in_tmux=images.in_tmux)
     kitty = KittyImages(terminal) if images.protocol == KITTY else None
     session = AnnotationSession(

@@ -20,9 +20,9 @@ class MemgridApp(App[None]):
     ENABLE_COMMAND_PALETTE = False
 
     def __init__(self, context: AppContext) -> None:
-        # Textual's Console settles its colour system from the environment when the app is
-        # built: make it the depth chosen in colors.py (24-bit unless told otherwise).
-        with rich_color_environment(context.color.depth):
+        # Textual's Console settles its colour system when the app is built: make it the
+        # depth services/terminal.py chose (24-bit unless the terminal is plainly older).
+        with rich_color_environment(context.color.system):
             super().__init__()
         self.context = context
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from memgrid.core.errors import InputError
+from memgrid.core.records import QueueOrder
 from memgrid.core.text_files import read_text
 from memgrid.tui.app.session import SessionOptions
 
@@ -57,6 +58,7 @@ KEY_ACTIONS: dict[str, tuple[str, str, str]] = {
     "compare": ("c", "compare", "two seeds side by side at full size; d shows their difference"),
     "panel": ("p", "panel", "fold or unfold the side panel (proposal, scores, labels)"),
     "history": ("r", "reopen", "reopen an earlier label and see its history"),
+    "other_model": ("o", "other model", "this prompt under the next model (e.g. mitigated)"),
     "skipped": ("S", "skipped", "list skipped grids"),
     "flagged": ("F", "flagged", "list flagged grids"),
     "adjudicate": ("A", "adjudicate", "adjudication queue: grids where annotators disagree"),
@@ -97,7 +99,7 @@ class AppSettings:
     """Everything `make_app` needs besides the project: config files merged with the CLI."""
 
     annotator: str
-    order: str = "threshold"
+    order: QueueOrder = QueueOrder.THRESHOLD
     random_seed: int = 0
     overlap: int = 1
     hide_others: bool = False
@@ -105,6 +107,7 @@ class AppSettings:
     color: str = "auto"
     keys: dict[str, str] = field(default_factory=lambda: default_keys())
     annotate: AnnotateOptions = field(default_factory=AnnotateOptions)
+    grid_ids: tuple[int, ...] = ()
 
     def session_options(self) -> SessionOptions:
         return SessionOptions(
@@ -116,6 +119,7 @@ class AppSettings:
             blind_share=self.annotate.blind_share,
             lease_seconds=self.annotate.lease_seconds,
             prefetch=self.annotate.prefetch,
+            grid_ids=self.grid_ids,
         )
 
     @classmethod

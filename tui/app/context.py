@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from memgrid.core.records import GridImage
-from memgrid.tui.app.colors import ColorDepth
 from memgrid.tui.app.config import AppSettings
 from memgrid.tui.app.graphics import TerminalWriter
 from memgrid.tui.app.image_protocol import ProtocolChoice
 from memgrid.tui.app.pictures import Pictures
 from memgrid.tui.app.session import AnnotationSession
 from memgrid.tui.services.project import Project
+from memgrid.tui.services.terminal import ColourDepth
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class AppContext:
     image_path: Callable[[GridImage], Path]
     project: Project
     images: ProtocolChoice
-    color: ColorDepth
+    color: ColourDepth
     terminal: TerminalWriter
 
     @property

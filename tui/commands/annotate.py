@@ -13,9 +13,11 @@ from typing import Annotated
 
 import typer
 from memgrid.core.errors import InputError
-from memgrid.db.store import QUEUE_ORDERS
+from memgrid.core.records import QueueOrder
 from memgrid.tui.options import ProjectOption
 from memgrid.tui.services.project import open_project
+from memgrid.tui.services.report import grids_from as grids_from_report
+from memgrid.tui.services.terminal import requested_colour
 
 
 def register(app: typer.Typer) -> None:
@@ -65,12 +67,23 @@ def annotate(
             show_default=False,
         ),
     ] = None,
+    grids_from: Annotated[
+        Path | None,
+        typer.Option(
+            "--grids-from",
+            metavar="REPORT.json",
+            help="Only the grids a saved report lists (memgrid report --compare A B --json), "
+            "in its order, labelled or not; o shows a grid's prompt under the other models.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Label seed grids: one key per category, Enter accepts the proposal, all saved at once.
 
     Keys are rebindable in memgrid.toml (project folder or ~/.config/memgrid/); ? lists
     them. Seeds are drawn in real pixels where the terminal has a graphics protocol (Kitty,
-    Sixel, iTerm2), else as 24-bit half-cell text, over SSH too.
+    Sixel, iTerm2), else as 24-bit half-cell text, over SSH too; `memgrid doctor` says what
+    this terminal gets.
     """
     run_annotate(
         project,
@@ -81,6 +94,7 @@ def annotate(
         overlap=overlap,
         image_protocol=image_protocol,
         color=color,
+        grids_from=grids_from,
     )
 
 
@@ -94,34 +108,33 @@ def run_annotate(
     overlap: int = 1,
     image_protocol: str | None = None,
     color: str | None = None,
+    grids_from: Path | None = None,
 ) -> None:
     """Open the project, read the config, settle the image protocol, run the app."""
-    if order not in QUEUE_ORDERS:
-        raise InputError(
-            "--order", f"unknown order {order!r}; choose from {', '.join(QUEUE_ORDERS)}"
-        )
+    queue_order = QueueOrder.parse(order, "--order")
     if not annotator.strip():
         raise InputError("--annotator", "the annotator's name is empty")
     from memgrid.tui.app import make_app
     from memgrid.tui.app.collector import tune_for_interaction
-    from memgrid.tui.app.colors import requested_color
     from memgrid.tui.app.config import AppSettings, load_config
     from memgrid.tui.app.image_protocol import requested_protocol, settle_protocol
 
-    depth = requested_color(color)
+    depth = requested_colour(color)
     with open_project(project) as opened:
+        listed = () if grids_from is None else grids_from_report(opened, grids_from)
         config = load_config(opened.root)
         # Before textual-image is imported: it probes the terminal then, and never again.
         protocol = settle_protocol(requested_protocol(image_protocol)).protocol
         settings = AppSettings.from_config(
             config,
             annotator=annotator.strip(),
-            order=order,
+            order=queue_order,
             random_seed=seed,
             overlap=overlap,
             hide_others=blind,
             image_protocol=protocol,
             color=depth,
+            grid_ids=listed,
         )
         app = make_app(opened, settings)
         tune_for_interaction()  # full garbage collections only while the annotator pauses

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from memgrid.core.errors import InputError
 from memgrid.tui.commands.annotate import default_annotator, run_annotate
+from memgrid.tui.errors import report_error
 from memgrid.tui.options import JsonOption, ProjectOption
 from memgrid.tui.services.ingest import add_prompt_file, build_demo, import_grids
 from memgrid.tui.services.project import Project, create_project, default_project_dir, open_project
@@ -64,7 +65,7 @@ def import_command(
     with open_project(project) as opened:
         report = import_grids(opened, source)
     for error in report.errors:
-        typer.echo(f"memgrid: error: {error}", err=True)
+        report_error(str(error))
     typer.echo(
         f"{source}: {report.grids_added} grids added, {report.images_added} images added, "
         f"{report.grids_already_present} grids already present, {len(report.errors)} failed"
@@ -75,18 +76,18 @@ def import_command(
 
 def project_status(project: Project) -> dict[str, Any]:
     store = project.store
-    active = store.active_threshold_set()
+    active = store.thresholds.find_active()
     return {
         "project": str(project.root),
         "project_id": store.project_id,
         "schema_version": store.schema_version,
         "journal_mode": store.journal_mode,
-        "prompts": store.prompt_count,
-        "grids": store.grid_count,
-        "images": store.image_count,
-        "labels": store.label_counts(),
-        "annotators": store.annotators(),
-        "proposals": store.proposal_counts(),
+        "prompts": store.prompts.count,
+        "grids": store.grids.count,
+        "images": store.images.count,
+        "labels": store.labels.state_counts_where(),
+        "annotators": store.labels.annotators_all(),
+        "proposals": store.proposals.category_counts_all(),
         "active_thresholds": active.label if active else None,
     }
 
@@ -135,7 +136,7 @@ def demo(
         scoring = score_project(opened, build_metrics(MetricOptions(names=("tiled-l2", "phash"))))
         proposing = propose_all(opened)
         typer.echo(
-            f"Demo project at {opened.root}: {added} grids added ({opened.store.grid_count} in all), "
+            f"Demo project at {opened.root}: {added} grids added ({opened.store.grids.count} in all), "
             f"{scoring.grids_scored} scored, {proposing.proposed} proposals "
             f"(synthetic images: see the README)"
         )

@@ -55,6 +55,9 @@ class AnnotateScreen(SessionScreen):
     def action_undo(self) -> None:
         self.submit("undo", self.session.undo)
 
+    def action_other_model(self) -> None:
+        self.submit("other model", self.session.other_model)
+
     def action_back(self) -> None:
         self.submit("back", self.session.back)
 
@@ -131,7 +134,7 @@ class AnnotateScreen(SessionScreen):
 
         def after(_: object = None) -> None:
             # An accepted run changes the proposals: read them again for the next grids.
-            self.session.forget_views()
+            self.session.views.forget()
 
         self.app.push_screen(CalibrationScreen(self.context.project), after)
 
