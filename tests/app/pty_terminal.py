@@ -58,7 +58,9 @@ class PtyTerminal:
             stdin=slave,
             stdout=slave,
             stderr=slave,
-            env=env,
+            # COLUMNS and LINES (left by other tests in this process) would override the
+            # window size for the app: shutil.get_terminal_size reads them first.
+            env={k: v for k, v in env.items() if k not in ("COLUMNS", "LINES")},
             start_new_session=True,
             close_fds=True,
         )

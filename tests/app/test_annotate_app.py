@@ -8,6 +8,7 @@ import pytest
 from memgrid.core.taxonomy import Category, LabelState
 from memgrid.tui.app import make_app
 from memgrid.tui.app.config import AnnotateOptions
+from memgrid.tui.app.evidence import evidence_from
 from memgrid.tui.app.messages import SessionUpdated, WorkFailed
 from memgrid.tui.app.screens import (
     AdjudicationScreen,
@@ -22,6 +23,7 @@ from memgrid.tui.app.screens import (
 from memgrid.tui.app.views import in_blind_share
 from memgrid.tui.app.widgets import EvidenceBar, KeyHints, ProposalPanel, SeedGrid
 from memgrid.tui.services.project import Project, open_project
+from textual.geometry import Size
 from textual.widgets import Input, OptionList, Static
 
 from tests.app.conftest import FakeClock, settings_for
@@ -557,6 +559,22 @@ async def test_a_smaller_terminal_gets_a_picture_that_fits(demo_project: Project
         assert widest <= seeds.area.width and len(after.lines) <= seeds.area.height
         hints = str(app.screen.query_one(KeyHints).render())
         assert hints.rstrip().endswith(" ?  help") and len(hints) <= 100
+
+
+async def test_a_picture_drawn_for_an_old_size_is_drawn_again(demo_project: Project) -> None:
+    # A resize while the first grid is being composed: the picture arrives for the old area.
+    app = make_app(demo_project, settings_for())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = annotate_screen(pilot)
+        assert screen is not None and screen.view is not None
+        seeds = screen.seeds
+        stale = screen.pictures.grid(screen.view.grid, evidence_from([]), Size(60, 20))
+        seeds.show(stale)
+        await settle(pilot)
+        assert seeds.picture is not None and seeds.picture is not stale
+        assert seeds.picture.area == seeds.area
+        assert seeds.picture.layout.tile_width > stale.layout.tile_width
 
 
 async def test_a_lost_lease_is_reported_without_unblocking_the_queue(demo_project: Project) -> None:

@@ -30,7 +30,8 @@ CELL = (10, 20)
 SEEDS = 8  # the demo grids
 APC = re.compile(rb"\x1b_G([^;\x1b]*)(?:;([^\x1b]*))?\x1b\\")
 PLACEHOLDER = "\U0010eeee".encode()
-PLACEHOLDER_COLOUR = re.compile(rb"38;2;(\d+);(\d+);(\d+)m" + re.escape(PLACEHOLDER))
+# The image id is the placeholder's foreground colour (the background may be set with it).
+PLACEHOLDER_COLOUR = re.compile(rb"38;2;(\d+);(\d+);(\d+)(?:;[\d;]*)?m" + re.escape(PLACEHOLDER))
 SIXEL_RASTER = re.compile(rb'\x1b\[(\d+);(\d+)H\x1bP[0-9;]*q"1;1;(\d+);(\d+)')
 ITERM2 = re.compile(rb"\x1b\]1337;File=([^:]*):([A-Za-z0-9+/=]*)\x07")
 
@@ -69,9 +70,7 @@ def test_halfcell_writes_24_bit_cells_two_pixels_high(demo_project_dir: Path) ->
     widths = [len(run) for run in re.findall("▀+", screen[seed_rows[0]])]
     assert len(widths) == 4 and len(set(widths)) == 1  # 8 seeds: 4 x 2
     width, height = widths[0], len(first_band)
-    assert width >= 24, (
-        "\n".join(screen) and abs(width - 2 * height) <= 1
-    )  # square seeds: W x 2H pixels
+    assert width >= 24 and abs(width - 2 * height) <= 1, "\n".join(screen)  # square: W x 2H px
 
 
 def test_sixel_writes_each_seed_at_its_corner_in_whole_cells(demo_project_dir: Path) -> None:
@@ -134,8 +133,13 @@ def test_kitty_sends_images_ahead_and_places_them_with_placeholders(
             width, height = sizes[image_id]
             assert (width, height) == (columns * CELL[0], rows * CELL[1])
             assert len(pixels[image_id]) == width * height * 3 and width >= 240
-            colour = b"38;2;%d;%d;%dm" % (image_id >> 16, image_id >> 8 & 255, image_id & 255)
-            assert complete[image_id] < output.find(colour + PLACEHOLDER)  # sent, then shown
+            colour = (image_id >> 16, image_id >> 8 & 255, image_id & 255)
+            placed_at = next(
+                m.start()
+                for m in PLACEHOLDER_COLOUR.finditer(output)
+                if tuple(map(int, m.groups())) == colour
+            )
+            assert complete[image_id] < placed_at  # sent, then shown
         # The next grid's images were sent while this one was on screen.
         offset, _ = terminal.send(b"4")
         terminal.frame_with(GRID_HEADER, start=offset, timeout=20)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from memgrid.core.records import GridImage, Score
 from memgrid.tui.app.drawing import (
+    BACKDROP,
+    CAPTION_STYLE,
     HALFCELL,
     SIXEL,
-    UPPER_HALF,
     Painter,
     TileSpec,
     compose_picture,
@@ -16,7 +19,12 @@ from memgrid.tui.app.drawing import (
 )
 from memgrid.tui.app.evidence import OUTLINE_RGB, difference, evidence_from, outline_region
 from memgrid.tui.app.grid_layout import GAP, plan_layout
+from memgrid.tui.app.line_output import UPPER_HALF, Cells, RawWriter, strip_line
 from memgrid.tui.app.pictures import seed_caption
+from rich.color import Color, ColorSystem
+from rich.segment import Segment
+from rich.style import Style
+from textual.strip import Strip
 
 
 def test_eight_seeds_at_160_by_50_are_four_by_two() -> None:
@@ -145,3 +153,82 @@ def test_evidence_comes_from_the_region_metric_and_the_first_pixel_metric_with_g
     assert evidence.groups == ((2, 5, 6), (0, 1)) and evidence.group_metric == "phash"
     assert evidence.group_of(5) == 0 and evidence.group_of(1) == 1 and evidence.group_of(3) is None
     assert evidence_from([]) == evidence_from([Score(1, "clip", {}, "1", {"cliques": [[0, 1]]})])
+
+
+def cells_of_terminal_output(text: str) -> list[tuple[str, tuple, tuple]]:
+    """Each printed character with the colours in force, from SGR sequences."""
+    state: dict[str, tuple] = {"fg": (), "bg": ()}
+    cells = []
+    for match in re.finditer(r"\x1b\[([0-9;]*)m|(.)", text):
+        if match.group(2) is not None:
+            cells.append((match.group(2), state["fg"], state["bg"]))
+            continue
+        codes = [int(c) for c in match.group(1).split(";") if c] or [0]
+        while codes:
+            code = codes.pop(0)
+            if code == 0:
+                state = {"fg": (), "bg": ()}
+            elif code in (39, 49):
+                state["fg" if code == 39 else "bg"] = ()
+            elif code in (38, 48):
+                kind = codes.pop(0)
+                value = tuple(codes[:3]) if kind == 2 else (codes[0],)
+                del codes[: 3 if kind == 2 else 1]
+                state["fg" if code == 38 else "bg"] = value
+    return cells
+
+
+def written(line: Strip) -> str:
+    """What Textual writes for a line: styled Segments with their codes, the rest as is."""
+    return "".join(
+        Strip.render_style(seg.style, seg.text, ColorSystem.TRUECOLOR)
+        if seg.style and not seg.control
+        else seg.text
+        for seg in line
+    )
+
+
+def test_terminal_output_of_a_line_shows_the_same_cells_as_its_strip() -> None:
+    rng = np.random.default_rng(3)
+    upper = rng.integers(0, 4, (12, 3), dtype=np.uint8) * 60  # some neighbours repeat
+    lower = rng.integers(0, 4, (12, 3), dtype=np.uint8) * 60
+    pieces = [
+        Segment("ab", CAPTION_STYLE),
+        Cells(upper, lower),
+        Segment("  ", BACKDROP),
+        Segment("◆A", Style(color=Color.from_rgb(80, 200, 255), bold=True)),
+        Segment("c", CAPTION_STYLE),
+    ]
+    strip = strip_line(pieces, 18, {})
+    raw = RawWriter(ColorSystem.TRUECOLOR).line(pieces, 18)
+    expected = [
+        (
+            ch,
+            seg.style.color.triplet if seg.style.color else None,
+            seg.style.bgcolor.triplet if seg.style.bgcolor else None,
+        )
+        for seg in strip
+        for ch in seg.text
+    ]
+    shown = [
+        (ch, tuple(fg) or None, tuple(bg) or None)
+        for ch, fg, bg in cells_of_terminal_output(written(raw))
+    ]
+    assert shown == [(ch, fg and tuple(fg), bg and tuple(bg)) for ch, fg, bg in expected]
+    # A colour is written only when it changes: fewer sequences and bytes than Textual
+    # writing the Strip (a style and a reset per segment).
+    assert written(raw).count("\x1b[") < written(strip).count("\x1b[")
+    assert len(written(raw)) < len(written(strip))
+    assert raw.text.endswith("\x1b[0m") and strip.cell_length == 18
+
+
+def test_a_line_of_terminal_output_cut_by_another_widget_keeps_each_cell_in_place() -> None:
+    # Textual cuts a line where another widget (a notification) covers part of it.
+    upper = np.full((10, 3), 200, dtype=np.uint8)
+    lower = np.zeros((10, 3), dtype=np.uint8)
+    pieces = [Segment("ab", CAPTION_STYLE), Cells(upper, lower), Segment("cd", BACKDROP)]
+    raw = RawWriter(ColorSystem.TRUECOLOR).line(pieces, 14)
+    left, middle, right = raw.divide([4, 9, 14])
+    shown = [re.sub(r"\x1b\[[0-9;]*m", "", part.text) for part in (left, middle, right)]
+    assert shown == ["ab▀▀", "▀▀▀▀▀", "▀▀▀cd"]
+    assert [part.cell_length for part in (left, middle, right)] == [4, 5, 5]

@@ -10,6 +10,7 @@ from memgrid.tui.app.context import AppContext
 from memgrid.tui.app.keys import keymap
 from memgrid.tui.app.screens.annotate import AnnotateScreen
 from memgrid.tui.app.session import AnnotationSession
+from rich.console import COLOR_SYSTEMS
 from textual.app import App
 
 
@@ -25,6 +26,7 @@ class MemgridApp(App[None]):
         with rich_color_environment(context.color.system):
             super().__init__()
         self.context = context
+        context.pictures.color_system = COLOR_SYSTEMS.get(self.console.color_system or "")
 
     @property
     def session(self) -> AnnotationSession:

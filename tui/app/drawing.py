@@ -1,10 +1,11 @@
 """Pictures of seed tiles, composed off the UI thread for one protocol and one layout.
 
-A picture is text lines (Strips) plus, for Sixel and iTerm2, image data to write at tile
-positions, and for Kitty, images to send ahead. Half-cell draws each cell as '▀' with the
-upper pixel as foreground and the lower as background: truecolor text that works
-everywhere, in tmux and in snapshots. The widget (widgets/seed_grid.py) only hands out
-what is composed here, so a grid change decodes and encodes nothing on the UI thread.
+A picture is lines of text and half-cell pixels (line_output.py writes them as terminal
+output or as Strips) plus, for Sixel and iTerm2, image data to write at tile positions,
+and for Kitty, images to send ahead. Half-cell draws each cell as '▀' with the upper pixel
+as foreground and the lower as background: truecolor text that works everywhere, in tmux
+and in snapshots. The widget (widgets/seed_grid.py) only hands out what is composed here,
+so a grid change decodes, encodes and formats nothing on the UI thread.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from memgrid.tui.app.graphics import (
@@ -25,21 +27,28 @@ from memgrid.tui.app.graphics import (
     sixel_sequence,
 )
 from memgrid.tui.app.grid_layout import GAP, GridLayout
-from rich.color import Color
+from memgrid.tui.app.line_output import (
+    Cells,
+    Piece,
+    RawWriter,
+    StyleCache,
+    cell_segments,
+    strip_line,
+)
+from rich.color import Color, ColorSystem
 from rich.segment import Segment
 from rich.style import Style
+from textual.geometry import Size
 from textual.strip import Strip
 
 HALFCELL, SIXEL, KITTY, ITERM2 = "halfcell", "sixel", "kitty", "iterm2"
 PROTOCOLS = (HALFCELL, SIXEL, KITTY, ITERM2)
 HALFCELL_CELL_PIXELS = (1, 2)
-UPPER_HALF = "▀"
 BACKDROP = Style(bgcolor=Color.from_rgb(*BACKDROP_RGB))
 CAPTION_STYLE = Style(color=Color.from_rgb(160, 160, 160), bgcolor=Color.from_rgb(*BACKDROP_RGB))
 MISSING_STYLE = Style(color=Color.from_rgb(128, 128, 128), bgcolor=Color.from_rgb(38, 38, 38))
 Caption = tuple[tuple[str, Style], ...]
 PixelSource = Callable[[int, int], "np.ndarray | None"]
-StyleCache = dict[tuple[int, ...], Style]
 _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="memgrid-paint")
 
 
@@ -79,11 +88,23 @@ class GridPicture:
     grid_id: int
     layout: GridLayout
     protocol: str
-    lines: tuple[Strip, ...]
+    pieces: tuple[list[Piece], ...]  # every line, `width` cells long
+    width: int
     # Line index -> images written when that line is drawn (the caption line under them,
     # so the image rows above are already on screen).
     graphics: Mapping[int, tuple[PlacedGraphic, ...]] = field(default_factory=dict)
     kitty: tuple[KittyImage, ...] = ()
+    # The lines as terminal output (line_output.RawWriter), one raw Segment each; None
+    # when the app's colour system was not known.
+    raw: tuple[Strip, ...] | None = None
+    # The widget area it was drawn for: shown in another, it is drawn again.
+    area: Size | None = None
+
+    @cached_property
+    def lines(self) -> tuple[Strip, ...]:
+        """The lines as Strips of styled cells, made when first asked for."""
+        styles: StyleCache = {}
+        return tuple(strip_line(pieces, self.width, styles) for pieces in self.pieces)
 
     @property
     def pixel_size(self) -> tuple[int, int]:
@@ -92,7 +113,7 @@ class GridPicture:
 
 @dataclass
 class _Painted:
-    rows: list[list[Segment]]
+    rows: list[list[Piece]]
     columns: int
     graphic: str = ""
     kitty: KittyImage | None = None
@@ -124,9 +145,7 @@ class Painter:
             width, height = min(width, MAX_GRAPHIC_CELLS), min(height, MAX_GRAPHIC_CELLS)
         return GridLayout(layout.columns, layout.rows, width, height, self.cell_pixels)
 
-    def paint(
-        self, spec: TileSpec, layout: GridLayout, aspect: float, styles: StyleCache
-    ) -> _Painted | None:
+    def paint(self, spec: TileSpec, layout: GridLayout, aspect: float) -> _Painted | None:
         """The tile's image, or None when it is missing."""
         fitted = layout.fitted_pixels(aspect)
         pixels = spec.pixels(*fitted) if fitted[0] and fitted[1] else None
@@ -137,7 +156,8 @@ class Painter:
         cell_width, cell_height = self.cell_pixels
         padded = pad(pixels, columns * cell_width, rows * cell_height)
         if self.protocol == HALFCELL:
-            return _Painted(halfcell_rows(padded, columns, rows, styles), columns)
+            cells = [[Cells(padded[2 * r], padded[2 * r + 1])] for r in range(rows)]
+            return _Painted(cells, columns)  # type: ignore[arg-type]
         blank = [[Segment(" " * columns, BACKDROP)] for _ in range(rows)]
         if self.protocol == SIXEL:
             return _Painted(blank, columns, graphic=sixel_sequence(padded, columns, rows))
@@ -171,31 +191,35 @@ def compose_picture(
     layout: GridLayout,
     painter: Painter,
     aspect: float = 1.0,
+    area: Size | None = None,
+    color_system: ColorSystem | None = None,
 ) -> GridPicture:
     """Draw every tile and lay the tiles out in lines (runs in a worker thread).
 
-    Graphics tiles are painted on a small pool: decoding, resizing and compressing release
-    the GIL, so a grid's images are ready in about half the time on two cores.
+    Lines are padded to the width of `area` (the widget's) and, with the app's `color_system`, written
+    as terminal output here (line_output.py). Graphics tiles are painted on a small pool:
+    decoding, resizing and compressing release the GIL, so a grid's images are ready in
+    about half the time on two cores.
     """
-    styles: StyleCache = {}
     if painter.graphic:
-        painted = list(_POOL.map(lambda spec: painter.paint(spec, layout, aspect, {}), specs))
+        painted = list(_POOL.map(lambda spec: painter.paint(spec, layout, aspect), specs))
     else:
-        painted = [painter.paint(spec, layout, aspect, styles) for spec in specs]
-    lines: list[Strip] = []
+        painted = [painter.paint(spec, layout, aspect) for spec in specs]
+    width = max(area.width if area else 0, layout.width)
+    lines: list[list[Piece]] = []
     graphics: dict[int, tuple[PlacedGraphic, ...]] = {}
     gap = Segment(" " * GAP, BACKDROP)
     for start in range(0, len(specs), layout.columns):
         chunk = range(start, min(start + layout.columns, len(specs)))
         placed_rows = [_placed_rows(painted[i], layout) for i in chunk]
         for row in range(layout.tile_height):
-            segments: list[Segment] = []
+            pieces: list[Piece] = []
             for rows in placed_rows:
-                if segments:
-                    segments.append(gap)
-                segments.extend(rows[row])
-            lines.append(Strip(segments))
-        caption: list[Segment] = []
+                if pieces:
+                    pieces.append(gap)
+                pieces.extend(rows[row])
+            lines.append(_padded(pieces, layout.width, width))
+        caption: list[Piece] = []
         for index in chunk:
             if caption:
                 caption.append(gap)
@@ -209,16 +233,29 @@ def compose_picture(
                 placed.append(PlacedGraphic(x + left, y + top, tile.graphic))
         if placed:
             graphics[len(lines)] = tuple(placed)
-        lines.append(Strip(caption))
+        lines.append(_padded(caption, layout.width, width))
     kitty = tuple(tile.kitty for tile in painted if tile is not None and tile.kitty is not None)
-    return GridPicture(grid_id, layout, painter.protocol, tuple(lines), graphics, kitty)
+    raw = None
+    if color_system is not None:
+        writer = RawWriter(color_system)
+        raw = tuple(writer.line(pieces, width) for pieces in lines)
+    return GridPicture(
+        grid_id, layout, painter.protocol, tuple(lines), width, graphics, kitty, raw, area
+    )
+
+
+def _padded(pieces: list[Piece], used: int, width: int) -> list[Piece]:
+    """A line of `used` cells padded to `width` with the backdrop."""
+    if width > used:
+        pieces.append(Segment(" " * (width - used), BACKDROP))
+    return pieces
 
 
 def _offsets(tile: _Painted, layout: GridLayout) -> tuple[int, int]:
     return (layout.tile_width - tile.columns) // 2, (layout.tile_height - len(tile.rows)) // 2
 
 
-def _placed_rows(tile: _Painted | None, layout: GridLayout) -> list[list[Segment]]:
+def _placed_rows(tile: _Painted | None, layout: GridLayout) -> list[list[Piece]]:
     """The tile's rows centred in its box, blank around the image."""
     width, height = layout.tile_width, layout.tile_height
     if tile is None:
@@ -230,9 +267,9 @@ def _placed_rows(tile: _Painted | None, layout: GridLayout) -> list[list[Segment
     left, top = _offsets(tile, layout)
     right = width - left - tile.columns
     blank_row = [Segment(" " * width, BACKDROP)]
-    rows = [blank_row] * top
+    rows: list[list[Piece]] = [blank_row] * top  # type: ignore[list-item]
     for cells in tile.rows:
-        row = [Segment(" " * left, BACKDROP)] if left else []
+        row: list[Piece] = [Segment(" " * left, BACKDROP)] if left else []
         row.extend(cells)
         if right:
             row.append(Segment(" " * right, BACKDROP))
@@ -260,32 +297,6 @@ def _caption_segments(caption: Caption, width: int) -> list[Segment]:
 def halfcell_rows(
     pixels: np.ndarray, columns: int, rows: int, styles: StyleCache | None = None
 ) -> list[list[Segment]]:
-    """Cells of an image of exactly columns x 2*rows pixels; runs of one colour share a Segment."""
+    """Segments of an image of exactly columns x 2*rows pixels, row by row."""
     styles = {} if styles is None else styles
-    lines: list[list[Segment]] = []
-    for row in range(rows):
-        upper, lower = pixels[2 * row].tolist(), pixels[2 * row + 1].tolist()
-        segments: list[Segment] = []
-        run_style, run_length = None, 0
-        for column in range(columns):
-            key = (*upper[column], *lower[column])
-            style = styles.get(key)
-            if style is None:
-                style = styles[key] = _cell_style(key)
-            if style is run_style:
-                run_length += 1
-                continue
-            if run_style is not None:
-                segments.append(Segment(UPPER_HALF * run_length, run_style))
-            run_style, run_length = style, 1
-        if run_style is not None:
-            segments.append(Segment(UPPER_HALF * run_length, run_style))
-        lines.append(segments)
-    return lines
-
-
-def _cell_style(key: tuple[int, ...]) -> Style:
-    # Styles are shared within one picture only: a process-wide cache would keep tens of
-    # thousands of objects alive for the garbage collector to walk on every full pass.
-    r1, g1, b1, r2, g2, b2 = key
-    return Style(color=Color.from_rgb(r1, g1, b1), bgcolor=Color.from_rgb(r2, g2, b2))
+    return [cell_segments(Cells(pixels[2 * r], pixels[2 * r + 1]), styles) for r in range(rows)]

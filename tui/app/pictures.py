@@ -36,7 +36,7 @@ from memgrid.tui.app.evidence import (
 from memgrid.tui.app.graphics import KittyImages
 from memgrid.tui.app.grid_layout import GridLayout, plan_layout
 from memgrid.tui.app.thumbnails import ThumbnailCache
-from rich.color import Color
+from rich.color import Color, ColorSystem
 from rich.style import Style
 from textual.geometry import Size
 
@@ -77,6 +77,9 @@ class Pictures:
         self.painter = painter
         self.max_cells = max_cells
         self.kitty_images = kitty_images
+        # The app's colour system, set once the app is built: escape codes are worked out
+        # with the picture, off the UI thread.
+        self.color_system: ColorSystem | None = None
         self._pictures: OrderedDict[Hashable, GridPicture] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -155,13 +158,15 @@ class Pictures:
         self, grid_id: int, specs: list[TileSpec], area: Size, aspect: float
     ) -> GridPicture:
         layout = self.layout_for(len(specs), area, aspect)
-        key = (grid_id, tuple((spec.key, spec.caption) for spec in specs), layout)
+        key = (grid_id, tuple((spec.key, spec.caption) for spec in specs), layout, area)
         with self._lock:
             made = self._pictures.get(key)
             if made is not None:
                 self._pictures.move_to_end(key)
         if made is None:
-            made = compose_picture(grid_id, specs, layout, self.painter, aspect)
+            made = compose_picture(
+                grid_id, specs, layout, self.painter, aspect, area, self.color_system
+            )
             with self._lock:
                 self._pictures[key] = made
                 while len(self._pictures) > KEEP_PICTURES:

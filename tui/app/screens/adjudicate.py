@@ -131,6 +131,11 @@ class AdjudicationScreen(Screen[None]):
             return
         self.post_message(self.GridLoaded(view, picture))
 
+    @on(SeedGrid.Resized)
+    def _redraw_for_new_size(self) -> None:
+        if self.highlighted is not None:
+            self.load_grid(self.highlighted)
+
     @on(GridLoaded)
     def _show_grid(self, message: GridLoaded) -> None:
         if message.view.grid_id != self.highlighted:

@@ -29,8 +29,9 @@ from memgrid.tui.app.widgets import (
     ProposalPanel,
     SeedGrid,
 )
+from memgrid.tui.app.widgets.seed_grid import RedrawsImagesOnScreenChange
 from rich.text import Text
-from textual import events, on, work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
@@ -39,7 +40,7 @@ from textual.widgets import Static
 SessionCall = Callable[[], Outcome]
 
 
-class SessionScreen(Screen[None]):
+class SessionScreen(RedrawsImagesOnScreenChange, Screen[None]):
     """Prompt, the seed grid (the main element), a foldable side panel; progress and keys.
 
     `heat_on` adds the heat map as one more tile of every grid until it is switched off;
@@ -137,10 +138,6 @@ class SessionScreen(Screen[None]):
         """The grid drawn for the seed area, with its marks (runs in workers)."""
         heatmap = view.heatmap if self.heat_on else None
         return self.pictures.grid(view.grid, evidence_from(view.scores), self.seeds.area, heatmap)
-
-    def on_screen_resume(self, _: events.ScreenResume) -> None:
-        # Sixel and iTerm2 images are left out while another screen is on top.
-        self.seeds.refresh()
 
     @on(SeedGrid.Resized)
     def _redraw_for_new_size(self) -> None:

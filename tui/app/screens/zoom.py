@@ -12,9 +12,9 @@ from typing import ClassVar
 from memgrid.core.records import Grid
 from memgrid.tui.app.drawing import GridPicture
 from memgrid.tui.app.pictures import Pictures
-from memgrid.tui.app.widgets.seed_grid import SeedGrid
+from memgrid.tui.app.widgets.seed_grid import RedrawsImagesOnScreenChange, SeedGrid
 from rich.text import Text
-from textual import events, on, work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.geometry import Size
@@ -23,7 +23,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 
-class SeedViewScreen(Screen[None]):
+class SeedViewScreen(RedrawsImagesOnScreenChange, Screen[None]):
     """A title line and a SeedGrid of chosen seeds, redrawn when they or the size change."""
 
     CSS_PATH = "zoom.tcss"
@@ -85,9 +85,6 @@ class SeedViewScreen(Screen[None]):
     def _resized(self) -> None:
         if self.grid.images:
             self.draw(self.version)
-
-    def on_screen_resume(self, _: events.ScreenResume) -> None:
-        self.seeds.refresh()
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -1,30 +1,30 @@
 """The seed grid on screen: hands out the lines of a picture composed off the UI thread.
 
-Half-cell and Kitty pictures are text (Kitty's placeholders name images sent ahead).
-Sixel and iTerm2 images are written by the line under them (their caption line): the
-cursor jumps to each image's corner, the image is written over the blank cells drawn
-just before, and the cursor comes back for the caption. Textual writes a frame's lines
-top to bottom, so the images land on top. Under another screen (help, a modal) the
-images are left out, and the owner refreshes the grid when its screen is back.
+Half-cell and Kitty pictures are text (Kitty's placeholders name images sent ahead). On a
+real terminal the lines come ready as terminal output (line_output.RawWriter); elsewhere
+(snapshots, under a modal, with NO_COLOR) as Strips of styled cells. Sixel and iTerm2
+images are written by the line under them (their caption line): the cursor jumps to each
+image's corner, the image is written over the blank cells drawn just before, and the
+cursor comes back for the caption. Textual writes a frame's lines top to bottom, so the
+images land on top. Under another screen (help, a modal) the images are left out, and
+the owner refreshes the grid when its screen is covered and when it is back.
 """
 
 from __future__ import annotations
 
 from memgrid.tui.app.drawing import GridPicture
+from memgrid.tui.app.line_output import RAW_DATA
 from rich.control import Control
-from rich.segment import ControlType, Segment
+from rich.segment import Segment
 from rich.style import Style
 from textual.dom import NoScreen
-from textual.events import Resize
+from textual.events import Resize, ScreenResume, ScreenSuspend
 from textual.filter import ANSIToTruecolor, LineFilter
 from textual.geometry import Size
 from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
 
-# A no-op control code marks a Segment as raw terminal data: Rich and Textual pass it on
-# unstyled and count it as no cells.
-RAW_DATA = ((ControlType.CURSOR_FORWARD, 0),)
 MESSAGE_STYLE = Style(color="grey62")
 
 
@@ -46,6 +46,9 @@ class SeedGrid(Widget):
         self.picture = picture
         self.message = message
         self.refresh()
+        if picture is not None and picture.area is not None and picture.area != self.area:
+            # Drawn for an area that changed meanwhile (a resize while it was composed).
+            self.post_message(self.Resized())
 
     class Resized(Message):
         """The area changed: pictures drawn for the old one may no longer fit."""
@@ -72,11 +75,17 @@ class SeedGrid(Widget):
         if picture is None:
             text = self.message if y == 0 else ""
             return Strip([Segment(text[:width], MESSAGE_STYLE)]).extend_cell_length(width)
-        if y >= len(picture.lines):
+        if y >= len(picture.pieces):
             return Strip.blank(width)
-        line = picture.lines[y].crop_extend(0, width, None)
+        visible = self._images_visible()
+        # Raw lines only where they are written as they are: on a real terminal, this
+        # screen on top (a modal dims what is beneath it), no filter (NO_COLOR).
+        raw = picture.raw is not None and visible and not self._filtered()
+        line = (picture.raw if raw else picture.lines)[y]  # type: ignore[index]
+        if line.cell_length != width:
+            line = picture.lines[y].crop_extend(0, width, None)
         placed = picture.graphics.get(y)
-        if not placed or not self._images_visible():
+        if not placed or not visible:
             return line
         region = self.content_region
         data = "".join(
@@ -89,6 +98,23 @@ class SeedGrid(Widget):
 
     def _images_visible(self) -> bool:
         try:
-            return self.screen.is_active
+            return self.screen.is_active and not self.app.is_headless
         except NoScreen:
             return False
+
+    def _filtered(self) -> bool:
+        return bool(self.get_line_filters())
+
+
+class RedrawsImagesOnScreenChange:
+    """For a screen holding a SeedGrid as `seeds`: Sixel and iTerm2 images are left out
+    while another screen is on top (a modal shows this screen's lines beneath it), so the
+    grid is drawn again when the screen is covered and when it is back."""
+
+    seeds: SeedGrid
+
+    def on_screen_suspend(self, _: ScreenSuspend) -> None:
+        self.seeds.refresh()
+
+    def on_screen_resume(self, _: ScreenResume) -> None:
+        self.seeds.refresh()
