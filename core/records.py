@@ -40,6 +40,7 @@ class Grid:
     provenance: dict[str, Any]
     source: str
     images: tuple[GridImage, ...] = ()
+    origin: str = ""  # the source folder or manifest grid key an imported grid came from
 
     @property
     def seeds(self) -> list[int]:

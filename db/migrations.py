@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import PurePath
+
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
@@ -263,6 +266,31 @@ def m004_votes(db: Database) -> None:
             ON CONFLICT (grid_id) DO UPDATE SET done = excluded.done;
         END"""
     )
+
+
+@migrations()
+def m005_grid_origin(db: Database) -> None:
+    # Where an imported grid came from (its source folder, or a manifest's grid key): two
+    # folders with one prompt are two grids. The origin joins the grid's identity through
+    # settings_key (grid_key in db/grids.py), so the UNIQUE constraint needs no table rebuild;
+    # grids made here (generated, demo) have no origin and keep their key.
+    db.execute("ALTER TABLE grids ADD COLUMN origin TEXT NOT NULL DEFAULT ''")
+    # Grids imported before: their origin is the folder (or manifest) their provenance
+    # names, so importing the same folder again still finds them.
+    from memgrid.db.grids import grid_key  # the store imports this module: import late
+
+    rows = db.execute(
+        "SELECT id, settings, provenance FROM grids WHERE source = 'import'"
+    ).fetchall()
+    for grid_id, settings, provenance in rows:
+        imported_from = json.loads(provenance).get("imported_from")
+        if not imported_from:
+            continue
+        origin = PurePath(str(imported_from)).name
+        db.execute(
+            "UPDATE grids SET origin = ?, settings_key = ? WHERE id = ?",
+            (origin, grid_key(json.loads(settings), origin), grid_id),
+        )
 
 
 SCHEMA_VERSION = len(migrations._migrations)

@@ -125,3 +125,37 @@ def test_the_console_draws_in_the_chosen_depth(system: str) -> None:
         console = Console(force_terminal=True, _environ=dict(environ))
     assert console.color_system == system
     assert environ == {"TERM": "vt100"}  # restored
+
+
+@pytest.mark.parametrize("multiplexer", [{"TMUX": "/tmp/tmux-1000/default,1,0"}, {"STY": "1.pts"}])
+def test_detection_inside_tmux_or_screen_sends_no_apc_sequence(multiplexer: dict[str, str]) -> None:
+    # tmux takes an APC sequence (the Kitty graphics probe) as the pane's new title.
+    written = probe_output(multiplexer)
+    assert b"\x1b_" not in written
+    assert b"USED halfcell" in written  # this pty answers no query: half-cell
+    assert b"Traceback" not in written
+
+
+def test_detection_prints_no_traceback_when_the_terminal_does_not_answer() -> None:
+    written = probe_output({})
+    assert b"Traceback" not in written and b"USED halfcell" in written
+
+
+def probe_output(extra_env: dict[str, str]) -> bytes:
+    """What `auto` detection writes to a real (silent) terminal, in a fresh process."""
+    from tests.app.pty_terminal import PtyTerminal
+
+    code = (
+        "from memgrid.tui.app.image_protocol import settle_protocol\n"
+        "print('USED', settle_protocol('auto').protocol)"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "STY")}
+    env.update(TERM="xterm-256color", **extra_env)
+    terminal = PtyTerminal([sys.executable, "-c", code], env)
+    try:
+        terminal.wait_for(b"USED", timeout=30)
+        terminal.process.wait(timeout=30)
+        terminal.quiet(0.2)
+        return bytes(terminal.output)
+    finally:
+        terminal.close()

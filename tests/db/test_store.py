@@ -198,3 +198,21 @@ def test_grid_progress_counts_the_done_votes_through_undo_and_adjudication() -> 
     store.labels.adjudicate(b, "judge", Category.IMPLICIT)  # a verdict is no vote: b stays open
     store.labels.undo_last("y")
     assert {g: n for g, n in progress().items() if n} == from_view() == {a: 1}
+
+
+def test_grids_imported_before_origins_get_their_folder_as_origin(tmp_path: Path) -> None:
+    from memgrid.core.records import GridImage
+    from memgrid.db.migrations import m005_grid_origin
+    from memgrid.db.rows import content_key
+
+    store = Store.open(tmp_path / "memgrid.db", create=True)
+    image = GridImage(0, "images/aa/a.png", "a" * 64, 8, 8)
+    grid_id, _ = store.grids.add(
+        "p", [image], model="m", provenance={"imported_from": "/x/fig1"}, source="import"
+    )
+    # Undo what m005 adds, to stand for a grid imported under schema version 4.
+    store.db.execute("ALTER TABLE grids DROP COLUMN origin")
+    store.db.execute("UPDATE grids SET settings_key = ?", (content_key({}),))
+    m005_grid_origin(store.db)
+    assert store.grids.get(grid_id).origin == "fig1"
+    assert store.grids.find("p", "m", {}, "fig1") == grid_id

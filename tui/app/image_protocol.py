@@ -5,14 +5,20 @@ works everywhere. The choice is settled before Textual owns the terminal, since 
 needs to read the terminal's answer: `--image-protocol`, else `$MEMGRID_IMAGE_PROTOCOL`,
 else what the environment says (kitty and Ghostty set TERM or their own variables; iTerm2
 sets LC_TERMINAL, which ssh passes on; WezTerm sets TERM_PROGRAM), else textual-image's
-probe (Sixel, then Kitty's protocol), else half-cell. A forced protocol skips the probe.
-Inside tmux the probe talks to tmux, so half-cell is the usual answer; the status line
-then says how to get real pixels (allow-passthrough for Kitty, a tmux built with Sixel).
+probe (Sixel, then Kitty's protocol), else half-cell. A forced protocol skips the probe
+(no escape sequences sent, no keystroke lost).
+
+Inside tmux or GNU screen the Kitty graphics probe is not sent: it is an APC sequence
+(ESC _ ... ESC \\), which tmux takes as a new pane title and screen as its hardstatus, and
+neither passes Kitty graphics on unasked. Only the Sixel query (a plain device-attributes
+request) is asked there, so half-cell is the usual answer; the status line then says how
+to get real pixels (allow-passthrough for Kitty, a tmux built with Sixel).
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 from collections.abc import Iterator, Mapping
@@ -40,6 +46,11 @@ class ProtocolChoice:
     in_tmux: bool = False
 
 
+# textual-image logs a warning with a traceback when a terminal does not answer its
+# cell-size query; with no logging set up, Python would print it on the terminal.
+logging.getLogger("textual_image").addHandler(logging.NullHandler())
+
+
 def requested_protocol(flag: str | None, environ: Mapping[str, str] = os.environ) -> str:
     """The flag wins, then the environment variable; 'auto' when neither says."""
     for source, value in (("--image-protocol", flag), (PROTOCOL_ENV, environ.get(PROTOCOL_ENV))):
@@ -65,13 +76,21 @@ def protocol_from_environment(environ: Mapping[str, str]) -> str | None:
     return None
 
 
+def in_multiplexer(environ: Mapping[str, str] = os.environ) -> bool:
+    """True inside tmux or GNU screen, which take an APC sequence as a title."""
+    term = environ.get("TERM", "")
+    return "TMUX" in environ or "STY" in environ or term.startswith(("tmux", "screen"))
+
+
 def settle_protocol(requested: str, environ: Mapping[str, str] = os.environ) -> ProtocolChoice:
     """Decide the protocol and learn the cell size; imports textual-image (which may probe)."""
     if requested not in PROTOCOLS:
         raise InputError("--image-protocol", f"unknown image protocol {requested!r}")
     in_tmux = bool(environ.get("TMUX"))
     protocol = requested
-    if protocol == "auto" and not in_tmux:
+    if protocol == "auto" and in_multiplexer(environ):
+        protocol = _sixel_or_halfcell()
+    elif protocol == "auto":
         protocol = protocol_from_environment(environ) or "auto"
     if protocol == "auto":
         renderable = importlib.import_module("textual_image.renderable")
@@ -117,6 +136,15 @@ def _cell_pixels(protocol: str) -> tuple[int, int]:
     with _terminal_hidden():  # the protocol is settled: no probe on import
         importlib.import_module("textual_image.renderable")
     return (size.width, size.height)
+
+
+def _sixel_or_halfcell() -> str:
+    """Sixel when the terminal says it draws it, else half-cell; the Kitty probe is not sent."""
+    with _terminal_hidden():
+        sixel = importlib.import_module("textual_image.renderable.sixel")
+    stdout = sys.__stdout__
+    on_terminal = stdout is not None and stdout.isatty()
+    return SIXEL if on_terminal and sixel.query_terminal_support() else HALFCELL
 
 
 class _NotATerminal:

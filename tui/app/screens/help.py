@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from memgrid.tui.app.keys import describe_keys
+from memgrid.tui.display import user_text
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -44,7 +45,7 @@ class HelpScreen(ModalScreen[None]):
         table.add_column("action", style="dim")
         # Text, not str: Rich would read a bound "[" or "[b]" in a cell as markup.
         for action, keys, description in describe_keys(self.keys):
-            table.add_row(Text(keys.replace(",", " / ")), Text(description), Text(action))
+            table.add_row(user_text(keys.replace(",", " / ")), Text(description), Text(action))
         table.add_section()
         for where, keys, description in MORE_KEYS:
             table.add_row(Text(keys), Text(description), Text(where))

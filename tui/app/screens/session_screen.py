@@ -30,6 +30,7 @@ from memgrid.tui.app.widgets import (
     SeedGrid,
 )
 from memgrid.tui.app.widgets.seed_grid import RedrawsImagesOnScreenChange
+from memgrid.tui.display import shown, user_text
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -128,7 +129,7 @@ class SessionScreen(RedrawsImagesOnScreenChange, Screen[None]):
 
     @on(WorkFailed)
     def _show_failure(self, message: WorkFailed) -> None:
-        line = Text.assemble((f"{message.what} failed: ", "bold red"), message.error)
+        line = Text.assemble((f"{message.what} failed: ", "bold red"), shown(message.error))
         self.query_one("#status", Static).update(line, layout=False)
         if message.ends_action:
             self._busy = False
@@ -162,7 +163,7 @@ class SessionScreen(RedrawsImagesOnScreenChange, Screen[None]):
     def show(self, outcome: Outcome, picture: GridPicture | None) -> None:
         self.view = view = outcome.view
         notes, self._notes = self._notes, []
-        status = Text(" · ".join(filter(None, [*notes, outcome.message])))
+        status = user_text(" · ".join(filter(None, [*notes, outcome.message])))
         self.query_one("#status", Static).update(status, layout=False)
         self.query_one(ProgressBar).show(outcome.progress, self.session.annotator)
         if view is None:

@@ -8,6 +8,7 @@ from memgrid.core.records import LabelEvent
 from memgrid.core.taxonomy import Feature, LabelAction, LabelState
 from memgrid.tui.app.widgets.proposal_panel import category_badge, feature_line
 from memgrid.tui.app.widgets.text_panel import TextPanel
+from memgrid.tui.display import shown
 from rich.text import Text
 
 STATE_STYLES = {
@@ -20,7 +21,7 @@ STATE_STYLES = {
 def describe_event(event: LabelEvent, *, with_time: bool = False) -> Text:
     """One label event in a line: who, category, state, (when), note."""
     line = Text()
-    line.append(f"{event.annotator}: ", "bold")
+    line.append(f"{shown(event.annotator)}: ", "bold")
     if event.category is not None:
         line.append_text(category_badge(event.category))
         line.append(" ")
@@ -32,7 +33,7 @@ def describe_event(event: LabelEvent, *, with_time: bool = False) -> Text:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event.created_at))
         line.append(f"  {when}", "dim")
     if event.note:
-        line.append(f"  “{event.note}”", "italic")
+        line.append(f"  “{shown(event.note)}”", "italic")
     return line
 
 
@@ -61,7 +62,7 @@ class LabelsPanel(TextPanel):
         if draft_note or draft_features:
             lines.append(Text("  drafted (saved with your next label):", "yellow"))
             if draft_note:
-                lines.append(Text(f"  note “{draft_note}”", "italic"))
+                lines.append(Text(f"  note “{shown(draft_note)}”", "italic"))
             lines.extend(feature_line(f) for f in draft_features)
         lines.append(Text("Others", "bold"))
         if others_hidden:
