@@ -24,6 +24,7 @@ from memgrid.tui.app.pictures import seed_caption
 from rich.color import Color, ColorSystem
 from rich.segment import Segment
 from rich.style import Style
+from textual.geometry import Size
 from textual.strip import Strip
 
 
@@ -232,3 +233,22 @@ def test_a_line_of_terminal_output_cut_by_another_widget_keeps_each_cell_in_plac
     shown = [re.sub(r"\x1b\[[0-9;]*m", "", part.text) for part in (left, middle, right)]
     assert shown == ["ab▀▀", "▀▀▀▀▀", "▀▀▀cd"]
     assert [part.cell_length for part in (left, middle, right)] == [4, 5, 5]
+
+
+def test_every_line_fills_the_area_even_where_the_last_row_is_short() -> None:
+    # Cells left unwritten keep what the previous grid drew there (as a 5 + 4 layout did).
+    images = [GridImage(seed, f"p{seed}", f"s{seed}", 8, 8) for seed in range(5)]
+    specs = [
+        TileSpec(i.sha256, lambda w, h: np.full((h, w, 3), 90, np.uint8), seed_caption(i, None))
+        for i in images
+    ]
+    area = Size(100, 40)
+    layout = plan_layout(5, area.width, area.height)
+    assert len(specs) % layout.columns  # the last row has empty slots
+    picture = compose_picture(1, specs, layout, Painter(HALFCELL), area=area)
+    painted = [
+        sum(len(p.text) if isinstance(p, Segment) else len(p.upper) for p in line)
+        for line in picture.pieces
+    ]
+    assert set(painted) == {100}
+    assert {line.cell_length for line in picture.lines} == {100}

@@ -212,13 +212,14 @@ def compose_picture(
     for start in range(0, len(specs), layout.columns):
         chunk = range(start, min(start + layout.columns, len(specs)))
         placed_rows = [_placed_rows(painted[i], layout) for i in chunk]
+        used = len(chunk) * (layout.tile_width + GAP) - GAP  # a last row may be short
         for row in range(layout.tile_height):
             pieces: list[Piece] = []
             for rows in placed_rows:
                 if pieces:
                     pieces.append(gap)
                 pieces.extend(rows[row])
-            lines.append(_padded(pieces, layout.width, width))
+            lines.append(_padded(pieces, used, width))
         caption: list[Piece] = []
         for index in chunk:
             if caption:
@@ -233,7 +234,7 @@ def compose_picture(
                 placed.append(PlacedGraphic(x + left, y + top, tile.graphic))
         if placed:
             graphics[len(lines)] = tuple(placed)
-        lines.append(_padded(caption, layout.width, width))
+        lines.append(_padded(caption, used, width))
     kitty = tuple(tile.kitty for tile in painted if tile is not None and tile.kitty is not None)
     raw = None
     if color_system is not None:
