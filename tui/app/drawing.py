@@ -94,8 +94,8 @@ class GridPicture:
     # so the image rows above are already on screen).
     graphics: Mapping[int, tuple[PlacedGraphic, ...]] = field(default_factory=dict)
     kitty: tuple[KittyImage, ...] = ()
-    # The lines as terminal output (line_output.RawWriter), one raw Segment each; None
-    # when the app's colour system was not known.
+    # The lines as terminal output (line_output.RawWriter): colour codes between unstyled
+    # characters; None when the app's colour system was not known.
     raw: tuple[Strip, ...] | None = None
     # The widget area it was drawn for: shown in another, it is drawn again.
     area: Size | None = None
