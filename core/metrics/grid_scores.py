@@ -33,33 +33,60 @@ def near_duplicates(matrix: np.ndarray, kind: MatrixKind, threshold: float) -> n
 
 
 def largest_clique_size(adjacency: np.ndarray) -> int:
-    """Size of the maximum clique (Bron–Kerbosch with pivoting over bitsets); 1 if no edges.
+    """Size of the maximum clique; 1 if no edges, 0 for no seeds."""
+    count = adjacency.shape[0]
+    return len(largest_clique(adjacency, (1 << count) - 1)) if count else 0
 
-    Exact and fast for grids of tens of seeds; a complete graph (all seeds identical) is
-    solved in one pass because the pivot covers every other vertex.
+
+def largest_clique(adjacency: np.ndarray, allowed: int) -> list[int]:
+    """Members of a maximum clique among the `allowed` vertices (a bitset), in index order.
+
+    Bron–Kerbosch with pivoting over bitsets: exact and fast for grids of tens of seeds; a
+    complete graph (all seeds identical) is solved in one pass because the pivot covers
+    every other vertex. Ties go to the clique found first, so the result is deterministic.
     """
     count = adjacency.shape[0]
-    if count == 0:
-        return 0
-    neighbours = [sum(1 << int(j) for j in np.flatnonzero(adjacency[i])) for i in range(count)]
-    best = 1
+    neighbours = [
+        sum(1 << int(j) for j in np.flatnonzero(adjacency[i])) & allowed for i in range(count)
+    ]
+    best = allowed & -allowed  # one vertex is a clique
 
-    def expand(size: int, candidates: int, excluded: int) -> None:
+    def expand(members: int, candidates: int, excluded: int) -> None:
         nonlocal best
         if candidates == 0:
-            best = max(best, size)
+            if members.bit_count() > best.bit_count():
+                best = members
             return
-        if size + candidates.bit_count() <= best:
+        if members.bit_count() + candidates.bit_count() <= best.bit_count():
             return  # cannot beat the best clique found so far
         pivot_pool = candidates | excluded
         pivot = max(_bits(pivot_pool), key=lambda v: (neighbours[v] & candidates).bit_count())
         for vertex in _bits(candidates & ~neighbours[pivot]):
-            expand(size + 1, candidates & neighbours[vertex], excluded & neighbours[vertex])
-            candidates &= ~(1 << vertex)
-            excluded |= 1 << vertex
+            bit = 1 << vertex
+            expand(members | bit, candidates & neighbours[vertex], excluded & neighbours[vertex])
+            candidates &= ~bit
+            excluded |= bit
 
-    expand(0, (1 << count) - 1, 0)
-    return best
+    expand(0, allowed, 0)
+    return _bits(best)
+
+
+def near_duplicate_groups(adjacency: np.ndarray) -> list[list[int]]:
+    """Disjoint cliques of near-duplicate seeds, largest first (each of 2 seeds or more).
+
+    The largest clique is taken out, then the largest among the seeds left, and so on: the
+    groups an annotator sees marked on the grid (one colour each), by seed index.
+    """
+    left = (1 << adjacency.shape[0]) - 1
+    groups = []
+    while left:
+        clique = largest_clique(adjacency, left)
+        if len(clique) < 2:
+            break
+        groups.append(clique)
+        for vertex in clique:
+            left &= ~(1 << vertex)
+    return groups
 
 
 def _bits(mask: int) -> list[int]:
@@ -90,7 +117,8 @@ def grid_scores(
     require_seeds(count)
     distances = matrix if kind == "distance" else 1.0 - matrix
     pairs = matrix[np.triu_indices(count, k=1)]
-    clique = largest_clique_size(near_duplicates(matrix, kind, threshold))
+    groups = near_duplicate_groups(near_duplicates(matrix, kind, threshold))
+    clique = len(groups[0]) if groups else 1
     cluster = largest_cluster_size(distances, cluster_eps)
     values: dict[str, Any] = {
         "n_seeds": count,
@@ -99,6 +127,7 @@ def grid_scores(
         "cluster_size": cluster,
         "cluster_share": cluster / count,
         "threshold": threshold,
+        "cliques": groups,  # seed indices, largest group first: marked on the grid
     }
     median = float(np.median(pairs))
     if kind == "distance":

@@ -39,19 +39,34 @@ def heatmap_for(grid_id: int) -> list[list[float]]:
     ]
 
 
+HOT_CORNER = [0, 1, 2, 8, 9, 10, 16, 17, 18]  # the hot 3x3 tiles of heatmap_for
+# Near-identical seed groups, by grid: one large group, two pairs, or none.
+GROUP_CYCLE: tuple[list[list[int]], ...] = ([[0, 1, 2, 3, 4]], [[0, 1], [5, 6]], [], [])
+
+
 def add_signals(store: Store) -> None:
-    """Scores with heat maps and proposals (with reasons and a feature) on every grid."""
+    """Scores with heat maps, regions and near-identical groups, and proposals (with
+    reasons and a feature) on every grid."""
     threshold_set = store.thresholds.add("test", {"tau_mem": 0.5}, activate=True)
     for index, grid_id in enumerate(store.grids.ids_all()):
         category = CATEGORY_CYCLE[index % len(CATEGORY_CYCLE)]
         score = round(0.3 + (index % 7) / 10, 3)
+        groups = GROUP_CYCLE[index % len(GROUP_CYCLE)]
         store.scores.add(
             Score(
                 grid_id,
                 "tiled-l2",
                 {"delta": 0.15},
                 "1",
-                {"clique_share": score, "median_distance": 0.2, "extent": 0.4},
+                {
+                    "clique_share": score,
+                    "clique_size": len(groups[0]) if groups else 1,
+                    "median_distance": 0.2,
+                    "extent": 0.4,
+                    "region_tiles": HOT_CORNER,
+                    "region_grid": 8,
+                    "cliques": groups,
+                },
                 heatmap=heatmap_for(grid_id),
             )
         )

@@ -7,6 +7,7 @@ import contextlib
 from memgrid.tui.app.screens.adjudicate import AdjudicationScreen
 from memgrid.tui.app.screens.annotate import AnnotateScreen
 from textual.pilot import Pilot
+from textual.screen import Screen
 from textual.widgets import Static
 from textual.worker import WorkerCancelled, WorkerState
 
@@ -70,3 +71,8 @@ async def open_review(pilot: Pilot[None]) -> AdjudicationScreen:
     screen = pilot.app.screen
     assert isinstance(screen, AdjudicationScreen)
     return screen
+
+
+def view_title(screen: Screen) -> str:
+    """The title line of a zoom or compare screen."""
+    return str(screen.query_one("#view-title", Static).render())

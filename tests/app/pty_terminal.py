@@ -43,17 +43,26 @@ class PtyTerminal:
     """Runs `argv` on a pty of `columns` x `rows`; a reader thread timestamps the output."""
 
     def __init__(
-        self, argv: Sequence[str], env: dict[str, str], columns: int = 160, rows: int = 50
+        self,
+        argv: Sequence[str],
+        env: dict[str, str],
+        columns: int = 160,
+        rows: int = 50,
+        cell_pixels: tuple[int, int] = (0, 0),
     ) -> None:
         self.master, slave = os.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+        # The window in pixels too, as a graphics terminal reports it (0: unknown).
+        size = struct.pack("HHHH", rows, columns, columns * cell_pixels[0], rows * cell_pixels[1])
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, size)
         self.started = time.perf_counter()
         self.process = subprocess.Popen(
             list(argv),
             stdin=slave,
             stdout=slave,
             stderr=slave,
-            env=env,
+            # COLUMNS and LINES (left by other tests in this process) would override the
+            # window size for the app: shutil.get_terminal_size reads them first.
+            env={k: v for k, v in env.items() if k not in ("COLUMNS", "LINES")},
             start_new_session=True,
             close_fds=True,
         )
@@ -166,3 +175,42 @@ class PtyTerminal:
 def visible_text(data: bytes) -> bytes:
     """The bytes with escape sequences removed: roughly what a person reads on screen."""
     return CSI_SEQUENCE.sub(b"", data)
+
+
+CURSOR_POSITION = re.compile(rb"\x1b\[(\d+);(\d+)H")
+ANY_SEQUENCE = re.compile(
+    rb"\x1b\[(\d+);(\d+)H|\x1b\[[0-9;?<>=$]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)"
+    rb"|\x1bP.*?\x1b\\|\x1b_.*?\x1b\\|\x1b[()][0-9A-B]|\x1b[78]|[\r\n]",
+    re.DOTALL,
+)
+
+
+def screen_lines(data: bytes, columns: int, rows: int) -> list[str]:
+    """The text a terminal would show after `data`, for what Textual writes.
+
+    Enough of a terminal for Textual's output: it positions the cursor absolutely before
+    each piece of a line, so only cursor positions and printed characters matter.
+    """
+    screen = [[" "] * columns for _ in range(rows)]
+    x = y = 0
+    position = 0
+    text = data
+    for match in ANY_SEQUENCE.finditer(text):
+        x, y = _print(screen, text[position : match.start()], x, y)
+        if match.group(1):
+            y, x = int(match.group(1)) - 1, int(match.group(2)) - 1
+        elif match.group(0) == b"\r":
+            x = 0
+        elif match.group(0) == b"\n":
+            y += 1
+        position = match.end()
+    _print(screen, text[position:], x, y)
+    return ["".join(row) for row in screen]
+
+
+def _print(screen: list[list[str]], chunk: bytes, x: int, y: int) -> tuple[int, int]:
+    for character in chunk.decode("utf-8", errors="replace"):
+        if 0 <= y < len(screen) and 0 <= x < len(screen[0]):
+            screen[y][x] = character
+        x += 1
+    return x, y

@@ -8,9 +8,11 @@ import pytest
 from memgrid.core.taxonomy import Category, LabelState
 from memgrid.tui.app import make_app
 from memgrid.tui.app.config import AnnotateOptions
+from memgrid.tui.app.evidence import evidence_from
 from memgrid.tui.app.messages import SessionUpdated, WorkFailed
 from memgrid.tui.app.screens import (
     AdjudicationScreen,
+    CompareScreen,
     FeatureScreen,
     GridListScreen,
     HelpScreen,
@@ -19,8 +21,9 @@ from memgrid.tui.app.screens import (
     ZoomScreen,
 )
 from memgrid.tui.app.views import in_blind_share
-from memgrid.tui.app.widgets import HeatMap, ProposalPanel, SeedGrid
+from memgrid.tui.app.widgets import EvidenceBar, KeyHints, ProposalPanel, SeedGrid
 from memgrid.tui.services.project import Project, open_project
+from textual.geometry import Size
 from textual.widgets import Input, OptionList, Static
 
 from tests.app.conftest import FakeClock, settings_for
@@ -31,6 +34,7 @@ from tests.app.pilot_helpers import (
     press,
     settle,
     status_text,
+    view_title,
 )
 from tests.conftest import open_grids, vote_of
 
@@ -49,7 +53,7 @@ async def test_the_first_grid_is_drawn_with_prompt_proposal_and_progress(
         assert screen.view.grid_id == first
         seeds = screen.query_one(SeedGrid)
         assert seeds.picture is not None and seeds.picture.grid_id == first
-        assert "▀" in seeds.picture.plain[0].text
+        assert any("▀" in line.text for line in seeds.picture.lines)
         assert "Proposal" in str(screen.query_one(ProposalPanel).render())
         assert "0/26 done" in str(screen.query_one("#progress", Static).render())
         prompt = str(screen.query_one("#prompt", Static).render())
@@ -199,20 +203,88 @@ async def test_back_and_forward_then_correct_an_earlier_label(demo_project: Proj
         assert [e.category for e in history] == [Category.NONE, Category.UNINTENDED]
 
 
-async def test_heat_map_toggles_over_the_grid_and_beside_it(demo_project: Project) -> None:
+async def test_heat_map_is_one_more_tile_and_says_it_is_on(demo_project: Project) -> None:
     app = make_app(demo_project, settings_for())
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         screen = annotate_screen(pilot)
         assert screen is not None
-        seeds, heatmap = screen.query_one(SeedGrid), screen.query_one(HeatMap)
-        assert not seeds.overlay and not heatmap.display
+        seeds, bar = screen.query_one(SeedGrid), screen.query_one(EvidenceBar)
+        assert seeds.picture is not None and not screen.heat_on
+        plain = seeds.picture
+        assert "heat map off" in str(bar.render())
         await press(pilot, "h")
-        assert seeds.overlay and heatmap.display
-        assert seeds.picture is not None and seeds.lines == seeds.picture.overlaid
-        assert seeds.picture.overlaid != seeds.picture.plain
+        assert screen.heat_on and "heat map ON" in str(bar.render())
+        picture = seeds.picture
+        assert picture is not None and picture.grid_id == plain.grid_id
+        assert any("heat map" in line.text for line in picture.lines)
+        assert picture.layout.columns * picture.layout.rows >= 9  # 8 seeds and the map
+        await press(pilot, "4")  # the next grid keeps it, and says so
+        assert "heat map ON" in str(bar.render())
         await press(pilot, "h")
-        assert not seeds.overlay
+        assert not screen.heat_on and "heat map off" in str(bar.render())
+        assert not any("heat map" in line.text for line in seeds.picture.lines)  # type: ignore[union-attr]
+
+
+async def test_the_panel_folds_away_and_the_seeds_grow(demo_project: Project) -> None:
+    app = make_app(demo_project, settings_for())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        seeds = app.screen.query_one(SeedGrid)
+        shown = seeds.picture
+        await press(pilot, "p")
+        folded = seeds.picture
+        assert shown is not None and folded is not None
+        assert folded.layout.fitted_pixels(1.0) > shown.layout.fitted_pixels(1.0)
+        # 8 seeds at 160 x 50 with the panel folded: 4 x 2, each at least 36 x 20 cells.
+        layout = folded.layout
+        assert (layout.columns, layout.rows) == (4, 2)
+        assert layout.tile_width >= 36 and layout.tile_height >= 20
+        await press(pilot, "p")
+        assert seeds.picture is not None and seeds.picture.layout == shown.layout
+
+
+async def test_compare_shows_two_seeds_and_their_difference(demo_project: Project) -> None:
+    app = make_app(demo_project, settings_for())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "c")
+        assert isinstance(app.screen, CompareScreen)
+        compare = app.screen
+
+        def title() -> str:
+            return view_title(compare)
+
+        def pictured() -> str:
+            return "\n".join(line.text for line in compare.seeds.lines)
+
+        assert "A seed 0 (1/8)" in title() and "B seed 1 (2/8)" in title()
+        assert compare.seeds.picture is not None and compare.seeds.picture.layout.columns == 2
+        assert "▶ seed 1" in pictured() and "|A−B|" not in pictured()
+        await press(pilot, "right")
+        assert "B seed 2 (3/8)" in title()
+        await press(pilot, "tab", "left")
+        assert "A seed 7 (8/8)" in title() and "▶ seed 7" in pictured()
+        await press(pilot, "d")
+        assert "|A−B| ×4" in pictured() and compare.seeds.picture.layout.columns == 3  # type: ignore[union-attr]
+        await press(pilot, "escape")
+        assert annotate_screen(pilot) is app.screen
+
+
+async def test_the_app_draws_in_24_bit_colour_without_colorterm(
+    demo_project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COLORTERM", raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")  # what ssh brings
+    assert make_app(demo_project, settings_for()).console.color_system == "truecolor"
+    monkeypatch.setenv("TERM", "vt100")
+    assert make_app(demo_project, settings_for(color="16")).console.color_system == "standard"
+    app = make_app(demo_project, settings_for())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert "drawing in 16 colours (TERM=vt100" in status_text(pilot)
+        await press(pilot, "4")
+        assert "colours" not in status_text(pilot)  # said once
 
 
 async def test_feature_marks_tiles_category_and_name(demo_project: Project) -> None:
@@ -244,20 +316,20 @@ async def test_zoom_shows_one_seed_and_steps_through_them(demo_project: Project)
         await press(pilot, "z")
         assert isinstance(app.screen, ZoomScreen)
         zoom = app.screen
-        image = zoom.query_one("#zoom-image")
-        assert type(image).__name__ == "HalfcellImage"
-        assert image.image is not None
-        assert "seed 0 (1/8)" in str(zoom.query_one("#zoom-title", Static).render())
+        picture = zoom.seeds.picture
+        assert picture is not None and picture.layout.columns == picture.layout.rows == 1
+        assert picture.layout.tile_height >= 40  # the whole screen, less the title and footer
+        assert "seed 0 (1/8)" in view_title(zoom)
         await press(pilot, "right")
-        assert "seed 1 (2/8)" in str(zoom.query_one("#zoom-title", Static).render())
+        assert "seed 1 (2/8)" in view_title(zoom)
         await press(pilot, "left", "left")
-        assert "seed 7 (8/8)" in str(zoom.query_one("#zoom-title", Static).render())
+        assert "seed 7 (8/8)" in view_title(zoom)
         await press(pilot, "escape")
         assert annotate_screen(pilot) is app.screen
 
 
 async def test_help_lists_every_key_as_configured(demo_project: Project) -> None:
-    keys = {**settings_for().keys, "skip": "k"}
+    keys = {**settings_for().keys, "skip": "k", "note": "["}  # "[" is a key, not markup
     app = make_app(demo_project, settings_for(keys=keys))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
@@ -265,6 +337,9 @@ async def test_help_lists_every_key_as_configured(demo_project: Project) -> None
         assert isinstance(app.screen, HelpScreen)
         rows = set(_table_cells(app.screen.table))
         assert "k" in rows and "skip: not done, comes back later" in rows
+        assert "[" in rows
+        shown = "\n".join(str(w.render()) for w in app.screen.query(Static))
+        assert "[keys]" in shown and "Images: halfcell" in shown
         await press(pilot, "escape")
         assert not isinstance(app.screen, HelpScreen)
 
@@ -488,8 +563,26 @@ async def test_a_smaller_terminal_gets_a_picture_that_fits(demo_project: Project
         after = seeds.picture
         assert before is not None and after is not None and after.grid_id == before.grid_id
         assert after.layout != before.layout
-        widest = max(line.cell_length for line in after.plain)
-        assert widest <= seeds.area.width and len(after.plain) <= seeds.area.height
+        widest = max(line.cell_length for line in after.lines)
+        assert widest <= seeds.area.width and len(after.lines) <= seeds.area.height
+        hints = str(app.screen.query_one(KeyHints).render())
+        assert hints.rstrip().endswith(" ?  help") and len(hints) <= 100
+
+
+async def test_a_picture_drawn_for_an_old_size_is_drawn_again(demo_project: Project) -> None:
+    # A resize while the first grid is being composed: the picture arrives for the old area.
+    app = make_app(demo_project, settings_for())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = annotate_screen(pilot)
+        assert screen is not None and screen.view is not None
+        seeds = screen.seeds
+        stale = screen.pictures.grid(screen.view.grid, evidence_from([]), Size(60, 20))
+        seeds.show(stale)
+        await settle(pilot)
+        assert seeds.picture is not None and seeds.picture is not stale
+        assert seeds.picture.area == seeds.area
+        assert seeds.picture.layout.tile_width > stale.layout.tile_width
 
 
 async def test_a_lost_lease_is_reported_without_unblocking_the_queue(demo_project: Project) -> None:

@@ -107,7 +107,8 @@ def test_project_config_reaches_the_app(
     ("arguments", "config", "problem"),
     [
         (["--order", "alphabetical"], None, "unknown order 'alphabetical'"),
-        (["--image-protocol", "kitty"], None, "unknown image protocol 'kitty'"),
+        (["--image-protocol", "ascii"], None, "unknown image protocol 'ascii'"),
+        (["--color", "millions"], None, "unknown colour depth 'millions'"),
         ([], "[keys]\nskip = 3\n", "skip: keys must be a non-empty string"),
     ],
 )

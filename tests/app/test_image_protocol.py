@@ -1,4 +1,4 @@
-"""The zoom image protocol: flag, then environment, then detection; forced means no probe."""
+"""The image protocol: flag, then environment, then the terminal; and the colour depth."""
 
 from __future__ import annotations
 
@@ -9,18 +9,25 @@ from pathlib import Path
 
 import pytest
 from memgrid.core.errors import InputError
-from memgrid.tui.app.image_protocol import PROTOCOL_ENV, requested_protocol
+from memgrid.tui.app.colors import rich_color_environment
+from memgrid.tui.app.image_protocol import (
+    PROTOCOL_ENV,
+    protocol_from_environment,
+    requested_protocol,
+)
+from memgrid.tui.services.terminal import COLOUR_ENV, colour_depth, requested_colour
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_flag_wins_over_environment() -> None:
-    assert requested_protocol("sixel", {PROTOCOL_ENV: "tgp"}) == "sixel"
-    assert requested_protocol(None, {PROTOCOL_ENV: "TGP"}) == "tgp"
+    assert requested_protocol("sixel", {PROTOCOL_ENV: "kitty"}) == "sixel"
+    assert requested_protocol(None, {PROTOCOL_ENV: "ITERM2"}) == "iterm2"
+    assert requested_protocol(None, {PROTOCOL_ENV: "tgp"}) == "kitty"  # textual-image's name
     assert requested_protocol(None, {}) == "auto"
 
 
-@pytest.mark.parametrize(("flag", "env"), [("kitty", None), (None, "ascii")])
+@pytest.mark.parametrize(("flag", "env"), [("ascii", None), (None, "png")])
 def test_unknown_protocols_are_refused(flag: str | None, env: str | None) -> None:
     environ = {PROTOCOL_ENV: env} if env else {}
     with pytest.raises(InputError, match="unknown image protocol"):
@@ -28,26 +35,96 @@ def test_unknown_protocols_are_refused(flag: str | None, env: str | None) -> Non
 
 
 @pytest.mark.parametrize(
-    ("protocol", "widget"),
+    ("environ", "expected"),
     [
-        ("halfcell", "HalfcellImage"),
-        ("tgp", "TGPImage"),
-        ("auto", "HalfcellImage"),
+        ({"TERM": "xterm-kitty"}, "kitty"),
+        ({"TERM": "xterm-256color", "TERM_PROGRAM": "ghostty"}, "kitty"),
+        ({"TERM": "xterm-256color", "LC_TERMINAL": "iTerm2"}, "iterm2"),  # ssh passes LC_*
+        ({"TERM": "xterm-256color", "TERM_PROGRAM": "WezTerm"}, "iterm2"),
+        ({"TERM": "xterm-256color"}, None),
     ],
 )
-def test_widget_class_for_each_protocol(protocol: str, widget: str) -> None:
-    # In a fresh process: textual-image settles its renderer once, at import.
+def test_terminals_that_say_who_they_are(environ: dict[str, str], expected: str | None) -> None:
+    assert protocol_from_environment(environ) == expected
+
+
+def settled_in_subprocess(requested: str, environ: dict[str, str]) -> list[str]:
+    # A fresh process: textual-image settles its renderer once, at import.
     code = (
-        "from memgrid.tui.app.image_protocol import load_image_widget\n"
-        f"used, cls = load_image_widget({protocol!r})\n"
-        "print(used, cls.__name__)"
+        "from memgrid.tui.app.image_protocol import settle_protocol\n"
+        f"choice = settle_protocol({requested!r})\n"
+        "print(choice.protocol, *choice.cell_pixels, sep='|', end='|')\n"
+        "print(choice.note)"
     )
+    env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TERM_PROGRAM")}
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+        env={**env, **environ},
     )
-    # Without a terminal, detection finds nothing and half-cell is used.
-    expected = "halfcell" if protocol == "auto" else protocol
-    assert result.stdout.split() == [expected, widget]
+    return result.stdout.strip().split("|")
+
+
+def test_no_terminal_means_half_cell() -> None:
+    assert settled_in_subprocess("auto", {"TERM": "xterm-256color"})[:3] == ["halfcell", "1", "2"]
+
+
+def test_a_forced_protocol_is_kept_with_the_cell_size() -> None:
+    protocol, width, height, note = settled_in_subprocess("sixel", {})
+    assert (protocol, int(width) > 0, int(height) > 0, note) == ("sixel", True, True, "")
+
+
+def test_inside_tmux_the_status_says_how_to_get_real_pixels() -> None:
+    protocol, *_, note = settled_in_subprocess("auto", {"TMUX": "/tmp/tmux-0/default,1,0"})
+    assert protocol == "halfcell"
+    assert "allow-passthrough" in note and "sixel" in note
+    protocol, *_, note = settled_in_subprocess("iterm2", {"TMUX": "/tmp/tmux-0/default,1,0"})
+    assert protocol == "halfcell" and "iTerm2" in note
+    protocol, *_, note = settled_in_subprocess("kitty", {"TMUX": "/tmp/tmux-0/default,1,0"})
+    assert protocol == "kitty" and "allow-passthrough" in note
+
+
+@pytest.mark.parametrize(
+    ("environ", "system", "noted"),
+    [
+        ({"TERM": "xterm-256color"}, "truecolor", False),  # ssh: no COLORTERM
+        ({"TERM": "tmux-256color"}, "truecolor", False),
+        ({"TERM": "xterm"}, "truecolor", False),
+        ({"TERM": "screen"}, "truecolor", False),
+        ({"TERM": "vt100"}, "standard", True),
+        ({"TERM": "linux"}, "standard", True),
+        ({"TERM": "vt220", "COLORTERM": "truecolor"}, "truecolor", False),
+    ],
+)
+def test_truecolor_unless_the_terminal_is_plainly_older(
+    environ: dict[str, str], system: str, noted: bool
+) -> None:
+    chosen = colour_depth(environ)
+    assert chosen.system == system and bool(chosen.note) == noted
+
+
+def test_colour_flag_then_environment() -> None:
+    assert requested_colour("256", {COLOUR_ENV: "16"}) == "256"
+    assert requested_colour(None, {COLOUR_ENV: "TrueColor"}) == "truecolor"
+    chosen = colour_depth({"COLORTERM": "truecolor"}, requested="256")
+    assert chosen.system == "256" and chosen.note.startswith("drawing in 256 colours")
+    assert colour_depth({"TERM": "vt100"}, requested="16").system == "standard"
+    with pytest.raises(InputError, match="unknown colour depth"):
+        requested_colour("millions", {})
+
+
+@pytest.mark.parametrize("system", ["truecolor", "256", "standard"])
+def test_the_console_draws_in_the_chosen_depth(system: str) -> None:
+    from rich.console import Console
+
+    environ = {"TERM": "vt100"}
+    with rich_color_environment(system, environ):
+        console = Console(force_terminal=True, _environ=dict(environ))
+    assert console.color_system == system
+    assert environ == {"TERM": "vt100"}  # restored
 
 
 @pytest.mark.parametrize("multiplexer", [{"TMUX": "/tmp/tmux-1000/default,1,0"}, {"STY": "1.pts"}])
@@ -69,8 +146,8 @@ def probe_output(extra_env: dict[str, str]) -> bytes:
     from tests.app.pty_terminal import PtyTerminal
 
     code = (
-        "from memgrid.tui.app.image_protocol import load_image_widget\n"
-        "print('USED', load_image_widget('auto')[0])"
+        "from memgrid.tui.app.image_protocol import settle_protocol\n"
+        "print('USED', settle_protocol('auto').protocol)"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "STY")}
     env.update(TERM="xterm-256color", **extra_env)

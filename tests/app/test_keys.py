@@ -105,3 +105,18 @@ async def test_a_key_counts_as_activity_for_the_idle_collector(demo_project: Pro
         screen.collector.pending = False
         await press(pilot, "h")
         assert screen.collector.pending
+
+
+@pytest.mark.parametrize("width", [40, 100, 160, 220])
+def test_footer_hints_fit_the_width_most_important_first_help_always(width: int) -> None:
+    from memgrid.tui.app.config import default_keys
+    from memgrid.tui.app.keys import footer_hints
+    from memgrid.tui.app.widgets.key_hints import hint_text
+
+    hints, help_hint = footer_hints(default_keys())
+    line = hint_text(hints, help_hint, width)
+    assert line.cell_len <= width and line.plain.endswith("?  help")
+    shown = [label for _, label in hints if f" {label} " in f"{line.plain} "]
+    assert shown == [label for _, label in hints][: len(shown)] or width < 100
+    if width >= 100:
+        assert {"explicit", "implicit", "unintended", "none", "accept", "skip"} <= set(shown)

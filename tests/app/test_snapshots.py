@@ -1,4 +1,7 @@
-"""SVG snapshots of the main screens at 160x50 with half-cell images (kept few: each is large).
+"""SVG snapshots of the main screens with half-cell images (kept few: each is large).
+
+The annotate screen at the three sizes annotators use: 100 x 30 (a laptop split), 160 x 50
+with the heat map tile on, 220 x 60 with the side panel folded.
 
 Update after an intended change with `pytest tests/app/test_snapshots.py --snapshot-update`.
 """
@@ -26,11 +29,19 @@ async def ready(pilot: Pilot[None], *keys: str) -> None:
 
 
 class TestAnnotateScreen:
-    def test_grid_with_proposal_reasons_and_heat_map(
-        self, snap_compare, demo_project: Project
-    ) -> None:
+    def test_at_100_by_30(self, snap_compare, demo_project: Project) -> None:
+        app = app_on(demo_project)
+        assert snap_compare(app, terminal_size=(100, 30), run_before=lambda pilot: ready(pilot))
+
+    def test_at_160_by_50_with_the_heat_map(self, snap_compare, demo_project: Project) -> None:
         app = app_on(demo_project)
         assert snap_compare(app, terminal_size=SIZE, run_before=lambda pilot: ready(pilot, "h"))
+
+    def test_at_220_by_60_with_the_panel_folded(self, snap_compare, demo_project: Project) -> None:
+        app = app_on(demo_project)
+        assert snap_compare(
+            app, terminal_size=(220, 60), run_before=lambda pilot: ready(pilot, "p")
+        )
 
 
 class TestAdjudicationScreen:

@@ -12,13 +12,13 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
+from memgrid.tui.app.colors import rich_color_environment
 from memgrid.tui.cli import app
 from memgrid.tui.services.advice import Advice
 from memgrid.tui.services.project_health import check_project
 from memgrid.tui.services.terminal import (
     COLOUR_SYSTEM_ENV,
     colour_depth,
-    export_colour_depth,
     tmux_passthrough,
 )
 from rich.console import Console
@@ -47,15 +47,17 @@ ENVIRONMENTS = [
 
 
 def textual_colour_system(environ: dict[str, str]) -> str | None:
-    """What the annotation app's console gets: Textual builds it this way (textual.app.App)."""
+    """What the annotation app's console gets: Textual builds it this way (textual.app.App),
+    inside the environment the app sets for the depth it chose (tui/app/colors.py)."""
     environ = dict(environ)
     environ.pop("NO_COLOR", None)
-    console = Console(
-        color_system=environ.get(COLOUR_SYSTEM_ENV, "auto"),
-        force_terminal=True,
-        _environ=environ,
-        legacy_windows=False,
-    )
+    with rich_color_environment(colour_depth(environ).system, environ):
+        console = Console(
+            color_system=environ.get(COLOUR_SYSTEM_ENV, "auto"),
+            force_terminal=True,
+            _environ=dict(environ),
+            legacy_windows=False,
+        )
     return console.color_system
 
 
@@ -68,18 +70,17 @@ def test_doctor_reports_the_colour_depth_the_app_gets(environ: dict[str, str]) -
     assert depth.monochrome == ("NO_COLOR" in environ)
 
 
-def test_annotate_hands_the_same_depth_to_textual() -> None:
-    environ = {"TERM": "xterm-256color", "COLORTERM": "truecolor"}
-    assert export_colour_depth(environ).system == "truecolor"
-    assert environ[COLOUR_SYSTEM_ENV] == "truecolor"
-    assert textual_colour_system(environ) == "truecolor"
-    dumb = {"TERM": "dumb"}
-    assert export_colour_depth(dumb).system is None and dumb[COLOUR_SYSTEM_ENV] == "auto"
+def test_24_bit_colour_is_assumed_over_ssh_and_in_tmux() -> None:
+    for term in ("xterm-256color", "tmux-256color", "xterm", "screen"):
+        depth = colour_depth({"TERM": term})
+        assert depth.truecolor and "24-bit assumed" in depth.because and depth.note == ""
+    older = colour_depth({"TERM": "vt100"})
+    assert older.system == "standard" and older.note.startswith("drawing in 16 colours")
 
 
 def test_a_colour_system_textual_does_not_know_is_reported() -> None:
     depth = colour_depth({"TERM": "xterm-256color", COLOUR_SYSTEM_ENV: "millions"})
-    assert (depth.system, depth.ignored_override) == ("256", "millions")
+    assert (depth.system, depth.ignored_override) == ("truecolor", "millions")
 
 
 def fake_tmux(folder: Path, answer: str) -> dict[str, str]:
@@ -248,16 +249,17 @@ def advice_for(facts: dict, area: str) -> list[dict]:
 def test_doctor_json_over_ssh_without_colorterm(demo_project_dir: Path) -> None:
     facts = doctor_in_a_pty(
         demo_project_dir,
-        {"TERM": "xterm-256color", "SSH_CONNECTION": "10.0.0.2 50000 10.0.0.1 22"},
+        {"TERM": "vt220", "SSH_CONNECTION": "10.0.0.2 50000 10.0.0.1 22"},
     )
     terminal = facts["terminal"]
     assert terminal["stdout_is_terminal"] is True and terminal["ssh"] is True
-    assert (terminal["colour_system"], terminal["colours"]) == ("256", 256)
+    assert (terminal["colour_system"], terminal["colours"]) == ("standard", 16)
     assert terminal["tmux"] is False and terminal["tmux_allow_passthrough"] is None
     assert terminal["image_protocol_requested"] == "auto"
     assert terminal["image_protocol_in_use"] == "halfcell"  # nothing answered the probes
     (colour,) = advice_for(facts, "colour")
-    assert "posterised" in colour["finding"] and "SendEnv COLORTERM" in colour["fix"]
+    assert "posterised" in colour["finding"] and "MEMGRID_COLOR=truecolor" in colour["fix"]
+    assert "SendEnv COLORTERM" in colour["fix"]
     assert facts["project"]["database"]["integrity"] == ["ok"]
     assert facts["extras"]["gen"]["installed"] is False and facts["torch"] is None
 
@@ -324,14 +326,14 @@ def test_doctor_fits_one_screen_and_every_problem_has_a_fix(
     result = runner.invoke(
         app,
         ["doctor", "-p", str(demo_project_dir)],
-        env={"TERM": "xterm-256color", "COLORTERM": "", "SSH_TTY": "/dev/pts/1"},
+        env={"TERM": "vt220", "COLORTERM": "", "SSH_TTY": "/dev/pts/1"},
     )
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert len(lines) <= 45
     problems = lines.index(next(line for line in lines if line.startswith("problems (")))
     assert lines[problems + 1].startswith("  colour: ")
-    assert lines[problems + 2].startswith("    fix: export COLORTERM=truecolor")
+    assert lines[problems + 2].startswith("    fix: export MEMGRID_COLOR=truecolor")
     for first, second in pairwise(lines):
         if first.startswith("  ") and not first.startswith("    "):
             assert second.startswith("    fix: "), first

@@ -10,7 +10,12 @@ from memgrid.core.demo import artwork, photo, scene, shifted, with_noise
 from memgrid.core.errors import InputError, UnavailableError
 from memgrid.core.images import decode_rgb, square_pixels
 from memgrid.core.metrics import DEFAULT_METRICS, METRICS, make_metric, metric_class
-from memgrid.core.metrics.grid_scores import grid_scores, largest_clique_size, near_duplicates
+from memgrid.core.metrics.grid_scores import (
+    grid_scores,
+    largest_clique_size,
+    near_duplicate_groups,
+    near_duplicates,
+)
 from memgrid.core.metrics.phash import PHash
 from memgrid.core.metrics.tiled_l2 import TiledL2, tile_mean_squares
 from PIL import Image
@@ -214,6 +219,34 @@ def test_largest_clique_matches_brute_force(seed: int):
     upper = np.triu(rng.random((count, count)) < rng.uniform(0.2, 0.9), k=1)
     adjacency = upper | upper.T
     assert largest_clique_size(adjacency) == brute_force_clique(adjacency)
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_near_duplicate_groups_are_disjoint_cliques_largest_first(seed: int):
+    rng = np.random.default_rng(100 + seed)
+    count = int(rng.integers(2, 12))
+    upper = np.triu(rng.random((count, count)) < rng.uniform(0.2, 0.9), k=1)
+    adjacency = upper | upper.T
+    groups = near_duplicate_groups(adjacency)
+    members = [seed for group in groups for seed in group]
+    assert len(members) == len(set(members))  # disjoint
+    assert all(adjacency[i, j] for g in groups for i, j in itertools.combinations(g, 2))
+    assert [len(g) for g in groups] == sorted((len(g) for g in groups), reverse=True)
+    assert all(len(g) >= 2 for g in groups)
+    first = len(groups[0]) if groups else 1
+    assert first == brute_force_clique(adjacency)
+    left = [i for i in range(count) if i not in members]
+    assert not any(adjacency[i, j] for i, j in itertools.combinations(left, 2))  # none missed
+
+
+def test_grid_scores_name_the_groups_by_seed_index():
+    distances = np.ones((6, 6))
+    distances[np.ix_([1, 3, 4], [1, 3, 4])] = 0.0
+    distances[0, 5] = distances[5, 0] = 0.0
+    np.fill_diagonal(distances, 0.0)
+    values = grid_scores(distances, "distance", threshold=0.15, cluster_eps=0.15)
+    assert values["cliques"] == [[1, 3, 4], [0, 5]]
+    assert values["clique_size"] == 3
 
 
 def test_largest_clique_of_64_identical_seeds_is_fast_and_whole():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -26,26 +27,39 @@ def make_app(
     """Build the app on an open project; `clock` and `session_id` are for tests."""
     from memgrid.tui.app.app import MemgridApp
     from memgrid.tui.app.context import AppContext
-    from memgrid.tui.app.image_protocol import load_image_widget
+    from memgrid.tui.app.drawing import KITTY, Painter
+    from memgrid.tui.app.graphics import KittyImages, TerminalWriter
+    from memgrid.tui.app.image_protocol import settle_protocol
     from memgrid.tui.app.pictures import Pictures
     from memgrid.tui.app.session import AnnotationSession
     from memgrid.tui.app.thumbnails import ThumbnailCache
+    from memgrid.tui.services.terminal import colour_depth
 
-    protocol, image_widget = load_image_widget(settings.image_protocol)
+    images = settle_protocol(settings.image_protocol)
+    color = colour_depth(requested=settings.color)
+    if images.protocol == KITTY and not color.truecolor:
+        # Kitty's placeholders name their image by a 24-bit colour; kitty has it.
+        color = replace(color, system="truecolor", because="Kitty images", monochrome=False)
+    terminal = TerminalWriter(in_tmux=images.in_tmux)
+    kitty = KittyImages(terminal) if images.protocol == KITTY else None
     session = AnnotationSession(
         project.store, settings.session_options(), clock=clock, session_id=session_id
     )
-    thumbnails = ThumbnailCache(
-        project.thumbs_dir, project.image_path, shared=project.images.shared
+    pictures = Pictures(
+        ThumbnailCache(project.thumbs_dir, project.image_path, shared=project.images.shared),
+        Painter(images.protocol, images.cell_pixels, kitty),
+        max_cells=settings.annotate.cell_budget,
+        kitty_images=kitty,
     )
     context = AppContext(
         session=session,
-        pictures=Pictures(thumbnails, settings.annotate.cell_budget),
+        pictures=pictures,
         settings=settings,
         image_path=project.image_path,
-        image_widget=image_widget,
-        image_protocol=protocol,
         project=project,
+        images=images,
+        color=color,
+        terminal=terminal,
     )
     return MemgridApp(context)
 

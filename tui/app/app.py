@@ -5,10 +5,12 @@ Budget: this file stays under 80 lines; behaviour lives in the screens and the s
 
 from __future__ import annotations
 
+from memgrid.tui.app.colors import rich_color_environment
 from memgrid.tui.app.context import AppContext
 from memgrid.tui.app.keys import keymap
 from memgrid.tui.app.screens.annotate import AnnotateScreen
 from memgrid.tui.app.session import AnnotationSession
+from rich.console import COLOR_SYSTEMS
 from textual.app import App
 
 
@@ -19,13 +21,23 @@ class MemgridApp(App[None]):
     ENABLE_COMMAND_PALETTE = False
 
     def __init__(self, context: AppContext) -> None:
-        super().__init__()
+        # Textual's Console settles its colour system when the app is built: make it the
+        # depth services/terminal.py chose (24-bit unless the terminal is plainly older).
+        with rich_color_environment(context.color.system):
+            super().__init__()
         self.context = context
+        context.pictures.color_system = COLOR_SYSTEMS.get(self.console.color_system or "")
 
     @property
     def session(self) -> AnnotationSession:
         return self.context.session
 
     def on_mount(self) -> None:
+        self.context.terminal.attach(self)
         self.set_keymap(keymap(self.context.settings.keys))
         self.push_screen(AnnotateScreen(self.context))
+
+    def on_unmount(self) -> None:
+        kitty = self.context.pictures.kitty_images
+        if kitty is not None:
+            kitty.forget_all()  # the terminal keeps images until told

@@ -38,7 +38,6 @@ from memgrid.tui.app.session import SessionOptions
 
 CONFIG_NAME = PROJECT_CONFIG_NAME
 CONFIG_ENV = "MEMGRID_CONFIG"
-IMAGE_PROTOCOLS = ("auto", "halfcell", "sixel", "tgp")
 
 # Action id -> (default keys, footer label, what it does); the help screen lists them all.
 KEY_ACTIONS: dict[str, tuple[str, str, str]] = {
@@ -54,8 +53,10 @@ KEY_ACTIONS: dict[str, tuple[str, str, str]] = {
     "back": ("left", "back", "back to the previous grid of this session"),
     "forward": ("right", "forward", "forward again through this session's grids"),
     "feature": ("m", "feature", "mark a feature: heat-map tiles, a category, a name"),
-    "heatmap": ("h", "heat map", "heat map over the seeds, on/off"),
+    "heatmap": ("h", "heat map", "the region heat map as one more tile of the grid, on/off"),
     "zoom": ("z", "zoom", "zoom one seed (left/right for the others)"),
+    "compare": ("c", "compare", "two seeds side by side at full size; d shows their difference"),
+    "panel": ("p", "panel", "fold or unfold the side panel (proposal, scores, labels)"),
     "history": ("r", "reopen", "reopen an earlier label and see its history"),
     "other_model": ("o", "other model", "this prompt under the next model (e.g. mitigated)"),
     "skipped": ("S", "skipped", "list skipped grids"),
@@ -67,12 +68,12 @@ KEY_ACTIONS: dict[str, tuple[str, str, str]] = {
 }
 # [annotate] values allowed, inclusive. A lease is renewed while its grid is on screen, so
 # it need not be long; one over a day would hold a grid for good after a crash (kill -9).
-# prefetch 0 would find no grids to show at all.
+# prefetch 0 would find no grids to show at all; cell_budget 0 is no cap.
 OPTION_RANGES: dict[str, tuple[float, float]] = {
     "lease_seconds": (10, 86_400),
     "blind_share": (0, 1),
     "prefetch": (1, 64),
-    "cell_budget": (64, 100_000),
+    "cell_budget": (0, 100_000),
 }
 WHOLE_NUMBER_OPTIONS = ("prefetch", "cell_budget")
 MODIFIERS = ("ctrl", "shift", "alt", "meta", "super", "hyper")
@@ -89,8 +90,9 @@ class AnnotateOptions:
     """Share of grids shown without the proposal, so calibration labels are not anchored."""
     prefetch: int = 4
     """Grids read and drawn ahead of the one on screen."""
-    cell_budget: int = 1300
-    """Terminal cells the seed thumbnails may use in all: bounds the bytes per grid change."""
+    cell_budget: int = 0
+    """Cells the half-cell seeds may use in all (0: as many as the window has): on a slow
+    link, a cap bounds the bytes per grid change (about 36 bytes a cell)."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,7 @@ class AppSettings:
     overlap: int = 1
     show_others: bool = False
     image_protocol: str = "halfcell"
+    color: str = "auto"
     keys: dict[str, str] = field(default_factory=lambda: default_keys())
     annotate: AnnotateOptions = field(default_factory=AnnotateOptions)
     grid_ids: tuple[int, ...] = ()

@@ -1,17 +1,19 @@
-"""What the screens are given: the session, the pictures, the settings, image access."""
+"""What the screens are given: the session, the pictures, the settings, how images are drawn."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from memgrid.core.records import GridImage
 from memgrid.tui.app.config import AppSettings
+from memgrid.tui.app.graphics import TerminalWriter
+from memgrid.tui.app.image_protocol import ProtocolChoice
 from memgrid.tui.app.pictures import Pictures
 from memgrid.tui.app.session import AnnotationSession
 from memgrid.tui.services.project import Project
+from memgrid.tui.services.terminal import ColourDepth
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,12 @@ class AppContext:
     pictures: Pictures
     settings: AppSettings
     image_path: Callable[[GridImage], Path]
-    image_widget: type[Any]  # textual-image widget class for the chosen protocol
-    image_protocol: str
     project: Project
+    images: ProtocolChoice
+    color: ColourDepth
+    terminal: TerminalWriter
+
+    @property
+    def startup_notes(self) -> list[str]:
+        """What the annotator should know about how the app draws, said once at start."""
+        return [note for note in (self.images.note, self.color.note) if note]

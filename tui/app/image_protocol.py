@@ -1,15 +1,18 @@
-"""Choosing how the zoomed seed is drawn, before the app starts (docs/design.md, "The annotation app").
+"""Choosing how seeds are drawn, before the app starts (docs/design.md, "The annotation app").
 
-textual-image probes the terminal once, when it is imported, and cannot once Textual owns
-stdin. So the protocol is settled here, first: a `--image-protocol` flag, else
-`$MEMGRID_IMAGE_PROTOCOL`, else textual-image's own detection. A forced protocol skips the
-probe (no escape sequences sent, no keystroke lost); detection that finds no graphics
-protocol, or no terminal at all, falls back to half-cell, which works everywhere.
+Kitty graphics, iTerm2 inline images or Sixel show seeds in real pixels; half-cell text
+works everywhere. The choice is settled before Textual owns the terminal, since a probe
+needs to read the terminal's answer: `--image-protocol`, else `$MEMGRID_IMAGE_PROTOCOL`,
+else what the environment says (kitty and Ghostty set TERM or their own variables; iTerm2
+sets LC_TERMINAL, which ssh passes on; WezTerm sets TERM_PROGRAM), else textual-image's
+probe (Sixel, then Kitty's protocol), else half-cell. A forced protocol skips the probe
+(no escape sequences sent, no keystroke lost).
 
 Inside tmux or GNU screen the Kitty graphics probe is not sent: it is an APC sequence
 (ESC _ ... ESC \\), which tmux takes as a new pane title and screen as its hardstatus, and
-neither passes Kitty graphics on anyway. Only the Sixel query (a plain device-attributes
-request) is asked there.
+neither passes Kitty graphics on unasked. Only the Sixel query (a plain device-attributes
+request) is asked there, so half-cell is the usual answer; the status line then says how
+to get real pixels (allow-passthrough for Kitty, a tmux built with Sixel).
 """
 
 from __future__ import annotations
@@ -20,15 +23,28 @@ import os
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from memgrid.core.errors import InputError
+from memgrid.tui.app.drawing import HALFCELL, HALFCELL_CELL_PIXELS, ITERM2, KITTY, SIXEL
 
 PROTOCOL_ENV = "MEMGRID_IMAGE_PROTOCOL"
-PROTOCOLS = ("auto", "halfcell", "sixel", "tgp")
-_WIDGET_NAMES = {"halfcell": "HalfcellImage", "sixel": "SixelImage", "tgp": "TGPImage"}
-_RENDERABLE_PROTOCOLS = {"HalfcellImage": "halfcell", "SixelImage": "sixel", "TGPImage": "tgp"}
-HALFCELL_CELL_PIXELS = (10, 20)  # any 1:2 cell will do for half-cell drawing
+PROTOCOLS = ("auto", HALFCELL, SIXEL, KITTY, ITERM2)
+ALIASES = {"tgp": KITTY, "iterm": ITERM2}  # textual-image's name for Kitty's protocol
+_RENDERABLE_PROTOCOLS = {"SixelImage": SIXEL, "TGPImage": KITTY}
+TMUX_HINT = "`set -g allow-passthrough on` + --image-protocol kitty, or a sixel tmux"
+
+
+@dataclass(frozen=True)
+class ProtocolChoice:
+    """The protocol in use, a terminal cell in pixels, and a line for the status bar."""
+
+    protocol: str
+    cell_pixels: tuple[int, int] = HALFCELL_CELL_PIXELS
+    note: str = ""
+    in_tmux: bool = False
+
 
 # textual-image logs a warning with a traceback when a terminal does not answer its
 # cell-size query; with no logging set up, Python would print it on the terminal.
@@ -40,6 +56,7 @@ def requested_protocol(flag: str | None, environ: Mapping[str, str] = os.environ
     for source, value in (("--image-protocol", flag), (PROTOCOL_ENV, environ.get(PROTOCOL_ENV))):
         if value:
             choice = value.strip().lower()
+            choice = ALIASES.get(choice, choice)
             if choice not in PROTOCOLS:
                 raise InputError(
                     source, f"unknown image protocol {value!r}; choose from {', '.join(PROTOCOLS)}"
@@ -48,30 +65,77 @@ def requested_protocol(flag: str | None, environ: Mapping[str, str] = os.environ
     return "auto"
 
 
+def protocol_from_environment(environ: Mapping[str, str]) -> str | None:
+    """The protocol a terminal announces through its variables; None when it does not."""
+    term = environ.get("TERM", "")
+    program = environ.get("TERM_PROGRAM", "").lower()
+    if term == "xterm-kitty" or "KITTY_WINDOW_ID" in environ or program == "ghostty":
+        return KITTY
+    if environ.get("LC_TERMINAL") == "iTerm2" or program in ("iterm.app", "wezterm"):
+        return ITERM2
+    return None
+
+
 def in_multiplexer(environ: Mapping[str, str] = os.environ) -> bool:
     """True inside tmux or GNU screen, which take an APC sequence as a title."""
     term = environ.get("TERM", "")
     return "TMUX" in environ or "STY" in environ or term.startswith(("tmux", "screen"))
 
 
-def load_image_widget(protocol: str) -> tuple[str, type[Any]]:
-    """Import textual-image for `protocol`; returns the protocol in use and its widget class."""
-    if protocol not in PROTOCOLS:
-        raise InputError("--image-protocol", f"unknown image protocol {protocol!r}")
-    from textual_image import _terminal
-
-    if protocol == "auto" and in_multiplexer():
+def settle_protocol(requested: str, environ: Mapping[str, str] = os.environ) -> ProtocolChoice:
+    """Decide the protocol and learn the cell size; imports textual-image (which may probe)."""
+    if requested not in PROTOCOLS:
+        raise InputError("--image-protocol", f"unknown image protocol {requested!r}")
+    in_tmux = bool(environ.get("TMUX"))
+    protocol = requested
+    if protocol == "auto" and in_multiplexer(environ):
         protocol = _sixel_or_halfcell()
+    elif protocol == "auto":
+        protocol = protocol_from_environment(environ) or "auto"
     if protocol == "auto":
         renderable = importlib.import_module("textual_image.renderable")
-        protocol = _RENDERABLE_PROTOCOLS.get(renderable.Image.__name__, "halfcell")
-    else:
-        if protocol == "halfcell" and not hasattr(_terminal.get_cell_size, "_result"):
-            _terminal.get_cell_size._result = _terminal.CellSize(*HALFCELL_CELL_PIXELS)  # type: ignore[attr-defined]
+        protocol = _RENDERABLE_PROTOCOLS.get(renderable.Image.__name__, HALFCELL)
+    note = ""
+    if in_tmux and protocol == ITERM2:
+        protocol, note = HALFCELL, "iTerm2 images do not pass tmux, half-cell"
+    if in_tmux and protocol == HALFCELL:
+        note = f"{note or 'half-cell in tmux'}: {TMUX_HINT}"
+    elif in_tmux and protocol == KITTY:
+        note = "Kitty images through tmux: needs `set -g allow-passthrough on`"
+    return ProtocolChoice(protocol, _cell_pixels(protocol), note, in_tmux)
+
+
+def images_help(choice: ProtocolChoice) -> str:
+    """What the help screen says about images: the protocol in use and how to get pixels."""
+    lines = [
+        f"Images: {choice.protocol}" + (f" ({choice.note})" if choice.note else "") + ".",
+        "Real pixels (Kitty graphics, iTerm2 or Sixel) in kitty, Ghostty, WezTerm, iTerm2, "
+        "foot, Windows Terminal, VS Code and xterm with sixel, over SSH too; "
+        "--image-protocol or $MEMGRID_IMAGE_PROTOCOL forces one.",
+    ]
+    if choice.in_tmux:
+        lines.append(
+            "In tmux: `set -g allow-passthrough on` in ~/.tmux.conf, then "
+            "--image-protocol kitty (kitty, Ghostty outside); or a tmux 3.4+ built with "
+            "sixel support and --image-protocol sixel."
+        )
+    return "\n".join(lines)
+
+
+def _cell_pixels(protocol: str) -> tuple[int, int]:
+    """A terminal cell in pixels (ioctl, else an escape query); half-cell needs no probe."""
+    from textual_image import _terminal
+
+    if protocol == HALFCELL:
+        if not hasattr(_terminal.get_cell_size, "_result"):
+            _terminal.get_cell_size._result = _terminal.CellSize(10, 20)  # type: ignore[attr-defined]
         with _terminal_hidden():
             importlib.import_module("textual_image.renderable")
-    widgets = importlib.import_module("textual_image.widget")
-    return protocol, getattr(widgets, _WIDGET_NAMES[protocol])
+        return HALFCELL_CELL_PIXELS
+    size = _terminal.get_cell_size()
+    with _terminal_hidden():  # the protocol is settled: no probe on import
+        importlib.import_module("textual_image.renderable")
+    return (size.width, size.height)
 
 
 def _sixel_or_halfcell() -> str:
@@ -80,7 +144,7 @@ def _sixel_or_halfcell() -> str:
         sixel = importlib.import_module("textual_image.renderable.sixel")
     stdout = sys.__stdout__
     on_terminal = stdout is not None and stdout.isatty()
-    return "sixel" if on_terminal and sixel.query_terminal_support() else "halfcell"
+    return SIXEL if on_terminal and sixel.query_terminal_support() else HALFCELL
 
 
 class _NotATerminal:

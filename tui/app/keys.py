@@ -5,11 +5,13 @@ from __future__ import annotations
 from memgrid.core.taxonomy import Category
 from memgrid.tui.app.config import KEY_ACTIONS
 from textual.binding import Binding
+from textual.keys import format_key
 
 SCREEN_ID = "annotate"
 # Screens where the category keys (explicit .. none, as configured) pick a category too.
 CATEGORY_SCREENS = ("feature", "adjudicate")
-# The footer has room for the everyday keys; the help screen lists them all.
+# The footer shows the everyday keys, most important first, as many as the width allows;
+# help is always shown, last (widgets/key_hints.py). The help screen lists them all.
 FOOTER_ACTIONS = (
     "explicit",
     "implicit",
@@ -17,14 +19,16 @@ FOOTER_ACTIONS = (
     "none",
     "accept",
     "skip",
-    "flag",
-    "note",
     "undo",
+    "compare",
     "zoom",
     "heatmap",
+    "panel",
+    "flag",
+    "note",
     "feature",
-    "help",
 )
+HELP_ACTION = "help"
 
 
 # A configured action runs the annotate screen's Textual action of the same name (its
@@ -52,7 +56,7 @@ def annotate_bindings() -> list[Binding]:
             keys,
             handler(action),
             label,
-            show=action in FOOTER_ACTIONS,
+            show=False,  # the footer is KeyHints, fitted to the width
             id=binding_id(action),
         )
         for action, (keys, label, _) in KEY_ACTIONS.items()
@@ -79,6 +83,17 @@ def keymap(keys: dict[str, str]) -> dict[str, str]:
         for category in Category:
             mapped[f"{screen}.{category.value}"] = keys[category.value]
     return mapped
+
+
+def key_display(keys: str) -> str:
+    """The first of an action's keys as Textual's footer shows it ("enter" as ⏎)."""
+    return format_key(keys.split(",")[0])
+
+
+def footer_hints(keys: dict[str, str]) -> tuple[list[tuple[str, str]], tuple[str, str]]:
+    """(key, label) of the footer's actions in order, and the help hint that always shows."""
+    hints = [(key_display(keys[a]), KEY_ACTIONS[a][1]) for a in FOOTER_ACTIONS]
+    return hints, (key_display(keys[HELP_ACTION]), KEY_ACTIONS[HELP_ACTION][1])
 
 
 def describe_keys(keys: dict[str, str]) -> list[tuple[str, str, str]]:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from memgrid.tui.app.drawing import GridPicture
 from memgrid.tui.app.session import Outcome
-from memgrid.tui.app.widgets.seed_grid import GridPicture
 from textual.message import Message
 
 

@@ -2,7 +2,9 @@
 
 A master thumbnail (longest side `MASTER_PIXELS`) is written under `thumbs/` named by the
 image's sha256, so grids that share an image share its thumbnail. The app asks for the
-pixels at the size it draws; decoding and resizing happen here, in worker threads only.
+pixels at the size it draws: up to the master's size they come from it, larger (a seed
+drawn in real pixels, or zoomed) from the image itself, so nothing is shown blurrier than
+stored. Decoding and resizing happen here, in worker threads only.
 """
 
 from __future__ import annotations
@@ -23,6 +25,12 @@ from PIL import Image
 
 MASTER_PIXELS = 64
 MEMORY_ITEMS = 8192
+# Larger fits are kept in memory only while this small: bigger ones end up in composed
+# pictures (pictures.py) and would crowd out thousands of thumbnails here.
+REMEMBER_PIXELS = 128 * 128
+# Decoded images kept for drawing the same seeds again at another size (the panel folded,
+# the heat map tile, zoom and compare): about the grids on and around the screen.
+SOURCE_BYTES = 96 * 1024 * 1024
 
 
 class ThumbnailCache:
@@ -43,6 +51,8 @@ class ThumbnailCache:
         self.master_pixels = master_pixels
         self.memory_items = memory_items
         self._memory: OrderedDict[tuple[str, int, int], np.ndarray | None] = OrderedDict()
+        self._sources: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._source_bytes = 0
         self._lock = threading.Lock()
 
     def path_for(self, image: GridImage) -> Path:
@@ -65,10 +75,41 @@ class ThumbnailCache:
         known, remembered = self._remembered(key)
         if known:
             return remembered
-        master = self.master(image)
-        fitted = None if master is None else fit(master, width, height)
-        self._remember(key, fitted)
+        fitted = self._fitted(image, width, height)
+        if fitted is None or fitted.shape[0] * fitted.shape[1] <= REMEMBER_PIXELS:
+            self._remember(key, fitted)
         return fitted
+
+    def _fitted(self, image: GridImage, width: int, height: int) -> np.ndarray | None:
+        master = self.master(image)
+        if master is None:
+            return None
+        master_height, master_width = master.shape[:2]
+        scale = min(width / master_width, height / master_height)
+        stored_larger = max(image.width, image.height) > max(master_width, master_height)
+        if scale <= 1.0 or not stored_larger:
+            return fit(master, width, height)
+        source = self._source(image)
+        return fit(master if source is None else source, width, height)
+
+    def _source(self, image: GridImage) -> np.ndarray | None:
+        """The image decoded at full size, kept while recent (within SOURCE_BYTES)."""
+        with self._lock:
+            found = self._sources.get(image.sha256)
+            if found is not None:
+                self._sources.move_to_end(image.sha256)
+                return found
+        try:
+            decoded = np.asarray(decode_rgb(self.source_path(image)))
+        except InputError:
+            return None
+        with self._lock:
+            if image.sha256 not in self._sources:
+                self._sources[image.sha256] = decoded
+                self._source_bytes += decoded.nbytes
+            while self._source_bytes > SOURCE_BYTES and len(self._sources) > 1:
+                self._source_bytes -= self._sources.popitem(last=False)[1].nbytes
+        return decoded
 
     def ensure(self, images: Iterable[GridImage]) -> int:
         """Build the missing thumbnails on disk (a precompute pass); returns how many were built."""
@@ -114,11 +155,15 @@ class ThumbnailCache:
 
 
 def fit(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Resize to fit inside width x height, keeping the aspect ratio."""
+    """Resize to fit inside width x height, keeping the aspect ratio.
+
+    Shrinking averages (box filter); enlarging repeats pixels, so what an annotator sees
+    enlarged is the stored pixels, not an interpolation.
+    """
     source_height, source_width = pixels.shape[:2]
     scale = min(width / source_width, height / source_height)
     target = (max(1, round(source_width * scale)), max(1, round(source_height * scale)))
     if target == (source_width, source_height):
         return pixels
-    resized = Image.fromarray(pixels).resize(target, Image.Resampling.BOX)
-    return np.asarray(resized)
+    method = Image.Resampling.BOX if scale < 1 else Image.Resampling.NEAREST
+    return np.asarray(Image.fromarray(pixels).resize(target, method))

@@ -18,7 +18,7 @@ from memgrid.core.records import QueueOrder
 from memgrid.tui.options import ProjectOption
 from memgrid.tui.services.project import open_project
 from memgrid.tui.services.report import grids_from as grids_from_report
-from memgrid.tui.services.terminal import export_colour_depth
+from memgrid.tui.services.terminal import requested_colour
 
 
 def register(app: typer.Typer) -> None:
@@ -66,8 +66,17 @@ def annotate(
         str | None,
         typer.Option(
             "--image-protocol",
-            help="How zoom draws a seed: auto, halfcell, sixel, tgp "
-            "(default: $MEMGRID_IMAGE_PROTOCOL, else auto).",
+            help="How seeds are drawn: auto, kitty, sixel, iterm2, halfcell "
+            "(default: $MEMGRID_IMAGE_PROTOCOL, else detected).",
+            show_default=False,
+        ),
+    ] = None,
+    color: Annotated[
+        str | None,
+        typer.Option(
+            "--color",
+            help="Colours: auto (24-bit on xterm-like terminals), truecolor, 256, 16 "
+            "(default: $MEMGRID_COLOR, else auto).",
             show_default=False,
         ),
     ] = None,
@@ -85,9 +94,9 @@ def annotate(
     """Label seed grids: one key per category, Enter accepts the proposal, all saved at once.
 
     Keys are rebindable in memgrid.toml (project folder or ~/.config/memgrid/); ? lists
-    them. Thumbnails are truecolor text: over SSH, where COLORTERM is not passed on, set
-    COLORTERM=truecolor (or TEXTUAL_COLOR_SYSTEM=truecolor) for full colour; `memgrid doctor`
-    says what this terminal gets.
+    them. Seeds are drawn in real pixels where the terminal has a graphics protocol (Kitty,
+    Sixel, iTerm2), else as 24-bit half-cell text, over SSH too; `memgrid doctor` says what
+    this terminal gets.
     """
     run_annotate(
         project,
@@ -97,6 +106,7 @@ def annotate(
         show_others=show_others,
         overlap=overlap,
         image_protocol=image_protocol,
+        color=color,
         grids_from=grids_from,
     )
 
@@ -110,18 +120,19 @@ def run_annotate(
     show_others: bool = False,
     overlap: int = 1,
     image_protocol: str | None = None,
+    color: str | None = None,
     grids_from: Path | None = None,
 ) -> None:
     """Open the project, read the config, settle the image protocol, run the app."""
     queue_order = QueueOrder.parse(order, "--order")
     if annotator is not None and not annotator.strip():
         raise InputError("--annotator", "the annotator's name is empty")
-    export_colour_depth()  # before Textual is imported: it reads the depth once
     from memgrid.tui.app import make_app
     from memgrid.tui.app.collector import tune_for_interaction
     from memgrid.tui.app.config import AppSettings, load_config
-    from memgrid.tui.app.image_protocol import load_image_widget, requested_protocol
+    from memgrid.tui.app.image_protocol import requested_protocol, settle_protocol
 
+    depth = requested_colour(color)
     with open_project(project) as opened:
         if opened.read_only:
             raise ProjectError(
@@ -133,7 +144,7 @@ def run_annotate(
         listed = () if grids_from is None else grids_from_report(opened, grids_from)
         config = load_config(opened.root)
         # Before textual-image is imported: it probes the terminal then, and never again.
-        protocol, _ = load_image_widget(requested_protocol(image_protocol))
+        protocol = settle_protocol(requested_protocol(image_protocol)).protocol
         settings = AppSettings.from_config(
             config,
             annotator=annotator,
@@ -142,6 +153,7 @@ def run_annotate(
             overlap=overlap,
             show_others=show_others,
             image_protocol=protocol,
+            color=depth,
             grid_ids=listed,
         )
         app = make_app(opened, settings)

@@ -57,13 +57,13 @@ def doctor(
 
 def image_protocol_in_this_terminal() -> ImageProtocolChoice:
     """The protocol `memgrid annotate` would settle on here, by the app's own code."""
-    from memgrid.tui.app.image_protocol import load_image_widget, requested_protocol
+    from memgrid.tui.app.image_protocol import requested_protocol, settle_protocol
 
     try:
         requested = requested_protocol(None)
     except InputError as error:
-        return ImageProtocolChoice("auto", load_image_widget("auto")[0], problem=str(error))
-    return ImageProtocolChoice(requested, load_image_widget(requested)[0])
+        return ImageProtocolChoice("auto", settle_protocol("auto").protocol, problem=str(error))
+    return ImageProtocolChoice(requested, settle_protocol(requested).protocol)
 
 
 def report_lines(report: DoctorReport) -> list[str]:
@@ -90,7 +90,7 @@ def report_lines(report: DoctorReport) -> list[str]:
         f"{'' if terminal.stdout_is_terminal else ', output is not a terminal'}",
         f"colour     {terminal.colour_system or 'none'} ({terminal.colours:,} colours), "
         f"from {terminal.colour_because}{', NO_COLOR set' if terminal.no_color else ''}",
-        f"images     zoom draws {terminal.image_protocol_in_use} "
+        f"images     seeds drawn with {terminal.image_protocol_in_use} "
         f"({'detected' if terminal.image_protocol_requested == 'auto' else 'forced'})",
         f"tmux       {tmux}",
         f"ssh        {'yes' if terminal.ssh else 'no'}",

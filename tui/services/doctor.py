@@ -72,9 +72,9 @@ class TerminalFacts:
 
 @dataclass(frozen=True)
 class ImageProtocolChoice:
-    """What the app would draw zoomed seeds with (settled by tui/app/image_protocol.py)."""
+    """What the app would draw seeds with (settled by tui/app/image_protocol.py)."""
 
-    requested: str  # auto, halfcell, sixel, tgp
+    requested: str  # auto, halfcell, sixel, kitty, iterm2
     in_use: str
     problem: str | None = None  # a bad $MEMGRID_IMAGE_PROTOCOL, say
 
@@ -267,8 +267,8 @@ def _terminal(
         advice.append(
             Advice(
                 "images",
-                "zoom draws half-cell blocks (two pixels per character): a zoomed seed looks "
-                "blocky in this terminal",
+                "seeds are drawn as half-cell blocks (two pixels per character): fine "
+                "differences between seeds are hard to see in this terminal",
                 _image_fix(tmux, passthrough),
                 serious=False,
             )
@@ -281,20 +281,25 @@ def _colour_finding(depth: str) -> str:
 
 
 def _colour_fix(tmux: bool, ssh: bool) -> str:
-    fix = "export COLORTERM=truecolor if your terminal shows 24-bit colour (most do)"
+    fix = "export MEMGRID_COLOR=truecolor if your terminal shows 24-bit colour (most do)"
     if ssh:
-        fix += "; SSH does not pass COLORTERM on: add `SendEnv COLORTERM` to ~/.ssh/config"
+        fix += "; SSH does not pass COLORTERM on (`SendEnv COLORTERM` in ~/.ssh/config does)"
     if tmux:
         fix += "; in tmux add `set -as terminal-features ',*:RGB'` to ~/.tmux.conf and restart it"
     return fix
 
 
 def _image_fix(tmux: bool, passthrough: str | None) -> str:
-    fix = "use a terminal with Sixel (WezTerm, foot, Konsole, xterm -ti vt340) or kitty graphics"
+    fix = (
+        "annotate in a terminal with real pixels: kitty or Ghostty (Kitty graphics), iTerm2 "
+        "or WezTerm (iTerm2 images), foot, Konsole, Windows Terminal or xterm -ti vt340 (Sixel)"
+    )
     if tmux and passthrough not in ("on", "all"):
         state = "off" if passthrough == "off" else "unknown (tmux before 3.3?)"
         fix += (
             f"; tmux's allow-passthrough is {state}: `tmux set -g allow-passthrough on` "
-            "lets graphics reach the terminal"
+            "lets graphics reach the terminal (then --image-protocol kitty)"
         )
+    elif tmux:
+        fix += "; in tmux, --image-protocol kitty (kitty, Ghostty) or a tmux built with sixel"
     return fix

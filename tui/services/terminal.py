@@ -1,21 +1,47 @@
 """What the terminal gives the annotation app: colour depth, tmux, SSH.
 
-`colour_depth` is the one place the app's colour depth is decided: `memgrid annotate` hands
-its answer to Textual before the app starts (`export_colour_depth`), and `memgrid doctor`
-reports the same answer. Seed thumbnails are truecolor half-cell text (docs/design.md, "The
-annotation app"); at 256 colours or fewer they look posterised, which is what an annotator
-who asks "why do the seeds look banded?" needs to be told, with the fix.
+`colour_depth` is the one place the app's colour depth is decided: the app builds its
+Console at that depth (tui/app/colors.py), and `memgrid doctor` reports the same answer.
+Rich takes 24-bit colour only from COLORTERM, which ssh does not pass on and tmux does not
+set, so the usual remote session would get 256 colours and seeds posterised exactly where an
+annotator looks for fine differences. Every terminal an annotator is likely to use
+(xterm-like, or one that advertises 256 colours) shows 24-bit colour, so that is assumed;
+`--color` or $MEMGRID_COLOR says otherwise (docs/design.md, "The annotation app").
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+from memgrid.core.errors import InputError
 
 # Textual's override of its colour depth (textual.constants.COLOR_SYSTEM).
 COLOUR_SYSTEM_ENV = "TEXTUAL_COLOR_SYSTEM"
+COLOUR_ENV = "MEMGRID_COLOR"
+# What --color and $MEMGRID_COLOR accept, and the colour system each asks for.
+COLOUR_CHOICES = {"auto": None, "truecolor": "truecolor", "256": "256", "16": "standard"}
+# TERM prefixes of terminals that take 24-bit colour (xterm and its many look-alikes).
+XTERM_LIKE = (
+    "xterm",
+    "tmux",
+    "screen",
+    "rxvt",
+    "kitty",
+    "alacritty",
+    "foot",
+    "wezterm",
+    "ghostty",
+    "contour",
+    "st-",
+    "vte",
+    "konsole",
+    "iterm",
+    "mintty",
+)
+ADVERTISES_MANY = ("-256color", "-direct", "-truecolor", "-24bit")
 # Rich's colour systems, as Textual's override names them, and how many colours each has.
 COLOUR_SYSTEMS: dict[str, int] = {"truecolor": 1 << 24, "256": 256, "standard": 16, "windows": 16}
 TRUECOLOR_VALUES = ("truecolor", "24bit")
@@ -49,15 +75,41 @@ class ColourDepth:
             " (NO_COLOR: greys only)" if self.monochrome else ""
         )
 
+    @property
+    def note(self) -> str:
+        """What the status line says once when the app draws in fewer than 24-bit colours."""
+        if self.system is None or self.truecolor or self.monochrome:
+            return ""
+        return (
+            f"drawing in {self.colours} colours ({self.because}): seeds lose detail; "
+            "--color truecolor if your terminal has 24-bit colour"
+        )
 
-def colour_depth(environ: Mapping[str, str] = os.environ) -> ColourDepth:
+
+def requested_colour(flag: str | None, environ: Mapping[str, str] = os.environ) -> str:
+    """--color wins, then $MEMGRID_COLOR; 'auto' when neither says."""
+    for source, value in (("--color", flag), (COLOUR_ENV, environ.get(COLOUR_ENV))):
+        if value:
+            choice = value.strip().lower()
+            if choice not in COLOUR_CHOICES:
+                choices = ", ".join(COLOUR_CHOICES)
+                raise InputError(source, f"unknown colour depth {value!r}; choose from {choices}")
+            return choice
+    return "auto"
+
+
+def colour_depth(environ: Mapping[str, str] = os.environ, requested: str = "auto") -> ColourDepth:
     """The colour depth the annotation app will use in a terminal with this environment.
 
-    Today this is Textual's own rule (rich's detection with a terminal forced on): a valid
-    $TEXTUAL_COLOR_SYSTEM wins; TERM=dumb has no colour; COLORTERM=truecolor or 24bit gives
-    truecolor; else TERM's suffix (256color, kitty) gives 256 colours, and anything else 16.
+    `requested` (--color, $MEMGRID_COLOR) wins; then a valid $TEXTUAL_COLOR_SYSTEM; TERM=dumb
+    has no colour; COLORTERM=truecolor or 24bit gives truecolor, and so does an xterm-like
+    TERM or one advertising 256 colours (24-bit assumed: ssh drops COLORTERM); anything else
+    keeps Rich's reading of TERM's suffix (256color: 256 colours, else 16).
     """
     monochrome = "NO_COLOR" in environ
+    asked = COLOUR_CHOICES.get(requested)
+    if asked is not None:
+        return ColourDepth(asked, f"--color {requested}", monochrome)
     override = environ.get(COLOUR_SYSTEM_ENV, "").strip().lower()
     ignored = None
     if override in COLOUR_SYSTEMS:
@@ -70,23 +122,14 @@ def colour_depth(environ: Mapping[str, str] = os.environ) -> ColourDepth:
     colorterm = environ.get("COLORTERM", "").strip().lower()
     if colorterm in TRUECOLOR_VALUES:
         return ColourDepth("truecolor", f"COLORTERM={colorterm}", monochrome, ignored)
-    suffix = term.strip().lower().rpartition("-")[2]
-    system = TERM_SUFFIX_SYSTEMS.get(suffix, "standard")
+    lowered = term.strip().lower()
     because = f"TERM={term}" if term else "TERM unset"
     if not colorterm:
         because += ", COLORTERM unset"
+    if lowered.startswith(XTERM_LIKE) or lowered.endswith(ADVERTISES_MANY):
+        return ColourDepth("truecolor", f"{because}: 24-bit assumed", monochrome, ignored)
+    system = TERM_SUFFIX_SYSTEMS.get(lowered.rpartition("-")[2], "standard")
     return ColourDepth(system, because, monochrome, ignored)
-
-
-def export_colour_depth(environ: MutableMapping[str, str] = os.environ) -> ColourDepth:
-    """Hand `colour_depth`'s answer to Textual, so the app draws at the depth doctor reports.
-
-    Textual reads $TEXTUAL_COLOR_SYSTEM once, when it is first imported: call this before.
-    "auto" (no colour) lets Textual find the dumb terminal itself.
-    """
-    depth = colour_depth(environ)
-    environ[COLOUR_SYSTEM_ENV] = depth.system or "auto"
-    return depth
 
 
 def over_ssh(environ: Mapping[str, str] = os.environ) -> bool:

@@ -2,6 +2,7 @@
 
 from memgrid.tui.app.screens.adjudicate import AdjudicationScreen
 from memgrid.tui.app.screens.annotate import AnnotateScreen
+from memgrid.tui.app.screens.compare import CompareScreen
 from memgrid.tui.app.screens.feature import FeatureScreen
 from memgrid.tui.app.screens.grid_list import GridListScreen
 from memgrid.tui.app.screens.help import HelpScreen
@@ -12,6 +13,7 @@ from memgrid.tui.app.screens.zoom import ZoomScreen
 __all__ = [
     "AdjudicationScreen",
     "AnnotateScreen",
+    "CompareScreen",
     "FeatureScreen",
     "GridListScreen",
     "HelpScreen",

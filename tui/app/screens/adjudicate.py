@@ -14,13 +14,15 @@ from memgrid.core.errors import MemgridError
 from memgrid.core.records import LabelEvent
 from memgrid.core.taxonomy import Category
 from memgrid.tui.app.adjudication import ReviewItem, ReviewKind
+from memgrid.tui.app.drawing import GridPicture
+from memgrid.tui.app.evidence import evidence_from
 from memgrid.tui.app.keys import category_bindings
 from memgrid.tui.app.pictures import Pictures
 from memgrid.tui.app.session import AnnotationSession, GridView
 from memgrid.tui.app.widgets.labels_panel import describe_event
 from memgrid.tui.app.widgets.prompt_view import highlight_prompt
 from memgrid.tui.app.widgets.proposal_panel import category_badge, describe_proposal
-from memgrid.tui.app.widgets.seed_grid import GridPicture, SeedGrid
+from memgrid.tui.app.widgets.seed_grid import SeedGrid
 from memgrid.tui.display import shown, user_text
 from rich.text import Text
 from textual import on, work
@@ -176,12 +178,17 @@ class AdjudicationScreen(Screen[None]):
         try:
             view = self.session.view(grid_id)
             area = self.query_one("#adj-seeds", SeedGrid).area
-            picture = self.pictures.picture(view.grid, view.heatmap, area)
+            picture = self.pictures.grid(view.grid, evidence_from(view.scores), area)
             votes = self.session.views.votes_and_verdicts(grid_id)
         except (MemgridError, OSError) as error:
             self.post_message(self.Loaded(self.all_items, str(error)))
             return
         self.post_message(self.GridLoaded(view, picture, votes))
+
+    @on(SeedGrid.Resized)
+    def _redraw_for_new_size(self) -> None:
+        if self.highlighted is not None:
+            self.load_grid(self.highlighted)
 
     @on(GridLoaded)
     def _show_grid(self, message: GridLoaded) -> None:

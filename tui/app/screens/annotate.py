@@ -11,8 +11,11 @@ from functools import partial
 from typing import ClassVar
 
 from memgrid.core.taxonomy import Category, Feature, LabelState
+from memgrid.tui.app.evidence import evidence_from
+from memgrid.tui.app.image_protocol import images_help
 from memgrid.tui.app.keys import annotate_bindings
 from memgrid.tui.app.screens.adjudicate import AdjudicationScreen
+from memgrid.tui.app.screens.compare import CompareScreen
 from memgrid.tui.app.screens.feature import FeatureScreen
 from memgrid.tui.app.screens.grid_list import GridListScreen
 from memgrid.tui.app.screens.help import HelpScreen
@@ -78,12 +81,14 @@ class AnnotateScreen(SessionScreen):
     # ---- views and other screens -------------------------------------------------------------
 
     def action_heatmap(self) -> None:
-        self.toggle_class("-heatmap")
-        self.seeds.overlay = self.has_class("-heatmap")
-        picture, view = self.seeds.picture, self.view
-        missing_overlay = picture is not None and picture.overlaid is None
-        if self.seeds.overlay and view is not None and view.heatmap and missing_overlay:
-            self.redraw(view)
+        self.heat_on = not self.heat_on
+        if self.view is not None:
+            self.show_evidence(self.view)
+            self.redraw(self.view)
+
+    def action_panel(self) -> None:
+        # The grid grows into the space: its Resized message redraws it for the new area.
+        self.toggle_class("-folded")
 
     def action_note(self) -> None:
         if self.view is None:
@@ -108,15 +113,15 @@ class AnnotateScreen(SessionScreen):
 
     def action_zoom(self) -> None:
         if self.view is not None:
-            context = self.context
-            self.app.push_screen(
-                ZoomScreen(
-                    self.view.grid,
-                    context.image_path,
-                    context.image_widget,
-                    context.image_protocol,
-                )
-            )
+            self.app.push_screen(ZoomScreen(self.view.grid, self.pictures))
+
+    def action_compare(self) -> None:
+        """Two seeds at full size: the first two of the largest near-identical group, if any."""
+        if self.view is None:
+            return
+        groups = evidence_from(self.view.scores).groups
+        first, second = groups[0][:2] if groups else (0, 1)
+        self.app.push_screen(CompareScreen(self.view.grid, self.pictures, first, second))
 
     def action_history(self) -> None:
         self.app.push_screen(HistoryScreen(self.session), self._reopen)
@@ -147,4 +152,6 @@ class AnnotateScreen(SessionScreen):
         self.app.push_screen(CalibrationScreen(self.context.project), after)
 
     def action_help(self) -> None:
-        self.app.push_screen(HelpScreen(self.context.settings.keys))
+        self.app.push_screen(
+            HelpScreen(self.context.settings.keys, images_help(self.context.images))
+        )

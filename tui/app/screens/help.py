@@ -7,6 +7,7 @@ from typing import ClassVar
 from memgrid.tui.app.keys import describe_keys
 from memgrid.tui.display import user_text
 from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
@@ -15,6 +16,8 @@ from textual.widgets import Static
 
 MORE_KEYS = (
     ("zoom", "left / right", "the previous / next seed"),
+    ("compare", "left / right, tab", "change the seed marked ▶; tab marks the other side"),
+    ("compare", "d", "the amplified difference of the two seeds, on/off"),
     ("feature", "arrows, space", "move over tiles, select one; a selects the hot tiles"),
     ("feature", "1-4, tab, enter", "the feature's category, its name, save"),
     ("lists", "enter", "open the highlighted grid to correct it"),
@@ -31,20 +34,22 @@ class HelpScreen(ModalScreen[None]):
 
     CSS_PATH = "help.tcss"
 
-    def __init__(self, keys: dict[str, str]) -> None:
+    def __init__(self, keys: dict[str, str], images: str = "") -> None:
         super().__init__()
         self.keys = keys
+        self.images = images
 
     def compose(self) -> ComposeResult:
         self.table = table = Table(title="memgrid annotate: keys", expand=True, show_edge=False)
         table.add_column("key", style="bold yellow", no_wrap=True)
         table.add_column("does")
         table.add_column("action", style="dim")
+        # Text, not str: Rich would read a bound "[" or "[b]" in a cell as markup.
         for action, keys, description in describe_keys(self.keys):
-            table.add_row(user_text(keys.replace(",", " / ")), description, action)
+            table.add_row(user_text(keys.replace(",", " / ")), Text(description), Text(action))
         table.add_section()
         for where, keys, description in MORE_KEYS:
-            table.add_row(keys, description, where)
+            table.add_row(Text(keys), Text(description), Text(where))
         with VerticalScroll():
             yield Static(table)
             yield Static(
@@ -54,6 +59,8 @@ class HelpScreen(ModalScreen[None]):
                 classes="hint",
                 markup=False,  # "[keys]" is the section's name, not a style
             )
+            if self.images:
+                yield Static(self.images, classes="hint", markup=False)
 
     def action_close(self) -> None:
         self.dismiss(None)

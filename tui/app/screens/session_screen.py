@@ -16,30 +16,38 @@ from functools import partial
 from memgrid.core.errors import MemgridError
 from memgrid.tui.app.collector import IDLE_SECONDS, IdleCollector
 from memgrid.tui.app.context import AppContext
+from memgrid.tui.app.drawing import GridPicture
+from memgrid.tui.app.evidence import evidence_from
+from memgrid.tui.app.keys import footer_hints
 from memgrid.tui.app.messages import PictureReady, SessionUpdated, WorkFailed
 from memgrid.tui.app.session import GridView, Outcome
 from memgrid.tui.app.widgets import (
-    HeatMap,
+    EvidenceBar,
+    KeyHints,
     LabelsPanel,
     ProgressBar,
     PromptView,
     ProposalPanel,
     SeedGrid,
 )
-from memgrid.tui.app.widgets.seed_grid import GridPicture
+from memgrid.tui.app.widgets.seed_grid import RedrawsImagesOnScreenChange
 from memgrid.tui.display import shown, user_text
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 SessionCall = Callable[[], Outcome]
 
 
-class SessionScreen(Screen[None]):
-    """Prompt, seed grid, proposal and labels; progress and keys along the bottom."""
+class SessionScreen(RedrawsImagesOnScreenChange, Screen[None]):
+    """Prompt, the seed grid (the main element), a foldable side panel; progress and keys.
+
+    `heat_on` adds the heat map as one more tile of every grid until it is switched off;
+    the line above the grid says that it is on.
+    """
 
     def __init__(self, context: AppContext) -> None:
         super().__init__()
@@ -50,22 +58,27 @@ class SessionScreen(Screen[None]):
         self._pending: deque[tuple[str, SessionCall]] = deque()
         self._busy = False
         self.collector = IdleCollector()
+        self.heat_on = False  # read by workers: the heat map tile is drawn only when on
+        self._notes = list(context.startup_notes)  # said once, with the first grid
 
     def compose(self) -> ComposeResult:
-        yield PromptView("Loading…", id="prompt")
+        # Three lines, as a grid's header, prompt and legend: the grid below keeps its size.
+        yield PromptView("Loading…\n\n", id="prompt")
+        yield EvidenceBar(id="evidence")
         with Horizontal(id="body"):
             yield SeedGrid(id="seeds")
-            with Vertical(id="side"):
+            with VerticalScroll(id="side"):
                 yield ProposalPanel(id="proposal")
                 yield LabelsPanel(id="labels")
-                yield Static("Heat map: share of seed pairs alike per tile", id="heatmap-title")
-                yield HeatMap(id="heatmap")
         yield Static(id="status")
         yield ProgressBar(id="progress")
-        yield Footer()
+        yield KeyHints(*footer_hints(self.context.settings.keys), id="hints")
 
     def on_mount(self) -> None:
-        self.submit("start", self.session.start)
+        # Queued now, run after the first layout, so the first grid is drawn for the area it
+        # gets (a picture for a guessed size would be drawn, and with Kitty sent, twice).
+        self._pending.append(("start", self.session.start))
+        self.call_after_refresh(self._run_next)
         renew_every = max(1.0, self.session.options.lease_seconds / 3)
         self.set_interval(renew_every, self.renew_lease)
         self.set_interval(IDLE_SECONDS / 2, self.collector.collect_if_idle)
@@ -133,12 +146,9 @@ class SessionScreen(Screen[None]):
             self._run_next()
 
     def picture_of(self, view: GridView) -> GridPicture:
-        """The grid drawn for the seed area, with the heat map laid over only when it is on.
-
-        Runs in workers; the overlay is drawn on demand since it doubles the work.
-        """
-        heatmap = view.heatmap if self.seeds.overlay else None
-        return self.pictures.picture(view.grid, heatmap, self.seeds.area)
+        """The grid drawn for the seed area, with its marks (runs in workers)."""
+        heatmap = view.heatmap if self.heat_on else None
+        return self.pictures.grid(view.grid, evidence_from(view.scores), self.seeds.area, heatmap)
 
     @on(SeedGrid.Resized)
     def _redraw_for_new_size(self) -> None:
@@ -162,7 +172,9 @@ class SessionScreen(Screen[None]):
 
     def show(self, outcome: Outcome, picture: GridPicture | None) -> None:
         self.view = view = outcome.view
-        self.query_one("#status", Static).update(user_text(outcome.message), layout=False)
+        notes, self._notes = self._notes, []
+        status = user_text(" · ".join(filter(None, [*notes, outcome.message])))
+        self.query_one("#status", Static).update(status, layout=False)
         self.query_one(ProgressBar).show(outcome.progress, self.session.annotator)
         if view is None:
             # The end of the queue: nothing of the last grid stays on screen.
@@ -171,10 +183,10 @@ class SessionScreen(Screen[None]):
             self.seeds.show(None, "Nothing to annotate now. r reopens earlier labels; q quits.")
             self.query_one(ProposalPanel).show_text(Text(""))
             self.query_one(LabelsPanel).show_text(Text(""))
-            self.query_one(HeatMap).show(None)
             return
         self.query_one(PromptView).show(view.grid, view.attribution)
         self.seeds.show(picture)
+        self.show_evidence(view)
         self.query_one(ProposalPanel).show(view.proposal, view.proposal_shown, view.scores)
         self.query_one(LabelsPanel).show(
             view.mine,
@@ -184,7 +196,14 @@ class SessionScreen(Screen[None]):
             view.others_hidden,
             view.adjudication,
         )
-        self.query_one(HeatMap).show(view.heatmap)
+
+    def show_evidence(self, view: GridView) -> None:
+        self.query_one(EvidenceBar).show(
+            evidence_from(view.scores),
+            heat_on=self.heat_on,
+            has_heatmap=bool(view.heatmap),
+            protocol=self.context.images.protocol,
+        )
 
     # ---- background work ------------------------------------------------------------------
 

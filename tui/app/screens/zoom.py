@@ -1,32 +1,103 @@
-"""One seed, large, through textual-image (Sixel, Kitty TGP or half-cell, chosen at launch).
+"""Seeds at full size: one (zoom), or two side by side with their difference (compare).
 
-The file is decoded and scaled in a worker; the screen only hands the result to the image
-widget. Left and right step through the grid's other seeds.
+Both draw through the same pictures as the grid (pictures.py), so they use the grid's
+protocol: real pixels with Kitty, Sixel or iTerm2, half-cell otherwise. The picture is
+composed in a worker; the screen only hands it to its SeedGrid.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from memgrid.core.errors import InputError
-from memgrid.core.images import decode_rgb
-from memgrid.core.records import Grid, GridImage
-from memgrid.tui.display import user_text
-from PIL import Image
+from memgrid.core.records import Grid
+from memgrid.tui.app.drawing import GridPicture
+from memgrid.tui.app.pictures import Pictures
+from memgrid.tui.app.widgets.seed_grid import RedrawsImagesOnScreenChange, SeedGrid
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.geometry import Size
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Static
-
-HALF_CELL_PIXELS = (1, 2)  # pixels per cell, half-cell drawing
+from textual.widgets import Footer, Static
 
 
-class ZoomScreen(Screen[None]):
-    """A single seed at the size of the screen; escape returns to the grid."""
+class SeedViewScreen(RedrawsImagesOnScreenChange, Screen[None]):
+    """A title line and a SeedGrid of chosen seeds, redrawn when they or the size change."""
+
+    CSS_PATH = "zoom.tcss"
+
+    class Drawn(Message):
+        def __init__(self, picture: GridPicture, version: int) -> None:
+            super().__init__()
+            self.picture = picture
+            self.version = version
+
+    def __init__(self, grid: Grid, pictures: Pictures) -> None:
+        super().__init__()
+        self.grid = grid
+        self.pictures = pictures
+        self.version = 0  # bumped on every change, so a late picture is dropped
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="view-title")
+        yield SeedGrid(id="view-seeds")
+        yield Footer()
+
+    @property
+    def seeds(self) -> SeedGrid:
+        return self.query_one("#view-seeds", SeedGrid)
+
+    def on_mount(self) -> None:
+        self.changed()
+
+    def changed(self) -> None:
+        self.version += 1
+        self.query_one("#view-title", Static).update(self.title_text())
+        if self.grid.images:
+            self.draw(self.version)
+        else:
+            self.seeds.show(None, "This grid has no images.")
+
+    def title_text(self) -> Text:
+        raise NotImplementedError
+
+    def picture(self, area: Size) -> GridPicture:
+        """Runs in a worker: the picture for the current choice of seeds."""
+        raise NotImplementedError
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="seed-view")
+    def draw(self, version: int) -> None:
+        try:
+            picture = self.picture(self.seeds.area)
+        except OSError as error:
+            self.app.call_from_thread(self.seeds.show, None, f"cannot draw: {error}")
+            return
+        self.post_message(self.Drawn(picture, version))
+
+    @on(Drawn)
+    def _show(self, message: Drawn) -> None:
+        if message.version == self.version:
+            self.seeds.show(message.picture)
+
+    @on(SeedGrid.Resized)
+    def _resized(self) -> None:
+        if self.grid.images:
+            self.draw(self.version)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    def seed_label(self, index: int) -> str:
+        return f"seed {self.grid.images[index].seed} ({index + 1}/{len(self.grid.images)})"
+
+    def step(self, index: int, delta: int) -> int:
+        return (index + delta) % len(self.grid.images) if self.grid.images else index
+
+
+class ZoomScreen(SeedViewScreen):
+    """One seed as large as the screen allows; left and right step through the others."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,z,q", "close", "back to the grid"),
@@ -34,75 +105,21 @@ class ZoomScreen(Screen[None]):
         Binding("right", "step(1)", "next seed"),
     ]
 
-    CSS_PATH = "zoom.tcss"
-
-    class Loaded(Message):
-        """A seed's image is decoded and scaled, ready to hand to the image widget."""
-
-        def __init__(self, index: int, image: Image.Image | None, error: str = "") -> None:
-            super().__init__()
-            self.index = index
-            self.image = image
-            self.error = error
-
-    def __init__(
-        self,
-        grid: Grid,
-        image_path: Callable[[GridImage], Path],
-        image_widget: type[Any],
-        protocol: str,
-        index: int = 0,
-    ) -> None:
-        super().__init__()
-        self.grid = grid
-        self.image_path = image_path
-        self.image_widget = image_widget
-        self.protocol = protocol
+    def __init__(self, grid: Grid, pictures: Pictures, index: int = 0) -> None:
+        super().__init__(grid, pictures)
         self.index = index
 
-    def compose(self) -> ComposeResult:
-        yield Static(id="zoom-title")
-        yield self.image_widget(id="zoom-image")
-        yield Static(id="zoom-error")
+    def title_text(self) -> Text:
+        if not self.grid.images:
+            return Text(f"grid {self.grid.id}: no images")
+        return Text.assemble(
+            (f"grid {self.grid.id} · {self.seed_label(self.index)}", "bold"),
+            ("  ←/→ other seeds · escape back", "dim"),
+        )
 
-    def on_mount(self) -> None:
-        self.load(self.index)
+    def picture(self, area: Size) -> GridPicture:
+        return self.pictures.seeds(self.grid, (self.index,), area)
 
     def action_step(self, delta: int) -> None:
-        if self.grid.images:
-            self.index = (self.index + delta) % len(self.grid.images)
-            self.load(self.index)
-
-    def action_close(self) -> None:
-        self.dismiss(None)
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="zoom")
-    def load(self, index: int) -> None:
-        if not self.grid.images:
-            self.post_message(self.Loaded(index, None, "this grid has no images"))
-            return
-        image = self.grid.images[index]
-        try:
-            decoded = decode_rgb(self.image_path(image))
-        except InputError as error:
-            self.post_message(self.Loaded(index, None, str(error)))
-            return
-        if self.protocol == "halfcell":
-            # Scale here, off the UI thread, to what half-cell can show on this screen.
-            width, height = self.size.width, max(self.size.height - 1, 1)
-            decoded.thumbnail((width * HALF_CELL_PIXELS[0], height * HALF_CELL_PIXELS[1]))
-        self.post_message(self.Loaded(index, decoded))
-
-    @on(Loaded)
-    def _show(self, message: Loaded) -> None:
-        if message.index != self.index:
-            return
-        image = self.grid.images[message.index] if self.grid.images else None
-        title = (
-            f"grid {self.grid.id} · seed {image.seed if image else '-'} "
-            f"({message.index + 1}/{len(self.grid.images)}) · {self.protocol} · "
-            "left/right: other seeds · escape: back"
-        )
-        self.query_one("#zoom-title", Static).update(user_text(title))
-        self.query_one("#zoom-error", Static).update(user_text(message.error))
-        self.query_one("#zoom-image").image = message.image
+        self.index = self.step(self.index, delta)
+        self.changed()

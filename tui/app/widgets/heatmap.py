@@ -6,9 +6,10 @@ which is how a feature's region is marked (`Feature.tiles`: row * columns + colu
 
 from __future__ import annotations
 
-import itertools
 from typing import ClassVar
 
+from memgrid.tui.app.evidence import heat_color
+from rich.color import Color
 from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding, BindingType
@@ -18,18 +19,6 @@ from textual.widget import Widget
 
 SELECTED_MARK = "■"
 CURSOR_STYLE = Style(reverse=True, bold=True)
-
-
-def heat_color(share: float) -> str:
-    """Dark blue for tiles that vary across seeds, through orange, to red for fixed ones."""
-    share = min(max(share, 0.0), 1.0)
-    stops = [(0.0, (20, 30, 70)), (0.5, (200, 120, 30)), (1.0, (230, 30, 30))]
-    for (low, low_rgb), (high, high_rgb) in itertools.pairwise(stops):
-        if share <= high:
-            t = (share - low) / (high - low)
-            r, g, b = (round(a + (c - a) * t) for a, c in zip(low_rgb, high_rgb, strict=True))
-            return f"rgb({r},{g},{b})"
-    return "rgb(230,30,30)"
 
 
 class HeatMap(Widget, can_focus=False):
@@ -113,7 +102,7 @@ class HeatMap(Widget, can_focus=False):
         return " " * width
 
     def _tile_style(self, index: int, share: float) -> Style:
-        style = Style.parse(f"white on {heat_color(share)}")
+        style = Style(color="white", bgcolor=Color.from_rgb(*heat_color(share)))
         if self.selectable and index == self.cursor and self.has_focus:
             style += CURSOR_STYLE
         return style
