@@ -38,6 +38,8 @@ class Grid:
     provenance: dict[str, Any]
     source: str
     images: tuple[GridImage, ...] = ()
+    # The fields that came with the prompt (`memgrid prompts add`: source_id, url, ...).
+    prompt_metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
     def seeds(self) -> list[int]:

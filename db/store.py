@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from memgrid.core.errors import NotFoundError, ProjectError, SchemaError
+from memgrid.core.provenance import extend_provenance
 from memgrid.core.records import (
     Entity,
     Grid,
@@ -229,13 +230,14 @@ class Store:
         """Add a grid and its images in one transaction; returns (grid id, images added).
 
         A grid is identified by prompt, model and settings: adding it again adds only
-        the seeds it lacks, so an interrupted run resumes without duplicates.
+        the seeds it lacks, so an interrupted run resumes without duplicates, and its
+        provenance then lists each run that added seeds (core.provenance).
         """
         settings = settings or {}
         with self.db.atomic():
             prompt_id = self.ensure_prompt(prompt, prompt_metadata)
             settings_key = content_key(settings)
-            self.db.execute(
+            created = self.db.execute(
                 """INSERT OR IGNORE INTO grids
                 (prompt_id, model, settings, settings_key, provenance, source, created_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?)""",
@@ -249,21 +251,30 @@ class Store:
                     now_text(),
                 ),
             )
-            grid_id = int(
-                self.db.execute(
-                    "SELECT id FROM grids WHERE prompt_id = ? AND model = ? AND settings_key = ?",
-                    (prompt_id, model, settings_key),
-                ).fetchone()[0]
-            )
-            added = 0
+            grid_id, stored_provenance = self.db.execute(
+                """SELECT id, provenance FROM grids
+                WHERE prompt_id = ? AND model = ? AND settings_key = ?""",
+                (prompt_id, model, settings_key),
+            ).fetchone()
+            seeds_before = set() if created.rowcount else self.seeds_of(grid_id)
+            added_seeds = []
             for image in images:
                 cursor = self.db.execute(
                     """INSERT OR IGNORE INTO images (grid_id, seed, path, sha256, width, height)
                     VALUES (?, ?, ?, ?, ?, ?)""",
                     (grid_id, image.seed, image.path, image.sha256, image.width, image.height),
                 )
-                added += cursor.rowcount
-        return grid_id, added
+                if cursor.rowcount:
+                    added_seeds.append(image.seed)
+            if seeds_before and added_seeds:
+                extended = extend_provenance(
+                    json.loads(stored_provenance), seeds_before, provenance or {}, added_seeds
+                )
+                self.db.execute(
+                    "UPDATE grids SET provenance = ? WHERE id = ?",
+                    (canonical_json(extended), grid_id),
+                )
+        return int(grid_id), len(added_seeds)
 
     def find_grid(
         self, prompt: str, model: str = "", settings: dict[str, Any] | None = None
@@ -293,7 +304,8 @@ class Store:
             where = f"WHERE g.id IN ({','.join('?' * len(grid_ids))})"
             params = list(grid_ids)
         rows = self.db.execute(
-            f"""SELECT g.id, g.prompt_id, p.text, g.model, g.settings, g.provenance, g.source
+            f"""SELECT g.id, g.prompt_id, p.text, g.model, g.settings, g.provenance, g.source,
+                p.metadata
             FROM grids g JOIN prompts p ON p.id = g.prompt_id {where} ORDER BY g.id""",
             params,
         ).fetchall()
@@ -315,6 +327,7 @@ class Store:
                 provenance=json.loads(row[5]),
                 source=row[6],
                 images=tuple(images[row[0]]),
+                prompt_metadata=json.loads(row[7]),
             )
             for row in rows
         }
@@ -1001,6 +1014,26 @@ class Store:
                 list(grid_ids),
             )
         ]
+
+    def prompt_metadata_types(self) -> dict[str, set[str]]:
+        """Each field of the prompts that have grids -> the JSON types it holds (json_each's)."""
+        types: dict[str, set[str]] = {}
+        for key, kind in self.db.execute(
+            """SELECT DISTINCT j.key, j.type FROM prompts p, json_each(p.metadata) j
+            WHERE p.id IN (SELECT prompt_id FROM grids)"""
+        ):
+            types.setdefault(key, set()).add(kind)
+        return types
+
+    def score_field_types(self) -> dict[str, dict[str, set[str]]]:
+        """Metric -> value key -> the JSON types it holds over every available score."""
+        types: dict[str, dict[str, set[str]]] = {}
+        for metric, key, kind in self.db.execute(
+            """SELECT DISTINCT s.metric, j.key, j.type FROM scores s, json_each(s."values") j
+            WHERE s.available = 1"""
+        ):
+            types.setdefault(metric, {}).setdefault(key, set()).add(kind)
+        return types
 
     # ---- bulk reads (calibration) ------------------------------------------------------
 

@@ -82,7 +82,8 @@ class ExportFilters:
 
 @dataclass(frozen=True)
 class ExportOptions:
-    """What to export where; `with_images` None means the format's default."""
+    """What to export where; `with_images` None means the format's default; `contact_sheets`
+    adds one PNG per grid (contact_sheet.py)."""
 
     export_format: ExportFormat
     destination: Path
@@ -90,6 +91,7 @@ class ExportOptions:
     with_images: ImageMode | None = None
     shard_size: int = DEFAULT_SHARD_SIZE
     overwrite: bool = False
+    contact_sheets: bool = False
 
     @property
     def image_mode(self) -> ImageMode:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from memgrid.core.errors import UnavailableError
+from memgrid.core.export.columns import ColumnKind, DataColumns
 
 
 def load_pyarrow() -> Any:
@@ -19,9 +20,23 @@ def load_pyarrow() -> Any:
     return pyarrow
 
 
-def parquet_schema(pa: Any) -> Any:
+def arrow_type(pa: Any, kind: ColumnKind) -> Any:
+    return {
+        ColumnKind.BOOL: pa.bool_(),
+        ColumnKind.INTEGER: pa.int64(),
+        ColumnKind.REAL: pa.float64(),
+        ColumnKind.TEXT: pa.string(),
+    }[kind]
+
+
+def flat_fields(pa: Any, kinds: dict[str, ColumnKind]) -> list[tuple[str, Any]]:
+    return [(name, arrow_type(pa, kind)) for name, kind in kinds.items()]
+
+
+def parquet_schema(pa: Any, columns: DataColumns) -> Any:
     """The Parquet layout of a row: typed structs, free-form dicts (scores, settings,
-    provenance) as JSON text, since their keys differ from grid to grid."""
+    provenance) as JSON text, since their keys differ from grid to grid; the prompt's
+    fields and the scalar score values also as flat columns (`columns`)."""
     feature = pa.struct(
         [("category", pa.string()), ("name", pa.string()), ("tiles", pa.list_(pa.int32()))]
     )
@@ -83,6 +98,7 @@ def parquet_schema(pa: Any) -> Any:
             ("grid_id", pa.int64()),
             ("prompt_id", pa.int64()),
             ("prompt", pa.string()),
+            *flat_fields(pa, columns.prompt_meta_kinds()),
             ("model", pa.string()),
             ("source", pa.string()),
             ("category", pa.string()),
@@ -93,8 +109,10 @@ def parquet_schema(pa: Any) -> Any:
             ("labels", pa.list_(label)),
             ("proposal", proposal),
             ("scores", pa.string()),
+            *flat_fields(pa, columns.score_kinds()),
             ("settings", pa.string()),
             ("provenance", pa.string()),
             ("images", pa.list_(image)),
+            ("contact_sheet", pa.string()),
         ]
     )

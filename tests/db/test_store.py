@@ -270,3 +270,36 @@ def test_grid_progress_follows_the_current_labels_through_undo_and_adjudication(
     store.adjudicate(b, "judge", Category.IMPLICIT)
     store.undo_last("y")
     assert {g: n for g, n in progress().items() if n} == from_view() == {a: 1, b: 1}
+
+
+def test_provenance_lists_every_run_that_added_seeds() -> None:
+    store = Store.memory()
+    first = {"seeds": [0, 1, 2, 3], "device": "cuda", "batch_size": 4}
+    grid_id, _ = store.add_grid("p", [image(s) for s in range(4)], provenance=first)
+    assert store.grid(grid_id).provenance == first  # one run: as it was given
+    store.add_grid("p", [image(s) for s in range(4)], provenance={"device": "cpu"})
+    assert store.grid(grid_id).provenance == first  # nothing added: nothing to record
+    second = {"seeds": [0, 1, 2, 3, 4, 5], "device": "cpu", "batch_size": 2}
+    _, added = store.add_grid("p", [image(s) for s in range(6)], provenance=second)
+    assert added == 2
+    provenance = store.grid(grid_id).provenance
+    assert provenance["seeds"] == [0, 1, 2, 3, 4, 5]
+    assert provenance["device"] == "cuda"  # the first run stays on top
+    assert provenance["runs"] == [first, {**second, "seeds": [4, 5]}]
+    store.add_grid("p", [image(s) for s in range(8)], provenance={"imported_from": "x"})
+    runs = store.grid(grid_id).provenance["runs"]
+    assert [run["seeds"] for run in runs] == [[0, 1, 2, 3], [4, 5], [6, 7]]
+    assert runs[2] == {"imported_from": "x", "seeds": [6, 7]}
+
+
+def test_a_merged_grid_keeps_the_runs_behind_the_seeds_it_brings() -> None:
+    from memgrid.core.provenance import extend_provenance
+
+    shard = {
+        "device": "a",
+        "seeds": [0, 1, 4],
+        "runs": [{"device": "a", "seeds": [0, 1]}, {"device": "b", "seeds": [4]}],
+    }
+    merged = extend_provenance({"device": "t", "seeds": [0, 1]}, [0, 1], shard, [4])
+    assert merged["seeds"] == [0, 1, 4]
+    assert merged["runs"] == [{"device": "t", "seeds": [0, 1]}, {"device": "b", "seeds": [4]}]

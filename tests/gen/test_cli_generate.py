@@ -75,6 +75,10 @@ def test_generate_stores_grids_images_and_the_wen_score(
     with open_project(project_dir) as project:
         grid = project.store.grids()[0]
         assert grid.seeds == [0, 1, 2, 3, 4] and project.store.image_count == 10
+        # Provenance names both runs and the seeds each added.
+        assert grid.provenance["seeds"] == [0, 1, 2, 3, 4]
+        assert [run["seeds"] for run in grid.provenance["runs"]] == [[0, 1, 2], [3, 4]]
+        assert grid.provenance["runs"][1]["batch_size"] == 4  # the second run's own batch
         wen = project.store.scores(grid.id, WEN_METRIC)[0].values
         assert wen["n_seeds"] == 5
         assert wen["per_seed_first"][:3] == pytest.approx(first_wen["per_seed_first"], rel=1e-4)
