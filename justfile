@@ -9,6 +9,12 @@ python := env_var_or_default("PYTHON", "python3")
 demo *ARGS: (venv "base")
     .venv/bin/memgrid demo --project demo-project {{ARGS}}
 
+# Run memgrid from .venv without activating it, from any folder: `just memgrid status -p demo-project`.
+[no-cd]
+[positional-arguments]
+memgrid *ARGS: (venv "base")
+    "{{justfile_directory()}}/.venv/bin/memgrid" "$@"
+
 # Lint, check the layering, run the whole test suite.
 test *ARGS: (venv "all")
     .venv/bin/ruff format --check .

@@ -62,3 +62,7 @@ class NotFoundError(MemgridError):
     """A grid, prompt or threshold set named by the user does not exist."""
 
     title = "Not found"
+
+    def __init__(self, record: str, problem: str = "not found") -> None:
+        self.record = record
+        super().__init__(f"{record}: {problem}")

@@ -96,11 +96,29 @@ def png_bytes(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
+def process_umask() -> int:
+    """This process's umask, read without changing it where Linux allows (/proc)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    current = os.umask(0o022)  # elsewhere the only way to read it is to set it
+    os.umask(current)
+    return current
+
+
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, fsync, then rename: never a partial file."""
+    """Write to a temporary file beside `path`, fsync, then rename: never a partial file.
+
+    mkstemp makes the file private (0600); it gets the mode any new file would (0666 less the
+    umask), so the images of a project shared with a group stay readable to the group.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     try:
+        os.fchmod(descriptor, 0o666 & ~process_umask())
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
             handle.flush()

@@ -292,7 +292,7 @@ class Store:
     def grid(self, grid_id: int) -> Grid:
         grids = self.grids([grid_id])
         if not grids:
-            raise NotFoundError(f"no grid with id {grid_id}")
+            raise NotFoundError(f"grid {grid_id}", "no grid with this id in the project")
         return grids[0]
 
     def grids(self, grid_ids: Sequence[int] | None = None) -> list[Grid]:
@@ -378,20 +378,24 @@ class Store:
             params.append(metric)
         return [_score(row) for row in self.db.execute(sql + " ORDER BY metric, id", params)]
 
-    def grids_to_score(self, metric: str, params: dict[str, Any], version: str) -> list[int]:
+    def grids_to_score(
+        self, metric: str, params: dict[str, Any], version: str, *, retry_unavailable: bool = True
+    ) -> list[int]:
         """Grids without a current score for metric+params+version, in id order.
 
-        Current means available and covering every seed the grid has now: an unavailable
-        score (no weights) is retried, and a grid that gained seeds (a merge) is rescored.
+        Current means available and covering every seed the grid has now, so a grid that
+        gained seeds (a merge) is rescored. An unavailable score (no weights) counts as not
+        current unless `retry_unavailable` is False: then it is held until the metric can run.
         """
+        held = "" if retry_unavailable else "OR s.available = 0"
         return [
             row[0]
             for row in self.db.execute(
-                """SELECT g.id FROM grids g WHERE NOT EXISTS (
+                f"""SELECT g.id FROM grids g WHERE NOT EXISTS (
                     SELECT 1 FROM scores s WHERE s.grid_id = g.id AND s.metric = ?
-                    AND s.params_key = ? AND s.version = ? AND s.available = 1
+                    AND s.params_key = ? AND s.version = ? AND ((s.available = 1
                     AND json_extract(s."values", '$.n_seeds') =
-                        (SELECT count(*) FROM images i WHERE i.grid_id = g.id)
+                        (SELECT count(*) FROM images i WHERE i.grid_id = g.id)) {held})
                 ) ORDER BY g.id""",
                 (metric, content_key(params), version),
             )
@@ -456,7 +460,7 @@ class Store:
             f"SELECT {_THRESHOLD_COLUMNS} FROM threshold_sets WHERE id = ?", (set_id,)
         ).fetchone()
         if row is None:
-            raise NotFoundError(f"no threshold set with id {set_id}")
+            raise NotFoundError(f"threshold set {set_id}", "no threshold set with this id")
         return _threshold_set(row)
 
     def threshold_set(self, name: str, version: int | None = None) -> ThresholdSet:
@@ -468,7 +472,7 @@ class Store:
         row = self.db.execute(sql + " ORDER BY version DESC LIMIT 1", params).fetchone()
         if row is None:
             suffix = "" if version is None else f" version {version}"
-            raise NotFoundError(f"no threshold set named {name!r}{suffix}")
+            raise NotFoundError(f"threshold set {name!r}{suffix}", "no threshold set of this name")
         return _threshold_set(row)
 
     def threshold_sets(self) -> list[ThresholdSet]:
@@ -665,7 +669,7 @@ class Store:
             f"SELECT {_EVENT_COLUMNS} FROM label_events WHERE id = ?", (event_id,)
         ).fetchone()
         if row is None:
-            raise NotFoundError(f"no label event with id {event_id}")
+            raise NotFoundError(f"label event {event_id}", "no label event with this id")
         return _label_event(row)
 
     def label_history(self, grid_id: int) -> list[LabelEvent]:

@@ -35,6 +35,8 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     """Keep the developer's own project and config out of tests."""
     monkeypatch.delenv("MEMGRID_PROJECT", raising=False)
     monkeypatch.delenv("MEMGRID_IMAGE_PROTOCOL", raising=False)
+    # `memgrid annotate` hands its colour depth to Textual through the environment.
+    monkeypatch.delenv("TEXTUAL_COLOR_SYSTEM", raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
 
 

@@ -6,18 +6,27 @@ import sqlite3
 import sys
 from typing import Any
 
-import click
 import typer
 from memgrid.core.errors import MemgridError
+from memgrid.core.extras import missing_extra_error
 from memgrid.tui.commands import (
     annotate,
     calibration,
+    doctor,
     export,
     generation,
     project,
     proposing,
     scoring,
 )
+from memgrid.tui.errors import (
+    ClickException,
+    NoArgsIsHelpError,
+    describe_database_error,
+    describe_usage_error,
+    report_error,
+)
+from memgrid.tui.services.doctor import memgrid_version
 from typer.core import TyperGroup
 
 
@@ -25,42 +34,61 @@ class _Settings:
     debug = False
 
 
-def report_error(message: str) -> None:
-    typer.echo(f"memgrid: error: {message}", err=True)
-
-
-def describe_database_error(error: sqlite3.Error) -> str:
-    """SQLite's words, plus what they mean for the person's data."""
-    text = str(error)
-    if "full" in text:
-        return f"database: {text}; the last write was rolled back, everything saved before it is intact"
-    if "locked" in text or "busy" in text:
-        return f"database: {text}; another memgrid process held it too long, try again"
-    return f"database: {text}"
-
-
 class MemgridGroup(TyperGroup):
-    """Turns expected failures into one line on stderr and exit code 1 (tracebacks with --debug)."""
+    """Turns expected failures into one line on stderr (memgrid.tui.errors) and a non-zero
+    exit code; tracebacks only with --debug."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: typer.Context | None = None,
+        **extra: Any,
+    ) -> typer.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except NoArgsIsHelpError:
+            raise  # `memgrid` alone prints the help
+        except ClickException as error:
+            report_error(describe_usage_error(error))
+            raise typer.Exit(error.exit_code) from None
+
+    def invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except NoArgsIsHelpError:
+            raise
+        except ClickException as error:
+            report_error(describe_usage_error(error))
+            raise typer.Exit(error.exit_code) from None
         except MemgridError as error:
-            if _Settings.debug:
-                raise
-            report_error(str(error))
-            raise typer.Exit(1) from None
+            raise _reported(error, str(error)) from None
         except sqlite3.Error as error:
-            if _Settings.debug:
+            raise _reported(error, describe_database_error(error)) from None
+        except ModuleNotFoundError as error:
+            # A lazy import of an optional extra's package that no require_extra caught first.
+            command = " ".join(filter(None, ("memgrid", ctx.invoked_subcommand)))
+            missing = missing_extra_error(error, command)
+            if missing is None:
                 raise
-            report_error(describe_database_error(error))
-            raise typer.Exit(1) from None
+            raise _reported(error, str(missing)) from None
         except OSError as error:
-            if _Settings.debug:
-                raise
             where = f"{error.filename}: " if error.filename else ""
-            report_error(f"{where}{error.strerror or error}")
-            raise typer.Exit(1) from None
+            raise _reported(error, f"{where}{error.strerror or error}") from None
+
+
+def _reported(error: Exception, message: str) -> typer.Exit:
+    """Print the one line (or re-raise for --debug) and hand back the exit to raise."""
+    if _Settings.debug:
+        raise error
+    report_error(message)
+    return typer.Exit(1)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"memgrid {memgrid_version()}")
+        raise typer.Exit()
 
 
 app = typer.Typer(
@@ -77,13 +105,29 @@ app = typer.Typer(
 @app.callback()
 def _main_options(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
+    version: bool = typer.Option(
+        False,
+        "--version",
+        is_eager=True,
+        callback=_print_version,
+        help="Print memgrid's version and exit.",
+    ),
 ) -> None:
     """Find, label and measure memorization in text-to-image models."""
     _Settings.debug = debug
 
 
 # Command groups in the order a project goes through them; --help lists them so.
-WORKFLOW_ORDER = (project, generation, scoring, proposing, annotate, calibration, export)
+WORKFLOW_ORDER = (
+    project,
+    generation,
+    scoring,
+    proposing,
+    annotate,
+    calibration,
+    export,
+    doctor,
+)
 
 for command_group in WORKFLOW_ORDER:
     command_group.register(app)
@@ -91,7 +135,7 @@ for command_group in WORKFLOW_ORDER:
 
 def main() -> None:
     try:
-        app()
-    except KeyboardInterrupt:
-        report_error("interrupted")
+        app(prog_name="memgrid")
+    except KeyboardInterrupt:  # before a command runs (Typer turns later ones into exit 130)
+        report_error("memgrid: interrupted")
         sys.exit(130)

@@ -11,6 +11,7 @@ from typing import Any
 from memgrid.core.agreement import AgreedLabel, AgreementHow, GridState, grid_state
 from memgrid.core.errors import InputError
 from memgrid.core.export.staging import check_destination
+from memgrid.core.extras import require_extra
 from memgrid.core.records import LabelEvent
 from memgrid.core.taxonomy import Category
 
@@ -35,6 +36,8 @@ class ImageMode(StrEnum):
     NONE = "none"
 
 
+# Formats written with pyarrow (the `export` extra): Parquet, and imagefolder's metadata.parquet.
+PYARROW_FORMATS = (ExportFormat.PARQUET, ExportFormat.IMAGEFOLDER)
 # Formats that are pointless without their images.
 IMAGE_FORMATS = (ExportFormat.IMAGEFOLDER, ExportFormat.WEBDATASET)
 
@@ -101,6 +104,8 @@ class ExportOptions:
 
     def check(self, project_root: Path, project_files: Sequence[Path] = ()) -> None:
         """Refuse what cannot work, or would overwrite the project, before anything is written."""
+        if self.export_format in PYARROW_FORMATS:
+            require_extra("export", f"--format {self.export_format.value}")
         if self.export_format in IMAGE_FORMATS and self.image_mode is ImageMode.NONE:
             raise InputError(
                 "--with-images", f"{self.export_format} exports need their images (copy or link)"

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from memgrid.core.errors import UnavailableError
 from memgrid.core.export.columns import ColumnKind, DataColumns
+from memgrid.core.extras import require_extra
 
 
 def load_pyarrow() -> Any:
-    """pyarrow with its parquet module, or UnavailableError naming the extra that installs it."""
-    try:
-        import pyarrow
-        import pyarrow.parquet  # makes pyarrow.parquet reachable
-    except ImportError:
-        raise UnavailableError(
-            "parquet export needs pyarrow: pip install 'memgrid[export]'"
-        ) from None
+    """pyarrow with its parquet module, or MissingExtraError naming the extra that installs it."""
+    require_extra("export", "a Parquet file")
+    import pyarrow
+    import pyarrow.parquet  # makes pyarrow.parquet reachable
+
     return pyarrow
 
 

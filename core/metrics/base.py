@@ -46,6 +46,8 @@ class Metric:
     # True when the metric runs a model and caches embeddings: the scoring loop then calls
     # it from one thread with the store as cache, instead of from the decoding pool.
     uses_cache: ClassVar[bool] = False
+    # The optional extra the metric's model needs (core/extras.py); None: the base install.
+    extra: ClassVar[str | None] = None
 
     def __init__(self, threshold: float, cluster_eps: float | None = None) -> None:
         self.threshold = float(threshold)

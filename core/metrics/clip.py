@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 from memgrid.core.errors import InputError, UnavailableError
+from memgrid.core.extras import require_extra
 from memgrid.core.metrics.embedding import (
     WEIGHT_SUFFIXES,
     EmbeddingMetric,
@@ -96,11 +97,17 @@ class Clip(EmbeddingMetric):
             raise InputError(folder, f"not an open_clip folder (no {HUB_CONFIG_NAME})")
         return folder
 
+    def find_weights(self) -> str:
+        require_extra("gen", "clip")
+        import open_clip
+
+        model_name, pretrained, _ = self._resolve_weights(open_clip)
+        return pretrained or model_name.removeprefix(LOCAL_DIR)
+
     def _load(self) -> None:
-        try:
-            import open_clip
-        except ImportError as error:  # the optional `gen` extra is not installed
-            raise UnavailableError(f"clip needs open_clip_torch and torch ({error})") from None
+        require_extra("gen", "clip")
+        import open_clip
+
         model_name, pretrained, preprocess_overrides = self._resolve_weights(open_clip)
         try:
             model, _, preprocess = open_clip.create_model_and_transforms(

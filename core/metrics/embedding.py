@@ -24,6 +24,7 @@ class EmbeddingMetric(Metric):
 
     kind = "similarity"
     uses_cache = True
+    extra = "gen"
 
     def __init__(
         self, threshold: float, cluster_eps: float | None = None, batch_size: int = 16
@@ -41,6 +42,11 @@ class EmbeddingMetric(Metric):
 
     def _load(self) -> None:
         """Load the model; raise UnavailableError when it cannot run here."""
+        raise NotImplementedError
+
+    def find_weights(self) -> str:
+        """Where the weights `_load` would read are on this machine, found without loading
+        them (for `memgrid doctor`); UnavailableError or InputError when they are not."""
         raise NotImplementedError
 
     def _embed_batch(self, images: Sequence[Image.Image]) -> np.ndarray:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 from memgrid.core.errors import InputError, UnavailableError
+from memgrid.core.extras import require_extra
 from memgrid.core.images import resize_short_side
 from memgrid.core.metrics.embedding import EmbeddingMetric, file_fingerprint, require_file
 from PIL import Image
@@ -53,17 +54,19 @@ class Sscd(EmbeddingMetric):
         weights = require_file(self.path, "SSCD TorchScript model")
         return f"sscd:sha256-{file_fingerprint(weights)}:{self.short_side}"
 
-    def _load(self) -> None:
+    def find_weights(self) -> str:
         if self.path is None:
             raise UnavailableError(
                 "no SSCD model given (pass --sscd PATH to a TorchScript file such as "
                 "sscd_disc_mixup.torchscript.pt)"
             )
-        weights = require_file(self.path, "SSCD TorchScript model")
-        try:
-            import torch
-        except ImportError as error:
-            raise UnavailableError(f"sscd needs torch ({error})") from None
+        return str(require_file(self.path, "SSCD TorchScript model"))
+
+    def _load(self) -> None:
+        weights = self.find_weights()
+        require_extra("gen", "sscd")
+        import torch
+
         try:
             with warnings.catch_warnings():
                 # SSCD ships as TorchScript; torch's deprecation notice is not the user's to act on.

@@ -722,18 +722,21 @@ def test_an_interrupted_overwrite_keeps_the_previous_export(
     assert (out / "grids.jsonl").read_bytes() == before
 
 
+@pytest.mark.parametrize("export_format", ["parquet", "imagefolder"])
 def test_parquet_without_pyarrow_says_which_extra_to_install(
     labelled: tuple[Project, dict[str, int]],
     runner: CliRunner,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    export_format: str,
 ) -> None:
     project, _ = labelled
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     result = runner.invoke(
-        app, ["export", "-p", str(project.root), "-f", "parquet", "-o", str(tmp_path / "out")]
+        app, ["export", "-p", str(project.root), "-f", export_format, "-o", str(tmp_path / "out")]
     )
     assert result.exit_code == 1
+    assert f"--format {export_format}: needs the `export` extra" in result.output
     assert "pip install 'memgrid[export]'" in result.output
     assert not (tmp_path / "out").exists()
 

@@ -172,7 +172,10 @@ def test_bad_threshold_file_is_one_line_error(
 def test_unknown_threshold_set_name(project_dir: Path, runner: CliRunner) -> None:
     result = runner.invoke(app, ["propose", "-p", str(project_dir), "-t", "nosuch"])
     assert result.exit_code == 1
-    assert "no threshold set or file named 'nosuch' (none stored yet)" in result.output
+    assert (
+        "memgrid: error: --thresholds 'nosuch': no threshold set or file of this name "
+        "(none stored yet)" in result.output
+    )
 
 
 class KeywordEncoder:

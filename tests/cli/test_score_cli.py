@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -131,10 +132,50 @@ def test_clip_without_weights_is_stored_unavailable(
         }
     assert (clip.available, clip.values) == (False, {})
     assert "never downloads" in clip.note
-    # Unavailable is not done: the next run tries clip again, the pixel metrics are kept.
-    again = run_json(runner, "score", "-p", str(scored_project))
-    assert again["grids_pending"] == 3 and again["unavailable_grids"] == {"clip": 3}
-    assert again["scores_written"] == 3
+    # The next run leaves the stored "unavailable" rows alone while the weights are still
+    # missing, and says so.
+    again = runner.invoke(app, ["score", "-p", str(scored_project)])
+    assert again.exit_code == 0, again.output
+    assert "clip unavailable on 3 grids kept as stored" in again.stderr
+    assert "0 grids" in again.stdout and "3 already scored" in again.stdout
+    report = run_json(runner, "score", "-p", str(scored_project))
+    assert (report["grids_pending"], report["scores_written"]) == (0, 0)
+    assert report["held_unavailable"] == {"clip": 3}
+
+
+def test_held_unavailable_grids_are_scored_once_the_weights_appear(
+    scored_project: Path,
+    runner: CliRunner,
+    no_hub_weights: None,
+    tiny_weights: dict[str, Path],  # noqa: F811
+):
+    import huggingface_hub.constants
+
+    repo = "memgrid/tiny-clip"
+    args = [
+        "score",
+        "-p",
+        str(scored_project),
+        "--metric",
+        "clip",
+        "--clip-model",
+        f"hf-hub:{repo}",
+    ]
+    first = run_json(runner, *args)
+    assert first["unavailable_grids"] == {"clip": 3}
+    with open_project(scored_project) as opened:
+        stored_at = opened.store.db.execute("SELECT created_at FROM scores").fetchall()
+    assert run_json(runner, *args)["held_unavailable"] == {"clip": 3}
+    with open_project(scored_project) as opened:
+        assert opened.store.db.execute("SELECT created_at FROM scores").fetchall() == stored_at
+    # The weights arrive in the Hugging Face cache, laid out as a download would leave them.
+    cached = Path(huggingface_hub.constants.HF_HUB_CACHE) / "models--memgrid--tiny-clip"
+    (cached / "refs").mkdir(parents=True)
+    (cached / "refs" / "main").write_text("0" * 40)
+    shutil.copytree(tiny_weights["dir"], cached / "snapshots" / ("0" * 40))
+    last = run_json(runner, *args)
+    assert (last["grids_scored"], last["unavailable"], last["held_unavailable"]) == (3, {}, {})
+    assert values_of(scored_project, COPY_PROMPT, "clip")["n_seeds"] == SEEDS
 
 
 def test_clip_from_a_local_checkpoint_caches_embeddings(
@@ -215,7 +256,9 @@ def test_show_an_unscored_grid_and_a_missing_one(scored_project: Path, runner: C
     assert "not scored yet" in result.stdout and "proposal: none yet" in result.stdout
     assert run_json(runner, "show", "1", "-p", str(scored_project))["proposal"] is None
     missing = runner.invoke(app, ["show", "99", "-p", str(scored_project)])
-    assert missing.exit_code == 1 and "no grid with id 99" in missing.stderr
+    assert (
+        missing.exit_code == 1 and "memgrid: error: grid 99: no grid with this id" in missing.stderr
+    )
 
 
 def test_heatmap_rows_shade_by_share_and_mark_the_region():

@@ -503,7 +503,7 @@ class AnnotationSession:
     def _require_current(self) -> GridView:
         view = self.current()
         if view is None:
-            raise NotFoundError("no grid on screen: the queue is empty")
+            raise NotFoundError("queue", "no grid on screen: the queue is empty")
         return view
 
     def _features_for(self, view: GridView) -> list[Feature]:

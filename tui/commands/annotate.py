@@ -16,6 +16,7 @@ from memgrid.core.errors import InputError
 from memgrid.db.store import QUEUE_ORDERS
 from memgrid.tui.options import ProjectOption
 from memgrid.tui.services.project import open_project
+from memgrid.tui.services.terminal import export_colour_depth
 
 
 def register(app: typer.Typer) -> None:
@@ -61,7 +62,8 @@ def annotate(
 
     Keys are rebindable in memgrid.toml (project folder or ~/.config/memgrid/); ? lists
     them. Thumbnails are truecolor text: over SSH, where COLORTERM is not passed on, set
-    COLORTERM=truecolor (or TEXTUAL_COLOR_SYSTEM=truecolor) for full colour.
+    COLORTERM=truecolor (or TEXTUAL_COLOR_SYSTEM=truecolor) for full colour; `memgrid doctor`
+    says what this terminal gets.
     """
     run_annotate(
         project,
@@ -91,6 +93,7 @@ def run_annotate(
         )
     if not annotator.strip():
         raise InputError("--annotator", "the annotator's name is empty")
+    export_colour_depth()  # before Textual is imported: it reads the depth once
     from memgrid.tui.app import make_app
     from memgrid.tui.app.collector import tune_for_interaction
     from memgrid.tui.app.config import AppSettings, load_config

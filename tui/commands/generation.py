@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from memgrid.core.errors import InputError
+from memgrid.core.extras import require_extra
 from memgrid.core.generation.settings import DTYPE_CHOICES, choose_seeds, parse_shard
 from memgrid.db.store import DATABASE_NAME
 from memgrid.tui.options import JsonOption, ProjectOption
@@ -83,6 +84,7 @@ def generate_command(
     json_output: JsonOption = False,
 ) -> None:
     """Generate seed grids with diffusers and record the Wen et al. memorization signal."""
+    require_extra("gen", "memgrid generate")  # before a project folder is made for nothing
     if dtype not in DTYPE_CHOICES:
         raise InputError("--dtype", f"unknown dtype {dtype!r} ({', '.join(DTYPE_CHOICES)})")
     request = GenerateRequest(

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from memgrid.core.errors import InputError
 from memgrid.tui.commands.annotate import default_annotator, run_annotate
+from memgrid.tui.errors import report_error
 from memgrid.tui.options import JsonOption, ProjectOption
 from memgrid.tui.services.ingest import add_prompt_file, build_demo, import_grids
 from memgrid.tui.services.project import Project, create_project, default_project_dir, open_project
@@ -64,7 +65,7 @@ def import_command(
     with open_project(project) as opened:
         report = import_grids(opened, source)
     for error in report.errors:
-        typer.echo(f"memgrid: error: {error}", err=True)
+        report_error(str(error))
     typer.echo(
         f"{source}: {report.grids_added} grids added, {report.images_added} images added, "
         f"{report.grids_already_present} grids already present, {len(report.errors)} failed"

@@ -12,6 +12,7 @@ from memgrid.core.metrics import DEFAULT_METRICS, METRICS
 from memgrid.core.metrics.base import Metric
 from memgrid.core.metrics.clip import DEFAULT_MODEL, DEFAULT_PRETRAINED
 from memgrid.core.records import Grid, Proposal, Score
+from memgrid.tui.errors import report_error
 from memgrid.tui.options import JsonOption, ProjectOption
 from memgrid.tui.services.project import Project, open_project
 from memgrid.tui.services.scoring import MetricOptions, ScoringReport, build_metrics, score_project
@@ -92,7 +93,7 @@ def score(
         sscd_path=sscd,
         device=device,
     )
-    metrics = build_metrics(options)
+    metrics = build_metrics(options, _asked_by(metric, names, sscd, clip_model, clip_pretrained))
     threads = workers or min(os.cpu_count() or 1, 8)
     with open_project(project) as opened:
         if json_output:
@@ -105,6 +106,23 @@ def score(
         _print_report(report, names)
     if report.errors:
         raise typer.Exit(1)
+
+
+def _asked_by(
+    metric: str | None,
+    names: tuple[str, ...],
+    sscd: Path | None,
+    clip_model: str,
+    clip_pretrained: str,
+) -> dict[str, str]:
+    """Metrics the user asked for, by the option that asked: naming a metric or its weights
+    asks for it, and without its extra that is an error rather than a stored "unavailable"."""
+    if metric is not None:
+        return {name: f"--metric {name}" for name in names}
+    asked = {"sscd": "--sscd"} if sscd is not None else {}
+    if (clip_model, clip_pretrained) != (DEFAULT_MODEL, DEFAULT_PRETRAINED):
+        asked["clip"] = "--clip-model/--clip-pretrained"
+    return asked
 
 
 def _metric_names(metric: str | None, sscd: Path | None) -> tuple[str, ...]:
@@ -162,10 +180,14 @@ def _grids_per_second_column() -> Any:
 
 def _print_report(report: ScoringReport, names: tuple[str, ...]) -> None:
     for error in report.errors:
-        typer.echo(f"memgrid: error: {error}", err=True)
+        report_error(str(error))
     for metric_name, why in report.unavailable.items():
-        grids = report.unavailable_grids[metric_name]
-        typer.echo(f"note: {metric_name} unavailable on {grids} grids: {why}", err=True)
+        grids = report.unavailable_grids.get(metric_name, 0)
+        held = report.held_unavailable.get(metric_name, 0)
+        counts = [f"{grids} grids"] if grids else []
+        if held:
+            counts.append(f"{held} grids kept as stored (scored once it can run)")
+        typer.echo(f"note: {metric_name} unavailable on {', '.join(counts)}: {why}", err=True)
     already = report.grids - report.grids_pending
     typer.echo(
         f"Scored {report.grids_scored} grids with {', '.join(names)} "

@@ -292,7 +292,7 @@ def accept_run(project: Project, run_id: int) -> CalibrationRun:
     store = project.store
     stored = next((r for r in store.calibration_runs() if r["id"] == run_id), None)
     if stored is None:
-        raise NotFoundError(f"no calibration run with id {run_id}")
+        raise NotFoundError(f"calibration run {run_id}", "no calibration run with this id")
     if stored["accepted"]:
         raise ProjectError(f"calibration run {run_id} was already accepted")
     if stored["threshold_set_id"] is None:

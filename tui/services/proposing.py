@@ -100,7 +100,8 @@ def choose_threshold_set(project: Project, choice: str) -> tuple[ThresholdSet, b
         known = sorted({t.name for t in store.threshold_sets()})
         hint = f" (stored: {', '.join(known)})" if known else " (none stored yet)"
         raise NotFoundError(
-            f"no threshold set or file named {choice!r}{hint}; a file must end in .toml or .json"
+            f"--thresholds {choice!r}",
+            f"no threshold set or file of this name{hint}; a file must end in .toml or .json",
         ) from None
     Thresholds.from_values(chosen.values, source=chosen.label)  # refuse a corrupt stored set
     store.activate_threshold_set(chosen.id)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from memgrid.core.errors import InputError, UnavailableError
+from memgrid.core.extras import require_extra
 from memgrid.core.images import decode_rgb
 from memgrid.core.metrics import DEFAULT_METRICS, METRICS, make_metric
 from memgrid.core.metrics.base import Metric
@@ -52,6 +53,8 @@ class ScoringReport:
     scores_written: int = 0
     unavailable: dict[str, str] = field(default_factory=dict)  # metric -> why (first seen)
     unavailable_grids: dict[str, int] = field(default_factory=dict)  # metric -> grids
+    # metric -> grids already stored as unavailable and left so: the metric still cannot run
+    held_unavailable: dict[str, int] = field(default_factory=dict)
     errors: list[InputError] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -67,14 +70,22 @@ class ScoringReport:
             "scores_written": self.scores_written,
             "unavailable": self.unavailable,
             "unavailable_grids": self.unavailable_grids,
+            "held_unavailable": self.held_unavailable,
             "errors": [str(error) for error in self.errors],
             "seconds": round(self.seconds, 3),
             "grids_per_second": round(self.grids_per_second, 3),
         }
 
 
-def build_metrics(options: MetricOptions) -> list[Metric]:
-    """Metric instances for the chosen names, in the order given, without duplicates."""
+def build_metrics(
+    options: MetricOptions, asked_by: Mapping[str, str] | None = None
+) -> list[Metric]:
+    """Metric instances for the chosen names, in the order given, without duplicates.
+
+    `asked_by` maps the metrics the user asked for to the option that asked (`--sscd`): those
+    need their extra now (MissingExtraError); a model metric that only came with the
+    defaults is stored as unavailable instead, with the same words.
+    """
     metrics = []
     for name in dict.fromkeys(options.names):
         if name not in METRICS:
@@ -94,6 +105,9 @@ def build_metrics(options: MetricOptions) -> list[Metric]:
             metrics.append(make_metric(name, path=options.sscd_path))
         else:
             metrics.append(make_metric(name))
+        extra = metrics[-1].extra
+        if extra and asked_by and name in asked_by:
+            require_extra(extra, asked_by[name])
     return metrics
 
 
@@ -139,9 +153,11 @@ def score_project(
     started = time.perf_counter()
     wanted = list(grid_ids) if grid_ids is not None else project.store.grid_ids()
     report = ScoringReport(grids=len(wanted))
-    pending = _pending_metrics(project, metrics, wanted, rescore)
+    pending, unusable, report.held_unavailable = _plan(project, metrics, wanted, rescore)
+    for name in report.held_unavailable:
+        report.unavailable.setdefault(name, unusable[name])
     report.grids_pending = len(pending)
-    work = _grid_work(project, pending, _unusable_models(pending))
+    work = _grid_work(project, pending, unusable)
     with (
         _one_blas_thread(),
         ThreadPoolExecutor(max_workers=workers, thread_name_prefix="memgrid-score") as pool,
@@ -190,39 +206,50 @@ def _one_blas_thread() -> Iterator[None]:
         yield
 
 
-def _pending_metrics(
+def _plan(
     project: Project, metrics: Sequence[Metric], grid_ids: Sequence[int], rescore: bool
-) -> dict[int, list[Metric]]:
-    """grid id -> the metrics it still needs, in grid id order."""
+) -> tuple[dict[int, list[Metric]], dict[str, str], dict[str, int]]:
+    """What to score: grid id -> the metrics it still needs (in grid id order); the model
+    metrics that cannot run here, with why; and, per such metric, how many grids are held.
+
+    A grid already stored as unavailable for a metric is held (not rewritten) while the
+    metric still cannot run; once its weights appear, the grid is scored. Each model metric
+    is loaded once up front, and only when some grid needs it: a missing or corrupt weights
+    file the user named (InputError) stops the run here, before any work.
+    """
     wanted = set(grid_ids)
     pending: dict[int, list[Metric]] = {}
+    unusable: dict[str, str] = {}
+    held: dict[str, int] = {}
     for metric in metrics:
-        needing = (
-            sorted(wanted)
-            if rescore
-            else project.store.grids_to_score(metric.name, metric.params, metric.version)
-        )
+        needing = sorted(wanted) if rescore else _grids_lacking(project, metric, wanted, True)
+        why = _why_unusable(metric) if needing and metric.uses_cache else None
+        if why is not None:
+            unusable[metric.name] = why
+            if not rescore:
+                unscored = set(_grids_lacking(project, metric, wanted, False))
+                held[metric.name] = sum(1 for grid_id in needing if grid_id not in unscored)
+                needing = [grid_id for grid_id in needing if grid_id in unscored]
         for grid_id in needing:
-            if grid_id in wanted:
-                pending.setdefault(grid_id, []).append(metric)
-    return dict(sorted(pending.items()))
+            pending.setdefault(grid_id, []).append(metric)
+    return dict(sorted(pending.items())), unusable, {k: v for k, v in held.items() if v}
 
 
-def _unusable_models(pending: dict[int, list[Metric]]) -> dict[str, str]:
-    """Load each needed model metric once up front; those that cannot run, with why.
+def _grids_lacking(
+    project: Project, metric: Metric, wanted: set[int], retry_unavailable: bool
+) -> list[int]:
+    found = project.store.grids_to_score(
+        metric.name, metric.params, metric.version, retry_unavailable=retry_unavailable
+    )
+    return [grid_id for grid_id in found if grid_id in wanted]
 
-    A missing or corrupt weights file the user named (InputError) stops the run here,
-    before any work; weights that are simply not on this machine make the metric
-    unavailable, and its grids are recorded so without decoding their images.
-    """
-    needed = {m.name: m for metrics in pending.values() for m in metrics if m.uses_cache}
-    unusable = {}
-    for name, metric in needed.items():
-        try:
-            metric.ensure_loaded()
-        except UnavailableError as error:
-            unusable[name] = str(error)
-    return unusable
+
+def _why_unusable(metric: Metric) -> str | None:
+    try:
+        metric.ensure_loaded()
+    except UnavailableError as error:
+        return str(error)
+    return None
 
 
 def _grid_work(

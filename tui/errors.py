@@ -1,0 +1,63 @@
+"""How every memgrid command reports a failure: one line, `memgrid: error: WHERE: PROBLEM`.
+
+WHERE is the file, record, option or command at fault (`prompts.jsonl:line 2`, `grid 99`,
+`--metric`, `memgrid status`), PROBLEM says what is wrong and, where there is one, the fix.
+tests/cli/test_error_style.py runs the README's error cases and every kind below against
+ERROR_LINE.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+
+import typer
+from memgrid.core.errors import one_line
+
+try:  # typer 0.25 and later carry their own copy of click
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+except ImportError:  # older typer runs on click itself
+    from click.exceptions import ClickException, NoArgsIsHelpError
+
+__all__ = [
+    "ERROR_LINE",
+    "ERROR_PREFIX",
+    "ClickException",
+    "NoArgsIsHelpError",
+    "describe_database_error",
+    "describe_usage_error",
+    "error_line",
+    "report_error",
+]
+
+ERROR_PREFIX = "memgrid: error: "
+# The shape of every error line: the prefix; WHERE, up to the first colon-space (a file may
+# carry its line: `prompts.jsonl:line 2`); the problem.
+ERROR_LINE = re.compile(r"^memgrid: error: (?P<where>\S(?:(?!: ).)*?): (?P<problem>\S.*)$")
+
+
+def error_line(message: str) -> str:
+    return ERROR_PREFIX + one_line(message)
+
+
+def report_error(message: str) -> None:
+    typer.echo(error_line(message), err=True)
+
+
+def describe_database_error(error: sqlite3.Error) -> str:
+    """SQLite's words, plus what they mean for the person's data."""
+    text = str(error)
+    if "full" in text:
+        return f"database: {text}; the last write was rolled back, everything saved before it is intact"
+    if "locked" in text or "busy" in text:
+        return f"database: {text}; another memgrid process held it too long, try again"
+    return f"database: {text}"
+
+
+def describe_usage_error(error: ClickException) -> str:
+    """Click's complaint about the command line, as WHERE (the command): PROBLEM, see --help."""
+    context = getattr(error, "ctx", None)
+    command = context.command_path if context is not None else "memgrid"
+    problem = error.format_message().strip().rstrip(".")
+    problem = problem[:1].lower() + problem[1:]
+    return f"{command}: {problem}; see `{command} --help`"
