@@ -47,6 +47,18 @@ class Grid:
 
 
 @dataclass(frozen=True)
+class GridIdentity:
+    """What names a grid outside its project: prompt, model, and where it came from
+    (`source`: generate, import, ...; `imported_from`: the folder or manifest of an import)."""
+
+    id: int
+    prompt: str
+    model: str
+    source: str
+    imported_from: str = ""
+
+
+@dataclass(frozen=True)
 class Score:
     """One metric's result on one grid, with what is needed to compare runs.
 
@@ -77,10 +89,17 @@ class ThresholdSet:
     model: str | None = None
     notes: str = ""
     active: bool = False
+    origin: str = ""  # where it came from: v0, file PATH, calibration run N
+    created_at: str = ""
 
     @property
     def label(self) -> str:
         return f"{self.name} v{self.version}"
+
+    @property
+    def reference(self) -> str:
+        """How commands name it: NAME@VERSION."""
+        return f"{self.name}@{self.version}"
 
 
 @dataclass(frozen=True)
@@ -147,6 +166,12 @@ class LabelEvent:
     proposal_category: Category | None = None
     session: str = ""
     created_at: float = 0.0
+    origin: str = ""  # the label file it was imported from; "" when typed in memgrid
+    external_id: str | None = None  # the imported row's stable id
+
+    @property
+    def imported(self) -> bool:
+        return bool(self.origin)
 
 
 @dataclass(frozen=True)

@@ -217,4 +217,42 @@ def m003_grid_progress(db: Database) -> None:
     )
 
 
+@migrations()
+def m004_labels_in_and_out(db: Database) -> None:
+    # Labels made elsewhere (docs/design.md, "Labels in and out"): each imported event names
+    # the file it came from (`origin`; '' for labels typed in memgrid) and a stable id from
+    # that file (`external_id`), so importing the file again adds nothing.
+    db.execute("ALTER TABLE label_events ADD COLUMN origin TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE label_events ADD COLUMN external_id TEXT")
+    db.execute(
+        """CREATE UNIQUE INDEX label_events_external_id ON label_events (external_id)
+        WHERE external_id IS NOT NULL"""
+    )
+    # Where each threshold set came from: 'v0', 'file PATH', 'calibration run N'.
+    db.execute("ALTER TABLE threshold_sets ADD COLUMN origin TEXT NOT NULL DEFAULT ''")
+    db.execute(
+        """UPDATE threshold_sets SET origin = 'calibration run ' || (
+            SELECT min(r.id) FROM calibration_runs r WHERE r.fitted_threshold_set_id = threshold_sets.id)
+        WHERE id IN (SELECT fitted_threshold_set_id FROM calibration_runs)"""
+    )
+    db.execute(
+        "UPDATE threshold_sets SET origin = 'v0' WHERE origin = '' AND notes LIKE 'tiled_l2_delta = %'"
+    )
+    # The triage signal of every prompt a `generate --triage-steps` run looked at, kept or not,
+    # per model, settings and number of steps (a rerun replaces it).
+    db.execute(
+        """CREATE TABLE triage_results (
+            prompt_id INTEGER NOT NULL REFERENCES prompts(id),
+            model TEXT NOT NULL,
+            settings_key TEXT NOT NULL,
+            triage_steps INTEGER NOT NULL,
+            value REAL NOT NULL,
+            threshold REAL NOT NULL,
+            kept INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (prompt_id, model, settings_key, triage_steps)
+        )"""
+    )
+
+
 SCHEMA_VERSION = len(migrations._migrations)

@@ -18,6 +18,7 @@ from memgrid.core.provenance import extend_provenance
 from memgrid.core.records import (
     Entity,
     Grid,
+    GridIdentity,
     GridImage,
     LabelEvent,
     Prompt,
@@ -36,6 +37,8 @@ BUSY_TIMEOUT_SECONDS = 30.0
 # WAL needs shared memory that network filesystems do not provide reliably.
 NETWORK_FILESYSTEMS = {"nfs", "nfs4", "cifs", "smbfs", "smb3", "fuse.sshfs", "9p", "afs", "ceph"}
 QUEUE_ORDERS = ("threshold", "score", "prompt", "random")
+# SQLite refuses more than 32,766 bound variables in one statement.
+IDS_PER_QUERY = 30000
 
 
 def canonical_json(value: Any) -> str:
@@ -334,6 +337,27 @@ class Store:
         order = grid_ids if grid_ids is not None else sorted(grids)
         return [grids[grid_id] for grid_id in order if grid_id in grids]
 
+    def grid_identities(
+        self, *, ids: Sequence[int] | None = None, prompts: Sequence[str] | None = None
+    ) -> list[GridIdentity]:
+        """The identities of the grids with these ids, or of these prompts, in id order."""
+        column, values = ("g.id", ids) if ids is not None else ("p.text", prompts or ())
+        found: list[GridIdentity] = []
+        wanted = list(dict.fromkeys(values))
+        for start in range(0, len(wanted), IDS_PER_QUERY):
+            chunk = wanted[start : start + IDS_PER_QUERY]
+            found += [
+                GridIdentity(*row)
+                for row in self.db.execute(
+                    f"""SELECT g.id, p.text, g.model, g.source,
+                        coalesce(json_extract(g.provenance, '$.imported_from'), '')
+                    FROM grids g JOIN prompts p ON p.id = g.prompt_id
+                    WHERE {column} IN ({_placeholders(chunk)}) ORDER BY g.id""",
+                    chunk,
+                )
+            ]
+        return sorted(found, key=lambda identity: identity.id)
+
     def seeds_of(self, grid_id: int) -> set[int]:
         return {
             row[0]
@@ -431,17 +455,21 @@ class Store:
         notes: str = "",
         model: str | None = None,
         activate: bool = False,
+        origin: str = "",
     ) -> ThresholdSet:
-        """Store a new version of the named set (versions count up from 0)."""
+        """Store a new version of the named set (versions count up from 0).
+
+        `origin` says where it came from: v0, file PATH, calibration run N.
+        """
         with self.db.atomic():
             row = self.db.execute(
                 "SELECT max(version) FROM threshold_sets WHERE name = ?", (name,)
             ).fetchone()
             version = 0 if row[0] is None else int(row[0]) + 1
             cursor = self.db.execute(
-                """INSERT INTO threshold_sets (name, version, model, "values", notes, created_at)
-                VALUES (?, ?, ?, ?, ?, ?)""",
-                (name, version, model, canonical_json(values), notes, now_text()),
+                """INSERT INTO threshold_sets (name, version, model, "values", notes, origin,
+                    created_at) VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                (name, version, model, canonical_json(values), notes, origin, now_text()),
             )
             set_id = int(cursor.lastrowid or 0)
             if activate:
@@ -615,6 +643,56 @@ class Store:
             )
             event_id = int(cursor.lastrowid or 0)
         return self.label_event(event_id)
+
+    def import_label_events(self, events: Sequence[LabelEvent]) -> int:
+        """Append label events made elsewhere, all in one transaction (all or none).
+
+        Each keeps its own time, `origin` (the file) and `external_id`; ids are assigned
+        here. Returns how many were added.
+        """
+        rows = [
+            (
+                event.grid_id,
+                event.annotator,
+                event.action,
+                event.state.value if event.state else None,
+                event.category.value if event.category else None,
+                json.dumps([f.to_dict() for f in event.features]),
+                event.note,
+                event.webster.value if event.webster else None,
+                int(event.proposal_shown),
+                event.proposal_category.value if event.proposal_category else None,
+                event.session,
+                event.created_at,
+                event.origin,
+                event.external_id,
+            )
+            for event in events
+        ]
+        with self.db.atomic():
+            self.db.conn.executemany(
+                """INSERT INTO label_events (grid_id, annotator, action, state, category,
+                    features, note, webster, proposal_shown, proposal_category, session,
+                    created_at, origin, external_id)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                rows,
+            )
+        return len(rows)
+
+    def events_by_external_id(self, external_ids: Sequence[str]) -> dict[str, LabelEvent]:
+        """The imported events with these external ids (undone ones too), by id."""
+        found: dict[str, LabelEvent] = {}
+        wanted = list(dict.fromkeys(external_ids))
+        for start in range(0, len(wanted), IDS_PER_QUERY):
+            chunk = wanted[start : start + IDS_PER_QUERY]
+            for row in self.db.execute(
+                f"""SELECT {_EVENT_COLUMNS} FROM label_events
+                WHERE external_id IN ({_placeholders(chunk)})""",
+                chunk,
+            ):
+                event = _label_event(row)
+                found[event.external_id or ""] = event
+        return found
 
     def label(
         self,
@@ -1124,10 +1202,10 @@ class Store:
         ]
 
 
-_THRESHOLD_COLUMNS = 'id, name, version, "values", model, notes, active'
+_THRESHOLD_COLUMNS = 'id, name, version, "values", model, notes, active, origin, created_at'
 _PROPOSAL_COLUMNS = "grid_id, threshold_set_id, category, features, reasons, webster, score, margin"
 _EVENT_COLUMNS = """id, grid_id, annotator, action, state, category, features, note, webster,
-    undoes, proposal_shown, proposal_category, session, created_at"""
+    undoes, proposal_shown, proposal_category, session, created_at, origin, external_id"""
 
 
 # Orders that an index on proposals can serve: the key column and the index's ORDER BY.
@@ -1189,6 +1267,8 @@ def _threshold_set(row: Sequence[Any]) -> ThresholdSet:
         model=row[4],
         notes=row[5],
         active=bool(row[6]),
+        origin=row[7],
+        created_at=row[8],
     )
 
 
@@ -1221,4 +1301,6 @@ def _label_event(row: Sequence[Any]) -> LabelEvent:
         proposal_category=Category(row[11]) if row[11] else None,
         session=row[12],
         created_at=row[13],
+        origin=row[14],
+        external_id=row[15],
     )

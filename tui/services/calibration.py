@@ -305,7 +305,9 @@ def accept_run(project: Project, run_id: int) -> CalibrationRun:
         f"calibrated from {base.label} by run {run_id}: objective {stored['objective']}, "
         f"{stored['label_count']} labelled grids"
     )
-    fitted = store.add_threshold_set(base.name, values, notes=notes, model=model)
+    fitted = store.add_threshold_set(
+        base.name, values, notes=notes, model=model, origin=f"calibration run {run_id}"
+    )
     store.mark_calibration_accepted(run_id, fitted.id)
     report = activate_and_propose(project, fitted.id)
     accepted = store.threshold_set_by_id(fitted.id)

@@ -28,7 +28,13 @@ from memgrid.core.categorizer import REGION_METRIC, SEMANTIC_METRIC, Categorizat
 from memgrid.core.errors import InputError, MemgridError, NotFoundError
 from memgrid.core.images import decode_rgb
 from memgrid.core.records import Entity, Grid, Proposal, Score, ThresholdSet
-from memgrid.core.thresholds import Thresholds, load_threshold_file, v0_notes, v0_values
+from memgrid.core.thresholds import (
+    V0_NAME,
+    Thresholds,
+    load_threshold_file,
+    v0_notes,
+    v0_values,
+)
 from memgrid.tui.services.project import Project
 from PIL import Image
 
@@ -76,7 +82,7 @@ def ensure_threshold_set(project: Project, model: str | None = None) -> tuple[Th
     if active is not None:
         return active, False
     created = store.add_threshold_set(
-        DEFAULT_SET_NAME, v0_values(), notes=v0_notes(), activate=True
+        DEFAULT_SET_NAME, v0_values(), notes=v0_notes(), activate=True, origin=V0_NAME
     )
     return created, True
 
@@ -91,7 +97,12 @@ def choose_threshold_set(project: Project, choice: str) -> tuple[ThresholdSet, b
     if path.suffix.lower() in THRESHOLD_FILE_SUFFIXES or path.is_file():
         loaded = load_threshold_file(path)
         created = store.add_threshold_set(
-            loaded.name, loaded.values, notes=loaded.notes, model=loaded.model, activate=True
+            loaded.name,
+            loaded.values,
+            notes=loaded.notes,
+            model=loaded.model,
+            activate=True,
+            origin=f"file {path}",
         )
         return created, True
     try:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from pathlib import PurePath
 
+from memgrid.core.errors import one_line
 from memgrid.core.records import LabelEvent
 from memgrid.core.taxonomy import Feature, LabelState
 from memgrid.tui.app.widgets.proposal_panel import category_badge, feature_line
@@ -18,9 +20,13 @@ STATE_STYLES = {
 
 
 def describe_event(event: LabelEvent, *, with_time: bool = False) -> Text:
-    """One label event in a line: who, category, state, (when), note."""
+    """One label event in a line: who, category, state, (when), note; an imported event
+    says which file it came from, so it is never taken for one typed here."""
     line = Text()
-    line.append(f"{event.annotator}: ", "bold")
+    line.append(f"{event.annotator}", "bold")
+    if event.imported:
+        line.append(f" (imported from {one_line(PurePath(event.origin).name)})", "dim")
+    line.append(": ", "bold")
     if event.category is not None:
         line.append_text(category_badge(event.category))
         line.append(" ")
