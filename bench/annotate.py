@@ -59,12 +59,12 @@ def build_project(root: Path, grids: int, seeds: int) -> float:
     rng = random.Random(0)
     with create_project(root) as project:
         store = project.store
-        store.add_entities(DEMO_ENTITIES)
+        store.entities.add_many(DEMO_ENTITIES)
         images = [
             project.images.put_image(scene(("bench-tui", i)).resize((IMAGE_SIZE, IMAGE_SIZE)), 0)
             for i in range(DISTINCT_IMAGES)
         ]
-        threshold_set = store.add_threshold_set("bench", {"tau_mem": 0.5}, activate=True)
+        threshold_set = store.thresholds.add("bench", {"tau_mem": 0.5}, activate=True)
         with store.atomic():
             for grid in range(grids):
                 shared = [images[(grid * 7 + seed) % DISTINCT_IMAGES] for seed in range(seeds)]
@@ -73,10 +73,10 @@ def build_project(root: Path, grids: int, seeds: int) -> float:
                     for seed, i in enumerate(shared)
                 ]
                 prompt = PROMPTS[grid % len(PROMPTS)].format(grid)
-                grid_id, _ = store.add_grid(prompt, grid_images, model="bench", source="bench")
+                grid_id, _ = store.grids.add(prompt, grid_images, model="bench", source="bench")
                 score = rng.random()
                 heatmap = [[round(rng.random(), 3) for _ in range(8)] for _ in range(8)]
-                store.add_score(
+                store.scores.add(
                     Score(
                         grid_id,
                         "tiled-l2",
@@ -87,7 +87,7 @@ def build_project(root: Path, grids: int, seeds: int) -> float:
                     )
                 )
                 category = Category.UNINTENDED if score > 0.5 else Category.NONE
-                store.add_proposal(
+                store.proposals.add(
                     Proposal(
                         grid_id,
                         threshold_set.id,
@@ -157,7 +157,7 @@ def run(
     finally:
         terminal.close()
     with open_project(root) as project:
-        labelled = project.store.label_counts(annotator)["labelled"]
+        labelled = project.store.labels.state_counts_where(annotator=annotator)["labelled"]
     if labelled != keys:
         raise RuntimeError(f"{keys} keys acknowledged but {labelled} labels in the database")
     return {

@@ -25,7 +25,7 @@ import numpy as np
 from memgrid.core.calibration import DEFAULT_BOOTSTRAPS, Objective
 from memgrid.core.calibration.run import calibrate
 from memgrid.core.taxonomy import Category, LabelState
-from memgrid.db.store import canonical_json, content_key, now_text
+from memgrid.db.rows import canonical_json, content_key, now_text
 from memgrid.tui.services.calibration import calibrate_project, read_labels
 from memgrid.tui.services.project import Project, create_project
 from memgrid.tui.services.proposing import DEFAULT_SET_NAME
@@ -70,7 +70,7 @@ def build_project(root: Path, grid_count: int, seed: int) -> Project:
     numbers = draw_scores(truth, rng)
     project = create_project(root)
     store = project.store
-    store.add_threshold_set(DEFAULT_SET_NAME, {"tau_mem": 0.02}, activate=True)
+    store.thresholds.add(DEFAULT_SET_NAME, {"tau_mem": 0.02}, activate=True)
     created_at, settings_json, settings_key = (
         now_text(),
         canonical_json(SETTINGS),

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from memgrid.core.export.options import ExportFormat, ExportOptions, ImageMode
 from memgrid.core.taxonomy import Category, LabelState
-from memgrid.db.store import canonical_json, content_key, now_text
+from memgrid.db.rows import canonical_json, content_key, now_text
 from memgrid.tui.services.export import export_project, export_workers
 from memgrid.tui.services.project import Project, create_project, open_project
 
@@ -42,7 +42,7 @@ def build_project(root: Path, grid_count: int, rng: random.Random) -> Project:
     store = project.store
     created_at = now_text()
     settings_json, settings_key = canonical_json(SETTINGS), content_key(SETTINGS)
-    thresholds = store.add_threshold_set(
+    thresholds = store.thresholds.add(
         "bench", {"tau_mem": 0.15, "tau_global": 0.6}, model=MODEL, activate=True
     )
     with store.atomic():
@@ -231,13 +231,13 @@ def main() -> None:
     try:
         if (root / "memgrid.db").exists():
             project = open_project(root)
-            print(f"reusing {project.store.grid_count:,} grids in {root}")
+            print(f"reusing {project.store.grids.count:,} grids in {root}")
         else:
             started = time.perf_counter()
             project = build_project(root, args.grids, random.Random(7))
             print(f"built {args.grids:,} grids in {time.perf_counter() - started:.1f} s")
         with project:
-            grid_count = project.store.grid_count
+            grid_count = project.store.grids.count
             print(
                 f"{os.cpu_count()} cores, {export_workers(grid_count)} worker processes, "
                 f"load average {os.getloadavg()[0]:.1f} before the exports"

@@ -67,7 +67,7 @@ def build_project(root: Path, grid_count: int) -> int:
             ]
             written += sum(len(png) for png in pngs)
             kind = KINDS[grid % len(KINDS)]
-            project.store.add_grid(f"bench {grid} ({kind})", images, model="bench", source="b")
+            project.store.grids.add(f"bench {grid} ({kind})", images, model="bench", source="b")
     return written
 
 

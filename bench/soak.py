@@ -23,7 +23,6 @@ import multiprocessing
 import os
 import random
 import signal
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -35,9 +34,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from memgrid.core.demo import scene  # noqa: E402
-from memgrid.core.records import Proposal  # noqa: E402
+from memgrid.core.errors import DatabaseError  # noqa: E402
+from memgrid.core.records import Proposal, QueueOrder  # noqa: E402
 from memgrid.core.taxonomy import Category  # noqa: E402
-from memgrid.db.store import canonical_json, content_key, now_text  # noqa: E402
+from memgrid.db.queue import AnnotationQueue  # noqa: E402
+from memgrid.db.rows import canonical_json, content_key, now_text  # noqa: E402
 from memgrid.tui.app.session import AnnotationSession, SessionOptions  # noqa: E402
 from memgrid.tui.services.project import create_project, open_project  # noqa: E402
 
@@ -73,7 +74,7 @@ def build_scale_project(root: Path, grids: int, seeds: int) -> float:
             for k in range(SHARED_FILES)
         ]
         store = project.store
-        thresholds = store.add_threshold_set("default", {"tau_mem": 0.02}, activate=True)
+        thresholds = store.thresholds.add("default", {"tau_mem": 0.02}, activate=True)
         created = now_text()
         connection = store.db.conn
         with store.atomic():
@@ -111,7 +112,7 @@ def build_scale_project(root: Path, grids: int, seeds: int) -> float:
                     g + 1, thresholds.id, rng.choice(CATEGORIES), score=score, margin=score - 0.5
                 )
             )
-        store.add_proposals(proposals)
+        store.proposals.add_many(proposals)
         store.db.execute("ANALYZE")
     return time.perf_counter() - started
 
@@ -134,16 +135,16 @@ def measure_scale(root: Path, grids: int, seeds: int) -> dict[str, float]:
         figures["status_query_ms"] = statistics.median(
             timed_ms(lambda _: project_status(project), 5)
         )
-        queue_ms = timed_ms(
-            lambda _: store.next_open_grids("soak", order="threshold", limit=4), 200
-        )
+        by_threshold = AnnotationQueue(store, "soak", order=QueueOrder.THRESHOLD)
+        by_chance = AnnotationQueue(store, "soak", order=QueueOrder.RANDOM)
+        queue_ms = timed_ms(lambda _: by_threshold.next_open(limit=4), 200)
         label_ms = []
         for _ in range(200):
-            (grid_id,) = store.next_open_grids("soak", order="threshold", limit=1)
+            (grid_id,) = by_threshold.next_open(limit=1)
             started = time.perf_counter()
-            store.label(grid_id, "soak", Category.NONE)
+            store.labels.label(grid_id, "soak", Category.NONE)
             label_ms.append((time.perf_counter() - started) * 1000)
-        random_ms = timed_ms(lambda _: store.next_open_grids("soak", order="random", limit=4), 100)
+        random_ms = timed_ms(lambda _: by_chance.next_open(limit=4), 100)
     figures.update(
         queue_p50_ms=statistics.median(queue_ms),
         queue_p95_ms=percentile(queue_ms, 0.95),
@@ -195,7 +196,7 @@ def annotator_process(root: str, name: str, seconds: float, results: multiproces
         while outcome.view is not None and time.monotonic() < deadline:
             try:
                 outcome = session.label(rng.choice(CATEGORIES))
-            except sqlite3.OperationalError as error:
+            except DatabaseError as error:
                 if "locked" in str(error) or "busy" in str(error):
                     locked += 1
                     continue
@@ -283,7 +284,7 @@ def project_integrity(root: Path) -> dict[str, int]:
             file = root / path
             if not file.exists() or hashlib.sha256(file.read_bytes()).hexdigest() != sha256:
                 broken += 1
-        grids = project.store.grid_count
+        grids = project.store.grids.count
     partial = len(list((root / "images").rglob(".tmp-*")))
     return {
         "duplicate_rows": duplicates,

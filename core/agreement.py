@@ -14,9 +14,15 @@ from enum import StrEnum
 from typing import TypeVar
 
 from memgrid.core.records import LabelEvent
-from memgrid.core.taxonomy import Category, Feature, LabelState, Webster
+from memgrid.core.taxonomy import (
+    STATE_PRECEDENCE,
+    Category,
+    Feature,
+    LabelAction,
+    LabelState,
+    Webster,
+)
 
-ADJUDICATE_ACTION = "adjudicate"
 _Value = TypeVar("_Value", bound=Hashable)
 
 
@@ -66,7 +72,7 @@ def agreed_label(events: Iterable[LabelEvent]) -> AgreedLabel:
     """Resolve one grid's agreed label from its current label events.
 
     `events` are each annotator's current vote (label, flag or skip) and current
-    adjudication, as the store's `label_events_for` gives them. The latest adjudication
+    adjudication, as the store's `labels.current_where` gives them. The latest adjudication
     settles the grid; otherwise the category more annotators chose than any other wins
     (a plurality: it can be under half when three categories are in play, which
     `support`/`annotators` shows).
@@ -76,7 +82,7 @@ def agreed_label(events: Iterable[LabelEvent]) -> AgreedLabel:
     for event in events:
         if event.state is not LabelState.LABELLED or event.category is None:
             continue
-        (adjudications if event.action == ADJUDICATE_ACTION else votes).append(event)
+        (adjudications if event.action is LabelAction.ADJUDICATE else votes).append(event)
     if adjudications:
         decision = max(adjudications, key=lambda event: event.id)
         category = decision.category
@@ -112,12 +118,13 @@ def agreed_label(events: Iterable[LabelEvent]) -> AgreedLabel:
 
 
 def grid_state(events: Sequence[LabelEvent]) -> GridState:
-    """Labelled if anyone's current label is labelled, else flagged, else skipped, else never touched.
+    """Labelled if anyone's vote is labelled, else flagged, else skipped, else never touched.
 
-    The same precedence as the store's label counts, so exports and status agree.
+    Adjudications are not votes. The precedence is STATE_PRECEDENCE, which the store's
+    label counts read too, so exports and status agree.
     """
-    states = {event.state for event in events}
-    for state in (LabelState.LABELLED, LabelState.FLAGGED, LabelState.SKIPPED):
+    states = {event.state for event in events if event.action is not LabelAction.ADJUDICATE}
+    for state in STATE_PRECEDENCE:
         if state in states:
             return GridState(state.value)
     return GridState.UNLABELLED

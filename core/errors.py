@@ -52,6 +52,12 @@ class SchemaError(ProjectError):
     title = "Newer database schema"
 
 
+class DatabaseError(MemgridError):
+    """The database refused a read or write (disk full, locked too long, corrupt)."""
+
+    title = "Database error"
+
+
 class UnavailableError(MemgridError):
     """A signal or model cannot run here (no weights, no optional package)."""
 

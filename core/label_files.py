@@ -26,7 +26,7 @@ from memgrid.core.export.columns import compact_json
 from memgrid.core.export.rows import FORMULA_TRIGGERS, formula_safe
 from memgrid.core.metrics.region import DEFAULT_REGION_GRID
 from memgrid.core.prompt_files import clean_prompt
-from memgrid.core.taxonomy import Category, Feature, LabelState, Webster
+from memgrid.core.taxonomy import Category, Feature, LabelAction, LabelState, Webster
 from memgrid.core.text_files import read_text
 
 LABEL_FILE_SUFFIXES = (".jsonl", ".csv")
@@ -47,11 +47,12 @@ COLUMNS = (
     "proposal_shown",
     "proposal_category",
 )
+# The actions a row may take (an undo is no label: export the current labels instead).
 ACTION_STATES = {
-    "label": LabelState.LABELLED,
-    "flag": LabelState.FLAGGED,
-    "skip": LabelState.SKIPPED,
-    "adjudicate": LabelState.LABELLED,
+    LabelAction.LABEL: LabelState.LABELLED,
+    LabelAction.FLAG: LabelState.FLAGGED,
+    LabelAction.SKIP: LabelState.SKIPPED,
+    LabelAction.ADJUDICATE: LabelState.LABELLED,
 }
 MAX_TEXT = 10_000  # a note or prompt longer than this is not a label file's
 MAX_NAME = 200  # annotator names and event ids
@@ -83,7 +84,7 @@ class LabelRecord:
 
     grid: GridRef
     annotator: str
-    action: str
+    action: LabelAction
     category: Category | None = None
     webster: Webster | None = None
     features: tuple[Feature, ...] = ()
@@ -107,7 +108,7 @@ class LabelRecord:
             "model": self.grid.model,
             "source": self.grid.source,
             "annotator": self.annotator,
-            "action": self.action,
+            "action": self.action.value,
             "category": _value(self.category),
             "webster": _value(self.webster),
             "features": [feature.to_dict() for feature in self.features],
@@ -369,13 +370,14 @@ def _record(
     annotator = row.name("annotator") or default_annotator
     if not annotator:
         raise row.fail("names no annotator: add an annotator column or pass --annotator")
-    action = (row.text("action", MAX_NAME) or "label").strip().lower()
-    if action not in ACTION_STATES:
-        raise row.fail(f"action {action!r} is not one of {', '.join(ACTION_STATES)}")
+    named = (row.text("action", MAX_NAME) or LabelAction.LABEL.value).strip().lower()
+    action = next((a for a in ACTION_STATES if a.value == named), None)
+    if action is None:
+        raise row.fail(f"action {named!r} is not one of {', '.join(ACTION_STATES)}")
     category, webster = row.choice("category", Category), row.choice("webster", Webster)
-    if action == "skip" and category is not None:
+    if action is LabelAction.SKIP and category is not None:
         raise row.fail("a skip has no category")
-    if category is None and action in ("label", "adjudicate"):
+    if category is None and ACTION_STATES[action] is LabelState.LABELLED:
         if webster is None:
             raise row.fail(f"a {action} needs a category (or a Webster type)")
         # Webster's types say whether a grid is memorized, not what the prompt asked for;

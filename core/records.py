@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
-from memgrid.core.taxonomy import Category, Feature, LabelState, Webster
+from memgrid.core.errors import InputError
+from memgrid.core.taxonomy import Category, Feature, LabelAction, LabelState, Webster
 
 
 @dataclass(frozen=True)
@@ -155,7 +157,7 @@ class LabelEvent:
     id: int
     grid_id: int
     annotator: str
-    action: str  # label | skip | flag | undo | adjudicate
+    action: LabelAction
     state: LabelState | None
     category: Category | None
     features: tuple[Feature, ...] = ()
@@ -181,3 +183,40 @@ class Entity:
     name: str
     type: str  # person | work | brand | place
     aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CalibrationRecord:
+    """One stored calibration run: the set it fitted, the fitted values and the full report.
+
+    `metrics` is CalibrationResult.to_dict(); `fitted_threshold_set_id` names the set stored
+    when the run was accepted.
+    """
+
+    id: int
+    created_at: str
+    threshold_set_id: int | None
+    fitted_threshold_set_id: int | None
+    label_count: int
+    objective: str
+    thresholds: dict[str, Any]
+    metrics: dict[str, Any]
+    accepted: bool = False
+
+
+class QueueOrder(StrEnum):
+    """The order in which an annotator's queue offers open grids (docs/design.md, "The annotation app")."""
+
+    THRESHOLD = "threshold"  # nearest the threshold first
+    SCORE = "score"  # highest memorization score first
+    PROMPT = "prompt"  # by prompt text
+    RANDOM = "random"  # a fixed shuffle, seeded
+
+    @classmethod
+    def parse(cls, text: str, source: str) -> QueueOrder:
+        """The order named by `text`; an InputError naming `source` when there is none."""
+        try:
+            return cls(text)
+        except ValueError:
+            choices = ", ".join(order.value for order in cls)
+            raise InputError(source, f"unknown order {text!r}; choose from {choices}") from None

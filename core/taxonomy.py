@@ -55,6 +55,29 @@ class LabelState(StrEnum):
     SKIPPED = "skipped"  # not done; comes back in the queue
     FLAGGED = "flagged"  # unsure; wants review
 
+    @property
+    def done(self) -> bool:
+        """A labelled or flagged vote counts towards a grid's overlap; a skip does not."""
+        return self is not LabelState.SKIPPED
+
+
+# A grid's state over several annotators' votes: the first state here that any vote is in.
+STATE_PRECEDENCE = (LabelState.LABELLED, LabelState.FLAGGED, LabelState.SKIPPED)
+
+
+class LabelAction(StrEnum):
+    """What a label event does (docs/design.md, "The label model").
+
+    An annotator's **vote** on a grid is their latest `label`, `skip` or `flag` that still
+    counts; an `adjudicate` event is never a vote, and an `undo` cancels the event it names.
+    """
+
+    LABEL = "label"
+    SKIP = "skip"
+    FLAG = "flag"
+    ADJUDICATE = "adjudicate"
+    UNDO = "undo"
+
 
 class Webster(StrEnum):
     """Webster (2023) replication types, kept for interoperability."""

@@ -218,7 +218,55 @@ def m003_grid_progress(db: Database) -> None:
 
 
 @migrations()
-def m004_labels_in_and_out(db: Database) -> None:
+def m004_votes(db: Database) -> None:
+    # One definition of an annotator's vote (docs/design.md, "The label model"): their latest
+    # event that still counts, adjudications aside. current_labels let an adjudication replace
+    # the adjudicator's own vote while every bulk reader kept it; the view goes, every reader
+    # reads `votes` and `adjudications`, and grid_progress is recounted from votes.
+    db.execute("DROP TRIGGER label_events_progress")
+    db.execute("DROP VIEW current_labels")
+    # "No later one" rather than "= max(id)": the usual single event per annotator and grid
+    # is settled by one index probe, without testing every earlier event for an undo.
+    db.execute(
+        """CREATE VIEW votes AS
+        SELECT e.* FROM effective_label_events e
+        WHERE e.action != 'adjudicate' AND NOT EXISTS (
+            SELECT 1 FROM effective_label_events later
+            WHERE later.grid_id = e.grid_id AND later.annotator = e.annotator
+              AND later.id > e.id AND later.action != 'adjudicate'
+        )"""
+    )
+    db.execute(
+        """CREATE VIEW adjudications AS
+        SELECT e.* FROM effective_label_events e
+        WHERE e.action = 'adjudicate' AND NOT EXISTS (
+            SELECT 1 FROM effective_label_events later
+            WHERE later.grid_id = e.grid_id AND later.annotator = e.annotator
+              AND later.id > e.id AND later.action = 'adjudicate'
+        )"""
+    )
+    # done: the annotators whose vote is labelled or flagged (LabelState.done).
+    db.execute("DELETE FROM grid_progress")
+    db.execute(
+        """INSERT INTO grid_progress (grid_id, done)
+        SELECT grid_id, count(*) FROM votes
+        WHERE state IN ('labelled', 'flagged') GROUP BY grid_id"""
+    )
+    db.execute(
+        """CREATE TRIGGER label_events_progress AFTER INSERT ON label_events
+        BEGIN
+            INSERT INTO grid_progress (grid_id, done) VALUES (
+                NEW.grid_id,
+                (SELECT count(*) FROM votes v
+                 WHERE v.grid_id = NEW.grid_id AND v.state IN ('labelled', 'flagged'))
+            )
+            ON CONFLICT (grid_id) DO UPDATE SET done = excluded.done;
+        END"""
+    )
+
+
+@migrations()
+def m005_labels_in_and_out(db: Database) -> None:
     # Labels made elsewhere (docs/design.md, "Labels in and out"): each imported event names
     # the file it came from (`origin`; '' for labels typed in memgrid) and a stable id from
     # that file (`external_id`), so importing the file again adds nothing.

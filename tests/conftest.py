@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+from memgrid.core.records import LabelEvent, QueueOrder
+from memgrid.db.queue import AnnotationQueue
+from memgrid.db.store import Store
 from memgrid.tui.services.ingest import build_demo
 from memgrid.tui.services.project import Project, create_project
 from PIL import Image
@@ -71,3 +74,14 @@ def write_image(path: Path, color: tuple[int, int, int], size: int = 32) -> Path
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.new("RGB", (size, size), color).save(path)
     return path
+
+
+def vote_of(store: Store, grid_id: int, annotator: str) -> LabelEvent | None:
+    """The annotator's vote on the grid (their latest label, skip or flag that counts)."""
+    votes = store.labels.votes_where(grid_ids=[grid_id], annotator=annotator)
+    return votes[0] if votes else None
+
+
+def open_grids(store: Store, annotator: str, limit: int = 1) -> list[int]:
+    """The next grids open to the annotator in prompt order (the order the tests' sessions use)."""
+    return AnnotationQueue(store, annotator, order=QueueOrder.PROMPT).next_open(limit)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 from typing import Any
 
@@ -23,7 +22,6 @@ from memgrid.tui.commands import (
 from memgrid.tui.errors import (
     ClickException,
     NoArgsIsHelpError,
-    describe_database_error,
     describe_usage_error,
     report_error,
 )
@@ -64,8 +62,6 @@ class MemgridGroup(TyperGroup):
             raise typer.Exit(error.exit_code) from None
         except MemgridError as error:
             raise _reported(error, str(error)) from None
-        except sqlite3.Error as error:
-            raise _reported(error, describe_database_error(error)) from None
         except ModuleNotFoundError as error:
             # A lazy import of an optional extra's package that no require_extra caught first.
             command = " ".join(filter(None, ("memgrid", ctx.invoked_subcommand)))

@@ -9,7 +9,6 @@ ERROR_LINE.
 from __future__ import annotations
 
 import re
-import sqlite3
 
 import typer
 from memgrid.core.errors import one_line
@@ -24,7 +23,6 @@ __all__ = [
     "ERROR_PREFIX",
     "ClickException",
     "NoArgsIsHelpError",
-    "describe_database_error",
     "describe_usage_error",
     "error_line",
     "report_error",
@@ -42,16 +40,6 @@ def error_line(message: str) -> str:
 
 def report_error(message: str) -> None:
     typer.echo(error_line(message), err=True)
-
-
-def describe_database_error(error: sqlite3.Error) -> str:
-    """SQLite's words, plus what they mean for the person's data."""
-    text = str(error)
-    if "full" in text:
-        return f"database: {text}; the last write was rolled back, everything saved before it is intact"
-    if "locked" in text or "busy" in text:
-        return f"database: {text}; another memgrid process held it too long, try again"
-    return f"database: {text}"
 
 
 def describe_usage_error(error: ClickException) -> str:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from memgrid.core.records import Proposal, Reason, Score
+from memgrid.core.records import Proposal, QueueOrder, Reason, Score
 from memgrid.core.taxonomy import Category, Feature
 from memgrid.db.store import Store
 from memgrid.tui.app.config import AnnotateOptions, AppSettings
@@ -41,11 +41,11 @@ def heatmap_for(grid_id: int) -> list[list[float]]:
 
 def add_signals(store: Store) -> None:
     """Scores with heat maps and proposals (with reasons and a feature) on every grid."""
-    threshold_set = store.add_threshold_set("test", {"tau_mem": 0.5}, activate=True)
-    for index, grid_id in enumerate(store.grid_ids()):
+    threshold_set = store.thresholds.add("test", {"tau_mem": 0.5}, activate=True)
+    for index, grid_id in enumerate(store.grids.ids_all()):
         category = CATEGORY_CYCLE[index % len(CATEGORY_CYCLE)]
         score = round(0.3 + (index % 7) / 10, 3)
-        store.add_score(
+        store.scores.add(
             Score(
                 grid_id,
                 "tiled-l2",
@@ -55,11 +55,11 @@ def add_signals(store: Store) -> None:
                 heatmap=heatmap_for(grid_id),
             )
         )
-        store.add_score(
+        store.scores.add(
             Score(grid_id, "clip", {}, "1", {}, available=False, note="no CLIP weights")
         )
         features = (Feature(category, "fixed corner", (0, 1, 8, 9)),) if category.memorized else ()
-        store.add_proposal(
+        store.proposals.add(
             Proposal(
                 grid_id=grid_id,
                 threshold_set_id=threshold_set.id,
@@ -106,7 +106,7 @@ def settings_for(annotator: str = "alice", **changes: object) -> AppSettings:
     annotate = changes.pop("annotate", AnnotateOptions(blind_share=0.0))
     return AppSettings(
         annotator=annotator,
-        order=str(changes.pop("order", "prompt")),
+        order=QueueOrder(str(changes.pop("order", "prompt"))),
         image_protocol="halfcell",
         annotate=annotate,  # type: ignore[arg-type]
         **changes,  # type: ignore[arg-type]

@@ -18,7 +18,7 @@ from memgrid.tui.app.screens import (
     NoteScreen,
     ZoomScreen,
 )
-from memgrid.tui.app.session import in_blind_share
+from memgrid.tui.app.views import in_blind_share
 from memgrid.tui.app.widgets import HeatMap, ProposalPanel, SeedGrid
 from memgrid.tui.services.project import Project, open_project
 from textual.widgets import Input, OptionList, Static
@@ -32,6 +32,7 @@ from tests.app.pilot_helpers import (
     settle,
     status_text,
 )
+from tests.conftest import open_grids, vote_of
 
 pytestmark = pytest.mark.anyio
 
@@ -44,7 +45,7 @@ async def test_the_first_grid_is_drawn_with_prompt_proposal_and_progress(
         await settle(pilot)
         screen = annotate_screen(pilot)
         assert screen is not None and screen.view is not None
-        first = demo_project.store.next_open_grids("alice", order="prompt")[0]
+        first = open_grids(demo_project.store, "alice")[0]
         assert screen.view.grid_id == first
         seeds = screen.query_one(SeedGrid)
         assert seeds.picture is not None and seeds.picture.grid_id == first
@@ -63,7 +64,7 @@ async def test_each_category_key_labels_and_advances(demo_project: Project) -> N
             grid_id = current_grid(pilot)
             assert grid_id is not None
             await press(pilot, key)
-            saved = demo_project.store.current_label(grid_id, "alice")
+            saved = vote_of(demo_project.store, grid_id, "alice")
             assert saved is not None and saved.category is category
             assert saved.session == app.session.session_id
             assert current_grid(pilot) != grid_id
@@ -74,10 +75,10 @@ async def test_keys_typed_ahead_apply_to_successive_grids(demo_project: Project)
     app = make_app(demo_project, settings_for())
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        expected = demo_project.store.next_open_grids("alice", order="prompt", limit=3)
+        expected = open_grids(demo_project.store, "alice", 3)
         await pilot.press("3", "1", "4")  # no waiting between keys
         await settle(pilot)
-        labels = [demo_project.store.current_label(g, "alice") for g in expected]
+        labels = [vote_of(demo_project.store, g, "alice") for g in expected]
         assert [label.category for label in labels if label] == [
             Category.UNINTENDED,
             Category.EXPLICIT,
@@ -91,9 +92,9 @@ async def test_enter_accepts_the_proposal(demo_project: Project) -> None:
         await settle(pilot)
         grid_id = current_grid(pilot)
         assert grid_id is not None
-        proposal = demo_project.store.proposal(grid_id)
+        proposal = demo_project.store.proposals.find(grid_id)
         await press(pilot, "enter")
-        saved = demo_project.store.current_label(grid_id, "alice")
+        saved = vote_of(demo_project.store, grid_id, "alice")
         assert saved is not None and proposal is not None
         assert (saved.category, saved.features) == (proposal.category, proposal.features)
         assert saved.proposal_shown
@@ -103,7 +104,9 @@ async def test_blind_share_grid_hides_the_proposal_and_enter_does_nothing(
     demo_project: Project,
 ) -> None:
     project_id = demo_project.store.project_id or ""
-    blind = next(g for g in demo_project.store.grid_ids() if in_blind_share(project_id, g, 0.3))
+    blind = next(
+        g for g in demo_project.store.grids.ids_all() if in_blind_share(project_id, g, 0.3)
+    )
     app = make_app(demo_project, settings_for(annotate=AnnotateOptions(blind_share=0.3)))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
@@ -114,9 +117,9 @@ async def test_blind_share_grid_hides_the_proposal_and_enter_does_nothing(
         assert "Proposal hidden" in str(screen.query_one(ProposalPanel).render())
         await press(pilot, "enter")
         assert "No proposal to accept" in status_text(pilot)
-        assert demo_project.store.current_label(blind, "alice") is None
+        assert vote_of(demo_project.store, blind, "alice") is None
         await press(pilot, "2")
-        saved = demo_project.store.current_label(blind, "alice")
+        saved = vote_of(demo_project.store, blind, "alice")
         assert saved is not None and not saved.proposal_shown
 
 
@@ -128,13 +131,16 @@ async def test_skip_then_undo_brings_the_skipped_grid_back(demo_project: Project
         assert skipped is not None
         await press(pilot, "s")
         assert current_grid(pilot) != skipped
-        label = demo_project.store.current_label(skipped, "alice")
+        label = vote_of(demo_project.store, skipped, "alice")
         assert label is not None and label.state is LabelState.SKIPPED
         await press(pilot, "u")
         assert current_grid(pilot) == skipped
         assert "Undid skip" in status_text(pilot)
-        assert demo_project.store.current_label(skipped, "alice") is None
-        assert [e.action for e in demo_project.store.label_history(skipped)] == ["skip", "undo"]
+        assert vote_of(demo_project.store, skipped, "alice") is None
+        assert [e.action for e in demo_project.store.labels.events_where(grid_id=skipped)] == [
+            "skip",
+            "undo",
+        ]
 
 
 async def test_undo_of_a_label_and_flag(demo_project: Project) -> None:
@@ -145,12 +151,12 @@ async def test_undo_of_a_label_and_flag(demo_project: Project) -> None:
         await press(pilot, "2")
         second = current_grid(pilot)
         await press(pilot, "f")
-        flagged = demo_project.store.current_label(second, "alice")  # type: ignore[arg-type]
+        flagged = vote_of(demo_project.store, second, "alice")  # type: ignore[arg-type]
         assert flagged is not None and flagged.state is LabelState.FLAGGED
         await press(pilot, "u", "u")
         assert current_grid(pilot) == first
-        assert demo_project.store.current_label(first, "alice") is None  # type: ignore[arg-type]
-        assert demo_project.store.current_label(second, "alice") is None  # type: ignore[arg-type]
+        assert vote_of(demo_project.store, first, "alice") is None  # type: ignore[arg-type]
+        assert vote_of(demo_project.store, second, "alice") is None  # type: ignore[arg-type]
 
 
 async def test_note_is_saved_with_the_label(demo_project: Project) -> None:
@@ -164,7 +170,7 @@ async def test_note_is_saved_with_the_label(demo_project: Project) -> None:
         await press(pilot, "enter")
         assert not isinstance(app.screen, NoteScreen)
         await press(pilot, "3")
-        saved = demo_project.store.current_label(grid_id, "alice")  # type: ignore[arg-type]
+        saved = vote_of(demo_project.store, grid_id, "alice")  # type: ignore[arg-type]
         assert saved is not None and saved.note == "odd corner"
         await press(pilot, "n", "escape")
         assert not isinstance(app.screen, NoteScreen)
@@ -183,7 +189,7 @@ async def test_back_and_forward_then_correct_an_earlier_label(demo_project: Proj
         assert current_grid(pilot) == second
         await press(pilot, "left", "3")
         assert current_grid(pilot) == second
-        history = demo_project.store.label_history(first)  # type: ignore[arg-type]
+        history = demo_project.store.labels.events_where(grid_id=first)  # type: ignore[arg-type]
         assert [e.category for e in history] == [Category.NONE, Category.UNINTENDED]
 
 
@@ -215,7 +221,7 @@ async def test_feature_marks_tiles_category_and_name(demo_project: Project) -> N
         await press(pilot, "enter")
         assert not isinstance(app.screen, FeatureScreen)
         await press(pilot, "2")
-        saved = demo_project.store.current_label(grid_id, "alice")  # type: ignore[arg-type]
+        saved = vote_of(demo_project.store, grid_id, "alice")  # type: ignore[arg-type]
         assert saved is not None
         (feature,) = saved.features
         assert (feature.category, feature.name, feature.tiles) == (
@@ -273,8 +279,8 @@ async def test_rebound_keys_work_and_the_old_ones_do_not(demo_project: Project) 
         await press(pilot, "x")
         second = current_grid(pilot)
         await press(pilot, "1")
-        explicit = demo_project.store.current_label(first, "alice")  # type: ignore[arg-type]
-        skipped = demo_project.store.current_label(second, "alice")  # type: ignore[arg-type]
+        explicit = vote_of(demo_project.store, first, "alice")  # type: ignore[arg-type]
+        skipped = vote_of(demo_project.store, second, "alice")  # type: ignore[arg-type]
         assert explicit is not None and explicit.category is Category.EXPLICIT
         assert skipped is not None and skipped.state is LabelState.SKIPPED
 
@@ -298,7 +304,7 @@ async def test_history_screen_shows_events_and_reopens(demo_project: Project) ->
         assert current_grid(pilot) == first
         await press(pilot, "4")
         assert current_grid(pilot) == unfinished
-        corrected = demo_project.store.current_label(first, "alice")  # type: ignore[arg-type]
+        corrected = vote_of(demo_project.store, first, "alice")  # type: ignore[arg-type]
         assert corrected is not None and corrected.category is Category.NONE
 
 
@@ -321,7 +327,7 @@ async def test_skipped_and_flagged_lists_reopen_their_grids(demo_project: Projec
             await press(pilot, "enter")
             assert current_grid(pilot) == grid_id
         await press(pilot, "3")
-        relabelled = demo_project.store.current_label(flagged, "alice")  # type: ignore[arg-type]
+        relabelled = vote_of(demo_project.store, flagged, "alice")  # type: ignore[arg-type]
         assert relabelled is not None and relabelled.state is LabelState.LABELLED
 
 
@@ -329,13 +335,13 @@ async def test_adjudication_lists_disagreements_and_sets_the_final_label(
     demo_project_dir: Path,
 ) -> None:
     with open_project(demo_project_dir) as project:
-        grids = project.store.grid_ids()
+        grids = project.store.grids.ids_all()
         for grid_id, votes in (
             (grids[0], "explicit none none"),
             (grids[1], "explicit none unintended"),
         ):
             for annotator, vote in zip(("a", "b", "c"), votes.split(), strict=True):
-                project.store.label(grid_id, annotator, Category(vote))
+                project.store.labels.label(grid_id, annotator, Category(vote))
         app = make_app(project, settings_for("judge"))
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
@@ -350,7 +356,7 @@ async def test_adjudication_lists_disagreements_and_sets_the_final_label(
             assert app.screen.query_one(SeedGrid).picture is not None
             await press(pilot, "3")
             await settle(pilot)
-            final = project.store.adjudications()[grids[1]]
+            final = project.store.labels.adjudications_where()[grids[1]]
             assert (final.annotator, final.category) == ("judge", Category.UNINTENDED)
             assert "final label unintended" in str(
                 app.screen.query_one("#adj-status", Static).render()
@@ -374,8 +380,8 @@ async def test_two_annotators_on_one_project_work_on_different_grids(
                 assert alice_grid != bob_grid
                 await press(alice_pilot, "1")
                 await press(bob_pilot, "4")
-                assert first.store.current_label(alice_grid, "alice") is not None  # type: ignore[arg-type]
-                assert second.store.current_label(bob_grid, "bob") is not None  # type: ignore[arg-type]
+                assert vote_of(first.store, alice_grid, "alice") is not None  # type: ignore[arg-type]
+                assert vote_of(second.store, bob_grid, "bob") is not None  # type: ignore[arg-type]
                 assert current_grid(alice_pilot) != current_grid(bob_pilot)
 
 
@@ -417,8 +423,8 @@ async def test_resume_after_the_process_is_killed(demo_project_dir: Path) -> Non
 
 
 async def test_an_empty_queue_says_so(bare_demo_project: Project) -> None:
-    for grid_id in bare_demo_project.store.grid_ids():
-        bare_demo_project.store.label(grid_id, "alice", Category.NONE)
+    for grid_id in bare_demo_project.store.grids.ids_all():
+        bare_demo_project.store.labels.label(grid_id, "alice", Category.NONE)
     app = make_app(bare_demo_project, settings_for())
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
@@ -439,7 +445,7 @@ async def test_grids_without_scores_or_proposals_still_work(bare_demo_project: P
         assert "No proposal to accept: not computed" in "".join(
             m.outcome.message for m in messages if isinstance(m, SessionUpdated)
         )
-        assert bare_demo_project.store.label_counts("alice")["labelled"] == 1
+        assert bare_demo_project.store.labels.state_counts_where(annotator="alice")["labelled"] == 1
 
 
 async def test_quit_key_exits(demo_project: Project) -> None:
@@ -460,7 +466,7 @@ async def test_note_input_keeps_digits_out_of_the_label_keys(demo_project: Proje
         await pilot.press("1", "2")
         assert app.screen.query_one(Input).value == "12"
         await press(pilot, "enter")
-        assert demo_project.store.current_label(grid_id, "alice") is None  # type: ignore[arg-type]
+        assert vote_of(demo_project.store, grid_id, "alice") is None  # type: ignore[arg-type]
 
 
 async def test_a_smaller_terminal_gets_a_picture_that_fits(demo_project: Project) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from memgrid.core.errors import InputError
+from memgrid.core.records import QueueOrder
 from memgrid.tui.app.config import (
     CONFIG_ENV,
     AnnotateOptions,
@@ -93,7 +94,13 @@ def test_key_names_textual_understands_are_accepted(tmp_path: Path) -> None:
 
 def test_settings_carry_cli_values_and_file_values(tmp_path: Path) -> None:
     write(tmp_path / "memgrid.toml", '[keys]\nskip = "k"\n[annotate]\nblind_share = 0.2\n')
-    settings = AppSettings.from_config(load_config(tmp_path), annotator="ann", order="random")
+    settings = AppSettings.from_config(
+        load_config(tmp_path), annotator="ann", order=QueueOrder.RANDOM
+    )
     options = settings.session_options()
-    assert (options.annotator, options.order, options.blind_share) == ("ann", "random", 0.2)
+    assert (options.annotator, options.order, options.blind_share) == (
+        "ann",
+        QueueOrder.RANDOM,
+        0.2,
+    )
     assert settings.keys["skip"] == "k"

@@ -6,17 +6,20 @@ from pathlib import Path
 
 import pytest
 from memgrid.core.errors import NotFoundError
+from memgrid.core.records import QueueOrder
 from memgrid.core.taxonomy import Category, Feature, LabelState
-from memgrid.tui.app.session import AnnotationSession, SessionOptions, in_blind_share
+from memgrid.tui.app.session import AnnotationSession, SessionOptions
+from memgrid.tui.app.views import in_blind_share
 from memgrid.tui.services.project import Project, open_project
 
 from tests.app.conftest import FakeClock
+from tests.conftest import open_grids, vote_of
 
 
 def session_on(
     project: Project, annotator: str = "alice", clock: FakeClock | None = None, **options: object
 ) -> AnnotationSession:
-    settings = {"order": "prompt", "blind_share": 0.0, **options}
+    settings = {"order": QueueOrder.PROMPT, "blind_share": 0.0, **options}
     return AnnotationSession(
         project.store,
         SessionOptions(annotator=annotator, **settings),  # type: ignore[arg-type]
@@ -35,8 +38,12 @@ def test_blind_share_is_fixed_and_about_the_asked_share() -> None:
 
 def test_blind_share_hides_the_proposal_and_records_that(demo_project: Project) -> None:
     project_id = demo_project.store.project_id or ""
-    blind = next(g for g in demo_project.store.grid_ids() if in_blind_share(project_id, g, 0.5))
-    shown = next(g for g in demo_project.store.grid_ids() if not in_blind_share(project_id, g, 0.5))
+    blind = next(
+        g for g in demo_project.store.grids.ids_all() if in_blind_share(project_id, g, 0.5)
+    )
+    shown = next(
+        g for g in demo_project.store.grids.ids_all() if not in_blind_share(project_id, g, 0.5)
+    )
     session = session_on(demo_project, blind_share=0.5)
     assert session.view(blind).visible_proposal is None
     assert session.view(blind).proposal is not None
@@ -57,7 +64,7 @@ def test_labels_are_in_the_database_when_the_call_returns(demo_project: Project)
     first = session.start().view
     assert first is not None
     outcome = session.label(Category.UNINTENDED)
-    current = demo_project.store.current_label(first.grid_id, "alice")
+    current = vote_of(demo_project.store, first.grid_id, "alice")
     assert current is not None and current.category is Category.UNINTENDED
     assert current.session == session.session_id
     assert outcome.view is not None and outcome.view.grid_id != first.grid_id
@@ -98,7 +105,7 @@ def test_two_annotators_get_different_grids_and_a_lease_hands_over(
     # Alice walks away; her lease runs out and the grid goes to the next annotator.
     carol = session_on(demo_project, "carol", clock, lease_seconds=60.0)
     carol.prefetch()
-    assert alice_grid.grid_id not in carol.upcoming
+    assert alice_grid.grid_id not in carol.queue.upcoming
     clock.advance(61)
     dave = session_on(demo_project, "dave", clock, lease_seconds=60.0)
     handed = dave.start().view
@@ -125,7 +132,7 @@ def test_a_prefetched_grid_labelled_by_someone_else_is_dropped(demo_project: Pro
     bob = session_on(demo_project, "bob", clock)
     alice.start()
     alice.prefetch()
-    taken = alice.upcoming[0]
+    taken = alice.queue.upcoming[0]
     bob.reopen(taken)
     bob.label(Category.NONE)
     alice.label(Category.NONE)
@@ -151,11 +158,11 @@ def test_undo_of_a_skip_brings_the_grid_back(demo_project: Project) -> None:
     assert skipped is not None
     moved_on = session.skip()
     assert moved_on.view is not None and moved_on.view.grid_id != skipped.grid_id
-    assert skipped.grid_id not in demo_project.store.next_open_grids("alice", limit=50)
+    assert skipped.grid_id not in session.queue.next_open(limit=50)
     undone = session.undo()
     assert undone.view is not None and undone.view.grid_id == skipped.grid_id
-    assert skipped.grid_id in demo_project.store.next_open_grids("alice", order="prompt", limit=50)
-    assert demo_project.store.current_label(skipped.grid_id, "alice") is None
+    assert skipped.grid_id in open_grids(demo_project.store, "alice", 50)
+    assert vote_of(demo_project.store, skipped.grid_id, "alice") is None
     assert "Nothing to undo" in session.undo().message
 
 
@@ -173,7 +180,7 @@ def test_skipped_grids_come_back_when_the_queue_is_empty(demo_project: Project) 
     first = session.start().view
     assert first is not None
     session.skip()
-    for _ in range(demo_project.store.grid_count - 1):
+    for _ in range(demo_project.store.grids.count - 1):
         session.label(Category.NONE)
     assert session.current_id == first.grid_id
     outcome = session.label(Category.EXPLICIT)
@@ -195,7 +202,7 @@ def test_back_forward_and_correcting_an_earlier_label(demo_project: Project) -> 
     session.back()
     corrected = session.label(Category.UNINTENDED)
     assert corrected.view is not None and corrected.view.grid_id == second
-    history = demo_project.store.label_history(first.grid_id)
+    history = demo_project.store.labels.events_where(grid_id=first.grid_id)
     assert [e.category for e in history] == [Category.NONE, Category.UNINTENDED]
     session.forward()
     assert session.current_id == third
@@ -222,14 +229,14 @@ def test_note_and_features_are_drafted_then_saved_with_the_label(demo_project: P
     watermark = Feature(Category.UNINTENDED, "watermark", (56, 57))
     session.set_note("corner logo")
     session.add_feature(watermark)
-    assert demo_project.store.current_label(view.grid_id, "alice") is None
+    assert vote_of(demo_project.store, view.grid_id, "alice") is None
     session.label(Category.UNINTENDED)
-    saved = demo_project.store.current_label(view.grid_id, "alice")
+    saved = vote_of(demo_project.store, view.grid_id, "alice")
     assert saved is not None and saved.note == "corner logo" and saved.features == (watermark,)
     # On a labelled grid, a note is a new event at once, keeping category and features.
     session.back()
     session.set_note("checked twice")
-    amended = demo_project.store.current_label(view.grid_id, "alice")
+    amended = vote_of(demo_project.store, view.grid_id, "alice")
     assert amended is not None and amended.id != saved.id
     assert (amended.category, amended.features, amended.note) == (
         Category.UNINTENDED,
@@ -243,7 +250,7 @@ def test_accepting_the_proposal_takes_its_category_and_features(demo_project: Pr
     view = session.start().view
     assert view is not None and view.proposal is not None
     session.accept_proposal()
-    saved = demo_project.store.current_label(view.grid_id, "alice")
+    saved = vote_of(demo_project.store, view.grid_id, "alice")
     assert saved is not None
     assert saved.category is view.proposal.category
     assert saved.features == view.proposal.features
@@ -257,10 +264,10 @@ def test_flag_keeps_the_category_and_is_listed(demo_project: Project) -> None:
     session.label(Category.IMPLICIT)
     session.back()
     session.flag()
-    flagged = demo_project.store.current_label(view.grid_id, "alice")
+    flagged = vote_of(demo_project.store, view.grid_id, "alice")
     assert flagged is not None and flagged.state is LabelState.FLAGGED
     assert flagged.category is Category.IMPLICIT
-    assert [g.id for g in session.grids_in_state(LabelState.FLAGGED)] == [view.grid_id]
+    assert [g.id for g in session.views.grids_in_state(LabelState.FLAGGED)] == [view.grid_id]
 
 
 def test_progress_counts_and_labels_per_hour(demo_project: Project) -> None:
@@ -286,7 +293,7 @@ def test_adjudication_sees_disagreements(demo_project: Project) -> None:
     bob.start()
     bob.label(Category.NONE)
     judge = session_on(demo_project, "judge")
-    assert list(judge.disagreements()) == [grid.grid_id]
+    assert list(judge.views.disagreements()) == [grid.grid_id]
     judge.adjudicate(grid.grid_id, Category.EXPLICIT)
-    assert judge.adjudications()[grid.grid_id].category is Category.EXPLICIT
+    assert judge.views.adjudications()[grid.grid_id].category is Category.EXPLICIT
     assert alice.view(grid.grid_id).adjudication is not None

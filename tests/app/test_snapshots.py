@@ -37,13 +37,13 @@ class TestAdjudicationScreen:
     def test_disagreements_most_contested_first(self, snap_compare, demo_project_dir: Path) -> None:
         with open_project(demo_project_dir) as project:
             add_signals(project.store)
-            grids = project.store.grid_ids()
+            grids = project.store.grids.ids_all()
             for grid_id, votes in (
                 (grids[2], "explicit none none"),
                 (grids[5], "implicit unintended none"),
             ):
                 for annotator, vote in zip(("ann", "bob", "cat"), votes.split(), strict=True):
-                    project.store.label(grid_id, annotator, Category(vote))
+                    project.store.labels.label(grid_id, annotator, Category(vote))
             app = app_on(project, "judge")
             assert snap_compare(app, terminal_size=SIZE, run_before=lambda pilot: ready(pilot, "A"))
 

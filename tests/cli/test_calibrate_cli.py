@@ -66,13 +66,13 @@ def label_demo(root: Path, annotator: str = "ana", blind_every: int = 4) -> None
     groups = {grid.prompt: grid.group for grid in DEMO_SET}
     with open_project(root) as project:
         store = project.store
-        for grid in store.grids():
+        for grid in store.grids.all():
             if grid.prompt in UNLABELLED:
                 continue
             group = groups[grid.prompt]
             category = GROUP_LABELS.get(group) or BORDERLINE_LABELS[grid.prompt]
-            proposal = store.proposal(grid.id)
-            store.label(
+            proposal = store.proposals.find(grid.id)
+            store.labels.label(
                 grid.id,
                 annotator,
                 category,
@@ -87,17 +87,17 @@ def pixel_clique_shares(root: Path) -> dict[int, float]:
         return {
             grid_id: max(
                 s.values["clique_size"] / s.values["n_seeds"]
-                for s in project.store.scores(grid_id)
+                for s in project.store.scores.where(grid_ids=[grid_id])
                 if s.metric in ("tiled-l2", "phash") and s.available
             )
-            for grid_id in project.store.grid_ids()
+            for grid_id in project.store.grids.ids_all()
         }
 
 
 def proposals(root: Path) -> dict[int, Category]:
     with open_project(root) as project:
         store = project.store
-        return {g: store.proposal(g).category for g in store.grid_ids()}  # type: ignore[union-attr]
+        return {g: store.proposals.find(g).category for g in store.grids.ids_all()}  # type: ignore[union-attr]
 
 
 def test_calibrate_without_labels_fails_and_stores_no_run(demo: Path, runner: CliRunner) -> None:
@@ -107,12 +107,12 @@ def test_calibrate_without_labels_fails_and_stores_no_run(demo: Path, runner: Cl
     assert "no grid has an agreed label to calibrate on" in result.output
     assert len(result.output.splitlines()) == 1
     with open_project(demo) as project:
-        assert project.store.calibration_runs() == []
+        assert project.store.runs.all() == []
     # A tie is no agreed label either, and the error says what to do about it.
     with open_project(demo) as project:
-        grid_id = project.store.grid_ids()[0]
-        project.store.label(grid_id, "ana", Category.EXPLICIT)
-        project.store.label(grid_id, "bo", Category.NONE)
+        grid_id = project.store.grids.ids_all()[0]
+        project.store.labels.label(grid_id, "ana", Category.EXPLICIT)
+        project.store.labels.label(grid_id, "bo", Category.NONE)
     result = runner.invoke(app, ["calibrate", "-p", str(demo)])
     assert result.exit_code == 1 and "1 tied between annotators: adjudicate them" in result.output
 
@@ -138,20 +138,20 @@ def test_calibrate_accept_changes_the_proposals_as_the_new_thresholds_say(
     assert run["after"]["macro_f1"] >= run["before"]["macro_f1"]
     after = proposals(demo)
     with open_project(demo) as project:
-        active = project.store.active_threshold_set()
+        active = project.store.thresholds.find_active()
         assert active is not None and active.label == "default v1"
         assert active.values["tau_mem"] == pytest.approx(tau_mem)
-        runs = project.store.calibration_runs()
-        assert runs[-1]["accepted"] and runs[-1]["fitted_threshold_set_id"] == active.id
-        lexicon = project.store.entities()
+        runs = project.store.runs.all()
+        assert runs[-1].accepted and runs[-1].fitted_threshold_set_id == active.id
+        lexicon = project.store.entities.all()
         # What the accepted thresholds say, computed directly by the categorizer.
         expected_after = {
             g: categorize(
-                project.store.scores(g),
+                project.store.scores.where(grid_ids=[g]),
                 Thresholds.from_values(active.values),
-                attribute(project.store.grid(g).prompt, lexicon),
+                attribute(project.store.grids.get(g).prompt, lexicon),
             ).category
-            for g in project.store.grid_ids()
+            for g in project.store.grids.ids_all()
         }
     assert after == expected_after
     changed = {g for g in before if before[g] != after[g]}
@@ -169,7 +169,7 @@ def test_calibration_categorizes_as_memgrid_propose_did(demo: Path) -> None:
     label_demo(demo)
     with open_project(demo) as project:
         store = project.store
-        active = store.active_threshold_set()
+        active = store.thresholds.find_active()
         assert active is not None
         labelled = read_labels(project).data
         categorizer = LabelledCategorizer(project, labelled.grid_ids)
@@ -178,7 +178,7 @@ def test_calibration_categorizes_as_memgrid_propose_did(demo: Path) -> None:
             int(grid_id): categorizer(index, values)
             for index, grid_id in enumerate(labelled.grid_ids)
         }
-        stored = {g: store.proposal(g).category for g in calibrated}  # type: ignore[union-attr]
+        stored = {g: store.proposals.find(g).category for g in calibrated}  # type: ignore[union-attr]
     assert len(calibrated) == 24
     assert calibrated == stored
     assert len(set(stored.values())) > 1  # the demo's grids are not all one category
@@ -249,8 +249,8 @@ def test_by_model_stores_a_set_for_the_model(demo: Path, runner: CliRunner) -> N
     assert result.exit_code == 0, result.output
     (run,) = json.loads(result.output)
     with open_project(demo) as project:
-        model = project.store.grid(1).model
-        active = project.store.active_threshold_set(model)
+        model = project.store.grids.get(1).model
+        active = project.store.thresholds.find_active(model)
     assert run["model"] == model
     assert active is not None and active.model == model and active.label == run["accepted"]
 
@@ -265,7 +265,7 @@ def test_agreement_reports_kappa_and_the_blind_share(demo: Path, runner: CliRunn
     label_demo(demo, "ana")
     label_demo(demo, "ben", blind_every=3)
     with open_project(demo) as project:  # ben changes his mind on one grid
-        project.store.label(1, "ben", Category.IMPLICIT)
+        project.store.labels.label(1, "ben", Category.IMPLICIT)
     result = runner.invoke(app, ["agreement", "-p", str(demo), "--json"])
     assert result.exit_code == 0, result.output
     found = json.loads(result.output)
@@ -314,32 +314,34 @@ async def test_calibration_screen_shows_the_run_and_accepts_it(demo: Path) -> No
             await host.workers.wait_for_complete()
             await pilot.pause()
             assert screen.run.accepted is not None
-        active = project.store.active_threshold_set()
+        active = project.store.thresholds.find_active()
         assert active is not None and active.version == 1
 
 
 def test_vote_patterns_give_each_grid_its_own_agreed_label(project: Project) -> None:
     """The bulk read calibration uses agrees with resolving every grid on its own."""
     store = project.store
-    grids = [store.add_grid(f"prompt {n}", [], model="m")[0] for n in range(8)]
-    store.label(grids[0], "ana", Category.NONE)
-    store.label(grids[1], "ana", Category.NONE)
-    store.label(grids[1], "ben", Category.UNINTENDED)  # a tie
-    store.label(grids[2], "ana", Category.NONE)
-    store.label(grids[2], "ben", Category.UNINTENDED)
-    store.adjudicate(grids[2], "ana", Category.EXPLICIT)  # settles it; ana's vote stays
-    store.label(grids[3], "ana", Category.IMPLICIT)
-    store.undo_last("ana")  # undone: grid 3 has no label left
-    store.label(grids[4], "ana", Category.NONE)
-    store.label(grids[4], "ana", Category.UNINTENDED, webster=Webster.TEMPLATE_VERBATIM)
-    store.skip(grids[5], "ana")
-    store.flag(grids[6], "ana", Category.NONE)
+    grids = [store.grids.add(f"prompt {n}", [], model="m")[0] for n in range(8)]
+    store.labels.label(grids[0], "ana", Category.NONE)
+    store.labels.label(grids[1], "ana", Category.NONE)
+    store.labels.label(grids[1], "ben", Category.UNINTENDED)  # a tie
+    store.labels.label(grids[2], "ana", Category.NONE)
+    store.labels.label(grids[2], "ben", Category.UNINTENDED)
+    store.labels.adjudicate(grids[2], "ana", Category.EXPLICIT)  # settles it; ana's vote stays
+    store.labels.label(grids[3], "ana", Category.IMPLICIT)
+    store.labels.undo_last("ana")  # undone: grid 3 has no label left
+    store.labels.label(grids[4], "ana", Category.NONE)
+    store.labels.label(grids[4], "ana", Category.UNINTENDED, webster=Webster.TEMPLATE_VERBATIM)
+    store.labels.skip(grids[5], "ana")
+    store.labels.flag(grids[6], "ana", Category.NONE)
     for annotator in ("ana", "ben", "cy"):
-        store.label(grids[7], annotator, Category.IMPLICIT if annotator != "cy" else Category.NONE)
-    patterns, grid_patterns = store.current_vote_patterns()
+        store.labels.label(
+            grids[7], annotator, Category.IMPLICIT if annotator != "cy" else Category.NONE
+        )
+    patterns, grid_patterns = store.labels.vote_patterns_all()
     resolved = [agreed_label(events) for events in patterns]
     for grid_id in grids:
-        alone = agreed_label(store.label_events_for([grid_id]))
+        alone = agreed_label(store.labels.current_where(grid_ids=[grid_id]))
         if grid_id in grid_patterns:
             assert resolved[grid_patterns[grid_id]] == alone, grid_id
         else:

@@ -55,33 +55,33 @@ PROMPTS = {
 
 
 def label_grids(store: Store, ids: dict[str, int]) -> None:
-    store.label(ids["agreed"], "ana", Category.EXPLICIT)
-    store.label(ids["agreed"], "bo", Category.EXPLICIT, webster=Webster.MATCHING_VERBATIM)
-    store.label(ids["adjudicated"], "ana", Category.UNINTENDED, features=(WATERMARK,))
-    store.label(ids["adjudicated"], "bo", Category.NONE, note="looks varied to me")
-    store.adjudicate(
+    store.labels.label(ids["agreed"], "ana", Category.EXPLICIT)
+    store.labels.label(ids["agreed"], "bo", Category.EXPLICIT, webster=Webster.MATCHING_VERBATIM)
+    store.labels.label(ids["adjudicated"], "ana", Category.UNINTENDED, features=(WATERMARK,))
+    store.labels.label(ids["adjudicated"], "bo", Category.NONE, note="looks varied to me")
+    store.labels.adjudicate(
         ids["adjudicated"],
         "judge",
         Category.UNINTENDED,
         features=(WATERMARK,),
         webster=Webster.TEMPLATE_VERBATIM,
     )
-    store.label(ids["tie"], "ana", Category.IMPLICIT, proposal_shown=False)
-    store.label(ids["tie"], "bo", Category.NONE)
-    store.flag(ids["flagged"], "ana", note="unsure")
-    store.skip(ids["skipped"], "bo")
-    store.label(ids["split"], "ana", Category.NONE)
-    store.label(ids["split"], "bo", Category.NONE)
-    store.label(ids["split"], "chen", Category.EXPLICIT)
-    store.label(ids["undone"], "ana", Category.NONE)
-    store.undo_last("ana")
-    store.label(ids["undone"], "ana", Category.EXPLICIT)
+    store.labels.label(ids["tie"], "ana", Category.IMPLICIT, proposal_shown=False)
+    store.labels.label(ids["tie"], "bo", Category.NONE)
+    store.labels.flag(ids["flagged"], "ana", note="unsure")
+    store.labels.skip(ids["skipped"], "bo")
+    store.labels.label(ids["split"], "ana", Category.NONE)
+    store.labels.label(ids["split"], "bo", Category.NONE)
+    store.labels.label(ids["split"], "chen", Category.EXPLICIT)
+    store.labels.label(ids["undone"], "ana", Category.NONE)
+    store.labels.undo_last("ana")
+    store.labels.label(ids["undone"], "ana", Category.EXPLICIT)
 
 
 def propose_and_score(store: Store, ids: dict[str, int]) -> None:
-    thresholds = store.add_threshold_set("test", {"tau_mem": 0.15}, activate=True)
+    thresholds = store.thresholds.add("test", {"tau_mem": 0.15}, activate=True)
     reason = Reason("tiled-l2", "2 of 2 seeds near-identical", value=1.0, threshold=0.6)
-    store.add_proposals(
+    store.proposals.add_many(
         [
             Proposal(
                 ids["agreed"],
@@ -103,7 +103,7 @@ def propose_and_score(store: Store, ids: dict[str, int]) -> None:
             Proposal(ids["tie"], thresholds.id, Category.NONE, score=0.0, margin=-0.6),
         ]
     )
-    store.add_score(
+    store.scores.add(
         Score(
             ids["agreed"],
             "tiled-l2",
@@ -113,7 +113,7 @@ def propose_and_score(store: Store, ids: dict[str, int]) -> None:
             heatmap=[[1.0, 0.5], [0.25, 0.0]],
         )
     )
-    store.add_score(
+    store.scores.add(
         Score(
             ids["adjudicated"],
             "clip",
@@ -160,7 +160,7 @@ def build_labelled_project(project: Project, *, with_files: bool) -> dict[str, i
     ids = {}
     for index, (name, prompt) in enumerate(PROMPTS.items()):
         images = real_images(project, index) if with_files else synthetic_images(name)
-        ids[name], _ = project.store.add_grid(
+        ids[name], _ = project.store.grids.add(
             prompt,
             images,
             model=MODEL,
@@ -548,7 +548,7 @@ def test_the_manifest_traces_the_export(
 def test_a_hostile_prompt_exports_safely(
     project: Project, runner: CliRunner, tmp_path: Path, export_format: str
 ) -> None:
-    project.store.add_grid(HOSTILE_PROMPT, real_images(project, 1), model=MODEL)
+    project.store.grids.add(HOSTILE_PROMPT, real_images(project, 1), model=MODEL)
     out = tmp_path / "exports" / "out"
     out.parent.mkdir()
     extra = () if export_format in ("imagefolder", "webdataset") else ("--with-images", "copy")
@@ -566,7 +566,7 @@ FORMULA_PROMPT = "=cmd|' /C calc'!A0"
 def test_a_formula_prompt_reaches_the_csv_as_text_and_the_manifest_says_so(
     project: Project, runner: CliRunner, tmp_path: Path
 ) -> None:
-    project.store.add_grid(FORMULA_PROMPT, synthetic_images("formula"), model="@evil-model")
+    project.store.grids.add(FORMULA_PROMPT, synthetic_images("formula"), model="@evil-model")
     run_export(runner, project, tmp_path / "csv", "csv")
     with open(tmp_path / "csv" / "grids.csv", encoding="utf-8", newline="") as handle:
         [row] = list(csv.DictReader(handle))
@@ -782,28 +782,28 @@ def test_worker_processes_write_the_same_export_as_one_process(
 
 def test_label_events_for_keeps_an_adjudicators_own_vote_and_honours_undo() -> None:
     store = Store.memory()
-    grid_id, _ = store.add_grid("p", synthetic_images("p"), model=MODEL)
-    store.label(grid_id, "judge", Category.NONE)
-    store.adjudicate(grid_id, "judge", Category.EXPLICIT)
-    store.label(grid_id, "ana", Category.IMPLICIT)
-    store.label(grid_id, "ana", Category.NONE)
-    store.undo_last("ana")
-    events = store.label_events_for([grid_id])
+    grid_id, _ = store.grids.add("p", synthetic_images("p"), model=MODEL)
+    store.labels.label(grid_id, "judge", Category.NONE)
+    store.labels.adjudicate(grid_id, "judge", Category.EXPLICIT)
+    store.labels.label(grid_id, "ana", Category.IMPLICIT)
+    store.labels.label(grid_id, "ana", Category.NONE)
+    store.labels.undo_last("ana")
+    events = store.labels.current_where(grid_ids=[grid_id])
     assert [(e.annotator, e.action, e.category) for e in events] == [
         ("judge", "label", Category.NONE),
         ("judge", "adjudicate", Category.EXPLICIT),
         ("ana", "label", Category.IMPLICIT),
     ]
-    assert store.label_events_for([]) == []
+    assert store.labels.current_where(grid_ids=[]) == []
 
 
 def test_active_proposals_for_uses_the_set_active_for_each_grids_model() -> None:
     store = Store.memory()
-    ours, _ = store.add_grid("ours", synthetic_images("ours"), model=MODEL)
-    other, _ = store.add_grid("other", synthetic_images("other"), model="other-model")
-    everywhere = store.add_threshold_set("global", {"tau_mem": 0.1}, activate=True)
-    specific = store.add_threshold_set("ours", {"tau_mem": 0.2}, model=MODEL, activate=True)
-    store.add_proposals(
+    ours, _ = store.grids.add("ours", synthetic_images("ours"), model=MODEL)
+    other, _ = store.grids.add("other", synthetic_images("other"), model="other-model")
+    everywhere = store.thresholds.add("global", {"tau_mem": 0.1}, activate=True)
+    specific = store.thresholds.add("ours", {"tau_mem": 0.2}, model=MODEL, activate=True)
+    store.proposals.add_many(
         [
             Proposal(ours, everywhere.id, Category.NONE),
             Proposal(ours, specific.id, Category.EXPLICIT),
@@ -811,7 +811,7 @@ def test_active_proposals_for_uses_the_set_active_for_each_grids_model() -> None
             Proposal(other, specific.id, Category.UNINTENDED),
         ]
     )
-    found = store.active_proposals_for([ours, other])
+    found = store.proposals.active_where(grid_ids=[ours, other])
     assert [(p.grid_id, p.threshold_set_id, p.category) for p in found] == [
         (ours, specific.id, Category.EXPLICIT),
         (other, everywhere.id, Category.IMPLICIT),
@@ -820,12 +820,12 @@ def test_active_proposals_for_uses_the_set_active_for_each_grids_model() -> None
 
 def test_scores_for_returns_every_metric_of_the_asked_grids_only() -> None:
     store = Store.memory()
-    first, _ = store.add_grid("a", synthetic_images("a"), model=MODEL)
-    second, _ = store.add_grid("b", synthetic_images("b"), model=MODEL)
+    first, _ = store.grids.add("a", synthetic_images("a"), model=MODEL)
+    second, _ = store.grids.add("b", synthetic_images("b"), model=MODEL)
     for grid_id in (first, second):
         for metric in ("tiled-l2", "phash"):
-            store.add_score(Score(grid_id, metric, {}, "1", {"clique_share": grid_id / 10}))
-    assert [(s.grid_id, s.metric) for s in store.scores_for([second])] == [
+            store.scores.add(Score(grid_id, metric, {}, "1", {"clique_share": grid_id / 10}))
+    assert [(s.grid_id, s.metric) for s in store.scores.where(grid_ids=[second])] == [
         (second, "phash"),
         (second, "tiled-l2"),
     ]
@@ -863,7 +863,7 @@ def test_contact_sheets_tile_the_seeds_and_outline_the_regions(
 
     project, ids = labelled_with_files
     # The region map found the top-left quarter; the annotators put the watermark on tile 63.
-    project.store.add_score(
+    project.store.scores.add(
         Score(
             ids["adjudicated"],
             "tiled-l2",

@@ -42,7 +42,7 @@ def project_dir(tmp_path: Path, runner: CliRunner) -> Path:
 
 def counts(project_dir: Path) -> tuple[int, int]:
     with open_project(project_dir) as project:
-        return project.store.grid_count, project.store.image_count
+        return project.store.grids.count, project.store.images.count
 
 
 def test_folder_per_prompt_import_and_reimport_is_idempotent(
@@ -54,7 +54,7 @@ def test_folder_per_prompt_import_and_reimport_is_idempotent(
     assert "2 grids added, 6 images added" in result.output
     assert counts(project_dir) == (2, 6)
     with open_project(project_dir) as project:
-        grid = project.store.grid(project.store.grid_ids()[0])
+        grid = project.store.grids.get(project.store.grids.ids_all()[0])
         assert grid.prompt == "prompt number 0" and grid.seeds == [0, 1, 2]
         assert all(project.image_path(image).exists() for image in grid.images)
     again = invoke(runner, "import", str(source), "--project", str(project_dir))
@@ -67,7 +67,7 @@ def test_single_grid_folder_with_meta(tmp_path: Path, runner: CliRunner, project
     (source / "meta.json").write_text(json.dumps({"model": "sd-1.5", "settings": {"steps": 50}}))
     assert invoke(runner, "import", str(source), "-p", str(project_dir)).exit_code == 0
     with open_project(project_dir) as project:
-        grid = project.store.grid(project.store.grid_ids()[0])
+        grid = project.store.grids.get(project.store.grids.ids_all()[0])
         assert (grid.model, grid.settings) == ("sd-1.5", {"steps": 50})
 
 
@@ -150,7 +150,7 @@ def test_a_bad_grid_is_named_and_left_out_whole(
     assert "Traceback" not in result.output
     assert counts(project_dir) == (1, 3)  # only the good grid, complete
     with open_project(project_dir) as project:
-        referenced = {image.path for grid in project.store.grids() for image in grid.images}
+        referenced = {image.path for grid in project.store.grids.all() for image in grid.images}
     assert stored_files(project_dir) == referenced  # no file of the bad grid
 
 
@@ -184,7 +184,7 @@ def test_bad_manifest_rows(
     assert expected in result.stderr
     grids, _ = counts(project_dir)
     with open_project(project_dir) as project:
-        assert all(len(g.images) == 1 for g in project.store.grids())
+        assert all(len(g.images) == 1 for g in project.store.grids.all())
         if "prompt" in row and row.get("prompt") == "p":
             assert grids == 0  # the prompt's grid has a bad row: none of it is stored
 

@@ -57,21 +57,21 @@ def build_project(runner: CliRunner, root: Path, renders: Path, order: list[str]
 
 
 def grid_of(project: Project, prompt: str, model: str = "sd-1.4") -> int:
-    found = project.store.find_grid(prompt, model, {})
+    found = project.store.grids.find(prompt, model, {})
     assert found is not None
     return found
 
 
 def label_as_the_app_does(root: Path) -> None:
     with open_project(root) as project:
-        store = project.store
+        labels = project.store.labels
         kitchen, lighthouse = (
             grid_of(project, "a photo of kitchen"),
             grid_of(project, "a photo of lighthouse"),
         )
         mug, forest = grid_of(project, "a photo of mug"), grid_of(project, "a photo of forest")
         mug2 = grid_of(project, "a photo of mug", "sd-2.1")
-        store.label(
+        labels.label(
             kitchen,
             "ana",
             Category.UNINTENDED,
@@ -82,22 +82,22 @@ def label_as_the_app_does(root: Path) -> None:
             proposal_category=Category.NONE,
             session="s1",
         )
-        store.label(kitchen, "bo", Category.NONE, proposal_shown=False)
-        store.adjudicate(kitchen, "judge", Category.UNINTENDED, features=(WATERMARK,))
-        store.label(lighthouse, "ana", Category.EXPLICIT)
-        store.undo_last("ana")  # the lighthouse label is undone: not a current label
-        store.flag(lighthouse, "bo", Category.IMPLICIT, note="unsure")
-        store.skip(forest, "ana")
-        store.label(mug, "ana", Category.EXPLICIT, webster=Webster.MATCHING_VERBATIM)
-        store.label(mug2, "ana", Category.NONE)
-        store.label(mug, "ana", Category.IMPLICIT)  # changed her mind: the later one counts
+        labels.label(kitchen, "bo", Category.NONE, proposal_shown=False)
+        labels.adjudicate(kitchen, "judge", Category.UNINTENDED, features=(WATERMARK,))
+        labels.label(lighthouse, "ana", Category.EXPLICIT)
+        labels.undo_last("ana")  # the lighthouse label is undone: not a current label
+        labels.flag(lighthouse, "bo", Category.IMPLICIT, note="unsure")
+        labels.skip(forest, "ana")
+        labels.label(mug, "ana", Category.EXPLICIT, webster=Webster.MATCHING_VERBATIM)
+        labels.label(mug2, "ana", Category.NONE)
+        labels.label(mug, "ana", Category.IMPLICIT)  # changed her mind: the later one counts
 
 
 def current_labels(root: Path) -> list[tuple[Any, ...]]:
     """Every current label, by prompt and model rather than by the project's grid ids."""
     with open_project(root) as project:
         store = project.store
-        grids = {g.id: g for g in store.grids()}
+        grids = {g.id: g for g in store.grids.all()}
         return sorted(
             (
                 grids[e.grid_id].prompt,
@@ -113,7 +113,7 @@ def current_labels(root: Path) -> list[tuple[Any, ...]]:
                 e.proposal_category,
                 round(e.created_at, 6),
             )
-            for e in store.label_events_for(store.labelled_grid_ids())
+            for e in store.labels.current_all()
         )
 
 
@@ -159,7 +159,7 @@ def test_imported_labels_are_marked_with_their_file(tmp_path: Path, runner: CliR
     )
     ok(runner, "labels", "import", labels, "-p", root)
     with open_project(root) as project:
-        [event] = project.store.current_labels()
+        [event] = project.store.labels.current_all()
         assert event.origin == str(labels.resolve()) and event.external_id
         assert event.created_at == 1714564800.0
         assert not event.proposal_shown  # memgrid showed chen nothing
@@ -184,7 +184,7 @@ def test_a_bad_row_stores_nothing_and_names_its_line(tmp_path: Path, runner: Cli
         assert result.exit_code == 1, text
         assert result.output.startswith(f"memgrid: error: {path}:") and problem in result.output
         with open_project(root) as project:
-            assert project.store.current_labels() == []
+            assert project.store.labels.current_all() == []
     # Model or source tells the two mug grids apart.
     path = tmp_path / "good.csv"
     path.write_text(
@@ -196,7 +196,8 @@ def test_a_bad_row_stores_nothing_and_names_its_line(tmp_path: Path, runner: Cli
     ok(runner, "labels", "import", path, "-p", root)
     with open_project(root) as project:
         models = {
-            e.annotator: project.store.grid(e.grid_id).model for e in project.store.current_labels()
+            e.annotator: project.store.grids.get(e.grid_id).model
+            for e in project.store.labels.current_all()
         }
     assert models == {"ana": "sd-2.1", "bo": "sd-1.4"}
 
@@ -292,7 +293,7 @@ def test_webster_labels_for_imported_grids_calibrate(tmp_path: Path, runner: Cli
     assert copies == 9
     assert run["fitted"]["tau_mem"] != run["current"]["tau_mem"]
     with open_project(root) as project:
-        events = project.store.current_labels()
+        events = project.store.labels.current_all()
         assert {e.annotator for e in events} == {"webster2023"}
         assert all(e.state is LabelState.LABELLED and e.imported for e in events)
 

@@ -43,7 +43,7 @@ def with_corner_mark(seed: int) -> Image.Image:
 
 def add_grid(project: Project, prompt: str, images: Sequence[Image.Image]) -> int:
     stored = [project.images.put_image(image, seed) for seed, image in enumerate(images)]
-    grid_id, _ = project.store.add_grid(prompt, stored, model="test-model")
+    grid_id, _ = project.store.grids.add(prompt, stored, model="test-model")
     return grid_id
 
 
@@ -67,12 +67,12 @@ def proposals(root: Path) -> dict[str, tuple[str, str | None, list[str]]]:
     with open_project(root) as opened:
         store = opened.store
         found = {}
-        for grid_id in store.grid_ids():
-            proposal = store.proposal(grid_id)
+        for grid_id in store.grids.ids_all():
+            proposal = store.proposals.find(grid_id)
             if proposal is not None:
                 webster = proposal.webster.value if proposal.webster else None
                 texts = [reason.text for reason in proposal.reasons]
-                found[store.grid(grid_id).prompt] = (proposal.category.value, webster, texts)
+                found[store.grids.get(grid_id).prompt] = (proposal.category.value, webster, texts)
         return found
 
 
@@ -125,7 +125,7 @@ def test_malformed_entities_file_names_the_line(
         result.output
     )
     with open_project(project_dir) as opened:
-        assert opened.store.entities() == []  # nothing stored from a bad file
+        assert opened.store.entities.all() == []  # nothing stored from a bad file
 
 
 def test_threshold_file_becomes_a_new_active_version(
@@ -141,7 +141,7 @@ def test_threshold_file_becomes_a_new_active_version(
     assert found[COPY_PROMPT][0] == "unintended"  # 4/4 still meets tau_mem = 1.0
     assert found[TEMPLATE_PROMPT][0] == "none"  # the small mark is below tau_region = 0.5
     with open_project(project_dir) as opened:
-        active = opened.store.active_threshold_set("test-model")
+        active = opened.store.thresholds.find_active("test-model")
         assert active is not None and active.label == "strict v0"
         assert active.values["tau_mem"] == 1.0 and active.values["tiled_l2_delta"] == 0.15
     # Naming the stored default set switches back to it.
@@ -166,7 +166,7 @@ def test_bad_threshold_file_is_one_line_error(
     assert result.exit_code == 1
     assert f"memgrid: error: {path}:{message}" in result.output
     with open_project(project_dir) as opened:
-        assert opened.store.threshold_sets() == []
+        assert opened.store.thresholds.all() == []
 
 
 def test_unknown_threshold_set_name(project_dir: Path, runner: CliRunner) -> None:
@@ -208,15 +208,17 @@ def test_clip_attribution_uses_the_template_crop(project_dir: Path) -> None:
     encoder = KeywordEncoder()
     with open_project(project_dir) as opened:
         store = opened.store
-        template_id = next(g for g in store.grid_ids() if store.grid(g).prompt == TEMPLATE_PROMPT)
-        copy_id = next(g for g in store.grid_ids() if store.grid(g).prompt == COPY_PROMPT)
-        store.add_score(clip_score(template_id))
-        store.add_score(clip_score(copy_id))
-        store.add_entities([Entity("Orla Quay", "work")])
+        template_id = next(
+            g for g in store.grids.ids_all() if store.grids.get(g).prompt == TEMPLATE_PROMPT
+        )
+        copy_id = next(g for g in store.grids.ids_all() if store.grids.get(g).prompt == COPY_PROMPT)
+        store.scores.add(clip_score(template_id))
+        store.scores.add(clip_score(copy_id))
+        store.entities.add_many([Entity("Orla Quay", "work")])
         report = propose_all(opened, encoder_factory=lambda score: encoder)
         assert report.clip_unavailable is None
-        template = store.proposal(template_id)
-        copy = store.proposal(copy_id)
+        template = store.proposals.find(template_id)
+        copy = store.proposals.find(copy_id)
     assert template is not None and copy is not None
     # Grids in id order: the copy is embedded whole, the template by its region's box.
     copy_crops, template_crops = encoder.calls
@@ -238,10 +240,10 @@ def test_clip_weights_that_fail_to_load_leave_attribution_unavailable(project_di
 
     with open_project(project_dir) as opened:
         store = opened.store
-        copy_id = next(g for g in store.grid_ids() if store.grid(g).prompt == COPY_PROMPT)
-        store.add_score(clip_score(copy_id))
+        copy_id = next(g for g in store.grids.ids_all() if store.grids.get(g).prompt == COPY_PROMPT)
+        store.scores.add(clip_score(copy_id))
         report = propose_all(opened, encoder_factory=no_weights)
-        proposal = store.proposal(copy_id)
+        proposal = store.proposals.find(copy_id)
     assert report.clip_unavailable == "CLIP weights fake.pt are not on this machine"
     assert proposal is not None
     assert any(
@@ -253,11 +255,13 @@ def test_accepting_a_set_recomputes_proposals(project_dir: Path) -> None:
     with open_project(project_dir) as opened:
         store = opened.store
         propose_all(opened)
-        loose = store.add_threshold_set("calibrated", {"tau_region": 0.9})
+        loose = store.thresholds.add("calibrated", {"tau_region": 0.9})
         report = activate_and_propose(opened, loose.id)
         assert report.threshold_sets == ["calibrated v0"]
-        template_id = next(g for g in store.grid_ids() if store.grid(g).prompt == TEMPLATE_PROMPT)
-        proposal = store.proposal(template_id)
+        template_id = next(
+            g for g in store.grids.ids_all() if store.grids.get(g).prompt == TEMPLATE_PROMPT
+        )
+        proposal = store.proposals.find(template_id)
         assert proposal is not None and proposal.threshold_set_id == loose.id
         assert proposal.category.value == "none"
 

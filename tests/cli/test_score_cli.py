@@ -30,7 +30,7 @@ VARIED_PROMPT = "a forest path in autumn"
 
 def add_grid(project: Project, prompt: str, images: list[Image.Image], first_seed: int = 0) -> int:
     stored = [project.images.put_image(image, first_seed + i) for i, image in enumerate(images)]
-    grid_id, _ = project.store.add_grid(prompt, stored, model="test", source="test")
+    grid_id, _ = project.store.grids.add(prompt, stored, model="test", source="test")
     return grid_id
 
 
@@ -70,8 +70,8 @@ def run_json(runner: CliRunner, *args: str) -> dict:
 
 def values_of(root: Path, prompt: str, metric: str) -> dict:
     with open_project(root) as opened:
-        grid_id = opened.store.find_grid(prompt, "test")
-        (score,) = opened.store.scores(grid_id, metric)
+        grid_id = opened.store.grids.find(prompt, "test")
+        (score,) = opened.store.scores.where(grid_ids=[grid_id], metric=metric)
     assert score.available
     return score.values
 
@@ -124,9 +124,9 @@ def test_clip_without_weights_is_stored_unavailable(
     assert "clip unavailable on 3 grids" in result.stderr
     assert "not on this machine" in result.stderr
     with open_project(scored_project) as opened:
-        grid_id = opened.store.find_grid(COPY_PROMPT, "test")
-        clip = opened.store.scores(grid_id, "clip")[0]
-        assert {s.metric for s in opened.store.scores(grid_id) if s.available} == {
+        grid_id = opened.store.grids.find(COPY_PROMPT, "test")
+        clip = opened.store.scores.where(grid_ids=[grid_id], metric="clip")[0]
+        assert {s.metric for s in opened.store.scores.where(grid_ids=[grid_id]) if s.available} == {
             "tiled-l2",
             "phash",
         }
@@ -197,7 +197,7 @@ def test_clip_from_a_local_checkpoint_caches_embeddings(
 
 def test_bad_image_fails_its_grid_only(scored_project: Path, runner: CliRunner):
     with open_project(scored_project) as opened:
-        grid = opened.store.grid(opened.store.find_grid(TEMPLATE_PROMPT, "test"))
+        grid = opened.store.grids.get(opened.store.grids.find(TEMPLATE_PROMPT, "test"))
         broken = opened.image_path(grid.images[2])
     broken.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     result = runner.invoke(app, ["score", "-p", str(scored_project), "--metric", "tiled-l2"])
@@ -222,9 +222,9 @@ def test_option_mistakes_are_one_line_errors(scored_project: Path, runner: CliRu
 def test_show_prints_scores_region_map_and_reasons(scored_project: Path, runner: CliRunner):
     run_json(runner, "score", "-p", str(scored_project), "--metric", "tiled-l2,phash")
     with open_project(scored_project) as opened:
-        grid_id = opened.store.find_grid(TEMPLATE_PROMPT, "test")
-        thresholds = opened.store.add_threshold_set("v0", {"tau_mem": 0.15}, activate=True)
-        opened.store.add_proposal(
+        grid_id = opened.store.grids.find(TEMPLATE_PROMPT, "test")
+        thresholds = opened.store.thresholds.add("v0", {"tau_mem": 0.15}, activate=True)
+        opened.store.proposals.add(
             Proposal(
                 grid_id=grid_id,
                 threshold_set_id=thresholds.id,

@@ -20,7 +20,7 @@ from memgrid.core.export.rows import compact_json, flat_columns, flat_row
 from memgrid.core.export.schema import load_pyarrow
 from memgrid.core.export.staging import staged_destination
 from memgrid.core.records import LabelEvent
-from memgrid.core.taxonomy import Category, Feature, LabelState, Webster
+from memgrid.core.taxonomy import Category, Feature, LabelAction, LabelState, Webster
 
 WATERMARK = Feature(Category.UNINTENDED, "watermark", (0, 1))
 FACE = Feature(Category.EXPLICIT, "named person's face")
@@ -31,7 +31,7 @@ def event(
     annotator: str,
     category: Category | None,
     *,
-    action: str = "label",
+    action: LabelAction = LabelAction.LABEL,
     state: LabelState | None = LabelState.LABELLED,
     features: tuple[Feature, ...] = (),
     webster: Webster | None = None,
@@ -53,15 +53,15 @@ def vote(annotator: str, category: Category, **details) -> LabelEvent:
 
 
 def adjudication(annotator: str, category: Category, **details) -> LabelEvent:
-    return event(annotator, category, action="adjudicate", **details)
+    return event(annotator, category, action=LabelAction.ADJUDICATE, **details)
 
 
 def flag(annotator: str) -> LabelEvent:
-    return event(annotator, None, action="flag", state=LabelState.FLAGGED)
+    return event(annotator, None, action=LabelAction.FLAG, state=LabelState.FLAGGED)
 
 
 def skip(annotator: str) -> LabelEvent:
-    return event(annotator, None, action="skip", state=LabelState.SKIPPED)
+    return event(annotator, None, action=LabelAction.SKIP, state=LabelState.SKIPPED)
 
 
 # ---- the agreed label --------------------------------------------------------------------

@@ -14,7 +14,7 @@ from memgrid.core.interrater import (
     proposal_agreement,
 )
 from memgrid.core.records import LabelEvent
-from memgrid.core.taxonomy import Category, LabelState
+from memgrid.core.taxonomy import Category, LabelAction, LabelState
 
 # Fleiss' kappa worked example (Wikipedia, "Fleiss' kappa", after Fleiss 1971): 10 subjects,
 # 14 raters, 5 categories; published kappa 0.210 (P-bar 0.378, P-e 0.213).
@@ -116,7 +116,7 @@ def event(
         id=event_id or grid_id * 10 + len(annotator),
         grid_id=grid_id,
         annotator=annotator,
-        action="label",
+        action=LabelAction.LABEL,
         state=LabelState.LABELLED,
         category=category,
         proposal_shown=shown,

@@ -14,7 +14,7 @@ from memgrid.core.label_files import (
     read_label_file,
     time_text,
 )
-from memgrid.core.taxonomy import Category, Feature, LabelState, Webster
+from memgrid.core.taxonomy import Category, Feature, LabelAction, LabelState, Webster
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -83,7 +83,7 @@ def test_every_column_of_a_jsonl_row(tmp_path: Path) -> None:
     assert record.grid == GridRef(None, "a mug with a logo", "sd-1.4", "renders/mug")
     assert (record.annotator, record.action, record.category) == (
         "chen",
-        "adjudicate",
+        LabelAction.ADJUDICATE,
         Category.EXPLICIT,
     )
     assert record.features == (
@@ -198,7 +198,7 @@ def test_written_files_read_back_to_the_same_records(tmp_path: Path, suffix: str
         LabelRecord(
             grid=GridRef(3, "-a prompt that starts like a formula", "m", "renders/3"),
             annotator="ana",
-            action="label",
+            action=LabelAction.LABEL,
             category=Category.UNINTENDED,
             webster=Webster.TEMPLATE_VERBATIM,
             features=(Feature(Category.UNINTENDED, "@watermark", (0, 1, 8)),),
@@ -208,8 +208,10 @@ def test_written_files_read_back_to_the_same_records(tmp_path: Path, suffix: str
             proposal_category=Category.NONE,
             event_id="p1:17",
         ),
-        LabelRecord(grid=GridRef(4), annotator="bo", action="skip", event_id="p1:18"),
-        LabelRecord(grid=GridRef(5), annotator="bo", action="flag", note="'", event_id="p1:19"),
+        LabelRecord(grid=GridRef(4), annotator="bo", action=LabelAction.SKIP, event_id="p1:18"),
+        LabelRecord(
+            grid=GridRef(5), annotator="bo", action=LabelAction.FLAG, note="'", event_id="p1:19"
+        ),
     ]
     path = tmp_path / f"out{suffix}"
     path.write_bytes(label_file_bytes(records, suffix))

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 from memgrid.core.errors import SchemaError
-from memgrid.core.records import GridImage, Proposal, Score
-from memgrid.core.taxonomy import Category, Feature, LabelState
+from memgrid.core.records import GridImage, Score
+from memgrid.core.taxonomy import Category, Feature
 from memgrid.db.migrations import SCHEMA_VERSION, migrations
 from memgrid.db.store import Store
+
+from tests.conftest import vote_of
 
 
 def image(seed: int, sha: str = "ab") -> GridImage:
@@ -21,7 +23,7 @@ def image(seed: int, sha: str = "ab") -> GridImage:
 
 def add_grids(store: Store, count: int) -> list[int]:
     return [
-        store.add_grid(f"prompt {i}", [image(s, f"g{i}") for s in range(4)])[0]
+        store.grids.add(f"prompt {i}", [image(s, f"g{i}") for s in range(4)])[0]
         for i in range(count)
     ]
 
@@ -72,182 +74,108 @@ def test_unknown_applied_migration_is_refused(tmp_path: Path) -> None:
 
 def test_prompts_merge_exact_duplicates() -> None:
     store = Store.memory()
-    assert store.add_prompts([("a cat", {}), ("a dog", {"src": "x"})]) == (2, 0)
-    assert store.add_prompts([("a cat", {}), ("a bird", {})]) == (1, 1)
-    assert [p.text for p in store.prompts()] == ["a cat", "a dog", "a bird"]
-    assert store.prompts()[1].metadata == {"src": "x"}
+    assert store.prompts.add_many([("a cat", {}), ("a dog", {"src": "x"})]) == (2, 0)
+    assert store.prompts.add_many([("a cat", {}), ("a bird", {})]) == (1, 1)
+    assert [p.text for p in store.prompts.all()] == ["a cat", "a dog", "a bird"]
+    assert store.prompts.all()[1].metadata == {"src": "x"}
 
 
 def test_adding_a_grid_again_adds_only_missing_seeds() -> None:
     store = Store.memory()
-    grid_id, added = store.add_grid("p", [image(0), image(1)], model="m", settings={"steps": 50})
+    grid_id, added = store.grids.add("p", [image(0), image(1)], model="m", settings={"steps": 50})
     assert added == 2
-    again, added_again = store.add_grid(
+    again, added_again = store.grids.add(
         "p", [image(1), image(2)], model="m", settings={"steps": 50}
     )
     assert again == grid_id and added_again == 1
-    assert store.grid(grid_id).seeds == [0, 1, 2]
-    other, _ = store.add_grid("p", [image(0)], model="m", settings={"steps": 20})
+    assert store.grids.get(grid_id).seeds == [0, 1, 2]
+    other, _ = store.grids.add("p", [image(0)], model="m", settings={"steps": 20})
     assert other != grid_id
-    assert store.find_grid("p", "m", {"steps": 50}) == grid_id
+    assert store.grids.find("p", "m", {"steps": 50}) == grid_id
 
 
 def test_label_history_is_append_only_and_undo_appends() -> None:
     store = Store.memory()
     (grid_id,) = add_grids(store, 1)
-    first = store.label(
+    first = store.labels.label(
         grid_id,
         "ann",
         Category.UNINTENDED,
         features=[Feature(Category.UNINTENDED, "watermark", (62, 63))],
     )
-    second = store.label(grid_id, "ann", Category.NONE)
-    assert store.current_label(grid_id, "ann").id == second.id
-    undone = store.undo_last("ann")
+    second = store.labels.label(grid_id, "ann", Category.NONE)
+    assert vote_of(store, grid_id, "ann").id == second.id
+    undone = store.labels.undo_last("ann")
     assert undone is not None and undone.id == second.id
-    current = store.current_label(grid_id, "ann")
+    current = vote_of(store, grid_id, "ann")
     assert current is not None and current.id == first.id
     assert current.features[0].tiles == (62, 63)
-    history = store.label_history(grid_id)
+    history = store.labels.events_where(grid_id=grid_id)
     assert [e.action for e in history] == ["label", "label", "undo"]
     assert history[-1].undoes == second.id
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         store.db.execute("DELETE FROM label_events")
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         store.db.execute("UPDATE label_events SET category = 'none'")
-    assert len(store.label_history(grid_id)) == 3
-
-
-def test_undo_of_a_skip_reopens_the_grid() -> None:
-    store = Store.memory()
-    grid_ids = add_grids(store, 3)
-    store.skip(grid_ids[0], "ann")
-    assert grid_ids[0] not in store.next_open_grids("ann", order="prompt", limit=10)
-    assert store.grids_in_state(LabelState.SKIPPED, "ann") == [grid_ids[0]]
-    store.undo_last("ann")
-    assert grid_ids[0] in store.next_open_grids("ann", order="prompt", limit=10)
-    assert store.grids_in_state(LabelState.SKIPPED, "ann") == []
+    assert len(store.labels.events_where(grid_id=grid_id)) == 3
 
 
 def test_label_counts_per_annotator_and_per_grid() -> None:
     store = Store.memory()
     a, b, c = add_grids(store, 3)
-    store.label(a, "x", Category.NONE)
-    store.skip(a, "y")
-    store.flag(b, "y", Category.IMPLICIT)
-    store.skip(c, "x")
-    assert store.label_counts("x") == {"labelled": 1, "skipped": 1, "flagged": 0}
-    assert store.label_counts() == {"labelled": 1, "skipped": 1, "flagged": 1}
-    assert store.annotators() == ["x", "y"]
-
-
-def test_queue_respects_overlap_and_leases() -> None:
-    store = Store.memory()
-    a, b = add_grids(store, 2)
-    store.label(a, "x", Category.NONE)
-    assert store.next_open_grids("y", order="prompt", limit=5) == [b]
-    assert store.next_open_grids("y", order="prompt", limit=5, overlap=2) == [a, b]
-    assert store.claim(b, "x", seconds=60, now=1000.0)
-    assert not store.claim(b, "y", seconds=60, now=1010.0)
-    assert store.next_open_grids("y", order="prompt", limit=5, now=1010.0) == []
-    # The lease expires: the grid is handed to the next annotator.
-    assert store.next_open_grids("y", order="prompt", limit=5, now=1061.0) == [b]
-    assert store.claim(b, "y", seconds=60, now=1061.0)
-
-
-def test_queue_orders_are_stable_and_distinct() -> None:
-    store = Store.memory()
-    grid_ids = add_grids(store, 20)
-    thresholds = store.add_threshold_set("v0", {"tau_mem": 0.5}, activate=True)
-    for grid_id in grid_ids:
-        score = (grid_id * 37 % 20) / 20
-        store.add_proposal(
-            Proposal(grid_id, thresholds.id, Category.NONE, score=score, margin=score - 0.5)
-        )
-    by_threshold = store.next_open_grids("a", order="threshold", limit=20)
-    margins = [abs((g * 37 % 20) / 20 - 0.5) for g in by_threshold]
-    assert margins == sorted(margins)
-    by_score = store.next_open_grids("a", order="score", limit=20)
-    assert [(g * 37 % 20) for g in by_score] == sorted(
-        (g * 37 % 20 for g in grid_ids), reverse=True
-    )
-    shuffled = store.next_open_grids("a", order="random", random_seed=7, limit=20)
-    assert sorted(shuffled) == sorted(grid_ids)
-    assert shuffled != sorted(grid_ids)
-    assert shuffled == store.next_open_grids("a", order="random", random_seed=7, limit=20)
-    assert shuffled != store.next_open_grids("a", order="random", random_seed=8, limit=20)
+    store.labels.label(a, "x", Category.NONE)
+    store.labels.skip(a, "y")
+    store.labels.flag(b, "y", Category.IMPLICIT)
+    store.labels.skip(c, "x")
+    assert store.labels.state_counts_where(annotator="x") == {
+        "labelled": 1,
+        "skipped": 1,
+        "flagged": 0,
+    }
+    assert store.labels.state_counts_where() == {"labelled": 1, "skipped": 1, "flagged": 1}
+    assert store.labels.annotators_all() == ["x", "y"]
 
 
 def test_threshold_sets_are_versioned_and_one_is_active() -> None:
     store = Store.memory()
-    first = store.add_threshold_set("default", {"tau_mem": 0.5}, activate=True)
-    second = store.add_threshold_set("default", {"tau_mem": 0.4})
+    first = store.thresholds.add("default", {"tau_mem": 0.5}, activate=True)
+    second = store.thresholds.add("default", {"tau_mem": 0.4})
     assert (first.version, second.version) == (0, 1)
-    assert store.active_threshold_set().id == first.id
-    store.activate_threshold_set(second.id)
-    assert store.active_threshold_set().id == second.id
-    per_model = store.add_threshold_set("sd2", {"tau_mem": 0.3}, model="sd2", activate=True)
-    assert store.active_threshold_set("sd2").id == per_model.id
-    assert store.active_threshold_set("sd1").id == second.id
-    assert store.threshold_set("default").version == 1
+    assert store.thresholds.find_active().id == first.id
+    store.thresholds.activate(second.id)
+    assert store.thresholds.find_active().id == second.id
+    per_model = store.thresholds.add("sd2", {"tau_mem": 0.3}, model="sd2", activate=True)
+    assert store.thresholds.find_active("sd2").id == per_model.id
+    assert store.thresholds.find_active("sd1").id == second.id
+    assert store.thresholds.find("default").version == 1
+
+
+TILED = {"metric": "tiled-l2", "params": {"delta": 0.15}}
 
 
 def test_scores_replace_by_metric_and_params() -> None:
     store = Store.memory()
     (grid_id,) = add_grids(store, 1)
-    assert store.grids_to_score("tiled-l2", {"delta": 0.15}, "1") == [grid_id]
+    assert store.scores.unscored_ids_where(**TILED, version="1") == [grid_id]
     first = {"clique_share": 0.5, "n_seeds": 4}
     second = {"clique_share": 1.0, "n_seeds": 4}
-    store.add_score(Score(grid_id, "tiled-l2", {"delta": 0.15}, "1", first, [[0.1]]))
-    store.add_score(Score(grid_id, "tiled-l2", {"delta": 0.15}, "1", second, [[0.9]]))
-    assert store.grids_to_score("tiled-l2", {"delta": 0.15}, "1") == []
-    assert store.grids_to_score("tiled-l2", {"delta": 0.1}, "1") == [grid_id]
-    (score,) = store.scores(grid_id)
+    store.scores.add(Score(grid_id, "tiled-l2", {"delta": 0.15}, "1", first, [[0.1]]))
+    store.scores.add(Score(grid_id, "tiled-l2", {"delta": 0.15}, "1", second, [[0.9]]))
+    assert store.scores.unscored_ids_where(**TILED, version="1") == []
+    assert store.scores.unscored_ids_where(**TILED, version="2") == [grid_id]
+    other_params = {"metric": "tiled-l2", "params": {"delta": 0.1}, "version": "1"}
+    assert store.scores.unscored_ids_where(**other_params) == [grid_id]
+    (score,) = store.scores.where(grid_ids=[grid_id])
     assert score.values == second and score.heatmap == [[0.9]]
 
 
 def test_embeddings_cache_round_trip() -> None:
     store = Store.memory()
-    store.put_embeddings("clip:x", {"sha1": b"\x00\x01", "sha2": b"\x02"})
-    assert store.get_embeddings("clip:x", ["sha1", "sha3"]) == {"sha1": b"\x00\x01"}
+    store.images.put_embeddings("clip:x", {"sha1": b"\x00\x01", "sha2": b"\x02"})
+    assert store.images.get_embeddings("clip:x", ["sha1", "sha3"]) == {"sha1": b"\x00\x01"}
 
 
-@pytest.mark.parametrize("per_model", [False, True])
-def test_indexed_and_general_queue_orders_agree(per_model: bool) -> None:
-    """One project-wide set walks an index; per-model sets sort: both give one order."""
-    store = Store.memory()
-    grid_ids = add_grids(store, 30)
-    values = {"tau_mem": 0.5}
-    if per_model:
-        thresholds = store.add_threshold_set("by-model", values, model="", activate=True)
-    else:
-        thresholds = store.add_threshold_set("v0", values, activate=True)
-    assert (store._only_active_set() is None) == per_model
-    keys: dict[int, float | None] = {}
-    for grid_id in grid_ids[:25]:  # five grids have no proposal at all
-        score = None if grid_id % 7 == 0 else ((grid_id * 13) % 30) / 30
-        keys[grid_id] = score
-        margin = None if score is None else score - 0.5
-        store.add_proposal(
-            Proposal(grid_id, thresholds.id, Category.NONE, score=score, margin=margin)
-        )
-    store.label(grid_ids[3], "other", Category.NONE)
-    store.claim(grid_ids[4], "other", seconds=60, now=100.0)
-    open_ids = [g for g in grid_ids if g not in (grid_ids[3], grid_ids[4], grid_ids[5])]
-    with_key = [g for g in open_ids if keys.get(g) is not None]
-    without_key = [g for g in open_ids if keys.get(g) is None]
-    expected_threshold = sorted(with_key, key=lambda g: (abs(keys[g] - 0.5), g)) + without_key
-    expected_score = sorted(with_key, key=lambda g: (-keys[g], g)) + without_key
-    common = {"limit": 40, "exclude": [grid_ids[5]], "now": 110.0}
-    assert store.next_open_grids("me", order="threshold", **common) == expected_threshold
-    assert store.next_open_grids("me", order="score", **common) == expected_score
-    assert (
-        store.next_open_grids("me", order="threshold", **{**common, "limit": 3})
-        == expected_threshold[:3]
-    )
-
-
-def test_grid_progress_follows_the_current_labels_through_undo_and_adjudication() -> None:
+def test_grid_progress_counts_the_done_votes_through_undo_and_adjudication() -> None:
     store = Store.memory()
     grid_ids = add_grids(store, 4)
 
@@ -256,38 +184,38 @@ def test_grid_progress_follows_the_current_labels_through_undo_and_adjudication(
 
     def from_view() -> dict[int, int]:
         rows = store.db.execute(
-            """SELECT grid_id, count(DISTINCT annotator) FROM current_labels
+            """SELECT grid_id, count(*) FROM votes
             WHERE state IN ('labelled', 'flagged') GROUP BY grid_id"""
         ).fetchall()
         return dict(rows)
 
     a, b, c, _ = grid_ids
-    store.label(a, "x", Category.NONE)
-    store.flag(a, "y")
-    store.skip(b, "x")
-    store.label(c, "x", Category.EXPLICIT)
-    store.skip(c, "x")  # a later skip replaces the label: not done any more
-    store.adjudicate(b, "judge", Category.IMPLICIT)
-    store.undo_last("y")
-    assert {g: n for g, n in progress().items() if n} == from_view() == {a: 1, b: 1}
+    store.labels.label(a, "x", Category.NONE)
+    store.labels.flag(a, "y")
+    store.labels.skip(b, "x")
+    store.labels.label(c, "x", Category.EXPLICIT)
+    store.labels.skip(c, "x")  # a later skip replaces the label: not done any more
+    store.labels.adjudicate(b, "judge", Category.IMPLICIT)  # a verdict is no vote: b stays open
+    store.labels.undo_last("y")
+    assert {g: n for g, n in progress().items() if n} == from_view() == {a: 1}
 
 
 def test_provenance_lists_every_run_that_added_seeds() -> None:
     store = Store.memory()
     first = {"seeds": [0, 1, 2, 3], "device": "cuda", "batch_size": 4}
-    grid_id, _ = store.add_grid("p", [image(s) for s in range(4)], provenance=first)
-    assert store.grid(grid_id).provenance == first  # one run: as it was given
-    store.add_grid("p", [image(s) for s in range(4)], provenance={"device": "cpu"})
-    assert store.grid(grid_id).provenance == first  # nothing added: nothing to record
+    grid_id, _ = store.grids.add("p", [image(s) for s in range(4)], provenance=first)
+    assert store.grids.get(grid_id).provenance == first  # one run: as it was given
+    store.grids.add("p", [image(s) for s in range(4)], provenance={"device": "cpu"})
+    assert store.grids.get(grid_id).provenance == first  # nothing added: nothing to record
     second = {"seeds": [0, 1, 2, 3, 4, 5], "device": "cpu", "batch_size": 2}
-    _, added = store.add_grid("p", [image(s) for s in range(6)], provenance=second)
+    _, added = store.grids.add("p", [image(s) for s in range(6)], provenance=second)
     assert added == 2
-    provenance = store.grid(grid_id).provenance
+    provenance = store.grids.get(grid_id).provenance
     assert provenance["seeds"] == [0, 1, 2, 3, 4, 5]
     assert provenance["device"] == "cuda"  # the first run stays on top
     assert provenance["runs"] == [first, {**second, "seeds": [4, 5]}]
-    store.add_grid("p", [image(s) for s in range(8)], provenance={"imported_from": "x"})
-    runs = store.grid(grid_id).provenance["runs"]
+    store.grids.add("p", [image(s) for s in range(8)], provenance={"imported_from": "x"})
+    runs = store.grids.get(grid_id).provenance["runs"]
     assert [run["seeds"] for run in runs] == [[0, 1, 2, 3], [4, 5], [6, 7]]
     assert runs[2] == {"imported_from": "x", "seeds": [6, 7]}
 

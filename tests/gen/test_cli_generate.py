@@ -19,6 +19,8 @@ from memgrid.tui.cli import app
 from memgrid.tui.services.project import open_project
 from typer.testing import CliRunner
 
+from tests.conftest import vote_of
+
 ROOT = Path(__file__).resolve().parents[2]
 PROMPTS = ["a red cube on a table", "the Mona Lisa by Leonardo da Vinci", "a dog in the snow"]
 
@@ -54,7 +56,7 @@ def test_generate_stores_grids_images_and_the_wen_score(
     assert "2 grids written (6 images" in result.output
 
     with open_project(project_dir) as project:
-        grids = project.store.grids()
+        grids = project.store.grids.all()
         assert [grid.prompt for grid in grids] == PROMPTS[:2]
         for grid in grids:
             assert grid.source == "generate" and grid.seeds == [0, 1, 2]
@@ -63,23 +65,23 @@ def test_generate_stores_grids_images_and_the_wen_score(
             assert grid.provenance["safety_checker"] == "off"
             assert len(grid.provenance["weights_sha256"]) == 64
             assert all(project.image_path(image).is_file() for image in grid.images)
-            (wen,) = project.store.scores(grid.id, WEN_METRIC)
+            (wen,) = project.store.scores.where(grid_ids=[grid.id], metric=WEN_METRIC)
             assert wen.available and wen.values["n_seeds"] == 3
             assert wen.values["first_step"] > 0 and len(wen.values["per_step"]) >= 2
-        first_wen = project.store.scores(grids[0].id, WEN_METRIC)[0].values
+        first_wen = project.store.scores.where(grid_ids=[grids[0].id], metric=WEN_METRIC)[0].values
 
     again = invoke(runner, args)
     assert "0 grids written" in again.output and "2 already complete" in again.output
 
     invoke(runner, generate_args(tiny_model_dir, project_dir, "--seed-list", "0-4"))
     with open_project(project_dir) as project:
-        grid = project.store.grids()[0]
-        assert grid.seeds == [0, 1, 2, 3, 4] and project.store.image_count == 10
+        grid = project.store.grids.all()[0]
+        assert grid.seeds == [0, 1, 2, 3, 4] and project.store.images.count == 10
         # Provenance names both runs and the seeds each added.
         assert grid.provenance["seeds"] == [0, 1, 2, 3, 4]
         assert [run["seeds"] for run in grid.provenance["runs"]] == [[0, 1, 2], [3, 4]]
         assert grid.provenance["runs"][1]["batch_size"] == 4  # the second run's own batch
-        wen = project.store.scores(grid.id, WEN_METRIC)[0].values
+        wen = project.store.scores.where(grid_ids=[grid.id], metric=WEN_METRIC)[0].values
         assert wen["n_seeds"] == 5
         assert wen["per_seed_first"][:3] == pytest.approx(first_wen["per_seed_first"], rel=1e-4)
 
@@ -117,12 +119,15 @@ def test_resume_after_a_kill_mid_run(tmp_path: Path, runner: CliRunner, tiny_mod
     assert "already complete" in result.output
     with open_project(project_dir) as project:
         store = project.store
-        assert store.grid_count == 8 and store.image_count == 16
-        assert store.table("prompts").count == 8
+        assert store.grids.count == 8 and store.images.count == 16
+        assert store.prompts.count == 8
         rows = store.db.execute("SELECT count(DISTINCT grid_id || '/' || seed) FROM images")
         assert rows.fetchone()[0] == 16
-        referenced = store.image_paths()
-        assert all(len(store.scores(grid_id, WEN_METRIC)) == 1 for grid_id in store.grid_ids())
+        referenced = {row[0] for row in store.db.execute("SELECT path FROM images")}
+        assert all(
+            len(store.scores.where(grid_ids=[grid_id], metric=WEN_METRIC)) == 1
+            for grid_id in store.grids.ids_all()
+        )
     on_disk = files_under(project_dir / "images")
     assert not [name for name in on_disk if "/.tmp-" in name], "a temporary file was left behind"
     assert on_disk == referenced, "every image file is referenced and complete"
@@ -139,9 +144,11 @@ def test_shards_merge_without_duplicates(
         invoke(runner, generate_args(tiny_model_dir, shard_dir, *extra))
         shards.append(shard_dir)
     with open_project(shards[0]) as first, open_project(shards[1]) as second:
-        assert [g.prompt for g in first.store.grids()] == [PROMPTS[0], PROMPTS[2]]
-        assert [g.prompt for g in second.store.grids()] == [PROMPTS[1]]
-        shard_shas = {(g.prompt, i.seed): i.sha256 for g in first.store.grids() for i in g.images}
+        assert [g.prompt for g in first.store.grids.all()] == [PROMPTS[0], PROMPTS[2]]
+        assert [g.prompt for g in second.store.grids.all()] == [PROMPTS[1]]
+        shard_shas = {
+            (g.prompt, i.seed): i.sha256 for g in first.store.grids.all() for i in g.images
+        }
 
     merged = tmp_path / "merged"
     result = invoke(runner, ["merge", *map(str, shards), "--into", str(merged), "--json"])
@@ -152,11 +159,11 @@ def test_shards_merge_without_duplicates(
     assert again["images_added"] == 0 and again["duplicate_images"] == 6
     assert again["conflicting_images"] == 0
     with open_project(merged) as project:
-        grids = project.store.grids()
+        grids = project.store.grids.all()
         assert sorted(g.prompt for g in grids) == sorted(PROMPTS)
-        assert project.store.image_count == 6 and project.store.prompt_count == 3
+        assert project.store.images.count == 6 and project.store.prompts.count == 3
         for grid in grids:
-            (wen,) = project.store.scores(grid.id, WEN_METRIC)
+            (wen,) = project.store.scores.where(grid_ids=[grid.id], metric=WEN_METRIC)
             assert wen.values["n_seeds"] == 2
             for image in grid.images:
                 assert project.image_path(image).is_file()
@@ -203,9 +210,9 @@ def test_triage_generates_only_prompts_above_the_threshold(
     assert "1 of 3 prompts kept, 2 skipped" in result.output
     assert "skipped  wen" in result.output
     with open_project(project_dir) as project:
-        (grid,) = project.store.grids()
+        (grid,) = project.store.grids.all()
         assert grid.prompt == top_prompt
-        (wen,) = project.store.scores(grid.id, WEN_METRIC)
+        (wen,) = project.store.scores.where(grid_ids=[grid.id], metric=WEN_METRIC)
         assert wen.values["first_step"] == pytest.approx(values[top_prompt], rel=1e-5)
 
 
@@ -220,10 +227,10 @@ def test_a_generated_grid_is_scored_and_proposed_like_an_imported_one(
     assert "Scored 1 grids" in scored.output
     invoke(runner, ["propose", *project_option])
     with open_project(project_dir) as project:
-        (grid_id,) = project.store.grid_ids()
-        metrics = {score.metric for score in project.store.scores(grid_id)}
+        (grid_id,) = project.store.grids.ids_all()
+        metrics = {score.metric for score in project.store.scores.where(grid_ids=[grid_id])}
         assert metrics == {"tiled-l2", "phash", WEN_METRIC}
-        proposal = project.store.proposal(grid_id)
+        proposal = project.store.proposals.find(grid_id)
         assert proposal is not None
         assert WEN_METRIC in {reason.signal for reason in proposal.reasons}
     shown = json.loads(invoke(runner, ["show", "1", *project_option, "--json"]).output)
@@ -247,7 +254,7 @@ async def label_first_grid_in_the_app(project_dir: Path) -> int:
             shown = screen.view.grid_id
             await press(pilot, "3")
             await settle(pilot)
-        label = project.store.current_label(shown, "alice")
+        label = vote_of(project.store, shown, "alice")
         assert label is not None and label.category is Category.UNINTENDED
         return shown
 

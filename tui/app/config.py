@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from memgrid.core.errors import InputError
+from memgrid.core.records import QueueOrder
 from memgrid.core.text_files import read_text
 from memgrid.tui.app.session import SessionOptions
 
@@ -95,7 +96,7 @@ class AppSettings:
     """Everything `make_app` needs besides the project: config files merged with the CLI."""
 
     annotator: str
-    order: str = "threshold"
+    order: QueueOrder = QueueOrder.THRESHOLD
     random_seed: int = 0
     overlap: int = 1
     hide_others: bool = False

@@ -1,39 +1,30 @@
-"""One annotator's session: the queue, what each grid shows, and every label action.
+"""One annotator's session: where they are, what each grid shows, and every label action.
 
 Pure of Textual so it can be tested directly: the app's workers call these methods and
 post the results. Every action is committed through the store before the method returns,
-so whatever the screen shows as done is already in the database. One lock serialises the
-store connection between the app's worker threads.
+so whatever the screen shows as done is already in the database. What is shown comes from
+AnnotatorViews (tui/app/views.py), which grid is next from AnnotationQueue (db/queue.py).
+The store serialises its own statements; the session's lock keeps its own state (where the
+annotator is, the drafts, the queue's read-ahead) consistent between the app's workers.
 """
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 import uuid
-from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from memgrid.core.attribution import Attribution
 from memgrid.core.errors import NotFoundError
-from memgrid.core.records import Grid, LabelEvent, Proposal, Score
+from memgrid.core.records import LabelEvent, QueueOrder
 from memgrid.core.taxonomy import Category, Feature, LabelState
+from memgrid.db.queue import AnnotationQueue
 from memgrid.db.store import Store
-from memgrid.tui.services.proposing import Proposer
+from memgrid.tui.app.views import AnnotatorViews, GridView
 
-HEATMAP_METRIC = "tiled-l2"  # the region consistency map (docs/design.md, "Signals")
 RATE_WINDOW_SECONDS = 3600.0
 RATE_MIN_SPAN_SECONDS = 300.0  # a rate over a few seconds would be noise
-PREFETCH_BATCH = 4  # queue ids fetched per query, in multiples of the grids read ahead
-KEEP_VIEWS = 64  # grid views kept in memory (history and read-ahead)
-
-
-def in_blind_share(project_id: str, grid_id: int, share: float) -> bool:
-    """True for a fixed pseudo-random `share` of grids: the same ones on every run and machine."""
-    digest = hashlib.sha256(f"{project_id}:{grid_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2.0**64 < share
 
 
 @dataclass(frozen=True)
@@ -41,37 +32,13 @@ class SessionOptions:
     """Who annotates, in which order, and how the queue is shared with others."""
 
     annotator: str
-    order: str = "threshold"
+    order: QueueOrder = QueueOrder.THRESHOLD
     random_seed: int = 0
     overlap: int = 1
     hide_others: bool = False  # --blind: do not show other annotators' labels
     blind_share: float = 0.1  # share of grids shown without the proposal (docs/design.md, "Calibration and agreement")
     lease_seconds: float = 600.0
     prefetch: int = 4
-
-
-@dataclass(frozen=True)
-class GridView:
-    """Everything the annotate screen shows for one grid, read in one go off the UI thread."""
-
-    grid: Grid
-    proposal: Proposal | None  # the active proposal, even when hidden (it is recorded)
-    proposal_shown: bool
-    scores: tuple[Score, ...]
-    heatmap: list[list[float]] | None
-    mine: LabelEvent | None
-    others: tuple[LabelEvent, ...]  # empty when others' labels are hidden
-    others_hidden: bool
-    attribution: Attribution
-    adjudication: LabelEvent | None = None
-
-    @property
-    def grid_id(self) -> int:
-        return self.grid.id
-
-    @property
-    def visible_proposal(self) -> Proposal | None:
-        return self.proposal if self.proposal_shown else None
 
 
 @dataclass(frozen=True)
@@ -103,7 +70,7 @@ class Draft:
 
 
 class AnnotationSession:
-    """The queue of one annotator, their history in this session, and their actions."""
+    """One annotator's session: their queue (AnnotationQueue), the grids shown so far, and actions."""
 
     def __init__(
         self,
@@ -117,15 +84,26 @@ class AnnotationSession:
         self.options = options
         self.clock = clock
         self.session_id = session_id or uuid.uuid4().hex[:12]
-        self.project_id = store.project_id or ""
-        # The prompt is attributed as `memgrid propose` does, without CLIP (highlights only).
-        self.proposer = Proposer(store.entities())
         self.visited: list[int] = []  # grids shown in this session, oldest first
         self.position = -1  # index of the current grid in `visited`
-        self.upcoming: deque[int] = deque()  # open grids fetched ahead, not shown yet
         self.drafts: dict[int, Draft] = {}
-        self._views: OrderedDict[int, GridView] = OrderedDict()
         self._lock = threading.RLock()
+        self.queue = AnnotationQueue(
+            store,
+            options.annotator,
+            order=options.order,
+            overlap=options.overlap,
+            random_seed=options.random_seed,
+            lease_seconds=options.lease_seconds,
+            read_ahead=options.prefetch,
+            clock=clock,
+        )
+        self.views = AnnotatorViews(
+            store,
+            options.annotator,
+            blind_share=options.blind_share,
+            hide_others=options.hide_others,
+        )
 
     # ---- reading ---------------------------------------------------------------------
 
@@ -145,84 +123,26 @@ class AnnotationSession:
         return self.drafts.setdefault(grid_id, Draft())
 
     def view(self, grid_id: int) -> GridView:
-        """The grid's view, from the cache when prefetched; labels are read fresh each time."""
-        with self._lock:
-            return self._with_fresh_labels(self._cached_or_load(grid_id))
-
-    def forget_views(self) -> None:
-        """Drop prefetched views, so proposals are read again (after a calibration run)."""
-        with self._lock:
-            self._views.clear()
-
-    def cached_view(self, grid_id: int) -> GridView | None:
-        return self._views.get(grid_id)
-
-    def _load_view(self, grid_id: int) -> GridView:
-        grid = self.store.grid(grid_id)
-        proposal = self.store.proposal(grid_id)
-        scores = tuple(self.store.scores(grid_id))
-        shown = proposal is not None and not in_blind_share(
-            self.project_id, grid_id, self.options.blind_share
-        )
-        return GridView(
-            grid=grid,
-            proposal=proposal,
-            proposal_shown=shown,
-            scores=scores,
-            heatmap=heatmap_of(scores),
-            mine=None,
-            others=(),
-            others_hidden=self.options.hide_others,
-            attribution=self.proposer.attribution(grid),
-        )
-
-    def _with_fresh_labels(self, view: GridView) -> GridView:
-        labels = self.store.current_labels(view.grid_id)
-        mine = next((e for e in labels if e.annotator == self.annotator), None)
-        others = tuple(
-            e for e in labels if e.annotator != self.annotator and e.action != "adjudicate"
-        )
-        adjudication = next((e for e in labels if e.action == "adjudicate"), None)
-        return replace(
-            view,
-            mine=mine,
-            others=() if self.options.hide_others else others,
-            adjudication=None if self.options.hide_others else adjudication,
-        )
+        return self.views.view(grid_id)
 
     def progress(self) -> Progress:
-        with self._lock:
-            counts = self.store.label_counts(self.annotator)
-            now = self.clock()
-            times = self.store.label_times(self.annotator, now - RATE_WINDOW_SECONDS)
-            total = self.store.grid_count
+        counts = self.store.labels.state_counts_where(annotator=self.annotator)
+        now = self.clock()
+        times = self.store.labels.times_where(
+            annotator=self.annotator, since=now - RATE_WINDOW_SECONDS
+        )
+        total = self.store.grids.count
         rate = None
         if times:
             span = max(now - times[0], RATE_MIN_SPAN_SECONDS)
             rate = len(times) * 3600.0 / span
         return Progress(
-            done=counts["labelled"] + counts["flagged"],
+            done=sum(counts[state.value] for state in LabelState if state.done),
             total=total,
             labels_per_hour=rate,
             skipped=counts["skipped"],
             flagged=counts["flagged"],
         )
-
-    def history(self, grid_id: int) -> list[LabelEvent]:
-        with self._lock:
-            return self.store.label_history(grid_id)
-
-    def my_labels(self, limit: int = 500) -> list[LabelEvent]:
-        with self._lock:
-            return self.store.labels_by(self.annotator, limit)
-
-    def grids(self, grid_ids: Sequence[int]) -> list[Grid]:
-        with self._lock:
-            return self.store.grids(list(grid_ids))
-
-    def grids_in_state(self, state: LabelState) -> list[Grid]:
-        with self._lock:
-            return self.store.grids(self.store.grids_in_state(state, self.annotator))
 
     # ---- the queue -------------------------------------------------------------------
 
@@ -234,80 +154,12 @@ class AnnotationSession:
             return Outcome(view, message, self.progress(), advanced=view is not None)
 
     def prefetch(self) -> list[GridView]:
-        """Read the next open grids ahead of time; returns their views (for thumbnails).
-
-        Grid ids are fetched in batches (the queue query is the costly part on large
-        projects); views are read for the next `prefetch` only.
-        """
+        """Read the next open grids ahead of time; returns their views (for thumbnails)."""
         with self._lock:
-            if len(self.upcoming) < self.options.prefetch:
-                exclude = [*self.visited, *self.upcoming]
-                batch = self.options.prefetch * PREFETCH_BATCH
-                self.upcoming.extend(self._open_grids(batch, exclude))
-            ahead = list(self.upcoming)[: self.options.prefetch]
-            return [self._cached_or_load(g) for g in ahead]
-
-    def _cached_or_load(self, grid_id: int) -> GridView:
-        view = self._views.get(grid_id)
-        if view is None:
-            view = self._views[grid_id] = self._load_view(grid_id)
-            while len(self._views) > KEEP_VIEWS:
-                self._views.popitem(last=False)
-        else:
-            self._views.move_to_end(grid_id)
-        return view
-
-    def _open_grids(self, limit: int, exclude: Sequence[int]) -> list[int]:
-        return self.store.next_open_grids(
-            self.annotator,
-            order=self.options.order,
-            limit=limit,
-            overlap=self.options.overlap,
-            random_seed=self.options.random_seed,
-            exclude=exclude,
-            now=self.clock(),
-        )
-
-    def _next_new_grid(self) -> int | None:
-        """The next open grid nobody else holds, claimed for this annotator.
-
-        Grids fetched ahead may have been claimed by someone else since: those are
-        dropped. When no open grid is left, skipped grids come back, oldest first.
-        """
-        while True:
-            if not self.upcoming:
-                self.upcoming.extend(self._open_grids(self.options.prefetch, self.visited))
-            if not self.upcoming:
-                break
-            grid_id = self.upcoming.popleft()
-            # Lease first, then look: checking first would let another annotator label
-            # and release the grid between the check and the claim (found by bench/soak.py).
-            if self._claim(grid_id):
-                if self._still_open(grid_id):
-                    return grid_id
-                self.store.release(grid_id, self.annotator)
-        skipped = self.store.grids_in_state(LabelState.SKIPPED, self.annotator)
-        current = self.current_id
-        for grid_id in skipped:
-            if grid_id != current and self._claim(grid_id):
-                return grid_id
-        return None
-
-    def _still_open(self, grid_id: int) -> bool:
-        """Grids fetched ahead may have been labelled by others since (overlap reached)."""
-        labels = self.store.current_labels(grid_id)
-        if any(e.annotator == self.annotator for e in labels):
-            return False
-        done = {e.annotator for e in labels if e.state in (LabelState.LABELLED, LabelState.FLAGGED)}
-        return len(done) < self.options.overlap
-
-    def _claim(self, grid_id: int) -> bool:
-        return self.store.claim(
-            grid_id, self.annotator, self.options.lease_seconds, now=self.clock()
-        )
+            return [self.views.read_ahead(g) for g in self.queue.ahead(self.visited)]
 
     def _advance_to_new(self) -> GridView | None:
-        grid_id = self._next_new_grid()
+        grid_id = self.queue.next_grid(self.visited, self.current_id)
         if grid_id is None:
             self.position = len(self.visited)
             return None
@@ -320,7 +172,7 @@ class AnnotationSession:
         if self.position + 1 < len(self.visited):
             self.position += 1
             grid_id = self.visited[self.position]
-            self._claim(grid_id)
+            self.queue.claim(grid_id)
             return self.view(grid_id)
         return self._advance_to_new()
 
@@ -328,13 +180,12 @@ class AnnotationSession:
         """Extend the lease on the grid on screen; False if someone else holds it now."""
         with self._lock:
             grid_id = self.current_id
-            return True if grid_id is None else self._claim(grid_id)
+            return True if grid_id is None else self.queue.claim(grid_id)
 
     def release_all(self) -> None:
         """Hand back every grid this session holds (on a clean exit)."""
         with self._lock:
-            for grid_id in {*self.visited, *self.upcoming}:
-                self.store.release(grid_id, self.annotator)
+            self.queue.release_all(self.visited)
 
     # ---- moving around -----------------------------------------------------------------
 
@@ -352,18 +203,18 @@ class AnnotationSession:
             if self.position + 1 >= len(self.visited):
                 return Outcome(self.current(), "Already at the newest grid.", self.progress())
             self.position += 1
-            self._claim(self.visited[self.position])
+            self.queue.claim(self.visited[self.position])
             return Outcome(self.current(), "", self.progress())
 
     def reopen(self, grid_id: int) -> Outcome:
         """Show an earlier grid again to correct it; the next label returns to where we were."""
         with self._lock:
-            self.store.grid(grid_id)  # raises NotFoundError for an unknown id
+            self.store.grids.get(grid_id)  # raises NotFoundError for an unknown id
             if self.current_id == grid_id:
                 return Outcome(self.current(), "", self.progress())
             self.visited.insert(max(self.position, 0), grid_id)
             self.position = max(self.position, 0)
-            self._claim(grid_id)
+            self.queue.claim(grid_id)
             return Outcome(self.current(), f"Reopened grid {grid_id}.", self.progress())
 
     # ---- label actions ---------------------------------------------------------------
@@ -374,7 +225,7 @@ class AnnotationSession:
             view = self._require_current()
             draft = self.draft(view.grid_id)
             chosen = list(features) if features is not None else self._features_for(view)
-            event = self.store.label(
+            event = self.store.labels.label(
                 view.grid_id,
                 self.annotator,
                 category,
@@ -398,7 +249,7 @@ class AnnotationSession:
     def skip(self) -> Outcome:
         with self._lock:
             view = self._require_current()
-            event = self.store.skip(
+            event = self.store.labels.skip(
                 view.grid_id,
                 self.annotator,
                 note=self.draft(view.grid_id).note,
@@ -411,7 +262,7 @@ class AnnotationSession:
         with self._lock:
             view = self._require_current()
             category = view.mine.category if view.mine else None
-            event = self.store.flag(
+            event = self.store.labels.flag(
                 view.grid_id,
                 self.annotator,
                 category,
@@ -446,7 +297,7 @@ class AnnotationSession:
             if not draft.note:
                 draft.note = mine.note
             change(draft)
-            event = self.store.append_label_event(
+            event = self.store.labels.append(
                 view.grid_id,
                 self.annotator,
                 mine.action,
@@ -468,7 +319,7 @@ class AnnotationSession:
     def undo(self) -> Outcome:
         """Undo this session's latest action that still counts, and show its grid again."""
         with self._lock:
-            undone = self.store.undo_last(self.annotator, session=self.session_id)
+            undone = self.store.labels.undo_last(self.annotator, session=self.session_id)
             if undone is None:
                 return Outcome(self.current(), "Nothing to undo in this session.", self.progress())
             grid_id = undone.grid_id
@@ -477,7 +328,7 @@ class AnnotationSession:
             else:
                 self.visited.insert(max(self.position, 0), grid_id)
                 self.position = max(self.position, 0)
-            self._claim(grid_id)
+            self.queue.claim(grid_id)
             what = (
                 undone.action if undone.category is None else f"{undone.action} {undone.category}"
             )
@@ -488,15 +339,9 @@ class AnnotationSession:
     def adjudicate(self, grid_id: int, category: Category) -> LabelEvent:
         """Set the final label of a grid the annotators disagree on."""
         with self._lock:
-            return self.store.adjudicate(grid_id, self.annotator, category, session=self.session_id)
-
-    def disagreements(self) -> dict[int, list[LabelEvent]]:
-        with self._lock:
-            return self.store.disagreements()
-
-    def adjudications(self) -> dict[int, LabelEvent]:
-        with self._lock:
-            return self.store.adjudications()
+            return self.store.labels.adjudicate(
+                grid_id, self.annotator, category, session=self.session_id
+            )
 
     # ---- helpers -------------------------------------------------------------------------
 
@@ -522,16 +367,8 @@ class AnnotationSession:
 
     def _done(self, view: GridView, event: LabelEvent, message: str) -> Outcome:
         self.drafts.pop(view.grid_id, None)
-        self.store.release(view.grid_id, self.annotator)
+        self.queue.release(view.grid_id)
         next_view = self._advance()
         if next_view is None:
             message += " No open grids left."
         return Outcome(next_view, message, self.progress(), event=event, advanced=True)
-
-
-def heatmap_of(scores: Sequence[Score]) -> list[list[float]] | None:
-    """The region consistency map: tiled-l2's when present, else any metric's."""
-    with_map = [s for s in scores if s.heatmap and s.available]
-    preferred = [s for s in with_map if s.metric == HEATMAP_METRIC]
-    chosen = (preferred or with_map or [None])[0]
-    return chosen.heatmap if chosen is not None else None

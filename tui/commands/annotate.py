@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 from memgrid.core.errors import InputError
-from memgrid.db.store import QUEUE_ORDERS
+from memgrid.core.records import QueueOrder
 from memgrid.tui.options import ProjectOption
 from memgrid.tui.services.project import open_project
 from memgrid.tui.services.terminal import export_colour_depth
@@ -87,10 +87,7 @@ def run_annotate(
     image_protocol: str | None = None,
 ) -> None:
     """Open the project, read the config, settle the image protocol, run the app."""
-    if order not in QUEUE_ORDERS:
-        raise InputError(
-            "--order", f"unknown order {order!r}; choose from {', '.join(QUEUE_ORDERS)}"
-        )
+    queue_order = QueueOrder.parse(order, "--order")
     if not annotator.strip():
         raise InputError("--annotator", "the annotator's name is empty")
     export_colour_depth()  # before Textual is imported: it reads the depth once
@@ -106,7 +103,7 @@ def run_annotate(
         settings = AppSettings.from_config(
             config,
             annotator=annotator.strip(),
-            order=order,
+            order=queue_order,
             random_seed=seed,
             overlap=overlap,
             hide_others=blind,

@@ -76,18 +76,18 @@ def import_command(
 
 def project_status(project: Project) -> dict[str, Any]:
     store = project.store
-    active = store.active_threshold_set()
+    active = store.thresholds.find_active()
     return {
         "project": str(project.root),
         "project_id": store.project_id,
         "schema_version": store.schema_version,
         "journal_mode": store.journal_mode,
-        "prompts": store.prompt_count,
-        "grids": store.grid_count,
-        "images": store.image_count,
-        "labels": store.label_counts(),
-        "annotators": store.annotators(),
-        "proposals": store.proposal_counts(),
+        "prompts": store.prompts.count,
+        "grids": store.grids.count,
+        "images": store.images.count,
+        "labels": store.labels.state_counts_where(),
+        "annotators": store.labels.annotators_all(),
+        "proposals": store.proposals.category_counts_all(),
         "active_thresholds": active.label if active else None,
     }
 
@@ -136,7 +136,7 @@ def demo(
         scoring = score_project(opened, build_metrics(MetricOptions(names=("tiled-l2", "phash"))))
         proposing = propose_all(opened)
         typer.echo(
-            f"Demo project at {opened.root}: {added} grids added ({opened.store.grid_count} in all), "
+            f"Demo project at {opened.root}: {added} grids added ({opened.store.grids.count} in all), "
             f"{scoring.grids_scored} scored, {proposing.proposed} proposals "
             f"(synthetic images: see the README)"
         )

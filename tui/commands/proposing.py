@@ -89,7 +89,7 @@ def entities_add(
     """Add lexicon entries (type person, work, brand or place); existing names are updated."""
     with open_project(project) as opened:
         written = add_entity_file(opened, file)
-        total = len(opened.store.entities())
+        total = len(opened.store.entities.all())
     typer.echo(
         f"{file}: {written} entries added or updated ({total} in the lexicon); "
         "run `memgrid propose` to update the proposals."

@@ -207,11 +207,11 @@ def show(
     """Print one grid: its prompt, scores per metric, region map and proposal with reasons."""
     with open_project(project) as opened:
         store = opened.store
-        grid = store.grid(grid_id)
-        scores = store.scores(grid_id)
-        proposal = store.proposal(grid_id)
+        grid = store.grids.get(grid_id)
+        scores = store.scores.where(grid_ids=[grid_id])
+        proposal = store.proposals.find(grid_id)
         threshold_label = (
-            store.threshold_set_by_id(proposal.threshold_set_id).label if proposal else None
+            store.thresholds.get(proposal.threshold_set_id).label if proposal else None
         )
     if json_output:
         typer.echo(json.dumps(grid_facts(grid, scores, proposal, threshold_label), indent=2))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from memgrid.core.agreement import ADJUDICATE_ACTION, AgreedLabel, agreed_label
+from memgrid.core.agreement import AgreedLabel, agreed_label
 from memgrid.core.calibration import (
     CATEGORY_CODE,
     DEFAULT_BOOTSTRAPS,
@@ -25,9 +25,9 @@ from memgrid.core.calibration import (
 )
 from memgrid.core.calibration.run import LabelledGrids, calibrate, stratified_sample
 from memgrid.core.categorizer import PIXEL_METRICS
-from memgrid.core.errors import NotFoundError, ProjectError
+from memgrid.core.errors import ProjectError
 from memgrid.core.interrater import AgreementReport, agreement_report
-from memgrid.core.records import Grid, LabelEvent, Score, ThresholdSet
+from memgrid.core.records import Grid, Score, ThresholdSet
 from memgrid.core.taxonomy import Category, Webster
 from memgrid.core.thresholds import Thresholds, v0_values
 from memgrid.tui.services.project import Project
@@ -83,24 +83,13 @@ class ProjectLabels:
 # ---------------------------------------------------------------- reading
 
 
-def current_events(project: Project) -> list[LabelEvent]:
-    """Every annotator's current vote and adjudication on every labelled grid, in bulk."""
-    store = project.store
-    grid_ids = store.labelled_grid_ids()
-    return [
-        event
-        for start in range(0, len(grid_ids), IDS_PER_QUERY)
-        for event in store.label_events_for(grid_ids[start : start + IDS_PER_QUERY])
-    ]
-
-
 def agreed_labels(project: Project) -> tuple[dict[int, AgreedLabel], int]:
     """The agreed label of every grid that has one, and how many grids are tied.
 
     core.agreement resolves each distinct pattern of votes once (see
-    Store.current_vote_patterns): the same answer as per grid, at 100,000 grids in a blink.
+    Labels.vote_patterns_all): the same answer as per grid, at 100,000 grids in a blink.
     """
-    patterns, grid_patterns = project.store.current_vote_patterns()
+    patterns, grid_patterns = project.store.labels.vote_patterns_all()
     resolved = [agreed_label(events) for events in patterns]
     agreed, ties = {}, 0
     for grid_id, index in grid_patterns.items():
@@ -123,13 +112,17 @@ def signal_columns(project: Project, grid_ids: Sequence[int]) -> dict[str, np.nd
     store = project.store
     wanted = np.asarray(grid_ids, dtype=np.int64)
     columns: dict[str, np.ndarray] = {}
-    for metric, types in sorted(store.score_value_types().items()):
+    for metric, types in sorted(store.scores.value_types_all().items()):
         keys = [key for key in SIGNAL_KEYS if types.get(key) in ("real", "integer")]
         has_region = types.get("region_tiles") == "array"
         if not keys and not has_region:
             continue
         extra = ["region_grid"] if has_region else []
-        rows = store.score_numbers(metric, [*keys, *extra], ["region_tiles"] if has_region else [])
+        rows = store.scores.numbers_where(
+            metric=metric,
+            keys=[*keys, *extra],
+            length_keys=["region_tiles"] if has_region else [],
+        )
         if not rows:
             continue
         numbers = np.array(rows, dtype=float)  # None becomes NaN
@@ -158,7 +151,7 @@ def read_labels(project: Project) -> ProjectLabels:
     """The labelled grids of the project as calibration's columns."""
     agreed, ties = agreed_labels(project)
     grid_ids = sorted(agreed)
-    models = project.store.grid_models()
+    models = project.store.grids.models_all()
     labels = np.array([CATEGORY_CODE[agreed[g].category] for g in grid_ids], dtype=int)  # type: ignore[index]
     data = LabelledGrids(
         grid_ids=np.array(grid_ids, dtype=np.int64),
@@ -204,10 +197,10 @@ class LabelledCategorizer:
         store = self.project.store
         for start in range(0, len(wanted), IDS_PER_QUERY):
             chunk = wanted[start : start + IDS_PER_QUERY]
-            for grid in store.grids(chunk):
+            for grid in store.grids.where(ids=chunk):
                 self._grids[grid.id] = grid
                 self._scores[grid.id] = []
-            for score in store.scores_for(chunk):
+            for score in store.scores.where(grid_ids=chunk):
                 self._scores[score.grid_id].append(score)
 
     def __call__(self, index: int, values: Mapping[str, float]) -> Category:
@@ -273,7 +266,7 @@ def calibrate_project(
                 f"{labels.ties} grid(s) tied between annotators were left out: adjudicate them"
             )
         summary = result.to_dict()
-        run_id = project.store.add_calibration_run(
+        run_id = project.store.runs.add(
             threshold_set_id=active.id,
             label_count=result.label_count,
             objective=result.objective,
@@ -290,27 +283,25 @@ def calibrate_project(
 def accept_run(project: Project, run_id: int) -> CalibrationRun:
     """Store a run's fitted values as a new version of its set, activate it, re-propose."""
     store = project.store
-    stored = next((r for r in store.calibration_runs() if r["id"] == run_id), None)
-    if stored is None:
-        raise NotFoundError(f"calibration run {run_id}", "no calibration run with this id")
-    if stored["accepted"]:
+    stored = store.runs.get(run_id)
+    if stored.accepted:
         raise ProjectError(f"calibration run {run_id} was already accepted")
-    if stored["threshold_set_id"] is None:
+    if stored.threshold_set_id is None:
         raise ProjectError(f"calibration run {run_id} names no threshold set to update")
-    base = store.threshold_set_by_id(stored["threshold_set_id"])
-    metrics = stored["metrics"]
+    base = store.thresholds.get(stored.threshold_set_id)
+    metrics = stored.metrics
     model = metrics.get("model") or base.model
-    values = _set_values(stored["thresholds"])
+    values = _set_values(stored.thresholds)
     notes = (
-        f"calibrated from {base.label} by run {run_id}: objective {stored['objective']}, "
-        f"{stored['label_count']} labelled grids"
+        f"calibrated from {base.label} by run {run_id}: objective {stored.objective}, "
+        f"{stored.label_count} labelled grids"
     )
-    fitted = store.add_threshold_set(
+    fitted = store.thresholds.add(
         base.name, values, notes=notes, model=model, origin=f"calibration run {run_id}"
     )
-    store.mark_calibration_accepted(run_id, fitted.id)
+    store.runs.mark_accepted(run_id, fitted.id)
     report = activate_and_propose(project, fitted.id)
-    accepted = store.threshold_set_by_id(fitted.id)
+    accepted = store.thresholds.get(fitted.id)
     return CalibrationRun(run_id, base, metrics, accepted, report)
 
 
@@ -321,18 +312,19 @@ def _set_values(thresholds: Mapping[str, Any]) -> dict[str, float]:
 
 def latest_run(project: Project) -> CalibrationRun | None:
     """The newest stored calibration run, or None before the first."""
-    runs = project.store.calibration_runs()
+    store = project.store
+    runs = store.runs.all()
     if not runs:
         return None
     stored = runs[-1]
-    store = project.store
-    base = store.threshold_set_by_id(stored["threshold_set_id"])
-    fitted_id = stored["fitted_threshold_set_id"]
-    accepted = store.threshold_set_by_id(fitted_id) if fitted_id is not None else None
-    return CalibrationRun(stored["id"], base, stored["metrics"], accepted)
+    if stored.threshold_set_id is None:
+        raise ProjectError(f"calibration run {stored.id} names no threshold set")
+    base = store.thresholds.get(stored.threshold_set_id)
+    fitted_id = stored.fitted_threshold_set_id
+    accepted = store.thresholds.get(fitted_id) if fitted_id is not None else None
+    return CalibrationRun(stored.id, base, stored.metrics, accepted)
 
 
 def project_agreement(project: Project) -> AgreementReport:
     """Agreement among annotators and with the proposals; adjudications are not votes."""
-    votes = [event for event in current_events(project) if event.action != ADJUDICATE_ACTION]
-    return agreement_report(votes)
+    return agreement_report(project.store.labels.votes_where())

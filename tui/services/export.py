@@ -82,10 +82,12 @@ def export_project(
     context = BatchContext(
         project_root=project.root,
         options=options,
-        threshold_sets={ts.id: ts for ts in store.threshold_sets()},
-        columns=DataColumns.from_types(store.prompt_metadata_types(), store.score_field_types()),
+        threshold_sets={ts.id: ts for ts in store.thresholds.all()},
+        columns=DataColumns.from_types(
+            store.prompts.metadata_types_all(), store.scores.field_types_all()
+        ),
     )
-    grid_ids = store.grid_ids()
+    grid_ids = store.grids.ids_all()
     batches = [
         grid_ids[start : start + batch_size] for start in range(0, len(grid_ids), batch_size)
     ]
@@ -160,7 +162,7 @@ def render_batch(store: Store, context: BatchContext, batch: Sequence[int]) -> R
     options = context.options
     with store.snapshot():
         events_by_grid: dict[int, list[LabelEvent]] = defaultdict(list)
-        for event in store.label_events_for(batch):
+        for event in store.labels.current_where(grid_ids=batch):
             events_by_grid[event.grid_id].append(event)
         admitted = []
         for grid_id in batch:
@@ -169,12 +171,13 @@ def render_batch(store: Store, context: BatchContext, batch: Sequence[int]) -> R
             if options.filters.admits(events, agreed):
                 admitted.append((grid_id, events, agreed))
         admitted_ids = [grid_id for grid_id, _, _ in admitted]
-        grids = {grid.id: grid for grid in store.grids(admitted_ids)}
+        grids = {grid.id: grid for grid in store.grids.where(ids=admitted_ids)}
         proposals = {
-            proposal.grid_id: proposal for proposal in store.active_proposals_for(admitted_ids)
+            proposal.grid_id: proposal
+            for proposal in store.proposals.active_where(grid_ids=admitted_ids)
         }
         scores: dict[int, list[Score]] = defaultdict(list)
-        for score in store.scores_for(admitted_ids):
+        for score in store.scores.where(grid_ids=admitted_ids):
             scores[score.grid_id].append(score)
     writer = WRITERS[options.export_format]
     image_mode = options.image_mode

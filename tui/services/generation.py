@@ -29,7 +29,7 @@ from memgrid.core.generation.signal import (
 from memgrid.core.images import CheckedImage, read_image_file
 from memgrid.core.prompt_files import read_prompt_file
 from memgrid.core.records import Grid, Score
-from memgrid.db.store import canonical_json, content_key
+from memgrid.db.rows import canonical_json, content_key
 from memgrid.tui.services.project import Project, create_project, open_project
 
 GENERATED_SOURCE = "generate"
@@ -123,9 +123,9 @@ def _prompts_for(project: Project, request: GenerateRequest) -> list[str]:
         if not read.prompts:
             raise InputError(request.prompts_file, "holds no prompts")
         selected = request.shard.select(read.prompts) if request.shard else read.prompts
-        project.store.add_prompts(selected)
+        project.store.prompts.add_many(selected)
         return [text for text, _ in selected]
-    texts = [prompt.text for prompt in project.store.prompts()]
+    texts = [prompt.text for prompt in project.store.prompts.all()]
     if not texts:
         raise ProjectError(
             f"{project.root}: no prompts; add some with `memgrid prompts add FILE` or --prompts"
@@ -136,8 +136,8 @@ def _prompts_for(project: Project, request: GenerateRequest) -> list[str]:
 def _missing_seeds(
     project: Project, prompt: str, model: str, settings: dict[str, Any], seeds: Sequence[int]
 ) -> list[int]:
-    grid_id = project.store.find_grid(prompt, model, settings)
-    done = project.store.seeds_of(grid_id) if grid_id is not None else set()
+    grid_id = project.store.grids.find(prompt, model, settings)
+    done = project.store.images.seeds_where(grid_id=grid_id) if grid_id is not None else set()
     return [seed for seed in seeds if seed not in done]
 
 
@@ -223,7 +223,7 @@ def _triage(
     started = time.perf_counter()
     triaged = 0
     for prompt, missing in pending:
-        if project.store.find_grid(prompt, loaded.name, settings.to_dict()) is not None:
+        if project.store.grids.find(prompt, loaded.name, settings.to_dict()) is not None:
             kept.append((prompt, missing))  # a begun grid was kept by an earlier triage
             continue
         norms = generation.triage_norms(loaded, prompt, seeds, settings, triage_steps)
@@ -263,7 +263,7 @@ def _store_grid(
     ]
     store = project.store
     with store.atomic():
-        grid_id, added = store.add_grid(
+        grid_id, added = store.grids.add(
             prompt,
             images,
             model=model,
@@ -271,8 +271,13 @@ def _store_grid(
             provenance=provenance,
             source=GENERATED_SOURCE,
         )
-        store.add_score(
-            _wen_for(store.scores(grid_id, WEN_METRIC), grid_id, settings, sampled.norms)
+        store.scores.add(
+            _wen_for(
+                store.scores.where(grid_ids=[grid_id], metric=WEN_METRIC),
+                grid_id,
+                settings,
+                sampled.norms,
+            )
         )
     return added
 
@@ -320,7 +325,7 @@ def _grid_key(grid: Grid) -> GridKey:
 def _generation_configs(project: Project) -> dict[str, dict[str, Any]]:
     """model + settings of each generated configuration in a project, keyed for comparison."""
     configs = {}
-    for grid in project.store.grids():
+    for grid in project.store.grids.all():
         if grid.source == GENERATED_SOURCE:
             config = {"model": grid.model, **grid.settings}
             configs[canonical_json(config)] = config
@@ -378,7 +383,7 @@ def merge_projects(
         with create_project(into) as target:
             merged_seeds: dict[GridKey, set[int]] = {}
             for project in [target, *opened]:
-                for grid in project.store.grids():
+                for grid in project.store.grids.all():
                     merged_seeds.setdefault(_grid_key(grid), set()).update(grid.seeds)
             report.stale_target_scores = _stale_scores(target, merged_seeds)
             for source in opened:
@@ -394,9 +399,9 @@ def merge_projects(
 def _stale_scores(target: Project, merged_seeds: dict[GridKey, set[int]]) -> int:
     """Scores already in the target on grids that the merge extends (they need rescoring)."""
     stale = 0
-    for grid in target.store.grids():
+    for grid in target.store.grids.all():
         if merged_seeds[_grid_key(grid)] != set(grid.seeds):
-            scores = target.store.scores(grid.id)
+            scores = target.store.scores.where(grid_ids=[grid.id])
             stale += sum(score.metric != WEN_METRIC for score in scores)
     return stale
 
@@ -405,10 +410,10 @@ def _merge_one(
     source: Project, target: Project, merged_seeds: dict[GridKey, set[int]], report: MergeReport
 ) -> None:
     store = source.store
-    added, _ = target.store.add_prompts((p.text, p.metadata) for p in store.prompts())
+    added, _ = target.store.prompts.add_many((p.text, p.metadata) for p in store.prompts.all())
     report.prompts_added += added
-    report.labels_not_merged += len(store.current_labels())
-    for grid in store.grids():
+    report.labels_not_merged += len(store.labels.votes_where())
+    for grid in store.grids.all():
         complete = merged_seeds[_grid_key(grid)] == set(grid.seeds)
         _merge_grid(source, grid, target, complete, report)
 
@@ -417,9 +422,9 @@ def _merge_grid(
     source: Project, grid: Grid, target: Project, complete: bool, report: MergeReport
 ) -> None:
     """Copy one grid's missing seeds and its scores in one transaction."""
-    existing_id = target.store.find_grid(grid.prompt, grid.model, grid.settings)
+    existing_id = target.store.grids.find(grid.prompt, grid.model, grid.settings)
     existing = (
-        {image.seed: image for image in target.store.grid(existing_id).images}
+        {image.seed: image for image in target.store.grids.get(existing_id).images}
         if existing_id is not None
         else {}
     )
@@ -433,7 +438,7 @@ def _merge_grid(
         checked = read_image_file(source.image_path(image))
         new_images.append(target.images.put(checked, image.seed))
     with target.store.atomic():
-        grid_id, added = target.store.add_grid(
+        grid_id, added = target.store.grids.add(
             grid.prompt,
             new_images,
             model=grid.model,
@@ -446,12 +451,12 @@ def _merge_grid(
             report.grids_added += 1
         elif added:
             report.grids_extended += 1
-        for score in source.store.scores(grid.id):
+        for score in source.store.scores.where(grid_ids=[grid.id]):
             if score.metric == WEN_METRIC and score.available:
-                earlier = target.store.scores(grid_id, WEN_METRIC)
-                target.store.add_score(_wen_for([*earlier, score], grid_id, grid.settings, {}))
+                earlier = target.store.scores.where(grid_ids=[grid_id], metric=WEN_METRIC)
+                target.store.scores.add(_wen_for([*earlier, score], grid_id, grid.settings, {}))
             elif complete:
-                target.store.add_score(replace(score, grid_id=grid_id))
+                target.store.scores.add(replace(score, grid_id=grid_id))
             else:
                 report.scores_dropped += 1
                 continue

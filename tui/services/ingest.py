@@ -31,7 +31,7 @@ class PromptsReport:
 
 def add_prompt_file(project: Project, path: Path) -> PromptsReport:
     prompt_file = read_prompt_file(path)
-    added, merged = project.store.add_prompts(prompt_file.prompts)
+    added, merged = project.store.prompts.add_many(prompt_file.prompts)
     return PromptsReport(
         added=added,
         merged=merged + prompt_file.duplicates_in_file,
@@ -58,8 +58,8 @@ def import_grids(
         # Files first (atomic each), then one transaction for the rows: a kill between
         # the two leaves only unreferenced, complete files, which a re-import reuses.
         images = [project.images.put(checked, seed) for seed, checked in loaded]
-        grid_id_before = project.store.find_grid(planned.prompt, planned.model, planned.settings)
-        _, added = project.store.add_grid(
+        grid_id_before = project.store.grids.find(planned.prompt, planned.model, planned.settings)
+        _, added = project.store.grids.add(
             planned.prompt,
             images,
             model=planned.model,
@@ -80,15 +80,15 @@ def import_grids(
 
 def build_demo(project: Project) -> int:
     """Add the synthetic demo grids and lexicon (idempotent); returns grids added."""
-    project.store.add_entities(DEMO_ENTITIES)
+    project.store.entities.add_many(DEMO_ENTITIES)
     added = 0
     for demo in DEMO_SET:
-        if project.store.find_grid(demo.prompt, DEMO_MODEL, _demo_settings()) is not None:
+        if project.store.grids.find(demo.prompt, DEMO_MODEL, _demo_settings()) is not None:
             continue
         images: list[GridImage] = [
             project.images.put_image(image, seed) for seed, image in demo_images(demo)
         ]
-        project.store.add_grid(
+        project.store.grids.add(
             demo.prompt,
             images,
             model=DEMO_MODEL,

@@ -28,9 +28,6 @@ from memgrid.core.label_files import (
 from memgrid.core.records import GridIdentity, LabelEvent
 from memgrid.tui.services.project import Project
 
-# SQLite refuses more than 32,766 bound variables in one statement.
-IDS_PER_QUERY = 30000
-
 
 @dataclass(frozen=True)
 class LabelImportReport:
@@ -73,9 +70,9 @@ class GridFinder:
         prompts = [r.grid.prompt for r in records if r.grid.prompt is not None]
         ids = [r.grid.grid_id for r in records if r.grid.prompt is None and r.grid.grid_id]
         self.by_prompt: dict[str, list[GridIdentity]] = defaultdict(list)
-        for identity in store.grid_identities(prompts=prompts):
+        for identity in store.grids.identities_where(prompts=prompts):
             self.by_prompt[identity.prompt].append(identity)
-        self.ids = {identity.id for identity in store.grid_identities(ids=ids)}
+        self.ids = {identity.id for identity in store.grids.identities_where(ids=ids)}
 
     def grid_id(self, record: LabelRecord) -> int:
         """The one grid the row names; InputError naming the line when none or several do.
@@ -125,7 +122,9 @@ def import_labels(
     origin = str(path.resolve())
     now = time.time()
     events = [_event(record, finder.grid_id(record), origin, now) for record in read.records]
-    earlier = project.store.events_by_external_id([e.external_id or "" for e in events])
+    earlier = project.store.labels.imported_where(
+        external_ids=[e.external_id or "" for e in events]
+    )
     new = []
     for record, event in zip(read.records, events, strict=True):
         before = earlier.get(event.external_id or "")
@@ -141,7 +140,7 @@ def import_labels(
     # Oldest first, so that each annotator's latest label in time is their current one;
     # rows without a time are made now, after every timed row.
     new.sort(key=lambda event: event.created_at)
-    added = project.store.import_label_events(new)
+    added = project.store.labels.import_many(new)
     return LabelImportReport(
         file=path,
         rows=len(read.records),
@@ -192,34 +191,36 @@ def _label_content(event: LabelEvent) -> tuple[object, ...]:
 def current_label_records(project: Project) -> list[LabelRecord]:
     """Every annotator's current vote and adjudication, as label file rows, by grid."""
     store = project.store
-    grid_ids = store.labelled_grid_ids()
-    identities = {identity.id: identity for identity in store.grid_identities(ids=grid_ids)}
+    events = store.labels.current_all()
+    identities = {
+        identity.id: identity
+        for identity in store.grids.identities_where(ids=[e.grid_id for e in events])
+    }
     project_id = store.project_id
     records = []
-    for start in range(0, len(grid_ids), IDS_PER_QUERY):
-        for event in store.label_events_for(grid_ids[start : start + IDS_PER_QUERY]):
-            identity = identities[event.grid_id]
-            records.append(
-                LabelRecord(
-                    grid=GridRef(
-                        event.grid_id,
-                        identity.prompt,
-                        identity.model,
-                        identity.imported_from or None,
-                    ),
-                    annotator=event.annotator,
-                    action=event.action,
-                    category=event.category,
-                    webster=event.webster,
-                    features=event.features,
-                    note=event.note,
-                    time=event.created_at,
-                    proposal_shown=event.proposal_shown,
-                    proposal_category=event.proposal_category,
-                    # An imported event keeps its id; one typed here gets this project's.
-                    event_id=event.external_id or f"{project_id}:{event.id}",
-                )
+    for event in events:
+        identity = identities[event.grid_id]
+        records.append(
+            LabelRecord(
+                grid=GridRef(
+                    event.grid_id,
+                    identity.prompt,
+                    identity.model,
+                    identity.imported_from or None,
+                ),
+                annotator=event.annotator,
+                action=event.action,
+                category=event.category,
+                webster=event.webster,
+                features=event.features,
+                note=event.note,
+                time=event.created_at,
+                proposal_shown=event.proposal_shown,
+                proposal_category=event.proposal_category,
+                # An imported event keeps its id; one typed here gets this project's.
+                event_id=event.external_id or f"{project_id}:{event.id}",
             )
+        )
     return records
 
 

@@ -78,10 +78,10 @@ class ProposeReport:
 def ensure_threshold_set(project: Project, model: str | None = None) -> tuple[ThresholdSet, bool]:
     """The active set for `model`; on first use, store v0 and activate it. True if created."""
     store = project.store
-    active = store.active_threshold_set(model)
+    active = store.thresholds.find_active(model)
     if active is not None:
         return active, False
-    created = store.add_threshold_set(
+    created = store.thresholds.add(
         DEFAULT_SET_NAME, v0_values(), notes=v0_notes(), activate=True, origin=V0_NAME
     )
     return created, True
@@ -96,7 +96,7 @@ def choose_threshold_set(project: Project, choice: str) -> tuple[ThresholdSet, b
     path = Path(choice).expanduser()
     if path.suffix.lower() in THRESHOLD_FILE_SUFFIXES or path.is_file():
         loaded = load_threshold_file(path)
-        created = store.add_threshold_set(
+        created = store.thresholds.add(
             loaded.name,
             loaded.values,
             notes=loaded.notes,
@@ -105,18 +105,17 @@ def choose_threshold_set(project: Project, choice: str) -> tuple[ThresholdSet, b
             origin=f"file {path}",
         )
         return created, True
-    try:
-        chosen = store.threshold_set(choice)
-    except NotFoundError:
-        known = sorted({t.name for t in store.threshold_sets()})
+    chosen = store.thresholds.find(choice)
+    if chosen is None:
+        known = sorted({t.name for t in store.thresholds.all()})
         hint = f" (stored: {', '.join(known)})" if known else " (none stored yet)"
         raise NotFoundError(
             f"--thresholds {choice!r}",
             f"no threshold set or file of this name{hint}; a file must end in .toml or .json",
-        ) from None
+        )
     Thresholds.from_values(chosen.values, source=chosen.label)  # refuse a corrupt stored set
-    store.activate_threshold_set(chosen.id)
-    return store.threshold_set_by_id(chosen.id), False
+    store.thresholds.activate(chosen.id)
+    return store.thresholds.get(chosen.id), False
 
 
 # ---------------------------------------------------------------- one grid
@@ -155,7 +154,7 @@ class Proposer:
         remember_attributions: bool = False,
     ) -> Proposer:
         """The project's lexicon, with CLIP evidence from `encoder_factory` (default: the clip metric's)."""
-        lexicon = project.store.entities()
+        lexicon = project.store.entities.all()
         clip = ClipAttributor(project, lexicon, encoder_factory or clip_encoder)
         return cls(lexicon, clip, remember_attributions=remember_attributions)
 
@@ -203,17 +202,17 @@ def propose_all(
     metric's own loader); tests pass a fake one.
     """
     store = project.store
-    ids = list(store.grid_ids() if grid_ids is None else grid_ids)
+    ids = list(store.grids.ids_all() if grid_ids is None else grid_ids)
     report = ProposeReport(grids=len(ids))
     proposer = Proposer.for_project(project, encoder_factory)
     thresholds_by_set: dict[int, Thresholds] = {}
     pending: list[Proposal] = []
     for done, grid_id in enumerate(ids, start=1):
-        scores = store.scores(grid_id)
+        scores = store.scores.where(grid_ids=[grid_id])
         if not scores:
             report.unscored += 1
         else:
-            grid = store.grid(grid_id)
+            grid = store.grids.get(grid_id)
             chosen = _set_for(project, grid, threshold_set, report)
             if chosen is None:
                 report.not_covered += 1
@@ -228,19 +227,19 @@ def propose_all(
                     report.categories.get(result.category.value, 0) + 1
                 )
         if len(pending) >= PROPOSALS_PER_TRANSACTION:
-            report.proposed += store.add_proposals(pending)
+            report.proposed += store.proposals.add_many(pending)
             pending = []
         if on_progress is not None:
             on_progress(done, len(ids))
-    report.proposed += store.add_proposals(pending)
+    report.proposed += store.proposals.add_many(pending)
     report.clip_unavailable = proposer.clip_failure
     return report
 
 
 def activate_and_propose(project: Project, threshold_set_id: int) -> ProposeReport:
     """Accept a threshold set (after calibration) and recompute the proposals under it."""
-    project.store.activate_threshold_set(threshold_set_id)
-    return propose_all(project, project.store.threshold_set_by_id(threshold_set_id))
+    project.store.thresholds.activate(threshold_set_id)
+    return propose_all(project, project.store.thresholds.get(threshold_set_id))
 
 
 def _set_for(
@@ -391,4 +390,4 @@ def add_entity_file(project: Project, path: Path) -> int:
     entries = read_lexicon(path)
     if not entries:
         raise InputError(path, "no entries (one 'name | type | aliases' a line)")
-    return project.store.add_entities(entries)
+    return project.store.entities.add_many(entries)

@@ -151,7 +151,7 @@ def score_project(
     if workers < 1:
         raise InputError("--workers", "must be at least 1")
     started = time.perf_counter()
-    wanted = list(grid_ids) if grid_ids is not None else project.store.grid_ids()
+    wanted = list(grid_ids) if grid_ids is not None else project.store.grids.ids_all()
     report = ScoringReport(grids=len(wanted))
     pending, unusable, report.held_unavailable = _plan(project, metrics, wanted, rescore)
     for name in report.held_unavailable:
@@ -184,7 +184,7 @@ def _write_grid(
     ]
     with project.store.atomic():
         for score in scores:
-            project.store.add_score(score)
+            project.store.scores.add(score)
     report.grids_scored += 1
     report.scores_written += len(scores)
     for score in scores:
@@ -238,8 +238,11 @@ def _plan(
 def _grids_lacking(
     project: Project, metric: Metric, wanted: set[int], retry_unavailable: bool
 ) -> list[int]:
-    found = project.store.grids_to_score(
-        metric.name, metric.params, metric.version, retry_unavailable=retry_unavailable
+    found = project.store.scores.unscored_ids_where(
+        metric=metric.name,
+        params=metric.params,
+        version=metric.version,
+        retry_unavailable=retry_unavailable,
     )
     return [grid_id for grid_id in found if grid_id in wanted]
 
@@ -258,7 +261,7 @@ def _grid_work(
     """Grids loaded from the store a page at a time, paired with the metrics they need."""
     ids = list(pending)
     for start in range(0, len(ids), GRIDS_PER_QUERY):
-        for grid in project.store.grids(ids[start : start + GRIDS_PER_QUERY]):
+        for grid in project.store.grids.where(ids=ids[start : start + GRIDS_PER_QUERY]):
             needed = pending[grid.id]
             usable = [m for m in needed if m.name not in unusable]
             yield _GridWork(
@@ -306,7 +309,7 @@ def _model_scores(
         return []
     shas = [image.sha256 for image in work.grid.images]
     return [
-        _score_or_unavailable(metric, work.grid.id, images, shas, project.store)
+        _score_or_unavailable(metric, work.grid.id, images, shas, project.store.images)
         for metric in work.model_metrics
     ]
 

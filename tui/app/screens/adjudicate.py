@@ -6,7 +6,6 @@ category key sets its final label (an `adjudicate` event, append-only like the r
 
 from __future__ import annotations
 
-import sqlite3
 from typing import ClassVar
 
 from memgrid.core.errors import MemgridError
@@ -88,8 +87,10 @@ class AdjudicationScreen(Screen[None]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="adjudicate-list")
     def load(self, message: str = "") -> None:
         try:
-            items = rank_disagreements(self.session.disagreements(), self.session.adjudications())
-        except sqlite3.Error as error:
+            items = rank_disagreements(
+                self.session.views.disagreements(), self.session.views.adjudications()
+            )
+        except MemgridError as error:
             items, message = [], f"cannot read the labels: {error}"
         self.post_message(self.Loaded(items, message))
 
@@ -123,7 +124,7 @@ class AdjudicationScreen(Screen[None]):
             view = self.session.view(grid_id)
             area = self.query_one("#adj-seeds", SeedGrid).area
             picture = self.pictures.picture(view.grid, view.heatmap, area)
-        except (MemgridError, sqlite3.Error, OSError) as error:
+        except (MemgridError, OSError) as error:
             self.post_message(self.Loaded(list(self.items.values()), str(error)))
             return
         self.post_message(self.GridLoaded(view, picture))
@@ -154,7 +155,7 @@ class AdjudicationScreen(Screen[None]):
     def decide(self, grid_id: int, category: Category) -> None:
         try:
             self.session.adjudicate(grid_id, category)
-        except (MemgridError, sqlite3.Error) as error:
+        except MemgridError as error:
             self.post_message(self.Loaded(list(self.items.values()), f"failed: {error}"))
             return
         self.app.call_from_thread(self.load, f"Grid {grid_id}: final label {category.title}.")

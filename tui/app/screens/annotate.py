@@ -126,7 +126,7 @@ class AnnotateScreen(SessionScreen):
 
         def after(_: object = None) -> None:
             # An accepted run changes the proposals: read them again for the next grids.
-            self.session.forget_views()
+            self.session.views.forget()
 
         self.app.push_screen(CalibrationScreen(self.context.project), after)
 

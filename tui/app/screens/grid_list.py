@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import ClassVar
 
+from memgrid.core.errors import MemgridError
 from memgrid.core.taxonomy import LabelState
 from memgrid.tui.app.session import AnnotationSession
 from rich.text import Text
@@ -67,14 +67,14 @@ class GridListScreen(Screen[int | None]):
     def load(self) -> None:
         try:
             options = self.options()
-        except sqlite3.Error as error:
+        except MemgridError as error:
             options = [Option(f"cannot read the grids: {error}", disabled=True)]
         self.post_message(self.Loaded(options))
 
     def options(self) -> list[Option]:
         """The list's options (runs in a worker thread)."""
         assert self.state is not None
-        grids = self.session.grids_in_state(self.state)
+        grids = self.session.views.grids_in_state(self.state)
         return [grid_option(grid.id, grid.prompt, f"{len(grid.images)} seeds") for grid in grids]
 
     @on(Loaded)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import ClassVar
 
+from memgrid.core.errors import MemgridError
 from memgrid.core.records import LabelEvent
+from memgrid.core.taxonomy import LabelAction
 from memgrid.tui.app.screens.grid_list import GridListScreen, grid_option
 from memgrid.tui.app.widgets.labels_panel import describe_event
 from memgrid.tui.app.widgets.proposal_panel import category_badge
@@ -21,7 +22,7 @@ def describe_history(grid_id: int, events: list[LabelEvent]) -> Text:
     lines = [Text(f"History of grid {grid_id}", "bold")]
     undone = {e.undoes for e in events if e.undoes is not None}
     for event in events:
-        if event.action == "undo":
+        if event.action is LabelAction.UNDO:
             line = Text(f"  #{event.id} {event.annotator}: undo of #{event.undoes}", "yellow")
         else:
             line = Text(f"  #{event.id} ").append_text(describe_event(event, with_time=True))
@@ -50,8 +51,8 @@ class HistoryScreen(GridListScreen):
         return "Your labels, newest first · enter: reopen to correct · escape: back"
 
     def options(self) -> list[Option]:
-        events = self.session.my_labels()
-        grids = {g.id: g for g in self.session.grids([e.grid_id for e in events])}
+        events = self.session.views.my_labels()
+        grids = {g.id: g for g in self.session.views.grids([e.grid_id for e in events])}
         options = []
         for event in events:
             detail = Text()
@@ -70,8 +71,8 @@ class HistoryScreen(GridListScreen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="history")
     def load_history(self, grid_id: int) -> None:
         try:
-            text = describe_history(grid_id, self.session.history(grid_id))
-        except sqlite3.Error as error:
+            text = describe_history(grid_id, self.session.views.history(grid_id))
+        except MemgridError as error:
             text = Text(f"cannot read the history: {error}")
         self.post_message(self.HistoryLoaded(grid_id, text))
 

@@ -9,7 +9,6 @@ shows as done is already in the database. The keys themselves are AnnotateScreen
 
 from __future__ import annotations
 
-import sqlite3
 from collections import deque
 from collections.abc import Callable
 
@@ -100,7 +99,7 @@ class SessionScreen(Screen[None]):
             picture = None
             if outcome.view is not None:
                 picture = self.picture_of(outcome.view)
-        except (MemgridError, sqlite3.Error, OSError) as error:
+        except (MemgridError, OSError) as error:
             self.post_message(WorkFailed(what, str(error), ends_action=True))
             return
         self.post_message(SessionUpdated(outcome, picture))
@@ -180,14 +179,14 @@ class SessionScreen(Screen[None]):
         try:
             for view in self.session.prefetch():
                 self.picture_of(view)
-        except (MemgridError, sqlite3.Error, OSError) as error:
+        except (MemgridError, OSError) as error:
             self.post_message(WorkFailed("prefetch", str(error)))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="lease")
     def renew_lease(self) -> None:
         try:
             held = self.session.renew_lease()
-        except sqlite3.Error as error:
+        except MemgridError as error:
             self.post_message(WorkFailed("lease renewal", str(error)))
             return
         if not held:

@@ -7,7 +7,7 @@ from pathlib import PurePath
 
 from memgrid.core.errors import one_line
 from memgrid.core.records import LabelEvent
-from memgrid.core.taxonomy import Feature, LabelState
+from memgrid.core.taxonomy import Feature, LabelAction, LabelState
 from memgrid.tui.app.widgets.proposal_panel import category_badge, feature_line
 from memgrid.tui.app.widgets.text_panel import TextPanel
 from rich.text import Text
@@ -30,7 +30,7 @@ def describe_event(event: LabelEvent, *, with_time: bool = False) -> Text:
     if event.category is not None:
         line.append_text(category_badge(event.category))
         line.append(" ")
-    if event.action == "adjudicate":
+    if event.action is LabelAction.ADJUDICATE:
         line.append("final (adjudicated)", "bold green")
     elif event.state is not None:
         line.append(event.state.value, STATE_STYLES[event.state])

@@ -1,0 +1,367 @@
+"""Labels: the append-only history of annotation events, and the votes derived from it.
+
+docs/design.md, "The label model": an annotator's **vote** on a grid is their latest label,
+skip or flag that still counts (the `votes` view); an adjudicator's latest verdict on a grid
+is in the `adjudications` view and never replaces their own vote. Every reader here reads
+those two views, so the app, the queue, export and calibration agree on what a vote is.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from memgrid.core.errors import NotFoundError
+from memgrid.core.records import LabelEvent
+from memgrid.core.taxonomy import (
+    STATE_PRECEDENCE,
+    Category,
+    Feature,
+    LabelAction,
+    LabelState,
+    Webster,
+)
+from memgrid.db.rows import (
+    EVENT_COLUMNS,
+    IDS_PER_QUERY,
+    Noun,
+    label_event_record,
+    placeholders,
+)
+
+
+class Labels(Noun):
+    # ---- writing: every event is committed before the call returns ---------------------
+
+    def append(
+        self,
+        grid_id: int,
+        annotator: str,
+        action: LabelAction,
+        *,
+        state: LabelState | None = None,
+        category: Category | None = None,
+        features: Sequence[Feature] = (),
+        note: str = "",
+        webster: Webster | None = None,
+        undoes: int | None = None,
+        proposal_shown: bool = True,
+        proposal_category: Category | None = None,
+        session: str = "",
+    ) -> LabelEvent:
+        """Append one event and commit it at once: a label is durable when this returns."""
+        cursor = self.store.write(
+            """INSERT INTO label_events (grid_id, annotator, action, state, category,
+                features, note, webster, undoes, proposal_shown, proposal_category,
+                session, created_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (
+                grid_id,
+                annotator,
+                action.value,
+                state.value if state else None,
+                category.value if category else None,
+                json.dumps([f.to_dict() for f in features]),
+                note,
+                webster.value if webster else None,
+                undoes,
+                int(proposal_shown),
+                proposal_category.value if proposal_category else None,
+                session,
+                time.time(),
+            ),
+        )
+        return self.get(int(cursor.lastrowid or 0))
+
+    def label(self, grid_id: int, annotator: str, category: Category, **details: Any) -> LabelEvent:
+        return self.append(
+            grid_id,
+            annotator,
+            LabelAction.LABEL,
+            state=LabelState.LABELLED,
+            category=category,
+            **details,
+        )
+
+    def skip(self, grid_id: int, annotator: str, **details: Any) -> LabelEvent:
+        return self.append(
+            grid_id, annotator, LabelAction.SKIP, state=LabelState.SKIPPED, **details
+        )
+
+    def flag(
+        self, grid_id: int, annotator: str, category: Category | None = None, **details: Any
+    ) -> LabelEvent:
+        return self.append(
+            grid_id,
+            annotator,
+            LabelAction.FLAG,
+            state=LabelState.FLAGGED,
+            category=category,
+            **details,
+        )
+
+    def adjudicate(
+        self, grid_id: int, adjudicator: str, category: Category, **details: Any
+    ) -> LabelEvent:
+        """Set a grid's final label; the adjudicator's own vote, if any, stands beside it."""
+        return self.append(
+            grid_id,
+            adjudicator,
+            LabelAction.ADJUDICATE,
+            state=LabelState.LABELLED,
+            category=category,
+            **details,
+        )
+
+    def undo_last(self, annotator: str, session: str | None = None) -> LabelEvent | None:
+        """Undo the annotator's latest event that still counts; returns the undone event."""
+        sql = "SELECT id, grid_id FROM effective_label_events WHERE annotator = ?"
+        params: list[Any] = [annotator]
+        if session is not None:
+            sql += " AND session = ?"
+            params.append(session)
+        with self.store.atomic():
+            row = self.store.row(sql + " ORDER BY id DESC LIMIT 1", params)
+            if row is None:
+                return None
+            self.append(row[1], annotator, LabelAction.UNDO, undoes=row[0], session=session or "")
+        return self.get(row[0])
+
+    def import_many(self, events: Sequence[LabelEvent]) -> int:
+        """Append label events made elsewhere, all in one transaction (all or none).
+
+        Each keeps its own time, `origin` (the file) and `external_id` (unique: the same
+        row cannot come in twice); ids are given here. Returns how many were added.
+        """
+        self.store.write_many(
+            """INSERT INTO label_events (grid_id, annotator, action, state, category,
+                features, note, webster, proposal_shown, proposal_category, session,
+                created_at, origin, external_id)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            [
+                (
+                    event.grid_id,
+                    event.annotator,
+                    event.action.value,
+                    event.state.value if event.state else None,
+                    event.category.value if event.category else None,
+                    json.dumps([f.to_dict() for f in event.features]),
+                    event.note,
+                    event.webster.value if event.webster else None,
+                    int(event.proposal_shown),
+                    event.proposal_category.value if event.proposal_category else None,
+                    event.session,
+                    event.created_at,
+                    event.origin,
+                    event.external_id,
+                )
+                for event in events
+            ],
+        )
+        return len(events)
+
+    # ---- reading ------------------------------------------------------------------------
+
+    def imported_where(self, *, external_ids: Sequence[str]) -> dict[str, LabelEvent]:
+        """The imported events with these external ids (undone ones too), by external id."""
+        wanted = list(dict.fromkeys(external_ids))
+        found: dict[str, LabelEvent] = {}
+        for start in range(0, len(wanted), IDS_PER_QUERY):
+            chunk = wanted[start : start + IDS_PER_QUERY]
+            for event in self._events(
+                f"""SELECT {EVENT_COLUMNS} FROM label_events
+                WHERE external_id IN ({placeholders(chunk)})""",
+                chunk,
+            ):
+                found[event.external_id or ""] = event
+        return found
+
+    def get(self, event_id: int) -> LabelEvent:
+        row = self.store.row(f"SELECT {EVENT_COLUMNS} FROM label_events WHERE id = ?", (event_id,))
+        if row is None:
+            raise NotFoundError(f"label event {event_id}", "no label event with this id")
+        return label_event_record(row)
+
+    def events_where(self, *, grid_id: int) -> list[LabelEvent]:
+        """Every event on a grid, undos and undone ones included, oldest first: the audit trail."""
+        return self._events(
+            f"SELECT {EVENT_COLUMNS} FROM label_events WHERE grid_id = ? ORDER BY id", [grid_id]
+        )
+
+    def votes_where(
+        self,
+        *,
+        grid_ids: Sequence[int] | None = None,
+        annotator: str | None = None,
+        state: LabelState | None = None,
+        newest_first: bool = False,
+        limit: int | None = None,
+    ) -> list[LabelEvent]:
+        """Votes (each annotator's latest label, skip or flag that counts), in event order."""
+        tests, params = _filters(grid_ids=grid_ids, annotator=annotator, state=state)
+        sql = f"SELECT {EVENT_COLUMNS} FROM votes {tests} ORDER BY id"
+        if newest_first:
+            sql += " DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return self._events(sql, params)
+
+    def adjudications_where(
+        self, *, grid_ids: Sequence[int] | None = None
+    ) -> dict[int, LabelEvent]:
+        """The final label on each adjudicated grid: the latest adjudication that counts."""
+        tests, params = _filters(grid_ids=grid_ids)
+        events = self._events(
+            f"SELECT {EVENT_COLUMNS} FROM adjudications {tests} ORDER BY id", params
+        )
+        return {event.grid_id: event for event in events}
+
+    def current_where(self, *, grid_ids: Sequence[int]) -> list[LabelEvent]:
+        """Every vote and each adjudicator's latest verdict on these grids, by grid, then event.
+
+        What core.agreement resolves a grid's agreed label from.
+        """
+        if not grid_ids:
+            return []
+        marks = placeholders(grid_ids)
+        return self._events(
+            f"""SELECT {EVENT_COLUMNS} FROM votes WHERE grid_id IN ({marks})
+            UNION ALL
+            SELECT {EVENT_COLUMNS} FROM adjudications WHERE grid_id IN ({marks})
+            ORDER BY grid_id, id""",
+            [*grid_ids, *grid_ids],
+        )
+
+    def current_all(self) -> list[LabelEvent]:
+        """Every vote and each adjudicator's latest verdict, on every grid, by grid, then event."""
+        return self._events(
+            f"""SELECT {EVENT_COLUMNS} FROM votes UNION ALL
+            SELECT {EVENT_COLUMNS} FROM adjudications ORDER BY grid_id, id""",
+            [],
+        )
+
+    def state_counts_where(self, *, annotator: str | None = None) -> dict[str, int]:
+        """Grids per vote state (labelled/skipped/flagged), counted once per grid.
+
+        For one annotator it is their own vote; over all annotators a grid takes the first
+        state of STATE_PRECEDENCE that any vote is in (core.agreement.grid_state's rule).
+        """
+        counts = {state.value: 0 for state in LabelState}
+        if annotator is not None:
+            rows = self.store.rows(
+                "SELECT state, count(*) FROM votes WHERE annotator = ? GROUP BY state",
+                (annotator,),
+            )
+        else:
+            first_state = " ".join(
+                f"WHEN sum(state = '{state.value}') > 0 THEN '{state.value}'"
+                for state in STATE_PRECEDENCE
+            )
+            rows = self.store.rows(
+                f"""SELECT grid_state, count(*) FROM (
+                    SELECT CASE {first_state} END AS grid_state FROM votes GROUP BY grid_id
+                ) GROUP BY grid_state"""
+            )
+        for state, count in rows:
+            if state in counts:
+                counts[state] += count
+        return counts
+
+    def times_where(self, *, annotator: str, since: float) -> list[float]:
+        """When the annotator's labels and flags that still count were made, since `since`."""
+        return [
+            row[0]
+            for row in self.store.rows(
+                """SELECT created_at FROM effective_label_events
+                WHERE annotator = ? AND created_at >= ? AND action IN (?, ?)
+                ORDER BY created_at""",
+                (annotator, since, LabelAction.LABEL.value, LabelAction.FLAG.value),
+            )
+        ]
+
+    def annotators_all(self) -> list[str]:
+        return [
+            row[0]
+            for row in self.store.rows(
+                "SELECT DISTINCT annotator FROM label_events ORDER BY annotator"
+            )
+        ]
+
+    def disagreements_all(self) -> dict[int, list[LabelEvent]]:
+        """Grids whose labelled votes differ in category, with those votes, by annotator.
+
+        Skipped and flagged votes choose no category; adjudications are not votes.
+        """
+        events = self._events(
+            f"""WITH chosen AS (
+                SELECT {EVENT_COLUMNS} FROM votes
+                WHERE state = 'labelled' AND category IS NOT NULL
+            )
+            SELECT * FROM chosen WHERE grid_id IN (
+                SELECT grid_id FROM chosen GROUP BY grid_id HAVING count(DISTINCT category) > 1)
+            ORDER BY grid_id, annotator""",
+            [],
+        )
+        grouped: dict[int, list[LabelEvent]] = {}
+        for event in events:
+            grouped.setdefault(event.grid_id, []).append(event)
+        return grouped
+
+    def vote_patterns_all(self) -> tuple[list[tuple[LabelEvent, ...]], dict[int, int]]:
+        """Every labelled grid's votes and verdicts (as `current_where`), grouped by what they say.
+
+        A pattern is that sequence with each event reduced to action, state, category,
+        features and Webster type: everything core.agreement reads, so grids with one
+        pattern share one agreed label. Returns the patterns (as the events of the first
+        grid that showed each) and each grid's pattern index. One pass over the rows and
+        one LabelEvent per pattern: a few dozen patterns for 100,000 grids.
+        """
+        patterns: dict[tuple[Any, ...], int] = {}
+        examples: list[tuple[LabelEvent, ...]] = []
+        grid_patterns: dict[int, int] = {}
+        rows = self.store.rows(
+            f"""SELECT {EVENT_COLUMNS} FROM votes UNION ALL
+            SELECT {EVENT_COLUMNS} FROM adjudications ORDER BY grid_id, id"""
+        )
+        start = 0
+        while start < len(rows):
+            grid_id = rows[start][1]
+            end = start + 1
+            while end < len(rows) and rows[end][1] == grid_id:
+                end += 1
+            current = rows[start:end]
+            key = tuple((row[3], row[4], row[5], row[6], row[8]) for row in current)
+            index = patterns.get(key)
+            if index is None:
+                index = patterns[key] = len(examples)
+                examples.append(tuple(label_event_record(row) for row in current))
+            grid_patterns[grid_id] = index
+            start = end
+        return examples, grid_patterns
+
+    def _events(self, sql: str, params: Sequence[Any]) -> list[LabelEvent]:
+        return [label_event_record(row) for row in self.store.rows(sql, params)]
+
+
+def _filters(
+    *,
+    grid_ids: Sequence[int] | None = None,
+    annotator: str | None = None,
+    state: LabelState | None = None,
+) -> tuple[str, list[Any]]:
+    """A WHERE clause for the filters given (None: not filtered), and its parameters."""
+    tests: list[str] = []
+    params: list[Any] = []
+    if grid_ids is not None:
+        tests.append(f"grid_id IN ({placeholders(grid_ids)})")
+        params += grid_ids
+    if annotator is not None:
+        tests.append("annotator = ?")
+        params.append(annotator)
+    if state is not None:
+        tests.append("state = ?")
+        params.append(state.value)
+    return ("WHERE " + " AND ".join(tests) if tests else ""), params

@@ -1,0 +1,157 @@
+"""What the app shows one annotator: each grid's view (cached), their labels, others' votes.
+
+Pure of Textual, like the session. Views of grids read ahead are kept (the grid, its
+proposal, scores and attribution do not change while it is annotated); votes and verdicts
+are read fresh each time a view is asked for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from memgrid.core.attribution import Attribution
+from memgrid.core.records import Grid, LabelEvent, Proposal, Score
+from memgrid.core.taxonomy import LabelState
+from memgrid.db.store import Store
+from memgrid.tui.services.proposing import Proposer
+
+HEATMAP_METRIC = "tiled-l2"  # the region consistency map (docs/design.md, "Signals")
+KEEP_VIEWS = 64  # grid views kept in memory (history and read-ahead)
+
+
+def in_blind_share(project_id: str, grid_id: int, share: float) -> bool:
+    """True for a fixed pseudo-random `share` of grids: the same ones on every run and machine."""
+    digest = hashlib.sha256(f"{project_id}:{grid_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64 < share
+
+
+@dataclass(frozen=True)
+class GridView:
+    """Everything the annotate screen shows for one grid, read in one go off the UI thread."""
+
+    grid: Grid
+    proposal: Proposal | None  # the active proposal, even when hidden (it is recorded)
+    proposal_shown: bool
+    scores: tuple[Score, ...]
+    heatmap: list[list[float]] | None
+    mine: LabelEvent | None  # this annotator's vote
+    others: tuple[LabelEvent, ...]  # others' votes; empty when others' labels are hidden
+    others_hidden: bool
+    attribution: Attribution
+    adjudication: LabelEvent | None = None
+
+    @property
+    def grid_id(self) -> int:
+        return self.grid.id
+
+    @property
+    def visible_proposal(self) -> Proposal | None:
+        return self.proposal if self.proposal_shown else None
+
+
+class AnnotatorViews:
+    """The read side of one annotator's session: grid views, their history, others' votes."""
+
+    def __init__(
+        self, store: Store, annotator: str, *, blind_share: float, hide_others: bool
+    ) -> None:
+        self.store = store
+        self.annotator = annotator
+        self.blind_share = blind_share
+        self.hide_others = hide_others
+        self.project_id = store.project_id or ""
+        # The prompt is attributed as `memgrid propose` does, without CLIP (highlights only).
+        self.proposer = Proposer(store.entities.all())
+        self._cache: OrderedDict[int, GridView] = OrderedDict()
+        self._lock = threading.Lock()  # the app's workers share the cache
+
+    def view(self, grid_id: int) -> GridView:
+        """The grid's view, from the cache when read ahead, with the votes as they are now."""
+        return self._with_fresh_labels(self.read_ahead(grid_id))
+
+    def read_ahead(self, grid_id: int) -> GridView:
+        """The grid's view from the cache, read and kept first if need be (votes not read)."""
+        with self._lock:
+            view = self._cache.get(grid_id)
+            if view is not None:
+                self._cache.move_to_end(grid_id)
+                return view
+        view = self._read(grid_id)
+        with self._lock:
+            self._cache[grid_id] = view
+            while len(self._cache) > KEEP_VIEWS:
+                self._cache.popitem(last=False)
+        return view
+
+    def forget(self) -> None:
+        """Drop the kept views, so proposals are read again (after a calibration run)."""
+        with self._lock:
+            self._cache.clear()
+
+    def history(self, grid_id: int) -> list[LabelEvent]:
+        """Every event on the grid, undos included, oldest first."""
+        return self.store.labels.events_where(grid_id=grid_id)
+
+    def my_labels(self, limit: int = 500) -> list[LabelEvent]:
+        """This annotator's votes, newest first."""
+        return self.store.labels.votes_where(
+            annotator=self.annotator, newest_first=True, limit=limit
+        )
+
+    def grids(self, grid_ids: Sequence[int]) -> list[Grid]:
+        return self.store.grids.where(ids=list(grid_ids))
+
+    def grids_in_state(self, state: LabelState) -> list[Grid]:
+        """The grids this annotator's vote puts in `state`, oldest vote first."""
+        votes = self.store.labels.votes_where(annotator=self.annotator, state=state)
+        return self.grids([vote.grid_id for vote in votes])
+
+    def disagreements(self) -> dict[int, list[LabelEvent]]:
+        return self.store.labels.disagreements_all()
+
+    def adjudications(self) -> dict[int, LabelEvent]:
+        return self.store.labels.adjudications_where()
+
+    def _read(self, grid_id: int) -> GridView:
+        grid = self.store.grids.get(grid_id)
+        proposal = self.store.proposals.find(grid_id)
+        scores = tuple(self.store.scores.where(grid_ids=[grid_id]))
+        shown = proposal is not None and not in_blind_share(
+            self.project_id, grid_id, self.blind_share
+        )
+        return GridView(
+            grid=grid,
+            proposal=proposal,
+            proposal_shown=shown,
+            scores=scores,
+            heatmap=heatmap_of(scores),
+            mine=None,
+            others=(),
+            others_hidden=self.hide_others,
+            attribution=self.proposer.attribution(grid),
+        )
+
+    def _with_fresh_labels(self, view: GridView) -> GridView:
+        votes = self.store.labels.votes_where(grid_ids=[view.grid_id])
+        mine = next((e for e in votes if e.annotator == self.annotator), None)
+        if self.hide_others:
+            return replace(view, mine=mine)
+        verdicts = self.store.labels.adjudications_where(grid_ids=[view.grid_id])
+        return replace(
+            view,
+            mine=mine,
+            others=tuple(e for e in votes if e.annotator != self.annotator),
+            adjudication=verdicts.get(view.grid_id),
+        )
+
+
+def heatmap_of(scores: Sequence[Score]) -> list[list[float]] | None:
+    """The region consistency map: tiled-l2's when present, else any metric's."""
+    with_map = [s for s in scores if s.heatmap and s.available]
+    preferred = [s for s in with_map if s.metric == HEATMAP_METRIC]
+    chosen = (preferred or with_map or [None])[0]
+    return chosen.heatmap if chosen is not None else None
