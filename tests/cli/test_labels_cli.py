@@ -306,3 +306,58 @@ def test_labels_commands_need_a_label_file(tmp_path: Path, runner: CliRunner) ->
     missing = invoke(runner, "labels", "import", tmp_path / "none.csv", "-p", root)
     assert missing.exit_code == 1 and "file not found" in missing.output
     shutil.rmtree(root)
+
+
+# ---- memgrid label ---------------------------------------------------------------------------
+
+
+def test_label_writes_as_the_app_does_and_keeps_to_leases_and_overlap(
+    tmp_path: Path, runner: CliRunner
+) -> None:
+    from memgrid.db.queue import AnnotationQueue
+
+    renders = make_renders(tmp_path / "renders", RENDERS)
+    root = build_project(runner, tmp_path / "p", renders, RENDERS)
+    with open_project(root) as project:
+        kitchen = grid_of(project, "a photo of kitchen")
+        forest = grid_of(project, "a photo of forest")
+        AnnotationQueue(project.store, "bo").claim(forest)  # bo has the forest on screen
+    result = ok(
+        runner,
+        "label",
+        kitchen,
+        "unintended",
+        "-p",
+        root,
+        "-a",
+        "ana",
+        "--webster",
+        "TV",
+        "--note",
+        "stock watermark",
+        "--json",
+    )
+    written = json.loads(result.output)
+    assert (written["grid_id"], written["category"], written["webster"]) == (
+        kitchen,
+        "unintended",
+        "TV",
+    )
+    leased = invoke(runner, "label", forest, "none", "-p", root, "-a", "ana")
+    assert leased.exit_code == 1
+    assert f"grid {forest}: another annotator holds it in the app" in leased.output
+    done = invoke(runner, "label", kitchen, "none", "-p", root, "-a", "chen")
+    assert done.exit_code == 1 and "1 annotator(s) are done with it already" in done.output
+    ok(runner, "label", kitchen, "none", "-p", root, "-a", "chen", "--overlap", "2")
+    ok(runner, "label", kitchen, "explicit", "-p", root, "-a", "ana")  # a quick fix of her own
+    missing = invoke(runner, "label", 999, "none", "-p", root)
+    assert missing.exit_code == 1 and "grid 999: no grid with this id" in missing.output
+    with open_project(root) as project:
+        votes = {(v.annotator, v.category) for v in project.store.labels.votes_where()}
+        assert votes == {("ana", Category.EXPLICIT), ("chen", Category.NONE)}
+        history = project.store.labels.events_where(grid_id=kitchen)
+        assert history[0].webster is Webster.TEMPLATE_VERBATIM
+        assert history[0].note == "stock watermark"
+        assert not any(e.proposal_shown or e.imported for e in history)
+        # Each command handed its lease back: the kitchen is free for the next annotator.
+        assert AnnotationQueue(project.store, "dan").claim(kitchen)

@@ -1,4 +1,4 @@
-"""`memgrid labels import|export`: label files in and out of a project."""
+"""`memgrid label` (one label from a script) and `memgrid labels import|export` (label files)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,16 @@ from typing import Annotated
 
 import typer
 from memgrid.core.errors import one_line
+from memgrid.core.label_files import time_text
+from memgrid.core.taxonomy import Category, Webster
+from memgrid.tui.commands.annotate import default_annotator
 from memgrid.tui.options import JsonOption, ProjectOption
-from memgrid.tui.services.labels import export_labels, import_labels
+from memgrid.tui.services.labels import export_labels, import_labels, label_grid
 from memgrid.tui.services.project import open_project
 
 
 def register(app: typer.Typer) -> None:
+    app.command("label")(label)
     labels = typer.Typer(
         help="Label files in and out: labels made elsewhere, or this project's.",
         no_args_is_help=True,
@@ -21,6 +25,56 @@ def register(app: typer.Typer) -> None:
     labels.command("import")(labels_import)
     labels.command("export")(labels_export)
     app.add_typer(labels, name="labels")
+
+
+def label(
+    grid: Annotated[int, typer.Argument(help="The grid's id (memgrid show GRID).")],
+    category: Annotated[Category, typer.Argument(help="explicit, implicit, unintended or none.")],
+    project: ProjectOption = None,
+    annotator: Annotated[
+        str | None,
+        typer.Option("--annotator", "-a", help="Who is labelling (default: your login name)."),
+    ] = None,
+    webster: Annotated[
+        Webster | None,
+        typer.Option("--webster", help="Webster's replication type: MV, TV, RV or N."),
+    ] = None,
+    note: Annotated[str, typer.Option("--note", help="A note kept with the label.")] = "",
+    overlap: Annotated[
+        int,
+        typer.Option("--overlap", min=1, help="Annotators wanted per grid, as in annotate."),
+    ] = 1,
+    json_output: JsonOption = False,
+) -> None:
+    """Label one grid from a script or for a quick fix, as the app would (leases and overlap)."""
+    with open_project(project) as opened:
+        event = label_grid(
+            opened,
+            grid,
+            category,
+            annotator=annotator or default_annotator(),
+            webster=webster,
+            note=note,
+            overlap=overlap,
+        )
+    if json_output:
+        typer.echo(
+            json.dumps(
+                {
+                    "event_id": event.id,
+                    "grid_id": event.grid_id,
+                    "annotator": event.annotator,
+                    "category": category.value,
+                    "webster": webster.value if webster else None,
+                    "note": event.note,
+                    "time": time_text(event.created_at),
+                }
+            )
+        )
+        return
+    typer.echo(
+        f"Grid {event.grid_id}: {category.title} by {one_line(event.annotator)} (event {event.id})."
+    )
 
 
 def labels_import(

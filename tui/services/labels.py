@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
-from memgrid.core.errors import InputError
+from memgrid.core.errors import InputError, ProjectError
 from memgrid.core.images import atomic_write
 from memgrid.core.label_files import (
     LABEL_FILE_SUFFIXES,
@@ -26,6 +26,8 @@ from memgrid.core.label_files import (
     read_label_file,
 )
 from memgrid.core.records import GridIdentity, LabelEvent
+from memgrid.core.taxonomy import Category, Webster
+from memgrid.db.queue import AnnotationQueue
 from memgrid.tui.services.project import Project
 
 
@@ -238,3 +240,51 @@ def export_labels(project: Project, path: Path, *, overwrite: bool = False) -> i
     records = current_label_records(project)
     atomic_write(path, label_file_bytes(records, suffix))
     return len(records)
+
+
+# ---- one label from a script ------------------------------------------------------------
+
+
+def label_grid(
+    project: Project,
+    grid_id: int,
+    category: Category,
+    *,
+    annotator: str,
+    webster: Webster | None = None,
+    note: str = "",
+    overlap: int = 1,
+) -> LabelEvent:
+    """Label one grid as the app does: lease it, check it is this annotator's to label, write.
+
+    The write is the store's label write, the one the app makes, and the lease and overlap
+    rule are the annotation queue's: a grid another annotator holds, or that `overlap`
+    others are done with, is refused; relabelling one's own grid is a quick fix, allowed.
+    Nothing was shown, so the event records no proposal.
+    """
+    store = project.store
+    store.grids.get(grid_id)  # NotFoundError naming the grid
+    queue = AnnotationQueue(store, annotator, overlap=overlap)
+    if not queue.claim(grid_id):
+        raise ProjectError(
+            f"grid {grid_id}: another annotator holds it in the app; try again when they move on"
+        )
+    try:
+        if not queue.is_open(grid_id) and not store.labels.votes_where(
+            grid_ids=[grid_id], annotator=annotator
+        ):
+            raise ProjectError(
+                f"grid {grid_id}: {overlap} annotator(s) are done with it already; "
+                "pass --overlap to add another label"
+            )
+        return store.labels.label(
+            grid_id,
+            annotator,
+            category,
+            webster=webster,
+            note=note,
+            proposal_shown=False,
+            proposal_category=None,
+        )
+    finally:
+        queue.release(grid_id)
