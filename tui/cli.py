@@ -18,6 +18,7 @@ from memgrid.tui.commands import (
     project,
     proposing,
     scoring,
+    thresholds,
 )
 from memgrid.tui.errors import (
     ClickException,
@@ -123,6 +124,7 @@ WORKFLOW_ORDER = (
     annotate,
     labels,
     calibration,
+    thresholds,
     export,
     doctor,
 )

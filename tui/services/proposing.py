@@ -10,7 +10,7 @@ accepting a set is one call: `activate_and_propose`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,7 +102,7 @@ def choose_threshold_set(project: Project, choice: str) -> tuple[ThresholdSet, b
             notes=loaded.notes,
             model=loaded.model,
             activate=True,
-            origin=f"file {path}",
+            origin=f"file {path.resolve()}",
         )
         return created, True
     chosen = store.thresholds.find(choice)
@@ -204,9 +204,48 @@ def propose_all(
     store = project.store
     ids = list(store.grids.ids_all() if grid_ids is None else grid_ids)
     report = ProposeReport(grids=len(ids))
+    pending: list[Proposal] = []
+    for proposal in _proposals(project, threshold_set, ids, report, encoder_factory, on_progress):
+        pending.append(proposal)
+        if len(pending) >= PROPOSALS_PER_TRANSACTION:
+            report.proposed += store.proposals.add_many(pending)
+            pending = []
+    report.proposed += store.proposals.add_many(pending)
+    return report
+
+
+def activate_and_propose(project: Project, threshold_set_id: int) -> ProposeReport:
+    """Make a set active and recompute the proposals under it, in one transaction.
+
+    The proposals are computed first (reads only); then the activation and every proposal
+    are written together, so no reader sees the set active without its proposals, and a
+    failure leaves the set that was active before, with its proposals.
+    """
+    store = project.store
+    chosen = store.thresholds.get(threshold_set_id)
+    Thresholds.from_values(chosen.values, source=chosen.label)  # refuse a corrupt stored set
+    ids = store.grids.ids_all()
+    report = ProposeReport(grids=len(ids))
+    proposals = list(_proposals(project, chosen, ids, report))
+    with store.atomic():
+        store.thresholds.activate(chosen.id)
+        report.proposed = store.proposals.add_many(proposals)
+    return report
+
+
+def _proposals(
+    project: Project,
+    threshold_set: ThresholdSet | None,
+    ids: Sequence[int],
+    report: ProposeReport,
+    encoder_factory: EncoderFactory | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> Iterator[Proposal]:
+    """Each scored grid's proposal (counted in `report`); stores nothing itself, except the
+    v0 set that a grid's model first needs when no set is chosen."""
+    store = project.store
     proposer = Proposer.for_project(project, encoder_factory)
     thresholds_by_set: dict[int, Thresholds] = {}
-    pending: list[Proposal] = []
     for done, grid_id in enumerate(ids, start=1):
         scores = store.scores.where(grid_ids=[grid_id])
         if not scores:
@@ -222,24 +261,13 @@ def propose_all(
                     thresholds = Thresholds.from_values(chosen.values, source=chosen.label)
                     thresholds_by_set[chosen.id] = thresholds
                 result = proposer.categorize(grid, scores, thresholds)
-                pending.append(result.proposal(grid_id, chosen.id))
                 report.categories[result.category.value] = (
                     report.categories.get(result.category.value, 0) + 1
                 )
-        if len(pending) >= PROPOSALS_PER_TRANSACTION:
-            report.proposed += store.proposals.add_many(pending)
-            pending = []
+                yield result.proposal(grid_id, chosen.id)
         if on_progress is not None:
             on_progress(done, len(ids))
-    report.proposed += store.proposals.add_many(pending)
     report.clip_unavailable = proposer.clip_failure
-    return report
-
-
-def activate_and_propose(project: Project, threshold_set_id: int) -> ProposeReport:
-    """Accept a threshold set (after calibration) and recompute the proposals under it."""
-    project.store.thresholds.activate(threshold_set_id)
-    return propose_all(project, project.store.thresholds.get(threshold_set_id))
 
 
 def _set_for(
