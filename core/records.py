@@ -177,6 +177,24 @@ class LabelEvent:
 
 
 @dataclass(frozen=True)
+class TriageRecord:
+    """One prompt's triage (`generate --triage-steps`): Wen et al.'s signal over its first
+    steps, and whether it reached the threshold of that run (kept) or not (skipped)."""
+
+    prompt: str
+    model: str
+    settings: dict[str, Any]
+    triage_steps: int
+    seeds: tuple[int, ...]
+    value: float
+    threshold: float
+    kept: bool
+    prompt_id: int = 0
+    prompt_metadata: dict[str, Any] = field(default_factory=dict)
+    created_at: str = ""
+
+
+@dataclass(frozen=True)
 class Entity:
     """A lexicon entry: a name the prompt may mention or imply."""
 

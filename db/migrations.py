@@ -292,8 +292,10 @@ def m005_labels_in_and_out(db: Database) -> None:
         """CREATE TABLE triage_results (
             prompt_id INTEGER NOT NULL REFERENCES prompts(id),
             model TEXT NOT NULL,
+            settings TEXT NOT NULL,
             settings_key TEXT NOT NULL,
             triage_steps INTEGER NOT NULL,
+            seeds TEXT NOT NULL,
             value REAL NOT NULL,
             threshold REAL NOT NULL,
             kept INTEGER NOT NULL,

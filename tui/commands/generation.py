@@ -1,4 +1,5 @@
-"""Generation commands: `memgrid generate` (seed grids + Wen et al. signal) and `memgrid merge`."""
+"""Generation commands: `memgrid generate` (seed grids + Wen et al. signal), `memgrid merge`
+and `memgrid triage` (the stored triage value of every prompt)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from memgrid.core.errors import InputError
+from memgrid.core.errors import InputError, one_line
 from memgrid.core.extras import require_extra
 from memgrid.core.generation.settings import DTYPE_CHOICES, choose_seeds, parse_shard
 from memgrid.db.store import DATABASE_NAME
@@ -18,7 +19,7 @@ from memgrid.tui.services.generation import (
     generate,
     merge_projects,
 )
-from memgrid.tui.services.project import create_project, default_project_dir
+from memgrid.tui.services.project import create_project, default_project_dir, open_project
 
 SKIPPED_PROMPTS_SHOWN = 20
 
@@ -26,6 +27,7 @@ SKIPPED_PROMPTS_SHOWN = 20
 def register(app: typer.Typer) -> None:
     app.command("generate")(generate_command)
     app.command("merge")(merge_command)
+    app.command("triage")(triage_command)
 
 
 def generate_command(
@@ -186,3 +188,41 @@ def merge_command(
 
 def _short(prompt: str, width: int = 70) -> str:
     return prompt if len(prompt) <= width else prompt[: width - 1] + "…"
+
+
+def triage_command(project: ProjectOption = None, json_output: JsonOption = False) -> None:
+    """Every prompt a --triage-steps run scored, kept or skipped, with its Wen et al. value."""
+    with open_project(project) as opened:
+        results = opened.store.triage.all()
+    if json_output:
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "prompt_id": r.prompt_id,
+                        "prompt": r.prompt,
+                        "prompt_meta": r.prompt_metadata,
+                        "model": r.model,
+                        "settings": r.settings,
+                        "triage_steps": r.triage_steps,
+                        "seeds": list(r.seeds),
+                        "wen": r.value,
+                        "threshold": r.threshold,
+                        "kept": r.kept,
+                        "created_at": r.created_at,
+                    }
+                    for r in results
+                ],
+                indent=2,
+            )
+        )
+        return
+    if not results:
+        typer.echo("No triage results: memgrid generate --triage-steps K --triage-threshold T")
+        return
+    for r in results:
+        state = "kept   " if r.kept else "skipped"
+        typer.echo(
+            f"{state}  wen {r.value:8.4f}  ({r.triage_steps} step(s), threshold "
+            f"{r.threshold:g})  {one_line(_short(r.prompt))}"
+        )

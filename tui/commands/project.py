@@ -89,11 +89,12 @@ def project_status(project: Project) -> dict[str, Any]:
         "annotators": store.labels.annotators_all(),
         "proposals": store.proposals.category_counts_all(),
         "active_thresholds": active.label if active else None,
+        "triage": store.triage.counts_all(),
     }
 
 
 def status(project: ProjectOption = None, json_output: JsonOption = False) -> None:
-    """Counts: grids, images, labels by state, proposals by category."""
+    """Counts: grids, images, labels by state, proposals by category, triaged prompts."""
     with open_project(project) as opened:
         facts = project_status(opened)
     if json_output:
@@ -113,6 +114,12 @@ def status(project: ProjectOption = None, json_output: JsonOption = False) -> No
     for category, count in facts["proposals"].items():
         table.add_row(f"proposed {category}", str(count))
     table.add_row("thresholds", facts["active_thresholds"] or "(none yet: run memgrid propose)")
+    triage = facts["triage"]
+    if triage["triaged"]:
+        table.add_row(
+            "triaged prompts",
+            f"{triage['triaged']} ({triage['kept']} kept, {triage['skipped']} skipped)",
+        )
     table.add_row("annotators", ", ".join(facts["annotators"]) or "-")
     table.add_row("storage", f"schema v{facts['schema_version']}, journal {facts['journal_mode']}")
     Console().print(table)

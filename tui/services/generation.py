@@ -28,7 +28,7 @@ from memgrid.core.generation.signal import (
 )
 from memgrid.core.images import CheckedImage, read_image_file
 from memgrid.core.prompt_files import read_prompt_file
-from memgrid.core.records import Grid, Score
+from memgrid.core.records import Grid, Score, TriageRecord
 from memgrid.db.rows import canonical_json, content_key
 from memgrid.tui.services.project import Project, create_project, open_project
 
@@ -230,6 +230,19 @@ def _triage(
         value = mean_first_steps(norms, triage_steps)
         keep = value >= threshold
         report.triage.append(TriageResult(prompt, value, keep))
+        # Kept or skipped, the value is stored: an ROC over every prompt reads the project.
+        project.store.triage.add(
+            TriageRecord(
+                prompt=prompt,
+                model=loaded.name,
+                settings=settings.to_dict(),
+                triage_steps=triage_steps,
+                seeds=tuple(seeds),
+                value=value,
+                threshold=threshold,
+                kept=keep,
+            )
+        )
         triaged += 1
         if keep:
             kept.append((prompt, missing))
@@ -313,6 +326,7 @@ class MergeReport:
     scores_dropped: int = 0
     stale_target_scores: int = 0
     labels_not_merged: int = 0
+    triage_results: int = 0
 
 
 GridKey = tuple[str, str, str]
@@ -413,6 +427,9 @@ def _merge_one(
     added, _ = target.store.prompts.add_many((p.text, p.metadata) for p in store.prompts.all())
     report.prompts_added += added
     report.labels_not_merged += len(store.labels.votes_where())
+    for result in store.triage.all():  # a shard's skipped prompts have no grid to carry it
+        target.store.triage.add(result)
+        report.triage_results += 1
     for grid in store.grids.all():
         complete = merged_seeds[_grid_key(grid)] == set(grid.seeds)
         _merge_grid(source, grid, target, complete, report)
