@@ -19,7 +19,8 @@ from memgrid.core.export.staging import MANIFEST_NAME
 # Bumped when the row layout changes, so readers of old exports can tell.
 # 2: CSV text cells that would run as spreadsheet formulas get a leading quote.
 # 3: `prompt_meta` (flat: prompt_meta.<key>), flat score.<metric>.<field> columns,
-#    `contact_sheet`; imagefolder metadata as metadata.parquet (category a ClassLabel).
+#    `contact_sheet`, labels' `imported_from`; imagefolder metadata as metadata.parquet
+#    (category a ClassLabel).
 EXPORT_LAYOUT_VERSION = 3
 
 

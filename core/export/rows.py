@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import PurePath
 from typing import Any
 
 from memgrid.core.agreement import AgreedLabel, grid_state
@@ -30,8 +31,8 @@ ROW_FIELDS = {
     "features": "the agreed label's features: category, name, tiles of the region map "
     "(empty: the whole image)",
     "webster": "Webster's replication type (MV, TV, RV, N) where the labels give one",
-    "labels": "every annotator's current label, and adjudications, with time and whether "
-    "the proposal was shown",
+    "labels": "every annotator's current label, and adjudications, with time, whether "
+    "the proposal was shown, and the label file it was imported from (null: typed in memgrid)",
     "proposal": "the categorizer's proposal under the active threshold set (name, "
     "version), with score, margin and reasons",
     "scores": "metric -> the latest stored run: version, params, values, heat map; flat "
@@ -113,6 +114,9 @@ def _label(event: LabelEvent) -> dict[str, Any]:
         "note": event.note,
         "proposal_shown": event.proposal_shown,
         "time": datetime.fromtimestamp(event.created_at, UTC).isoformat(timespec="milliseconds"),
+        # The label file it came from (its name: a full path would leak the importer's
+        # folders into a shared dataset); null when typed in memgrid.
+        "imported_from": PurePath(event.origin).name if event.origin else None,
     }
 
 

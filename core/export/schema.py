@@ -66,6 +66,7 @@ def parquet_schema(pa: Any, columns: DataColumns) -> Any:
             ("note", pa.string()),
             ("proposal_shown", pa.bool_()),
             ("time", pa.string()),
+            ("imported_from", pa.string()),
         ]
     )
     threshold_set = pa.struct([("id", pa.int64()), ("name", pa.string()), ("version", pa.int32())])
