@@ -151,6 +151,34 @@ class Proposal:
 
 
 @dataclass(frozen=True)
+class GridTable:
+    """Every grid without its images, as columns: what a report over all grids groups by.
+
+    Columns, not a record per grid: a report reads 100,000 grids at once. `ids` ascend;
+    the other lists run alongside. Prompts and settings are looked up by key, since many
+    grids share them.
+    """
+
+    ids: list[int]
+    prompt_ids: list[int]
+    models: list[str]
+    settings_keys: list[str]
+    sources: list[str]
+    prompts: dict[int, str]
+    prompt_metadata: dict[int, dict[str, Any]]
+    settings: dict[str, dict[str, Any]]  # by settings key
+
+
+@dataclass(frozen=True)
+class ProposedLabels:
+    """The active proposal's category and Webster type of every grid that has one, as columns."""
+
+    grid_ids: list[int]
+    categories: list[Category]
+    webster: list[Webster | None]
+
+
+@dataclass(frozen=True)
 class LabelEvent:
     """One append-only annotation action; the current label is derived from these."""
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from memgrid.core.errors import NotFoundError
 from memgrid.core.provenance import extend_provenance
-from memgrid.core.records import Grid, GridIdentity, GridImage
+from memgrid.core.records import Grid, GridIdentity, GridImage, GridTable
 from memgrid.db.rows import (
     GRID_COLUMNS,
     IDS_PER_QUERY,
@@ -135,9 +135,43 @@ class Grids(Noun):
     def ids_all(self) -> list[int]:
         return [row[0] for row in self.store.rows("SELECT id FROM grids ORDER BY id")]
 
+    def ids_where(self, *, prompt_id: int) -> list[int]:
+        """The grids of one prompt, one per model and settings, in model order."""
+        return [
+            row[0]
+            for row in self.store.rows(
+                "SELECT id FROM grids WHERE prompt_id = ? ORDER BY model, settings_key, id",
+                (prompt_id,),
+            )
+        ]
+
     def models_all(self) -> dict[int, str]:
         """Each grid's generator model, by grid id."""
         return {row[0]: row[1] for row in self.store.rows("SELECT id, model FROM grids")}
+
+    def table_all(self) -> GridTable:
+        """Every grid without its images, as columns (see GridTable), in id order."""
+        store = self.store
+        rows = store.rows(
+            "SELECT id, prompt_id, model, settings_key, source FROM grids ORDER BY id"
+        )
+        ids, prompt_ids, models, settings_keys, sources = (
+            (list(column) for column in zip(*rows, strict=True)) if rows else ([], [], [], [], [])
+        )
+        prompts, metadata, parsed = {}, {}, {}
+        for prompt_id, text, metadata_text in store.rows("SELECT id, text, metadata FROM prompts"):
+            prompts[prompt_id] = text
+            # Most prompts share a metadata text (`{}`): parse each once, share the dict.
+            if metadata_text not in parsed:
+                parsed[metadata_text] = json.loads(metadata_text)
+            metadata[prompt_id] = parsed[metadata_text]
+        settings = {
+            key: json.loads(text)
+            for key, text in store.rows("SELECT DISTINCT settings_key, settings FROM grids")
+        }
+        return GridTable(
+            ids, prompt_ids, models, settings_keys, sources, prompts, metadata, settings
+        )
 
     @property
     def count(self) -> int:

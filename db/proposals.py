@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 
-from memgrid.core.records import Proposal
-from memgrid.core.taxonomy import Category
+from memgrid.core.records import Proposal, ProposedLabels
+from memgrid.core.taxonomy import Category, Webster
 from memgrid.db.rows import PROPOSAL_COLUMNS, Noun, now_text, placeholders, proposal_record
 
 # The set a grid's proposal is read under: the active set for its model, else the
@@ -74,6 +74,24 @@ class Proposals(Noun):
                 list(grid_ids),
             )
         ]
+
+    def active_labels_all(self) -> ProposedLabels:
+        """Every grid's proposed category and Webster type under the set active for its model."""
+        rows = self.store.rows(
+            f"""SELECT g.id, p.category, p.webster FROM grids g
+            JOIN proposals p ON p.grid_id = g.id AND p.threshold_set_id = {ACTIVE_SET_OF_GRID}
+            ORDER BY g.id"""
+        )
+        if not rows:
+            return ProposedLabels([], [], [])
+        grid_ids, categories, webster = zip(*rows, strict=True)
+        category_of = {category.value: category for category in Category}
+        webster_of = {kind.value: kind for kind in Webster}
+        return ProposedLabels(
+            list(grid_ids),
+            [category_of[value] for value in categories],
+            [webster_of.get(value) for value in webster],
+        )
 
     def category_counts_all(self) -> dict[str, int]:
         """Proposals per category under each grid's active threshold set."""

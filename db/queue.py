@@ -55,8 +55,12 @@ class AnnotationQueue:
         lease_seconds: float = 600.0,
         read_ahead: int = 4,
         clock: Callable[[], float] = time.time,
+        only: Sequence[int] = (),
     ) -> None:
         self.store = store
+        # A fixed list (`memgrid annotate --grids-from`): these grids in this order, done or
+        # not, since the point is to look at them again; leases still apply.
+        self.only = tuple(dict.fromkeys(only))
         self.annotator = annotator
         self.order = order
         self.overlap = overlap
@@ -89,6 +93,8 @@ class AnnotationQueue:
                 self.release(grid_id)
         skipped = self.store.labels.votes_where(annotator=self.annotator, state=LabelState.SKIPPED)
         for grid_id in (vote.grid_id for vote in skipped):
+            if self.only and grid_id not in self.only:
+                continue
             if grid_id != current and self.claim(grid_id):
                 return grid_id
         return None
@@ -107,6 +113,9 @@ class AnnotationQueue:
 
     def next_open(self, limit: int = 1, exclude: Sequence[int] = ()) -> list[int]:
         """The first `limit` grids open to the annotator, in the queue's order."""
+        if self.only:
+            excluded_ids = set(exclude)
+            return [grid_id for grid_id in self.only if grid_id not in excluded_ids][:limit]
         params = self._params(limit=limit)
         excluded = ",".join(str(int(g)) for g in exclude) or "-1"
         keyed_set = self._only_active_set() if self.order in _INDEXED_ORDERS else None
@@ -123,6 +132,8 @@ class AnnotationQueue:
 
     def is_open(self, grid_id: int) -> bool:
         """Whether the grid is open to the annotator now (a grid fetched ahead may not be)."""
+        if self.only:
+            return True  # a listed grid is shown even when done: it is there to be looked at
         row = self.store.row(
             f"SELECT {_OPEN_TO_ANNOTATOR.format(grid=':grid')}", self._params(grid=grid_id)
         )

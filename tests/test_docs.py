@@ -22,7 +22,7 @@ NOT_RUN_HERE = {
     "annotate": "the interactive app (tests/app/test_real_terminal.py runs it in a pty)",
 }
 YOUR_WEIGHTS = "/models/"  # a path to the reader's own weights
-EXAMPLE_GRIDS = 3  # two in examples/renders/, one in examples/manifest.jsonl
+EXAMPLE_GRIDS = 4  # three in examples/renders/, one in examples/manifest.jsonl
 
 
 def command_paths(group, prefix: str = "memgrid") -> list[tuple[str, object]]:

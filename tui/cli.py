@@ -17,6 +17,7 @@ from memgrid.tui.commands import (
     labels,
     project,
     proposing,
+    report,
     scoring,
     thresholds,
 )
@@ -125,6 +126,7 @@ WORKFLOW_ORDER = (
     labels,
     calibration,
     thresholds,
+    report,
     export,
     doctor,
 )

@@ -17,3 +17,7 @@ ProjectOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+BootstrapSeedOption = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")]
+BootstrapsOption = Annotated[
+    int, typer.Option("--bootstraps", min=0, help="Bootstrap resamples for the 95% intervals.")
+]

@@ -19,5 +19,5 @@ def test_help_lists_the_commands_in_workflow_order() -> None:
     result = CliRunner().invoke(app, ["--help"])
     assert result.exit_code == 0, result.output
     listed = [line.split()[0] for line in result.output.split("Commands:")[1].splitlines() if line]
-    workflow = ["init", "generate", "score", "propose", "annotate", "calibrate", "export"]
+    workflow = ["init", "generate", "score", "propose", "annotate", "calibrate", "report", "export"]
     assert [command for command in listed if command in workflow] == workflow

@@ -57,6 +57,7 @@ KEY_ACTIONS: dict[str, tuple[str, str, str]] = {
     "heatmap": ("h", "heat map", "heat map over the seeds, on/off"),
     "zoom": ("z", "zoom", "zoom one seed (left/right for the others)"),
     "history": ("r", "reopen", "reopen an earlier label and see its history"),
+    "other_model": ("o", "other model", "this prompt under the next model (e.g. mitigated)"),
     "skipped": ("S", "skipped", "list skipped grids"),
     "flagged": ("F", "flagged", "list flagged grids"),
     "adjudicate": ("A", "adjudicate", "adjudication queue: grids where annotators disagree"),
@@ -103,6 +104,7 @@ class AppSettings:
     image_protocol: str = "halfcell"
     keys: dict[str, str] = field(default_factory=lambda: default_keys())
     annotate: AnnotateOptions = field(default_factory=AnnotateOptions)
+    grid_ids: tuple[int, ...] = ()
 
     def session_options(self) -> SessionOptions:
         return SessionOptions(
@@ -114,6 +116,7 @@ class AppSettings:
             blind_share=self.annotate.blind_share,
             lease_seconds=self.annotate.lease_seconds,
             prefetch=self.annotate.prefetch,
+            grid_ids=self.grid_ids,
         )
 
     @classmethod

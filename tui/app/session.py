@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from memgrid.core.errors import NotFoundError
 from memgrid.core.records import LabelEvent, QueueOrder
@@ -39,6 +39,7 @@ class SessionOptions:
     blind_share: float = 0.1  # share of grids shown without the proposal (docs/design.md, "Calibration and agreement")
     lease_seconds: float = 600.0
     prefetch: int = 4
+    grid_ids: tuple[int, ...] = ()  # --grids-from: only these grids, in this order
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ class AnnotationSession:
             lease_seconds=options.lease_seconds,
             read_ahead=options.prefetch,
             clock=clock,
+            only=options.grid_ids,
         )
         self.views = AnnotatorViews(
             store,
@@ -216,6 +218,24 @@ class AnnotationSession:
             self.position = max(self.position, 0)
             self.queue.claim(grid_id)
             return Outcome(self.current(), f"Reopened grid {grid_id}.", self.progress())
+
+    def other_model(self) -> Outcome:
+        """The prompt on screen under the next model that has a grid of it, in turn.
+
+        Shown as a reopened grid: its label returns the annotator to where they were. This
+        is how a copy is judged before and after a mitigation: by looking at both.
+        """
+        with self._lock:
+            view = self._require_current()
+            models = self.store.grids.ids_where(prompt_id=view.grid.prompt_id)
+            if len(models) < 2:
+                return Outcome(view, "No other model has a grid of this prompt.", self.progress())
+            number = (models.index(view.grid_id) + 1) % len(models)
+            outcome = self.reopen(models[number])
+            message = (
+                f"Grid {models[number]}: this prompt under model {number + 1} of {len(models)}."
+            )
+            return replace(outcome, message=message)
 
     # ---- label actions ---------------------------------------------------------------
 

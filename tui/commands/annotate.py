@@ -16,6 +16,7 @@ from memgrid.core.errors import InputError
 from memgrid.core.records import QueueOrder
 from memgrid.tui.options import ProjectOption
 from memgrid.tui.services.project import open_project
+from memgrid.tui.services.report import grids_from as grids_from_report
 from memgrid.tui.services.terminal import export_colour_depth
 
 
@@ -57,6 +58,16 @@ def annotate(
             show_default=False,
         ),
     ] = None,
+    grids_from: Annotated[
+        Path | None,
+        typer.Option(
+            "--grids-from",
+            metavar="REPORT.json",
+            help="Only the grids a saved report lists (memgrid report --compare A B --json), "
+            "in its order, labelled or not; o shows a grid's prompt under the other models.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Label seed grids: one key per category, Enter accepts the proposal, all saved at once.
 
@@ -73,6 +84,7 @@ def annotate(
         blind=blind,
         overlap=overlap,
         image_protocol=image_protocol,
+        grids_from=grids_from,
     )
 
 
@@ -85,6 +97,7 @@ def run_annotate(
     blind: bool = False,
     overlap: int = 1,
     image_protocol: str | None = None,
+    grids_from: Path | None = None,
 ) -> None:
     """Open the project, read the config, settle the image protocol, run the app."""
     queue_order = QueueOrder.parse(order, "--order")
@@ -97,6 +110,7 @@ def run_annotate(
     from memgrid.tui.app.image_protocol import load_image_widget, requested_protocol
 
     with open_project(project) as opened:
+        listed = () if grids_from is None else grids_from_report(opened, grids_from)
         config = load_config(opened.root)
         # Before textual-image is imported: it probes the terminal then, and never again.
         protocol, _ = load_image_widget(requested_protocol(image_protocol))
@@ -108,6 +122,7 @@ def run_annotate(
             overlap=overlap,
             hide_others=blind,
             image_protocol=protocol,
+            grid_ids=listed,
         )
         app = make_app(opened, settings)
         tune_for_interaction()  # full garbage collections only while the annotator pauses

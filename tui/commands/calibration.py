@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from memgrid.core.calibration import DEFAULT_BOOTSTRAPS, DEFAULT_SEED, parse_objective
 from memgrid.core.interrater import AgreementReport
-from memgrid.tui.options import JsonOption, ProjectOption
+from memgrid.tui.options import BootstrapSeedOption, BootstrapsOption, JsonOption, ProjectOption
 from memgrid.tui.services.calibration import CalibrationRun, calibrate_project, project_agreement
 from memgrid.tui.services.calibration_report import (
     SIGNAL_HEADERS,
@@ -59,10 +59,8 @@ def calibrate(
             "recompute the proposals.",
         ),
     ] = False,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = DEFAULT_SEED,
-    bootstraps: Annotated[
-        int, typer.Option("--bootstraps", min=0, help="Bootstrap resamples for the 95% intervals.")
-    ] = DEFAULT_BOOTSTRAPS,
+    seed: BootstrapSeedOption = DEFAULT_SEED,
+    bootstraps: BootstrapsOption = DEFAULT_BOOTSTRAPS,
     plots: Annotated[
         bool, typer.Option("--plots/--no-plots", help="Draw histograms and the ROC curve.")
     ] = True,

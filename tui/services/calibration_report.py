@@ -82,7 +82,7 @@ def _centres(edges: Sequence[float]) -> list[float]:
 # ---------------------------------------------------------------- terminal
 
 
-def _figure(width: int, height: int) -> Any:
+def plot_figure(width: int, height: int) -> Any:
     import plotext as plt  # deferred: only plots need it
 
     figure = plt.figure
@@ -109,7 +109,7 @@ def terminal_histogram(
     histogram = _histogram(summary, signal)
     if histogram is None or not histogram["counts"]:
         return ""
-    figure = _figure(width, height)
+    figure = plot_figure(width, height)
     centres = _centres(histogram["edges"])
     top = max(max(counts) for counts in histogram["counts"].values()) or 1
     legend = []
@@ -122,7 +122,7 @@ def terminal_histogram(
         figure.draw(figure.signal([value, value], [0, top], marker=marker).lines())
         legend.append(f"{marker} {label}")
     figure.title(f"{signal}: grids per human label")
-    return _built(figure, colour) + _legend_lines(legend, width)
+    return built_plot(figure, colour) + legend_lines(legend, width)
 
 
 def terminal_roc(
@@ -136,7 +136,7 @@ def terminal_roc(
     fits = roc_signals(summary)
     if not fits:
         return ""
-    figure = _figure(width, height)
+    figure = plot_figure(width, height)
     figure.draw(figure.signal([0.0, 1.0], [0.0, 1.0], marker="·").lines())
     legend = []
     for number, fit in enumerate(fits, start=1):
@@ -144,10 +144,10 @@ def terminal_roc(
         figure.draw(figure.signal(list(xs), list(ys), marker=str(number)).lines())
         legend.append(f"{number} {fit['signal']} (AUC {fit['auc']:.3f})")
     figure.title("ROC, memorized vs not (x: FPR, y: TPR)")
-    return _built(figure, colour) + _legend_lines(legend, width)
+    return built_plot(figure, colour) + legend_lines(legend, width)
 
 
-def _legend_lines(entries: Sequence[str], width: int) -> str:
+def legend_lines(entries: Sequence[str], width: int) -> str:
     """The legend under a plot, wrapped to the plot's width."""
     lines, line = [], ""
     for entry in entries:
@@ -158,7 +158,7 @@ def _legend_lines(entries: Sequence[str], width: int) -> str:
     return "\n".join([*lines, line]) + "\n"
 
 
-def _built(figure: Any, colour: bool) -> str:
+def built_plot(figure: Any, colour: bool) -> str:
     figure.legend(False)
     return str(figure.build().string(colorless=not colour))
 
@@ -166,11 +166,20 @@ def _built(figure: Any, colour: bool) -> str:
 # ---------------------------------------------------------------- HTML
 
 
-def _svg_frame(
-    width: int, height: int, x_range: tuple[float, float], y_range: tuple[float, float]
+def svg_frame(
+    width: int,
+    height: int,
+    x_range: tuple[float, float],
+    y_range: tuple[float, float],
+    *,
+    y_labels: Sequence[tuple[float, str]] | None = None,
+    left: int = 48,
 ) -> tuple[list[str], Any]:
-    """An SVG canvas with axes and ticks, and a function mapping data to pixels."""
-    left, right, top, bottom = 48, 12, 12, 32
+    """An SVG canvas with axes and ticks, and a function mapping data to pixels.
+
+    `y_labels` (value, text) replace the numeric y ticks: the rows of a forest plot.
+    """
+    right, top, bottom = 12, 12, 32
     (x0, x1), (y0, y1) = x_range, y_range
     x1 = x1 if x1 > x0 else x0 + 1.0
     y1 = y1 if y1 > y0 else y0 + 1.0
@@ -196,11 +205,19 @@ def _svg_frame(
         parts.append(
             f'<text x="{px}" y="{height - bottom + 14}" text-anchor="{anchor}">{x_value:.3g}</text>'
         )
-        parts.append(f'<text x="{left - 4}" y="{py + 4}" text-anchor="end">{y_value:.3g}</text>')
+        if y_labels is None:
+            parts.append(
+                f'<text x="{left - 4}" y="{py + 4}" text-anchor="end">{y_value:.3g}</text>'
+            )
+    for y_value, text in y_labels or ():
+        _, py = to_pixels(x0, y_value)
+        parts.append(
+            f'<text x="{left - 4}" y="{py + 4}" text-anchor="end">{html.escape(text)}</text>'
+        )
     return parts, to_pixels
 
 
-def _polyline(points: Sequence[tuple[float, float]], colour: str, dash: str = "") -> str:
+def svg_polyline(points: Sequence[tuple[float, float]], colour: str, dash: str = "") -> str:
     coordinates = " ".join(f"{x},{y}" for x, y in points)
     dashed = f' stroke-dasharray="{dash}"' if dash else ""
     return (
@@ -208,7 +225,7 @@ def _polyline(points: Sequence[tuple[float, float]], colour: str, dash: str = ""
     )
 
 
-def _legend(entries: Sequence[tuple[str, str]]) -> str:
+def svg_legend(entries: Sequence[tuple[str, str]]) -> str:
     items = "".join(
         f'<span style="color:{colour}">&#9632;</span> {html.escape(text)} &nbsp; '
         for text, colour in entries
@@ -228,39 +245,41 @@ def svg_histogram(
     marks = threshold_marks(summary, signal)
     # The axis reaches every threshold drawn, so no line falls outside the frame.
     values = [edges[0], edges[-1], *(value for _, value in marks)]
-    parts, to_pixels = _svg_frame(width, height, (min(values), max(values)), (0.0, float(top)))
+    parts, to_pixels = svg_frame(width, height, (min(values), max(values)), (0.0, float(top)))
     legend = []
     for category, counts in histogram["counts"].items():
         steps = []
         for index, count in enumerate(counts):
             steps += [to_pixels(edges[index], count), to_pixels(edges[index + 1], count)]
         colour = CATEGORY_COLOURS.get(category, "#333")
-        parts.append(_polyline(steps, colour))
+        parts.append(svg_polyline(steps, colour))
         legend.append((f"human: {category}", colour))
     for index, (label, value) in enumerate(marks):
         colour = "#444" if "now" in label else "#000"
         dash = "6,4" if "now" in label else "2,2"
-        parts.append(_polyline([to_pixels(value, 0.0), to_pixels(value, float(top))], colour, dash))
+        parts.append(
+            svg_polyline([to_pixels(value, 0.0), to_pixels(value, float(top))], colour, dash)
+        )
         legend.append((label + (" (dashed)" if index == 0 else " (dotted)"), colour))
     parts.append("</svg>")
-    return "".join(parts) + _legend(legend)
+    return "".join(parts) + svg_legend(legend)
 
 
 def svg_roc(summary: Mapping[str, Any], width: int = 420, height: int = 380) -> str:
     fits = roc_signals(summary)
     if not fits:
         return ""
-    parts, to_pixels = _svg_frame(width, height, (0.0, 1.0), (0.0, 1.0))
-    parts.append(_polyline([to_pixels(0.0, 0.0), to_pixels(1.0, 1.0)], "#bbb", "4,4"))
+    parts, to_pixels = svg_frame(width, height, (0.0, 1.0), (0.0, 1.0))
+    parts.append(svg_polyline([to_pixels(0.0, 0.0), to_pixels(1.0, 1.0)], "#bbb", "4,4"))
     legend = []
     for fit, colour in zip(fits, CURVE_COLOURS, strict=False):
-        parts.append(_polyline([to_pixels(x, y) for x, y in fit["roc"]], colour))
+        parts.append(svg_polyline([to_pixels(x, y) for x, y in fit["roc"]], colour))
         legend.append((f"{fit['signal']} (AUC {fit['auc']:.3f})", colour))
     parts.append("</svg>")
-    return "".join(parts) + _legend(legend)
+    return "".join(parts) + svg_legend(legend)
 
 
-def _number(value: Any, digits: int = 3) -> str:
+def number_text(value: Any, digits: int = 3) -> str:
     if value is None:
         return "–"
     if isinstance(value, float):
@@ -273,9 +292,9 @@ def interval_text(value: Any, interval: Sequence[float] | None, digits: int = 3)
     if value is None:
         return "–"
     if not interval:
-        return _number(value, digits)
+        return number_text(value, digits)
     short = max(digits - 1, 1)
-    return f"{_number(value, digits)} [{interval[0]:.{short}f}, {interval[1]:.{short}f}]"
+    return f"{number_text(value, digits)} [{interval[0]:.{short}f}, {interval[1]:.{short}f}]"
 
 
 def signal_rows(summary: Mapping[str, Any]) -> list[list[str]]:
@@ -290,7 +309,7 @@ def signal_rows(summary: Mapping[str, Any]) -> list[list[str]]:
             f"{fit['positives']}/{fit['negatives']}",
             interval_text(fit["auc"], fit["auc_interval"]),
             interval_text(fit["tpr_at_1pct_fpr"], fit["tpr_interval"]),
-            _number(fit["average_precision"]),
+            number_text(fit["average_precision"]),
             interval_text(fit["threshold"], fit["threshold_interval"]),
             fit["note"] or "",
         ]
@@ -309,7 +328,7 @@ def threshold_rows(summary: Mapping[str, Any]) -> list[list[str]]:
     return [
         [
             key,
-            _number(summary["current"].get(key), 4),
+            number_text(summary["current"].get(key), 4),
             interval_text(summary["fitted"].get(key), intervals.get(key), 4),
             fits.get(key, "kept"),
         ]
@@ -343,7 +362,7 @@ def confusion_headers(evaluation: Mapping[str, Any]) -> list[str]:
     return ["human \\ proposed", *evaluation["categories"], "recall [CI]", "precision [CI]"]
 
 
-def _html_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def html_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in rows
@@ -351,7 +370,7 @@ def _html_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-_STYLE = """
+HTML_STYLE = """
 body { font-family: sans-serif; margin: 2em; color: #222; max-width: 1100px; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
 th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
@@ -371,7 +390,7 @@ def html_report(runs: Sequence[Mapping[str, Any]]) -> str:
     body = "\n".join(_html_run(run) for run in runs)
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
-        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
+        f"<title>{html.escape(title)}</title><style>{HTML_STYLE}</style></head><body>"
         f"{body}</body></html>\n"
     )
 
@@ -390,13 +409,13 @@ def _html_run(run: Mapping[str, Any]) -> str:
     ]
     sections += [f'<p class="warning">warning: {html.escape(w)}</p>' for w in summary["warnings"]]
     sections.append("<h2>Thresholds</h2>")
-    sections.append(_html_table(THRESHOLD_HEADERS, threshold_rows(summary)))
+    sections.append(html_table(THRESHOLD_HEADERS, threshold_rows(summary)))
     best = summary.get("best_signal")
     sections.append(
         "<h2>Signals: memorized vs not</h2>"
         + (f"<p>Best separating signal: <b>{html.escape(best)}</b></p>" if best else "")
     )
-    sections.append(_html_table(SIGNAL_HEADERS, signal_rows(summary)))
+    sections.append(html_table(SIGNAL_HEADERS, signal_rows(summary)))
     for name in ("before", "after"):
         evaluation = summary.get(name)
         if evaluation:
@@ -404,7 +423,7 @@ def _html_run(run: Mapping[str, Any]) -> str:
                 f"<h2>Confusion matrix {name} (macro-F1 "
                 f"{interval_text(evaluation['macro_f1'], evaluation['macro_f1_interval'])})</h2>"
             )
-            sections.append(_html_table(confusion_headers(evaluation), confusion_rows(evaluation)))
+            sections.append(html_table(confusion_headers(evaluation), confusion_rows(evaluation)))
     plots = [
         (f"{signal}: grids per human label", svg_histogram(summary, signal))
         for signal in plotted_signals(summary)

@@ -52,6 +52,9 @@ class AnnotateScreen(SessionScreen):
     def action_undo(self) -> None:
         self.submit("undo", self.session.undo)
 
+    def action_other_model(self) -> None:
+        self.submit("other model", self.session.other_model)
+
     def action_back(self) -> None:
         self.submit("back", self.session.back)
 
