@@ -167,7 +167,9 @@ def test_imported_labels_are_marked_with_their_file(tmp_path: Path, runner: CliR
         assert text.startswith("chen (imported from colleague.csv): ")
     # A dataset says which labels came from a file (by its name: no local folders leak).
     ok(runner, "export", "-f", "jsonl", "-o", tmp_path / "out", "-p", root)
-    rows = [json.loads(line) for line in (tmp_path / "out" / "grids.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line) for line in (tmp_path / "out" / "grids.jsonl").read_text().splitlines()
+    ]
     [labelled] = [row for row in rows if row["labels"]]
     assert [label["imported_from"] for label in labelled["labels"]] == ["colleague.csv"]
 
