@@ -58,6 +58,10 @@ MAX_TEXT = 10_000  # a note or prompt longer than this is not a label file's
 MAX_NAME = 200  # annotator names and event ids
 LATEST_TIME = 4_102_444_800.0  # 2100-01-01: a later time is a typo or milliseconds
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no", "")
+# Each choice by its lower-case name: a row may say "TV" or "tv", "None" or "none".
+_MEMBERS: dict[type, dict[str, Any]] = {
+    kind: {member.value.lower(): member for member in kind} for kind in (Category, Webster)
+}
 
 
 @dataclass(frozen=True)
@@ -250,11 +254,11 @@ class _Row:
         value = self.text(key, MAX_NAME)
         if value is None:
             return None
-        for member in kind:
-            if value.strip().lower() == member.value.lower():
-                return member
-        choices = ", ".join(member.value for member in kind)
-        raise self.fail(f"{key} {value!r} is not one of {choices}")
+        member = _MEMBERS[kind].get(value.strip().lower())
+        if member is None:
+            choices = ", ".join(known.value for known in kind)
+            raise self.fail(f"{key} {value!r} is not one of {choices}")
+        return member
 
     def grid_id(self) -> int | None:
         value = self.values.get("grid_id")

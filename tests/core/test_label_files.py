@@ -57,6 +57,29 @@ def test_a_webster_style_csv_reads_with_categories_from_the_types(tmp_path: Path
     assert not any(r.proposal_shown for r in read.records)  # memgrid showed them nothing
 
 
+@pytest.mark.parametrize(
+    ("key", "kind"), [("category", Category), ("webster", Webster)], ids=["category", "webster"]
+)
+def test_choices_are_read_whatever_their_case(
+    tmp_path: Path, key: str, kind: type[Category] | type[Webster]
+) -> None:
+    def label_file(name: str, spellings: list[str]) -> Path:
+        rows = "".join(f"{n},ana,{spelling}\n" for n, spelling in enumerate(spellings, start=1))
+        return write(tmp_path, name, f"grid_id,annotator,{key}\n{rows}")
+
+    members = [member for member in kind for _ in range(3)]
+    spellings = [
+        spelling
+        for member in kind
+        for spelling in (member.value.lower(), member.value.upper(), f" {member.value.title()} ")
+    ]
+    records = read_label_file(label_file("cases.csv", spellings)).records
+    assert [getattr(record, key) for record in records] == members
+    # The event id comes from what a row means: "TV" and " tv " are the same label.
+    exact = read_label_file(label_file("exact.csv", [member.value for member in members]))
+    assert [r.event_id for r in exact.records] == [r.event_id for r in records]
+
+
 def test_every_column_of_a_jsonl_row(tmp_path: Path) -> None:
     path = jsonl(
         tmp_path,
