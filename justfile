@@ -38,7 +38,7 @@ venv KIND:
     if [ -f ".venv/.memgrid-all-$hash" ] || [ -f ".venv/.memgrid-{{KIND}}-$hash" ]; then exit 0; fi
     [ -x .venv/bin/python ] || {{python}} -m venv .venv
     .venv/bin/python -m pip install --quiet --upgrade pip
-    if [ "{{KIND}}" = "all" ]; then spec=".[gen,export,dev]"; else spec="."; fi
+    if [ "{{KIND}}" = "all" ]; then spec=".[gen,export,ray,slurm,dev]"; else spec="."; fi
     echo "Installing memgrid $spec into .venv ..."
     .venv/bin/python -m pip install --quiet -e "$spec"
     rm -f .venv/.memgrid-*

@@ -1,14 +1,19 @@
-"""Benchmark `memgrid generate`: images per second and peak GPU memory per batch size,
-the cost of recording the Wen et al. signal, and the triage pass's time per prompt.
+"""Benchmark `memgrid generate` against a plain diffusers pipeline call, in one run: images
+per second at the same batch size, dtype and scheduler, with and without --compile; the cost
+of recording the Wen et al. signal; and the triage pass's time per prompt.
 
-    python bench/generate.py --model runwayml/stable-diffusion-v1-5 --device cuda
-    python bench/generate.py --device cuda          # SD-1.5-shaped, random weights
-    python bench/generate.py --tiny --device cpu    # the tests' tiny pipeline
+    python bench/generate.py --model stable-diffusion-v1-5/stable-diffusion-v1-5 --device cuda
+    python bench/generate.py --device cuda --compile    # SD-1.5-shaped, random weights
+    python bench/generate.py --tiny --device cpu         # the tests' tiny pipeline
 
 With no --model it builds a full-size SD-1.5-shaped pipeline with random weights (the
 SD 1.5 UNet, VAE and ViT-L/14 text encoder shapes), so speed can be measured without a
-download; the images are noise, the timings are those of SD 1.5. Timings go through the
-same `sample_grid` / `triage_norms` code as `memgrid generate`, PNG encoding included.
+download; the images are noise, the timings are those of SD 1.5.
+
+"diffusers" is `pipe(prompt, num_images_per_prompt=B, generator=[one per seed])` on an
+untouched copy of the same pipeline, returning PIL images. "memgrid" is `sample_grid`, the
+loop `memgrid generate` runs: the same call plus the signal's hook and PNG encoding of every
+image. "memgrid --compile" adds fused QKV projections, channels_last and torch.compile.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
+from memgrid.core.generation import loading
 from memgrid.core.generation import pipeline as generation
 from memgrid.core.generation.synthetic import build_random_pipeline
 
@@ -45,12 +51,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tiny", action="store_true", help="the tiny random pipeline (CPU)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="auto", choices=["auto", "fp16", "bf16", "fp32"])
-    parser.add_argument("--batch-sizes", default=None, help="comma-separated (default 1,4,8,16)")
+    parser.add_argument("--batch-sizes", default=None, help="comma-separated (default 1,4,16)")
     parser.add_argument("--images", type=int, default=16, help="images timed per batch size")
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--guidance", type=float, default=7.5)
     parser.add_argument("--size", type=int, default=None, help="default: the model's")
     parser.add_argument("--scheduler", default=None)
+    parser.add_argument("--compile", action="store_true", help="also time memgrid --compile")
     parser.add_argument("--triage-prompts", type=int, default=8)
     parser.add_argument("--triage-seeds", type=int, default=4)
     parser.add_argument("--triage-steps", type=int, default=1)
@@ -60,30 +67,39 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def load(args: argparse.Namespace) -> tuple[Any, str, float]:
+def load(args: argparse.Namespace) -> tuple[Any, Any, str, float]:
+    """memgrid's loaded model and an untouched copy of the same pipeline for plain diffusers."""
     started = time.perf_counter()
     if args.model:
-        loaded = generation.load_model(
+        memgrid_model = loading.load_model(
             args.model, device=args.device, dtype=args.dtype, scheduler=args.scheduler
         )
+        source = loading.find_model(args.model)
+        plain = loading.load_model(
+            source, device=memgrid_model.device, dtype=memgrid_model.dtype, scheduler=args.scheduler
+        ).pipeline
         description = args.model
     else:
         shape = "tiny" if args.tiny else "sd15"
-        device = generation.resolve_device(args.device)
-        dtype = generation.resolve_dtype(args.dtype, device)
-        pipeline = build_random_pipeline(shape, device=device)
-        loaded = generation.prepare_model(
-            pipeline, f"random-{shape}", device, dtype, args.scheduler
+        device = loading.resolve_device(args.device)
+        dtype = loading.resolve_dtype(args.dtype, device)
+        memgrid_model = loading.prepare_model(
+            build_random_pipeline(shape, device=device),
+            f"random-{shape}",
+            device,
+            dtype,
+            args.scheduler,
         )
+        plain = loading.prepare_model(
+            build_random_pipeline(shape, device=device),
+            f"random-{shape}",
+            device,
+            dtype,
+            args.scheduler,
+        ).pipeline
         description = f"random weights, {'tiny' if args.tiny else 'SD-1.5'} shape"
-    generation._synchronize(loaded.device)
-    return loaded, description, time.perf_counter() - started
-
-
-def torch_threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
+    generation.synchronize(memgrid_model.device)
+    return memgrid_model, plain, description, time.perf_counter() - started
 
 
 def parameter_count(module: Any) -> int:
@@ -94,7 +110,7 @@ class Memory:
     """Peak GPU memory of one measurement (CUDA only; None elsewhere)."""
 
     def __init__(self, device: str) -> None:
-        self.cuda = device == "cuda"
+        self.cuda = device.startswith("cuda")
 
     def reset(self) -> None:
         if self.cuda:
@@ -111,40 +127,81 @@ class Memory:
         return torch.cuda.max_memory_allocated() / 2**30
 
 
-def out_of_memory(error: BaseException) -> bool:
-    return "out of memory" in str(error).lower()
+def plain_diffusers_seconds(pipe: Any, seeds: list[int], batch: int, settings: Any) -> float:
+    """A plain pipeline call per batch, with the same per-seed generators as memgrid."""
+    import torch
+
+    started = time.perf_counter()
+    for start in range(0, len(seeds), batch):
+        chunk = seeds[start : start + batch]
+        with torch.inference_mode():
+            pipe(
+                PROMPTS[0],
+                num_images_per_prompt=len(chunk),
+                num_inference_steps=settings.steps,
+                guidance_scale=settings.guidance,
+                width=settings.width,
+                height=settings.height,
+                generator=[torch.Generator("cpu").manual_seed(seed) for seed in chunk],
+            )
+    generation.synchronize(str(pipe.device))
+    return time.perf_counter() - started
 
 
-def time_batches(loaded: Any, settings: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
-    memory = Memory(loaded.device)
-    default_sizes = "1,4" if loaded.device == "cpu" else "1,4,8,16"
-    rows = []
-    for batch in [int(b) for b in (args.batch_sizes or default_sizes).split(",")]:
+def time_variant(name: str, run: Any, batch: int, count: int, memory: Memory) -> dict[str, Any]:
+    """Warm up on one batch of 2 steps (compiles, allocates), then time `count` images."""
+    run(batch, count, warm=True)
+    memory.reset()
+    try:
+        seconds = run(batch, count, warm=False)
+    except RuntimeError as error:
+        if "out of memory" not in str(error).lower():
+            raise
+        memory.reset()
+        return {"variant": name, "batch": batch, "images": count, "error": "out of memory"}
+    row = {
+        "variant": name,
+        "batch": batch,
+        "images": count,
+        "seconds": seconds,
+        "images_per_second": count / seconds,
+        "peak_gib": memory.peak_gib(),
+    }
+    print(f"  {name:<18} batch {batch:>3}: {count / seconds:8.3f} images/s", flush=True)
+    return row
+
+
+def compare(memgrid_model: Any, plain: Any, settings: Any, args: argparse.Namespace) -> list[dict]:
+    memory = Memory(memgrid_model.device)
+    default_sizes = "1,4" if memgrid_model.device == "cpu" else "1,4,16"
+    sizes = [int(b) for b in (args.batch_sizes or default_sizes).split(",")]
+    warm_settings = generation.GenerationSettings(**{**settings.to_dict(), "steps": 2})
+
+    def counted(batch: int) -> int:
         count = max(batch, args.images)
-        count += -count % batch  # whole batches only
-        seeds = list(range(count))
-        try:
-            warm = generation.GenerationSettings(**{**settings.to_dict(), "steps": 2})
-            generation.sample_grid(loaded, PROMPTS[0], seeds[:batch], warm, batch)
-            memory.reset()
-            sampled = generation.sample_grid(loaded, PROMPTS[0], seeds, settings, batch)
-        except RuntimeError as error:
-            if not out_of_memory(error):
-                raise
-            rows.append({"batch": batch, "images": count, "error": "out of memory"})
-            memory.reset()
-            continue
-        rows.append(
-            {
-                "batch": batch,
-                "images": count,
-                "seconds": sampled.seconds,
-                "images_per_second": count / sampled.seconds,
-                "seconds_per_image": sampled.seconds / count,
-                "peak_gib": memory.peak_gib(),
-            }
-        )
-        print(f"  batch {batch:>3}: {count / sampled.seconds:8.3f} images/s", flush=True)
+        return count + (-count % batch)  # whole batches only
+
+    def run_plain(batch: int, count: int, warm: bool) -> float:
+        chosen = warm_settings if warm else settings
+        return plain_diffusers_seconds(plain, list(range(batch if warm else count)), batch, chosen)
+
+    def run_memgrid(batch: int, count: int, warm: bool) -> float:
+        chosen = warm_settings if warm else settings
+        seeds = list(range(batch if warm else count))
+        return generation.sample_grid(memgrid_model, PROMPTS[0], seeds, chosen, batch).seconds
+
+    rows = []
+    for batch in sizes:
+        rows.append(time_variant("diffusers", run_plain, batch, counted(batch), memory))
+        rows.append(time_variant("memgrid", run_memgrid, batch, counted(batch), memory))
+    if args.compile:
+        started = time.perf_counter()
+        memgrid_model.identity["speedups"] = loading.speed_up(memgrid_model.pipeline)
+        for batch in sizes:
+            rows.append(
+                time_variant("memgrid --compile", run_memgrid, batch, counted(batch), memory)
+            )
+        print(f"  (compiled and warmed up in {time.perf_counter() - started:.0f}s)", flush=True)
     return rows
 
 
@@ -169,13 +226,11 @@ def time_triage(loaded: Any, settings: Any, args: argparse.Namespace) -> dict[st
     seeds = list(range(args.triage_seeds))
     prompts = (PROMPTS * (args.triage_prompts // len(PROMPTS) + 1))[: args.triage_prompts]
     generation.triage_norms(loaded, prompts[0], seeds, settings, args.triage_steps)  # warm-up
-    generation._synchronize(loaded.device)
+    generation.synchronize(loaded.device)
     started = time.perf_counter()
-    values = []
     for prompt in prompts:
-        norms = generation.triage_norms(loaded, prompt, seeds, settings, args.triage_steps)
-        values.append(sum(n[0] for n in norms.values()) / len(norms))
-    generation._synchronize(loaded.device)
+        generation.triage_norms(loaded, prompt, seeds, settings, args.triage_steps)
+    generation.synchronize(loaded.device)
     per_prompt = (time.perf_counter() - started) / len(prompts)
     full = generation.sample_grid(loaded, prompts[0], seeds, settings, len(seeds))
     return {
@@ -185,7 +240,6 @@ def time_triage(loaded: Any, settings: Any, args: argparse.Namespace) -> dict[st
         "seconds_per_prompt": per_prompt,
         "full_grid_seconds": full.seconds,
         "speedup": full.seconds / per_prompt,
-        "first_step_signal": values,
     }
 
 
@@ -196,36 +250,44 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join([line.format(*headers), rule, *(line.format(*row) for row in rows)])
 
 
+def speed_of(rows: list[dict], variant: str, batch: int) -> float | None:
+    for row in rows:
+        if row["variant"] == variant and row["batch"] == batch and "error" not in row:
+            return row["images_per_second"]
+    return None
+
+
 def report(results: dict[str, Any]) -> str:
     facts = results["setup"]
     lines = [
-        f"memgrid generate benchmark - {facts['device_name']} ({facts['device']}, {facts['dtype']})",
+        f"memgrid generate vs plain diffusers - {facts['device_name']} "
+        f"({facts['device']}, {facts['dtype']})",
         f"model: {facts['model']}; UNet {facts['unet_parameters'] / 1e6:.0f}M parameters; "
-        f"loaded in {facts['load_seconds']:.1f}s",
+        f"loaded (two copies) in {facts['load_seconds']:.1f}s",
         f"{facts['steps']} steps, guidance {facts['guidance']:g}, {facts['size']}x{facts['size']}, "
         f"{facts['scheduler']}, attention {', '.join(facts['attention'])}",
         "versions: " + ", ".join(f"{k} {v}" for k, v in facts["versions"].items()),
-        f"host: {facts['cpu_threads']} torch CPU threads, load average {facts['load_average']:.1f}",
+        f"host: {facts['cpu_threads']} torch CPU threads, load average {facts['load_average']:.1f} "
+        f"at the start, {facts.get('load_average_end') or 0:.1f} at the end",
         "",
-        "Full grids (images/s include VAE decode and PNG encoding; Wen signal recorded):",
+        "images/s (memgrid includes the Wen signal's hook and PNG encoding; diffusers returns PIL):",
     ]
-    rows = []
-    for row in results["batches"]:
-        if "error" in row:
-            rows.append([str(row["batch"]), str(row["images"]), row["error"], "", "", ""])
-            continue
-        peak = "-" if row["peak_gib"] is None else f"{row['peak_gib']:.2f}"
-        rows.append(
-            [
-                str(row["batch"]),
-                str(row["images"]),
-                f"{row['seconds']:.2f}",
-                f"{row['images_per_second']:.3f}",
-                f"{row['seconds_per_image']:.3f}",
-                peak,
-            ]
-        )
-    lines.append(table(["batch", "images", "seconds", "images/s", "s/image", "peak GiB"], rows))
+    rows = results["comparison"]
+    variants = list(dict.fromkeys(row["variant"] for row in rows))
+    batches = list(dict.fromkeys(row["batch"] for row in rows))
+    body = []
+    for batch in batches:
+        plain = speed_of(rows, "diffusers", batch)
+        cells = [str(batch)]
+        for variant in variants:
+            speed = speed_of(rows, variant, batch)
+            cells.append("-" if speed is None else f"{speed:.3f}")
+        for variant in variants[1:]:
+            speed = speed_of(rows, variant, batch)
+            cells.append("-" if speed is None or not plain else f"{speed / plain:.2f}x")
+        body.append(cells)
+    headers = ["batch", *variants, *(f"{v} / diffusers" for v in variants[1:])]
+    lines.append(table(headers, body))
     overhead = results["signal_overhead"]
     lines += [
         "",
@@ -247,23 +309,22 @@ def report(results: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     warnings.filterwarnings("ignore", message=".*invalid value encountered.*")  # noise images
-    if args.threads:
-        import torch
+    import torch
 
+    if args.threads:
         torch.set_num_threads(args.threads)
-    loaded, description, load_seconds = load(args)
+    memgrid_model, plain, description, load_seconds = load(args)
     settings = generation.resolve_settings(
-        loaded, steps=args.steps, guidance=args.guidance, size=args.size
+        memgrid_model, steps=args.steps, guidance=args.guidance, size=args.size
     )
-    unet = loaded.pipeline.unet
-    provenance = generation.grid_provenance(loaded, settings, [0], 1)
+    provenance = generation.grid_provenance(memgrid_model, settings, [0], 1)
     results: dict[str, Any] = {
         "setup": {
             "model": description,
-            "device": loaded.device,
+            "device": memgrid_model.device,
             "device_name": provenance["device_name"],
-            "dtype": loaded.dtype,
-            "unet_parameters": parameter_count(unet),
+            "dtype": memgrid_model.dtype,
+            "unet_parameters": parameter_count(generation.denoiser(memgrid_model.pipeline)),
             "load_seconds": load_seconds,
             "steps": settings.steps,
             "guidance": settings.guidance,
@@ -271,14 +332,17 @@ def main(argv: list[str] | None = None) -> None:
             "scheduler": settings.scheduler,
             "attention": provenance["attention"],
             "versions": provenance["versions"],
-            "cpu_threads": torch_threads(),
+            "cpu_threads": torch.get_num_threads(),
             "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         }
     }
-    print(f"timing {description} on {loaded.device} ({loaded.dtype})", flush=True)
-    results["batches"] = time_batches(loaded, settings, args)
-    results["signal_overhead"] = time_signal_overhead(loaded, settings, args)
-    results["triage"] = time_triage(loaded, settings, args)
+    print(f"timing {description} on {memgrid_model.device} ({memgrid_model.dtype})", flush=True)
+    results["signal_overhead"] = time_signal_overhead(memgrid_model, settings, args)
+    results["triage"] = time_triage(memgrid_model, settings, args)
+    results["comparison"] = compare(memgrid_model, plain, settings, args)
+    results["setup"]["speedups"] = memgrid_model.identity.get("speedups", [])
+    # The machine's load when the timings ended: on a shared host it says how far to trust them.
+    results["setup"]["load_average_end"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     print()
     print(report(results))
     if args.json:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -131,7 +132,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", type=Path, help="build the project here and keep it")
     args = parser.parse_args()
-    root = args.keep or Path(tempfile.mkdtemp(prefix="memgrid-bench-report-")) / "project"
+    scratch = None if args.keep else Path(tempfile.mkdtemp(prefix="memgrid-bench-report-"))
+    root = args.keep or scratch / "project"  # type: ignore[operator]
     project, building = timed(build_project, root, args.prompts, args.seed)
     grids = args.prompts * len(MODELS)
     print(f"built {grids:,} grids in {building:.1f} s (not timed)")
@@ -191,6 +193,8 @@ def main() -> None:
         )
     finally:
         project.close()
+        if scratch is not None:
+            shutil.rmtree(scratch)
 
 
 if __name__ == "__main__":

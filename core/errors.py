@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from memgrid.core.display_text import printable
+
 
 def one_line(text: str) -> str:
-    """Escape control characters (a newline in a file name, say) so a message stays one line."""
-    return "".join(
-        character if character.isprintable() or character == " " else repr(character)[1:-1]
-        for character in text
-    )
+    """A message for one terminal line: the display sanitiser (a newline or an ESC in a file
+    name is shown escaped, never obeyed)."""
+    return printable(text)
 
 
 class MemgridError(Exception):

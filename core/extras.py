@@ -21,6 +21,15 @@ from memgrid.core.errors import UnavailableError
 EXTRAS: dict[str, tuple[str, ...]] = {
     "gen": ("torch", "torchvision", "diffusers", "transformers", "open_clip", "safetensors"),
     "export": ("pyarrow",),
+    "ray": ("ray",),
+    "slurm": ("submitit",),
+}
+# What each extra is for, as `memgrid doctor` says it ("... need it").
+NEEDED_BY: dict[str, str] = {
+    "gen": "generate, clip and sscd",
+    "export": "Parquet exports",
+    "ray": "generate --ray",
+    "slurm": "generate --slurm-submit",
 }
 # Modules the extras' packages bring with them, which memgrid also imports lazily.
 PULLED_IN: dict[str, str] = {"huggingface_hub": "gen"}

@@ -173,5 +173,8 @@ class ImageFolder:
 
 
 def _short(error: BaseException) -> str:
+    if isinstance(error, UnidentifiedImageError):
+        # Pillow's words name the in-memory buffer ("<_io.BytesIO object at 0x...>").
+        return "not a known image format"
     text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return text[:120]

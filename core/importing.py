@@ -1,10 +1,15 @@
-"""Reading grids made elsewhere: a folder per prompt, or a manifest of prompt, seed, path."""
+"""Reading grids made elsewhere: a folder per grid, or a manifest of prompt, seed, path.
+
+Each source folder, or each grid key of a manifest, is its own grid (its *origin*): two
+folders with one prompt (an original model's grid and the same prompt after a mitigation)
+stay apart. A folder without prompt.txt (figures often print none) imports with the prompt
+unknown: the empty text, marked `prompt_unknown` in the prompt's metadata.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -12,14 +17,18 @@ from pathlib import Path
 from typing import Any
 
 from memgrid.core.errors import InputError
+from memgrid.core.generation.settings import MAX_SEED
 from memgrid.core.images import IMAGE_SUFFIXES, CheckedImage, read_image_file
-from memgrid.core.prompt_files import clean_prompt
-from memgrid.core.text_files import read_text
+from memgrid.core.prompt_files import checked_prompt
+from memgrid.core.text_files import parse_json, read_text, resolved_path
 
 MANIFEST_SUFFIXES = (".jsonl", ".csv")
 PROMPT_FILE_NAME = "prompt.txt"
 META_FILE_NAME = "meta.json"
 UNKNOWN_MODEL = "unknown"
+UNKNOWN_PROMPT = ""  # a grid whose prompt the source does not give
+PROMPT_UNKNOWN_METADATA = {"prompt_unknown": True}
+GRID_KEY_COLUMNS = ("grid", "grid_id")  # a manifest's own grid key, when it has one
 _SEED_NAME = re.compile(r"^(?:seed[-_]?)?(\d{1,9})$", re.IGNORECASE)
 
 
@@ -35,11 +44,16 @@ class PlannedGrid:
     """One grid to import: found cheaply; images are decoded only by `load_images`."""
 
     prompt: str
-    origin: str
+    origin: str  # where it was found, for provenance and messages
     images: list[PlannedImage] = field(default_factory=list)
     model: str = UNKNOWN_MODEL
     settings: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    key: str = ""  # its identity among grids of one prompt: the folder or manifest grid key
+
+    @property
+    def prompt_known(self) -> bool:
+        return self.prompt != UNKNOWN_PROMPT
 
 
 @dataclass
@@ -56,12 +70,12 @@ def plan_import(source: Path) -> ImportPlan:
         if source.suffix.lower() not in MANIFEST_SUFFIXES:
             raise InputError(source, "a manifest must be .jsonl or .csv")
         return _plan_manifest(source)
-    if (source / PROMPT_FILE_NAME).exists():
+    if (source / PROMPT_FILE_NAME).exists() or _seed_images(source):
         folders = [source]
     else:
         folders = sorted(p for p in source.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not folders:
-        raise InputError(source, f"no grid folders (each with a {PROMPT_FILE_NAME}) found")
+        raise InputError(source, "no grid folders (each with images named by seed) found")
     plan = ImportPlan(grids=[], errors=[])
     for folder in folders:
         try:
@@ -78,20 +92,31 @@ def load_images(grid: PlannedGrid) -> list[tuple[int, CheckedImage]]:
 
 def _inside(path: Path, root: Path) -> bool:
     try:
-        path.resolve().relative_to(root.resolve())
+        resolved_path(path).relative_to(resolved_path(root))
     except ValueError:
         return False
     return True
 
 
+def _seed_images(folder: Path) -> bool:
+    """True when the folder itself holds images named by seed (a grid, not a folder of grids)."""
+    return any(
+        path.suffix.lower() in IMAGE_SUFFIXES and _SEED_NAME.match(path.stem)
+        for path in folder.iterdir()
+        if path.is_file()
+    )
+
+
 def _plan_folder(folder: Path, source_root: Path) -> PlannedGrid:
     prompt_path = folder / PROMPT_FILE_NAME
-    if not prompt_path.exists():
-        raise InputError(folder, f"no {PROMPT_FILE_NAME} in this grid folder")
-    prompt = clean_prompt(read_text(prompt_path))
-    if not prompt:
-        raise InputError(prompt_path, "prompt is empty")
-    grid = PlannedGrid(prompt=prompt, origin=str(folder))
+    # The folder's name is the grid's key: importing it again (from wherever) finds it.
+    grid = PlannedGrid(prompt=UNKNOWN_PROMPT, origin=str(folder), key=folder.name)
+    if prompt_path.exists():
+        grid.prompt = checked_prompt(read_text(prompt_path), prompt_path)
+        if not grid.prompt:
+            raise InputError(prompt_path, "prompt is empty (leave the file out if it is unknown)")
+    else:
+        grid.metadata = dict(PROMPT_UNKNOWN_METADATA)
     meta_path = folder / META_FILE_NAME
     if meta_path.exists():
         _apply_meta(grid, meta_path)
@@ -115,10 +140,7 @@ def _plan_folder(folder: Path, source_root: Path) -> PlannedGrid:
 
 
 def _apply_meta(grid: PlannedGrid, meta_path: Path) -> None:
-    try:
-        meta = json.loads(read_text(meta_path))
-    except json.JSONDecodeError as error:
-        raise InputError(meta_path, f"invalid JSON ({error.msg})", f"line {error.lineno}") from None
+    meta = parse_json(read_text(meta_path), meta_path)
     if not isinstance(meta, dict):
         raise InputError(meta_path, "must be a JSON object")
     model = meta.get("model", UNKNOWN_MODEL)
@@ -126,7 +148,7 @@ def _apply_meta(grid: PlannedGrid, meta_path: Path) -> None:
     if not isinstance(model, str) or not isinstance(settings, dict):
         raise InputError(meta_path, '"model" must be a string and "settings" an object')
     grid.model, grid.settings = model or UNKNOWN_MODEL, settings
-    grid.metadata = {k: v for k, v in meta.items() if k not in ("model", "settings")}
+    grid.metadata |= {k: v for k, v in meta.items() if k not in ("model", "settings")}
 
 
 def _manifest_rows(manifest: Path) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -135,12 +157,7 @@ def _manifest_rows(manifest: Path) -> Iterator[tuple[str, dict[str, Any]]]:
         for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise InputError(
-                    manifest, f"invalid JSON ({error.msg})", f"line {number}"
-                ) from None
+            row = parse_json(line, manifest, f"line {number}")
             if not isinstance(row, dict):
                 raise InputError(manifest, "each line must be a JSON object", f"line {number}")
             yield f"line {number}", row
@@ -153,23 +170,34 @@ def _manifest_rows(manifest: Path) -> Iterator[tuple[str, dict[str, Any]]]:
         raise InputError(manifest, f"malformed CSV ({error})") from None
 
 
+def _manifest_seed(value: Any, manifest: Path, location: str) -> int:
+    try:
+        seed = int(str(value if value is not None else "").strip())
+    except ValueError:
+        seed = -1
+    if not 0 <= seed <= MAX_SEED:
+        shown = str(value)[:40] + ("…" if len(str(value)) > 40 else "")
+        raise InputError(manifest, f'"seed" is not an integer in 0..2^63-1: {shown!r}', location)
+    return seed
+
+
 def _plan_manifest(manifest: Path) -> ImportPlan:
     root = manifest.parent
     grids: dict[tuple[str, str], PlannedGrid] = {}
     errors: list[InputError] = []
     bad_keys: set[tuple[str, str]] = set()
     for location, row in _manifest_rows(manifest):
-        prompt = clean_prompt(str(row.get("prompt") or ""))
+        prompt = str(row.get("prompt") or "").strip()
         model = str(row.get("model") or UNKNOWN_MODEL)
+        grid_key = next((str(row[c]).strip() for c in GRID_KEY_COLUMNS if row.get(c)), "")
+        key = (grid_key or prompt, model)
         try:
-            if not prompt:
-                raise InputError(manifest, 'row has no "prompt"', location)
-            try:
-                seed = int(str(row.get("seed", "")).strip())
-            except ValueError:
+            if not prompt and not grid_key:
                 raise InputError(
-                    manifest, f'"seed" is not an integer: {row.get("seed")!r}', location
-                ) from None
+                    manifest, 'row has no "prompt" (give a "grid" key if it is unknown)', location
+                )
+            checked_prompt(prompt, manifest, location)
+            seed = _manifest_seed(row.get("seed"), manifest, location)
             raw_path = str(row.get("path") or "").strip()
             if not raw_path:
                 raise InputError(manifest, 'row has no "path"', location)
@@ -182,14 +210,24 @@ def _plan_manifest(manifest: Path) -> ImportPlan:
         except InputError as error:
             # A grid with a bad row is not imported at all: never a grid with holes.
             errors.append(error)
-            bad_keys.add((prompt, model))
+            bad_keys.add(key)
             continue
-        key = (prompt, model)
-        grid = grids.setdefault(key, PlannedGrid(prompt=prompt, origin=f"{manifest}", model=model))
-        if any(image.seed == seed for image in grid.images):
-            errors.append(
-                InputError(manifest, f"seed {seed} of this prompt appears twice", location)
+        grid = grids.get(key)
+        if grid is None:
+            origin = f"{manifest.name}#{grid_key}" if grid_key else manifest.name
+            grid = grids[key] = PlannedGrid(
+                prompt=prompt,
+                origin=f"{manifest}",
+                model=model,
+                key=origin,
+                metadata={} if prompt else dict(PROMPT_UNKNOWN_METADATA),
             )
+        elif grid.prompt != prompt:
+            errors.append(InputError(manifest, f"grid {grid_key!r} has two prompts", location))
+            bad_keys.add(key)
+            continue
+        if any(image.seed == seed for image in grid.images):
+            errors.append(InputError(manifest, f"seed {seed} of this grid appears twice", location))
             bad_keys.add(key)
             continue
         grid.images.append(PlannedImage(seed=seed, path=path, origin=f"{manifest}:{location}"))

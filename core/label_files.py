@@ -25,7 +25,7 @@ from memgrid.core.errors import InputError
 from memgrid.core.export.columns import compact_json
 from memgrid.core.export.rows import FORMULA_TRIGGERS, formula_safe
 from memgrid.core.metrics.region import DEFAULT_REGION_GRID
-from memgrid.core.prompt_files import clean_prompt
+from memgrid.core.prompt_files import checked_prompt
 from memgrid.core.taxonomy import Category, Feature, LabelAction, LabelState, Webster
 from memgrid.core.text_files import read_text
 
@@ -365,7 +365,7 @@ def _record(
     prompt = row.text("prompt")
     grid = GridRef(
         row.grid_id(),
-        None if prompt is None else clean_prompt(prompt) or None,
+        None if prompt is None else checked_prompt(prompt, path, location) or None,
         row.text("model"),
         row.text("source"),
     )

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from memgrid.core.errors import InputError
-from memgrid.core.text_files import read_text
+from memgrid.core.text_files import parse_json, read_text
 
 PROMPT_FILE_SUFFIXES = (".txt", ".csv", ".jsonl")
 MAX_PROMPT_CHARS = 10_000
@@ -25,9 +24,19 @@ class PromptFile:
     duplicates_in_file: int = 0
 
 
-def clean_prompt(text: str) -> str:
-    """Prompts compare exactly after trimming outer whitespace; inner text is kept as is."""
-    return text.strip()
+def checked_prompt(text: str, source: str | Path, location: str | None = None) -> str:
+    """The one rule for a prompt from any file (prompt lists, grid folders, manifests).
+
+    Outer whitespace is trimmed and the inner text kept exactly (control characters too:
+    they are data, shown escaped); a NUL or more than MAX_PROMPT_CHARS is refused. An
+    empty result is the caller's to skip or refuse.
+    """
+    prompt = text.strip()
+    if "\x00" in prompt:
+        raise InputError(source, "prompt contains a NUL character", location)
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise InputError(source, f"prompt longer than {MAX_PROMPT_CHARS} characters", location)
+    return prompt
 
 
 def read_prompt_file(path: Path) -> PromptFile:
@@ -37,17 +46,13 @@ def read_prompt_file(path: Path) -> PromptFile:
             path, f"unknown prompt file type {suffix or '(none)'}; use .txt, .csv or .jsonl"
         )
     text = read_text(path)
-    if "\x00" in text:
-        raise InputError(path, "contains NUL bytes; not a text file")
     result = PromptFile()
     seen: set[str] = set()
-    for location, prompt, metadata in _records(path, suffix, text):
-        prompt = clean_prompt(prompt)
+    for location, raw, metadata in _records(path, suffix, text):
+        prompt = checked_prompt(raw, path, location)
         if not prompt:
             result.empty_skipped += 1
             continue
-        if len(prompt) > MAX_PROMPT_CHARS:
-            raise InputError(path, f"prompt longer than {MAX_PROMPT_CHARS} characters", location)
         if prompt in seen:
             result.duplicates_in_file += 1
             continue
@@ -71,10 +76,7 @@ def _jsonl_records(path: Path, text: str):
         if not line.strip():
             yield f"line {number}", "", {}
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise InputError(path, f"invalid JSON ({error.msg})", f"line {number}") from None
+        record = parse_json(line, path, f"line {number}")
         if not isinstance(record, dict):
             raise InputError(path, "each line must be a JSON object", f"line {number}")
         prompt = record.pop("prompt", None)

@@ -40,6 +40,7 @@ class Grid:
     provenance: dict[str, Any]
     source: str
     images: tuple[GridImage, ...] = ()
+    origin: str = ""  # the source folder or manifest grid key an imported grid came from
     # The fields that came with the prompt (`memgrid prompts add`: source_id, url, ...).
     prompt_metadata: dict[str, Any] = field(default_factory=dict)
 
@@ -51,13 +52,15 @@ class Grid:
 @dataclass(frozen=True)
 class GridIdentity:
     """What names a grid outside its project: prompt, model, and where it came from
-    (`source`: generate, import, ...; `imported_from`: the folder or manifest of an import)."""
+    (`source`: generate, import, ...; `imported_from`: the folder or manifest of an import;
+    `origin`: the folder's name or manifest grid key that tells one import from another)."""
 
     id: int
     prompt: str
     model: str
     source: str
     imported_from: str = ""
+    origin: str = ""
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,18 @@
-"""Reading a user's text file: UTF-8 (a BOM allowed), every failure one line naming the file."""
+"""Reading a user's files and paths: UTF-8 text (a BOM allowed), JSON, TOML; every failure
+one line naming the file."""
 
 from __future__ import annotations
 
+import json
+import tomllib
 from pathlib import Path
+from typing import Any
 
 from memgrid.core.errors import InputError
+
+# Deeper JSON or TOML is refused: storing and reading it back would exhaust Python's stack,
+# and no real manifest, metadata or threshold file nests more than a few levels.
+MAX_NESTING = 64
 
 
 def read_text(path: Path) -> str:
@@ -24,3 +32,53 @@ def read_text(path: Path) -> str:
         raise InputError(
             path, f"not UTF-8 text (byte 0x{data[error.start]:02x})", f"line {line}"
         ) from None
+
+
+def resolved_path(path: Path) -> Path:
+    """`path` made absolute with links followed; a link loop is an InputError naming it."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):  # Python before 3.13 raises RuntimeError on a loop
+        raise InputError(path, "symbolic link loop (or a link that cannot be followed)") from None
+
+
+def parse_json(text: str, source: str | Path, location: str | None = None) -> Any:
+    """JSON from a user's file; bad syntax or absurd nesting is one InputError naming it."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        where = location or f"line {error.lineno}"
+        raise InputError(source, f"invalid JSON ({error.msg})", where) from None
+    except RecursionError:
+        pass
+    else:
+        if nesting_depth(value) <= MAX_NESTING:
+            return value
+    raise InputError(source, f"JSON nested deeper than {MAX_NESTING} levels", location)
+
+
+def nesting_depth(value: Any) -> int:
+    """How deep lists and objects nest (0 for a scalar), counted without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth + 1)
+            stack.extend(
+                (child, depth + 1) for child in (item.values() if isinstance(item, dict) else item)
+            )
+    return deepest
+
+
+def parse_toml(text: str, source: str | Path) -> dict[str, Any]:
+    """TOML from a user's file; bad syntax or absurd nesting is one InputError naming it."""
+    try:
+        value = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise InputError(source, f"not valid TOML ({error})") from None
+    except RecursionError:
+        pass
+    else:
+        if nesting_depth(value) <= MAX_NESTING:
+            return value
+    raise InputError(source, f"TOML nested deeper than {MAX_NESTING} levels")

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable
 
 from memgrid.core.records import Entity
-from memgrid.db.rows import Noun
+from memgrid.db.rows import Noun, stored_json
 
 
 class Entities(Noun):
@@ -22,6 +22,6 @@ class Entities(Noun):
 
     def all(self) -> list[Entity]:
         return [
-            Entity(name=row[0], type=row[1], aliases=tuple(json.loads(row[2])))
+            Entity(name=row[0], type=row[1], aliases=tuple(stored_json(row[2])))
             for row in self.store.rows("SELECT name, type, aliases FROM entities ORDER BY name")
         ]

@@ -21,6 +21,17 @@ from memgrid.db.rows import (
 )
 
 
+def grid_key(settings: dict[str, Any], origin: str = "") -> str:
+    """A grid's identity beyond prompt and model: its settings, and its import origin if any.
+
+    Imported grids are one per source folder or manifest grid key (migration m005 adds the
+    `origin` column); grids made here have none and keep the key they always had.
+    """
+    if not origin:
+        return content_key(settings)
+    return content_key({"settings": settings, "origin": origin})
+
+
 class Grids(Noun):
     def add(
         self,
@@ -32,22 +43,24 @@ class Grids(Noun):
         provenance: dict[str, Any] | None = None,
         source: str = "",
         prompt_metadata: dict[str, Any] | None = None,
+        origin: str = "",
     ) -> tuple[int, int]:
         """Add a grid and its images in one transaction; returns (grid id, images added).
 
-        A grid is identified by prompt, model and settings: adding it again adds only
-        the seeds it lacks, so an interrupted run resumes without duplicates, and its
-        provenance then lists each run that added seeds (core.provenance).
+        A grid is identified by prompt, model, settings and origin (the source folder or
+        manifest grid key it was imported from): adding it again adds only the seeds it
+        lacks, so an interrupted run resumes without duplicates, and its provenance then
+        lists each run that added seeds (core.provenance).
         """
         settings = settings or {}
         store = self.store
         with store.atomic():
             prompt_id = store.prompts.ensure(prompt, prompt_metadata)
-            settings_key = content_key(settings)
+            settings_key = grid_key(settings, origin)
             created = store.write(
                 """INSERT OR IGNORE INTO grids
-                (prompt_id, model, settings, settings_key, provenance, source, created_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                (prompt_id, model, settings, settings_key, provenance, source, origin, created_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     prompt_id,
                     model,
@@ -55,6 +68,7 @@ class Grids(Noun):
                     settings_key,
                     canonical_json(provenance or {}),
                     source,
+                    origin,
                     now_text(),
                 ),
             )
@@ -84,13 +98,17 @@ class Grids(Noun):
         return int(grid_id), len(added_seeds)
 
     def find(
-        self, prompt: str, model: str = "", settings: dict[str, Any] | None = None
+        self,
+        prompt: str,
+        model: str = "",
+        settings: dict[str, Any] | None = None,
+        origin: str = "",
     ) -> int | None:
-        """The id of the grid of this prompt, model and settings, if there is one."""
+        """The id of the grid of this prompt, model, settings and origin, if there is one."""
         row = self.store.row(
             """SELECT g.id FROM grids g JOIN prompts p ON p.id = g.prompt_id
             WHERE p.text = ? AND g.model = ? AND g.settings_key = ?""",
-            (prompt, model, content_key(settings or {})),
+            (prompt, model, grid_key(settings or {}, origin)),
         )
         return int(row[0]) if row else None
 
@@ -124,7 +142,7 @@ class Grids(Noun):
                 GridIdentity(*row)
                 for row in self.store.rows(
                     f"""SELECT g.id, p.text, g.model, g.source,
-                        coalesce(json_extract(g.provenance, '$.imported_from'), '')
+                        coalesce(json_extract(g.provenance, '$.imported_from'), ''), g.origin
                     FROM grids g JOIN prompts p ON p.id = g.prompt_id
                     WHERE {column} IN ({placeholders(chunk)})""",
                     chunk,

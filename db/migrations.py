@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import PurePath
+
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
@@ -266,22 +269,48 @@ def m004_votes(db: Database) -> None:
 
 
 @migrations()
-def m005_labels_in_and_out(db: Database) -> None:
+def m005_grid_origin(db: Database) -> None:
+    # Where an imported grid came from (its source folder, or a manifest's grid key): two
+    # folders with one prompt are two grids. The origin joins the grid's identity through
+    # settings_key (grid_key in db/grids.py), so the UNIQUE constraint needs no table rebuild;
+    # grids made here (generated, demo) have no origin and keep their key.
+    db.execute("ALTER TABLE grids ADD COLUMN origin TEXT NOT NULL DEFAULT ''")
+    # Grids imported before: their origin is the folder (or manifest) their provenance
+    # names, so importing the same folder again still finds them.
+    from memgrid.db.grids import grid_key  # the store imports this module: import late
+
+    rows = db.execute(
+        "SELECT id, settings, provenance FROM grids WHERE source = 'import'"
+    ).fetchall()
+    for grid_id, settings, provenance in rows:
+        imported_from = json.loads(provenance).get("imported_from")
+        if not imported_from:
+            continue
+        origin = PurePath(str(imported_from)).name
+        db.execute(
+            "UPDATE grids SET origin = ?, settings_key = ? WHERE id = ?",
+            (origin, grid_key(json.loads(settings), origin), grid_id),
+        )
+
+
+@migrations()
+def m006_labels_in_and_out(db: Database) -> None:
     # Labels made elsewhere (docs/design.md, "Labels in and out"): each imported event names
     # the file it came from (`origin`; '' for labels typed in memgrid) and a stable id from
-    # that file (`external_id`), so importing the file again adds nothing.
-    db.execute("ALTER TABLE label_events ADD COLUMN origin TEXT NOT NULL DEFAULT ''")
-    db.execute("ALTER TABLE label_events ADD COLUMN external_id TEXT")
+    # that file (`external_id`), so importing the file again adds nothing. Each step checks
+    # first: run on a database that already has a part of it, it adds only what is missing.
+    _add_column(db, "label_events", "origin TEXT NOT NULL DEFAULT ''")
+    _add_column(db, "label_events", "external_id TEXT")
     db.execute(
-        """CREATE UNIQUE INDEX label_events_external_id ON label_events (external_id)
+        """CREATE UNIQUE INDEX IF NOT EXISTS label_events_external_id ON label_events (external_id)
         WHERE external_id IS NOT NULL"""
     )
     # Where each threshold set came from: 'v0', 'file PATH', 'calibration run N'.
-    db.execute("ALTER TABLE threshold_sets ADD COLUMN origin TEXT NOT NULL DEFAULT ''")
+    _add_column(db, "threshold_sets", "origin TEXT NOT NULL DEFAULT ''")
     db.execute(
         """UPDATE threshold_sets SET origin = 'calibration run ' || (
             SELECT min(r.id) FROM calibration_runs r WHERE r.fitted_threshold_set_id = threshold_sets.id)
-        WHERE id IN (SELECT fitted_threshold_set_id FROM calibration_runs)"""
+        WHERE origin = '' AND id IN (SELECT fitted_threshold_set_id FROM calibration_runs)"""
     )
     db.execute(
         "UPDATE threshold_sets SET origin = 'v0' WHERE origin = '' AND notes LIKE 'tiled_l2_delta = %'"
@@ -289,7 +318,7 @@ def m005_labels_in_and_out(db: Database) -> None:
     # The triage signal of every prompt a `generate --triage-steps` run looked at, kept or not,
     # per model, settings and number of steps (a rerun replaces it).
     db.execute(
-        """CREATE TABLE triage_results (
+        """CREATE TABLE IF NOT EXISTS triage_results (
             prompt_id INTEGER NOT NULL REFERENCES prompts(id),
             model TEXT NOT NULL,
             settings TEXT NOT NULL,
@@ -303,6 +332,13 @@ def m005_labels_in_and_out(db: Database) -> None:
             PRIMARY KEY (prompt_id, model, settings_key, triage_steps)
         )"""
     )
+
+
+def _add_column(db: Database, table: str, column: str) -> None:
+    """ALTER TABLE ADD COLUMN, unless the table has that column already."""
+    name = column.split()[0]
+    if name not in db[table].columns_dict:
+        db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
 
 
 SCHEMA_VERSION = len(migrations._migrations)

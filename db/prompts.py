@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
 
 from memgrid.core.records import Prompt
-from memgrid.db.rows import Noun, canonical_json, now_text
+from memgrid.db.rows import Noun, canonical_json, now_text, stored_json
 
 _INSERT = "INSERT OR IGNORE INTO prompts (text, metadata, created_at) VALUES (?, ?, ?)"
 
@@ -32,7 +31,7 @@ class Prompts(Noun):
 
     def all(self) -> list[Prompt]:
         return [
-            Prompt(id=row[0], text=row[1], metadata=json.loads(row[2]))
+            Prompt(id=row[0], text=row[1], metadata=stored_json(row[2]))
             for row in self.store.rows("SELECT id, text, metadata FROM prompts ORDER BY id")
         ]
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from memgrid.core.errors import DatabaseError
 from memgrid.core.records import (
     CalibrationRecord,
     Grid,
@@ -35,6 +36,17 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
+def stored_json(value: Any) -> Any:
+    """A JSON column read back; a damaged value is one DatabaseError, not a traceback."""
+    try:
+        return json.loads(value)
+    except (ValueError, TypeError, RecursionError) as error:  # UnicodeDecodeError is a ValueError
+        raise DatabaseError(
+            f"database: a stored value is not readable JSON ({type(error).__name__}); "
+            "the database is damaged or was written by another program"
+        ) from None
+
+
 def content_key(value: Any) -> str:
     """A short stable key for a settings or params dict, for uniqueness constraints."""
     return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:24]
@@ -53,7 +65,9 @@ def placeholders(values: Sequence[Any]) -> str:
     return ", ".join("?" * len(values))
 
 
-GRID_COLUMNS = "g.id, g.prompt_id, p.text, g.model, g.settings, g.provenance, g.source, p.metadata"
+GRID_COLUMNS = (
+    "g.id, g.prompt_id, p.text, g.model, g.settings, g.provenance, g.source, g.origin, p.metadata"
+)
 SCORE_COLUMNS = 'grid_id, metric, params, version, "values", heatmap, available, note'
 THRESHOLD_COLUMNS = 'id, name, version, "values", model, notes, active, origin, created_at'
 PROPOSAL_COLUMNS = "grid_id, threshold_set_id, category, features, reasons, webster, score, margin"
@@ -70,11 +84,12 @@ def grid_record(row: Sequence[Any], images: Sequence[GridImage]) -> Grid:
         prompt_id=row[1],
         prompt=row[2],
         model=row[3],
-        settings=json.loads(row[4]),
-        provenance=json.loads(row[5]),
+        settings=stored_json(row[4]),
+        provenance=stored_json(row[5]),
         source=row[6],
         images=tuple(images),
-        prompt_metadata=json.loads(row[7]),
+        origin=row[7],
+        prompt_metadata=stored_json(row[8]),
     )
 
 
@@ -82,10 +97,10 @@ def score_record(row: Sequence[Any]) -> Score:
     return Score(
         grid_id=row[0],
         metric=row[1],
-        params=json.loads(row[2]),
+        params=stored_json(row[2]),
         version=row[3],
-        values=json.loads(row[4]),
-        heatmap=None if row[5] is None else json.loads(row[5]),
+        values=stored_json(row[4]),
+        heatmap=None if row[5] is None else stored_json(row[5]),
         available=bool(row[6]),
         note=row[7],
     )
@@ -96,7 +111,7 @@ def threshold_set_record(row: Sequence[Any]) -> ThresholdSet:
         id=row[0],
         name=row[1],
         version=row[2],
-        values=json.loads(row[3]),
+        values=stored_json(row[3]),
         model=row[4],
         notes=row[5],
         active=bool(row[6]),
@@ -110,8 +125,8 @@ def proposal_record(row: Sequence[Any]) -> Proposal:
         grid_id=row[0],
         threshold_set_id=row[1],
         category=Category(row[2]),
-        features=tuple(Feature.from_dict(f) for f in json.loads(row[3])),
-        reasons=tuple(Reason.from_dict(r) for r in json.loads(row[4])),
+        features=tuple(Feature.from_dict(f) for f in stored_json(row[3])),
+        reasons=tuple(Reason.from_dict(r) for r in stored_json(row[4])),
         webster=Webster(row[5]) if row[5] else None,
         score=row[6],
         margin=row[7],
@@ -126,7 +141,7 @@ def label_event_record(row: Sequence[Any]) -> LabelEvent:
         action=LabelAction(row[3]),
         state=LabelState(row[4]) if row[4] else None,
         category=Category(row[5]) if row[5] else None,
-        features=tuple(Feature.from_dict(f) for f in json.loads(row[6])),
+        features=tuple(Feature.from_dict(f) for f in stored_json(row[6])),
         note=row[7],
         webster=Webster(row[8]) if row[8] else None,
         undoes=row[9],
@@ -147,7 +162,7 @@ def calibration_record(row: Sequence[Any]) -> CalibrationRecord:
         fitted_threshold_set_id=row[3],
         label_count=row[4],
         objective=row[5],
-        thresholds=json.loads(row[6]),
-        metrics=json.loads(row[7]),
+        thresholds=stored_json(row[6]),
+        metrics=stored_json(row[7]),
         accepted=bool(row[8]),
     )

@@ -38,6 +38,8 @@ def describe_database_error(error: sqlite3.Error) -> str:
         return f"database: {text}; the last write was rolled back, everything saved before it is intact"
     if "locked" in text or "busy" in text:
         return f"database: {text}; another memgrid process held it too long, try again"
+    if "decode" in text:
+        return f"database: {text}; the database is damaged or was written by another program"
     return f"database: {text}"
 
 

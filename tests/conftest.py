@@ -41,6 +41,13 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     # `memgrid annotate` hands its colour depth to Textual through the environment.
     monkeypatch.delenv("TEXTUAL_COLOR_SYSTEM", raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    # memgrid fetches hub weights when it can; tests never reach for the network.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # A suite run inside torchrun or a Slurm array must not shard the tests' own runs.
+    for launcher_variable in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR"):
+        monkeypatch.delenv(launcher_variable, raising=False)
+    for slurm_variable in ("ID", "COUNT", "MIN", "STEP"):
+        monkeypatch.delenv(f"SLURM_ARRAY_TASK_{slurm_variable}", raising=False)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -30,9 +31,20 @@ from memgrid.tui.errors import (
 from memgrid.tui.services.doctor import memgrid_version
 from typer.core import TyperGroup
 
+# What a shell reports for a program ended by SIGPIPE (`memgrid show 1 | head -1`).
+BROKEN_PIPE_EXIT = 128 + 13
+
 
 class _Settings:
     debug = False
+
+
+def quiet_broken_pipe() -> typer.Exit:
+    """The reader went away (`| head`): stop without a word, as other Unix tools do."""
+    # Later writes (the interpreter's last flush) go nowhere instead of raising again.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return typer.Exit(BROKEN_PIPE_EXIT)
 
 
 class MemgridGroup(TyperGroup):
@@ -71,6 +83,8 @@ class MemgridGroup(TyperGroup):
             if missing is None:
                 raise
             raise _reported(error, str(missing)) from None
+        except BrokenPipeError:
+            raise quiet_broken_pipe() from None
         except OSError as error:
             where = f"{error.filename}: " if error.filename else ""
             raise _reported(error, f"{where}{error.strerror or error}") from None

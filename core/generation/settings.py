@@ -6,19 +6,27 @@ settings + seed = same image), so it holds only what changes pixels, fully resol
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from memgrid.core.errors import InputError
 
 DTYPE_CHOICES = ("auto", "fp16", "bf16", "fp32")
-DEVICE_CHOICES = ("auto", "cuda", "cpu", "mps")
+DEVICE_NAMES = ("auto", "cuda", "cpu", "mps")
+CUDA_DEVICE = re.compile(r"^cuda:(\d+)$")
 MAX_SEEDS = 100_000
+MAX_SEED = 2**63 - 1  # SQLite stores an INTEGER in 64 signed bits
 
 
 @dataclass(frozen=True)
 class GenerationSettings:
-    """Resolved sampling settings of one grid; `scheduler` is the diffusers class name."""
+    """Resolved sampling settings of one grid; `scheduler` is the diffusers class name and
+    `scheduler_config` a digest of its configuration (beta schedule, timestep spacing, ...),
+    which changes pixels as much as the class does."""
 
     steps: int
     guidance: float
@@ -27,6 +35,7 @@ class GenerationSettings:
     scheduler: str
     dtype: str
     negative_prompt: str = ""
+    scheduler_config: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -41,6 +50,7 @@ class GenerationSettings:
             scheduler=str(data["scheduler"]),
             dtype=str(data["dtype"]),
             negative_prompt=str(data.get("negative_prompt", "")),
+            scheduler_config=str(data.get("scheduler_config", "")),
         )
 
     def describe(self) -> str:
@@ -50,14 +60,54 @@ class GenerationSettings:
         )
 
 
-def check_settings_numbers(steps: int, guidance: float, size: int | None, batch: int) -> None:
+def scheduler_config_digest(config: dict[str, Any]) -> str:
+    """A short hash of a scheduler's public configuration (diffusers' own `_` keys left out,
+    so the diffusers version that wrote it does not change it)."""
+    public = {key: value for key, value in config.items() if not key.startswith("_")}
+    text = json.dumps(public, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def settings_differences(ours: Iterable[dict[str, Any]], theirs: Iterable[dict[str, Any]]) -> str:
+    """The keys whose values differ between two sets of runs' settings, `key a vs b` each."""
+    ours, theirs = list(ours), list(theirs)
+
+    def values(configs: list[dict[str, Any]], key: str) -> str:
+        texts = {json.dumps(config.get(key), sort_keys=True) for config in configs}
+        return "/".join(sorted(texts))
+
+    keys = sorted({key for config in [*ours, *theirs] for key in config})
+    differing = [
+        f"{key} {values(ours, key)} vs {values(theirs, key)}"
+        for key in keys
+        if values(ours, key) != values(theirs, key)
+    ]
+    return ", ".join(differing) or "different sets of runs"
+
+
+def check_device_name(device: str) -> None:
+    """Refuse a device torch has no name for, before torch is imported (cuda:N is checked
+    against the machine when the model loads)."""
+    if device not in DEVICE_NAMES and not CUDA_DEVICE.match(device):
+        raise InputError("--device", f"unknown device {device!r} (auto, cuda, cuda:N, cpu or mps)")
+
+
+def check_settings_numbers(
+    steps: int,
+    guidance: float,
+    size: int | None,
+    batch: int,
+    width: int | None = None,
+    height: int | None = None,
+) -> None:
     """Refuse values no pipeline can run, before any model is loaded."""
     if steps < 1:
         raise InputError("--steps", f"must be at least 1 (got {steps})")
     if guidance < 0:
         raise InputError("--guidance", f"must not be negative (got {guidance:g})")
-    if size is not None and (size < 8 or size % 8):
-        raise InputError("--size", f"must be a positive multiple of 8 (got {size})")
+    for option, pixels in (("--size", size), ("--width", width), ("--height", height)):
+        if pixels is not None and (pixels < 8 or pixels % 8):
+            raise InputError(option, f"must be a positive multiple of 8 (got {pixels})")
     if batch < 1:
         raise InputError("--batch", f"must be at least 1 (got {batch})")
 
@@ -82,11 +132,25 @@ def parse_seed_list(text: str) -> list[int]:
     seeds = list(dict.fromkeys(seeds))
     if not seeds:
         raise InputError("--seed-list", "names no seeds")
-    if any(seed < 0 or seed >= 2**63 for seed in seeds):
+    if any(not 0 <= seed <= MAX_SEED for seed in seeds):
         raise InputError("--seed-list", "seeds must be between 0 and 2^63-1")
     if len(seeds) > MAX_SEEDS:
         raise InputError("--seed-list", f"more than {MAX_SEEDS} seeds")
     return seeds
+
+
+def format_seed_list(seeds: list[int]) -> str:
+    """The `--seed-list` text that parses back to `seeds` (runs of consecutive seeds as ranges)."""
+    parts: list[str] = []
+    start = previous = None
+    for seed in [*seeds, None]:
+        if start is not None and seed == previous + 1:  # type: ignore[operator]
+            previous = seed
+            continue
+        if start is not None:
+            parts.append(str(start) if start == previous else f"{start}-{previous}")
+        start = previous = seed
+    return ",".join(parts)
 
 
 def choose_seeds(count: int | None, seed_list: str | None, default_count: int = 4) -> list[int]:

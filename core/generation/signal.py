@@ -4,7 +4,9 @@ During sampling with classifier-free guidance the denoiser already predicts the 
 with and without the prompt; the norm of their difference, ||eps(x_t, c) - eps(x_t, {})||,
 is large when a prompt pulls every seed toward one memorized image. Norms are recorded
 per denoiser evaluation and per seed: one evaluation a step for first-order schedulers
-(DDIM, Euler, DPM-Solver); PNDM evaluates its first step twice, Heun every step twice.
+(DDIM, Euler, DPM-Solver); PNDM evaluates its second timestep twice (its warm-up), so N
+steps give N+1 values and `all_steps` is a mean over evaluations, not steps; Heun evaluates
+every step twice. `first_step` is the same under all of them (docs/design.md, "Signals").
 """
 
 from __future__ import annotations

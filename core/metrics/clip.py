@@ -1,9 +1,11 @@
 """CLIP image-embedding cosine (open_clip): semantic sameness where pixels differ.
 
 Weights come from an open_clip model name plus a pretrained tag or a local checkpoint
-file, a `local-dir:` folder (open_clip_config.json + weights), or an `hf-hub:` repo that
-is already in the local Hugging Face cache. memgrid never downloads: when the weights are
-not on disk the metric raises UnavailableError and the grid's score says so.
+file, a `local-dir:` folder (open_clip_config.json + weights), or an `hf-hub:` repo. Hub
+weights (an `hf-hub:` repo, or a tag that open_clip hosts on the hub) come from the local
+Hugging Face cache, downloaded into it when the hub can be reached (core/hub.py); offline,
+or for weights open_clip fetches from elsewhere, missing weights raise UnavailableError and
+the grid's score says so.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import numpy as np
 from memgrid.core.errors import InputError, UnavailableError
 from memgrid.core.extras import require_extra
+from memgrid.core.hub import cached_file, hub_file
 from memgrid.core.metrics.embedding import (
     WEIGHT_SUFFIXES,
     EmbeddingMetric,
@@ -37,6 +40,7 @@ HF_HUB = "hf-hub:"
 # open_clip's file names on the hub (open_clip.constants), safetensors preferred.
 HUB_WEIGHT_NAMES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 HUB_CONFIG_NAME = "open_clip_config.json"
+LOCAL_CHECKPOINT = "pass a local checkpoint with --clip-pretrained"
 
 
 class Clip(EmbeddingMetric):
@@ -125,12 +129,9 @@ class Clip(EmbeddingMetric):
             return f"{LOCAL_DIR}{self._local_dir()}", None, {}
         if self.model_name.startswith(HF_HUB):
             repo = self.model_name[len(HF_HUB) :]
-            config = self._cached_hub_file(repo, HUB_CONFIG_NAME)
-            if config is None:
-                raise UnavailableError(
-                    f"CLIP model {self.model_name} is not in the local Hugging Face cache "
-                    "(memgrid never downloads weights)"
-                )
+            what = f"CLIP model {self.model_name}"
+            config = hub_file(repo, [HUB_CONFIG_NAME], self.hub_cache_dir, what, LOCAL_CHECKPOINT)
+            hub_file(repo, HUB_WEIGHT_NAMES, self.hub_cache_dir, what, LOCAL_CHECKPOINT)
             # A cached hub snapshot is laid out exactly like an open_clip local-dir.
             return f"{LOCAL_DIR}{config.parent}", None, {}
         if self.model_name not in open_clip.list_models():
@@ -149,10 +150,15 @@ class Clip(EmbeddingMetric):
                 "nor a checkpoint file"
             )
         weights = self._cached_tag_weights(tag_config)
+        if weights is None and tag_config.get("hf_hub"):
+            repo, filename = os.path.split(tag_config["hf_hub"])
+            what = f"CLIP weights {self.model_name}/{self.pretrained}"
+            candidates = _hub_weight_candidates(filename)
+            weights = hub_file(repo, candidates, self.hub_cache_dir, what, LOCAL_CHECKPOINT)
         if weights is None:
             raise UnavailableError(
                 f"CLIP weights {self.model_name}/{self.pretrained} are not on this machine "
-                "(memgrid never downloads weights; pass a local checkpoint with --clip-pretrained)"
+                "(open_clip hosts them off the hub; pass a local checkpoint with --clip-pretrained)"
             )
         overrides = {
             "image_mean": tag_config.get("mean"),
@@ -181,11 +187,9 @@ class Clip(EmbeddingMetric):
 
     def _cached_hub_file(self, repo: str, filename: str) -> Path | None:
         try:
-            from huggingface_hub import try_to_load_from_cache
+            return cached_file(repo, filename, cache_dir=self.hub_cache_dir)
         except ImportError:
             return None
-        found = try_to_load_from_cache(repo, filename, cache_dir=self.hub_cache_dir)
-        return Path(found) if isinstance(found, str) else None
 
     def _embed_batch(self, images: Sequence[Image.Image]) -> np.ndarray:
         import torch

@@ -1,4 +1,5 @@
-"""SSCD copy-detection embeddings (Pizzi et al. 2022) from a TorchScript file given by path.
+"""SSCD copy-detection embeddings (Pizzi et al. 2022) from a TorchScript file given by path,
+or by `hf-hub:ORG/REPO/FILE` (from the Hugging Face cache, downloaded into it when online).
 
 Preprocessing follows the SSCD README: resize the short side to 288, ImageNet mean and
 std. Somepalli et al. and MemBench call a pair a replica above cosine 0.5.
@@ -14,10 +15,12 @@ from typing import Any
 import numpy as np
 from memgrid.core.errors import InputError, UnavailableError
 from memgrid.core.extras import require_extra
+from memgrid.core.hub import hub_file
 from memgrid.core.images import resize_short_side
 from memgrid.core.metrics.embedding import EmbeddingMetric, file_fingerprint, require_file
 from PIL import Image
 
+HF_HUB = "hf-hub:"
 REPLICA_THRESHOLD = 0.5  # Somepalli et al. 2023; MemBench's DBSCAN eps 0.5 on 1 - cosine
 SSCD_SHORT_SIDE = 288
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
@@ -51,8 +54,7 @@ class Sscd(EmbeddingMetric):
     def model_key(self) -> str:
         if self.path is None:
             return "sscd:none"
-        weights = require_file(self.path, "SSCD TorchScript model")
-        return f"sscd:sha256-{file_fingerprint(weights)}:{self.short_side}"
+        return f"sscd:sha256-{file_fingerprint(self._weights_file())}:{self.short_side}"
 
     def find_weights(self) -> str:
         if self.path is None:
@@ -60,7 +62,18 @@ class Sscd(EmbeddingMetric):
                 "no SSCD model given (pass --sscd PATH to a TorchScript file such as "
                 "sscd_disc_mixup.torchscript.pt)"
             )
-        return str(require_file(self.path, "SSCD TorchScript model"))
+        return str(self._weights_file())
+
+    def _weights_file(self) -> Path:
+        assert self.path is not None
+        if not self.path.startswith(HF_HUB):
+            return require_file(self.path, "SSCD TorchScript model")
+        repo, _, filename = self.path[len(HF_HUB) :].rpartition("/")
+        if repo.count("/") != 1 or not filename:
+            raise InputError(self.path, "expected hf-hub:ORG/REPO/FILE")
+        return hub_file(
+            repo, [filename], what=f"SSCD model {self.path}", alternative="pass a file to --sscd"
+        )
 
     def _load(self) -> None:
         weights = self.find_weights()

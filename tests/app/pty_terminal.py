@@ -23,8 +23,10 @@ SYNC_START = b"\x1b[?2026h"
 SYNC_END = b"\x1b[?2026l"
 SYNC_QUERY = b"\x1b[?2026$p"
 SYNC_REPLY = b"\x1b[?2026;2$y"  # supported, currently reset
+# CSI, OSC, charset selection, and the string sequences (DCS, SOS, PM, APC: a terminal probe).
 CSI_SEQUENCE = re.compile(
     rb"\x1b\[[0-9;?<>=$]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)|\x1b[()][0-9A-B]"
+    rb"|\x1b[P_^X][^\x1b]*\x1b\\"
 )
 
 

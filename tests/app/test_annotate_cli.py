@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 @pytest.fixture
 def fake_make_app(monkeypatch: pytest.MonkeyPatch) -> MagicMock:
     made = MagicMock(name="make_app")
+    made.return_value.return_code = 0  # the app ran and quit normally
     monkeypatch.setattr(memgrid.tui.app, "make_app", made)
     monkeypatch.setattr("memgrid.tui.app.collector.tune_for_interaction", lambda: None)
     return made
@@ -24,6 +25,17 @@ def settings_passed(made: MagicMock) -> AppSettings:
     (project, settings), _ = made.call_args
     assert project.root.exists()
     return settings
+
+
+def test_an_app_that_failed_makes_the_command_fail(
+    demo_project_dir: Path, runner: CliRunner, fake_make_app: MagicMock
+) -> None:
+    # Textual prints the traceback of a crashed app and returns 1; the shell must see it.
+    fake_make_app.return_value.return_code = 1
+    arguments = ["annotate", "-p", str(demo_project_dir), "--image-protocol", "halfcell"]
+    result = runner.invoke(cli, arguments)
+    assert result.exit_code == 1
+    fake_make_app.return_value.session.release_all.assert_called_once()
 
 
 def test_options_reach_the_app_settings(

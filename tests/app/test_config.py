@@ -66,7 +66,7 @@ def test_explicit_config_path_is_the_only_file(
         ('[keys]\nskip = "ctrl+nonsense_key"\n', "is not a key name"),
         ('[keys]\nskip = "1"\n', "key '1' is bound to both"),
         ("[annotate]\nspeed = 3\n", "unknown option 'speed'"),
-        ("[annotate]\nblind_share = 2\n", "blind_share must be between 0 and 1"),
+        ("[annotate]\nblind_share = 2\n", "blind_share must be a number between 0 and 1"),
         ('[annotate]\nlease_seconds = "long"\n', "lease_seconds must be a number"),
         ("[annotate]\nprefetch = -1\n", "prefetch must be a whole number"),
         ("keys = 3\n", "[keys] must be a table"),
@@ -104,3 +104,23 @@ def test_settings_carry_cli_values_and_file_values(tmp_path: Path) -> None:
         0.2,
     )
     assert settings.keys["skip"] == "k"
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("lease_seconds = nan", "lease_seconds must be a number between 10 and 86400"),
+        ("lease_seconds = inf", "lease_seconds must be a number between 10 and 86400"),
+        ("lease_seconds = 0.5", "lease_seconds must be a number between 10 and 86400"),
+        ("blind_share = nan", "blind_share must be a number between 0 and 1"),
+        ("prefetch = 0", "prefetch must be a whole number between 1 and 64"),
+        ("prefetch = 1.5", "prefetch must be a whole number between 1 and 64"),
+        ("cell_budget = 99999999999", "cell_budget must be a whole number between 64 and 100000"),
+    ],
+)
+def test_annotate_values_out_of_range_are_refused(tmp_path: Path, line: str, problem: str) -> None:
+    # nan would fail the app at start, inf would leave a lease for good after kill -9, and
+    # prefetch 0 would show "every grid is done" with grids still open.
+    write(tmp_path / "memgrid.toml", f"[annotate]\n{line}\n")
+    with pytest.raises(InputError, match=problem):
+        load_config(tmp_path)

@@ -164,6 +164,26 @@ def test_calibrate_accept_changes_the_proposals_as_the_new_thresholds_say(
     assert all(after[g] is Category.NONE for g in changed)
 
 
+def test_calibrate_fits_the_combined_scores_weights(demo: Path, runner: CliRunner) -> None:
+    # Item 8: the memorized/not decision is a logistic model whose weights the labels fit.
+    label_demo(demo)
+    result = runner.invoke(app, ["calibrate", "-p", str(demo), "--accept", "--json"])
+    assert result.exit_code == 0, result.output
+    (run,) = json.loads(result.output)
+    fitted = run["fitted"]
+    weight_keys = {"w_bias", "w_copy", "w_layout", "w_matches", "w_region", "w_semantic"}
+    assert weight_keys <= set(fitted)
+    assert any(key in run["changes"] for key in weight_keys)
+    # No clip score in the project: nothing informs the semantic weight, which keeps v0...
+    assert fitted["w_semantic"] == pytest.approx(4.0) and "w_semantic" not in run["changes"]
+    # ...and copies labelled without a Webster type cannot be told from semantic-only ones.
+    assert any("left out of the combined score's fit" in w for w in run["warnings"])
+    with open_project(demo) as project:
+        active = project.store.thresholds.find_active()
+        assert active is not None
+        assert active.values["w_copy"] == pytest.approx(fitted["w_copy"])
+
+
 def test_calibration_categorizes_as_memgrid_propose_did(demo: Path) -> None:
     """One pipeline: under the active set, calibration's category is the stored proposal's."""
     label_demo(demo)

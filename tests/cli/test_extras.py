@@ -36,6 +36,10 @@ def test_extras_match_pyproject() -> None:
         assert {requirement_name(r) for r in declared[extra]} == set(modules), extra
 
 
+def test_every_extra_says_what_needs_it() -> None:
+    assert set(extras.NEEDED_BY) == set(EXTRAS)
+
+
 def test_a_module_maps_to_its_extra_by_its_top_level_name() -> None:
     assert extra_for_module("torch.nn.functional") == "gen"
     assert extra_for_module("pyarrow.parquet") == "export"

@@ -122,11 +122,6 @@ def _not_a_seed_name(source: Path) -> str:
     return "grid1/cover.png: image name is not a seed number"
 
 
-def _no_prompt_file(source: Path) -> str:
-    (source / "grid1" / "prompt.txt").unlink()
-    return "grid1: no prompt.txt"
-
-
 @pytest.mark.parametrize(
     "break_source",
     [
@@ -136,7 +131,6 @@ def _no_prompt_file(source: Path) -> str:
         _duplicate_seed,
         _symlink_outside,
         _not_a_seed_name,
-        _no_prompt_file,
     ],
 )
 def test_a_bad_grid_is_named_and_left_out_whole(
@@ -166,7 +160,7 @@ def test_a_bad_grid_is_named_and_left_out_whole(
         ({"prompt": "p", "seed": 0, "path": "missing.png"}, "missing.png: image file not found"),
         (
             {"prompt": "p", "seed": 1, "path": "a.png"},
-            "line 2: seed 1 of this prompt appears twice",
+            "line 2: seed 1 of this grid appears twice",
         ),
     ],
 )
@@ -199,3 +193,97 @@ def test_a_deeply_nested_source_imports(
     result = invoke(runner, "import", str(deep), "-p", str(project_dir))
     assert result.exit_code == 0, result.output
     assert counts(project_dir) == (1, 3)
+
+
+# ---------------------------------------------------------------- item 1: one grid per source
+
+
+def test_two_folders_with_one_prompt_are_two_grids(
+    tmp_path: Path, runner: CliRunner, project_dir: Path
+) -> None:
+    # An original model's grid and the same prompt after a mitigation: never merged.
+    source = make_folder_source(tmp_path / "src", grids=2, seeds=3)
+    (source / "grid1" / "prompt.txt").write_text("prompt number 0\n", encoding="utf-8")
+    result = invoke(runner, "import", str(source), "-p", str(project_dir))
+    assert result.exit_code == 0, result.output
+    assert "2 grids added, 6 images added, 0 grids already present" in result.output
+    with open_project(project_dir) as project:
+        grids = project.store.grids.all()
+        assert [g.prompt for g in grids] == ["prompt number 0", "prompt number 0"]
+        assert [g.origin for g in grids] == ["grid0", "grid1"]
+        for grid in grids:  # each grid's provenance names its own folder, and only it
+            assert grid.provenance["imported_from"].endswith(grid.origin)
+            assert grid.seeds == [0, 1, 2]
+    again = invoke(runner, "import", str(source), "-p", str(project_dir))
+    assert "0 grids added, 0 images added, 2 grids already present" in again.output
+    assert counts(project_dir) == (2, 6)
+
+
+def test_a_seed_colliding_with_different_bytes_is_an_error_naming_both_files(
+    tmp_path: Path, runner: CliRunner, project_dir: Path
+) -> None:
+    source = make_folder_source(tmp_path / "src", grids=1, seeds=3)
+    assert invoke(runner, "import", str(source), "-p", str(project_dir)).exit_code == 0
+    changed = write_image(source / "grid0" / "0001.png", (250, 5, 5))
+    write_image(source / "grid0" / "0003.png", (1, 1, 1))  # a new seed: not added either
+    result = invoke(runner, "import", str(source), "-p", str(project_dir))
+    assert result.exit_code == 1
+    message = result.stderr
+    assert str(changed) in message and "seed 1 is already stored for this grid" in message
+    with open_project(project_dir) as project:
+        (grid,) = project.store.grids.all()
+        stored = project.image_path(grid.images[1])
+        assert str(stored) in message  # both files named
+        assert grid.seeds == [0, 1, 2]  # the grid went in whole or not at all
+    assert "\n" not in message.strip()
+
+
+def test_a_grid_without_a_prompt_imports_with_the_prompt_unknown(
+    tmp_path: Path, runner: CliRunner, project_dir: Path
+) -> None:
+    source = make_folder_source(tmp_path / "src", grids=2, seeds=3)
+    (source / "grid0" / "prompt.txt").unlink()
+    (source / "grid1" / "prompt.txt").unlink()  # two unknown prompts: still two grids
+    result = invoke(runner, "import", str(source), "-p", str(project_dir))
+    assert result.exit_code == 0, result.output
+    with open_project(project_dir) as project:
+        grids = project.store.grids.all()
+        assert [(g.prompt, g.origin) for g in grids] == [("", "grid0"), ("", "grid1")]
+        (prompt,) = project.store.prompts.all()
+        assert prompt.metadata == {"prompt_unknown": True}
+    single = make_folder_source(tmp_path / "one", grids=1) / "grid0"
+    (single / "prompt.txt").unlink()
+    other = tmp_path / "proj2"
+    assert invoke(runner, "init", str(other)).exit_code == 0
+    assert invoke(runner, "import", str(single), "-p", str(other)).exit_code == 0
+    assert counts(other) == (1, 3)
+
+
+def test_manifest_grid_keys_keep_grids_apart_and_allow_an_unknown_prompt(
+    tmp_path: Path, runner: CliRunner, project_dir: Path
+) -> None:
+    source = tmp_path / "src"
+    rows = []
+    for grid in ("original", "ablated", "figure"):
+        for seed in range(2):
+            path = write_image(source / grid / f"{seed}.png", (len(grid) * 20, seed * 90, 7))
+            prompt = "" if grid == "figure" else "a red square"
+            rows.append(
+                {
+                    "grid": grid,
+                    "prompt": prompt,
+                    "seed": seed,
+                    "path": str(path.relative_to(source)),
+                }
+            )
+    manifest = source / "manifest.jsonl"
+    manifest.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    result = invoke(runner, "import", str(manifest), "-p", str(project_dir))
+    assert result.exit_code == 0, result.output
+    with open_project(project_dir) as project:
+        origins = sorted((g.origin, g.prompt) for g in project.store.grids.all())
+    assert origins == [
+        ("manifest.jsonl#ablated", "a red square"),
+        ("manifest.jsonl#figure", ""),
+        ("manifest.jsonl#original", "a red square"),
+    ]

@@ -57,8 +57,7 @@ def build_project(runner: CliRunner, root: Path, renders: Path, order: list[str]
 
 
 def grid_of(project: Project, prompt: str, model: str = "sd-1.4") -> int:
-    found = project.store.grids.find(prompt, model, {})
-    assert found is not None
+    (found,) = [g.id for g in project.store.grids.all() if (g.prompt, g.model) == (prompt, model)]
     return found
 
 

@@ -14,6 +14,8 @@ from memgrid.tui.services.project import Project, create_project, open_project
 from memgrid.tui.services.report import ModelRates, Report, project_report
 from typer.testing import CliRunner
 
+from tests.hostile.corpus import HOSTILE_STRINGS, raw_escapes
+
 EXPLICIT, IMPLICIT, UNINTENDED, NONE = tuple(Category)
 ORIGINAL, MITIGATED = "sd-1.4", "sd-1.4 + ablation"
 SETTINGS = {"steps": 50, "guidance": 7.5}
@@ -224,21 +226,23 @@ def test_cli_json_html_and_tables(two_models, tmp_path: Path) -> None:
 
 
 def test_user_text_is_shown_as_text(tmp_path: Path) -> None:
+    """Model names and prompts from the hostile corpus: escaped in the terminal, in the HTML."""
     root = tmp_path / "hostile"
-    hostile_model = "[bold red]evil[/] <script>alert(1)</script>\x1b[2J"
+    hostile_model = "[bold red]evil[/] <script>alert(1)</script>" + HOSTILE_STRINGS[0]
     with create_project(root) as project:
         store = project.store
         active = store.thresholds.add("default", {}, activate=True)
-        for model in (hostile_model, "plain"):
-            grid_id, _ = store.grids.add("[link=x]prompt[/link]\x07", [], model=model)
-            store.proposals.add(
-                Proposal(grid_id, active.id, UNINTENDED if model == "plain" else NONE)
-            )
+        for index, text in enumerate(HOSTILE_STRINGS):
+            prompt = f"prompt {index} {text}".replace("\x00", "")
+            for model, category in ((hostile_model, UNINTENDED), ("plain", NONE)):
+                grid_id, _ = store.grids.add(prompt, [], model=model)
+                store.proposals.add(Proposal(grid_id, active.id, category))
     page = tmp_path / "r.html"
     result = run("-p", str(root), "--compare", hostile_model, "plain", "--html", str(page))
     assert result.exit_code == 0, result.output
-    assert "[bold red]evil[/]" in result.output and "\x1b[2J" not in result.output
-    assert "[link=x]prompt[/link]\\x07" in result.output
+    assert raw_escapes(result.output) == 0
+    assert "[bold red]evil[/]" in result.output  # shown, not read as markup
+    assert f"Memorized under A, not under B: {len(HOSTILE_STRINGS)} prompts" in result.output
     text = page.read_text()
     assert "<script>" not in text and "&lt;script&gt;" in text
 

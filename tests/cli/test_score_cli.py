@@ -122,16 +122,17 @@ def test_clip_without_weights_is_stored_unavailable(
     result = runner.invoke(app, ["score", "-p", str(scored_project)])
     assert result.exit_code == 0, result.output
     assert "clip unavailable on 3 grids" in result.stderr
-    assert "not on this machine" in result.stderr
+    assert "not in the local Hugging Face cache" in result.stderr
     with open_project(scored_project) as opened:
         grid_id = opened.store.grids.find(COPY_PROMPT, "test")
         clip = opened.store.scores.where(grid_ids=[grid_id], metric="clip")[0]
         assert {s.metric for s in opened.store.scores.where(grid_ids=[grid_id]) if s.available} == {
             "tiled-l2",
             "phash",
+            "keypoints",
         }
     assert (clip.available, clip.values) == (False, {})
-    assert "never downloads" in clip.note
+    assert "hf download laion/CLIP-ViT-B-32-laion2B-s34B-b79K" in clip.note
     # The next run leaves the stored "unavailable" rows alone while the weights are still
     # missing, and says so.
     again = runner.invoke(app, ["score", "-p", str(scored_project)])
@@ -237,7 +238,7 @@ def test_show_prints_scores_region_map_and_reasons(scored_project: Path, runner:
     assert result.exit_code == 0, result.output
     text = result.stdout
     assert TEMPLATE_PROMPT in text
-    assert "tiled-l2 (v1)" in text and "phash (v1)" in text
+    assert "tiled-l2 (v2)" in text and "phash (v1)" in text
     assert "region_bbox" in text and "[6, 4, 7, 7]" in text
     assert "[█][█][█][█]" in text  # the mark's tiles, in the region, fully consistent
     assert "proposal (v0 v0): unintended" in text

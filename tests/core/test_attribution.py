@@ -267,3 +267,43 @@ class TestClipEvidence:
 
     def test_default_attribution_reports_clip_unavailable(self) -> None:
         assert not attribute("a cat").clip.available
+
+
+class TestTitleCase:
+    """Item 7: names in Title Case captions, prompts that are titles, makers' by-lines."""
+
+    def test_names_are_read_from_word_rarity(self) -> None:
+        result = attribute("Living In The Light With Ann Graham Lotz")
+        assert result.title_case
+        assert spans(result) == [("Ann Graham Lotz", "rare", None)]
+
+    def test_common_title_words_are_no_names(self) -> None:
+        assert (
+            attribute("<i>The Long Dark</i> Gets First Trailer, Steam Early Access").entities == ()
+        )
+
+    def test_a_title_case_prompt_with_an_image_noun_names_that_picture(self) -> None:
+        prompt = "Captain Marvel Exclusive Ccxp Poster Released Online By Marvel"
+        assert spans(attribute(prompt)) == [
+            ("Captain Marvel Exclusive Ccxp Poster", "title", "work")
+        ]
+        lady = attribute("Portrait Of A Lady In Red Dress, Oil On Canvas")
+        assert spans(lady) == [("Portrait Of A Lady In Red Dress", "title", "work")]
+
+    def test_a_picture_credited_to_a_named_maker_is_a_work(self) -> None:
+        result = attribute("Portrait of Tiger in black and white by Lukas Holas")
+        assert spans(result) == [
+            ("Portrait of Tiger in black and white by Lukas Holas", "by-line", "work")
+        ]
+        # No image noun in the clause: the maker stays a person.
+        people = attribute("a twisting tall apartment building, designed by Frank Gehry")
+        assert spans(people) == [("Frank Gehry", "capitalised", "person")]
+
+    def test_habitual_depiction_singles_out_a_character(self) -> None:
+        prompt = "A superhero in a red suit. The hero is often depicted swinging between towers."
+        (cue,) = attribute(prompt).cues
+        assert (cue.text, cue.pattern, cue.type) == (
+            "The hero is often depicted",
+            "habitual",
+            "person",
+        )

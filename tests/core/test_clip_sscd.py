@@ -141,7 +141,7 @@ def test_clip_text_embeddings_share_the_image_space(tiny_weights):
 
 def test_clip_without_weights_is_unavailable_not_faked(tmp_path):
     metric = Clip(model="ViT-B-32", pretrained="laion2b_s34b_b79k", hub_cache_dir=tmp_path)
-    with pytest.raises(UnavailableError, match="not on this machine"):
+    with pytest.raises(UnavailableError, match="not in the local Hugging Face cache"):
         metric.score(1, IMAGES, SHAS)
     with pytest.raises(UnavailableError):  # remembered: not retried for every grid
         metric.ensure_loaded()

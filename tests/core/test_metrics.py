@@ -129,7 +129,7 @@ def test_score_records_metric_params_version_and_heatmap():
     assert (score.grid_id, score.metric, score.version, score.available) == (
         42,
         "tiled-l2",
-        "1",
+        "2",
         True,
     )
     assert score.params == {
@@ -141,6 +141,8 @@ def test_score_records_metric_params_version_and_heatmap():
         "region_grid": 8,
         "tile_threshold": 0.5,
         "texture_floor": 0.02,
+        "tile_delta": 0.08,
+        "robust_quantile": 0.8,
     }
     assert len(score.heatmap) == 8 and all(len(row) == 8 for row in score.heatmap)
     assert score.values["region_grid"] == 8 and score.values["tile_threshold"] == 0.5
@@ -244,7 +246,7 @@ def test_dbscan_needs_three_seeds_for_a_cluster():
 
 
 def test_registry_names_every_metric_and_builds_them_with_options():
-    assert set(METRICS) == {"tiled-l2", "phash", "clip", "sscd"}
+    assert set(METRICS) == {"tiled-l2", "phash", "keypoints", "clip", "sscd"}
     assert set(DEFAULT_METRICS) <= set(METRICS)
     for name in METRICS:
         assert metric_class(name).name == name

@@ -27,8 +27,9 @@ class TestV0:
 
     @pytest.mark.parametrize(
         ("seeds", "required"),
-        # v0 reproduces Carlini's 10 of 500 and MemBench's 3 of 50 exactly.
-        [(500, 10), (50, 3), (16, 3), (8, 3), (3, 3), (2, 2)],
+        # v0 reproduces Carlini's 10 of 500 and MemBench's 3 of 50 exactly; below
+        # 2 * min_clique seeds a strict majority (2 of 3, 3 of 4).
+        [(500, 10), (50, 3), (16, 3), (8, 3), (5, 3), (4, 3), (3, 2), (2, 2)],
     )
     def test_required_clique_follows_the_literature(self, seeds: int, required: int) -> None:
         assert Thresholds.v0().required_clique(seeds) == required
@@ -71,7 +72,7 @@ class TestThresholdFiles:
             ("tau_mem = true\n", ".toml", "must be a number", "tau_mem"),
             ("min_clique = 2.5\n", ".toml", "whole number", "min_clique"),
             ("tau_mem = nan\n", ".toml", "out of range", "tau_mem"),
-            ('{"tau_mem": 0.1,}', ".json", "not valid JSON", "line 1"),
+            ('{"tau_mem": 0.1,}', ".json", "invalid JSON", "line 1"),
             ("[1, 2]", ".json", "one table", None),
             ("tau_mem = \n", ".toml", "not valid TOML", None),
             ("name = 3\n", ".toml", "name must be a non-empty string", "name"),

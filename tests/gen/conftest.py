@@ -41,7 +41,7 @@ TEST_DEVICE = os.environ.get("MEMGRID_TEST_DEVICE", "cpu")
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_model_dir: Path) -> Any:
-    from memgrid.core.generation.pipeline import load_model
+    from memgrid.core.generation.loading import load_model
 
     return load_model(str(tiny_model_dir), device=TEST_DEVICE, dtype="fp32")
 
@@ -49,6 +49,6 @@ def tiny_model(tiny_model_dir: Path) -> Any:
 @pytest.fixture(scope="session")
 def tiny_ddim_model(tiny_model_dir: Path) -> Any:
     """The same weights under DDIM: one UNet call per step, so steps map to calls one to one."""
-    from memgrid.core.generation.pipeline import load_model
+    from memgrid.core.generation.loading import load_model
 
     return load_model(str(tiny_model_dir), device=TEST_DEVICE, dtype="fp32", scheduler="ddim")

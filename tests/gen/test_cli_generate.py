@@ -60,7 +60,9 @@ def test_generate_stores_grids_images_and_the_wen_score(
         assert [grid.prompt for grid in grids] == PROMPTS[:2]
         for grid in grids:
             assert grid.source == "generate" and grid.seeds == [0, 1, 2]
-            assert grid.model == str(tiny_model_dir.resolve())
+            # Named by its weights: the folder is provenance only.
+            assert grid.model == "sha256:" + grid.provenance["weights_sha256"][:16]
+            assert grid.provenance["model_path"] == str(tiny_model_dir.resolve())
             assert grid.settings["steps"] == 2 and grid.settings["scheduler"] == "PNDMScheduler"
             assert grid.provenance["safety_checker"] == "off"
             assert len(grid.provenance["weights_sha256"]) == 64
@@ -287,6 +289,10 @@ async def label_first_grid_in_the_app(project_dir: Path) -> int:
         (("--seed-list", "3-1"), "not a seed or range"),
         (("--steps", "0"), "at least 1"),
         (("--dtype", "fp8"), "unknown dtype"),
+        (("--width", "12"), "--width: must be a positive multiple of 8"),
+        (("--device", "gpu0"), "unknown device 'gpu0' (auto, cuda, cuda:N, cpu or mps)"),
+        (("--revision", "main"), "--revision: pins a hub id's commit"),
+        (("--slurm-option", "partition"), "expected KEY=VALUE"),
     ],
 )
 def test_bad_inputs_are_one_line_errors(
@@ -302,7 +308,10 @@ def test_bad_inputs_are_one_line_errors(
         args[args.index(option) + 1] = value
     else:
         args += [option, value]
+    if option == "--slurm-option":
+        args.append("--slurm-script")
     result = runner.invoke(app, args)
     assert result.exit_code == 1, result.output
     assert result.output.startswith("memgrid: error:") and expected in result.output
     assert result.output.strip().count("\n") == 0
+    assert not (tmp_path / "project").exists(), "a refused run creates no project"

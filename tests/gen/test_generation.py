@@ -10,22 +10,26 @@ from typing import Any
 import numpy as np
 import pytest
 from memgrid.core.errors import InputError
-from memgrid.core.generation.pipeline import (
-    grid_provenance,
+from memgrid.core.generation.loading import (
     load_model,
     model_folder,
     resolve_dtype,
+    scheduler_class,
+)
+from memgrid.core.generation.pipeline import (
+    grid_provenance,
     resolve_settings,
     sample_grid,
-    scheduler_class,
     triage_norms,
 )
 from memgrid.core.generation.settings import (
     GenerationSettings,
     TriageCost,
+    check_settings_numbers,
     choose_seeds,
     parse_seed_list,
     parse_shard,
+    scheduler_config_digest,
 )
 from memgrid.core.generation.signal import mean_first_steps, stored_norms, wen_score, wen_values
 from memgrid.core.generation.synthetic import CLIP_CONTEXT_LENGTH, clip_tokenizer
@@ -198,7 +202,7 @@ def test_weights_hash_follows_content_in_both_modes(tmp_path: Path, monkeypatch)
 
     folder = tmp_path / "model"
     (folder / "unet").mkdir(parents=True)
-    (folder / "model_index.json").write_text("{}")
+    (folder / "model_index.json").write_text('{"unet": ["diffusers", "UNet2DConditionModel"]}')
     weights = folder / "unet" / "weights.safetensors"
     weights.write_bytes(bytes(range(256)) * 40_000)
     full = weights_fingerprint(folder)
@@ -277,3 +281,60 @@ def test_triage_cost_counts_unet_evaluations() -> None:
     assert cost.saved == cost.without_triage - cost.with_triage
     assert cost.skipped == 8
     assert 0.75 < cost.saved_share < 0.8
+
+
+def test_pndm_evaluates_one_step_twice_so_all_steps_is_not_ddims(
+    tiny_model: Any, tiny_ddim_model: Any
+) -> None:
+    """What the README says about matching Wen et al.: first_step agrees, all_steps does not."""
+    pndm = sample_grid(tiny_model, PROMPT, [0], settings_for(tiny_model, steps=5), 1).norms[0]
+    ddim = sample_grid(
+        tiny_ddim_model, PROMPT, [0], settings_for(tiny_ddim_model, steps=5), 1
+    ).norms[0]
+    assert (len(pndm), len(ddim)) == (6, 5)
+    assert pndm[0] == pytest.approx(ddim[0], rel=NORM_RTOL)
+    assert pndm[1] == pytest.approx(pndm[2], rel=0.05)  # the warm-up's repeated timestep
+
+
+def test_width_and_height_and_the_scheduler_config_are_settings(tiny_model: Any) -> None:
+    settings = resolve_settings(tiny_model, steps=2, guidance=7.5, size=32, width=64)
+    assert (settings.width, settings.height) == (64, 32)
+    sampled = sample_grid(tiny_model, PROMPT, [0], settings, batch_size=1)
+    assert Image.open(io.BytesIO(sampled.images[0].png)).size == (64, 32)
+    config = dict(tiny_model.pipeline.scheduler.config)
+    assert settings.scheduler_config == scheduler_config_digest(config)
+    assert scheduler_config_digest({**config, "_diffusers_version": "0.1"}) == (
+        settings.scheduler_config
+    )
+    assert scheduler_config_digest({**config, "timestep_spacing": "trailing"}) != (
+        settings.scheduler_config
+    )
+    with pytest.raises(InputError, match="--height: must be a positive multiple of 8"):
+        check_settings_numbers(2, 7.5, None, 1, width=64, height=60)
+
+
+@pytest.mark.slow  # dynamo traces the tiny UNet
+def test_compiled_unet_keeps_the_images_and_the_signal(tiny_model_dir: Path, tiny_model: Any):
+    """--compile's wiring (fused QKV, channels_last, the hook on the compiled wrapper), with
+    dynamo's eager backend: inductor's C++ build takes minutes on a CPU."""
+    compiled = load_model(
+        str(tiny_model_dir),
+        device=TEST_DEVICE,
+        dtype="fp32",
+        compile_unet=True,
+        compile_backend="eager",
+    )
+    assert compiled.identity["speedups"] == ["fused_qkv", "channels_last", "torch.compile(eager)"]
+    assert (
+        "FusedAttnProcessor2_0"
+        in grid_provenance(compiled, settings_for(compiled), [0], 1)["attention"]
+    )
+    settings = settings_for(compiled)
+    fast = sample_grid(compiled, PROMPT, [0, 1], settings, batch_size=2)
+    plain = sample_grid(tiny_model, PROMPT, [0, 1], settings, batch_size=2)
+    for ours, theirs in zip(fast.images, plain.images, strict=True):
+        assert np.abs(pixels(ours.png) - pixels(theirs.png)).max() <= 1
+    for seed in (0, 1):
+        np.testing.assert_allclose(fast.norms[seed], plain.norms[seed], rtol=1e-3)
+    triaged = triage_norms(compiled, PROMPT, [0, 1], settings, triage_steps=1)
+    assert triaged[0] == pytest.approx(plain.norms[0][:1], rel=1e-3)

@@ -13,12 +13,20 @@ from memgrid.core.importing import load_images, plan_import
 from memgrid.core.label_files import COLUMNS, read_label_file
 from memgrid.core.prompt_files import read_prompt_file
 
+from tests.hostile.corpus import hostile_text, raw_escapes
+
 odd_text = st.text(
     alphabet=st.characters(blacklist_categories=("Cs",), min_codepoint=0), max_size=400
 )
 huge_line = st.integers(min_value=10_001, max_value=40_000).map(lambda n: "x" * n)
 payloads = st.one_of(
     st.binary(max_size=600),
+    # Escape sequences, markup and bidi characters, raw and inside JSON records.
+    st.lists(hostile_text, max_size=4).map(lambda lines: "\n".join(lines).encode()),
+    st.lists(
+        st.dictionaries(st.sampled_from(["prompt", "seed", "path", "model"]), hostile_text),
+        max_size=4,
+    ).map(lambda rows: "\n".join(json.dumps(r) for r in rows).encode()),
     odd_text.map(lambda t: t.encode("utf-8")),
     odd_text.map(lambda t: t.encode("utf-16")),
     huge_line.map(str.encode),
@@ -62,6 +70,7 @@ def assert_one_line(error: InputError, path: Path) -> None:
     message = str(error)
     assert message.startswith(str(path)) or str(path) in message
     assert "\n" not in message and "Traceback" not in message
+    assert raw_escapes(message) == 0
 
 
 @given(payload=payloads, suffix=st.sampled_from([".txt", ".csv", ".jsonl"]))
@@ -92,7 +101,7 @@ def test_manifests_never_crash_or_reach_outside(payload: bytes, suffix: str) -> 
             assert_one_line(error, manifest)
             return
         for error in plan.errors:
-            assert "\n" not in str(error)
+            assert "\n" not in str(error) and raw_escapes(str(error)) == 0
         for grid in plan.grids:
             for image in grid.images:
                 assert image.path.resolve().is_relative_to(root.resolve())
@@ -122,7 +131,7 @@ def test_grid_folders_never_crash(prompt: bytes, names: list[str], image_bytes: 
             assert "\n" not in str(error)
             return
         for error in plan.errors:
-            assert "\n" not in str(error)
+            assert "\n" not in str(error) and raw_escapes(str(error)) == 0
         for planned in plan.grids:
             try:
                 load_images(planned)

@@ -14,6 +14,7 @@ from memgrid.core.errors import InputError
 from memgrid.core.thresholds import load_threshold_file
 from memgrid.tui.app.config import load_config
 
+from tests.hostile.corpus import raw_escapes
 from tests.hostile.test_readers_fuzz import payloads
 
 scalars = st.one_of(
@@ -60,6 +61,7 @@ def test_lexicon_files_never_crash(payload: bytes) -> None:
             entities = read_lexicon(path)
         except InputError as error:
             assert "\n" not in str(error) and str(path) in str(error)
+            assert raw_escapes(str(error)) == 0
             return
         for entity in entities:
             assert entity.name and entity.type in ("person", "work", "brand", "place")
@@ -77,6 +79,7 @@ def test_threshold_files_never_crash(payload: bytes, suffix: str) -> None:
             loaded = load_threshold_file(path)
         except InputError as error:
             assert "\n" not in str(error) and str(path) in str(error)
+            assert raw_escapes(str(error)) == 0
             return
         assert all(isinstance(v, float) and v == v for v in loaded.values.values() if v is not None)
 
@@ -131,6 +134,8 @@ def test_config_files_never_crash(payload: bytes) -> None:
                 config = load_config(None)
             except InputError as error:
                 assert "\n" not in str(error) and str(path) in str(error)
+                assert raw_escapes(str(error)) == 0
                 return
         assert 0.0 <= config.annotate.blind_share <= 1.0
-        assert config.annotate.lease_seconds > 0
+        assert 10 <= config.annotate.lease_seconds <= 86_400
+        assert 1 <= config.annotate.prefetch <= 64

@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from memgrid.core.errors import InputError
 from memgrid.core.records import QueueOrder
-from memgrid.core.text_files import read_text
+from memgrid.core.text_files import parse_toml, read_text
 from memgrid.tui.app.session import SessionOptions
 
 CONFIG_NAME = "memgrid.toml"
@@ -65,6 +64,16 @@ KEY_ACTIONS: dict[str, tuple[str, str, str]] = {
     "help": ("?", "help", "this help"),
     "quit": ("q", "quit", "quit (every label is already saved)"),
 }
+# [annotate] values allowed, inclusive. A lease is renewed while its grid is on screen, so
+# it need not be long; one over a day would hold a grid for good after a crash (kill -9).
+# prefetch 0 would find no grids to show at all.
+OPTION_RANGES: dict[str, tuple[float, float]] = {
+    "lease_seconds": (10, 86_400),
+    "blind_share": (0, 1),
+    "prefetch": (1, 64),
+    "cell_budget": (64, 100_000),
+}
+WHOLE_NUMBER_OPTIONS = ("prefetch", "cell_budget")
 MODIFIERS = ("ctrl", "shift", "alt", "meta", "super", "hyper")
 NAMED_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -149,10 +158,7 @@ def load_config(project_root: Path | None) -> FileConfig:
 
 
 def parse_config(text: str, source: Path | str) -> dict[str, Any]:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise InputError(source, f"not valid TOML ({error})") from None
+    data = parse_toml(text, source)
     unknown = sorted(set(data) - {"keys", "annotate"})
     if unknown:
         raise InputError(source, f"unknown section [{unknown[0]}]; known: [keys], [annotate]")
@@ -230,17 +236,13 @@ def _names_a_character(key: str) -> bool:
 
 
 def _annotate_value(name: str, value: Any, source: Path | str) -> Any:
-    if isinstance(value, bool):
-        raise InputError(source, f"{name} must be a number", "annotate")
-    if name == "prefetch" or name == "cell_budget":
-        lowest = 0 if name == "prefetch" else 64
-        if not isinstance(value, int) or value < lowest:
-            raise InputError(source, f"{name} must be a whole number >= {lowest}", "annotate")
-        return value
-    if not isinstance(value, int | float):
-        raise InputError(source, f"{name} must be a number", "annotate")
-    if name == "blind_share" and not 0.0 <= value <= 1.0:
-        raise InputError(source, "blind_share must be between 0 and 1", "annotate")
-    if name == "lease_seconds" and value <= 0:
-        raise InputError(source, "lease_seconds must be positive", "annotate")
-    return float(value)
+    lowest, highest = OPTION_RANGES[name]
+    whole = name in WHOLE_NUMBER_OPTIONS
+    kind = int if whole else int | float
+    # NaN fails both comparisons; infinity fails the upper one.
+    if isinstance(value, bool) or not isinstance(value, kind) or not lowest <= value <= highest:
+        number = "a whole number" if whole else "a number"
+        raise InputError(
+            source, f"{name} must be {number} between {lowest:g} and {highest:g}", "annotate"
+        )
+    return value if whole else float(value)

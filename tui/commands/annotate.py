@@ -130,3 +130,5 @@ def run_annotate(
             app.run()
         finally:
             app.session.release_all()
+        if app.return_code:  # the app failed (and Textual printed why): say so to the shell
+            raise typer.Exit(app.return_code)

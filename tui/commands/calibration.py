@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from memgrid.core.calibration import DEFAULT_BOOTSTRAPS, DEFAULT_SEED, parse_objective
 from memgrid.core.interrater import AgreementReport
+from memgrid.tui.display import plain_console, say, user_text
 from memgrid.tui.options import BootstrapSeedOption, BootstrapsOption, JsonOption, ProjectOption
 from memgrid.tui.services.calibration import CalibrationRun, calibrate_project, project_agreement
 from memgrid.tui.services.calibration_report import (
@@ -80,27 +81,27 @@ def calibrate(
     for run in runs:
         print_run(run, plots=plots)
     if report is not None:
-        typer.echo(f"Report written to {report}")
+        say(f"Report written to {report}")
 
 
 def print_run(run: CalibrationRun, *, plots: bool = True) -> None:
     """What a person reads after `memgrid calibrate`: tables, warnings, plots, next step."""
-    from rich.console import Console
     from rich.text import Text
 
-    console = Console()
+    console = plain_console()
     summary = run.summary
     model = f" for model {summary['model']}" if summary.get("model") else ""
     console.print(
-        f"Calibration run {run.run_id}: {run.threshold_set.label}{model} on "
-        f"{summary['label_count']} labelled grids, objective {summary['objective']}"
+        user_text(
+            f"Calibration run {run.run_id}: {run.threshold_set.label}{model} on "
+            f"{summary['label_count']} labelled grids, objective {summary['objective']}"
+        )
     )
     for warning in summary["warnings"]:
-        console.print(f"warning: {warning}", style="yellow", highlight=False)
+        console.print(user_text(f"warning: {warning}", "yellow"))
     if summary["bootstraps"]:
         console.print(
-            f"[CI]: bootstrap 95% intervals, {summary['bootstraps']} resamples, seed {summary['seed']}",
-            highlight=False,
+            f"[CI]: bootstrap 95% intervals, {summary['bootstraps']} resamples, seed {summary['seed']}"
         )
     console.print(_table("Thresholds", THRESHOLD_HEADERS, threshold_rows(summary)))
     if summary["signals"]:
@@ -128,7 +129,9 @@ def print_run(run: CalibrationRun, *, plots: bool = True) -> None:
             f"{name} {count}"
             for name, count in sorted((run.proposals.categories if run.proposals else {}).items())
         )
-        console.print(f"Accepted: {run.accepted.label} is active; proposals recomputed ({counts}).")
+        console.print(
+            user_text(f"Accepted: {run.accepted.label} is active; proposals recomputed ({counts}).")
+        )
     elif summary.get("changes"):
         console.print("Not accepted: rerun with --accept to make these thresholds active.")
     else:
@@ -138,15 +141,15 @@ def print_run(run: CalibrationRun, *, plots: bool = True) -> None:
 def _table(title: str, headers: list[str], rows: list[list[str]]) -> Any:
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left")
+    table = Table(title=user_text(title), title_justify="left")
     # Drop a trailing column that is empty in every row (the signals' notes, mostly).
     if rows and headers[-1] in ("note", "fitted on") and not any(row[-1] for row in rows):
         headers, rows = headers[:-1], [row[:-1] for row in rows]
     for index, header in enumerate(headers):
         # The first column names the row: keep it whole; numbers wrap at their interval.
-        table.add_column(header, no_wrap=index == 0)
+        table.add_column(user_text(header), no_wrap=index == 0)
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(user_text(cell) for cell in row))
     return table
 
 
@@ -161,14 +164,12 @@ def agreement(project: ProjectOption = None, json_output: JsonOption = False) ->
 
 
 def print_agreement(found: AgreementReport) -> None:
-    from rich.console import Console
-
-    console = Console()
+    console = plain_console()
     console.print(
         f"{len(found.annotators)} annotator(s); {found.items_multi_rated} grid(s) labelled by two or more"
     )
     for warning in found.warnings:
-        console.print(f"warning: {warning}", style="yellow", highlight=False)
+        console.print(user_text(f"warning: {warning}", "yellow"))
     if found.pairs:
         rows = [
             [p.annotator_a, p.annotator_b, str(p.items), _fixed(p.observed), _fixed(p.kappa)]

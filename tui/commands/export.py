@@ -17,6 +17,7 @@ from memgrid.core.export.options import (
 )
 from memgrid.core.export.staging import MANIFEST_NAME
 from memgrid.core.taxonomy import Category
+from memgrid.tui.display import say
 from memgrid.tui.options import JsonOption, ProjectOption
 from memgrid.tui.services.export import export_project
 from memgrid.tui.services.project import open_project
@@ -127,7 +128,7 @@ def export(
         if options.image_mode is ImageMode.NONE
         else f"{report.images} images {IMAGES_DONE[options.image_mode]}"
     )
-    typer.echo(
+    say(
         f"Exported {report.rows} of {counts['grids_in_project']} grids as {export_format.value} "
         f"to {out} ({images}); manifest {out / MANIFEST_NAME}"
     )

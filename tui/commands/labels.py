@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from memgrid.core.errors import one_line
 from memgrid.core.label_files import time_text
 from memgrid.core.taxonomy import Category, Webster
 from memgrid.tui.commands.annotate import default_annotator
+from memgrid.tui.display import say
 from memgrid.tui.options import JsonOption, ProjectOption
 from memgrid.tui.services.labels import export_labels, import_labels, label_grid
 from memgrid.tui.services.project import open_project
@@ -72,9 +72,7 @@ def label(
             )
         )
         return
-    typer.echo(
-        f"Grid {event.grid_id}: {category.title} by {one_line(event.annotator)} (event {event.id})."
-    )
+    say(f"Grid {event.grid_id}: {category.title} by {event.annotator} (event {event.id}).")
 
 
 def labels_import(
@@ -92,8 +90,8 @@ def labels_import(
     if json_output:
         typer.echo(json.dumps(report.to_dict(), indent=2))
         return
-    typer.echo(
-        f"{one_line(str(file))}: {report.added} label events added on {report.grids} grids, "
+    say(
+        f"{file}: {report.added} label events added on {report.grids} grids, "
         f"{report.already_imported} imported before, "
         f"{report.duplicates_in_file} repeated rows left out"
     )
@@ -113,4 +111,4 @@ def labels_export(
     if json_output:
         typer.echo(json.dumps({"file": str(file), "rows": rows}))
         return
-    typer.echo(f"{rows} labels written to {one_line(str(file))}")
+    say(f"{rows} labels written to {file}")

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from memgrid.core.errors import InputError
 from memgrid.tui.commands.annotate import default_annotator, run_annotate
+from memgrid.tui.display import plain_console, say, user_text
 from memgrid.tui.errors import report_error
 from memgrid.tui.options import JsonOption, ProjectOption
 from memgrid.tui.services.ingest import add_prompt_file, build_demo, import_grids
@@ -34,7 +35,7 @@ def init(
 ) -> None:
     """Create a project folder: memgrid.db, images/ and thumbs/."""
     with create_project(directory) as project:
-        typer.echo(
+        say(
             f"Project ready at {project.root} (schema v{project.store.schema_version}, "
             f"journal {project.store.journal_mode})"
         )
@@ -49,10 +50,20 @@ def prompts_add(
     """Add prompts from a file; exact duplicates are merged, empty lines skipped."""
     with open_project(project) as opened:
         report = add_prompt_file(opened, file)
-    typer.echo(
+    say(
         f"{file}: {report.added} prompts added, {report.merged} duplicates merged, "
         f"{report.empty_skipped} empty lines skipped"
     )
+    report_control_characters(report.prompts_with_control_characters)
+
+
+def report_control_characters(prompts: int) -> None:
+    if prompts:
+        say(
+            f"note: {prompts} prompt(s) carry control or bidi characters: stored exactly, "
+            "shown escaped (\\x1b)",
+            err=True,
+        )
 
 
 def import_command(
@@ -66,10 +77,11 @@ def import_command(
         report = import_grids(opened, source)
     for error in report.errors:
         report_error(str(error))
-    typer.echo(
+    say(
         f"{source}: {report.grids_added} grids added, {report.images_added} images added, "
         f"{report.grids_already_present} grids already present, {len(report.errors)} failed"
     )
+    report_control_characters(report.prompts_with_control_characters)
     if report.errors:
         raise typer.Exit(1)
 
@@ -100,29 +112,36 @@ def status(project: ProjectOption = None, json_output: JsonOption = False) -> No
     if json_output:
         typer.echo(json.dumps(facts, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"memgrid project {facts['project']}", show_header=False)
+    table = Table(title=user_text(f"memgrid project {facts['project']}"), show_header=False)
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("prompts", str(facts["prompts"]))
-    table.add_row("grids", str(facts["grids"]))
-    table.add_row("images", str(facts["images"]))
-    for state, count in facts["labels"].items():
-        table.add_row(state, str(count))
-    for category, count in facts["proposals"].items():
-        table.add_row(f"proposed {category}", str(count))
-    table.add_row("thresholds", facts["active_thresholds"] or "(none yet: run memgrid propose)")
     triage = facts["triage"]
-    if triage["triaged"]:
-        table.add_row(
-            "triaged prompts",
-            f"{triage['triaged']} ({triage['kept']} kept, {triage['skipped']} skipped)",
-        )
-    table.add_row("annotators", ", ".join(facts["annotators"]) or "-")
-    table.add_row("storage", f"schema v{facts['schema_version']}, journal {facts['journal_mode']}")
-    Console().print(table)
+    triaged = (
+        [
+            (
+                "triaged prompts",
+                f"{triage['triaged']} ({triage['kept']} kept, {triage['skipped']} skipped)",
+            )
+        ]
+        if triage["triaged"]
+        else []
+    )
+    rows = [
+        ("prompts", facts["prompts"]),
+        ("grids", facts["grids"]),
+        ("images", facts["images"]),
+        *facts["labels"].items(),
+        *((f"proposed {category}", count) for category, count in facts["proposals"].items()),
+        ("thresholds", facts["active_thresholds"] or "(none yet: run memgrid propose)"),
+        *triaged,
+        ("annotators", ", ".join(facts["annotators"]) or "-"),
+        ("storage", f"schema v{facts['schema_version']}, journal {facts['journal_mode']}"),
+    ]
+    for name, value in rows:
+        table.add_row(user_text(name), user_text(value))
+    plain_console().print(table)
 
 
 def demo(
@@ -142,7 +161,7 @@ def demo(
         # The weight-free metrics only: the demo must run offline on a machine without torch.
         scoring = score_project(opened, build_metrics(MetricOptions(names=("tiled-l2", "phash"))))
         proposing = propose_all(opened)
-        typer.echo(
+        say(
             f"Demo project at {opened.root}: {added} grids added ({opened.store.grids.count} in all), "
             f"{scoring.grids_scored} scored, {proposing.proposed} proposals "
             f"(synthetic images: see the README)"

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from memgrid.tui.display import say
 from memgrid.tui.options import JsonOption, ProjectOption
 from memgrid.tui.services.project import open_project
 from memgrid.tui.services.proposing import (
@@ -56,7 +57,7 @@ def propose(
         typer.echo(json.dumps(report.to_dict(), indent=2))
         return
     for line in summary_lines(report):
-        typer.echo(line)
+        say(line)
 
 
 def summary_lines(report: ProposeReport) -> list[str]:
@@ -90,7 +91,7 @@ def entities_add(
     with open_project(project) as opened:
         written = add_entity_file(opened, file)
         total = len(opened.store.entities.all())
-    typer.echo(
+    say(
         f"{file}: {written} entries added or updated ({total} in the lexicon); "
         "run `memgrid propose` to update the proposals."
     )

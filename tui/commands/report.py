@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from memgrid.core.calibration import DEFAULT_BOOTSTRAPS, DEFAULT_SEED
-from memgrid.core.errors import one_line
+from memgrid.tui.display import plain_console, say, user_text
 from memgrid.tui.options import BootstrapSeedOption, BootstrapsOption, JsonOption, ProjectOption
 from memgrid.tui.services.project import open_project
 from memgrid.tui.services.report import project_report
@@ -18,6 +18,7 @@ from memgrid.tui.services.report_pictures import (
     MOVED_HEADERS,
     MOVED_SHOWN,
     OVERVIEW_TITLES,
+    PLOTTED_MODELS,
     RATE_HEADERS,
     change_rows,
     comparison_heading,
@@ -92,24 +93,16 @@ def report(
         return
     print_report(found, plots=plots)
     if html is not None:
-        typer.echo(f"Report written to {html}")
-
-
-def shown(text: str) -> Any:
-    """User text (model names, prompts) for the terminal: never read as markup or escapes."""
-    from rich.text import Text
-
-    return Text(one_line(text))
+        say(f"Report written to {html}")
 
 
 def print_report(found: Mapping[str, Any], *, plots: bool = True) -> None:
-    from rich.console import Console
     from rich.text import Text
 
-    console = Console()
+    console = plain_console()
     console.print(Text(method_text(found)))
     for warning in found["warnings"]:
-        console.print(Text(f"warning: {one_line(warning)}", style="yellow"))
+        console.print(user_text(f"warning: {warning}", "yellow"))
     console.print(
         *(
             _table(title, overview_headers(scheme), overview_rows(found, scheme), user_columns=1)
@@ -117,21 +110,26 @@ def print_report(found: Mapping[str, Any], *, plots: bool = True) -> None:
         )
     )
     for model in found["models"]:
-        title = shown(model_title(model)) + Text(f": {model_summary(model)}")
+        title = user_text(model_title(model)) + Text(f": {model_summary(model)}")
         console.print(_table(title, RATE_HEADERS, rate_rows(model)))
     comparison = found.get("comparison")
     if comparison:
         print_comparison(console, comparison, plots=plots)
-    if plots and found["models"]:
-        console.print(Text.from_ansi(terminal_rates(found, colour=console.is_terminal)))
+    drawn = terminal_rates(found, colour=console.is_terminal) if plots else ""
+    if drawn:
+        console.print(Text.from_ansi(drawn))
         for entry in model_legend(found):
-            console.print(shown(f"  {entry}"))
+            console.print(user_text(f"  {entry}"))
+    elif plots and found["models"]:
+        console.print(
+            Text(f"(rates are plotted for up to {PLOTTED_MODELS} models; --html draws them all)")
+        )
 
 
 def print_comparison(console: Any, comparison: Mapping[str, Any], *, plots: bool) -> None:
     from rich.text import Text
 
-    console.print(shown(comparison_heading(comparison)))
+    console.print(user_text(comparison_heading(comparison)))
     console.print(_table("Change from A to B", CHANGE_HEADERS, change_rows(comparison)))
     if plots:
         drawn = terminal_changes(comparison, colour=console.is_terminal)
@@ -182,6 +180,6 @@ def _table(
         table.add_column(header, overflow="fold", min_width=min(widest, limit))
     for row in rows:
         table.add_row(
-            *(shown(cell) if i < user_columns else Text(cell) for i, cell in enumerate(row))
+            *(user_text(cell) if i < user_columns else Text(cell) for i, cell in enumerate(row))
         )
     return table

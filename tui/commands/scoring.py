@@ -12,6 +12,7 @@ from memgrid.core.metrics import DEFAULT_METRICS, METRICS
 from memgrid.core.metrics.base import Metric
 from memgrid.core.metrics.clip import DEFAULT_MODEL, DEFAULT_PRETRAINED
 from memgrid.core.records import Grid, Proposal, Score
+from memgrid.tui.display import say
 from memgrid.tui.errors import report_error
 from memgrid.tui.options import JsonOption, ProjectOption
 from memgrid.tui.services.project import Project, open_project
@@ -67,7 +68,10 @@ def score(
     ] = DEFAULT_PRETRAINED,
     sscd: Annotated[
         Path | None,
-        typer.Option("--sscd", help="SSCD TorchScript file (e.g. sscd_disc_mixup.torchscript.pt)."),
+        typer.Option(
+            "--sscd",
+            help="SSCD TorchScript file (e.g. sscd_disc_mixup.torchscript.pt) or hf-hub:ORG/REPO/FILE.",
+        ),
     ] = None,
     workers: Annotated[
         int,
@@ -187,9 +191,9 @@ def _print_report(report: ScoringReport, names: tuple[str, ...]) -> None:
         counts = [f"{grids} grids"] if grids else []
         if held:
             counts.append(f"{held} grids kept as stored (scored once it can run)")
-        typer.echo(f"note: {metric_name} unavailable on {', '.join(counts)}: {why}", err=True)
+        say(f"note: {metric_name} unavailable on {', '.join(counts)}: {why}", err=True)
     already = report.grids - report.grids_pending
-    typer.echo(
+    say(
         f"Scored {report.grids_scored} grids with {', '.join(names)} "
         f"({report.scores_written} scores, {report.grids_per_second:.1f} grids/s); "
         f"{already} already scored, {len(report.errors)} failed"
@@ -217,7 +221,7 @@ def show(
         typer.echo(json.dumps(grid_facts(grid, scores, proposal, threshold_label), indent=2))
         return
     for line in grid_lines(grid, scores, proposal, threshold_label):
-        typer.echo(line)
+        say(line)
 
 
 def grid_facts(

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from memgrid.core.errors import one_line
 from memgrid.core.records import ThresholdSet
 from memgrid.core.thresholds import SPECS
+from memgrid.tui.display import plain_console, say, user_text
 from memgrid.tui.options import JsonOption, ProjectOption
 from memgrid.tui.services.project import open_project
 from memgrid.tui.services.thresholds import activate_set, diff_sets, find_set, set_facts
@@ -31,19 +31,18 @@ def register(app: typer.Typer) -> None:
 
 
 def _model(threshold_set: ThresholdSet) -> str:
-    return "all models" if threshold_set.model is None else one_line(threshold_set.model)
+    return "all models" if threshold_set.model is None else threshold_set.model
 
 
-def _table(title: str, headers: list[str], rows: list[list[str]]) -> Any:
+def _print_table(title: str, headers: list[str], rows: list[list[str]]) -> None:
     from rich.table import Table
-    from rich.text import Text
 
-    table = Table(title=title, title_justify="left")
+    table = Table(title=user_text(title), title_justify="left")
     for header in headers:
         table.add_column(header)
     for row in rows:
-        table.add_row(*(Text(cell) for cell in row))  # Text: user strings are not markup
-    return table
+        table.add_row(*(user_text(cell) for cell in row))
+    plain_console().print(table)
 
 
 def _number(value: float | None) -> str:
@@ -58,21 +57,19 @@ def thresholds_list(project: ProjectOption = None, json_output: JsonOption = Fal
         typer.echo(json.dumps([set_facts(t) for t in sets], indent=2))
         return
     if not sets:
-        typer.echo("No threshold set yet: memgrid propose stores default@0 (v0).")
+        say("No threshold set yet: memgrid propose stores default@0 (v0).")
         return
-    from rich.console import Console
-
     rows = [
         [
-            one_line(t.reference),
+            t.reference,
             _model(t),
             "active" if t.active else "",
-            one_line(t.origin) or "-",
+            t.origin or "-",
             t.created_at[:19].replace("T", " "),
         ]
         for t in sets
     ]
-    Console().print(_table("Threshold sets", ["set", "model", "", "from", "created"], rows))
+    _print_table("Threshold sets", ["set", "model", "", "from", "created"], rows)
 
 
 def thresholds_show(
@@ -84,21 +81,19 @@ def thresholds_show(
     if json_output:
         typer.echo(json.dumps(set_facts(chosen), indent=2))
         return
-    from rich.console import Console
-
     state = "active" if chosen.active else "not active"
-    typer.echo(
-        f"{one_line(chosen.reference)}: {_model(chosen)}, {state}; from "
-        f"{one_line(chosen.origin) or 'unknown'}; created {chosen.created_at[:19]}"
+    say(
+        f"{chosen.reference}: {_model(chosen)}, {state}; from "
+        f"{chosen.origin or 'unknown'}; created {chosen.created_at[:19]}"
     )
     keys = [*SPECS, *sorted(set(chosen.values) - set(SPECS))]
     rows = [
         [key, _number(chosen.values.get(key)), SPECS[key].meaning if key in SPECS else ""]
         for key in keys
     ]
-    Console().print(_table("Values", ["threshold", "value", "meaning"], rows))
+    _print_table("Values", ["threshold", "value", "meaning"], rows)
     if chosen.notes:
-        typer.echo("Notes: " + one_line(chosen.notes.splitlines()[0]))
+        say("Notes: " + chosen.notes.splitlines()[0])
 
 
 def thresholds_activate(
@@ -111,8 +106,8 @@ def thresholds_activate(
         typer.echo(json.dumps({**set_facts(chosen), "proposals": report.to_dict()}, indent=2))
         return
     counts = ", ".join(f"{name} {count}" for name, count in sorted(report.categories.items()))
-    typer.echo(
-        f"{one_line(chosen.reference)} is active for {_model(chosen)}; "
+    say(
+        f"{chosen.reference} is active for {_model(chosen)}; "
         f"{report.proposed} proposals recomputed ({counts or 'no scored grids'})."
     )
 
@@ -129,14 +124,12 @@ def thresholds_diff(
     if json_output:
         typer.echo(json.dumps(found.to_dict(), indent=2))
         return
-    title = f"{one_line(found.before.reference)} -> {one_line(found.after.reference)}"
+    title = f"{found.before.reference} -> {found.after.reference}"
     if found.before.model != found.after.model:
         title += f" (models: {_model(found.before)} -> {_model(found.after)})"
     if not found.changes:
-        typer.echo(f"{title}: the same values")
+        say(f"{title}: the same values")
         return
-    from rich.console import Console
-
     rows = [
         [
             change.key,
@@ -146,4 +139,4 @@ def thresholds_diff(
         ]
         for change in found.changes
     ]
-    Console().print(_table(title, ["threshold", "from", "to", "change"], rows))
+    _print_table(title, ["threshold", "from", "to", "change"], rows)

@@ -19,12 +19,14 @@ from memgrid.core.calibration import (
     DEFAULT_BOOTSTRAPS,
     DEFAULT_SAMPLE_LIMIT,
     DEFAULT_SEED,
+    NONE_CODE,
     PIXEL_CLIQUE_SIGNAL,
     SIGNAL_KEYS,
     Objective,
 )
 from memgrid.core.calibration.run import LabelledGrids, calibrate, stratified_sample
-from memgrid.core.categorizer import PIXEL_METRICS
+from memgrid.core.categorizer import PIXEL_METRICS, SEMANTIC_METRIC, latest_by_metric
+from memgrid.core.combined import FEATURES, FittedWeights, evidence, feature_row, fit_weights
 from memgrid.core.errors import ProjectError
 from memgrid.core.interrater import AgreementReport, agreement_report
 from memgrid.core.records import Grid, Score, ThresholdSet
@@ -78,6 +80,8 @@ class ProjectLabels:
     data: LabelledGrids
     models: np.ndarray  # the generator model of each labelled grid
     ties: int  # grids whose annotators tie: left out until adjudicated
+    # Labelled with a Webster type (MV, TV, RV) or tiles: memorization pixels can show.
+    pixel_level: np.ndarray | None = None
 
 
 # ---------------------------------------------------------------- reading
@@ -159,7 +163,16 @@ def read_labels(project: Project) -> ProjectLabels:
         signals=signal_columns(project, grid_ids),
         template_only=np.array([_template_only(agreed[g]) for g in grid_ids], dtype=bool),
     )
-    return ProjectLabels(data, np.array([models.get(g, "") for g in grid_ids], dtype=object), ties)
+    pixel_level = np.array([_pixel_level(agreed[g]) for g in grid_ids], dtype=bool)
+    return ProjectLabels(
+        data, np.array([models.get(g, "") for g in grid_ids], dtype=object), ties, pixel_level
+    )
+
+
+def _pixel_level(label: AgreedLabel) -> bool:
+    """True when the label says pixels recur (a Webster copy or template type, or tiles)."""
+    copies = (Webster.MATCHING_VERBATIM, Webster.TEMPLATE_VERBATIM, Webster.RETRIEVAL_VERBATIM)
+    return label.webster in copies or _template_only(label)
 
 
 def _template_only(label: AgreedLabel) -> bool:
@@ -202,6 +215,13 @@ class LabelledCategorizer:
                 self._scores[grid.id] = []
             for score in store.scores.where(grid_ids=chunk):
                 self._scores[score.grid_id].append(score)
+
+    def scores_of(self, index: int) -> list[Score]:
+        """The stored scores of one labelled grid (index into `grid_ids`)."""
+        grid_id = int(self.grid_ids[index])
+        if grid_id not in self._grids:
+            self.preload([index])
+        return self._scores[grid_id]
 
     def __call__(self, index: int, values: Mapping[str, float]) -> Category:
         grid_id = int(self.grid_ids[index])
@@ -250,7 +270,8 @@ def calibrate_project(
         data = labels.data.subset(mask)
         categorizer = LabelledCategorizer(project, data.grid_ids)
         # Read the grids the categorizer will be asked about in one go.
-        categorizer.preload(stratified_sample(data.labels, sample_limit, seed).tolist())
+        sample = stratified_sample(data.labels, sample_limit, seed)
+        categorizer.preload(sample.tolist())
         result = calibrate(
             data,
             {**v0_values(), **active.values},  # the values the categorizer applies now
@@ -261,6 +282,10 @@ def calibrate_project(
             sample_limit=sample_limit,
             model=model,
         )
+        pixel_level = labels.pixel_level[mask] if labels.pixel_level is not None else None
+        weights = fit_combined(categorizer, data.labels, pixel_level, sample, active.values)
+        result.fitted.update(weights.fit.values())
+        result.warnings.extend(weights.warnings)
         if labels.ties:
             result.warnings.append(
                 f"{labels.ties} grid(s) tied between annotators were left out: adjudicate them"
@@ -278,6 +303,59 @@ def calibrate_project(
             run = accept_run(project, run_id)
         runs.append(run)
     return runs
+
+
+@dataclass(frozen=True)
+class CombinedFit:
+    fit: FittedWeights
+    warnings: list[str]
+
+
+def fit_combined(
+    categorizer: LabelledCategorizer,
+    labels: np.ndarray,
+    pixel_level: np.ndarray | None,
+    sample: np.ndarray,
+    current: Mapping[str, float],
+) -> CombinedFit:
+    """The combined score's weights fitted on the sampled labelled grids (core.combined).
+
+    Without any clip score, memorization that only CLIP can see (positives labelled with no
+    Webster type and no tiles) is left out: no available signal can explain it, and keeping
+    it would only raise the bias, and with it the false alarms (docs/design.md, "The
+    combined score"). The category-threshold search of the same run uses the weights the
+    set had; the fitted ones apply once the run is accepted.
+    """
+    thresholds = Thresholds.from_values({**v0_values(), **current})
+    rows, memorized, scored_by_clip, left_out = [], [], False, 0
+    for index in sample.tolist():
+        scores = latest_by_metric(categorizer.scores_of(index))
+        clip = scores.get(SEMANTIC_METRIC)
+        scored_by_clip = scored_by_clip or bool(clip and clip.available)
+        rows.append((index, feature_row(evidence(scores, thresholds))))
+        memorized.append(labels[index] != NONE_CODE)
+    keep = [
+        scored_by_clip or not is_memorized or pixel_level is None or bool(pixel_level[index])
+        for (index, _), is_memorized in zip(rows, memorized, strict=True)
+    ]
+    left_out = sum(not k for k in keep)
+    fit = fit_weights(
+        np.array([row for (_, row), k in zip(rows, keep, strict=True) if k]).reshape(
+            -1, len(FEATURES)
+        ),
+        np.array([m for m, k in zip(memorized, keep, strict=True) if k], dtype=bool),
+        thresholds,
+    )
+    warnings = []
+    if left_out:
+        warnings.append(
+            f"{left_out} memorized grid(s) without a Webster type were left out of the "
+            "combined score's fit: no clip score can show semantic memorization (mark MV or "
+            "TV on copies and templates)"
+        )
+    if not fit.converged:
+        warnings.append("the combined score's weights were not fitted (too few labels per class)")
+    return CombinedFit(fit, warnings)
 
 
 def accept_run(project: Project, run_id: int) -> CalibrationRun:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from memgrid.core.errors import InputError, UnavailableError
-from memgrid.core.extras import install_command, installed_extras
+from memgrid.core.extras import NEEDED_BY, install_command, installed_extras
 from memgrid.tui.services.advice import Advice
 from memgrid.tui.services.project_health import ProjectHealth, check_project
 from memgrid.tui.services.terminal import (
@@ -139,7 +139,7 @@ def _advise_on_extras(
 ) -> None:
     for extra, missing in extras.items():
         if missing:
-            needed_for = {"gen": "generate, clip and sscd", "export": "Parquet exports"}[extra]
+            needed_for = NEEDED_BY[extra]
             advice.append(
                 Advice(
                     "extras",

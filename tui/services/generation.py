@@ -1,4 +1,4 @@
-"""Generating seed grids into a project, triaging prompts first, and merging shard projects.
+"""Generating seed grids into a project, triaging prompts first (merging: services/merging.py).
 
 The CLI and the app call these functions; torch loads only when a model is loaded.
 """
@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from memgrid.core.errors import InputError, ProjectError
+from memgrid.core.generation import loading
 from memgrid.core.generation import pipeline as generation
 from memgrid.core.generation.settings import (
     GenerationSettings,
     Shard,
     TriageCost,
+    check_device_name,
     check_settings_numbers,
 )
 from memgrid.core.generation.signal import (
@@ -26,11 +28,11 @@ from memgrid.core.generation.signal import (
     unavailable_wen_score,
     wen_score,
 )
-from memgrid.core.images import CheckedImage, read_image_file
+from memgrid.core.generation.weights import model_key
+from memgrid.core.images import CheckedImage
 from memgrid.core.prompt_files import read_prompt_file
-from memgrid.core.records import Grid, Score, TriageRecord
-from memgrid.db.rows import canonical_json, content_key
-from memgrid.tui.services.project import Project, create_project, open_project
+from memgrid.core.records import Score, TriageRecord
+from memgrid.tui.services.project import Project
 
 GENERATED_SOURCE = "generate"
 
@@ -53,6 +55,10 @@ class GenerateRequest:
     triage_steps: int | None = None
     triage_threshold: float | None = None
     negative_prompt: str = ""
+    width: int | None = None
+    height: int | None = None
+    revision: str | None = None
+    compile: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,7 @@ class TriageResult:
 @dataclass
 class GenerateReport:
     model: str = ""
+    model_key: str = ""
     device: str = ""
     settings: GenerationSettings | None = None
     prompts: int = 0
@@ -88,6 +95,7 @@ class GenerateReport:
         cost = self.cost
         return {
             "model": self.model,
+            "model_key": self.model_key,
             "device": self.device,
             "settings": self.settings.to_dict() if self.settings else None,
             "prompts": self.prompts,
@@ -141,43 +149,86 @@ def _missing_seeds(
     return [seed for seed in seeds if seed not in done]
 
 
+def check_request(request: GenerateRequest) -> None:
+    """Refuse a request that cannot run, before a model is loaded or a folder is made."""
+    check_settings_numbers(
+        request.steps,
+        request.guidance,
+        request.size,
+        request.batch,
+        request.width,
+        request.height,
+    )
+    if (request.triage_steps is None) != (request.triage_threshold is None):
+        raise InputError("--triage-steps", "give --triage-steps and --triage-threshold together")
+    if request.triage_steps is not None and request.triage_steps < 1:
+        raise InputError("--triage-steps", f"must be at least 1 (got {request.triage_steps})")
+    check_device_name(request.device)
+    loading.model_folder(request.model)  # a bad path fails before anything else
+    if request.prompts_file is not None and not read_prompt_file(request.prompts_file).prompts:
+        raise InputError(request.prompts_file, "holds no prompts")
+
+
+def load_for(
+    request: GenerateRequest, on_status: Callable[[str], None] | None = None
+) -> generation.LoadedModel:
+    """The request's model, found (hub or folder), loaded, and compiled if asked.
+
+    Finding the model and the device comes first and says nothing: a hub that cannot be
+    reached, or a GPU that is not there, is the one line.
+    """
+    source = loading.find_model(request.model, request.revision)
+    device = loading.resolve_device(request.device)
+    if on_status:
+        on_status(f"loading {request.model}")
+    return loading.load_model(
+        source,
+        device=device,
+        dtype=request.dtype,
+        scheduler=request.scheduler,
+        compile_unet=request.compile,
+    )
+
+
 def generate(
     project: Project,
     request: GenerateRequest,
     on_grid: GridProgress | None = None,
     on_status: Callable[[str], None] | None = None,
+    loaded: generation.LoadedModel | None = None,
 ) -> GenerateReport:
     """Generate every missing grid and seed of the request; resumable at any point.
 
-    Prompts that a triage skipped are triaged again on a rerun (their signal has no grid
-    to be stored with); a prompt whose grid was begun is always finished.
+    Grids are stored under the model's weights hash (model_key), so the same weights read
+    from another folder resume and merge. Prompts that a triage skipped are triaged again
+    on a rerun (their signal has no grid to be stored with); a begun grid is always finished.
     """
-    check_settings_numbers(request.steps, request.guidance, request.size, request.batch)
-    if (request.triage_steps is None) != (request.triage_threshold is None):
-        raise InputError("--triage-steps", "give --triage-steps and --triage-threshold together")
-    if request.triage_steps is not None and request.triage_steps < 1:
-        raise InputError("--triage-steps", f"must be at least 1 (got {request.triage_steps})")
-    generation.model_folder(request.model)  # a bad path fails before prompts are read
+    check_request(request)
     prompts = _prompts_for(project, request)
     status = on_status or (lambda _message: None)
-    status(f"loading {request.model}")
-    loaded = generation.load_model(
-        request.model, device=request.device, dtype=request.dtype, scheduler=request.scheduler
-    )
+    if loaded is None:
+        loaded = load_for(request, status)
     settings = generation.resolve_settings(
         loaded,
         steps=request.steps,
         guidance=request.guidance,
         size=request.size,
         negative_prompt=request.negative_prompt,
+        width=request.width,
+        height=request.height,
     )
     settings_dict = settings.to_dict()
+    model = model_key(loaded.identity)
     report = GenerateReport(
-        model=loaded.name, device=loaded.device, settings=settings, prompts=len(prompts)
+        model=loaded.name,
+        model_key=model,
+        device=loaded.device,
+        settings=settings,
+        prompts=len(prompts),
     )
     pending = []
     for prompt in prompts:
-        missing = _missing_seeds(project, prompt, loaded.name, settings_dict, request.seeds)
+        missing = _missing_seeds(project, prompt, model, settings_dict, request.seeds)
         if missing:
             pending.append((prompt, missing))
         else:
@@ -199,7 +250,7 @@ def generate(
     provenance = generation.grid_provenance(loaded, settings, request.seeds, request.batch)
     for index, (prompt, missing) in enumerate(pending, start=1):
         sampled = generation.sample_grid(loaded, prompt, missing, settings, request.batch)
-        added = _store_grid(project, prompt, loaded.name, settings_dict, provenance, sampled)
+        added = _store_grid(project, prompt, model, settings_dict, provenance, sampled)
         report.grids_written += 1
         report.images_added += added
         report.seconds_sampling += sampled.seconds
@@ -223,7 +274,7 @@ def _triage(
     started = time.perf_counter()
     triaged = 0
     for prompt, missing in pending:
-        if project.store.grids.find(prompt, loaded.name, settings.to_dict()) is not None:
+        if project.store.grids.find(prompt, model_key(loaded.identity), settings.to_dict()):
             kept.append((prompt, missing))  # a begun grid was kept by an earlier triage
             continue
         norms = generation.triage_norms(loaded, prompt, seeds, settings, triage_steps)
@@ -285,7 +336,7 @@ def _store_grid(
             source=GENERATED_SOURCE,
         )
         store.scores.add(
-            _wen_for(
+            wen_for(
                 store.scores.where(grid_ids=[grid_id], metric=WEN_METRIC),
                 grid_id,
                 settings,
@@ -295,7 +346,7 @@ def _store_grid(
     return added
 
 
-def _wen_for(
+def wen_for(
     earlier: Sequence[Score], grid_id: int, settings: dict[str, Any], norms: dict[int, list[float]]
 ) -> Score:
     """The grid's wen score over all its seeds: earlier runs' norms plus this run's."""
@@ -308,173 +359,3 @@ def _wen_for(
             grid_id, settings, "no classifier-free guidance (guidance <= 1): no signal"
         )
     return wen_score(grid_id, combined, settings)
-
-
-# ---- merging shard projects ----------------------------------------------------------------
-
-
-@dataclass
-class MergeReport:
-    sources: int = 0
-    prompts_added: int = 0
-    grids_added: int = 0
-    grids_extended: int = 0
-    images_added: int = 0
-    duplicate_images: int = 0
-    conflicting_images: int = 0
-    scores_copied: int = 0
-    scores_dropped: int = 0
-    stale_target_scores: int = 0
-    labels_not_merged: int = 0
-    triage_results: int = 0
-
-
-GridKey = tuple[str, str, str]
-
-
-def _grid_key(grid: Grid) -> GridKey:
-    return grid.prompt, grid.model, content_key(grid.settings)
-
-
-def _generation_configs(project: Project) -> dict[str, dict[str, Any]]:
-    """model + settings of each generated configuration in a project, keyed for comparison."""
-    configs = {}
-    for grid in project.store.grids.all():
-        if grid.source == GENERATED_SOURCE:
-            config = {"model": grid.model, **grid.settings}
-            configs[canonical_json(config)] = config
-    return configs
-
-
-def _check_same_settings(projects: Sequence[Project]) -> None:
-    reference: tuple[Project, dict[str, dict[str, Any]]] | None = None
-    for project in projects:
-        configs = _generation_configs(project)
-        if not configs:
-            continue  # a shard whose prompts were all triaged out has no grids
-        if reference is None:
-            reference = (project, configs)
-            continue
-        first_project, first_configs = reference
-        if set(configs) != set(first_configs):
-            raise ProjectError(
-                f"mismatched generation settings: {project.root} ({_describe(configs)}) vs "
-                f"{first_project.root} ({_describe(first_configs)}); merge shards of one run"
-            )
-
-
-def _describe(configs: dict[str, dict[str, Any]]) -> str:
-    parts = []
-    for config in configs.values():
-        settings = {k: v for k, v in config.items() if k != "model"}
-        try:
-            described = GenerationSettings.from_dict(settings).describe()
-        except (KeyError, ValueError):
-            described = str(settings)
-        parts.append(f"{Path(config['model']).name}: {described}")
-    return "; ".join(sorted(parts))
-
-
-def merge_projects(
-    sources: Sequence[Path], into: Path, on_source: Callable[[Path], None] | None = None
-) -> MergeReport:
-    """Fold shard projects into one: same prompt + model + settings + seed = one image.
-
-    Refuses sources generated with different settings. A score is carried over when the
-    merged grid has exactly the seeds it was computed on (the wen signal is merged per
-    seed); labels are not merged: label after merging.
-    """
-    target_root = into.resolve()
-    resolved = [source.resolve() for source in sources]
-    if target_root in resolved:
-        raise InputError(into, "--into must not be one of the projects being merged")
-    if len(set(resolved)) != len(resolved):
-        raise InputError(sources[0], "a project is named twice")
-    opened = [open_project(source) for source in sources]
-    try:
-        _check_same_settings(opened)
-        report = MergeReport(sources=len(opened))
-        with create_project(into) as target:
-            merged_seeds: dict[GridKey, set[int]] = {}
-            for project in [target, *opened]:
-                for grid in project.store.grids.all():
-                    merged_seeds.setdefault(_grid_key(grid), set()).update(grid.seeds)
-            report.stale_target_scores = _stale_scores(target, merged_seeds)
-            for source in opened:
-                _merge_one(source, target, merged_seeds, report)
-                if on_source:
-                    on_source(source.root)
-        return report
-    finally:
-        for project in opened:
-            project.close()
-
-
-def _stale_scores(target: Project, merged_seeds: dict[GridKey, set[int]]) -> int:
-    """Scores already in the target on grids that the merge extends (they need rescoring)."""
-    stale = 0
-    for grid in target.store.grids.all():
-        if merged_seeds[_grid_key(grid)] != set(grid.seeds):
-            scores = target.store.scores.where(grid_ids=[grid.id])
-            stale += sum(score.metric != WEN_METRIC for score in scores)
-    return stale
-
-
-def _merge_one(
-    source: Project, target: Project, merged_seeds: dict[GridKey, set[int]], report: MergeReport
-) -> None:
-    store = source.store
-    added, _ = target.store.prompts.add_many((p.text, p.metadata) for p in store.prompts.all())
-    report.prompts_added += added
-    report.labels_not_merged += len(store.labels.votes_where())
-    for result in store.triage.all():  # a shard's skipped prompts have no grid to carry it
-        target.store.triage.add(result)
-        report.triage_results += 1
-    for grid in store.grids.all():
-        complete = merged_seeds[_grid_key(grid)] == set(grid.seeds)
-        _merge_grid(source, grid, target, complete, report)
-
-
-def _merge_grid(
-    source: Project, grid: Grid, target: Project, complete: bool, report: MergeReport
-) -> None:
-    """Copy one grid's missing seeds and its scores in one transaction."""
-    existing_id = target.store.grids.find(grid.prompt, grid.model, grid.settings)
-    existing = (
-        {image.seed: image for image in target.store.grids.get(existing_id).images}
-        if existing_id is not None
-        else {}
-    )
-    new_images = []
-    for image in grid.images:
-        present = existing.get(image.seed)
-        if present is not None:
-            report.duplicate_images += 1
-            report.conflicting_images += present.sha256 != image.sha256
-            continue
-        checked = read_image_file(source.image_path(image))
-        new_images.append(target.images.put(checked, image.seed))
-    with target.store.atomic():
-        grid_id, added = target.store.grids.add(
-            grid.prompt,
-            new_images,
-            model=grid.model,
-            settings=grid.settings,
-            provenance=grid.provenance,
-            source=grid.source,
-        )
-        report.images_added += added
-        if existing_id is None:
-            report.grids_added += 1
-        elif added:
-            report.grids_extended += 1
-        for score in source.store.scores.where(grid_ids=[grid.id]):
-            if score.metric == WEN_METRIC and score.available:
-                earlier = target.store.scores.where(grid_ids=[grid_id], metric=WEN_METRIC)
-                target.store.scores.add(_wen_for([*earlier, score], grid_id, grid.settings, {}))
-            elif complete:
-                target.store.scores.add(replace(score, grid_id=grid_id))
-            else:
-                report.scores_dropped += 1
-                continue
-            report.scores_copied += 1

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from memgrid.core.demo import DEMO_ENTITIES, DEMO_MODEL, DEMO_SET, demo_images
+from memgrid.core.display_text import has_control_characters
 from memgrid.core.errors import InputError
-from memgrid.core.importing import load_images, plan_import
+from memgrid.core.images import CheckedImage
+from memgrid.core.importing import PlannedGrid, load_images, plan_import
 from memgrid.core.prompt_files import read_prompt_file
 from memgrid.core.records import GridImage
 from memgrid.tui.services.project import Project
@@ -20,6 +23,8 @@ class ImportReport:
     grids_already_present: int = 0
     images_added: int = 0
     errors: list[InputError] = field(default_factory=list)
+    # Stored exactly (they are data) and shown escaped; the count tells the person.
+    prompts_with_control_characters: int = 0
 
 
 @dataclass
@@ -27,6 +32,7 @@ class PromptsReport:
     added: int
     merged: int
     empty_skipped: int
+    prompts_with_control_characters: int = 0
 
 
 def add_prompt_file(project: Project, path: Path) -> PromptsReport:
@@ -36,6 +42,9 @@ def add_prompt_file(project: Project, path: Path) -> PromptsReport:
         added=added,
         merged=merged + prompt_file.duplicates_in_file,
         empty_skipped=prompt_file.empty_skipped,
+        prompts_with_control_characters=sum(
+            has_control_characters(prompt) for prompt, _ in prompt_file.prompts
+        ),
     )
 
 
@@ -49,16 +58,24 @@ def import_grids(
     """
     plan = plan_import(source)
     report = ImportReport(errors=list(plan.errors))
+    with_controls: set[str] = set()
     for index, planned in enumerate(plan.grids, start=1):
         try:
             loaded = load_images(planned)
         except InputError as error:
             report.errors.append(error)
             continue
+        grid_id_before = project.store.grids.find(
+            planned.prompt, planned.model, planned.settings, planned.key
+        )
+        try:
+            _check_collisions(project, grid_id_before, planned, loaded)
+        except InputError as error:
+            report.errors.append(error)
+            continue
         # Files first (atomic each), then one transaction for the rows: a kill between
         # the two leaves only unreferenced, complete files, which a re-import reuses.
         images = [project.images.put(checked, seed) for seed, checked in loaded]
-        grid_id_before = project.store.grids.find(planned.prompt, planned.model, planned.settings)
         _, added = project.store.grids.add(
             planned.prompt,
             images,
@@ -67,8 +84,12 @@ def import_grids(
             provenance={"imported_from": planned.origin},
             source="import",
             prompt_metadata=planned.metadata,
+            origin=planned.key,
         )
         report.images_added += added
+        if has_control_characters(planned.prompt):
+            with_controls.add(planned.prompt)
+        report.prompts_with_control_characters = len(with_controls)
         if grid_id_before is None:
             report.grids_added += 1
         else:
@@ -76,6 +97,30 @@ def import_grids(
         if on_grid:
             on_grid(index, len(plan.grids))
     return report
+
+
+def _check_collisions(
+    project: Project,
+    grid_id: int | None,
+    planned: PlannedGrid,
+    loaded: list[tuple[int, CheckedImage]],
+) -> None:
+    """A seed already stored for this grid with other bytes is an error naming both files."""
+    if grid_id is None:
+        return
+    grid = project.store.grids.get(grid_id)
+    stored = {image.seed: image for image in grid.images}
+    paths = {image.seed: image.path for image in planned.images}
+    for seed, checked in loaded:
+        earlier = stored.get(seed)
+        if earlier is not None and earlier.sha256 != hashlib.sha256(checked.data).hexdigest():
+            imported_from = grid.provenance.get("imported_from", "an earlier import")
+            raise InputError(
+                paths[seed],
+                f"seed {seed} is already stored for this grid with different bytes "
+                f"({project.image_path(earlier)}, imported from {imported_from}); "
+                "nothing of this grid was imported",
+            )
 
 
 def build_demo(project: Project) -> int:

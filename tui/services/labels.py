@@ -55,9 +55,10 @@ class LabelImportReport:
 
 
 def _named_sources(identity: GridIdentity) -> set[str]:
-    """What a row's `source` may say to mean this grid: its import folder (or that folder's
-    name: paths differ between machines), or how it came (generate, import, ...)."""
-    names = {identity.source}
+    """What a row's `source` may say to mean this grid: its origin (the import folder's name
+    or the manifest grid key), its import folder or manifest (or that one's name: paths
+    differ between machines), or how it came (generate, import, ...)."""
+    names = {identity.source, identity.origin}
     if identity.imported_from:
         names |= {identity.imported_from, PurePath(identity.imported_from).name}
     return names - {""}
@@ -208,7 +209,8 @@ def current_label_records(project: Project) -> list[LabelRecord]:
                     event.grid_id,
                     identity.prompt,
                     identity.model,
-                    identity.imported_from or None,
+                    # The origin tells two imports of one prompt apart on any machine.
+                    identity.origin or identity.imported_from or None,
                 ),
                 annotator=event.annotator,
                 action=event.action,

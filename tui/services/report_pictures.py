@@ -36,6 +36,7 @@ SHORT_TITLES = {figure.key: figure.key for figure in FIGURES} | {
 SHOWN_FIGURES = tuple(figure.key for figure in FIGURES if figure.key != "none")
 MOVED_SHOWN = 20  # moved prompts listed in the terminal per direction; --json has them all
 PROMPT_SHOWN = 70  # characters of a prompt shown in a table
+PLOTTED_MODELS = 9  # the terminal's rate plot marks each model with one digit
 
 
 # ---------------------------------------------------------------- numbers in words
@@ -235,11 +236,14 @@ def _row_positions(count: int, per_group: int) -> list[float]:
 def terminal_rates(
     report: Mapping[str, Any], *, width: int = PLOT_WIDTH, colour: bool = True
 ) -> str:
-    """Each figure's rate per model with its 95% interval; models drawn by their number."""
+    """Each figure's rate per model with its 95% interval; models drawn by their number.
+
+    Empty for more than PLOTTED_MODELS models: one digit each is all a row has room for.
+    """
     rows = _forest_rows(report)
-    if not rows:
-        return ""
     models = len(model_legend(report))
+    if not rows or models > PLOTTED_MODELS:
+        return ""
     positions = _row_positions(len(rows), models)
     figure = _forest_figure(width, positions)
     for (_, number, rate), y in zip(rows, positions, strict=True):

@@ -18,6 +18,7 @@ from memgrid.tui.app.widgets.labels_panel import describe_event
 from memgrid.tui.app.widgets.prompt_view import highlight_prompt
 from memgrid.tui.app.widgets.proposal_panel import category_badge, describe_proposal
 from memgrid.tui.app.widgets.seed_grid import GridPicture, SeedGrid
+from memgrid.tui.display import user_text
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -70,7 +71,9 @@ class AdjudicationScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static(
-            f"Adjudication · {self.session.annotator} sets final labels · most contested first",
+            user_text(
+                f"Adjudication · {self.session.annotator} sets final labels · most contested first"
+            ),
             id="adj-title",
         )
         with Horizontal(id="adj-body"):
@@ -110,7 +113,7 @@ class AdjudicationScreen(Screen[None]):
         else:
             option_list.highlighted = 0
         option_list.focus()
-        self.query_one("#adj-status", Static).update(message.message)
+        self.query_one("#adj-status", Static).update(user_text(message.message))
 
     @on(OptionList.OptionHighlighted)
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 from memgrid.core.calibration import Objective
 from memgrid.core.errors import MemgridError
+from memgrid.tui.display import shown, user_text
 from memgrid.tui.services.calibration import (
     CalibrationRun,
     accept_run,
@@ -26,6 +27,7 @@ from memgrid.tui.services.calibration_report import (
     threshold_rows,
 )
 from memgrid.tui.services.project import Project
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -152,28 +154,31 @@ class CalibrationScreen(Screen[None]):
     @on(Failed)
     def _show_failure(self, message: Failed) -> None:
         self._status(f"error: {message.error}")
-        self.notify(message.error, severity="error")
+        self.notify(shown(message.error), severity="error", markup=False)
 
     def _status(self, text: str) -> None:
-        self.query_one("#calibration-status", Static).update(text)
+        self.query_one("#calibration-status", Static).update(user_text(text))
 
     def _fill(self, run: CalibrationRun) -> None:
         summary = run.summary
         accepted = f" · accepted as {run.accepted.label}" if run.accepted else " · not accepted"
         model = f" · model {summary['model']}" if summary.get("model") else ""
         self.query_one("#calibration-title", Static).update(
-            f"Calibration run {run.run_id} of {run.threshold_set.label}{model} · "
-            f"{summary['label_count']} labelled grids · objective {summary['objective']}{accepted}"
+            user_text(
+                f"Calibration run {run.run_id} of {run.threshold_set.label}{model} · "
+                f"{summary['label_count']} labelled grids · objective {summary['objective']}"
+                f"{accepted}"
+            )
         )
         self.query_one("#calibration-warnings", Static).update(
-            "\n".join(f"warning: {w}" for w in summary["warnings"])
+            Text("\n").join(user_text(f"warning: {w}") for w in summary["warnings"])
         )
         _fill_table(
             self.query_one("#thresholds", DataTable), THRESHOLD_HEADERS, threshold_rows(summary)
         )
         best = summary.get("best_signal")
         self.query_one("#signals-title", Static).update(
-            "Signals, memorized vs not" + (f" (best: {best})" if best else "")
+            user_text("Signals, memorized vs not" + (f" (best: {best})" if best else ""))
         )
         _fill_table(self.query_one("#signals", DataTable), SIGNAL_HEADERS, signal_rows(summary))
         for name in ("before", "after"):
@@ -182,7 +187,7 @@ class CalibrationScreen(Screen[None]):
             title = self.query_one(f"#{name}-title", Static)
             if evaluation:
                 macro = interval_text(evaluation["macro_f1"], evaluation["macro_f1_interval"])
-                title.update(f"Categories {name} (macro-F1 {macro})")
+                title.update(user_text(f"Categories {name} (macro-F1 {macro})"))
                 _fill_table(table, confusion_headers(evaluation), confusion_rows(evaluation))
             else:
                 title.update(f"Categories {name}: not evaluated")
@@ -191,5 +196,5 @@ class CalibrationScreen(Screen[None]):
 
 def _fill_table(table: DataTable[Any], headers: list[str], rows: list[list[str]]) -> None:
     table.clear(columns=True)
-    table.add_columns(*headers)
-    table.add_rows(rows)
+    table.add_columns(*(user_text(header) for header in headers))
+    table.add_rows([[user_text(cell) for cell in row] for row in rows])

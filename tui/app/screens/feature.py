@@ -7,6 +7,7 @@ from typing import ClassVar
 from memgrid.core.taxonomy import Category, Feature
 from memgrid.tui.app.keys import category_bindings
 from memgrid.tui.app.widgets.heatmap import HeatMap
+from memgrid.tui.app.widgets.printable_input import PrintableInput
 from memgrid.tui.app.widgets.proposal_panel import category_badge
 from rich.text import Text
 from textual import on
@@ -44,7 +45,7 @@ class FeatureScreen(ModalScreen[Feature | None]):
             )
             yield Static(id="feature-tiles")
             yield Static(id="feature-category")
-            yield Input(
+            yield PrintableInput(
                 placeholder="short name, e.g. photographer's watermark",
                 max_length=MAX_NAME_LENGTH,
                 id="feature-name",

@@ -7,6 +7,7 @@ from typing import ClassVar
 from memgrid.core.errors import MemgridError
 from memgrid.core.taxonomy import LabelState
 from memgrid.tui.app.session import AnnotationSession
+from memgrid.tui.display import shown, user_text
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -23,9 +24,9 @@ PROMPT_CHARS = 90
 def grid_option(grid_id: int, prompt: str, detail: Text | str = "") -> Option:
     line = Text(f"grid {grid_id:>6}  ", "bold")
     if detail:
-        line.append_text(detail if isinstance(detail, Text) else Text(detail))
+        line.append_text(detail if isinstance(detail, Text) else user_text(detail))
         line.append("  ")
-    line.append(prompt[:PROMPT_CHARS] + ("…" if len(prompt) > PROMPT_CHARS else ""), "dim")
+    line.append(shown(prompt[:PROMPT_CHARS]) + ("…" if len(prompt) > PROMPT_CHARS else ""), "dim")
     return Option(line, id=str(grid_id))
 
 
@@ -68,7 +69,7 @@ class GridListScreen(Screen[int | None]):
         try:
             options = self.options()
         except MemgridError as error:
-            options = [Option(f"cannot read the grids: {error}", disabled=True)]
+            options = [Option(user_text(f"cannot read the grids: {error}"), disabled=True)]
         self.post_message(self.Loaded(options))
 
     def options(self) -> list[Option]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from memgrid.tui.app.keys import describe_keys
+from memgrid.tui.display import user_text
 from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -39,7 +40,7 @@ class HelpScreen(ModalScreen[None]):
         table.add_column("does")
         table.add_column("action", style="dim")
         for action, keys, description in describe_keys(self.keys):
-            table.add_row(keys.replace(",", " / "), description, action)
+            table.add_row(user_text(keys.replace(",", " / ")), description, action)
         table.add_section()
         for where, keys, description in MORE_KEYS:
             table.add_row(keys, description, where)

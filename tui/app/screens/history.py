@@ -10,6 +10,7 @@ from memgrid.core.taxonomy import LabelAction
 from memgrid.tui.app.screens.grid_list import GridListScreen, grid_option
 from memgrid.tui.app.widgets.labels_panel import describe_event
 from memgrid.tui.app.widgets.proposal_panel import category_badge
+from memgrid.tui.display import shown, user_text
 from rich.text import Text
 from textual import on, work
 from textual.message import Message
@@ -23,14 +24,17 @@ def describe_history(grid_id: int, events: list[LabelEvent]) -> Text:
     undone = {e.undoes for e in events if e.undoes is not None}
     for event in events:
         if event.action is LabelAction.UNDO:
-            line = Text(f"  #{event.id} {event.annotator}: undo of #{event.undoes}", "yellow")
+            line = Text(
+                f"  #{event.id} {shown(event.annotator)}: undo of #{event.undoes}", "yellow"
+            )
         else:
             line = Text(f"  #{event.id} ").append_text(describe_event(event, with_time=True))
             if event.id in undone:
                 line.stylize("strike dim")
         lines.append(line)
         lines.extend(
-            Text(f"      ◆ {f.name} ({f.category.title}, {f.where})") for f in event.features
+            Text(f"      ◆ {shown(f.name)} ({f.category.title}, {shown(f.where)})")
+            for f in event.features
         )
     return Text("\n").join(lines)
 
@@ -73,7 +77,7 @@ class HistoryScreen(GridListScreen):
         try:
             text = describe_history(grid_id, self.session.views.history(grid_id))
         except MemgridError as error:
-            text = Text(f"cannot read the history: {error}")
+            text = user_text(f"cannot read the history: {error}")
         self.post_message(self.HistoryLoaded(grid_id, text))
 
     @on(HistoryLoaded)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from memgrid.core.display_text import printable
+from memgrid.tui.app.widgets.printable_input import PrintableInput
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -28,11 +30,12 @@ class NoteScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static("Note on this grid (Enter saves, Escape cancels)")
-            yield Input(self.note, max_length=MAX_NOTE_LENGTH, id="note")
+            # Shown escaped; the stored note keeps its characters unless it is edited.
+            yield PrintableInput(printable(self.note), max_length=MAX_NOTE_LENGTH, id="note")
 
     @on(Input.Submitted)
     def _save(self, event: Input.Submitted) -> None:
-        self.dismiss(event.value)
+        self.dismiss(self.note if event.value == printable(self.note) else event.value)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

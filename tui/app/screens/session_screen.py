@@ -26,6 +26,7 @@ from memgrid.tui.app.widgets import (
     SeedGrid,
 )
 from memgrid.tui.app.widgets.seed_grid import GridPicture
+from memgrid.tui.display import shown, user_text
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -115,7 +116,7 @@ class SessionScreen(Screen[None]):
 
     @on(WorkFailed)
     def _show_failure(self, message: WorkFailed) -> None:
-        line = Text.assemble((f"{message.what} failed: ", "bold red"), message.error)
+        line = Text.assemble((f"{message.what} failed: ", "bold red"), shown(message.error))
         self.query_one("#status", Static).update(line, layout=False)
         if message.ends_action:
             self._busy = False
@@ -151,7 +152,7 @@ class SessionScreen(Screen[None]):
 
     def show(self, outcome: Outcome, picture: GridPicture | None) -> None:
         self.view = view = outcome.view
-        self.query_one("#status", Static).update(Text(outcome.message), layout=False)
+        self.query_one("#status", Static).update(user_text(outcome.message), layout=False)
         self.query_one(ProgressBar).show(outcome.progress, self.session.annotator)
         if view is None:
             self.query_one(PromptView).clear("No open grids left: every grid is done for you.")

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from memgrid.core.errors import InputError
 from memgrid.core.images import decode_rgb
 from memgrid.core.records import Grid, GridImage
+from memgrid.tui.display import user_text
 from PIL import Image
 from textual import on, work
 from textual.app import ComposeResult
@@ -102,6 +103,6 @@ class ZoomScreen(Screen[None]):
             f"({message.index + 1}/{len(self.grid.images)}) · {self.protocol} · "
             "left/right: other seeds · escape: back"
         )
-        self.query_one("#zoom-title", Static).update(title)
-        self.query_one("#zoom-error", Static).update(message.error)
+        self.query_one("#zoom-title", Static).update(user_text(title))
+        self.query_one("#zoom-error", Static).update(user_text(message.error))
         self.query_one("#zoom-image").image = message.image

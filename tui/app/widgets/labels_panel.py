@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from pathlib import PurePath
 
-from memgrid.core.errors import one_line
 from memgrid.core.records import LabelEvent
 from memgrid.core.taxonomy import Feature, LabelAction, LabelState
 from memgrid.tui.app.widgets.proposal_panel import category_badge, feature_line
 from memgrid.tui.app.widgets.text_panel import TextPanel
+from memgrid.tui.display import shown
 from rich.text import Text
 
 STATE_STYLES = {
@@ -23,9 +23,9 @@ def describe_event(event: LabelEvent, *, with_time: bool = False) -> Text:
     """One label event in a line: who, category, state, (when), note; an imported event
     says which file it came from, so it is never taken for one typed here."""
     line = Text()
-    line.append(f"{event.annotator}", "bold")
+    line.append(shown(event.annotator), "bold")
     if event.imported:
-        line.append(f" (imported from {one_line(PurePath(event.origin).name)})", "dim")
+        line.append(f" (imported from {shown(PurePath(event.origin).name)})", "dim")
     line.append(": ", "bold")
     if event.category is not None:
         line.append_text(category_badge(event.category))
@@ -38,7 +38,7 @@ def describe_event(event: LabelEvent, *, with_time: bool = False) -> Text:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event.created_at))
         line.append(f"  {when}", "dim")
     if event.note:
-        line.append(f"  “{event.note}”", "italic")
+        line.append(f"  “{shown(event.note)}”", "italic")
     return line
 
 
@@ -67,7 +67,7 @@ class LabelsPanel(TextPanel):
         if draft_note or draft_features:
             lines.append(Text("  drafted (saved with your next label):", "yellow"))
             if draft_note:
-                lines.append(Text(f"  note “{draft_note}”", "italic"))
+                lines.append(Text(f"  note “{shown(draft_note)}”", "italic"))
             lines.extend(feature_line(f) for f in draft_features)
         lines.append(Text("Others", "bold"))
         if others_hidden:

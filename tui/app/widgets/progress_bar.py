@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from memgrid.tui.app.session import Progress
+from memgrid.tui.display import shown
 from rich.text import Text
 from textual.widgets import Static
 
@@ -21,7 +22,7 @@ def describe_progress(progress: Progress, annotator: str) -> Text:
     rate = "–" if progress.labels_per_hour is None else f"{progress.labels_per_hour:.0f}"
     line.append(f"  {rate} labels/h", "bold")
     line.append(f"  ·  skipped {progress.skipped}  ·  flagged {progress.flagged}", "dim")
-    line.append(f"  ·  {annotator}", "dim")
+    line.append(f"  ·  {shown(annotator)}", "dim")
     return line
 
 

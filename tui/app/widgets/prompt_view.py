@@ -9,6 +9,7 @@ from __future__ import annotations
 from memgrid.core.attribution import Attribution
 from memgrid.core.records import Grid
 from memgrid.tui.app.widgets.text_panel import TextPanel
+from memgrid.tui.display import shown, user_text_with_styles
 from rich.text import Text
 
 NAMED_STYLE = "bold underline yellow"
@@ -16,25 +17,22 @@ IMPLIED_STYLE = "italic underline cyan"
 
 
 def highlight_prompt(attribution: Attribution) -> Text:
-    """The prompt text with named entities and implication cues styled by their offsets."""
-    text = Text(attribution.prompt)
-    for mention in attribution.entities:
-        text.stylize(NAMED_STYLE, mention.start, mention.end)
-    for cue in attribution.cues:
-        text.stylize(IMPLIED_STYLE, cue.start, cue.end)
-    return text
+    """The prompt text (escaped) with named entities and implication cues styled."""
+    styles = [(mention.start, mention.end, NAMED_STYLE) for mention in attribution.entities]
+    styles += [(cue.start, cue.end, IMPLIED_STYLE) for cue in attribution.cues]
+    return user_text_with_styles(attribution.prompt, styles)
 
 
 def legend(attribution: Attribution) -> Text:
     parts = Text()
     for mention in attribution.entities:
         kind = mention.type or "name"
-        parts.append(f" {mention.label} ", NAMED_STYLE)
-        parts.append(f"names {kind}  ", "dim")
+        parts.append(f" {shown(mention.label)} ", NAMED_STYLE)
+        parts.append(f"names {shown(kind)}  ", "dim")
     for cue in attribution.cues:
         target = cue.entry.name if cue.entry else (cue.type or "something specific")
-        parts.append(f" {cue.text} ", IMPLIED_STYLE)
-        parts.append(f"implies {target}  ", "dim")
+        parts.append(f" {shown(cue.text)} ", IMPLIED_STYLE)
+        parts.append(f"implies {shown(target)}  ", "dim")
     if not parts:
         parts.append("nothing named or implied", "dim")
     return parts
@@ -50,9 +48,10 @@ class PromptView(TextPanel):
     def show(self, grid: Grid, attribution: Attribution) -> None:
         header = Text()
         header.append(f"grid {grid.id}", "bold")
-        header.append(f"  ·  {len(grid.images)} seeds  ·  {grid.model or 'unknown model'}", "dim")
+        model = shown(grid.model or "unknown model")
+        header.append(f"  ·  {len(grid.images)} seeds  ·  {model}", "dim")
         if grid.source:
-            header.append(f"  ·  {grid.source}", "dim")
+            header.append(f"  ·  {shown(grid.source)}", "dim")
         body = Text("\n").join([header, highlight_prompt(attribution), legend(attribution)])
         self.show_text(body)
 

@@ -7,6 +7,7 @@ from typing import Any
 from memgrid.core.records import Proposal, Score
 from memgrid.core.taxonomy import Category, Feature
 from memgrid.tui.app.widgets.text_panel import TextPanel
+from memgrid.tui.display import shown
 from rich.text import Text
 
 CATEGORY_STYLES = {
@@ -26,21 +27,21 @@ def category_badge(category: Category | None) -> Text:
 
 def feature_line(feature: Feature) -> Text:
     line = Text("  ◆ ")
-    line.append(feature.name or "(unnamed)", "bold")
-    line.append(f"  {feature.category.title} · {feature.where}", "dim")
+    line.append(shown(feature.name) or "(unnamed)", "bold")
+    line.append(f"  {feature.category.title} · {shown(feature.where)}", "dim")
     return line
 
 
 def format_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3g}"
-    return str(value)
+    return shown(value)
 
 
 def describe_proposal(
-    proposal: Proposal | None, shown: bool, hidden_reason: str = "blind share"
+    proposal: Proposal | None, proposal_shown: bool, hidden_reason: str = "blind share"
 ) -> Text:
-    if proposal is not None and not shown:
+    if proposal is not None and not proposal_shown:
         return Text.assemble(
             ("Proposal hidden", "bold"),
             (f" on this grid ({hidden_reason}): your label calibrates the detector.", "dim"),
@@ -58,8 +59,8 @@ def describe_proposal(
         line = Text(f"  {mark} ", style)
         # Most reasons already open with their signal's name ("tiled-l2: 8/8 seeds ...").
         if not reason.text.startswith(f"{reason.signal}:"):
-            line.append(f"{reason.signal}: ", "bold" if reason.fired else "dim")
-        line.append(reason.text, "" if reason.fired else "dim")
+            line.append(f"{shown(reason.signal)}: ", "bold" if reason.fired else "dim")
+        line.append(shown(reason.text), "" if reason.fired else "dim")
         lines.append(line)
     lines.extend(feature_line(feature) for feature in proposal.features)
     return Text("\n").join(lines)
@@ -70,12 +71,12 @@ def describe_scores(scores: tuple[Score, ...]) -> Text:
         return Text("No scores yet.", "dim")
     lines = [Text("Scores", "bold")]
     for score in scores:
-        line = Text(f"  {score.metric:<9} ", "bold")
+        line = Text(f"  {shown(score.metric):<9} ", "bold")
         if not score.available:
-            line.append(f"unavailable: {score.note}", "dim")
+            line.append(f"unavailable: {shown(score.note)}", "dim")
         else:
-            shown = list(score.values.items())[:MAX_VALUES_PER_SCORE]
-            line.append("  ".join(f"{k} {format_value(v)}" for k, v in shown))
+            values = list(score.values.items())[:MAX_VALUES_PER_SCORE]
+            line.append("  ".join(f"{shown(k)} {format_value(v)}" for k, v in values))
         lines.append(line)
     return Text("\n").join(lines)
 
@@ -87,7 +88,9 @@ class ProposalPanel(TextPanel):
     ProposalPanel { height: auto; padding: 0 1; margin-bottom: 1; }
     """
 
-    def show(self, proposal: Proposal | None, shown: bool, scores: tuple[Score, ...]) -> None:
+    def show(
+        self, proposal: Proposal | None, proposal_shown: bool, scores: tuple[Score, ...]
+    ) -> None:
         self.show_text(
-            Text("\n").join([describe_proposal(proposal, shown), describe_scores(scores)])
+            Text("\n").join([describe_proposal(proposal, proposal_shown), describe_scores(scores)])
         )

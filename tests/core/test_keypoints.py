@@ -1,0 +1,74 @@
+"""Keypoint matching (item 6): the same picture shifted, rescaled or recoloured is matched."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from memgrid.core.demo import artwork, scene
+from memgrid.core.metrics import DEFAULT_METRICS, WEIGHT_METRICS, make_metric
+from memgrid.core.metrics.keypoints import MATCH_INLIERS, Keypoints, inlier_similarity
+from PIL import Image, ImageOps
+
+
+def reframed(image: Image.Image, crop: float, size: int) -> Image.Image:
+    """A crop of `crop` of the picture (off-centre), resized: what a figure panel does."""
+    width, height = image.size
+    box = (
+        int(width * (1 - crop) * 0.7),
+        int(height * (1 - crop) * 0.3),
+        int(width * (1 - crop) * 0.7 + width * crop),
+        int(height * (1 - crop) * 0.3 + height * crop),
+    )
+    return image.crop(box).resize((size, size), Image.Resampling.BICUBIC)
+
+
+def recoloured(image: Image.Image) -> Image.Image:
+    """Channels swapped and contrast changed: another colour scheme of the same picture."""
+    red, green, blue = image.split()
+    return ImageOps.autocontrast(Image.merge("RGB", (blue, red, green)), cutoff=5)
+
+
+def test_a_shifted_rescaled_recoloured_copy_is_matched_and_unrelated_scenes_are_not() -> None:
+    original = artwork("a famous print").resize((512, 512))
+    copies = [original, reframed(original, 0.8, 300), recoloured(reframed(original, 0.9, 512))]
+    unrelated = [scene(("free", seed)).resize((512, 512)) for seed in range(3)]
+    metric = Keypoints()
+    copy_inliers = metric.inliers(copies)
+    other_inliers = metric.inliers(unrelated)
+    upper = np.triu_indices(3, k=1)
+    assert copy_inliers[upper].min() >= MATCH_INLIERS
+    assert other_inliers[upper].max() < MATCH_INLIERS
+
+
+def test_keypoint_scores_report_the_shared_grid_values() -> None:
+    original = artwork("one training image").resize((384, 384))
+    images = [original, reframed(original, 0.85, 384), reframed(original, 0.9, 256), scene("x")]
+    score = Keypoints().score(1, images, ["a", "b", "c", "d"])
+    values = score.values
+    assert values["n_seeds"] == 4
+    assert values["clique_size"] == 3  # the three framings of one photo; the scene is apart
+    assert values["max_inliers"] >= MATCH_INLIERS
+    assert 0.0 <= values["median_similarity"] < 1.0
+    assert score.params["match_inliers"] == MATCH_INLIERS
+
+
+def test_matching_is_deterministic() -> None:
+    original = artwork("work").resize((384, 384))
+    images = [original, reframed(original, 0.8, 384), recoloured(original)]
+    assert np.array_equal(Keypoints().inliers(images), Keypoints().inliers(images))
+
+
+def test_similarity_is_one_half_at_the_match_count() -> None:
+    assert inlier_similarity(MATCH_INLIERS) == pytest.approx(0.5)
+    assert inlier_similarity(0) == 0.0
+
+
+def test_keypoints_need_no_weights_and_run_by_default() -> None:
+    assert "keypoints" in DEFAULT_METRICS and "keypoints" not in WEIGHT_METRICS
+    make_metric("keypoints").ensure_loaded()  # OpenCV is a base dependency: no weights
+
+
+def test_large_grids_are_matched_on_a_sample_of_seeds() -> None:
+    images = [scene(("free", seed)).resize((128, 128)) for seed in range(40)]
+    values = Keypoints().score(1, images, [str(s) for s in range(40)]).values
+    assert values["seeds_matched"] == 32 and values["n_seeds"] == 32

@@ -1,0 +1,175 @@
+"""Merging projects made by shards of one run: each image once, settings checked, scores kept
+only where they still hold (docs/design.md, "Generation and import")."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from memgrid.core.errors import InputError, ProjectError
+from memgrid.core.generation.settings import settings_differences
+from memgrid.core.generation.signal import WEN_METRIC
+from memgrid.core.images import read_image_file
+from memgrid.core.records import Grid
+from memgrid.core.text_files import resolved_path
+from memgrid.db.rows import canonical_json, content_key
+from memgrid.tui.services.generation import GENERATED_SOURCE, wen_for
+from memgrid.tui.services.project import Project, create_project, open_project
+
+
+@dataclass
+class MergeReport:
+    sources: int = 0
+    prompts_added: int = 0
+    grids_added: int = 0
+    grids_extended: int = 0
+    images_added: int = 0
+    duplicate_images: int = 0
+    conflicting_images: int = 0
+    scores_copied: int = 0
+    scores_dropped: int = 0
+    stale_target_scores: int = 0
+    labels_not_merged: int = 0
+    triage_results: int = 0
+
+
+GridKey = tuple[str, str, str]
+
+
+def _grid_key(grid: Grid) -> GridKey:
+    return grid.prompt, grid.model, content_key(grid.settings)
+
+
+def _generation_configs(project: Project) -> dict[str, dict[str, Any]]:
+    """model + settings of each generated configuration in a project, keyed for comparison."""
+    configs = {}
+    for grid in project.store.grids.all():
+        if grid.source == GENERATED_SOURCE:
+            config = {"model": grid.model, **grid.settings}
+            configs[canonical_json(config)] = config
+    return configs
+
+
+def _check_same_settings(projects: Sequence[Project]) -> None:
+    reference: tuple[Project, dict[str, dict[str, Any]]] | None = None
+    for project in projects:
+        configs = _generation_configs(project)
+        if not configs:
+            continue  # a shard whose prompts were all triaged out has no grids
+        if reference is None:
+            reference = (project, configs)
+            continue
+        first_project, first_configs = reference
+        if set(configs) != set(first_configs):
+            raise ProjectError(
+                f"mismatched generation settings: {project.root} vs {first_project.root} "
+                f"({settings_differences(configs.values(), first_configs.values())}); merge shards of one run"
+            )
+
+
+def merge_projects(
+    sources: Sequence[Path], into: Path, on_source: Callable[[Path], None] | None = None
+) -> MergeReport:
+    """Fold shard projects into one: same prompt + model + settings + seed = one image.
+
+    Refuses sources generated with different settings. A score is carried over when the
+    merged grid has exactly the seeds it was computed on (the wen signal is merged per
+    seed); triage results come along; labels are not merged: label after merging.
+    """
+    target_root = resolved_path(into)
+    resolved = [resolved_path(source) for source in sources]
+    if target_root in resolved:
+        raise InputError(into, "--into must not be one of the projects being merged")
+    if len(set(resolved)) != len(resolved):
+        raise InputError(sources[0], "a project is named twice")
+    opened = [open_project(source) for source in sources]
+    try:
+        _check_same_settings(opened)
+        report = MergeReport(sources=len(opened))
+        with create_project(into) as target:
+            merged_seeds: dict[GridKey, set[int]] = {}
+            for project in [target, *opened]:
+                for grid in project.store.grids.all():
+                    merged_seeds.setdefault(_grid_key(grid), set()).update(grid.seeds)
+            report.stale_target_scores = _stale_scores(target, merged_seeds)
+            for source in opened:
+                _merge_one(source, target, merged_seeds, report)
+                if on_source:
+                    on_source(source.root)
+        return report
+    finally:
+        for project in opened:
+            project.close()
+
+
+def _stale_scores(target: Project, merged_seeds: dict[GridKey, set[int]]) -> int:
+    """Scores already in the target on grids that the merge extends (they need rescoring)."""
+    stale = 0
+    for grid in target.store.grids.all():
+        if merged_seeds[_grid_key(grid)] != set(grid.seeds):
+            scores = target.store.scores.where(grid_ids=[grid.id])
+            stale += sum(score.metric != WEN_METRIC for score in scores)
+    return stale
+
+
+def _merge_one(
+    source: Project, target: Project, merged_seeds: dict[GridKey, set[int]], report: MergeReport
+) -> None:
+    store = source.store
+    added, _ = target.store.prompts.add_many((p.text, p.metadata) for p in store.prompts.all())
+    report.prompts_added += added
+    report.labels_not_merged += len(store.labels.votes_where())
+    for result in store.triage.all():  # a shard's skipped prompts have no grid to carry it
+        target.store.triage.add(result)
+        report.triage_results += 1
+    for grid in store.grids.all():
+        complete = merged_seeds[_grid_key(grid)] == set(grid.seeds)
+        _merge_grid(source, grid, target, complete, report)
+
+
+def _merge_grid(
+    source: Project, grid: Grid, target: Project, complete: bool, report: MergeReport
+) -> None:
+    """Copy one grid's missing seeds and its scores in one transaction."""
+    existing_id = target.store.grids.find(grid.prompt, grid.model, grid.settings, grid.origin)
+    existing = (
+        {image.seed: image for image in target.store.grids.get(existing_id).images}
+        if existing_id is not None
+        else {}
+    )
+    new_images = []
+    for image in grid.images:
+        present = existing.get(image.seed)
+        if present is not None:
+            report.duplicate_images += 1
+            report.conflicting_images += present.sha256 != image.sha256
+            continue
+        checked = read_image_file(source.image_path(image))
+        new_images.append(target.images.put(checked, image.seed))
+    with target.store.atomic():
+        grid_id, added = target.store.grids.add(
+            grid.prompt,
+            new_images,
+            model=grid.model,
+            settings=grid.settings,
+            provenance=grid.provenance,
+            source=grid.source,
+            origin=grid.origin,
+        )
+        report.images_added += added
+        if existing_id is None:
+            report.grids_added += 1
+        elif added:
+            report.grids_extended += 1
+        for score in source.store.scores.where(grid_ids=[grid.id]):
+            if score.metric == WEN_METRIC and score.available:
+                earlier = target.store.scores.where(grid_ids=[grid_id], metric=WEN_METRIC)
+                target.store.scores.add(wen_for([*earlier, score], grid_id, grid.settings, {}))
+            elif complete:
+                target.store.scores.add(replace(score, grid_id=grid_id))
+            else:
+                report.scores_dropped += 1
+                continue
+            report.scores_copied += 1
