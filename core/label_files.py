@@ -15,7 +15,7 @@ import hashlib
 import io
 import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -193,14 +193,16 @@ def _jsonl_rows(path: Path, text: str) -> Iterator[tuple[str, dict[str, Any]]]:
             raise InputError(path, f"invalid JSON ({message})", location) from None
         if not isinstance(row, dict):
             raise InputError(path, "each line must be a JSON object", location)
-        _check_columns(path, row, location)
-        yield location, row
+        names = _column_names(path, row, location)
+        yield location, {names[key]: value for key, value in row.items()}
 
 
 def _csv_rows(path: Path, text: str) -> Iterator[tuple[str, dict[str, Any]]]:
     try:
         reader = csv.DictReader(io.StringIO(text, newline=""))
-        _check_columns(path, dict.fromkeys(reader.fieldnames or ()), "line 1")
+        header = reader.fieldnames or ()
+        names = _column_names(path, header, "line 1")
+        reader.fieldnames = [names[name] for name in header]
         for row in reader:
             location = f"line {reader.line_num}"
             if None in row:
@@ -217,12 +219,20 @@ def _spreadsheet_text(cell: str) -> str:
     return cell
 
 
-def _check_columns(path: Path, row: Mapping[str, Any], location: str) -> None:
-    unknown = [key for key in row if key not in COLUMNS]
-    if unknown:
-        raise InputError(
-            path, f"unknown column {unknown[0]!r} (known: {', '.join(COLUMNS)})", location
-        )
+def _column_names(path: Path, keys: Iterable[str], location: str) -> dict[str, str]:
+    """Each column's name as memgrid knows it: a spreadsheet's "Webster " is `webster`."""
+    names: dict[str, str] = {}
+    for key in keys:
+        name = key.strip().lower()
+        if name not in COLUMNS:
+            raise InputError(
+                path, f"unknown column {key!r} (known: {', '.join(COLUMNS)})", location
+            )
+        earlier = next((k for k, n in names.items() if n == name), None)
+        if earlier is not None:
+            raise InputError(path, f"columns {earlier!r} and {key!r} are both {name}", location)
+        names[key] = name
+    return names
 
 
 class _Row:

@@ -229,10 +229,11 @@ class ThresholdChange:
 
     @property
     def relative(self) -> float | None:
-        """after / before - 1, where both are set and before is not zero."""
+        """(after - before) / |before|, where both are set and before is not zero: negative
+        when the value went down, whatever the sign of the values (a weight of -4 made -28)."""
         if self.before is None or self.after is None or self.before == 0:
             return None
-        return self.after / self.before - 1
+        return (self.after - self.before) / abs(self.before)
 
 
 def diff_values(before: Mapping[str, float], after: Mapping[str, float]) -> list[ThresholdChange]:

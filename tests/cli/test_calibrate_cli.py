@@ -23,6 +23,8 @@ from memgrid.tui.services.project import Project, open_project
 from textual.app import App
 from typer.testing import CliRunner
 
+from tests.conftest import project_copy
+
 # The demo's truth per group; the borderline grids get an annotator's judgement.
 GROUP_LABELS = {
     "explicit-copy": Category.EXPLICIT,
@@ -56,9 +58,7 @@ def _scored_demo(_demo_template: Path, tmp_path_factory: pytest.TempPathFactory)
 
 @pytest.fixture
 def demo(_scored_demo: Path, tmp_path: Path) -> Path:
-    target = tmp_path / "demo"
-    shutil.copytree(_scored_demo, target)
-    return target
+    return project_copy(_scored_demo, tmp_path)
 
 
 def label_demo(root: Path, annotator: str = "ana", blind_every: int = 4) -> None:

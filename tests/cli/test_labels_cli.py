@@ -147,6 +147,39 @@ def file_rows(path: Path) -> list[dict[str, Any]]:
     return sorted(({**row, "grid_id": None} for row in rows), key=lambda row: row["event_id"])
 
 
+def test_one_prompt_from_two_folders_round_trips_by_each_grids_origin(
+    tmp_path: Path, runner: CliRunner
+) -> None:
+    """The same prompt and model before and after a mitigation: two grids, told apart by
+    the folder each was imported from, in the file and in the project it goes to."""
+    folders = ["mug", "mug-after"]
+    renders = make_renders(tmp_path / "renders", folders)
+
+    def labels_by_origin(root: Path) -> dict[str, Category | None]:
+        with open_project(root) as project:
+            origins = {grid.id: grid.origin for grid in project.store.grids.all()}
+            return {origins[e.grid_id]: e.category for e in project.store.labels.current_all()}
+
+    original = build_project(runner, tmp_path / "original", renders, folders)
+    with open_project(original) as project:
+        grids = {grid.origin: grid.id for grid in project.store.grids.all()}
+        project.store.labels.label(grids["mug"], "ana", Category.EXPLICIT)
+        project.store.labels.label(grids["mug-after"], "ana", Category.NONE)
+    exported = tmp_path / "labels.csv"
+    ok(runner, "labels", "export", exported, "-p", original)
+    assert sorted(row["source"] for row in file_rows(exported)) == folders
+    copy = build_project(runner, tmp_path / "copy", renders, folders[::-1])
+    ok(runner, "labels", "import", exported, "-p", copy)
+    assert (
+        labels_by_origin(copy)
+        == labels_by_origin(original)
+        == {
+            "mug": Category.EXPLICIT,
+            "mug-after": Category.NONE,
+        }
+    )
+
+
 def test_imported_labels_are_marked_with_their_file(tmp_path: Path, runner: CliRunner) -> None:
     renders = make_renders(tmp_path / "renders", RENDERS)
     root = build_project(runner, tmp_path / "p", renders, RENDERS)
@@ -353,7 +386,9 @@ def test_label_writes_as_the_app_does_and_keeps_to_leases_and_overlap(
     assert leased.exit_code == 1
     assert f"grid {forest}: another annotator holds it in the app" in leased.output
     done = invoke(runner, "label", kitchen, "none", "-p", root, "-a", "chen")
-    assert done.exit_code == 1 and "1 annotator(s) are done with it already" in done.output
+    assert done.exit_code == 1
+    assert f"grid {kitchen}: ana labelled it already and --overlap is 1; " in done.output
+    assert "pass --overlap 2 to add another label" in done.output
     ok(runner, "label", kitchen, "none", "-p", root, "-a", "chen", "--overlap", "2")
     ok(runner, "label", kitchen, "explicit", "-p", root, "-a", "ana")  # a quick fix of her own
     missing = invoke(runner, "label", 999, "none", "-p", root)
@@ -367,3 +402,14 @@ def test_label_writes_as_the_app_does_and_keeps_to_leases_and_overlap(
         assert not any(e.proposal_shown or e.imported for e in history)
         # Each command handed its lease back: the kitchen is free for the next annotator.
         assert AnnotationQueue(project.store, "dan").claim(kitchen)
+
+
+def test_label_reads_its_choices_whatever_their_case(tmp_path: Path, runner: CliRunner) -> None:
+    renders = make_renders(tmp_path / "renders", RENDERS[:1])
+    root = build_project(runner, tmp_path / "p", renders, RENDERS[:1])
+    with open_project(root) as project:
+        kitchen = grid_of(project, "a photo of kitchen")
+    ok(runner, "label", kitchen, "Implicit", "-p", root, "-a", "ana", "--webster", "rv")
+    with open_project(root) as project:
+        (vote,) = project.store.labels.votes_where(grid_ids=[kitchen])
+        assert (vote.category, vote.webster) == (Category.IMPLICIT, Webster.RETRIEVAL_VERBATIM)

@@ -15,6 +15,8 @@ from memgrid.tui.services.project import open_project
 from memgrid.tui.services.proposing import Proposer
 from typer.testing import CliRunner
 
+from tests.conftest import project_copy
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
@@ -42,9 +44,7 @@ def _history(_demo_template: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture
 def history(_history: Path, tmp_path: Path) -> Path:
-    target = tmp_path / "demo"
-    shutil.copytree(_history, target)
-    return target
+    return project_copy(_history, tmp_path)
 
 
 def test_list_names_every_version_its_origin_and_the_active_one(

@@ -80,6 +80,23 @@ def test_choices_are_read_whatever_their_case(
     assert [r.event_id for r in exact.records] == [r.event_id for r in records]
 
 
+def test_column_names_are_read_whatever_their_case(tmp_path: Path) -> None:
+    spreadsheet = write(tmp_path, "sheet.csv", "Prompt, Webster ,ANNOTATOR\na cat,TV,ana\n")
+    [record] = read_label_file(spreadsheet).records
+    assert (record.grid.prompt, record.webster, record.annotator) == (
+        "a cat",
+        Webster.TEMPLATE_VERBATIM,
+        "ana",
+    )
+    [from_jsonl] = read_label_file(
+        jsonl(tmp_path, {"Prompt": "a cat", "Webster": "TV", "annotator": "ana"})
+    ).records
+    assert from_jsonl.event_id == record.event_id  # the same label, whatever the spelling
+    twice = write(tmp_path, "twice.csv", "prompt,Prompt,annotator,category\na,b,ana,none\n")
+    with pytest.raises(InputError, match="line 1: columns 'prompt' and 'Prompt' are both prompt"):
+        read_label_file(twice)
+
+
 def test_every_column_of_a_jsonl_row(tmp_path: Path) -> None:
     path = jsonl(
         tmp_path,

@@ -127,4 +127,7 @@ def test_a_diff_lists_the_keys_that_changed_in_spec_order() -> None:
         ThresholdChange("tau_wen", None, 4.2),
     ]
     assert changes[0].relative == pytest.approx(-0.125)
+    # A weight that went down from -4 to -28 went down by 600%, not up.
+    assert ThresholdChange("w_bias", -4.0, -28.0).relative == pytest.approx(-6.0)
+    assert ThresholdChange("w_bias", -4.0, -2.0).relative == pytest.approx(0.5)
     assert diff_values(before, dict(before)) == []

@@ -29,7 +29,10 @@ def register(app: typer.Typer) -> None:
 
 def label(
     grid: Annotated[int, typer.Argument(help="The grid's id (memgrid show GRID).")],
-    category: Annotated[Category, typer.Argument(help="explicit, implicit, unintended or none.")],
+    category: Annotated[
+        Category,
+        typer.Argument(help="explicit, implicit, unintended or none.", case_sensitive=False),
+    ],
     project: ProjectOption = None,
     annotator: Annotated[
         str | None,
@@ -37,7 +40,9 @@ def label(
     ] = None,
     webster: Annotated[
         Webster | None,
-        typer.Option("--webster", help="Webster's replication type: MV, TV, RV or N."),
+        typer.Option(
+            "--webster", help="Webster's replication type: MV, TV, RV or N.", case_sensitive=False
+        ),
     ] = None,
     note: Annotated[str, typer.Option("--note", help="A note kept with the label.")] = "",
     overlap: Annotated[

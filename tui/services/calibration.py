@@ -250,7 +250,8 @@ def calibrate_project(
 ) -> list[CalibrationRun]:
     """Fit the active threshold set (one per model with `by_model`) and store each run.
 
-    No agreed label at all is a ProjectError, and nothing is stored. With `accept`, each run that changed a threshold is accepted at once (see `accept_run`).
+    No agreed label at all is a ProjectError, and nothing is stored. With `accept`, each run
+    that changed a threshold is accepted at once (see `accept_run`).
     """
     labels = read_labels(project)
     if not len(labels.data):  # nothing to fit: an error, and no run stored

@@ -275,9 +275,12 @@ def label_grid(
         if not queue.is_open(grid_id) and not store.labels.votes_where(
             grid_ids=[grid_id], annotator=annotator
         ):
+            done = sorted(
+                {v.annotator for v in store.labels.votes_where(grid_ids=[grid_id]) if v.state and v.state.done}
+            )
             raise ProjectError(
-                f"grid {grid_id}: {overlap} annotator(s) are done with it already; "
-                "pass --overlap to add another label"
+                f"grid {grid_id}: {', '.join(done)} labelled it already and --overlap is "
+                f"{overlap}; pass --overlap {len(done) + 1} to add another label"
             )
         return store.labels.label(
             grid_id,
