@@ -276,7 +276,11 @@ def label_grid(
             grid_ids=[grid_id], annotator=annotator
         ):
             done = sorted(
-                {v.annotator for v in store.labels.votes_where(grid_ids=[grid_id]) if v.state and v.state.done}
+                {
+                    v.annotator
+                    for v in store.labels.votes_where(grid_ids=[grid_id])
+                    if v.state and v.state.done
+                }
             )
             raise ProjectError(
                 f"grid {grid_id}: {', '.join(done)} labelled it already and --overlap is "

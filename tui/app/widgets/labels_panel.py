@@ -23,10 +23,12 @@ def describe_event(event: LabelEvent, *, with_time: bool = False) -> Text:
     """One label event in a line: who, category, state, (when), note; an imported event
     says which file it came from, so it is never taken for one typed here."""
     line = Text()
-    line.append(shown(event.annotator), "bold")
     if event.imported:
+        line.append(shown(event.annotator), "bold")
         line.append(f" (imported from {shown(PurePath(event.origin).name)})", "dim")
-    line.append(": ", "bold")
+        line.append(": ", "bold")
+    else:
+        line.append(f"{shown(event.annotator)}: ", "bold")
     if event.category is not None:
         line.append_text(category_badge(event.category))
         line.append(" ")
