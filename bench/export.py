@@ -36,8 +36,11 @@ CATEGORIES = tuple(Category)
 METRICS = ("tiled-l2", "phash")
 
 
-def build_project(root: Path, grid_count: int, rng: random.Random) -> Project:
-    """A project of `grid_count` labelled grids, inserted in bulk through the store."""
+def build_project(
+    root: Path, grid_count: int, rng: random.Random, *, labels: bool = True
+) -> Project:
+    """A project of `grid_count` grids (labelled unless `labels` is False), inserted in bulk
+    through the store; each prompt carries the fields of a LAION-style prompt list."""
     project = create_project(root)
     store = project.store
     created_at = now_text()
@@ -48,9 +51,21 @@ def build_project(root: Path, grid_count: int, rng: random.Random) -> Project:
     with store.atomic():
         connection = store.db.conn
         connection.executemany(
-            "INSERT INTO prompts (id, text, metadata, created_at) VALUES (?, ?, '{}', ?)",
+            "INSERT INTO prompts (id, text, metadata, created_at) VALUES (?, ?, ?, ?)",
             (
-                (i, f"prompt {i}: a photo of subject {i % 977} in style {i % 31}", created_at)
+                (
+                    i,
+                    f"prompt {i}: a photo of subject {i % 977} in style {i % 31}",
+                    canonical_json(
+                        {
+                            "source_id": f"laion-{i:09d}",
+                            "laion_key": f"{i * 7919 % 10**9:09d}",
+                            "url": f"https://images.example.org/{i}.jpg",
+                            "webster_type": "MV" if i % 7 == 0 else "N",
+                        }
+                    ),
+                    created_at,
+                )
                 for i in range(1, grid_count + 1)
             ),
         )
@@ -88,7 +103,7 @@ def build_project(root: Path, grid_count: int, rng: random.Random) -> Project:
         connection.executemany(
             """INSERT INTO label_events (id, grid_id, annotator, action, state, category,
             features, undoes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            _label_events(grid_count, rng),
+            _label_events(grid_count, rng) if labels else (),
         )
     return project
 

@@ -167,7 +167,11 @@ def krippendorff_alpha(ratings: Ratings) -> float | None:
         return None
     import krippendorff  # deferred: only agreement needs it
 
-    return _finite(krippendorff.alpha(value_counts=table, level_of_measurement="nominal"))
+    # A single item (or no disagreement to expect) divides 0 by 0: undefined, so None, and no
+    # RuntimeWarning on the person's terminal.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        alpha = krippendorff.alpha(value_counts=table, level_of_measurement="nominal")
+    return _finite(alpha)
 
 
 def proposal_agreement(events: Iterable[LabelEvent]) -> tuple[ProposalAgreement, ProposalAgreement]:

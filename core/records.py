@@ -41,10 +41,26 @@ class Grid:
     source: str
     images: tuple[GridImage, ...] = ()
     origin: str = ""  # the source folder or manifest grid key an imported grid came from
+    # The fields that came with the prompt (`memgrid prompts add`: source_id, url, ...).
+    prompt_metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
     def seeds(self) -> list[int]:
         return [image.seed for image in self.images]
+
+
+@dataclass(frozen=True)
+class GridIdentity:
+    """What names a grid outside its project: prompt, model, and where it came from
+    (`source`: generate, import, ...; `imported_from`: the folder or manifest of an import;
+    `origin`: the folder's name or manifest grid key that tells one import from another)."""
+
+    id: int
+    prompt: str
+    model: str
+    source: str
+    imported_from: str = ""
+    origin: str = ""
 
 
 @dataclass(frozen=True)
@@ -78,10 +94,17 @@ class ThresholdSet:
     model: str | None = None
     notes: str = ""
     active: bool = False
+    origin: str = ""  # where it came from: v0, file PATH, calibration run N
+    created_at: str = ""
 
     @property
     def label(self) -> str:
         return f"{self.name} v{self.version}"
+
+    @property
+    def reference(self) -> str:
+        """How commands name it: NAME@VERSION."""
+        return f"{self.name}@{self.version}"
 
 
 @dataclass(frozen=True)
@@ -178,6 +201,30 @@ class LabelEvent:
     created_at: float = 0.0
     os_user: str = ""  # the OS account that wrote it (core.annotators.OsIdentity)
     ssh_client: str = ""  # that process's SSH client address, if it ran over SSH
+    origin: str = ""  # the label file it was imported from; "" when typed in memgrid
+    external_id: str | None = None  # the imported row's stable id
+
+    @property
+    def imported(self) -> bool:
+        return bool(self.origin)
+
+
+@dataclass(frozen=True)
+class TriageRecord:
+    """One prompt's triage (`generate --triage-steps`): Wen et al.'s signal over its first
+    steps, and whether it reached the threshold of that run (kept) or not (skipped)."""
+
+    prompt: str
+    model: str
+    settings: dict[str, Any]
+    triage_steps: int
+    seeds: tuple[int, ...]
+    value: float
+    threshold: float
+    kept: bool
+    prompt_id: int = 0
+    prompt_metadata: dict[str, Any] = field(default_factory=dict)
+    created_at: str = ""
 
 
 @dataclass(frozen=True)

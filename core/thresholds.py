@@ -206,6 +206,51 @@ def validate_values(values: Mapping[str, Any], source: str | Path) -> dict[str, 
     return checked
 
 
+def parse_set_reference(text: str) -> tuple[str, int | None]:
+    """`NAME@VERSION` (`default@3`, `default@v3`) as (name, version); NAME alone: its latest."""
+    name, at, version = text.strip().rpartition("@")
+    if not at:
+        return text.strip(), None
+    if not name or not version:
+        raise InputError(text, "name a threshold set as NAME@VERSION, e.g. default@1")
+    digits = version[1:] if version[:1] in ("v", "V") else version
+    if not digits.isdigit():
+        raise InputError(text, f"version {version!r} is not a whole number; e.g. {name}@1")
+    return name, int(digits)
+
+
+@dataclass(frozen=True)
+class ThresholdChange:
+    """One key whose value differs between two sets (None: the set leaves it unset)."""
+
+    key: str
+    before: float | None
+    after: float | None
+
+    @property
+    def relative(self) -> float | None:
+        """(after - before) / |before|, where both are set and before is not zero: negative
+        when the value went down, whatever the sign of the values (a weight of -4 made -28)."""
+        if self.before is None or self.after is None or self.before == 0:
+            return None
+        return (self.after - self.before) / abs(self.before)
+
+
+def diff_values(before: Mapping[str, float], after: Mapping[str, float]) -> list[ThresholdChange]:
+    """The keys whose values differ between two sets, in SPECS order (unknown keys last)."""
+    keys = [*SPECS, *sorted((set(before) | set(after)) - set(SPECS))]
+    return [
+        ThresholdChange(key, before.get(key), after.get(key))
+        for key in keys
+        if before.get(key) != after.get(key)
+        and not (
+            before.get(key) is not None
+            and after.get(key) is not None
+            and math.isclose(before[key], after[key], rel_tol=1e-12, abs_tol=0.0)
+        )
+    ]
+
+
 @dataclass(frozen=True)
 class ThresholdFile:
     """A validated threshold file: v0 values overridden by the file's, plus its metadata."""

@@ -7,9 +7,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from memgrid.core.errors import NotFoundError
-from memgrid.core.records import Grid, GridImage, GridTable
+from memgrid.core.provenance import extend_provenance
+from memgrid.core.records import Grid, GridIdentity, GridImage, GridTable
 from memgrid.db.rows import (
     GRID_COLUMNS,
+    IDS_PER_QUERY,
     Noun,
     canonical_json,
     content_key,
@@ -47,14 +49,15 @@ class Grids(Noun):
 
         A grid is identified by prompt, model, settings and origin (the source folder or
         manifest grid key it was imported from): adding it again adds only the seeds it
-        lacks, so an interrupted run resumes without duplicates.
+        lacks, so an interrupted run resumes without duplicates, and its provenance then
+        lists each run that added seeds (core.provenance).
         """
         settings = settings or {}
         store = self.store
         with store.atomic():
             prompt_id = store.prompts.ensure(prompt, prompt_metadata)
             settings_key = grid_key(settings, origin)
-            store.write(
+            created = store.write(
                 """INSERT OR IGNORE INTO grids
                 (prompt_id, model, settings, settings_key, provenance, source, origin, created_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
@@ -69,20 +72,30 @@ class Grids(Noun):
                     now_text(),
                 ),
             )
-            grid_id = int(
-                store.row(
-                    "SELECT id FROM grids WHERE prompt_id = ? AND model = ? AND settings_key = ?",
-                    (prompt_id, model, settings_key),
-                )[0]
+            grid_id, stored_provenance = store.row(
+                """SELECT id, provenance FROM grids
+                WHERE prompt_id = ? AND model = ? AND settings_key = ?""",
+                (prompt_id, model, settings_key),
             )
-            added = 0
-            for image in images:
-                added += store.write(
+            seeds_before = set() if created.rowcount else store.images.seeds_where(grid_id=grid_id)
+            added_seeds = [
+                image.seed
+                for image in images
+                if store.write(
                     """INSERT OR IGNORE INTO images (grid_id, seed, path, sha256, width, height)
                     VALUES (?, ?, ?, ?, ?, ?)""",
                     (grid_id, image.seed, image.path, image.sha256, image.width, image.height),
                 ).rowcount
-        return grid_id, added
+            ]
+            if seeds_before and added_seeds:
+                extended = extend_provenance(
+                    json.loads(stored_provenance), seeds_before, provenance or {}, added_seeds
+                )
+                store.write(
+                    "UPDATE grids SET provenance = ? WHERE id = ?",
+                    (canonical_json(extended), grid_id),
+                )
+        return int(grid_id), len(added_seeds)
 
     def find(
         self,
@@ -115,6 +128,27 @@ class Grids(Noun):
             return []
         found = {grid.id: grid for grid in self._read(f"IN ({placeholders(ids)})", list(ids))}
         return [found[grid_id] for grid_id in ids if grid_id in found]
+
+    def identities_where(
+        self, *, ids: Sequence[int] | None = None, prompts: Sequence[str] | None = None
+    ) -> list[GridIdentity]:
+        """The identities of the grids with these ids, or of these prompts, in id order."""
+        column, values = ("g.id", ids) if ids is not None else ("p.text", prompts or ())
+        wanted = list(dict.fromkeys(values))
+        found: list[GridIdentity] = []
+        for start in range(0, len(wanted), IDS_PER_QUERY):
+            chunk = wanted[start : start + IDS_PER_QUERY]
+            found += [
+                GridIdentity(*row)
+                for row in self.store.rows(
+                    f"""SELECT g.id, p.text, g.model, g.source,
+                        coalesce(json_extract(g.provenance, '$.imported_from'), ''), g.origin
+                    FROM grids g JOIN prompts p ON p.id = g.prompt_id
+                    WHERE {column} IN ({placeholders(chunk)})""",
+                    chunk,
+                )
+            ]
+        return sorted(found, key=lambda identity: identity.id)
 
     def ids_all(self) -> list[int]:
         return [row[0] for row in self.store.rows("SELECT id FROM grids ORDER BY id")]

@@ -25,7 +25,13 @@ from memgrid.core.taxonomy import (
     Webster,
 )
 from memgrid.db.overlap import NEEDS_VOTES, OverlapRule
-from memgrid.db.rows import EVENT_COLUMNS, Noun, label_event_record, placeholders
+from memgrid.db.rows import (
+    EVENT_COLUMNS,
+    IDS_PER_QUERY,
+    Noun,
+    label_event_record,
+    placeholders,
+)
 
 
 class Labels(Noun):
@@ -230,7 +236,58 @@ class Labels(Noun):
             )
         return self.get(row[0])
 
+    def import_many(self, events: Sequence[LabelEvent]) -> int:
+        """Append label events made elsewhere, all in one transaction (all or none).
+
+        Each keeps its own time, `origin` (the file) and `external_id` (unique: the same
+        row cannot come in twice); ids are given here, and the OS account is the importer's.
+        Returns how many were added.
+        """
+        identity = self.store.identity
+        self.store.write_many(
+            """INSERT INTO label_events (grid_id, annotator, action, state, category,
+                features, note, webster, proposal_shown, proposal_category, session,
+                created_at, origin, external_id, os_user, ssh_client)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            [
+                (
+                    event.grid_id,
+                    event.annotator,
+                    event.action.value,
+                    event.state.value if event.state else None,
+                    event.category.value if event.category else None,
+                    json.dumps([f.to_dict() for f in event.features]),
+                    event.note,
+                    event.webster.value if event.webster else None,
+                    int(event.proposal_shown),
+                    event.proposal_category.value if event.proposal_category else None,
+                    event.session,
+                    event.created_at,
+                    event.origin,
+                    event.external_id,
+                    identity.user,
+                    identity.ssh_client,
+                )
+                for event in events
+            ],
+        )
+        return len(events)
+
     # ---- reading ------------------------------------------------------------------------
+
+    def imported_where(self, *, external_ids: Sequence[str]) -> dict[str, LabelEvent]:
+        """The imported events with these external ids (undone ones too), by external id."""
+        wanted = list(dict.fromkeys(external_ids))
+        found: dict[str, LabelEvent] = {}
+        for start in range(0, len(wanted), IDS_PER_QUERY):
+            chunk = wanted[start : start + IDS_PER_QUERY]
+            for event in self._events(
+                f"""SELECT {EVENT_COLUMNS} FROM label_events
+                WHERE external_id IN ({placeholders(chunk)})""",
+                chunk,
+            ):
+                found[event.external_id or ""] = event
+        return found
 
     def get(self, event_id: int) -> LabelEvent:
         row = self.store.row(f"SELECT {EVENT_COLUMNS} FROM label_events WHERE id = ?", (event_id,))
@@ -300,6 +357,14 @@ class Labels(Noun):
             SELECT {EVENT_COLUMNS} FROM adjudications WHERE grid_id IN ({marks})
             ORDER BY grid_id, id""",
             [*grid_ids, *grid_ids],
+        )
+
+    def current_all(self) -> list[LabelEvent]:
+        """Every vote and each adjudicator's latest verdict, on every grid, by grid, then event."""
+        return self._events(
+            f"""SELECT {EVENT_COLUMNS} FROM votes UNION ALL
+            SELECT {EVENT_COLUMNS} FROM adjudications ORDER BY grid_id, id""",
+            [],
         )
 
     def state_counts_where(self, *, annotator: str | None = None) -> dict[str, int]:

@@ -327,10 +327,56 @@ def m007_no_replacing_label_events(db: Database) -> None:
 def m008_label_event_accounts(db: Database) -> None:
     # docs/design.md, "Who labelled": the OS account and SSH client of the process that wrote
     # each event, beside the name it labelled as; '' for events stored before this.
-    present = db["label_events"].columns_dict
     for column in ("os_user", "ssh_client"):
-        if column not in present:
-            db.execute(f"ALTER TABLE label_events ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
+        _add_column(db, "label_events", f"{column} TEXT NOT NULL DEFAULT ''")
+
+
+@migrations()
+def m009_labels_in_and_out(db: Database) -> None:
+    # Labels made elsewhere (docs/design.md, "Labels in and out"): each imported event names
+    # the file it came from (`origin`; '' for labels typed in memgrid) and a stable id from
+    # that file (`external_id`), so importing the file again adds nothing. Each step checks
+    # first: run on a database that already has a part of it, it adds only what is missing.
+    _add_column(db, "label_events", "origin TEXT NOT NULL DEFAULT ''")
+    _add_column(db, "label_events", "external_id TEXT")
+    db.execute(
+        """CREATE UNIQUE INDEX IF NOT EXISTS label_events_external_id ON label_events (external_id)
+        WHERE external_id IS NOT NULL"""
+    )
+    # Where each threshold set came from: 'v0', 'file PATH', 'calibration run N'.
+    _add_column(db, "threshold_sets", "origin TEXT NOT NULL DEFAULT ''")
+    db.execute(
+        """UPDATE threshold_sets SET origin = 'calibration run ' || (
+            SELECT min(r.id) FROM calibration_runs r WHERE r.fitted_threshold_set_id = threshold_sets.id)
+        WHERE origin = '' AND id IN (SELECT fitted_threshold_set_id FROM calibration_runs)"""
+    )
+    db.execute(
+        "UPDATE threshold_sets SET origin = 'v0' WHERE origin = '' AND notes LIKE 'tiled_l2_delta = %'"
+    )
+    # The triage signal of every prompt a `generate --triage-steps` run looked at, kept or not,
+    # per model, settings and number of steps (a rerun replaces it).
+    db.execute(
+        """CREATE TABLE IF NOT EXISTS triage_results (
+            prompt_id INTEGER NOT NULL REFERENCES prompts(id),
+            model TEXT NOT NULL,
+            settings TEXT NOT NULL,
+            settings_key TEXT NOT NULL,
+            triage_steps INTEGER NOT NULL,
+            seeds TEXT NOT NULL,
+            value REAL NOT NULL,
+            threshold REAL NOT NULL,
+            kept INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (prompt_id, model, settings_key, triage_steps)
+        )"""
+    )
+
+
+def _add_column(db: Database, table: str, column: str) -> None:
+    """ALTER TABLE ADD COLUMN, unless the table has that column already."""
+    name = column.split()[0]
+    if name not in db[table].columns_dict:
+        db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
 
 
 SCHEMA_VERSION = len(migrations._migrations)

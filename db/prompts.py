@@ -35,6 +35,16 @@ class Prompts(Noun):
             for row in self.store.rows("SELECT id, text, metadata FROM prompts ORDER BY id")
         ]
 
+    def metadata_types_all(self) -> dict[str, set[str]]:
+        """Each field of the prompts that have grids -> the JSON types it holds (json_each's)."""
+        types: dict[str, set[str]] = {}
+        for key, kind in self.store.rows(
+            """SELECT DISTINCT j.key, j.type FROM prompts p, json_each(p.metadata) j
+            WHERE p.id IN (SELECT prompt_id FROM grids)"""
+        ):
+            types.setdefault(key, set()).add(kind)
+        return types
+
     @property
     def count(self) -> int:
         return int(self.store.row("SELECT count(*) FROM prompts")[0])

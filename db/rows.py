@@ -56,17 +56,24 @@ def now_text() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
+# SQLite refuses more than 32,766 bound variables in one statement.
+IDS_PER_QUERY = 30000
+
+
 def placeholders(values: Sequence[Any]) -> str:
     """`?, ?, ...` for an IN list; callers keep batches under SQLite's variable limit."""
     return ", ".join("?" * len(values))
 
 
-GRID_COLUMNS = "g.id, g.prompt_id, p.text, g.model, g.settings, g.provenance, g.source, g.origin"
+GRID_COLUMNS = (
+    "g.id, g.prompt_id, p.text, g.model, g.settings, g.provenance, g.source, g.origin, p.metadata"
+)
 SCORE_COLUMNS = 'grid_id, metric, params, version, "values", heatmap, available, note'
-THRESHOLD_COLUMNS = 'id, name, version, "values", model, notes, active'
+THRESHOLD_COLUMNS = 'id, name, version, "values", model, notes, active, origin, created_at'
 PROPOSAL_COLUMNS = "grid_id, threshold_set_id, category, features, reasons, webster, score, margin"
 EVENT_COLUMNS = """id, grid_id, annotator, action, state, category, features, note, webster,
-    undoes, proposal_shown, proposal_category, session, created_at, os_user, ssh_client"""
+    undoes, proposal_shown, proposal_category, session, created_at, os_user, ssh_client,
+    origin, external_id"""
 RUN_COLUMNS = """id, created_at, threshold_set_id, fitted_threshold_set_id, label_count,
     objective, thresholds, metrics, accepted"""
 
@@ -83,6 +90,7 @@ def grid_record(row: Sequence[Any], images: Sequence[GridImage]) -> Grid:
         source=row[6],
         images=tuple(images),
         origin=row[7],
+        prompt_metadata=stored_json(row[8]),
     )
 
 
@@ -108,6 +116,8 @@ def threshold_set_record(row: Sequence[Any]) -> ThresholdSet:
         model=row[4],
         notes=row[5],
         active=bool(row[6]),
+        origin=row[7],
+        created_at=row[8],
     )
 
 
@@ -142,6 +152,8 @@ def label_event_record(row: Sequence[Any]) -> LabelEvent:
         created_at=row[13],
         os_user=row[14],
         ssh_client=row[15],
+        origin=row[16],
+        external_id=row[17],
     )
 
 

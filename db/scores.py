@@ -86,6 +86,16 @@ class Scores(Noun):
             )
         ]
 
+    def field_types_all(self) -> dict[str, dict[str, set[str]]]:
+        """Metric -> value key -> the JSON types it holds over every available score."""
+        types: dict[str, dict[str, set[str]]] = {}
+        for metric, key, kind in self.store.rows(
+            """SELECT DISTINCT s.metric, j.key, j.type FROM scores s, json_each(s."values") j
+            WHERE s.available = 1"""
+        ):
+            types.setdefault(metric, {}).setdefault(key, set()).add(kind)
+        return types
+
     def value_types_all(self) -> dict[str, dict[str, str]]:
         """Metric -> key -> JSON type ('real', 'integer', 'array', ...) of its latest available score."""
         types: dict[str, dict[str, str]] = {}

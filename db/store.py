@@ -25,6 +25,7 @@ from memgrid.db.rows import now_text
 from memgrid.db.runs import CalibrationRuns
 from memgrid.db.scores import Scores
 from memgrid.db.thresholds import ThresholdSets
+from memgrid.db.triage import TriageResults
 from sqlite_utils import Database
 
 DATABASE_NAME = "memgrid.db"
@@ -107,7 +108,8 @@ class Store:
     """One memgrid database, shaped after sqlite-utils: nouns hang off it, verbs act on them.
 
     The nouns: `prompts`, `grids`, `images` (and their embeddings), `scores`, `thresholds`,
-    `proposals`, `entities` (the lexicon), `labels` and `runs` (calibration runs); the
+    `proposals`, `entities` (the lexicon), `labels`, `runs` (calibration runs) and `triage`
+    (the triage value of every prompt `generate --triage-steps` scored); the
     annotation queue is `memgrid.db.queue.AnnotationQueue`, one per annotator.
 
     Every read follows one grammar:
@@ -151,6 +153,7 @@ class Store:
         self.entities = Entities(self)
         self.labels = Labels(self)
         self.runs = CalibrationRuns(self)
+        self.triage = TriageResults(self)
 
     # ---- opening -------------------------------------------------------------------
 

@@ -18,15 +18,19 @@ class ThresholdSets(Noun):
         notes: str = "",
         model: str | None = None,
         activate: bool = False,
+        origin: str = "",
     ) -> ThresholdSet:
-        """Store a new version of the named set (versions count up from 0)."""
+        """Store a new version of the named set (versions count up from 0).
+
+        `origin` says where it came from: v0, file PATH, calibration run N.
+        """
         with self.store.atomic():
             row = self.store.row("SELECT max(version) FROM threshold_sets WHERE name = ?", (name,))
             version = 0 if row[0] is None else int(row[0]) + 1
             cursor = self.store.write(
-                """INSERT INTO threshold_sets (name, version, model, "values", notes, created_at)
-                VALUES (?, ?, ?, ?, ?, ?)""",
-                (name, version, model, canonical_json(values), notes, now_text()),
+                """INSERT INTO threshold_sets (name, version, model, "values", notes, origin,
+                    created_at) VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                (name, version, model, canonical_json(values), notes, origin, now_text()),
             )
             set_id = int(cursor.lastrowid or 0)
             if activate:

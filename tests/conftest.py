@@ -67,8 +67,13 @@ def _demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def demo_project_dir(_demo_template: Path, tmp_path: Path) -> Path:
     """A fresh copy of the demo project (built once per session)."""
-    target = tmp_path / "demo"
-    shutil.copytree(_demo_template, target)
+    return project_copy(_demo_template, tmp_path)
+
+
+def project_copy(template: Path, folder: Path) -> Path:
+    """A copy of a project built once (a fixture's template), for one test to change."""
+    target = folder / "demo"
+    shutil.copytree(template, target)
     return target
 
 

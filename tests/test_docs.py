@@ -118,3 +118,4 @@ def test_the_tour_runs_in_order_on_a_fresh_demo_project(
     for out in ("labels-jsonl", "labels-parquet", "hf", "shards"):
         assert (workdir / out / "export.json").is_file(), out
     assert (workdir / "calibration.html").is_file()
+    assert (workdir / "labels.jsonl").is_file()

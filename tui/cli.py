@@ -15,10 +15,12 @@ from memgrid.tui.commands import (
     doctor,
     export,
     generation,
+    labels,
     project,
     proposing,
     report,
     scoring,
+    thresholds,
 )
 from memgrid.tui.errors import (
     ClickException,
@@ -135,7 +137,9 @@ WORKFLOW_ORDER = (
     scoring,
     proposing,
     annotate,
+    labels,
     calibration,
+    thresholds,
     report,
     export,
     doctor,

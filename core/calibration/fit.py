@@ -16,6 +16,9 @@ from memgrid.core.calibration.common import (
 
 FIT_MIN_PER_CLASS = 2  # below this a ROC is undefined or meaningless: no fit at all
 LOW_FPR = 0.01  # Wen et al. report TPR at 1% FPR
+# Below this many not-memorized grids, 1% FPR allows no false positive at all: TPR at 1%
+# FPR is then TPR at zero FPR, and one grid moves it a long way.
+LOW_FPR_MIN_NEGATIVES = round(1 / LOW_FPR)
 MAX_BOOTSTRAP_BINS = 256
 ROC_POINTS = 101  # points kept of each ROC curve for plots
 

@@ -19,7 +19,7 @@ from memgrid.core.calibration.common import (
     interval_list,
 )
 from memgrid.core.calibration.evaluate import CategoryEvaluation, evaluate_categories
-from memgrid.core.calibration.fit import SignalFit, fit_signal
+from memgrid.core.calibration.fit import LOW_FPR_MIN_NEGATIVES, SignalFit, fit_signal
 from memgrid.core.calibration.search import (
     CategorizeOne,
     CategoryOracle,
@@ -190,6 +190,22 @@ def label_warnings(data: LabelledGrids) -> list[str]:
     return warnings
 
 
+def low_fpr_warnings(signals: list[SignalFit]) -> list[str]:
+    """A warning when TPR at 1% FPR rests on too few not-memorized grids to mean that."""
+    thin = [
+        f"{fit.signal} ({fit.negatives})"
+        for fit in signals
+        if fit.tpr_at_low_fpr is not None and fit.negatives < LOW_FPR_MIN_NEGATIVES
+    ]
+    if not thin:
+        return []
+    return [
+        f"TPR at 1% FPR rests on fewer than {LOW_FPR_MIN_NEGATIVES} not-memorized grids for "
+        f"{', '.join(thin)}: 1% of them is under one grid, so it is TPR with no false "
+        "positive at all; label more not-memorized grids before quoting it"
+    ]
+
+
 def stratified_sample(labels: np.ndarray, limit: int, seed: int) -> np.ndarray:
     """Indices of at most `limit` grids, each category kept in proportion (seeded, sorted)."""
     count = len(labels)
@@ -227,6 +243,7 @@ def calibrate(
         fit_signal(name, values, memorized, objective, seed=seed, bootstraps=bootstraps)
         for name, values in sorted(data.signals.items())
     ]
+    warnings += low_fpr_warnings(signals)
     fitted = dict(current)
     threshold_fits: dict[str, str] = {}
     threshold_intervals: dict[str, tuple[float, float] | None] = {}

@@ -8,22 +8,26 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from memgrid.core.export.base import RowWriter
+from memgrid.core.export.base import ExportItem, RowWriter
+from memgrid.core.export.columns import DataColumns
 from memgrid.core.export.options import ExportOptions
-from memgrid.core.export.rows import FLAT_COLUMNS, flat_row, formula_safe
+from memgrid.core.export.rows import flat_columns, flat_row, formula_safe
 
 CSV_FILE = "grids.csv"
 
 
 class CsvWriter(RowWriter):
-    """`grids.csv`: FLAT_COLUMNS, nested values as JSON text; quoting keeps newlines in cells,
-    and text that a spreadsheet would run as a formula gets a leading quote (formula_safe)."""
+    """`grids.csv`: the flat columns (rows.flat_columns), nested values as JSON text; quoting
+    keeps newlines in cells, and text that a spreadsheet would run as a formula gets a
+    leading quote (formula_safe)."""
 
-    def __init__(self, folder: Path, options: ExportOptions, mtime: float) -> None:
-        super().__init__(folder, options, mtime)
+    def __init__(
+        self, folder: Path, options: ExportOptions, mtime: float, columns: DataColumns
+    ) -> None:
+        super().__init__(folder, options, mtime, columns)
         # newline="" lets the csv module write the newlines inside quoted prompts itself.
         self._rows = self._open(CSV_FILE, newline="")
-        self._rows.write(self.render_lines([FLAT_COLUMNS]))
+        self._rows.write(self.render_lines([self.column_names()]))
 
     @staticmethod
     def render_lines(lines: Sequence[Sequence[Any]]) -> str:
@@ -44,10 +48,16 @@ class CsvWriter(RowWriter):
         return "".join(line + "\n" for line in rendered)
 
     @classmethod
-    def render(cls, rows: Sequence[tuple[dict[str, Any], Sequence[Path]]]) -> str:
+    def render(cls, items: Sequence[ExportItem], columns: DataColumns) -> str:
         return cls.render_lines(
-            [[formula_safe(cell) for cell in flat_row(row).values()] for row, _ in rows]
+            [
+                [formula_safe(cell) for cell in flat_row(item.row, columns).values()]
+                for item in items
+            ]
         )
+
+    def column_names(self) -> list[str]:
+        return flat_columns(self.columns)
 
     def _write_payload(self, payload: str) -> None:
         self._rows.write(payload)

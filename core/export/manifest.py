@@ -11,18 +11,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from memgrid.core.export.columns import DataColumns
 from memgrid.core.export.options import ExportFormat, ExportOptions
-from memgrid.core.export.rows import (
-    CSV_FORMULA_ESCAPING,
-    FLAT_COLUMNS,
-    IMAGEFOLDER_COLUMNS,
-    ROW_FIELDS,
-)
+from memgrid.core.export.rows import CSV_FORMULA_ESCAPING, ROW_FIELDS
 from memgrid.core.export.staging import MANIFEST_NAME
 
 # Bumped when the row layout changes, so readers of old exports can tell.
 # 2: CSV text cells that would run as spreadsheet formulas get a leading quote.
-EXPORT_LAYOUT_VERSION = 2
+# 3: `prompt_meta` (flat: prompt_meta.<key>), flat score.<metric>.<field> columns,
+#    `contact_sheet`, labels' `imported_from`; imagefolder metadata as metadata.parquet
+#    (category a ClassLabel).
+EXPORT_LAYOUT_VERSION = 3
 
 
 @dataclass
@@ -60,18 +59,14 @@ class ExportTally:
         }
 
 
-_FLAT_LAYOUTS = {
-    ExportFormat.CSV: list(FLAT_COLUMNS),
-    ExportFormat.IMAGEFOLDER: list(IMAGEFOLDER_COLUMNS),
-}
-
-
 def build_manifest(
     options: ExportOptions,
     tally: ExportTally,
     *,
     grids_in_project: int,
     files: Sequence[str],
+    columns: Sequence[str] | None,
+    data_columns: DataColumns,
     project_id: str | None,
     schema_version: int,
     memgrid_version: str,
@@ -79,6 +74,8 @@ def build_manifest(
 ) -> dict[str, Any]:
     """What `export.json` says: enough to trace an export back to its project and filters.
 
+    `columns` are a flat layout's column names (None for nested formats); `data_columns`
+    the project's own columns, with their types, as every format holds them.
     `export_layout_version` and `memgrid_version` also mark the folder as memgrid's, which
     is what lets `--overwrite` replace it (staging.holds_memgrid_export).
     """
@@ -98,7 +95,14 @@ def build_manifest(
         "fields": ROW_FIELDS,
         "files": list(files),
         "rows_per": "image" if options.export_format is ExportFormat.IMAGEFOLDER else "grid",
-        "columns": _FLAT_LAYOUTS.get(options.export_format),
+        "columns": None if columns is None else list(columns),
+        "data_columns": {
+            "prompt_meta": {
+                name: kind.value for name, kind in data_columns.prompt_meta_kinds().items()
+            },
+            "scores": {name: kind.value for name, kind in data_columns.score_kinds().items()},
+        },
+        "contact_sheets": options.contact_sheets,
         "csv_formula_escaping": CSV_FORMULA_ESCAPING
         if options.export_format is ExportFormat.CSV
         else None,

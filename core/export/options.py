@@ -10,7 +10,6 @@ from typing import Any
 
 from memgrid.core.agreement import AgreedLabel, AgreementHow, GridState, grid_state
 from memgrid.core.errors import InputError
-from memgrid.core.export.schema import PARQUET_NEEDS
 from memgrid.core.export.staging import check_destination
 from memgrid.core.extras import require_extra
 from memgrid.core.records import LabelEvent
@@ -37,6 +36,8 @@ class ImageMode(StrEnum):
     NONE = "none"
 
 
+# Formats written with pyarrow (the `export` extra): Parquet, and imagefolder's metadata.parquet.
+PYARROW_FORMATS = (ExportFormat.PARQUET, ExportFormat.IMAGEFOLDER)
 # Formats that are pointless without their images.
 IMAGE_FORMATS = (ExportFormat.IMAGEFOLDER, ExportFormat.WEBDATASET)
 
@@ -84,7 +85,8 @@ class ExportFilters:
 
 @dataclass(frozen=True)
 class ExportOptions:
-    """What to export where; `with_images` None means the format's default."""
+    """What to export where; `with_images` None means the format's default; `contact_sheets`
+    adds one PNG per grid (contact_sheet.py)."""
 
     export_format: ExportFormat
     destination: Path
@@ -92,6 +94,7 @@ class ExportOptions:
     with_images: ImageMode | None = None
     shard_size: int = DEFAULT_SHARD_SIZE
     overwrite: bool = False
+    contact_sheets: bool = False
 
     @property
     def image_mode(self) -> ImageMode:
@@ -101,8 +104,8 @@ class ExportOptions:
 
     def check(self, project_root: Path, project_files: Sequence[Path] = ()) -> None:
         """Refuse what cannot work, or would overwrite the project, before anything is written."""
-        if self.export_format is ExportFormat.PARQUET:
-            require_extra("export", PARQUET_NEEDS)
+        if self.export_format in PYARROW_FORMATS:
+            require_extra("export", f"--format {self.export_format.value}")
         if self.export_format in IMAGE_FORMATS and self.image_mode is ImageMode.NONE:
             raise InputError(
                 "--with-images", f"{self.export_format} exports need their images (copy or link)"

@@ -7,9 +7,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from memgrid.core.export.base import RowWriter, fsync_file
+from memgrid.core.export.base import ExportItem, RowWriter, fsync_file
+from memgrid.core.export.columns import PROMPT_META, DataColumns, compact_json
 from memgrid.core.export.options import ExportOptions
-from memgrid.core.export.rows import compact_json
 from memgrid.core.export.schema import load_pyarrow, parquet_schema
 
 PARQUET_FILE = "grids.parquet"
@@ -18,30 +18,45 @@ PARQUET_ROW_GROUP = 10_000
 
 
 class ParquetWriter(RowWriter):
-    """`grids.parquet`: typed nested columns (parquet_schema), row groups of PARQUET_ROW_GROUP."""
+    """`grids.parquet`: typed nested columns (parquet_schema), row groups of PARQUET_ROW_GROUP;
+    the prompt's fields and the scalar score values as flat columns too.
 
-    def __init__(self, folder: Path, options: ExportOptions, mtime: float) -> None:
-        super().__init__(folder, options, mtime)
+    Subclasses write another Parquet file: `file_name`, `schema` and `render` say which.
+    """
+
+    file_name = PARQUET_FILE
+
+    def __init__(
+        self, folder: Path, options: ExportOptions, mtime: float, columns: DataColumns
+    ) -> None:
+        super().__init__(folder, options, mtime, columns)
         self._pa = load_pyarrow()
-        name = PARQUET_FILE
-        self._writer = self._pa.parquet.ParquetWriter(str(folder / name), parquet_schema(self._pa))
-        self.files.append(name)
+        self._writer = self._pa.parquet.ParquetWriter(
+            str(folder / self.file_name), self.schema(self._pa, columns)
+        )
+        self.files.append(self.file_name)
         self._pending: list[Any] = []
 
     @classmethod
-    def render(cls, rows: Sequence[tuple[dict[str, Any], Sequence[Path]]]) -> Any:
+    def schema(cls, pa: Any, columns: DataColumns) -> Any:
+        return parquet_schema(pa, columns)
+
+    @classmethod
+    def render(cls, items: Sequence[ExportItem], columns: DataColumns) -> Any:
         pa = load_pyarrow()
         return pa.Table.from_pylist(
             [
                 {
-                    **row,
-                    "scores": compact_json(row["scores"]),
-                    "settings": compact_json(row["settings"]),
-                    "provenance": compact_json(row["provenance"]),
+                    **{key: value for key, value in item.row.items() if key != PROMPT_META},
+                    **columns.prompt_meta_cells(item.row),
+                    "scores": compact_json(item.row["scores"]),
+                    **columns.score_cells(item.row),
+                    "settings": compact_json(item.row["settings"]),
+                    "provenance": compact_json(item.row["provenance"]),
                 }
-                for row, _ in rows
+                for item in items
             ],
-            schema=parquet_schema(pa),
+            schema=cls.schema(pa, columns),
         )
 
     def _write_payload(self, payload: Any) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import PurePath
 from typing import Any
 
 from memgrid.core.agreement import AgreedLabel, grid_state
+from memgrid.core.export.columns import ColumnKind, DataColumns, compact_json
 from memgrid.core.records import Grid, LabelEvent, Proposal, Score, ThresholdSet
 
 # What each field of a row holds; the manifest carries this, so an export explains itself.
@@ -16,6 +17,9 @@ ROW_FIELDS = {
     "grid_id": "the grid's id in the project (file names derive from it)",
     "prompt_id": "the prompt's id in the project",
     "prompt": "the prompt text",
+    "prompt_meta": "the fields that came with the prompt (`memgrid prompts add`, `import`): "
+    "source_id, laion_key, url, ... as given; flat layouts give each a `prompt_meta.<key>` "
+    "column",
     "model": "the generator model",
     "source": "where the grid came from (generate, import, demo)",
     "category": "the agreed primary category: explicit, implicit, unintended or none; "
@@ -27,15 +31,18 @@ ROW_FIELDS = {
     "features": "the agreed label's features: category, name, tiles of the region map "
     "(empty: the whole image)",
     "webster": "Webster's replication type (MV, TV, RV, N) where the labels give one",
-    "labels": "every annotator's current label, and adjudications, with time and whether "
-    "the proposal was shown",
+    "labels": "every annotator's current label, and adjudications, with time, whether "
+    "the proposal was shown, and the label file it was imported from (null: typed in memgrid)",
     "proposal": "the categorizer's proposal under the active threshold set (name, "
     "version), with score, margin and reasons",
-    "scores": "metric -> the latest stored run: version, params, values, heat map",
+    "scores": "metric -> the latest stored run: version, params, values, heat map; flat "
+    "layouts add a `score.<metric>.<field>` column per scalar value",
     "settings": "the generation settings",
     "provenance": "how the grid was generated or imported",
     "images": "one per seed: seed, sha256, size, path in the export (null when images "
     "were left out) and path in the project",
+    "contact_sheet": "path in the export of the grid's contact sheet (the seeds tiled, the "
+    "region outlined); null without --contact-sheet",
 }
 
 
@@ -47,8 +54,10 @@ def build_row(
     threshold_set: ThresholdSet | None,
     scores: Sequence[Score],
     image_paths: Sequence[str | None],
+    contact_sheet: str | None = None,
 ) -> dict[str, Any]:
-    """The export row of one grid; `image_paths` are relative to the export (None: not in it).
+    """The export row of one grid; `image_paths` and `contact_sheet` are relative to the
+    export (None: not in it).
 
     `scores` maps each metric to its latest stored run; later entries win.
     """
@@ -56,6 +65,7 @@ def build_row(
         "grid_id": grid.id,
         "prompt_id": grid.prompt_id,
         "prompt": grid.prompt,
+        "prompt_meta": grid.prompt_metadata,
         "model": grid.model,
         "source": grid.source,
         "category": _value(agreed.category),
@@ -85,6 +95,7 @@ def build_row(
             }
             for image, path in zip(grid.images, image_paths, strict=True)
         ],
+        "contact_sheet": contact_sheet,
     }
 
 
@@ -103,6 +114,9 @@ def _label(event: LabelEvent) -> dict[str, Any]:
         "note": event.note,
         "proposal_shown": event.proposal_shown,
         "time": datetime.fromtimestamp(event.created_at, UTC).isoformat(timespec="milliseconds"),
+        # The label file it came from (its name: a full path would leak the importer's
+        # folders into a shared dataset); null when typed in memgrid.
+        "imported_from": PurePath(event.origin).name if event.origin else None,
     }
 
 
@@ -135,69 +149,56 @@ def _score(score: Score) -> dict[str, Any]:
     }
 
 
-# Rows hold no cycles, so the encoder skips its cycle check (a fifth of its time).
-_ENCODER = json.JSONEncoder(
-    ensure_ascii=False, separators=(",", ":"), check_circular=False, default=str
-)
+# Flat rows (CSV, imagefolder): scalars as columns, nested values as JSON text, each column
+# of one type. The project's own columns (DataColumns) go after `prompt` and `scores`.
+FLAT_COLUMN_KINDS = {
+    "grid_id": ColumnKind.INTEGER,
+    "prompt_id": ColumnKind.INTEGER,
+    "prompt": ColumnKind.TEXT,
+    "model": ColumnKind.TEXT,
+    "source": ColumnKind.TEXT,
+    "category": ColumnKind.TEXT,
+    "state": ColumnKind.TEXT,
+    "agreement_how": ColumnKind.TEXT,
+    "agreement_support": ColumnKind.INTEGER,
+    "agreement_annotators": ColumnKind.INTEGER,
+    "agreement_share": ColumnKind.REAL,
+    "webster": ColumnKind.TEXT,
+    "features": ColumnKind.TEXT,
+    "labels": ColumnKind.TEXT,
+    "proposal_category": ColumnKind.TEXT,
+    "proposal_threshold_set": ColumnKind.TEXT,
+    "proposal_threshold_version": ColumnKind.INTEGER,
+    "proposal_score": ColumnKind.REAL,
+    "proposal_margin": ColumnKind.REAL,
+    "proposal": ColumnKind.TEXT,
+    "scores": ColumnKind.TEXT,
+    "settings": ColumnKind.TEXT,
+    "provenance": ColumnKind.TEXT,
+    "seeds": ColumnKind.TEXT,
+    "images": ColumnKind.TEXT,
+    "contact_sheet": ColumnKind.TEXT,
+}
+FLAT_COLUMNS = tuple(FLAT_COLUMN_KINDS)
 
 
-def compact_json(value: Any) -> str:
-    """One-line JSON that line-based readers cannot split: U+2028/U+2029 are escaped too."""
-    text = _ENCODER.encode(value)
-    if "\u2028" in text or "\u2029" in text:
-        text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
-    return text
+def flat_columns(columns: DataColumns, base: Sequence[str] = FLAT_COLUMNS) -> list[str]:
+    """The flat layout's column names: `base` with the project's own columns in place."""
+    names: list[str] = []
+    for name in base:
+        names.append(name)
+        if name == "prompt":
+            names += columns.prompt_meta_kinds()
+        elif name == "scores":
+            names += columns.score_kinds()
+    return names
 
 
-# Flat rows (CSV, imagefolder metadata): scalars as columns, nested values as JSON text.
-# Missing text is "" rather than null so that column types never change down the file.
-FLAT_COLUMNS = (
-    "grid_id",
-    "prompt_id",
-    "prompt",
-    "model",
-    "source",
-    "category",
-    "state",
-    "agreement_how",
-    "agreement_support",
-    "agreement_annotators",
-    "agreement_share",
-    "webster",
-    "features",
-    "labels",
-    "proposal_category",
-    "proposal_threshold_set",
-    "proposal_threshold_version",
-    "proposal_score",
-    "proposal_margin",
-    "proposal",
-    "scores",
-    "settings",
-    "provenance",
-    "seeds",
-    "images",
-)
-# Columns that may be missing numbers; JSON metadata leaves them out, since a column that
-# starts null and turns numeric later breaks `datasets`' type inference.
-_NULLABLE_NUMBER_COLUMNS = (
-    "agreement_share",
-    "proposal_threshold_version",
-    "proposal_score",
-    "proposal_margin",
-)
-IMAGEFOLDER_COLUMNS = (
-    "file_name",
-    "seed",
-    "sha256",
-    "width",
-    "height",
-    *(c for c in FLAT_COLUMNS if c not in (*_NULLABLE_NUMBER_COLUMNS, "seeds", "images")),
-)
+def flat_row(row: dict[str, Any], columns: DataColumns = DataColumns()) -> dict[str, Any]:
+    """The row with nested values as JSON text and absent text as "" (in `flat_columns` order).
 
-
-def flat_row(row: dict[str, Any]) -> dict[str, Any]:
-    """The row with nested values as JSON text and absent text as "" (in FLAT_COLUMNS order)."""
+    Text is "" rather than null so that column types never change down a file.
+    """
     agreement = row["agreement"]
     proposal = row["proposal"] or {}
     threshold_set = proposal.get("threshold_set") or {}
@@ -205,6 +206,7 @@ def flat_row(row: dict[str, Any]) -> dict[str, Any]:
         "grid_id": row["grid_id"],
         "prompt_id": row["prompt_id"],
         "prompt": row["prompt"],
+        **columns.prompt_meta_cells(row),
         "model": row["model"],
         "source": row["source"],
         "category": row["category"] or "",
@@ -223,10 +225,12 @@ def flat_row(row: dict[str, Any]) -> dict[str, Any]:
         "proposal_margin": proposal.get("margin"),
         "proposal": compact_json(row["proposal"]),
         "scores": compact_json(row["scores"]),
+        **columns.score_cells(row),
         "settings": compact_json(row["settings"]),
         "provenance": compact_json(row["provenance"]),
         "seeds": compact_json([image["seed"] for image in row["images"]]),
         "images": compact_json(row["images"]),
+        "contact_sheet": row["contact_sheet"] or "",
     }
 
 

@@ -4,24 +4,36 @@ from __future__ import annotations
 
 from typing import Any
 
+from memgrid.core.export.columns import ColumnKind, DataColumns
 from memgrid.core.extras import require_extra
-
-# What a Parquet export is called when its extra is missing (the CLI option that asks for it).
-PARQUET_NEEDS = "--format parquet"
 
 
 def load_pyarrow() -> Any:
     """pyarrow with its parquet module, or MissingExtraError naming the extra that installs it."""
-    require_extra("export", PARQUET_NEEDS)
+    require_extra("export", "a Parquet file")
     import pyarrow
     import pyarrow.parquet  # makes pyarrow.parquet reachable
 
     return pyarrow
 
 
-def parquet_schema(pa: Any) -> Any:
+def arrow_type(pa: Any, kind: ColumnKind) -> Any:
+    return {
+        ColumnKind.BOOL: pa.bool_(),
+        ColumnKind.INTEGER: pa.int64(),
+        ColumnKind.REAL: pa.float64(),
+        ColumnKind.TEXT: pa.string(),
+    }[kind]
+
+
+def flat_fields(pa: Any, kinds: dict[str, ColumnKind]) -> list[tuple[str, Any]]:
+    return [(name, arrow_type(pa, kind)) for name, kind in kinds.items()]
+
+
+def parquet_schema(pa: Any, columns: DataColumns) -> Any:
     """The Parquet layout of a row: typed structs, free-form dicts (scores, settings,
-    provenance) as JSON text, since their keys differ from grid to grid."""
+    provenance) as JSON text, since their keys differ from grid to grid; the prompt's
+    fields and the scalar score values also as flat columns (`columns`)."""
     feature = pa.struct(
         [("category", pa.string()), ("name", pa.string()), ("tiles", pa.list_(pa.int32()))]
     )
@@ -54,6 +66,7 @@ def parquet_schema(pa: Any) -> Any:
             ("note", pa.string()),
             ("proposal_shown", pa.bool_()),
             ("time", pa.string()),
+            ("imported_from", pa.string()),
         ]
     )
     threshold_set = pa.struct([("id", pa.int64()), ("name", pa.string()), ("version", pa.int32())])
@@ -83,6 +96,7 @@ def parquet_schema(pa: Any) -> Any:
             ("grid_id", pa.int64()),
             ("prompt_id", pa.int64()),
             ("prompt", pa.string()),
+            *flat_fields(pa, columns.prompt_meta_kinds()),
             ("model", pa.string()),
             ("source", pa.string()),
             ("category", pa.string()),
@@ -93,8 +107,10 @@ def parquet_schema(pa: Any) -> Any:
             ("labels", pa.list_(label)),
             ("proposal", proposal),
             ("scores", pa.string()),
+            *flat_fields(pa, columns.score_kinds()),
             ("settings", pa.string()),
             ("provenance", pa.string()),
             ("images", pa.list_(image)),
+            ("contact_sheet", pa.string()),
         ]
     )

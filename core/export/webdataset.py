@@ -8,11 +8,10 @@ import tarfile
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
-from memgrid.core.export.base import RowWriter, fsync_file, image_suffix
+from memgrid.core.export.base import ExportItem, RowWriter, fsync_file, image_suffix
+from memgrid.core.export.columns import DataColumns, compact_json
 from memgrid.core.export.options import ExportOptions, ImageMode
-from memgrid.core.export.rows import compact_json
 from memgrid.core.records import GridImage
 
 
@@ -21,15 +20,19 @@ def sample_key(grid_id: int) -> str:
     return f"grid{grid_id:08d}"
 
 
-# A WebDataset sample: its key, its JSON, and (member name, source file) per image.
-Sample = tuple[str, bytes, list[tuple[str, Path]]]
+# A WebDataset sample: its key, its JSON, (member name, source file) per image, and
+# (member name, bytes) per made file (the contact sheet).
+Sample = tuple[str, bytes, list[tuple[str, Path]], list[tuple[str, bytes]]]
 
 
 class WebDatasetWriter(RowWriter):
-    """Tar shards of `shard_size` samples: `<key>.json` plus `<key>.seed<N>.<ext>` per image."""
+    """Tar shards of `shard_size` samples: `<key>.json` plus `<key>.seed<N>.<ext>` per image
+    (and `<key>.contact.png`, the contact sheet, when asked for)."""
 
-    def __init__(self, folder: Path, options: ExportOptions, mtime: float) -> None:
-        super().__init__(folder, options, mtime)
+    def __init__(
+        self, folder: Path, options: ExportOptions, mtime: float, columns: DataColumns
+    ) -> None:
+        super().__init__(folder, options, mtime, columns)
         self.shard_size = options.shard_size
         self._tar: tarfile.TarFile | None = None
         self._in_shard = 0
@@ -39,28 +42,36 @@ class WebDatasetWriter(RowWriter):
         return f"{sample_key(grid_id)}.seed{image.seed}{image_suffix(image.path)}"
 
     @classmethod
-    def render(cls, rows: Sequence[tuple[dict[str, Any], Sequence[Path]]]) -> list[Sample]:
+    def contact_sheet_path(cls, grid_id: int) -> str:
+        return f"{sample_key(grid_id)}.contact.png"
+
+    @classmethod
+    def render(cls, items: Sequence[ExportItem], columns: DataColumns) -> list[Sample]:
         return [
             (
-                sample_key(row["grid_id"]),
-                compact_json(row).encode(),
+                sample_key(item.row["grid_id"]),
+                compact_json(item.row).encode(),
                 [
                     (image["path"], source)
-                    for image, source in zip(row["images"], sources, strict=True)
+                    for image, source in zip(item.row["images"], item.sources, strict=True)
                 ],
+                []
+                if item.contact_sheet is None
+                else [(item.row["contact_sheet"], item.contact_sheet)],
             )
-            for row, sources in rows
+            for item in items
         ]
 
     def _write_payload(self, payload: list[Sample]) -> None:
-        for key, row_json, images in payload:
+        for key, row_json, images, made in payload:
             tar = self._shard()
             for member, source in images:
                 # Opened, not tar.add()ed: a symlinked image goes in as its bytes, not a link.
                 with open(source, "rb") as handle:
                     info = self._member(member, os.fstat(handle.fileno()).st_size)
                     tar.addfile(info, handle)
-            tar.addfile(self._member(f"{key}.json", len(row_json)), io.BytesIO(row_json))
+            for member, data in [*made, (f"{key}.json", row_json)]:
+                tar.addfile(self._member(member, len(data)), io.BytesIO(data))
             self._in_shard += 1
 
     def _shard(self) -> tarfile.TarFile:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from memgrid.core.export.base import RenderedRows, RowWriter
+from memgrid.core.export.base import ExportItem, RenderedRows, RowWriter
+from memgrid.core.export.columns import DataColumns
 from memgrid.core.export.csv import CsvWriter
 from memgrid.core.export.imagefolder import ImageFolderWriter
 from memgrid.core.export.jsonl import JsonlWriter
@@ -25,22 +25,31 @@ WRITERS: dict[ExportFormat, type[RowWriter]] = {
 
 
 def render_rows(
-    options: ExportOptions, rows: Sequence[tuple[dict[str, Any], Sequence[Path]]]
+    options: ExportOptions, items: Sequence[ExportItem], columns: DataColumns
 ) -> RenderedRows:
-    """Serialise a batch of rows (each with its images' source files) for the options' format."""
+    """Serialise a batch of grids for the options' format, with the files they bring along."""
     writer = WRITERS[options.export_format]
     tally = ExportTally()
     images: list[tuple[Path, str]] = []
-    for row, sources in rows:
-        tally.add(row)
-        if sources and options.export_format is not ExportFormat.WEBDATASET:
+    made: list[tuple[str, bytes]] = []
+    for item in items:
+        tally.add(item.row)
+        if options.export_format is ExportFormat.WEBDATASET:
+            continue  # a sample carries its own files
+        if item.sources:
             images.extend(
                 (source, image["path"])
-                for image, source in zip(row["images"], sources, strict=True)
+                for image, source in zip(item.row["images"], item.sources, strict=True)
             )
-    return RenderedRows(payload=writer.render(rows), images=images, tally=tally)
+        if item.contact_sheet is not None:
+            made.append((item.row["contact_sheet"], item.contact_sheet))
+    return RenderedRows(
+        payload=writer.render(items, columns), images=images, tally=tally, made=made
+    )
 
 
-def open_writer(options: ExportOptions, folder: Path, mtime: float) -> RowWriter:
+def open_writer(
+    options: ExportOptions, folder: Path, mtime: float, columns: DataColumns
+) -> RowWriter:
     """The writer for the options' format, writing into `folder`."""
-    return WRITERS[options.export_format](folder, options, mtime)
+    return WRITERS[options.export_format](folder, options, mtime, columns)

@@ -23,9 +23,12 @@ from memgrid.tui.services.calibration import (
     agreed_labels,
     read_labels,
 )
+from memgrid.tui.services.calibration_report import svg_histogram
 from memgrid.tui.services.project import Project, open_project
 from textual.app import App
 from typer.testing import CliRunner
+
+from tests.conftest import project_copy
 
 # The demo's truth per group; the borderline grids get an annotator's judgement.
 GROUP_LABELS = {
@@ -60,9 +63,7 @@ def _scored_demo(_demo_template: Path, tmp_path_factory: pytest.TempPathFactory)
 
 @pytest.fixture
 def demo(_scored_demo: Path, tmp_path: Path) -> Path:
-    target = tmp_path / "demo"
-    shutil.copytree(_scored_demo, target)
-    return target
+    return project_copy(_scored_demo, tmp_path)
 
 
 def label_demo(root: Path, annotator: str = "ana", blind_every: int = 4) -> None:
@@ -104,11 +105,21 @@ def proposals(root: Path) -> dict[int, Category]:
         return {g: store.proposals.find(g).category for g in store.grids.ids_all()}  # type: ignore[union-attr]
 
 
-def test_calibrate_without_labels_warns_and_exits_cleanly(demo: Path, runner: CliRunner) -> None:
+def test_calibrate_without_labels_fails_and_stores_no_run(demo: Path, runner: CliRunner) -> None:
     result = runner.invoke(app, ["calibrate", "-p", str(demo), "--no-plots"])
-    assert result.exit_code == 0, result.output
-    assert "no labelled grids" in result.output
-    assert "No threshold changed." in result.output
+    assert result.exit_code == 1
+    assert result.output.startswith("memgrid: error: ")
+    assert "no grid has an agreed label to calibrate on" in result.output
+    assert len(result.output.splitlines()) == 1
+    with open_project(demo) as project:
+        assert project.store.runs.all() == []
+    # A tie is no agreed label either, and the error says what to do about it.
+    with open_project(demo) as project:
+        grid_id = project.store.grids.ids_all()[0]
+        project.store.labels.label(grid_id, "ana", Category.EXPLICIT)
+        project.store.labels.label(grid_id, "bo", Category.NONE)
+    result = runner.invoke(app, ["calibrate", "-p", str(demo)])
+    assert result.exit_code == 1 and "1 tied between annotators: adjudicate them" in result.output
 
 
 def test_calibrate_accept_changes_the_proposals_as_the_new_thresholds_say(
@@ -210,11 +221,51 @@ def test_report_writes_one_self_contained_html_file(demo: Path, runner: CliRunne
     for svg in svgs:
         ElementTree.fromstring(svg)  # well-formed
     assert "Confusion matrix before" in text and "Best separating signal" in text
+    for svg in svgs:  # every line inside the plot's frame, every label inside the picture
+        check_svg_fits(ElementTree.fromstring(svg))
     assert "http" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")  # no links out
     # The terminal gets the same plots, with the thresholds marked.
     assert "pixel:clique_share: grids per human label" in result.output
     assert "tau_mem now 0.02" in result.output and "tau_mem fitted" in result.output
     assert "ROC, memorized vs not" in result.output
+
+
+def check_svg_fits(svg: ElementTree.Element) -> None:
+    width = float(svg.get("width"))  # type: ignore[arg-type]
+    name = "{http://www.w3.org/2000/svg}"
+    frame = svg.find(f"{name}rect")
+    assert frame is not None
+    left, top = float(frame.get("x")), float(frame.get("y"))  # type: ignore[arg-type]
+    right = left + float(frame.get("width"))  # type: ignore[arg-type]
+    bottom = top + float(frame.get("height"))  # type: ignore[arg-type]
+    for line in svg.iter(f"{name}polyline"):
+        for point in line.get("points", "").split():
+            x, y = (float(v) for v in point.split(","))
+            assert left - 0.01 <= x <= right + 0.01 and top - 0.01 <= y <= bottom + 0.01, point
+    for text in svg.iter(f"{name}text"):
+        x, anchor = float(text.get("x")), text.get("text-anchor")  # type: ignore[arg-type]
+        half = len(text.text or "") * 6.5 / 2  # about 6.5 px a character at 11 px
+        reach = {"middle": x + half, "end": x, "start": x + 2 * half}[anchor or "start"]
+        assert reach <= width, (text.text, x, anchor)
+
+
+def test_report_draws_a_threshold_outside_the_scores_inside_the_frame() -> None:
+    summary = {
+        "histograms": [
+            {
+                "signal": "clip:median_similarity",
+                "edges": [0.2, 0.3, 0.4],
+                "counts": {"none": [3, 1], "explicit": [0, 2]},
+            }
+        ],
+        "current": {"tau_sem": 0.95},
+        "fitted": {"tau_sem": 0.95},
+        "signals": [],
+        "objective": "f1",
+    }
+    svg = svg_histogram(summary, "clip:median_similarity")
+    check_svg_fits(ElementTree.fromstring(svg[: svg.index("</svg>") + 6]))
+    assert ">0.95</text>" in svg  # the axis now reaches the threshold
 
 
 def test_by_model_stores_a_set_for_the_model(demo: Path, runner: CliRunner) -> None:

@@ -142,6 +142,19 @@ def real_images(project: Project, index: int) -> list[GridImage]:
     ]
 
 
+def prompt_fields(index: int) -> dict[str, Any]:
+    """What `prompts add` keeps of a Webster-style prompt list; the last prompts came bare."""
+    if index >= 6:
+        return {}
+    return {
+        "source_id": f"sd-{index:03d}",
+        "laion_key": f"{index * 7919:09d}",
+        "url": f"https://example.org/{index}.jpg",
+        "webster_type": "MV" if index % 2 else "TV",
+        "rank": index,
+    }
+
+
 def build_labelled_project(project: Project, *, with_files: bool) -> dict[str, int]:
     """The grids of PROMPTS, labelled as their names say; returns name -> grid id."""
     ids = {}
@@ -154,6 +167,7 @@ def build_labelled_project(project: Project, *, with_files: bool) -> dict[str, i
             settings={"steps": 50, "guidance": 7.5},
             provenance={"imported_from": f"grids/{index}"},
             source="test",
+            prompt_metadata=prompt_fields(index),
         )
     label_grids(project.store, ids)
     propose_and_score(project.store, ids)
@@ -260,8 +274,100 @@ def test_parquet_holds_every_row_and_label_of_the_jsonl(
     for row in parquet_rows:
         for column in ("scores", "settings", "provenance"):
             row[column] = json.loads(row[column])
-    assert parquet_rows == jsonl_rows(tmp_path / "jsonl")
+        # The prompt's fields come flat; put them back as the JSONL nests them.
+        meta = {k.split(".", 1)[1]: row.pop(k) for k in list(row) if k.startswith("prompt_meta.")}
+        row["prompt_meta"] = {k: v for k, v in meta.items() if v is not None}
+        for key in [k for k in row if k.startswith("score.")]:
+            del row[key]
+    expected = jsonl_rows(tmp_path / "jsonl")
+    for row in expected:  # the order of the columns aside
+        row.update({key: row.pop(key) for key in ("prompt_meta", "contact_sheet")})
+    assert [dict(sorted(r.items())) for r in parquet_rows] == [
+        dict(sorted(r.items())) for r in expected
+    ]
     assert table.schema.field("labels").type.value_type.field("category").type == "string"
+
+
+def test_parquet_has_typed_flat_score_columns_beside_the_json(
+    labelled: tuple[Project, dict[str, int]], runner: CliRunner, tmp_path: Path
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    project, ids = labelled
+    run_export(runner, project, tmp_path / "parquet", "parquet")
+    table = pq.read_table(tmp_path / "parquet" / "grids.parquet")
+    names = table.column_names
+    assert names.index("score.tiled-l2.clique_share") == names.index("scores") + 1
+    assert table.schema.field("score.tiled-l2.clique_share").type == pa.float64()
+    by_grid = dict(
+        zip(
+            table.column("grid_id").to_pylist(),
+            table.column("score.tiled-l2.clique_share").to_pylist(),
+            strict=True,
+        )
+    )
+    assert by_grid[ids["agreed"]] == 1.0  # the value stored with the score
+    assert by_grid[ids["tie"]] is None  # no tiled-l2 score: null, not zero
+    assert table.schema.field("prompt_meta.rank").type == pa.int64()
+    assert table.schema.field("prompt_meta.source_id").type == pa.string()
+    manifest = json.loads((tmp_path / "parquet" / "export.json").read_text())
+    assert manifest["data_columns"]["scores"] == {
+        "score.tiled-l2.clique_share": "real",
+        "score.tiled-l2.extent": "real",
+    }
+
+
+def read_prompt_meta(out: Path, export_format: str) -> dict[int, dict[str, Any]]:
+    """grid id -> the prompt's fields, as each format holds them (flat ones put back)."""
+    if export_format in ("jsonl", "webdataset"):
+        rows = jsonl_rows(out) if export_format == "jsonl" else webdataset_rows(out)
+        return {row["grid_id"]: row["prompt_meta"] for row in rows}
+    if export_format == "csv":
+        with open(out / "grids.csv", encoding="utf-8", newline="") as handle:
+            flat = list(csv.DictReader(handle))
+    else:
+        import pyarrow.parquet as pq
+
+        name = "grids.parquet" if export_format == "parquet" else "metadata.parquet"
+        flat = pq.read_table(out / name).to_pylist()
+    return {
+        int(row["grid_id"]): {
+            key.split(".", 1)[1]: value
+            for key, value in row.items()
+            if key.startswith("prompt_meta.") and value not in (None, "")
+        }
+        for row in flat
+    }
+
+
+def webdataset_rows(out: Path) -> list[dict[str, Any]]:
+    rows = []
+    for shard in sorted(out.glob("shard-*.tar")):
+        with tarfile.open(shard) as tar:
+            for member in tar.getmembers():
+                if member.name.endswith(".json"):
+                    rows.append(json.loads(tar.extractfile(member).read()))  # type: ignore[union-attr]
+    return rows
+
+
+@pytest.mark.parametrize("export_format", [f.value for f in ExportFormat])
+def test_every_format_carries_the_fields_that_came_with_the_prompt(
+    labelled_with_files: tuple[Project, dict[str, int]],
+    runner: CliRunner,
+    tmp_path: Path,
+    export_format: str,
+) -> None:
+    project, ids = labelled_with_files
+    run_export(runner, project, tmp_path / "out", export_format)
+    found = read_prompt_meta(tmp_path / "out", export_format)
+    assert set(found) == set(ids.values())
+    for index, name in enumerate(PROMPTS):
+        expected = prompt_fields(index)
+        if export_format == "csv":  # CSV cells are text
+            expected = {key: str(value) for key, value in expected.items()}
+        assert found[ids[name]] == expected, name
+    assert found[ids["agreed"]]["laion_key"] == "000000000"  # leading zeros kept: a join key
 
 
 def test_imagefolder_loads_with_datasets_with_every_image_and_label(
@@ -277,7 +383,7 @@ def test_imagefolder_loads_with_datasets_with_every_image_and_label(
 
     project, ids = labelled_with_files
     run_export(runner, project, tmp_path / "jsonl", "jsonl")
-    run_export(runner, project, tmp_path / "imagefolder", "imagefolder")
+    run_export(runner, project, tmp_path / "imagefolder", "imagefolder", "--contact-sheet")
     expected = {row["grid_id"]: row for row in jsonl_rows(tmp_path / "jsonl")}
     loaded = datasets.load_dataset(
         "imagefolder",
@@ -285,15 +391,23 @@ def test_imagefolder_loads_with_datasets_with_every_image_and_label(
         split="train",
         cache_dir=str(tmp_path / "hf-cache"),
     )
-    assert loaded.num_rows == len(ids) * len(SEEDS)
+    category = loaded.features["category"]
+    assert isinstance(category, datasets.ClassLabel)
+    assert category.names == ["explicit", "implicit", "unintended", "none"]
+    assert loaded.num_rows == len(ids) * len(SEEDS)  # contact sheets are not examples
     seen = set()
     for example in loaded:
         row = expected[example["grid_id"]]
         seen.add((example["grid_id"], example["seed"]))
-        assert example["category"] == (row["category"] or "")
+        if row["category"] is None:
+            assert example["category"] is None
+        else:
+            assert category.int2str(example["category"]) == row["category"]
         assert example["agreement_how"] == row["agreement"]["how"]
+        assert example["agreement_share"] == row["agreement"]["share"]
         assert json.loads(example["labels"]) == row["labels"]
         assert example["prompt"] == row["prompt"]
+        assert example["prompt_meta.source_id"] == row["prompt_meta"].get("source_id")
         [image] = [i for i in row["images"] if i["seed"] == example["seed"]]
         assert example["sha256"] == image["sha256"]
         assert example["image"].size == (8, 8)
@@ -478,14 +592,10 @@ def read_prompts(out: Path, export_format: str) -> list[str]:
 
         return pq.read_table(out / "grids.parquet").column("prompt").to_pylist()
     if export_format == "imagefolder":
-        lines = (out / "metadata.jsonl").read_text(encoding="utf-8").splitlines()
-        return sorted({json.loads(line)["prompt"] for line in lines})
-    with tarfile.open(out / "shard-000000.tar") as tar:
-        return [
-            json.loads(tar.extractfile(member).read())["prompt"]  # type: ignore[union-attr]
-            for member in tar.getmembers()
-            if member.name.endswith(".json")
-        ]
+        import pyarrow.parquet as pq
+
+        return sorted(set(pq.read_table(out / "metadata.parquet").column("prompt").to_pylist()))
+    return [row["prompt"] for row in webdataset_rows(out)]
 
 
 # ---- the destination ---------------------------------------------------------------------------
@@ -612,18 +722,21 @@ def test_an_interrupted_overwrite_keeps_the_previous_export(
     assert (out / "grids.jsonl").read_bytes() == before
 
 
+@pytest.mark.parametrize("export_format", ["parquet", "imagefolder"])
 def test_parquet_without_pyarrow_says_which_extra_to_install(
     labelled: tuple[Project, dict[str, int]],
     runner: CliRunner,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    export_format: str,
 ) -> None:
     project, _ = labelled
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     result = runner.invoke(
-        app, ["export", "-p", str(project.root), "-f", "parquet", "-o", str(tmp_path / "out")]
+        app, ["export", "-p", str(project.root), "-f", export_format, "-o", str(tmp_path / "out")]
     )
     assert result.exit_code == 1
+    assert f"--format {export_format}: needs the `export` extra" in result.output
     assert "pip install 'memgrid[export]'" in result.output
     assert not (tmp_path / "out").exists()
 
@@ -733,3 +846,61 @@ def test_a_killed_exports_leftovers_are_cleaned_and_a_half_swap_is_undone(tmp_pa
     assert not half_written.exists()
     assert (destination / "export.json").exists()  # the killed --overwrite is rolled back
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+# ---- contact sheets ------------------------------------------------------------------------------
+
+
+def test_contact_sheets_tile_the_seeds_and_outline_the_regions(
+    labelled_with_files: tuple[Project, dict[str, int]], runner: CliRunner, tmp_path: Path
+) -> None:
+    from memgrid.core.export.contact_sheet import (
+        DETECTED_COLOUR,
+        GAP,
+        LABELLED_COLOUR,
+        SEED_SIZE,
+    )
+
+    project, ids = labelled_with_files
+    # The region map found the top-left quarter; the annotators put the watermark on tile 63.
+    project.store.scores.add(
+        Score(
+            ids["adjudicated"],
+            "tiled-l2",
+            {},
+            "1",
+            {"region_bbox": [0, 0, 3, 3], "region_grid": 8, "clique_share": 0.5},
+        )
+    )
+    run_export(runner, project, tmp_path / "out", "jsonl", "--contact-sheet")
+    rows = {row["grid_id"]: row for row in jsonl_rows(tmp_path / "out")}
+    for grid_id, row in rows.items():
+        assert row["contact_sheet"] == f"contact_sheets/{grid_id}.png"
+        assert row["images"][0]["path"] is None  # the seeds themselves stay out
+    sheet = Image.open(tmp_path / "out" / rows[ids["adjudicated"]]["contact_sheet"]).convert("RGB")
+    assert sheet.size == (2 * (SEED_SIZE + GAP) + GAP, SEED_SIZE + 2 * GAP)  # 2 seeds, one row
+    half = SEED_SIZE // 2
+    for left in (GAP, 2 * GAP + SEED_SIZE):  # on each seed
+        assert sheet.getpixel((left + half - 2, GAP + half // 2)) == DETECTED_COLOUR
+        # WATERMARK covers tiles 0, 1 and 8: its box is the top-left 2 x 2 tiles.
+        assert sheet.getpixel((left + SEED_SIZE // 4 - 2, GAP + SEED_SIZE // 8)) == LABELLED_COLOUR
+    seed_pixel = sheet.getpixel((GAP + half + 20, GAP + half + 20))
+    assert seed_pixel == (30, 0, 200)  # seed 0 of grid 1 (real_images), not a box
+    manifest = json.loads((tmp_path / "out" / "export.json").read_text())
+    assert manifest["contact_sheets"] is True
+
+
+def test_webdataset_samples_carry_their_contact_sheet(
+    labelled_with_files: tuple[Project, dict[str, int]], runner: CliRunner, tmp_path: Path
+) -> None:
+    project, ids = labelled_with_files
+    run_export(runner, project, tmp_path / "wds", "webdataset", "--contact-sheet")
+    with tarfile.open(tmp_path / "wds" / "shard-000000.tar") as tar:
+        names = tar.getnames()
+    key = f"grid{ids['agreed']:08d}"
+    assert [n for n in names if n.startswith(key)] == [
+        f"{key}.seed0.png",
+        f"{key}.seed1.png",
+        f"{key}.contact.png",
+        f"{key}.json",
+    ]

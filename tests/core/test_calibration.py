@@ -168,6 +168,27 @@ def test_no_labels_at_all_is_a_warning_not_a_crash() -> None:
     assert result.to_dict()["before"] is None  # nothing to compare
 
 
+@pytest.mark.parametrize(("negatives", "warned"), [(99, True), (100, False)])
+def test_tpr_at_one_percent_fpr_on_fewer_than_100_negatives_is_warned_about(
+    negatives: int, warned: bool
+) -> None:
+    rng = np.random.default_rng(3)
+    labels = [Category.UNINTENDED] * 40 + [Category.NONE] * negatives
+    values = np.concatenate([rng.normal(2, 1, 40), rng.normal(0, 1, negatives)]).tolist()
+    result = calibrate(
+        labelled(labels, {PIXEL_CLIQUE_SIGNAL: values}), v0_values(), Objective("f1")
+    )
+    found = [w for w in result.warnings if "TPR at 1% FPR" in w]
+    if warned:
+        assert found == [
+            f"TPR at 1% FPR rests on fewer than 100 not-memorized grids for "
+            f"{PIXEL_CLIQUE_SIGNAL} (99): 1% of them is under one grid, so it is TPR with no "
+            "false positive at all; label more not-memorized grids before quoting it"
+        ]
+    else:
+        assert found == []
+
+
 def test_tau_mem_is_fitted_without_template_only_positives() -> None:
     """Templates (memorized on tiles only) have no whole-image clique; they must not pull tau_mem down."""
     copies = [Category.UNINTENDED] * 10

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 from memgrid.core.agreement import AgreedLabel, AgreementHow, GridState, agreed_label, grid_state
 from memgrid.core.errors import InputError, ProjectError, UnavailableError
-from memgrid.core.export.base import project_file
+from memgrid.core.export.base import ExportItem, project_file
+from memgrid.core.export.columns import ColumnKind, DataColumns, column_kind
 from memgrid.core.export.csv import CsvWriter
 from memgrid.core.export.options import ExportFilters, ExportFormat, ExportOptions, ImageMode
-from memgrid.core.export.rows import FLAT_COLUMNS, compact_json, flat_row
+from memgrid.core.export.rows import compact_json, flat_columns, flat_row
 from memgrid.core.export.schema import load_pyarrow
 from memgrid.core.export.staging import staged_destination
 from memgrid.core.records import LabelEvent
@@ -447,6 +448,7 @@ def hostile_row() -> dict:
         "grid_id": 7,
         "prompt_id": 3,
         "prompt": HOSTILE,
+        "prompt_meta": {},
         "model": "m",
         "source": "import",
         "category": None,
@@ -466,6 +468,7 @@ def hostile_row() -> dict:
         "settings": {"note": HOSTILE},
         "provenance": {},
         "images": [],
+        "contact_sheet": None,
     }
 
 
@@ -500,8 +503,10 @@ FORMULAS = [
 HARMLESS = ["a cat = a dog", "Mona Lisa", "", " =1+2", "42", "\u2028=1"]
 
 
-def csv_read_back(rows: list[dict]) -> list[dict[str, str]]:
-    text = CsvWriter.render_lines([FLAT_COLUMNS]) + CsvWriter.render([(row, []) for row in rows])
+def csv_read_back(rows: list[dict], columns: DataColumns = DataColumns()) -> list[dict[str, str]]:
+    text = CsvWriter.render_lines([flat_columns(columns)]) + CsvWriter.render(
+        [ExportItem(row) for row in rows], columns
+    )
     return list(csv.DictReader(io.StringIO(text, newline="")))
 
 
@@ -517,6 +522,13 @@ def test_csv_cells_a_spreadsheet_would_run_get_a_leading_quote(text: str) -> Non
     assert read["prompt"] == read["model"] == read["proposal_threshold_set"] == "'" + text
     assert read["prompt"][1:] == text
     assert json.loads(read["proposal"])["threshold_set"]["name"] == text  # JSON text: not a cell
+
+
+@pytest.mark.parametrize("text", FORMULAS)
+def test_csv_prompt_fields_a_spreadsheet_would_run_get_a_leading_quote(text: str) -> None:
+    columns = DataColumns(prompt_meta=(("url", ColumnKind.TEXT),))
+    [read] = csv_read_back([{**hostile_row(), "prompt_meta": {"url": text}}], columns)
+    assert read["prompt_meta.url"] == "'" + text
 
 
 @pytest.mark.parametrize("text", HARMLESS)
@@ -539,3 +551,53 @@ def test_a_bare_carriage_return_stays_inside_its_csv_cell() -> None:
     rows = [{**hostile_row(), "grid_id": 1, "prompt": "first\rsecond"}, hostile_row()]
     read = csv_read_back(rows)
     assert [row["prompt"] for row in read] == ["first\rsecond", HOSTILE]
+
+
+# ---- the project's own columns -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("json_types", "kind"),
+    [
+        ({"text"}, ColumnKind.TEXT),
+        ({"integer"}, ColumnKind.INTEGER),
+        ({"integer", "null"}, ColumnKind.INTEGER),
+        ({"integer", "real"}, ColumnKind.REAL),
+        ({"true", "false"}, ColumnKind.BOOL),
+        ({"integer", "text"}, ColumnKind.TEXT),
+        ({"true", "integer"}, ColumnKind.TEXT),
+        ({"array"}, ColumnKind.TEXT),
+        ({"null"}, ColumnKind.TEXT),
+    ],
+)
+def test_one_column_type_holds_every_value_a_key_has(
+    json_types: set[str], kind: ColumnKind
+) -> None:
+    assert column_kind(json_types) is kind
+
+
+def test_flat_rows_hold_prompt_fields_and_scalar_score_values_in_their_columns() -> None:
+    columns = DataColumns.from_types(
+        {"source_id": {"text"}, "rank": {"integer", "text"}, "tags": {"array"}},
+        {"tiled-l2": {"clique_share": {"real"}, "region_tiles": {"array"}, "n_seeds": {"integer"}}},
+    )
+    row = {
+        **hostile_row(),
+        "prompt_meta": {"source_id": "sd-7", "rank": 3, "tags": ["a", "b"]},
+        "scores": {"tiled-l2": {"values": {"clique_share": 1, "n_seeds": 8, "region_tiles": [1]}}},
+    }
+    flat = flat_row(row, columns)
+    assert list(flat) == flat_columns(columns)
+    assert flat_columns(columns)[2:6] == [
+        "prompt",
+        "prompt_meta.rank",
+        "prompt_meta.source_id",
+        "prompt_meta.tags",
+    ]
+    assert flat["prompt_meta.rank"] == "3"  # a key holding text and numbers is text
+    assert flat["prompt_meta.tags"] == '["a","b"]'
+    assert flat["score.tiled-l2.clique_share"] == 1.0  # a real column holds floats
+    assert flat["score.tiled-l2.n_seeds"] == 8
+    assert "score.tiled-l2.region_tiles" not in flat  # lists stay in the scores JSON
+    bare = flat_row({**hostile_row(), "prompt_meta": {}}, columns)
+    assert bare["prompt_meta.source_id"] is None and bare["score.tiled-l2.n_seeds"] is None

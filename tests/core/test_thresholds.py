@@ -97,3 +97,37 @@ class TestThresholdFiles:
     def test_stored_values_are_validated_too(self) -> None:
         with pytest.raises(InputError, match="unknown threshold"):
             Thresholds.from_values({"delta": 0.1}, source="default v3")
+
+
+def test_set_references_name_a_version_or_the_latest() -> None:
+    from memgrid.core.thresholds import parse_set_reference
+
+    assert parse_set_reference("default@3") == ("default", 3)
+    assert parse_set_reference("default@v0") == ("default", 0)
+    assert parse_set_reference(" sd2 ") == ("sd2", None)
+    assert parse_set_reference("team@lab@2") == ("team@lab", 2)
+    for bad, problem in [
+        ("@2", "NAME@VERSION"),
+        ("default@", "NAME@VERSION"),
+        ("d@x", "not a whole"),
+    ]:
+        with pytest.raises(InputError, match=problem):
+            parse_set_reference(bad)
+
+
+def test_a_diff_lists_the_keys_that_changed_in_spec_order() -> None:
+    from memgrid.core.thresholds import ThresholdChange, diff_values
+
+    before = {"tau_mem": 0.5, "tau_global": 0.6, "tau_region": 0.03}
+    after = {"tau_mem": 0.4375, "tau_global": 0.6, "tau_wen": 4.2}
+    changes = diff_values(before, after)
+    assert changes == [
+        ThresholdChange("tau_mem", 0.5, 0.4375),
+        ThresholdChange("tau_region", 0.03, None),
+        ThresholdChange("tau_wen", None, 4.2),
+    ]
+    assert changes[0].relative == pytest.approx(-0.125)
+    # A weight that went down from -4 to -28 went down by 600%, not up.
+    assert ThresholdChange("w_bias", -4.0, -28.0).relative == pytest.approx(-6.0)
+    assert ThresholdChange("w_bias", -4.0, -2.0).relative == pytest.approx(0.5)
+    assert diff_values(before, dict(before)) == []

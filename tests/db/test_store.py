@@ -204,6 +204,39 @@ def test_grid_progress_counts_the_done_votes_through_undo_and_adjudication() -> 
     assert {g: n for g, n in progress().items() if n} == from_view() == {a: 1}
 
 
+def test_provenance_lists_every_run_that_added_seeds() -> None:
+    store = Store.memory()
+    first = {"seeds": [0, 1, 2, 3], "device": "cuda", "batch_size": 4}
+    grid_id, _ = store.grids.add("p", [image(s) for s in range(4)], provenance=first)
+    assert store.grids.get(grid_id).provenance == first  # one run: as it was given
+    store.grids.add("p", [image(s) for s in range(4)], provenance={"device": "cpu"})
+    assert store.grids.get(grid_id).provenance == first  # nothing added: nothing to record
+    second = {"seeds": [0, 1, 2, 3, 4, 5], "device": "cpu", "batch_size": 2}
+    _, added = store.grids.add("p", [image(s) for s in range(6)], provenance=second)
+    assert added == 2
+    provenance = store.grids.get(grid_id).provenance
+    assert provenance["seeds"] == [0, 1, 2, 3, 4, 5]
+    assert provenance["device"] == "cuda"  # the first run stays on top
+    assert provenance["runs"] == [first, {**second, "seeds": [4, 5]}]
+    store.grids.add("p", [image(s) for s in range(8)], provenance={"imported_from": "x"})
+    runs = store.grids.get(grid_id).provenance["runs"]
+    assert [run["seeds"] for run in runs] == [[0, 1, 2, 3], [4, 5], [6, 7]]
+    assert runs[2] == {"imported_from": "x", "seeds": [6, 7]}
+
+
+def test_a_merged_grid_keeps_the_runs_behind_the_seeds_it_brings() -> None:
+    from memgrid.core.provenance import extend_provenance
+
+    shard = {
+        "device": "a",
+        "seeds": [0, 1, 4],
+        "runs": [{"device": "a", "seeds": [0, 1]}, {"device": "b", "seeds": [4]}],
+    }
+    merged = extend_provenance({"device": "t", "seeds": [0, 1]}, [0, 1], shard, [4])
+    assert merged["seeds"] == [0, 1, 4]
+    assert merged["runs"] == [{"device": "t", "seeds": [0, 1]}, {"device": "b", "seeds": [4]}]
+
+
 def test_grids_imported_before_origins_get_their_folder_as_origin(tmp_path: Path) -> None:
     from memgrid.core.records import GridImage
     from memgrid.db.migrations import m005_grid_origin
@@ -220,3 +253,66 @@ def test_grids_imported_before_origins_get_their_folder_as_origin(tmp_path: Path
     m005_grid_origin(store.db)
     assert store.grids.get(grid_id).origin == "fig1"
     assert store.grids.find("p", "m", {}, "fig1") == grid_id
+
+
+def labels_schema(store: Store) -> dict[str, object]:
+    """What m006 adds, as the database describes it."""
+    db = store.db
+    return {
+        "label_events": db["label_events"].columns_dict,
+        "threshold_sets": db["threshold_sets"].columns_dict,
+        "triage_results": db["triage_results"].columns_dict,
+        "indexes": sorted(index.name for index in db["label_events"].indexes),
+        "origins": db.execute("SELECT id, origin FROM threshold_sets ORDER BY id").fetchall(),
+    }
+
+
+def test_the_labels_migration_fills_origins_on_an_older_database(tmp_path: Path) -> None:
+    """An m008 database: a v0 set, a file's set and a calibration's fitted set, one label."""
+    from memgrid.core.thresholds import v0_notes
+    from memgrid.db.migrations import m009_labels_in_and_out
+    from sqlite_utils import Database
+
+    path = tmp_path / "memgrid.db"
+    database = Database(path)
+    migrations.apply(database, stop_before="m009_labels_in_and_out")
+    database.execute("INSERT INTO prompts (id, text, created_at) VALUES (1, 'p', 'now')")
+    database.execute(
+        "INSERT INTO grids (id, prompt_id, model, settings_key, created_at) VALUES (1, 1, '', 'k', 'now')"
+    )
+    for set_id, version, notes in [(1, 0, v0_notes()), (2, 1, "from my.toml"), (3, 2, "fit")]:
+        database.execute(
+            """INSERT INTO threshold_sets (id, name, version, "values", notes, created_at)
+            VALUES (?, 'default', ?, '{}', ?, 'now')""",
+            (set_id, version, notes),
+        )
+    database.execute(
+        """INSERT INTO calibration_runs (id, created_at, threshold_set_id, fitted_threshold_set_id,
+        label_count) VALUES (7, 'now', 1, 3, 20)"""
+    )
+    database.execute(
+        """INSERT INTO label_events (grid_id, annotator, action, state, category, created_at)
+        VALUES (1, 'ana', 'label', 'labelled', 'none', 0)"""
+    )
+    database.close()
+
+    store = Store.open(path)
+    assert store.schema_version == SCHEMA_VERSION and migrations.pending(store.db) == []
+    assert [t.origin for t in store.thresholds.all()] == ["v0", "", "calibration run 7"]
+    (event,) = store.labels.current_all()
+    assert (event.annotator, event.origin, event.external_id, event.imported) == (
+        "ana",
+        "",
+        None,
+        False,
+    )
+    assert store.triage.counts_all() == {"triaged": 0, "kept": 0, "skipped": 0}
+    # Run again, or on a database that has a part of it already, it adds only what is missing.
+    migrated = labels_schema(store)
+    m009_labels_in_and_out(store.db)
+    assert labels_schema(store) == migrated
+    store.db.execute("DROP TABLE triage_results")
+    store.db.execute("ALTER TABLE threshold_sets DROP COLUMN origin")
+    m009_labels_in_and_out(store.db)
+    assert labels_schema(store) == migrated
+    store.close()

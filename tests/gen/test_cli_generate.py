@@ -79,6 +79,10 @@ def test_generate_stores_grids_images_and_the_wen_score(
     with open_project(project_dir) as project:
         grid = project.store.grids.all()[0]
         assert grid.seeds == [0, 1, 2, 3, 4] and project.store.images.count == 10
+        # Provenance names both runs and the seeds each added.
+        assert grid.provenance["seeds"] == [0, 1, 2, 3, 4]
+        assert [run["seeds"] for run in grid.provenance["runs"]] == [[0, 1, 2], [3, 4]]
+        assert grid.provenance["runs"][1]["batch_size"] == 4  # the second run's own batch
         wen = project.store.scores.where(grid_ids=[grid.id], metric=WEN_METRIC)[0].values
         assert wen["n_seeds"] == 5
         assert wen["per_seed_first"][:3] == pytest.approx(first_wen["per_seed_first"], rel=1e-4)
@@ -212,6 +216,21 @@ def test_triage_generates_only_prompts_above_the_threshold(
         assert grid.prompt == top_prompt
         (wen,) = project.store.scores.where(grid_ids=[grid.id], metric=WEN_METRIC)
         assert wen.values["first_step"] == pytest.approx(values[top_prompt], rel=1e-5)
+        # Every prompt's triage value is in the project, the skipped ones too.
+        stored = {r.prompt: r for r in project.store.triage.all()}
+        assert {p: r.value for p, r in stored.items()} == pytest.approx(values, rel=1e-9)
+        assert {p for p, r in stored.items() if r.kept} == {top_prompt}
+        assert all(r.triage_steps == 1 and r.seeds == (0, 1) for r in stored.values())
+    status = json.loads(invoke(runner, ["status", "--json", "-p", str(project_dir)]).output)
+    assert status["triage"] == {"triaged": 3, "kept": 1, "skipped": 2}
+    listed = json.loads(invoke(runner, ["triage", "--json", "-p", str(project_dir)]).output)
+    assert sorted(item["wen"] for item in listed) == pytest.approx(sorted(values.values()))
+    assert "skipped  wen" in invoke(runner, ["triage", "-p", str(project_dir)]).output
+    # Merging shards carries the triage of prompts that got no grid.
+    merged = tmp_path / "merged"
+    invoke(runner, ["merge", str(project_dir), "--into", str(merged)])
+    with open_project(merged) as project:
+        assert len(project.store.triage.all()) == 3
 
 
 def test_a_generated_grid_is_scored_and_proposed_like_an_imported_one(

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from memgrid.core.errors import InputError
 from memgrid.core.importing import load_images, plan_import
+from memgrid.core.label_files import COLUMNS, read_label_file
 from memgrid.core.prompt_files import read_prompt_file
 from PIL import Image
 
@@ -40,6 +41,31 @@ payloads = st.one_of(
         ),
         max_size=6,
     ).map(lambda rows: "\n".join(json.dumps(r) for r in rows).encode()),
+)
+
+
+label_rows = st.lists(
+    st.dictionaries(
+        st.sampled_from([*COLUMNS, "x"]),
+        st.one_of(
+            st.none(),
+            st.booleans(),
+            st.integers(),
+            st.floats(allow_nan=True),
+            odd_text,
+            st.sampled_from(["label", "skip", "none", "MV", "2024-05-01T12:00:00Z", "[]"]),
+            st.lists(
+                st.dictionaries(
+                    st.sampled_from(["category", "name", "tiles", "box", "grid"]),
+                    st.one_of(st.integers(-2, 70), st.lists(st.integers(-1, 65), max_size=5)),
+                    max_size=4,
+                ),
+                max_size=2,
+            ),
+        ),
+        max_size=8,
+    ),
+    max_size=5,
 )
 
 
@@ -188,3 +214,23 @@ def test_manifest_and_its_images_of_every_kind(manifest_kind: str, image_kind: s
                 assert image_kind in REFUSED_KINDS
             else:
                 assert image_kind not in REFUSED_KINDS
+
+
+@given(
+    payload=st.one_of(
+        payloads, label_rows.map(lambda rows: "\n".join(json.dumps(r) for r in rows).encode())
+    ),
+    suffix=st.sampled_from([".jsonl", ".csv"]),
+)
+def test_label_files_never_crash(payload: bytes, suffix: str) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"labels{suffix}"
+        path.write_bytes(payload)
+        try:
+            read = read_label_file(path, default_annotator="fuzz")
+        except InputError as error:
+            assert_one_line(error, path)
+            return
+        for record in read.records:
+            assert record.grid.grid_id is not None or record.grid.prompt
+            assert record.event_id and record.annotator

@@ -90,6 +90,14 @@ def export(
             "nothing else is ever replaced.",
         ),
     ] = False,
+    contact_sheet: Annotated[
+        bool,
+        typer.Option(
+            "--contact-sheet",
+            help="Add one PNG per grid: its seeds tiled, the detected region outlined in "
+            "yellow and the labelled features in red.",
+        ),
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
     """Export one row per grid: prompt, agreed label and how it was reached, every annotator's
@@ -107,6 +115,7 @@ def export(
         with_images=with_images,
         shard_size=shard_size,
         overwrite=overwrite,
+        contact_sheets=contact_sheet,
     )
     with open_project(project) as opened:
         report = export_project(opened, options)

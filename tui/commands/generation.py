@@ -1,4 +1,5 @@
-"""Generation commands: `memgrid generate` (seed grids + Wen et al. signal) and `memgrid merge`."""
+"""Generation commands: `memgrid generate` (seed grids + Wen et al. signal), `memgrid merge`
+and `memgrid triage` (the stored triage value of every prompt)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from memgrid.tui.services.generation import (
     load_for,
 )
 from memgrid.tui.services.merging import MergeReport, merge_projects
-from memgrid.tui.services.project import create_project, default_project_dir
+from memgrid.tui.services.project import create_project, default_project_dir, open_project
 
 SKIPPED_PROMPTS_SHOWN = 20
 DEFAULT_SLURM_TASKS = 4
@@ -38,6 +39,7 @@ DEFAULT_SLURM_TASKS = 4
 def register(app: typer.Typer) -> None:
     app.command("generate")(generate_command)
     app.command("merge")(merge_command)
+    app.command("triage")(triage_command)
 
 
 def generate_command(
@@ -341,3 +343,41 @@ def merge_command(
 
 def _short(prompt: str, width: int = 70) -> str:
     return prompt if len(prompt) <= width else prompt[: width - 1] + "…"
+
+
+def triage_command(project: ProjectOption = None, json_output: JsonOption = False) -> None:
+    """Every prompt a --triage-steps run scored, kept or skipped, with its Wen et al. value."""
+    with open_project(project) as opened:
+        results = opened.store.triage.all()
+    if json_output:
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "prompt_id": r.prompt_id,
+                        "prompt": r.prompt,
+                        "prompt_meta": r.prompt_metadata,
+                        "model": r.model,
+                        "settings": r.settings,
+                        "triage_steps": r.triage_steps,
+                        "seeds": list(r.seeds),
+                        "wen": r.value,
+                        "threshold": r.threshold,
+                        "kept": r.kept,
+                        "created_at": r.created_at,
+                    }
+                    for r in results
+                ],
+                indent=2,
+            )
+        )
+        return
+    if not results:
+        say("No triage results: memgrid generate --triage-steps K --triage-threshold T")
+        return
+    for r in results:
+        state = "kept   " if r.kept else "skipped"
+        say(
+            f"{state}  wen {r.value:8.4f}  ({r.triage_steps} step(s), threshold "
+            f"{r.threshold:g})  {_short(r.prompt)}"
+        )

@@ -121,11 +121,12 @@ def project_status(project: Project) -> dict[str, Any]:
         "annotators": store.labels.annotators_all(),
         "proposals": store.proposals.category_counts_all(),
         "active_thresholds": active.label if active else None,
+        "triage": store.triage.counts_all(),
     }
 
 
 def status(project: ProjectOption = None, json_output: JsonOption = False) -> None:
-    """Counts: grids, images, labels by state, proposals by category."""
+    """Counts: grids, images, labels by state, proposals by category, triaged prompts."""
     with open_project(project) as opened:
         facts = project_status(opened)
     if json_output:
@@ -136,6 +137,17 @@ def status(project: ProjectOption = None, json_output: JsonOption = False) -> No
     table = Table(title=user_text(f"memgrid project {facts['project']}"), show_header=False)
     table.add_column(style="bold")
     table.add_column()
+    triage = facts["triage"]
+    triaged = (
+        [
+            (
+                "triaged prompts",
+                f"{triage['triaged']} ({triage['kept']} kept, {triage['skipped']} skipped)",
+            )
+        ]
+        if triage["triaged"]
+        else []
+    )
     rows = [
         ("prompts", facts["prompts"]),
         ("grids", facts["grids"]),
@@ -143,6 +155,7 @@ def status(project: ProjectOption = None, json_output: JsonOption = False) -> No
         *facts["labels"].items(),
         *((f"proposed {category}", count) for category, count in facts["proposals"].items()),
         ("thresholds", facts["active_thresholds"] or "(none yet: run memgrid propose)"),
+        *triaged,
         ("annotators", ", ".join(facts["annotators"]) or "-"),
         ("storage", f"schema v{facts['schema_version']}, journal {facts['journal_mode']}"),
     ]

@@ -250,13 +250,20 @@ def calibrate_project(
 ) -> list[CalibrationRun]:
     """Fit the active threshold set (one per model with `by_model`) and store each run.
 
-    With `accept`, each run that changed a threshold is accepted at once (see `accept_run`).
+    No agreed label at all is a ProjectError, and nothing is stored. With `accept`, each run
+    that changed a threshold is accepted at once (see `accept_run`).
     """
     labels = read_labels(project)
+    if not len(labels.data):  # nothing to fit: an error, and no run stored
+        tied = f" ({labels.ties} tied between annotators: adjudicate them)" if labels.ties else ""
+        raise ProjectError(
+            f"{project.root}: no grid has an agreed label to calibrate on{tied}; label some "
+            "first (memgrid annotate, memgrid label or memgrid labels import)"
+        )
     groups: list[tuple[str | None, np.ndarray]]
-    if by_model and len(labels.data):
+    if by_model:
         groups = [(str(model), labels.models == model) for model in sorted(set(labels.models))]
-    else:  # one project-wide fit (also when nothing is labelled: the run says so)
+    else:
         groups = [(None, np.ones(len(labels.data), dtype=bool))]
     runs = []
     for model, mask in groups:
@@ -376,7 +383,9 @@ def accept_run(project: Project, run_id: int) -> CalibrationRun:
             if stored_set.name == base.name and stored_set.notes == notes
         ),
         None,
-    ) or store.thresholds.add(base.name, values, notes=notes, model=model)
+    ) or store.thresholds.add(
+        base.name, values, notes=notes, model=model, origin=f"calibration run {run_id}"
+    )
     report = propose_then_activate(
         project, fitted.id, also=lambda: store.runs.mark_accepted(run_id, fitted.id)
     )

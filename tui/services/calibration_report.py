@@ -200,8 +200,10 @@ def svg_frame(
         x_value, y_value = x0 + fraction * (x1 - x0), y0 + fraction * (y1 - y0)
         px, _ = to_pixels(x_value, y0)
         _, py = to_pixels(x0, y_value)
+        # The last x label ends at its tick: centred, it would run past the right edge.
+        anchor = "end" if step == 4 else "middle"
         parts.append(
-            f'<text x="{px}" y="{height - bottom + 14}" text-anchor="middle">{x_value:.3g}</text>'
+            f'<text x="{px}" y="{height - bottom + 14}" text-anchor="{anchor}">{x_value:.3g}</text>'
         )
         if y_labels is None:
             parts.append(
@@ -240,7 +242,10 @@ def svg_histogram(
         return ""
     edges = histogram["edges"]
     top = max(max(counts) for counts in histogram["counts"].values()) or 1
-    parts, to_pixels = svg_frame(width, height, (edges[0], edges[-1]), (0.0, float(top)))
+    marks = threshold_marks(summary, signal)
+    # The axis reaches every threshold drawn, so no line falls outside the frame.
+    values = [edges[0], edges[-1], *(value for _, value in marks)]
+    parts, to_pixels = svg_frame(width, height, (min(values), max(values)), (0.0, float(top)))
     legend = []
     for category, counts in histogram["counts"].items():
         steps = []
@@ -249,7 +254,7 @@ def svg_histogram(
         colour = CATEGORY_COLOURS.get(category, "#333")
         parts.append(svg_polyline(steps, colour))
         legend.append((f"human: {category}", colour))
-    for index, (label, value) in enumerate(threshold_marks(summary, signal)):
+    for index, (label, value) in enumerate(marks):
         colour = "#444" if "now" in label else "#000"
         dash = "6,4" if "now" in label else "2,2"
         parts.append(

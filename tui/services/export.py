@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from memgrid.core.agreement import agreed_label
-from memgrid.core.export.base import RenderedRows, project_file
+from memgrid.core.export.base import ExportItem, RenderedRows, project_file
+from memgrid.core.export.columns import DataColumns
+from memgrid.core.export.contact_sheet import contact_sheet, row_regions
 from memgrid.core.export.manifest import ExportTally, build_manifest, write_manifest
 from memgrid.core.export.options import ExportOptions, ImageMode
 from memgrid.core.export.rows import build_row
@@ -59,6 +61,7 @@ class BatchContext:
     project_root: Path
     options: ExportOptions
     threshold_sets: dict[int, ThresholdSet]
+    columns: DataColumns
 
 
 def export_project(
@@ -80,6 +83,9 @@ def export_project(
         project_root=project.root,
         options=options,
         threshold_sets={ts.id: ts for ts in store.thresholds.all()},
+        columns=DataColumns.from_types(
+            store.prompts.metadata_types_all(), store.scores.field_types_all()
+        ),
     )
     grid_ids = store.grids.ids_all()
     batches = [
@@ -93,7 +99,7 @@ def export_project(
     with (
         paused_garbage_collection(),
         staged_destination(options.destination, overwrite=options.overwrite) as staging,
-        open_writer(options, staging, created_at.timestamp()) as writer,
+        open_writer(options, staging, created_at.timestamp(), context.columns) as writer,
         # closing(): a failure here stops the worker pool at once, not whenever the
         # traceback lets go of the generator.
         closing(_rendered(project, context, batches, workers)) as rendered_batches,
@@ -111,6 +117,8 @@ def export_project(
             tally,
             grids_in_project=len(grid_ids),
             files=files,
+            columns=writer.column_names(),
+            data_columns=context.columns,
             project_id=store.project_id,
             schema_version=store.schema_version,
             memgrid_version=_memgrid_version(),
@@ -173,7 +181,7 @@ def render_batch(store: Store, context: BatchContext, batch: Sequence[int]) -> R
             scores[score.grid_id].append(score)
     writer = WRITERS[options.export_format]
     image_mode = options.image_mode
-    rows = []
+    items = []
     for grid_id, events, agreed in admitted:
         grid = grids.get(grid_id)
         if grid is None:
@@ -187,14 +195,26 @@ def render_batch(store: Store, context: BatchContext, batch: Sequence[int]) -> R
             context.threshold_sets.get(proposal.threshold_set_id) if proposal else None,
             scores.get(grid_id, ()),
             [writer.image_path(image_mode, grid_id, image) for image in grid.images],
+            writer.contact_sheet_path(grid_id) if options.contact_sheets else None,
         )
-        sources = (
-            []
-            if image_mode is ImageMode.NONE
-            else [project_file(context.project_root, image.path) for image in grid.images]
+        # The images' files, only where they are copied, linked or tiled: the path checks
+        # are a third of a row-only export's time.
+        needs_files = image_mode is not ImageMode.NONE or options.contact_sheets
+        files = (
+            [project_file(context.project_root, image.path) for image in grid.images]
+            if needs_files
+            else []
         )
-        rows.append((row, sources))
-    return render_rows(options, rows)
+        sheet = None
+        if options.contact_sheets:
+            sheet = contact_sheet(
+                [(image.seed, file) for image, file in zip(grid.images, files, strict=True)],
+                row_regions(row),
+            )
+        items.append(
+            ExportItem(row, [] if image_mode is ImageMode.NONE else files, contact_sheet=sheet)
+        )
+    return render_rows(options, items, context.columns)
 
 
 def _rendered(

@@ -31,7 +31,7 @@ from memgrid.core.generation.signal import (
 from memgrid.core.generation.weights import model_key
 from memgrid.core.images import CheckedImage
 from memgrid.core.prompt_files import read_prompt_file
-from memgrid.core.records import Score
+from memgrid.core.records import Score, TriageRecord
 from memgrid.tui.services.project import Project
 
 GENERATED_SOURCE = "generate"
@@ -281,6 +281,19 @@ def _triage(
         value = mean_first_steps(norms, triage_steps)
         keep = value >= threshold
         report.triage.append(TriageResult(prompt, value, keep))
+        # Kept or skipped, the value is stored: an ROC over every prompt reads the project.
+        project.store.triage.add(
+            TriageRecord(
+                prompt=prompt,
+                model=loaded.name,
+                settings=settings.to_dict(),
+                triage_steps=triage_steps,
+                seeds=tuple(seeds),
+                value=value,
+                threshold=threshold,
+                kept=keep,
+            )
+        )
         triaged += 1
         if keep:
             kept.append((prompt, missing))

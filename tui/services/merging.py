@@ -32,6 +32,7 @@ class MergeReport:
     scores_dropped: int = 0
     stale_target_scores: int = 0
     labels_not_merged: int = 0
+    triage_results: int = 0
 
 
 GridKey = tuple[str, str, str]
@@ -75,7 +76,7 @@ def merge_projects(
 
     Refuses sources generated with different settings. A score is carried over when the
     merged grid has exactly the seeds it was computed on (the wen signal is merged per
-    seed); labels are not merged: label after merging.
+    seed); triage results come along; labels are not merged: label after merging.
     """
     target_root = resolved_path(into)
     resolved = [resolved_path(source) for source in sources]
@@ -120,6 +121,9 @@ def _merge_one(
     added, _ = target.store.prompts.add_many((p.text, p.metadata) for p in store.prompts.all())
     report.prompts_added += added
     report.labels_not_merged += len(store.labels.votes_where())
+    for result in store.triage.all():  # a shard's skipped prompts have no grid to carry it
+        target.store.triage.add(result)
+        report.triage_results += 1
     for grid in store.grids.all():
         complete = merged_seeds[_grid_key(grid)] == set(grid.seeds)
         _merge_grid(source, grid, target, complete, report)

@@ -10,7 +10,7 @@ accepting a set is one call: `propose_then_activate`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,13 @@ from memgrid.core.categorizer import REGION_METRIC, SEMANTIC_METRIC, Categorizat
 from memgrid.core.errors import InputError, MemgridError, NotFoundError
 from memgrid.core.images import decode_rgb
 from memgrid.core.records import Entity, Grid, Proposal, Score, ThresholdSet
-from memgrid.core.thresholds import Thresholds, load_threshold_file, v0_notes, v0_values
+from memgrid.core.thresholds import (
+    V0_NAME,
+    Thresholds,
+    load_threshold_file,
+    v0_notes,
+    v0_values,
+)
 from memgrid.tui.services.project import Project
 from PIL import Image
 
@@ -75,7 +81,9 @@ def ensure_threshold_set(project: Project, model: str | None = None) -> tuple[Th
     active = store.thresholds.find_active(model)
     if active is not None:
         return active, False
-    created = store.thresholds.add(DEFAULT_SET_NAME, v0_values(), notes=v0_notes(), activate=True)
+    created = store.thresholds.add(
+        DEFAULT_SET_NAME, v0_values(), notes=v0_notes(), activate=True, origin=V0_NAME
+    )
     return created, True
 
 
@@ -90,7 +98,11 @@ def choose_threshold_set(project: Project, choice: str) -> tuple[ThresholdSet, b
     if path.suffix.lower() in THRESHOLD_FILE_SUFFIXES or path.is_file():
         loaded = load_threshold_file(path)
         created = store.thresholds.add(
-            loaded.name, loaded.values, notes=loaded.notes, model=loaded.model
+            loaded.name,
+            loaded.values,
+            notes=loaded.notes,
+            model=loaded.model,
+            origin=f"file {path.resolve()}",
         )
         return created, True
     chosen = store.thresholds.find(choice)
@@ -191,9 +203,29 @@ def propose_all(
     store = project.store
     ids = list(store.grids.ids_all() if grid_ids is None else grid_ids)
     report = ProposeReport(grids=len(ids))
+    pending: list[Proposal] = []
+    for proposal in _proposals(project, threshold_set, ids, report, encoder_factory, on_progress):
+        pending.append(proposal)
+        if len(pending) >= PROPOSALS_PER_TRANSACTION:
+            report.proposed += store.proposals.add_many(pending)
+            pending = []
+    report.proposed += store.proposals.add_many(pending)
+    return report
+
+
+def _proposals(
+    project: Project,
+    threshold_set: ThresholdSet | None,
+    ids: Sequence[int],
+    report: ProposeReport,
+    encoder_factory: EncoderFactory | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> Iterator[Proposal]:
+    """Each scored grid's proposal (counted in `report`); stores nothing itself, except the
+    v0 set that a grid's model first needs when no set is chosen."""
+    store = project.store
     proposer = Proposer.for_project(project, encoder_factory)
     thresholds_by_set: dict[int, Thresholds] = {}
-    pending: list[Proposal] = []
     for done, grid_id in enumerate(ids, start=1):
         scores = store.scores.where(grid_ids=[grid_id])
         if not scores:
@@ -209,18 +241,13 @@ def propose_all(
                     thresholds = Thresholds.from_values(chosen.values, source=chosen.label)
                     thresholds_by_set[chosen.id] = thresholds
                 result = proposer.categorize(grid, scores, thresholds)
-                pending.append(result.proposal(grid_id, chosen.id))
                 report.categories[result.category.value] = (
                     report.categories.get(result.category.value, 0) + 1
                 )
-        if len(pending) >= PROPOSALS_PER_TRANSACTION:
-            report.proposed += store.proposals.add_many(pending)
-            pending = []
+                yield result.proposal(grid_id, chosen.id)
         if on_progress is not None:
             on_progress(done, len(ids))
-    report.proposed += store.proposals.add_many(pending)
     report.clip_unavailable = proposer.clip_failure
-    return report
 
 
 def propose_then_activate(
@@ -233,7 +260,9 @@ def propose_then_activate(
     the previous set active with all its proposals, never an active set without them.
     """
     store = project.store
-    report = propose_all(project, store.thresholds.get(threshold_set_id))
+    chosen = store.thresholds.get(threshold_set_id)
+    Thresholds.from_values(chosen.values, source=chosen.label)  # refuse a corrupt stored set
+    report = propose_all(project, chosen)
     with store.atomic():
         store.thresholds.activate(threshold_set_id)
         if also is not None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import PurePath
 
 from memgrid.core.records import LabelEvent
 from memgrid.core.taxonomy import Feature, LabelAction, LabelState
@@ -20,9 +21,15 @@ STATE_STYLES = {
 
 
 def describe_event(event: LabelEvent, *, with_time: bool = False) -> Text:
-    """One label event in a line: who, category, state, (when), note."""
+    """One label event in a line: who, category, state, (when), note; an imported event
+    says which file it came from, so it is never taken for one typed here."""
     line = Text()
-    line.append(f"{shown(event.annotator)}: ", "bold")
+    if event.imported:
+        line.append(shown(event.annotator), "bold")
+        line.append(f" (imported from {shown(PurePath(event.origin).name)})", "dim")
+        line.append(": ", "bold")
+    else:
+        line.append(f"{shown(event.annotator)}: ", "bold")
     if event.category is not None:
         line.append_text(category_badge(event.category))
         line.append(" ")
