@@ -96,6 +96,13 @@ def png_bytes(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
+def png_checked(image: Image.Image) -> CheckedImage:
+    """An image made here (demo, generation) as PNG bytes, described as if checked."""
+    return CheckedImage(
+        data=png_bytes(image), suffix=".png", width=image.width, height=image.height
+    )
+
+
 def process_umask() -> int:
     """This process's umask, read without changing it where Linux allows (/proc)."""
     try:
@@ -142,13 +149,18 @@ class ImageFolder:
     def absolute(self, image: GridImage) -> Path:
         return self.project_root / image.path
 
-    def put(self, checked: CheckedImage, seed: int) -> GridImage:
-        """Store the bytes once (same content, same file) and describe them as a seed's image."""
+    def store(self, checked: CheckedImage) -> tuple[str, str]:
+        """Store the bytes once (same content, same file); their relative path and sha256."""
         sha256 = hashlib.sha256(checked.data).hexdigest()
         relative = self.relative_path(sha256, checked.suffix)
         target = self.project_root / relative
         if not target.exists():
             atomic_write(target, checked.data)
+        return relative, sha256
+
+    def put(self, checked: CheckedImage, seed: int) -> GridImage:
+        """Store the bytes once and describe them as a seed's image."""
+        relative, sha256 = self.store(checked)
         return GridImage(
             seed=seed,
             path=relative,
@@ -158,9 +170,7 @@ class ImageFolder:
         )
 
     def put_image(self, image: Image.Image, seed: int) -> GridImage:
-        data = png_bytes(image)
-        checked = CheckedImage(data=data, suffix=".png", width=image.width, height=image.height)
-        return self.put(checked, seed)
+        return self.put(png_checked(image), seed)
 
     def remove_temporaries(self) -> int:
         """Delete temporary files a killed writer left behind; returns how many."""

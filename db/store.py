@@ -18,6 +18,7 @@ from memgrid.db.labels import Labels
 from memgrid.db.migrations import SCHEMA_VERSION, migrations
 from memgrid.db.prompts import Prompts
 from memgrid.db.proposals import Proposals
+from memgrid.db.references import References
 from memgrid.db.rows import now_text
 from memgrid.db.runs import CalibrationRuns
 from memgrid.db.scores import Scores
@@ -65,7 +66,8 @@ class Store:
     """One memgrid database, shaped after sqlite-utils: nouns hang off it, verbs act on them.
 
     The nouns: `prompts`, `grids`, `images` (and their embeddings), `scores`, `thresholds`,
-    `proposals`, `entities` (the lexicon), `labels` and `runs` (calibration runs); the
+    `proposals`, `entities` (the lexicon), `labels`, `runs` (calibration runs) and
+    `references` (reference images); the
     annotation queue is `memgrid.db.queue.AnnotationQueue`, one per annotator.
 
     Every read follows one grammar:
@@ -99,6 +101,7 @@ class Store:
         self.entities = Entities(self)
         self.labels = Labels(self)
         self.runs = CalibrationRuns(self)
+        self.references = References(self)
 
     # ---- opening -------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from memgrid.tui.commands import (
     generation,
     project,
     proposing,
+    references,
     report,
     scoring,
 )
@@ -133,6 +134,7 @@ WORKFLOW_ORDER = (
     project,
     generation,
     scoring,
+    references,
     proposing,
     annotate,
     calibration,
