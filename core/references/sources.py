@@ -164,7 +164,10 @@ def _manifest(manifest: Path) -> Iterator[Found]:
             if not raw_path:
                 raise InputError(manifest, 'row has no "path"', location)
             path = Path(raw_path) if Path(raw_path).is_absolute() else root / raw_path
-            _check_regular_inside(path, root)
+            try:
+                _check_regular_inside(path, root)
+            except InputError as error:
+                raise InputError(manifest, f"path {raw_path}: {error.problem}", location) from None
             described = describe(row, str(manifest), location)
         except InputError as error:
             yield error
