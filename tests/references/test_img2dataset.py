@@ -25,7 +25,7 @@ TRAINING = {"L-mill": "mill", "L-kiln": "kiln", "L-pier": "pier", "L-barn": "bar
 
 
 class QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base's name)
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 

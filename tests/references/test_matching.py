@@ -54,7 +54,7 @@ def template_seeds(count: int) -> list[Image.Image]:
     """The reference's top half in every seed, a different bottom half each."""
     top = np.asarray(training_image("barn"))[:128]
     seeds = []
-    for seed, image in enumerate(varied_seeds("bottom", count)):
+    for image in varied_seeds("bottom", count):
         pixels = np.asarray(image).copy()
         pixels[:128] = top
         seeds.append(Image.fromarray(pixels))

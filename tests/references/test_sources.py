@@ -125,7 +125,7 @@ def test_hostile_folder_entries_are_refused_by_name(tmp_path: Path) -> None:
     items, errors = split(source)
     messages = sorted(str(e) for e in errors)
     assert [Path(i.origin).name for i in items] == ["broken.png", "good.png"]
-    with pytest.raises(InputError, match="broken.png: not a readable image"):
+    with pytest.raises(InputError, match=r"broken\.png: not a readable image"):
         items[0].load()
     assert messages == sorted(
         [
