@@ -10,6 +10,9 @@ from typing import Any
 
 from memgrid.core.agreement import AgreedLabel, grid_state
 from memgrid.core.records import Grid, LabelEvent, Proposal, Score, ThresholdSet
+from memgrid.core.references.matching import REFERENCE_METRIC
+
+REFERENCE_FIELDS = ("key", "url", "caption", "sha256", "distance", "carlini", "linked")
 
 # What each field of a row holds; the manifest carries this, so an export explains itself.
 ROW_FIELDS = {
@@ -31,11 +34,15 @@ ROW_FIELDS = {
     "the proposal was shown",
     "proposal": "the categorizer's proposal under the active threshold set (name, "
     "version), with score, margin and reasons",
+    "reference": "the training image the grid copies, from `memgrid match` (null when not "
+    "matched): Webster's type from the evidence (MV its own caption's image, RV another pool "
+    "image, TV a region, N none: then the nearest), key, url, caption, sha256, distance "
+    "(robust tiled-l2), Carlini's distance, whether it is linked to the prompt, seeds matched",
     "scores": "metric -> the latest stored run: version, params, values, heat map",
     "settings": "the generation settings",
     "provenance": "how the grid was generated or imported",
     "images": "one per seed: seed, sha256, size, path in the export (null when images "
-    "were left out) and path in the project",
+    "were left out), path in the project, and its best reference match (as `reference`)",
 }
 
 
@@ -52,6 +59,7 @@ def build_row(
 
     `scores` maps each metric to its latest stored run; later entries win.
     """
+    reference, by_seed = reference_fields(scores)
     return {
         "grid_id": grid.id,
         "prompt_id": grid.prompt_id,
@@ -71,6 +79,7 @@ def build_row(
         "webster": _value(agreed.webster),
         "labels": [_label(event) for event in events],
         "proposal": _proposal(proposal, threshold_set),
+        "reference": reference,
         "scores": {score.metric: _score(score) for score in scores},
         "settings": grid.settings,
         "provenance": grid.provenance,
@@ -82,10 +91,38 @@ def build_row(
                 "height": image.height,
                 "path": path,
                 "project_path": image.path,
+                "reference": by_seed.get(image.seed),
             }
             for image, path in zip(grid.images, image_paths, strict=True)
         ],
     }
+
+
+def reference_fields(
+    scores: Sequence[Score],
+) -> tuple[dict[str, Any] | None, dict[int, dict[str, Any]]]:
+    """The grid's matched reference and each seed's, from its latest `reference` score."""
+    matched = [s for s in scores if s.metric == REFERENCE_METRIC and s.available]
+    if not matched:
+        return None, {}
+    values = matched[-1].values
+    best = values.get("reference") or {}
+    grid = {
+        "webster": values.get("webster"),
+        **{field: best.get(field) for field in REFERENCE_FIELDS},
+        "seeds": values.get("matched_seeds"),
+        "n_seeds": values.get("n_seeds"),
+    }
+    references = values.get("references") or {}
+    by_seed = {}
+    for seed in values.get("seeds") or []:
+        described = references.get(str(seed.get("reference_id"))) or {}
+        by_seed[int(seed["seed"])] = {
+            "webster": seed.get("webster"),
+            **{field: described.get(field) for field in ("key", "url", "caption", "sha256")},
+            **{field: seed.get(field) for field in ("distance", "carlini", "linked")},
+        }
+    return grid, by_seed
 
 
 def _value(member: StrEnum | None) -> str | None:
@@ -172,6 +209,12 @@ FLAT_COLUMNS = (
     "proposal_score",
     "proposal_margin",
     "proposal",
+    "reference_webster",
+    "reference_key",
+    "reference_url",
+    "reference_caption",
+    "reference_distance",
+    "reference",
     "scores",
     "settings",
     "provenance",
@@ -185,6 +228,7 @@ _NULLABLE_NUMBER_COLUMNS = (
     "proposal_threshold_version",
     "proposal_score",
     "proposal_margin",
+    "reference_distance",
 )
 IMAGEFOLDER_COLUMNS = (
     "file_name",
@@ -201,6 +245,7 @@ def flat_row(row: dict[str, Any]) -> dict[str, Any]:
     agreement = row["agreement"]
     proposal = row["proposal"] or {}
     threshold_set = proposal.get("threshold_set") or {}
+    reference = row["reference"] or {}
     return {
         "grid_id": row["grid_id"],
         "prompt_id": row["prompt_id"],
@@ -222,6 +267,12 @@ def flat_row(row: dict[str, Any]) -> dict[str, Any]:
         "proposal_score": proposal.get("score"),
         "proposal_margin": proposal.get("margin"),
         "proposal": compact_json(row["proposal"]),
+        "reference_webster": reference.get("webster") or "",
+        "reference_key": reference.get("key") or "",
+        "reference_url": reference.get("url") or "",
+        "reference_caption": reference.get("caption") or "",
+        "reference_distance": reference.get("distance"),
+        "reference": compact_json(row["reference"]),
         "scores": compact_json(row["scores"]),
         "settings": compact_json(row["settings"]),
         "provenance": compact_json(row["provenance"]),

@@ -68,6 +68,17 @@ def parquet_schema(pa: Any) -> Any:
             ("reasons", pa.list_(reason)),
         ]
     )
+    matched = [
+        ("webster", pa.string()),
+        ("key", pa.string()),
+        ("url", pa.string()),
+        ("caption", pa.string()),
+        ("sha256", pa.string()),
+        ("distance", pa.float64()),
+        ("carlini", pa.float64()),
+        ("linked", pa.bool_()),
+    ]
+    reference = pa.struct([*matched, ("seeds", pa.int32()), ("n_seeds", pa.int32())])
     image = pa.struct(
         [
             ("seed", pa.int64()),
@@ -76,6 +87,7 @@ def parquet_schema(pa: Any) -> Any:
             ("height", pa.int32()),
             ("path", pa.string()),
             ("project_path", pa.string()),
+            ("reference", pa.struct(matched)),
         ]
     )
     return pa.schema(
@@ -92,6 +104,7 @@ def parquet_schema(pa: Any) -> Any:
             ("webster", pa.string()),
             ("labels", pa.list_(label)),
             ("proposal", proposal),
+            ("reference", reference),
             ("scores", pa.string()),
             ("settings", pa.string()),
             ("provenance", pa.string()),

@@ -3,8 +3,10 @@ nothing stored is lost; the demo shows a reference beside its copied grids."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pyarrow.parquet as pq
 from memgrid.tui.cli import app
 from memgrid.tui.services.project import open_project
 from memgrid.tui.services.proposing import propose_all
@@ -44,7 +46,9 @@ def test_match_without_references_says_what_to_do(tmp_path: Path, runner: CliRun
     assert "no reference images yet; add some with `memgrid refs add SOURCE`" in result.output
 
 
-def test_the_demo_shows_references_for_its_copied_grids(demo_project_dir: Path) -> None:
+def test_the_demo_shows_references_for_its_copied_grids(
+    demo_project_dir: Path, runner: CliRunner, tmp_path: Path
+) -> None:
     with open_project(demo_project_dir) as opened:
         store = opened.store
         assert store.references.count == 8
@@ -66,3 +70,23 @@ def test_the_demo_shows_references_for_its_copied_grids(demo_project_dir: Path) 
         )
         assert proposal is not None and proposal.webster is not None
         assert proposal.webster.value == "RV"
+    for export_format in ("jsonl", "parquet"):
+        out = tmp_path / export_format
+        arguments = ["export", "-p", str(demo_project_dir), "-f", export_format, "-o", str(out)]
+        result = runner.invoke(app, arguments)
+        assert result.exit_code == 0, result.output
+    rows = {
+        row["prompt"]: row
+        for row in map(json.loads, (tmp_path / "jsonl" / "grids.jsonl").read_text().splitlines())
+    }
+    coast = rows["a lighthouse on a rocky coast"]
+    assert coast["reference"]["webster"] == "RV" and coast["reference"]["key"] == "demo-000003"
+    assert coast["reference"]["caption"] == '"The Lighthouse at Dusk" poster by Aldo Vessel'
+    assert coast["reference"]["seeds"] == 3 and coast["reference"]["distance"] < 0.15
+    per_seed = [image["reference"]["webster"] for image in coast["images"]]
+    assert per_seed == ["RV", "N", "N", "RV", "N", "N", "RV", "N"]  # seeds 0, 3, 6 copy it
+    assert rows["a city street at night"]["reference"]["webster"] == "N"
+    table = pq.read_table(tmp_path / "parquet" / "grids.parquet").to_pylist()
+    parquet_coast = next(r for r in table if r["prompt"] == "a lighthouse on a rocky coast")
+    assert parquet_coast["reference"]["key"] == "demo-000003"
+    assert parquet_coast["images"][0]["reference"]["webster"] == "RV"
