@@ -100,42 +100,45 @@ class HashIndex:
         """For each query hash, up to `neighbours` references within `radius` bits, nearest first."""
         if not 0 <= radius < HASH_BITS:
             raise ValueError("radius must be in 0..63 bits")
-        masks = _chunk_masks(radius // CHUNKS)
-        chunk_shifts = np.arange(CHUNKS, dtype=np.uint64) * np.uint64(CHUNK_BITS)
-        answers = []
-        for query in as_unsigned(hashes):
-            values = ((query >> chunk_shifts) & np.uint64(0xFFFF)).astype(np.int64)
-            found = [self._probe(chunk, int(values[chunk]), masks) for chunk in range(CHUNKS)]
-            candidates = np.concatenate(found)
-            distances = np.bitwise_count(self.hashes[candidates] ^ query)
-            # A hash close on several chunks is found more than once: deduplicate the few
-            # within the radius rather than every candidate.
-            candidates = np.unique(candidates[distances <= radius])
-            distances = np.bitwise_count(self.hashes[candidates] ^ query).astype(np.int64)
-            ranked = np.lexsort((self.ids[candidates], distances))[:neighbours]
-            answers.append(
-                [Neighbour(int(self.ids[candidates[i]]), float(distances[i])) for i in ranked]
-            )
+        queries = as_unsigned(hashes)
+        owners, positions = self._probe_all(queries, _chunk_masks(radius // CHUNKS))
+        distances = np.bitwise_count(self.hashes[positions] ^ queries[owners])
+        # A hash close on several chunks is found more than once: keep each pair once.
+        close = np.unique((owners * len(self.ids) + positions)[distances <= radius])
+        owners, positions = np.divmod(close, len(self.ids))
+        distances = np.bitwise_count(self.hashes[positions] ^ queries[owners]).astype(np.int64)
+        order = np.lexsort((self.ids[positions], distances, owners))
+        answers: list[list[Neighbour]] = [[] for _ in queries]
+        for i in order:
+            row = answers[owners[i]]
+            if len(row) < neighbours:
+                row.append(Neighbour(int(self.ids[positions[i]]), float(distances[i])))
         return answers
 
-    def _probe(self, chunk: int, value: int, masks: np.ndarray) -> np.ndarray:
-        """Positions of every hash whose chunk is within the masks' bits of `value`."""
-        probes = value ^ masks
-        starts = self._starts[chunk]
-        low, high = starts[probes], starts[probes + 1]
-        lengths = high - low
-        total = int(lengths.sum())
-        if total == 0:
-            return np.empty(0, dtype=np.int64)
-        # Concatenated ranges [low, high) without a Python loop.
-        offsets = np.repeat(low - (np.cumsum(lengths) - lengths), lengths) + np.arange(total)
-        return self._orders[chunk][offsets].astype(np.int64)
+    def _distances(self, queries: np.ndarray) -> np.ndarray:
+        """Bits apart of every query and every hash, (queries, pool): the scan."""
+        return np.bitwise_count(queries[:, None] ^ self.hashes[None, :])
+
+    def _probe_all(self, queries: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(query, position) of every hash within the masks' bits of a query on some chunk."""
+        owners, positions = [], []
+        probe_owner = np.repeat(np.arange(len(queries)), len(masks))
+        for chunk in range(CHUNKS):
+            probes = (self._chunk(queries, chunk)[:, None] ^ masks[None, :]).ravel()
+            starts = self._starts[chunk]
+            low, high = starts[probes], starts[probes + 1]
+            lengths = high - low
+            total = int(lengths.sum())
+            # Concatenated ranges [low, high) without a Python loop.
+            offsets = np.repeat(low - (np.cumsum(lengths) - lengths), lengths) + np.arange(total)
+            positions.append(self._orders[chunk][offsets].astype(np.int64))
+            owners.append(np.repeat(probe_owner, lengths))
+        return np.concatenate(owners), np.concatenate(positions)
 
     def scan(self, hashes: Sequence[int], radius: int = DEFAULT_RADIUS) -> list[list[int]]:
         """The same answer by comparing with every hash (the baseline bench/refs.py times)."""
         return [
-            sorted(self.ids[np.bitwise_count(self.hashes ^ q) <= radius].tolist())
-            for q in as_unsigned(hashes)
+            sorted(self.ids[row <= radius].tolist()) for row in self._distances(as_unsigned(hashes))
         ]
 
 
