@@ -55,6 +55,7 @@ KEY_ACTIONS: dict[str, tuple[str, str, str]] = {
     "feature": ("m", "feature", "mark a feature: heat-map tiles, a category, a name"),
     "heatmap": ("h", "heat map", "heat map over the seeds, on/off"),
     "zoom": ("z", "zoom", "zoom one seed (left/right for the others)"),
+    "reference": ("t", "training image", "the matched training image beside the seeds, on/off"),
     "history": ("r", "reopen", "reopen an earlier label and see its history"),
     "other_model": ("o", "other model", "this prompt under the next model (e.g. mitigated)"),
     "skipped": ("S", "skipped", "list skipped grids"),

@@ -20,6 +20,7 @@ from memgrid.tui.app.screens.history import HistoryScreen
 from memgrid.tui.app.screens.note import NoteScreen
 from memgrid.tui.app.screens.session_screen import SessionScreen
 from memgrid.tui.app.screens.zoom import ZoomScreen
+from memgrid.tui.app.widgets import ReferencePanel
 from textual import events
 from textual.binding import BindingType
 
@@ -70,6 +71,9 @@ class AnnotateScreen(SessionScreen):
         missing_overlay = picture is not None and picture.overlaid is None
         if self.seeds.overlay and view is not None and view.heatmap and missing_overlay:
             self.redraw(view)
+
+    def action_reference(self) -> None:
+        self.query_one(ReferencePanel).toggle_picture()
 
     def action_note(self) -> None:
         if self.view is None:

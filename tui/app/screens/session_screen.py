@@ -23,6 +23,7 @@ from memgrid.tui.app.widgets import (
     ProgressBar,
     PromptView,
     ProposalPanel,
+    ReferencePanel,
     SeedGrid,
 )
 from memgrid.tui.app.widgets.seed_grid import GridPicture
@@ -56,6 +57,7 @@ class SessionScreen(Screen[None]):
             yield SeedGrid(id="seeds")
             with Vertical(id="side"):
                 yield ProposalPanel(id="proposal")
+                yield ReferencePanel(self.pictures.thumbnails, id="reference")
                 yield LabelsPanel(id="labels")
                 yield Static("Heat map: share of seed pairs alike per tile", id="heatmap-title")
                 yield HeatMap(id="heatmap")
@@ -162,6 +164,7 @@ class SessionScreen(Screen[None]):
         self.query_one(PromptView).show(view.grid, view.attribution)
         self.seeds.show(picture)
         self.query_one(ProposalPanel).show(view.proposal, view.proposal_shown, view.scores)
+        self.query_one(ReferencePanel).show(view.scores)
         self.query_one(LabelsPanel).show(
             view.mine,
             draft.note if draft else "",

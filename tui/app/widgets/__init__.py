@@ -5,6 +5,7 @@ from memgrid.tui.app.widgets.labels_panel import LabelsPanel
 from memgrid.tui.app.widgets.progress_bar import ProgressBar
 from memgrid.tui.app.widgets.prompt_view import PromptView
 from memgrid.tui.app.widgets.proposal_panel import ProposalPanel
+from memgrid.tui.app.widgets.reference_panel import ReferencePanel
 from memgrid.tui.app.widgets.seed_grid import GridPicture, SeedGrid
 
 __all__ = [
@@ -14,5 +15,6 @@ __all__ = [
     "ProgressBar",
     "PromptView",
     "ProposalPanel",
+    "ReferencePanel",
     "SeedGrid",
 ]
