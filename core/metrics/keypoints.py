@@ -82,11 +82,11 @@ class Keypoints(Metric):
         }
 
     def ensure_loaded(self) -> None:
-        _cv2()
+        opencv()
 
     def inliers(self, images: Sequence[Image.Image]) -> np.ndarray:
         """(n, n) symmetric inlier counts (0 on the diagonal)."""
-        cv2 = _cv2()
+        cv2 = opencv()
         detector = cv2.SIFT_create(nfeatures=self.features)
         described = [detector.detectAndCompute(self._gray(image), None) for image in images]
         matcher = cv2.BFMatcher(cv2.NORM_L2)
@@ -167,7 +167,7 @@ def _pair_inliers(cv2: Any, matcher: Any, first: tuple[Any, Any], second: tuple[
     return int(mask.sum())
 
 
-def _cv2() -> Any:
+def opencv() -> Any:
     """OpenCV, imported on first use (a base dependency: opencv-python-headless)."""
     try:
         import cv2
