@@ -12,6 +12,8 @@ which category:
    names/implies it, else unintended (Webster TV);
 4. semantic consistency only (CLIP; pixels vary): explicit if named, implicit if implied,
    else unintended.
+A reference match (a seed within Carlini's delta of a training image, core.references)
+makes the grid memorized whatever the rest says, and sets Webster's type: MV, RV or TV.
 When the score says memorized but no single rule holds (signals part-way add up), the kind
 is that of the strongest contribution. Grids with fewer than `min_seeds` seeds are reported
 as too small to judge. Every check leaves a Reason naming its signal, value and threshold.
@@ -39,6 +41,8 @@ from memgrid.core.combined import (
     seeds_of,
 )
 from memgrid.core.records import Proposal, Reason, Score
+from memgrid.core.references.evidence import reference_evidence
+from memgrid.core.references.matching import REFERENCE_METRIC
 from memgrid.core.taxonomy import Category, Feature, Webster, most_serious
 from memgrid.core.thresholds import Thresholds
 
@@ -122,11 +126,16 @@ def categorize(
     else:
         rules = _apply_rules(scores, thresholds, reasons)
     _generation_reason(scores.get(GENERATION_METRIC), thresholds, reasons)
+    # A seed within delta of a training image is a copy whatever the seeds' consistency says.
+    match = reference_evidence(scores.get(REFERENCE_METRIC), reasons)
     combined = combine(evidence(scores, thresholds, seeds), thresholds)
     reasons.append(_combined_reason(combined))
 
     features: list[Feature] = []
     kind = _kind(rules, combined, reasons) if combined.memorized else None
+    if match is not None and (kind is None or match.kind == "whole"):
+        kind = match.kind
+        rules.tiles = rules.tiles or match.tiles
     if kind == "whole":
         features += whole_image_features(attribution, thresholds, reasons)
     elif kind == "template":
@@ -146,7 +155,7 @@ def categorize(
         category=category,
         features=tuple(features),
         reasons=tuple(reasons),
-        webster=_webster(kind, bool(features)),
+        webster=match.webster if match is not None else _webster(kind, bool(features)),
         score=combined.probability,
         margin=combined.margin,
         combined=combined,

@@ -254,6 +254,36 @@ DEMO_SET: tuple[DemoGrid, ...] = (
 )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class DemoReference:
+    """A stand-in training image: what a LAION subset fetched with img2dataset would hold."""
+
+    key: str
+    caption: str
+    url: str
+    draw: Callable[[], Image.Image]
+
+
+def _reference(key: str, caption: str, draw: Callable[[], Image.Image]) -> DemoReference:
+    return DemoReference(key, caption, f"https://example.invalid/demo/{key}.png", draw)
+
+
+# Captions equal to a demo prompt link by caption (MV); the lighthouse poster, under its own
+# caption, is also what the "rocky coast" grid copies without asking (RV); the rest are
+# distractors. (The demo's watermarks are too small for a reference's template match.)
+DEMO_REFERENCES: tuple[DemoReference, ...] = (
+    _reference("demo-000001", "a living room with a grey sofa", lambda: photo("living-room")),
+    _reference("demo-000002", "portrait of a woman in a blue coat", lambda: photo("blue-coat")),
+    _reference("demo-000003", '"The Lighthouse at Dusk" poster by Aldo Vessel',
+               lambda: artwork("lighthouse")),
+    _reference("demo-000004", "a hillside vineyard", lambda: scene("vineyard")),
+    _reference("demo-000005", "a beach at noon", lambda: scene("beach-noon")),
+    _reference("demo-000006", "a city park in spring", lambda: scene("park-spring")),
+    _reference("demo-000007", "abstract poster in red and gold", lambda: artwork("red-gold")),
+    _reference("demo-000008", "a kitchen with white tiles", lambda: photo("kitchen")),
+)  # fmt: skip
+
+
 def entities_text() -> str:
     """The demo's lexicon in the `entities.txt` format (name | type | aliases)."""
     lines = ["# memgrid demo lexicon: name | type | aliases separated by ;"]

@@ -144,6 +144,13 @@ def png_bytes(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
+def png_checked(image: Image.Image) -> CheckedImage:
+    """An image made here (demo, generation) as PNG bytes, described as if checked."""
+    return CheckedImage(
+        data=png_bytes(image), suffix=".png", width=image.width, height=image.height
+    )
+
+
 class ImageFolder:
     """Content-addressed image files under a project's `images/`: the name is the sha256."""
 
@@ -158,13 +165,18 @@ class ImageFolder:
     def absolute(self, image: GridImage) -> Path:
         return self.project_root / image.path
 
-    def put(self, checked: CheckedImage, seed: int) -> GridImage:
-        """Store the bytes once (same content, same file) and describe them as a seed's image."""
+    def store(self, checked: CheckedImage) -> tuple[str, str]:
+        """Store the bytes once (same content, same file); their relative path and sha256."""
         sha256 = hashlib.sha256(checked.data).hexdigest()
         relative = self.relative_path(sha256, checked.suffix)
         target = self.project_root / relative
         if not target.exists():
             atomic_write(target, checked.data, shared=self.shared)
+        return relative, sha256
+
+    def put(self, checked: CheckedImage, seed: int) -> GridImage:
+        """Store the bytes once and describe them as a seed's image."""
+        relative, sha256 = self.store(checked)
         return GridImage(
             seed=seed,
             path=relative,
@@ -174,9 +186,7 @@ class ImageFolder:
         )
 
     def put_image(self, image: Image.Image, seed: int) -> GridImage:
-        data = png_bytes(image)
-        checked = CheckedImage(data=data, suffix=".png", width=image.width, height=image.height)
-        return self.put(checked, seed)
+        return self.put(png_checked(image), seed)
 
     def remove_temporaries(self) -> int:
         """Delete temporary files that killed writers left behind; returns how many.

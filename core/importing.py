@@ -147,7 +147,7 @@ def _apply_meta(grid: PlannedGrid, meta_path: Path, source_root: Path) -> None:
     grid.metadata |= {k: v for k, v in meta.items() if k not in ("model", "settings")}
 
 
-def _manifest_rows(manifest: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+def manifest_rows(manifest: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     text = read_text(manifest)
     if manifest.suffix.lower() == ".jsonl":
         for number, line in enumerate(text.splitlines(), start=1):
@@ -182,7 +182,7 @@ def _plan_manifest(manifest: Path) -> ImportPlan:
     grids: dict[tuple[str, str], PlannedGrid] = {}
     errors: list[InputError] = []
     bad_keys: set[tuple[str, str]] = set()
-    for location, row in _manifest_rows(manifest):
+    for location, row in manifest_rows(manifest):
         prompt = str(row.get("prompt") or "").strip()
         model = str(row.get("model") or UNKNOWN_MODEL)
         grid_key = next((str(row[c]).strip() for c in GRID_KEY_COLUMNS if row.get(c)), "")

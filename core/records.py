@@ -64,6 +64,38 @@ class GridIdentity:
 
 
 @dataclass(frozen=True)
+class Reference:
+    """A reference image: a training image a grid may copy (docs/design.md, "Reference images").
+
+    `key` is the dataset's id for it (LAION's key), `url` where it was fetched from,
+    `caption` its training caption; `phash` its 64-bit pHash as a signed integer (the
+    pool's index); `path` is relative to the project folder, like a seed's.
+    """
+
+    id: int
+    path: str
+    sha256: str
+    width: int
+    height: int
+    key: str = ""
+    url: str = ""
+    caption: str = ""
+    phash: int = 0
+    origin: str = ""
+
+    def describe(self) -> dict[str, Any]:
+        """What an export or a reason says of it."""
+        return {
+            "id": self.id,
+            "key": self.key,
+            "url": self.url,
+            "caption": self.caption,
+            "sha256": self.sha256,
+            "path": self.path,
+        }
+
+
+@dataclass(frozen=True)
 class Score:
     """One metric's result on one grid, with what is needed to compare runs.
 

@@ -379,4 +379,38 @@ def _add_column(db: Database, table: str, column: str) -> None:
         db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
 
 
+@migrations()
+def m010_reference_images(db: Database) -> None:
+    # Training images a grid may copy (docs/design.md, "Reference images"), stored
+    # content-addressed like seeds. "references" is an SQL keyword, hence the name. One row
+    # per (image, key, url, caption): LAION holds one image under several captions. A
+    # reference is linked to a prompt whose metadata names its key (laion_key) or url, or
+    # whose text is its caption, through these indexes; phash is the pool's hash index.
+    db.execute(
+        """CREATE TABLE IF NOT EXISTS reference_images (
+            id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            width INTEGER NOT NULL,
+            height INTEGER NOT NULL,
+            key TEXT NOT NULL DEFAULT '',
+            url TEXT NOT NULL DEFAULT '',
+            caption TEXT NOT NULL DEFAULT '',
+            phash INTEGER NOT NULL,
+            origin TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            UNIQUE (sha256, key, url, caption)
+        )"""
+    )
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS reference_images_key ON reference_images (key) WHERE key != ''"
+    )
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS reference_images_url ON reference_images (url) WHERE url != ''"
+    )
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS reference_images_caption ON reference_images (caption) WHERE caption != ''"
+    )
+
+
 SCHEMA_VERSION = len(migrations._migrations)

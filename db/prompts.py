@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from memgrid.core.errors import NotFoundError
 from memgrid.core.records import Prompt
 from memgrid.db.rows import Noun, canonical_json, now_text, stored_json
 
@@ -28,6 +29,12 @@ class Prompts(Noun):
         """The prompt's id, adding it first when it is new."""
         self.store.write(_INSERT, (text, canonical_json(metadata or {}), now_text()))
         return int(self.store.row("SELECT id FROM prompts WHERE text = ?", (text,))[0])
+
+    def get(self, prompt_id: int) -> Prompt:
+        row = self.store.row("SELECT id, text, metadata FROM prompts WHERE id = ?", (prompt_id,))
+        if row is None:
+            raise NotFoundError(f"prompt {prompt_id}")
+        return Prompt(id=row[0], text=row[1], metadata=stored_json(row[2]))
 
     def all(self) -> list[Prompt]:
         return [

@@ -21,6 +21,7 @@ from memgrid.db.labels import Labels
 from memgrid.db.migrations import SCHEMA_VERSION, migrations
 from memgrid.db.prompts import Prompts
 from memgrid.db.proposals import Proposals
+from memgrid.db.references import References
 from memgrid.db.rows import now_text
 from memgrid.db.runs import CalibrationRuns
 from memgrid.db.scores import Scores
@@ -109,7 +110,8 @@ class Store:
 
     The nouns: `prompts`, `grids`, `images` (and their embeddings), `scores`, `thresholds`,
     `proposals`, `entities` (the lexicon), `labels`, `runs` (calibration runs) and `triage`
-    (the triage value of every prompt `generate --triage-steps` scored); the
+    (the triage value of every prompt `generate --triage-steps` scored),
+    `references` (reference images); the
     annotation queue is `memgrid.db.queue.AnnotationQueue`, one per annotator.
 
     Every read follows one grammar:
@@ -154,6 +156,7 @@ class Store:
         self.labels = Labels(self)
         self.runs = CalibrationRuns(self)
         self.triage = TriageResults(self)
+        self.references = References(self)
 
     # ---- opening -------------------------------------------------------------------
 

@@ -11,6 +11,9 @@ from typing import Any
 from memgrid.core.agreement import AgreedLabel, grid_state
 from memgrid.core.export.columns import ColumnKind, DataColumns, compact_json
 from memgrid.core.records import Grid, LabelEvent, Proposal, Score, ThresholdSet
+from memgrid.core.references.matching import REFERENCE_METRIC
+
+REFERENCE_FIELDS = ("key", "url", "caption", "sha256", "distance", "carlini", "linked")
 
 # What each field of a row holds; the manifest carries this, so an export explains itself.
 ROW_FIELDS = {
@@ -35,12 +38,16 @@ ROW_FIELDS = {
     "the proposal was shown, and the label file it was imported from (null: typed in memgrid)",
     "proposal": "the categorizer's proposal under the active threshold set (name, "
     "version), with score, margin and reasons",
+    "reference": "the training image the grid copies, from `memgrid match` (null when not "
+    "matched): Webster's type from the evidence (MV its own caption's image, RV another pool "
+    "image, TV a region, N none: then the nearest), key, url, caption, sha256, distance "
+    "(robust tiled-l2), Carlini's distance, whether it is linked to the prompt, seeds matched",
     "scores": "metric -> the latest stored run: version, params, values, heat map; flat "
     "layouts add a `score.<metric>.<field>` column per scalar value",
     "settings": "the generation settings",
     "provenance": "how the grid was generated or imported",
     "images": "one per seed: seed, sha256, size, path in the export (null when images "
-    "were left out) and path in the project",
+    "were left out), path in the project, and its best reference match (as `reference`)",
     "contact_sheet": "path in the export of the grid's contact sheet (the seeds tiled, the "
     "region outlined); null without --contact-sheet",
 }
@@ -61,6 +68,7 @@ def build_row(
 
     `scores` maps each metric to its latest stored run; later entries win.
     """
+    reference, by_seed = reference_fields(scores)
     return {
         "grid_id": grid.id,
         "prompt_id": grid.prompt_id,
@@ -81,6 +89,7 @@ def build_row(
         "webster": _value(agreed.webster),
         "labels": [_label(event) for event in events],
         "proposal": _proposal(proposal, threshold_set),
+        "reference": reference,
         "scores": {score.metric: _score(score) for score in scores},
         "settings": grid.settings,
         "provenance": grid.provenance,
@@ -92,11 +101,39 @@ def build_row(
                 "height": image.height,
                 "path": path,
                 "project_path": image.path,
+                "reference": by_seed.get(image.seed),
             }
             for image, path in zip(grid.images, image_paths, strict=True)
         ],
         "contact_sheet": contact_sheet,
     }
+
+
+def reference_fields(
+    scores: Sequence[Score],
+) -> tuple[dict[str, Any] | None, dict[int, dict[str, Any]]]:
+    """The grid's matched reference and each seed's, from its latest `reference` score."""
+    matched = [s for s in scores if s.metric == REFERENCE_METRIC and s.available]
+    if not matched:
+        return None, {}
+    values = matched[-1].values
+    best = values.get("reference") or {}
+    grid = {
+        "webster": values.get("webster"),
+        **{field: best.get(field) for field in REFERENCE_FIELDS},
+        "seeds": values.get("matched_seeds"),
+        "n_seeds": values.get("n_seeds"),
+    }
+    references = values.get("references") or {}
+    by_seed = {}
+    for seed in values.get("seeds") or []:
+        described = references.get(str(seed.get("reference_id"))) or {}
+        by_seed[int(seed["seed"])] = {
+            "webster": seed.get("webster"),
+            **{field: described.get(field) for field in ("key", "url", "caption", "sha256")},
+            **{field: seed.get(field) for field in ("distance", "carlini", "linked")},
+        }
+    return grid, by_seed
 
 
 def _value(member: StrEnum | None) -> str | None:
@@ -172,6 +209,12 @@ FLAT_COLUMN_KINDS = {
     "proposal_score": ColumnKind.REAL,
     "proposal_margin": ColumnKind.REAL,
     "proposal": ColumnKind.TEXT,
+    "reference_webster": ColumnKind.TEXT,
+    "reference_key": ColumnKind.TEXT,
+    "reference_url": ColumnKind.TEXT,
+    "reference_caption": ColumnKind.TEXT,
+    "reference_distance": ColumnKind.REAL,
+    "reference": ColumnKind.TEXT,
     "scores": ColumnKind.TEXT,
     "settings": ColumnKind.TEXT,
     "provenance": ColumnKind.TEXT,
@@ -202,6 +245,7 @@ def flat_row(row: dict[str, Any], columns: DataColumns = DataColumns()) -> dict[
     agreement = row["agreement"]
     proposal = row["proposal"] or {}
     threshold_set = proposal.get("threshold_set") or {}
+    reference = row["reference"] or {}
     return {
         "grid_id": row["grid_id"],
         "prompt_id": row["prompt_id"],
@@ -224,6 +268,12 @@ def flat_row(row: dict[str, Any], columns: DataColumns = DataColumns()) -> dict[
         "proposal_score": proposal.get("score"),
         "proposal_margin": proposal.get("margin"),
         "proposal": compact_json(row["proposal"]),
+        "reference_webster": reference.get("webster") or "",
+        "reference_key": reference.get("key") or "",
+        "reference_url": reference.get("url") or "",
+        "reference_caption": reference.get("caption") or "",
+        "reference_distance": reference.get("distance"),
+        "reference": compact_json(row["reference"]),
         "scores": compact_json(row["scores"]),
         **columns.score_cells(row),
         "settings": compact_json(row["settings"]),

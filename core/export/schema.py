@@ -81,6 +81,17 @@ def parquet_schema(pa: Any, columns: DataColumns) -> Any:
             ("reasons", pa.list_(reason)),
         ]
     )
+    matched = [
+        ("webster", pa.string()),
+        ("key", pa.string()),
+        ("url", pa.string()),
+        ("caption", pa.string()),
+        ("sha256", pa.string()),
+        ("distance", pa.float64()),
+        ("carlini", pa.float64()),
+        ("linked", pa.bool_()),
+    ]
+    reference = pa.struct([*matched, ("seeds", pa.int32()), ("n_seeds", pa.int32())])
     image = pa.struct(
         [
             ("seed", pa.int64()),
@@ -89,6 +100,7 @@ def parquet_schema(pa: Any, columns: DataColumns) -> Any:
             ("height", pa.int32()),
             ("path", pa.string()),
             ("project_path", pa.string()),
+            ("reference", pa.struct(matched)),
         ]
     )
     return pa.schema(
@@ -106,6 +118,7 @@ def parquet_schema(pa: Any, columns: DataColumns) -> Any:
             ("webster", pa.string()),
             ("labels", pa.list_(label)),
             ("proposal", proposal),
+            ("reference", reference),
             ("scores", pa.string()),
             *flat_fields(pa, columns.score_kinds()),
             ("settings", pa.string()),

@@ -464,6 +464,7 @@ def hostile_row() -> dict:
         "webster": None,
         "labels": [],
         "proposal": None,
+        "reference": None,
         "scores": {},
         "settings": {"note": HOSTILE},
         "provenance": {},
@@ -535,6 +536,20 @@ def test_csv_prompt_fields_a_spreadsheet_would_run_get_a_leading_quote(text: str
 def test_csv_cells_a_spreadsheet_would_show_are_left_alone(text: str) -> None:
     [read] = csv_read_back([{**hostile_row(), "prompt": text}])
     assert read["prompt"] == text
+
+
+def test_a_reference_caption_is_a_cell_like_any_other_text() -> None:
+    reference = {
+        "webster": "RV",
+        "key": "=1+2",
+        "url": "http://x",
+        "caption": HOSTILE,
+        "distance": 0.04,
+    }
+    [read] = csv_read_back([{**hostile_row(), "reference": reference}])
+    assert read["reference_key"] == "'=1+2" and read["reference_caption"] == HOSTILE
+    assert (read["reference_webster"], read["reference_distance"]) == ("RV", "0.04")
+    assert json.loads(read["reference"])["key"] == "=1+2"
 
 
 def test_csv_numbers_stay_numbers() -> None:

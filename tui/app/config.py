@@ -57,6 +57,7 @@ KEY_ACTIONS: dict[str, tuple[str, str, str]] = {
     "zoom": ("z", "zoom", "zoom one seed (left/right for the others)"),
     "compare": ("c", "compare", "two seeds side by side at full size; d shows their difference"),
     "panel": ("p", "panel", "fold or unfold the side panel (proposal, scores, labels)"),
+    "reference": ("t", "training image", "the matched training image beside the seeds, on/off"),
     "history": ("r", "reopen", "reopen an earlier label and see its history"),
     "other_model": ("o", "other model", "this prompt under the next model (e.g. mitigated)"),
     "skipped": ("S", "skipped", "list skipped grids"),

@@ -16,6 +16,7 @@ from memgrid.tui.services.access import project_group
 from memgrid.tui.services.ingest import add_prompt_file, build_demo, import_grids
 from memgrid.tui.services.project import Project, create_project, default_project_dir, open_project
 from memgrid.tui.services.proposing import propose_all
+from memgrid.tui.services.references import match_grids
 from memgrid.tui.services.scoring import MetricOptions, build_metrics, score_project
 
 DEMO_DEFAULT_DIR = Path("memgrid-demo")
@@ -180,6 +181,8 @@ def demo(
         added = build_demo(opened)
         # The weight-free metrics only: the demo must run offline on a machine without torch.
         scoring = score_project(opened, build_metrics(MetricOptions(names=("tiled-l2", "phash"))))
+        # The demo's stand-in training set: a copied grid shows its reference out of the box.
+        match_grids(opened)
         proposing = propose_all(opened)
         say(
             f"Demo project at {opened.root}: {added} grids added ({opened.store.grids.count} in all), "

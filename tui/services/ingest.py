@@ -15,6 +15,7 @@ from memgrid.core.importing import PlannedGrid, load_images, plan_import
 from memgrid.core.prompt_files import read_prompt_file
 from memgrid.core.records import GridImage
 from memgrid.tui.services.project import Project
+from memgrid.tui.services.references import add_demo_references
 
 
 @dataclass
@@ -124,8 +125,9 @@ def _check_collisions(
 
 
 def build_demo(project: Project) -> int:
-    """Add the synthetic demo grids and lexicon (idempotent); returns grids added."""
+    """Add the synthetic demo grids, lexicon and reference set (idempotent); returns grids added."""
     project.store.entities.add_many(DEMO_ENTITIES)
+    add_demo_references(project)
     added = 0
     for demo in DEMO_SET:
         if project.store.grids.find(demo.prompt, DEMO_MODEL, _demo_settings()) is not None:

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
+from memgrid.core.atomic_files import atomic_write
 from memgrid.core.errors import InputError, ProjectError
-from memgrid.core.images import atomic_write
 from memgrid.core.label_files import (
     LABEL_FILE_SUFFIXES,
     GridRef,

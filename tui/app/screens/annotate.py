@@ -23,6 +23,7 @@ from memgrid.tui.app.screens.history import HistoryScreen
 from memgrid.tui.app.screens.note import NoteScreen
 from memgrid.tui.app.screens.session_screen import SessionScreen
 from memgrid.tui.app.screens.zoom import ZoomScreen
+from memgrid.tui.app.widgets import ReferencePanel
 from textual import events
 from textual.binding import BindingType
 
@@ -89,6 +90,9 @@ class AnnotateScreen(SessionScreen):
     def action_panel(self) -> None:
         # The grid grows into the space: its Resized message redraws it for the new area.
         self.toggle_class("-folded")
+
+    def action_reference(self) -> None:
+        self.query_one(ReferencePanel).toggle_picture()
 
     def action_note(self) -> None:
         if self.view is None:

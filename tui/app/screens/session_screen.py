@@ -28,6 +28,7 @@ from memgrid.tui.app.widgets import (
     ProgressBar,
     PromptView,
     ProposalPanel,
+    ReferencePanel,
     SeedGrid,
 )
 from memgrid.tui.app.widgets.seed_grid import RedrawsImagesOnScreenChange
@@ -69,6 +70,7 @@ class SessionScreen(RedrawsImagesOnScreenChange, Screen[None]):
             yield SeedGrid(id="seeds")
             with VerticalScroll(id="side"):
                 yield ProposalPanel(id="proposal")
+                yield ReferencePanel(self.pictures.thumbnails, id="reference")
                 yield LabelsPanel(id="labels")
         yield Static(id="status")
         yield ProgressBar(id="progress")
@@ -188,6 +190,7 @@ class SessionScreen(RedrawsImagesOnScreenChange, Screen[None]):
         self.seeds.show(picture)
         self.show_evidence(view)
         self.query_one(ProposalPanel).show(view.proposal, view.proposal_shown, view.scores)
+        self.query_one(ReferencePanel).show(view.scores)
         self.query_one(LabelsPanel).show(
             view.mine,
             view.draft_note,

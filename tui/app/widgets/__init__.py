@@ -7,6 +7,7 @@ from memgrid.tui.app.widgets.labels_panel import LabelsPanel
 from memgrid.tui.app.widgets.progress_bar import ProgressBar
 from memgrid.tui.app.widgets.prompt_view import PromptView
 from memgrid.tui.app.widgets.proposal_panel import ProposalPanel
+from memgrid.tui.app.widgets.reference_panel import ReferencePanel
 from memgrid.tui.app.widgets.seed_grid import SeedGrid
 
 __all__ = [
@@ -17,5 +18,6 @@ __all__ = [
     "ProgressBar",
     "PromptView",
     "ProposalPanel",
+    "ReferencePanel",
     "SeedGrid",
 ]

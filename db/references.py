@@ -1,0 +1,105 @@
+"""Reference images (training images a grid may copy) and which prompts they are linked to."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from memgrid.core.records import Reference
+from memgrid.db.rows import Noun, now_text, placeholders
+
+REFERENCE_COLUMNS = "id, path, sha256, width, height, key, url, caption, phash, origin"
+IDS_PER_QUERY = 500
+# Prompt metadata fields that name a reference (Webster's and Wen's prompt lists carry them).
+KEY_METADATA = ("laion_key", "key")
+URL_METADATA = ("url",)
+CAPTION_METADATA = ("caption",)
+
+
+def reference_record(row: Sequence[Any]) -> Reference:
+    return Reference(*row)
+
+
+def _first(metadata: Mapping[str, Any], names: Sequence[str]) -> str:
+    return next((str(metadata[n]).strip() for n in names if metadata.get(n) not in (None, "")), "")
+
+
+class References(Noun):
+    """`store.references`: the pool of reference images."""
+
+    @property
+    def count(self) -> int:
+        return int(self.store.row("SELECT count(*) FROM reference_images")[0])
+
+    def add(self, references: Iterable[Reference]) -> int:
+        """Store references (their files are already in images/); returns how many were new.
+
+        A reference already stored (same image, key, url and caption) is left as it is.
+        """
+        added = 0
+        created_at = now_text()
+        with self.store.atomic():
+            for ref in references:
+                cursor = self.store.write(
+                    """INSERT OR IGNORE INTO reference_images
+                    (path, sha256, width, height, key, url, caption, phash, origin, created_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                    (ref.path, ref.sha256, ref.width, ref.height, ref.key, ref.url,
+                     ref.caption, ref.phash, ref.origin, created_at),
+                )  # fmt: skip
+                added += cursor.rowcount
+        return added
+
+    def get_many(self, ids: Iterable[int]) -> dict[int, Reference]:
+        wanted = list(dict.fromkeys(ids))
+        found: dict[int, Reference] = {}
+        for start in range(0, len(wanted), IDS_PER_QUERY):
+            chunk = wanted[start : start + IDS_PER_QUERY]
+            for row in self.store.rows(
+                f"SELECT {REFERENCE_COLUMNS} FROM reference_images WHERE id IN ({placeholders(chunk)})",
+                chunk,
+            ):
+                found[row[0]] = reference_record(row)
+        return found
+
+    def all(self) -> list[Reference]:
+        return [
+            reference_record(row)
+            for row in self.store.rows(
+                f"SELECT {REFERENCE_COLUMNS} FROM reference_images ORDER BY id"
+            )
+        ]
+
+    def hashes_all(self) -> tuple[list[int], list[int]]:
+        """Every reference's id and pHash, in id order: what the hash index is built from."""
+        rows = self.store.rows("SELECT id, phash FROM reference_images ORDER BY id")
+        return [row[0] for row in rows], [row[1] for row in rows]
+
+    def linked_where(self, *, prompt: str, metadata: Mapping[str, Any]) -> list[Reference]:
+        """References linked to a prompt: by the key or url its metadata names, or by caption
+        (the prompt's `caption` metadata, else its text: LAION prompt lists are captions)."""
+        key = _first(metadata, KEY_METADATA)
+        url = _first(metadata, URL_METADATA)
+        caption = _first(metadata, CAPTION_METADATA) or prompt
+        rows = self.store.rows(
+            f"""SELECT {REFERENCE_COLUMNS} FROM reference_images
+            WHERE (key != '' AND key = ?) OR (url != '' AND url = ?)
+               OR (caption != '' AND caption = ?)
+            ORDER BY id""",
+            (key, url, caption),
+        )
+        return [reference_record(row) for row in rows]
+
+    def linked_prompt_count(self) -> int:
+        """How many prompts have at least one linked reference (the rule of linked_where)."""
+        row = self.store.row(
+            """SELECT count(*) FROM prompts p WHERE EXISTS (
+                SELECT 1 FROM reference_images r
+                WHERE (r.key != '' AND r.key IN (
+                        CAST(json_extract(p.metadata, '$.laion_key') AS TEXT),
+                        CAST(json_extract(p.metadata, '$.key') AS TEXT)))
+                   OR (r.url != '' AND r.url = json_extract(p.metadata, '$.url'))
+                   OR (r.caption != '' AND r.caption = coalesce(
+                        json_extract(p.metadata, '$.caption'), p.text)))"""
+        )
+        return int(row[0])

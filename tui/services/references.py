@@ -1,0 +1,221 @@
+"""Reference images in a project: adding them (`memgrid refs add`) and matching grids with
+them (`memgrid match`); docs/design.md, "Reference images"."""
+
+from __future__ import annotations
+
+import io
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from memgrid.core.demo import DEMO_REFERENCES
+from memgrid.core.errors import InputError, ProjectError
+from memgrid.core.images import CheckedImage, decode_rgb, png_checked
+from memgrid.core.records import Grid, Reference, Score
+from memgrid.core.references.index import (
+    DEFAULT_NEIGHBOURS,
+    DEFAULT_RADIUS,
+    HashIndex,
+    phash_value,
+)
+from memgrid.core.references.matching import (
+    Candidate,
+    MatchParams,
+    compare_seeds,
+    grid_match,
+)
+from memgrid.core.references.sources import iter_references
+from memgrid.tui.services.project import Project
+from PIL import Image
+
+BATCH = 500  # references stored per transaction
+# Candidates compared with one grid's seeds: the linked references and the seeds' neighbours.
+MAX_CANDIDATES = 64
+DECODED_REFERENCES = 256  # decoded reference images kept between grids
+
+
+@dataclass
+class AddReport:
+    added: int = 0
+    already_present: int = 0
+    errors: list[InputError] = field(default_factory=list)
+    linked_prompts: int = 0
+    pool: int = 0
+
+
+@dataclass
+class MatchReport:
+    grids: int = 0
+    by_type: Counter[str] = field(default_factory=Counter)
+    pool: int = 0
+
+
+def add_references(
+    project: Project, source: Path, on_item: Callable[[int], None] | None = None
+) -> AddReport:
+    """Store every readable reference under `source`; bad items are reported, one error each.
+
+    Files go into images/ first (atomic each), rows follow in batches: a kill leaves only
+    complete, unreferenced files, and adding the source again stores just what is missing.
+    """
+    report = AddReport()
+    batch: list[Reference] = []
+    seen = 0
+
+    def flush() -> None:
+        added = project.store.references.add(batch)
+        report.added += added
+        report.already_present += len(batch) - added
+        batch.clear()
+
+    for found in iter_references(source):
+        if isinstance(found, InputError):
+            report.errors.append(found)
+            continue
+        try:
+            checked = found.load()
+        except InputError as error:
+            report.errors.append(error)
+            continue
+        batch.append(
+            stored_reference(project, checked, found.key, found.url, found.caption, found.origin)
+        )
+        seen += 1
+        if on_item:
+            on_item(seen)
+        if len(batch) >= BATCH:
+            flush()
+    flush()
+    report.linked_prompts = project.store.references.linked_prompt_count()
+    report.pool = project.store.references.count
+    return report
+
+
+def stored_reference(
+    project: Project, checked: CheckedImage, key: str, url: str, caption: str, origin: str
+) -> Reference:
+    """The image's file in images/ (content-addressed, like a seed's) and its row to add."""
+    with Image.open(io.BytesIO(checked.data)) as image:
+        phash = phash_value(image.convert("RGB"))
+    path, sha256 = project.images.store(checked)
+    return Reference(
+        id=0,
+        path=path,
+        sha256=sha256,
+        width=checked.width,
+        height=checked.height,
+        key=key,
+        url=url,
+        caption=caption,
+        phash=phash,
+        origin=origin,
+    )
+
+
+def add_demo_references(project: Project) -> int:
+    """The demo's stand-in training images (core/demo.py); returns how many were new."""
+    return project.store.references.add(
+        stored_reference(
+            project,
+            png_checked(reference.draw()),
+            reference.key,
+            reference.url,
+            reference.caption,
+            "memgrid demo",
+        )
+        for reference in DEMO_REFERENCES
+    )
+
+
+class _DecodedReferences:
+    """Reference images decoded once per run, the most recently used kept."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self.images: OrderedDict[int, Image.Image] = OrderedDict()
+
+    def get(self, reference: Reference) -> Image.Image:
+        image = self.images.pop(reference.id, None)
+        if image is None:
+            image = decode_rgb(self.project.root / reference.path)
+        self.images[reference.id] = image
+        while len(self.images) > DECODED_REFERENCES:
+            self.images.popitem(last=False)
+        return image
+
+
+def match_grids(
+    project: Project,
+    grid_ids: Sequence[int] | None = None,
+    *,
+    radius: int = DEFAULT_RADIUS,
+    neighbours: int = DEFAULT_NEIGHBOURS,
+    on_grid: Callable[[int, int], None] | None = None,
+) -> MatchReport:
+    """Match each grid's seeds with the pool and store its `reference` score."""
+    store = project.store
+    ids, hashes = store.references.hashes_all()
+    if not ids:
+        raise ProjectError(
+            f"{project.root}: no reference images yet; add some with `memgrid refs add SOURCE`"
+        )
+    index = HashIndex(ids, hashes)
+    params = MatchParams(extra={"hash_radius": radius, "neighbours": neighbours})
+    decoded = _DecodedReferences(project)
+    report = MatchReport(pool=len(ids))
+    wanted = list(grid_ids) if grid_ids is not None else store.grids.ids_all()
+    for number, grid_id in enumerate(wanted, start=1):
+        score = match_grid(project, store.grids.get(grid_id), index, params, decoded)
+        store.scores.add(score)
+        report.grids += 1
+        report.by_type[score.values["webster"]] += 1
+        if on_grid:
+            on_grid(number, len(wanted))
+    return report
+
+
+def match_grid(
+    project: Project,
+    grid: Grid,
+    index: HashIndex,
+    params: MatchParams,
+    decoded: _DecodedReferences,
+) -> Score:
+    store = project.store
+    seeds = [(image.seed, decode_rgb(project.image_path(image))) for image in grid.images]
+    prompt = store.prompts.get(grid.prompt_id)
+    linked = store.references.linked_where(prompt=prompt.text, metadata=prompt.metadata)
+    linked_ids = {reference.id for reference in linked}
+    nearest: dict[int, float] = {}
+    for found in index.query(
+        [phash_value(image) for _, image in seeds],
+        radius=params.extra["hash_radius"],
+        neighbours=params.extra["neighbours"],
+    ):
+        for neighbour in found:
+            bits = nearest.get(neighbour.reference_id, neighbour.distance)
+            nearest[neighbour.reference_id] = min(bits, neighbour.distance)
+    # Linked references first, then the pool's neighbours, nearest first.
+    wanted = list(linked_ids) + sorted(nearest, key=lambda i: (nearest[i], i))
+    wanted = list(dict.fromkeys(wanted))[:MAX_CANDIDATES]
+    references = store.references.get_many(wanted)
+    candidates = [
+        Candidate(
+            reference=references[i],
+            image=decoded.get(references[i]),
+            linked=i in linked_ids,
+            hash_bits=nearest.get(i),
+        )
+        for i in wanted
+    ]
+    matches = compare_seeds(seeds, candidates, params)
+    return grid_match(
+        grid.id,
+        matches,
+        references,
+        params,
+        n_seeds=len(seeds),
+        linked=len(linked_ids),
+        candidates=len(candidates),
+    )
