@@ -58,6 +58,9 @@ def decode_rgb(path: Path) -> Image.Image:
     """Open an image as RGB, raising InputError naming the file when it is unusable."""
     try:
         with Image.open(path) as image:
+            if image.mode == "RGB":
+                image.load()  # already RGB: converting would only copy the pixels
+                return image
             return image.convert("RGB")
     except FileNotFoundError:
         raise InputError(path, "image file not found") from None
