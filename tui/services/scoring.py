@@ -48,7 +48,6 @@ PRELOADED = (
     "memgrid.core.metrics.phash",
     "memgrid.core.metrics.keypoints",
     "scipy.fftpack",
-    "sklearn.cluster",
     "cv2",
 )
 GRIDS_PER_QUERY = 256
