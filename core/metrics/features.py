@@ -43,13 +43,16 @@ def per_image(
     cache: EmbeddingCache | None,
     key: str,
     images: Sequence[Image.Image],
-    shas: Sequence[str],
+    shas: Sequence[str] | None,
     compute: Callable[[list[Image.Image]], list[Feature]],
     encode: Callable[[Feature], bytes],
     decode: Callable[[bytes], Feature],
 ) -> list[Feature]:
     """Each image's feature in order: read from `cache` where known, else computed in one
-    batch (once per distinct sha256, so a repeated image is decoded once) and stored."""
+    batch (once per distinct sha256, so a repeated image is decoded once) and stored.
+    Without `shas` every image is computed and nothing is cached."""
+    if shas is None:
+        cache, shas = None, [str(index) for index in range(len(images))]
     found = cache.get_embeddings(key, shas) if cache is not None else {}
     features: dict[str, Feature] = {sha: decode(data) for sha, data in found.items()}
     missing = {sha: index for index, sha in reversed(list(enumerate(shas))) if sha not in found}

@@ -103,10 +103,10 @@ class Keypoints(Metric):
         already described come from `cache` (keyed by sha256), the rest are detected."""
         cv2 = _cv2()
         described = per_image(
-            cache if shas is not None else None,
+            cache,
             self.feature_key,
             images,
-            shas if shas is not None else [str(index) for index in range(len(images))],
+            shas,
             self._describe,
             _keypoint_bytes,
             _keypoints_from_bytes,

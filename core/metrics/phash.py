@@ -55,10 +55,10 @@ class PHash(Metric):
         bits = self.hash_size * self.hash_size
         return np.stack(
             per_image(
-                cache if shas is not None else None,
+                cache,
                 self.feature_key,
                 images,
-                shas if shas is not None else [str(index) for index in range(len(images))],
+                shas,
                 self._compute_hashes,
                 lambda row: np.packbits(row).tobytes(),
                 lambda data: np.unpackbits(np.frombuffer(data, dtype=np.uint8))[:bits].astype(bool),

@@ -11,6 +11,7 @@ store in one transaction, so a killed run resumes at the first chunk it had not 
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import signal
 import sys
@@ -381,9 +382,12 @@ def _chunk_with_features(project: Project, batch: list[_GridWork]) -> _Chunk:
 def _scored_chunks(
     chunks: Iterator[_Chunk], workers: int, metrics: Sequence[Metric]
 ) -> Iterator[tuple[_Chunk, _ChunkResult]]:
-    """Chunks scored in order: here with one worker, else in a process pool started once,
-    with at most CHUNKS_IN_FLIGHT_PER_WORKER chunks per worker waiting (bounded memory)."""
-    if workers == 1:
+    """Chunks scored in order: here with one worker or one chunk (a pool would only add its
+    start), else in a process pool started once, with at most CHUNKS_IN_FLIGHT_PER_WORKER
+    chunks per worker waiting (bounded memory)."""
+    first_two = list(itertools.islice(chunks, 2))
+    chunks = itertools.chain(first_two, chunks)
+    if workers == 1 or len(first_two) < 2:
         with _one_thread_each(metrics):
             for chunk in chunks:
                 yield chunk, _score_chunk(chunk.tasks, chunk.features, keep_images=True)
@@ -412,6 +416,8 @@ def _pool_context() -> BaseContext:
     on its first parallel call) and any lock the app's threads hold; spawn would re-import
     numpy, scipy and OpenCV in every worker of every run.
     """
+    if "forkserver" not in multiprocessing.get_all_start_methods():  # Windows
+        return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__, *PRELOADED])
     return context
