@@ -150,14 +150,17 @@ def pristine_copy(root: Path) -> Iterator[Path]:
         yield copy
 
 
-def measure(root: Path, tool: str, workers: int) -> dict[str, float]:
+def measure(root: Path, tool: str, workers: int, signals: Sequence[str]) -> dict[str, float]:
     """In this (fresh) process: one tool over every image of the project, images per second."""
     paths = image_paths(root)
     rescore_rate = 0.0
+    cpu_before = time.process_time()
     if tool == "decode":
         seconds = timed_over_paths(decode_images, paths, workers)
+        cpu_seconds = time.process_time() - cpu_before
     elif tool == "imagededup":
         seconds = timed_over_paths(imagededup_hashes, paths, workers)
+        cpu_seconds = time.process_time() - cpu_before
     else:
         with pristine_copy(root) as copy, open_project(copy) as project:
             # Warm-up: imports (scikit-learn, scipy, OpenCV) and the page cache, outside the
@@ -165,10 +168,12 @@ def measure(root: Path, tool: str, workers: int) -> dict[str, float]:
             grid = project.store.grids.get(project.store.grids.ids_all()[0])
             images = [decode_rgb(project.image_path(image)) for image in grid.images]
             shas = [image.sha256 for image in grid.images]
-            for name in WEIGHTS_FREE:
+            for name in signals:
                 make_metric(name).score(grid.id, images, shas)
-            metrics = [make_metric(name) for name in WEIGHTS_FREE]
+            metrics = [make_metric(name) for name in signals]
+            cpu_before = time.process_time()
             report = score_project(project, metrics, workers=workers, rescore=True)
+            cpu_seconds = time.process_time() - cpu_before
             # Again: new thresholds or --rescore read hashes and keypoints back (no SIFT).
             again = score_project(project, metrics, workers=workers, rescore=True)
         if report.errors or report.unavailable:
@@ -182,28 +187,42 @@ def measure(root: Path, tool: str, workers: int) -> dict[str, float]:
     return {
         "images_per_second": len(paths) / seconds,
         "rescore_images_per_second": rescore_rate,
+        # This process's CPU time per image: the whole cost with one worker (pools run
+        # elsewhere), and steady however loaded the machine is.
+        "cpu_ms_per_image": 1000 * cpu_seconds / len(paths),
         "rss_peak_mib": peak_kib / 1024,
     }
 
 
-def measure_in_child(root: Path, tool: str, workers: int) -> dict[str, float]:
-    command = [sys.executable, str(Path(__file__).resolve()), "--measure", tool, str(workers)]
+def measure_in_child(
+    root: Path, tool: str, workers: int, signals: Sequence[str]
+) -> dict[str, float]:
+    command = [sys.executable, str(Path(__file__).resolve()), "--signals", ",".join(signals)]
+    command += ["--measure", tool, str(workers)]
     result = subprocess.run([*command, str(root)], capture_output=True, text=True)
     if result.returncode:
         raise SystemExit(f"{tool} with {workers} workers failed:\n{result.stderr}")
     return json.loads(result.stdout.splitlines()[-1])
 
 
-def compare(label: str, root: Path, worker_counts: list[int]) -> None:
+def compare(label: str, root: Path, worker_counts: list[int], signals: Sequence[str]) -> None:
     """Print every tool's rate and the two ratios for one project, per worker count."""
     print(f"{label}: {len(image_paths(root))} images")
     for workers in worker_counts:
-        facts = {tool: measure_in_child(root, tool, workers) for tool in TOOLS}
+        facts = {tool: measure_in_child(root, tool, workers, signals) for tool in TOOLS}
         rate = {tool: facts[tool]["images_per_second"] for tool in TOOLS}
         for tool in TOOLS:
             print(
                 f"  workers {workers}  {tool:<10} {rate[tool]:7.1f} images/s, "
                 f"peak RSS {facts[tool]['rss_peak_mib']:.0f} MiB"
+            )
+        if workers == 1:
+            cpu = {tool: facts[tool]["cpu_ms_per_image"] for tool in TOOLS}
+            print(
+                f"  workers 1  CPU ms per image: decode {cpu['decode']:.1f}, memgrid "
+                f"{cpu['memgrid']:.1f}, imagededup {cpu['imagededup']:.1f}; by CPU time "
+                f"memgrid / imagededup speed {cpu['imagededup'] / cpu['memgrid']:.2f}, "
+                f"memgrid cost / decode-only {cpu['memgrid'] / cpu['decode']:.2f}"
             )
         print(
             f"  workers {workers}  memgrid re-scoring the same grids (features cached): "
@@ -230,13 +249,19 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts")
     parser.add_argument("--keep", type=Path, help="build the generated project here and keep it")
     parser.add_argument("--real", type=Path, default=REAL_DEFAULT, help="real grids to import")
+    parser.add_argument(
+        "--signals",
+        default=",".join(WEIGHTS_FREE),
+        help="metrics memgrid computes (default: every weights-free one)",
+    )
     parser.add_argument("--measure", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
         tool, workers, root = args.measure
-        print(json.dumps(measure(Path(root), tool, int(workers))))
+        print(json.dumps(measure(Path(root), tool, int(workers), args.signals.split(","))))
         return
     worker_counts = [int(count) for count in args.workers.split(",")]
+    signals = args.signals.split(",")
     scratch = Path(tempfile.mkdtemp(prefix="memgrid-bench-score-"))
     root = args.keep or scratch / "project"
     try:
@@ -250,12 +275,12 @@ def main() -> None:
             )
         print(
             f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; "
-            f"memgrid signals: {', '.join(WEIGHTS_FREE)}"
+            f"memgrid signals: {', '.join(signals)}"
         )
-        compare("generated", root, worker_counts)
+        compare("generated", root, worker_counts, signals)
         if args.real.is_dir():
             build_real(args.real, scratch / "real")
-            compare(f"real ({args.real.name})", scratch / "real", worker_counts)
+            compare(f"real ({args.real.name})", scratch / "real", worker_counts, signals)
         else:
             print(f"real grids: {args.real} not found, skipped (--real DIR)")
         print(f"load average after: {os.getloadavg()[0]:.2f}")
