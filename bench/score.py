@@ -121,19 +121,20 @@ def imagededup_hashes(paths: Sequence[Path]) -> int:
 
 def timed_over_paths(
     work: Callable[[Sequence[Path]], int], paths: list[Path], workers: int
-) -> float:
-    """Seconds for `work` over every path: here, or split over a pool started beforehand."""
+) -> tuple[float, float]:
+    """Seconds and this process's CPU seconds for `work` over every path: here, or split over
+    a pool started beforehand (its CPU time is then elsewhere: 0 here)."""
     work(paths[:2])  # warm-up: imports and the page cache
     if workers == 1:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         work(paths)
-        return time.perf_counter() - started
+        return time.perf_counter() - started, time.process_time() - cpu_started
     chunks = [paths[start : start + 16] for start in range(0, len(paths), 16)]
     with get_context("fork").Pool(workers) as pool:
         pool.map(work, [paths[:2]] * workers)  # each worker warmed up too
         started = time.perf_counter()
         pool.map(work, chunks, chunksize=1)
-        return time.perf_counter() - started
+        return time.perf_counter() - started, 0.0
 
 
 @contextmanager
@@ -154,13 +155,10 @@ def measure(root: Path, tool: str, workers: int, signals: Sequence[str]) -> dict
     """In this (fresh) process: one tool over every image of the project, images per second."""
     paths = image_paths(root)
     rescore_rate = 0.0
-    cpu_before = time.process_time()
     if tool == "decode":
-        seconds = timed_over_paths(decode_images, paths, workers)
-        cpu_seconds = time.process_time() - cpu_before
+        seconds, cpu_seconds = timed_over_paths(decode_images, paths, workers)
     elif tool == "imagededup":
-        seconds = timed_over_paths(imagededup_hashes, paths, workers)
-        cpu_seconds = time.process_time() - cpu_before
+        seconds, cpu_seconds = timed_over_paths(imagededup_hashes, paths, workers)
     else:
         with pristine_copy(root) as copy, open_project(copy) as project:
             # Warm-up: imports (scikit-learn, scipy, OpenCV) and the page cache, outside the
