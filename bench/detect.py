@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from memgrid.core.attribution import attribute
 from memgrid.core.categorizer import categorize, latest_by_metric
-from memgrid.core.combined import evidence, feature_row, fit_weights
+from memgrid.core.combined import combined_score, evidence, feature_row, fit_weights
 from memgrid.core.records import Entity, Score
 from memgrid.core.thresholds import Thresholds, v0_values
 from memgrid.tui.services.ingest import import_grids
@@ -84,6 +84,7 @@ class GridResult:
     proposed: str = "none"
     reasons: list[str] = field(default_factory=list)
     held_out: str = "none"  # the proposal under weights fitted without this grid's source
+    strongest: str | None = None  # the feature contributing most under the default weights
 
     @property
     def judged(self) -> bool:
@@ -148,6 +149,7 @@ def build(folder: Path, root: Path, workers: int) -> tuple[Project, list[GridRes
         proposal = project.store.proposals.find(grid.id)
         scores = project.store.scores.where(grid_ids=[grid.id])
         signals = signal_values(scores)
+        combined = combined_score(latest_by_metric(scores), Thresholds.v0())
         if proposal is not None and proposal.score is not None:
             signals["combined"] = proposal.score
         results.append(
@@ -163,6 +165,7 @@ def build(folder: Path, root: Path, workers: int) -> tuple[Project, list[GridRes
                 signals=signals,
                 proposed=proposal.category.value if proposal else "none",
                 reasons=[r.text for r in proposal.reasons] if proposal else [],
+                strongest=combined.strongest(),
             )
         )
     missing = sorted(set(manifest) - {r.name for r in results})
@@ -426,7 +429,11 @@ def proposal_block(
         f"  near-copy grids (near_verbatim, template) proposed memorized with the manifest's "
         f"category: {near_hits}/{len(near)} ({near_caught}/{len(near)} proposed memorized)"
     )
-    caught_names = [r.name for r in character if answer(r) != "none"]
+    caught_names = [
+        f"{r.name} (by {r.strongest})" if r.strongest else r.name
+        for r in character
+        if answer(r) != "none"
+    ]
     missed = [r for r in character if answer(r) == "none"]
     signal = "combined (held-out fit)" if held_out else "combined"
     highest = max((r.signals.get(signal, 0.0) for r in missed), default=0.0)

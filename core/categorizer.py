@@ -66,7 +66,7 @@ KIND_OF_FEATURE = {
     "semantic": "semantic",
 }
 FEATURE_WORDS = {
-    "layout": "pHash median similarity at a near-duplicate level",
+    "layout": "pHash or gradient-layout median similarity at a near-duplicate level",
     "matches": "keypoint matches in most pairs",
 }
 

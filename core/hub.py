@@ -95,6 +95,10 @@ def _hub_error_reason(error: BaseException) -> str | None:
     """What a hub error means for the user, or None when it is a connection failure."""
     from huggingface_hub import errors
 
+    # Raised when the hub cannot be reached and the file is not cached; it subclasses
+    # EntryNotFoundError, so it must be told apart before "no such file".
+    if isinstance(error, errors.LocalEntryNotFoundError):
+        return None
     if isinstance(error, errors.GatedRepoError):
         return "a gated repository: accept its terms on the hub and log in with `hf auth login`"
     if isinstance(error, errors.RepositoryNotFoundError):

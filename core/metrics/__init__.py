@@ -17,11 +17,12 @@ METRICS: dict[str, str] = {
     "tiled-l2": "memgrid.core.metrics.tiled_l2:TiledL2",
     "phash": "memgrid.core.metrics.phash:PHash",
     "keypoints": "memgrid.core.metrics.keypoints:Keypoints",
+    "gradients": "memgrid.core.metrics.gradients:GradientLayout",
     "clip": "memgrid.core.metrics.clip:Clip",
     "sscd": "memgrid.core.metrics.sscd:Sscd",
 }
 # Metrics that need no weights run by default; clip is included so its absence is reported.
-DEFAULT_METRICS = ("tiled-l2", "phash", "keypoints", "clip")
+DEFAULT_METRICS = ("tiled-l2", "phash", "keypoints", "gradients", "clip")
 # Metrics that need model weights on disk (docs/design.md, "Signals"); the rest need none.
 WEIGHT_METRICS = ("clip", "sscd")
 

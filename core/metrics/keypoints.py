@@ -86,7 +86,7 @@ class Keypoints(Metric):
         }
 
     def ensure_loaded(self) -> None:
-        _cv2()
+        opencv()
 
     @property
     def feature_key(self) -> str:
@@ -101,7 +101,7 @@ class Keypoints(Metric):
     ) -> np.ndarray:
         """(n, n) symmetric inlier counts (0 on the diagonal); the keypoints of images
         already described come from `cache` (keyed by sha256), the rest are detected."""
-        cv2 = _cv2()
+        cv2 = opencv()
         described = per_image(
             cache,
             self.feature_key,
@@ -122,7 +122,7 @@ class Keypoints(Metric):
 
     def _describe(self, images: list[Image.Image]) -> list[Described]:
         """Each image's SIFT keypoint positions (n, 2) and descriptors (n, 128), float32."""
-        detector = _cv2().SIFT_create(nfeatures=self.features)
+        detector = opencv().SIFT_create(nfeatures=self.features)
         described = []
         for image in images:
             points, descriptors = detector.detectAndCompute(self._gray(image), None)
@@ -221,7 +221,7 @@ def _keypoints_from_bytes(data: bytes) -> Described:
     return positions, descriptors.reshape(count, DESCRIPTOR_SIZE).astype(np.float32)
 
 
-def _cv2() -> Any:
+def opencv() -> Any:
     """OpenCV, imported on first use (a base dependency: opencv-python-headless)."""
     try:
         import cv2

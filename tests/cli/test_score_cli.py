@@ -130,6 +130,7 @@ def test_clip_without_weights_is_stored_unavailable(
             "tiled-l2",
             "phash",
             "keypoints",
+            "gradients",
         }
     assert (clip.available, clip.values) == (False, {})
     assert "hf download laion/CLIP-ViT-B-32-laion2B-s34B-b79K" in clip.note

@@ -267,7 +267,7 @@ def test_largest_cluster_is_scikit_learns_dbscan(seed: int):
 
 
 def test_registry_names_every_metric_and_builds_them_with_options():
-    assert set(METRICS) == {"tiled-l2", "phash", "keypoints", "clip", "sscd"}
+    assert set(METRICS) == {"tiled-l2", "phash", "keypoints", "gradients", "clip", "sscd"}
     assert set(DEFAULT_METRICS) <= set(METRICS)
     for name in METRICS:
         assert metric_class(name).name == name

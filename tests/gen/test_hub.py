@@ -173,3 +173,22 @@ def test_online_the_hub_names_the_commit_and_a_dead_connection_uses_the_cache(
     assert resolve("memgrid/tiny-sd", no_download).folder == snapshot.folder  # the cache serves
     with pytest.raises(HubUnreachableError, match=r"cannot connect: \[Errno -2\] Name or service"):
         resolve("memgrid/never-fetched", no_download)
+
+
+def test_a_file_download_without_network_is_unreachable_not_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Offline without HF_HUB_OFFLINE, the hub client says "not in the local cache" with an
+    error that subclasses "no such file"; that is a connection problem, said as one."""
+    import huggingface_hub
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+
+    def offline(*args: object, **kwargs: object) -> str:
+        raise LocalEntryNotFoundError("cannot reach the hub and the file is not cached")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline)
+    with pytest.raises(HubUnreachableError, match="cannot connect"):
+        hub_file("org/clip", ["open_clip_model.safetensors"], what="CLIP model hf-hub:org/clip")

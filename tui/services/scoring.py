@@ -43,11 +43,13 @@ IMAGES_PER_CHUNK = 48
 # worker busy, few enough that memory stays a small multiple of one grid per worker (a
 # worker holds one grid's images at a time; a chunk's results are scores and features).
 CHUNKS_IN_FLIGHT_PER_WORKER = 2
+OPENCV_METRICS = ("keypoints", "gradients")
 # What the pool's forkserver imports once, so that workers start with it loaded.
 PRELOADED = (
     "memgrid.core.metrics.tiled_l2",
     "memgrid.core.metrics.phash",
     "memgrid.core.metrics.keypoints",
+    "memgrid.core.metrics.gradients",
     "scipy.fftpack",
     "cv2",
 )
@@ -276,7 +278,7 @@ def _one_thread_each(metrics: Sequence[Metric]) -> Iterator[None]:
 
 def _loaded_cv2(metrics: Sequence[Metric]) -> Any:
     """OpenCV when a metric uses it or it is already loaded; None otherwise (no import)."""
-    if "cv2" not in sys.modules and not any(metric.name == "keypoints" for metric in metrics):
+    if "cv2" not in sys.modules and not any(metric.name in OPENCV_METRICS for metric in metrics):
         return None
     try:
         import cv2
