@@ -12,11 +12,17 @@ and folder names, a symbolic link loop and a damaged database. It goes through:
   its own pseudo-terminal as a person would run it, so nothing is stripped on the way;
 - the annotation app through Textual's Pilot (half-cell images forced, as the tests do):
   every grid and every screen, each frame rendered to the bytes a terminal would get;
-- `show` into a closed pipe (`| head`).
+- `show` into a closed pipe (`| head`);
+- import sources whose `prompt.txt`, `meta.json`, images, manifest rows and grid folders
+  are links out of the source, named pipes, link loops, dangling links and devices
+  (tests/hostile/hostile_files.py), then an export of what went in. Every memgrid process
+  records each file it opens (a Python audit hook, set through `sitecustomize`), so a file
+  read from outside the source is counted however it was reached.
 
-It prints the inputs tried, the tracebacks seen (aim: 0) and the raw escape and control
+It prints the inputs tried, the tracebacks seen (aim: 0), the raw escape and control
 characters that reached the terminal from the data (aim: 0; the app's own cursor moves
-and colours are not counted).
+and colours are not counted), the files opened outside the source (aim: 0) and the
+commands that hung (aim: 0).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import json
 import os
 import shutil
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -45,11 +52,26 @@ from tests.app.conftest import settings_for  # noqa: E402
 from tests.app.pilot_helpers import SIZE, press, settle  # noqa: E402
 from tests.app.pty_terminal import PtyTerminal  # noqa: E402
 from tests.hostile.corpus import HOSTILE_STRINGS, into_closed_pipe, raw_escapes  # noqa: E402
+from tests.hostile.hostile_files import KINDS, place  # noqa: E402
 from tests.hostile.project import HOSTILE_ANNOTATOR, build_hostile_project  # noqa: E402
 
 DEEP = "[" * 100_000
 HUGE_SEEDS = ("99999999999999999999999", str(2**63), "-1", "1e999", "9" * 5000, "NaN")
 APP_KEYS = ("r", "S", "F", "A", "C", "?", "z", "n", "m")
+COMMAND_SECONDS = 300  # a command still running after this has hung (a pipe read, say)
+IMPORT_SECONDS = 60  # the same for the import of a few tiny grids
+OPEN_LOG = "MEMGRID_BENCH_OPEN_LOG"
+# Loaded by every Python process of the bench's commands (their PYTHONPATH leads with it):
+# each path opened goes to the log, links not yet followed, before the open happens.
+SITECUSTOMIZE = f"""
+import os, sys
+if os.environ.get({OPEN_LOG!r}):
+    _log = open(os.environ[{OPEN_LOG!r}], "a", buffering=1, encoding="utf-8", errors="replace")
+    def _record(event, args):
+        if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
+            _log.write(os.path.abspath(os.fsdecode(args[0])).replace("\\n", " ") + "\\n")
+    sys.addaudithook(_record)
+"""
 
 
 class Tally:
@@ -60,6 +82,7 @@ class Tally:
         self.tracebacks: Counter[str] = Counter()
         self.escapes: Counter[str] = Counter()
         self.examples: list[str] = []
+        self.hangs: Counter[str] = Counter()
 
     def saw(self, surface: str, output: str, inputs: int = 1, *, app_frame: bool = False) -> None:
         self.inputs[surface] += inputs
@@ -72,13 +95,24 @@ class Tally:
             self.examples.append(f"{surface}: {output[-300:]!r}")
 
 
-def cli(tally: Tally, surface: str, *args: str | Path, inputs: int = 1) -> str:
-    """Run `memgrid ARGS` in a pseudo-terminal; count what it wrote."""
+def cli(
+    tally: Tally,
+    surface: str,
+    *args: str | Path,
+    inputs: int = 1,
+    env: dict[str, str] | None = None,
+    seconds: float = COMMAND_SECONDS,
+) -> str:
+    """Run `memgrid ARGS` in a pseudo-terminal; count what it wrote, and whether it hung."""
     argv = [sys.executable, "-m", "memgrid.tui", *map(str, args)]
-    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "160"}
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "160", **(env or {})}
     terminal = PtyTerminal(argv, env)
     try:
-        terminal.process.wait(timeout=300)
+        try:
+            terminal.process.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            tally.hangs[surface] += 1
+            terminal.kill()
         terminal.quiet(0.1, timeout=5)
         output = bytes(terminal.output).decode("utf-8", errors="replace")
     finally:
@@ -245,6 +279,90 @@ def run_labelled_cli(tally: Tally, work: Path) -> Path:
     return root
 
 
+def leaky_sources(source: Path, outside: Path) -> int:
+    """Grid folders and a manifest whose every file may be a link out, a pipe, a loop...
+
+    Returns the number of hostile entries placed. `outside` holds the files they lead to: a
+    text file (tests/hostile/hostile_files.py's secret), an image and a whole grid folder.
+    """
+    image(outside / "secret.png", 250)
+    image(outside / "grid" / "0000.png", 251)
+    (outside / "grid" / "prompt.txt").write_text("a grid outside the source", encoding="utf-8")
+    contents = {"prompt.txt": b"a leaky grid", "meta.json": b'{"model": "m"}'}
+    placed = 0
+    for kind in KINDS:
+        for name in ("prompt.txt", "meta.json", "0001.png"):
+            folder = source / kind / name.replace(".", "-")
+            for plain, content in contents.items():
+                (folder / plain).parent.mkdir(parents=True, exist_ok=True)
+                (folder / plain).write_bytes(content)
+            image(folder / "0000.png", placed)
+            (folder / name).unlink(missing_ok=True)
+            if kind == "link_outside" and name.endswith(".png"):
+                (folder / name).symlink_to(outside / "secret.png")  # an image, not the text
+            else:
+                payload = contents.get(name) or (folder / "0000.png").read_bytes()
+                place(folder / name, kind, payload, outside)
+            placed += 1
+    (source / "linked_folder").mkdir()
+    (source / "linked_folder" / "grid").symlink_to(outside / "grid", target_is_directory=True)
+    manifest = source / "manifests" / "rows.jsonl"
+    image(manifest.parent / "good.png", 252)
+    (manifest.parent / "inside-link.png").symlink_to(outside / "secret.png")
+    os.mkfifo(manifest.parent / "pipe.png")
+    paths = [
+        os.path.relpath(outside / "secret.png", manifest.parent),
+        str(outside / "secret.png"),
+        "inside-link.png",
+        "pipe.png",
+        "/dev/zero",
+        "good.png",
+    ]
+    rows = [{"prompt": "manifest row", "seed": seed, "path": p} for seed, p in enumerate(paths)]
+    manifest.write_text("\n".join(json.dumps(row) for row in rows), encoding="utf-8")
+    return placed + 1 + len(paths) - 1
+
+
+def run_leaky_import(tally: Tally, work: Path) -> int:
+    """Import and export the leaky sources; the files opened outside the source."""
+    outside, source = work / "outside", work / "leaky"
+    hostile_entries = leaky_sources(source, outside)
+    hook = work / "audit-hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    log = work / "opened.log"
+    paths = [str(hook), os.environ.get("PYTHONPATH", "")]
+    env = {OPEN_LOG: str(log), "PYTHONPATH": os.pathsep.join(filter(None, paths))}
+    project = work / "leaky-project"
+    cli(tally, "init", "init", project, env=env)
+    # One import per kind of entry, so that a hang on one (a pipe) hides nothing else.
+    for kind in [*KINDS, "linked_folder", "manifests/rows.jsonl"]:
+        cli(
+            tally,
+            "import links",
+            "import",
+            source / kind,
+            "-p",
+            project,
+            env=env,
+            inputs=0,
+            seconds=IMPORT_SECONDS,
+        )
+    tally.inputs["import links"] += hostile_entries
+    cli(tally, "export", "export", "-f", "jsonl", "-o", work / "out-leaky", "-p", project, env=env)
+    cli(
+        tally, "export", "export", "-f", "csv", "-o", work / "out-leaky-csv", "-p", project, env=env
+    )
+    opened = log.read_text(encoding="utf-8").splitlines() if log.exists() else []
+    with open_project(project) as imported:
+        prompts = {grid.prompt for grid in imported.store.grids.all()}
+    # The plain grids and those linked inside went in: the readers did read this source.
+    if not opened or "a leaky grid" not in prompts:
+        raise SystemExit("nothing was read from the leaky source: the count would mean nothing")
+    outside_root = outside.resolve()
+    return sum(Path(os.path.realpath(path)).is_relative_to(outside_root) for path in opened)
+
+
 def closed_pipe(tally: Tally, root: Path) -> None:
     done = into_closed_pipe("show", "1", "-p", root)
     tally.saw("show | head", done.stderr.decode("utf-8", errors="replace"))
@@ -282,6 +400,7 @@ def main() -> None:
     started = time.perf_counter()
     tally = Tally()
     try:
+        read_outside = run_leaky_import(tally, work)
         run_cli(tally, work)
         labelled = run_labelled_cli(tally, work)
         closed_pipe(tally, labelled)
@@ -302,6 +421,8 @@ def main() -> None:
     print(f"inputs tried: {sum(tally.inputs.values())}")
     print(f"tracebacks: {sum(tally.tracebacks.values())}")
     print(f"raw escape bytes written to the terminal: {sum(tally.escapes.values())}")
+    print(f"files read outside the source: {read_outside}")
+    print(f"commands that hung: {sum(tally.hangs.values())}")
     for example in tally.examples:
         print(f"  e.g. {example}")
 

@@ -1,9 +1,14 @@
 """Soak memgrid: scale to 1M images, 8 annotators at once, and SIGKILLs at random moments.
 
 Run: .venv/bin/python bench/soak.py [--grids 62500] [--seeds 16] [--annotators 8]
-     [--seconds 20] [--kills 4] [--out bench/results/soak.txt]
+     [--seconds 20] [--kills 4] [--shared-grids 400] [--shared-seconds 20] [--only-shared]
+     [--out bench/results/soak.txt]
 
 Prints its figures and stops by itself (about 3 to 6 minutes on a 2-core machine):
+- shared: 8 annotator processes through the app's session, at overlap 1 then 2, that skip,
+  undo, quit and resume, and are stopped (SIGSTOP) past their lease now and then; keys
+  sent, labels acknowledged and stored, refusals by the overlap rule, grids with more votes
+  than the overlap (must be 0) and acknowledged labels lost (must be 0);
 - scale: a project of grids x seeds image rows (rows point at 16 shared tiny files), its
   database size, `memgrid status` time, the next-open-grid query and a label write
   (p50/p95), and the app's launch to the first grid drawn, in a real pseudo-terminal;
@@ -243,6 +248,162 @@ def measure_concurrency(root: Path, annotators: int, seconds: float) -> dict[str
     }
 
 
+# ---- shared annotation: skip, undo, quit-and-resume, stalled annotators, overlap 1 and 2 ----
+
+# What each of the 8 annotators does besides labelling (issue 13): the mix the plain
+# concurrency run above never tried. "stall" is a steady annotator the soak stops with
+# SIGSTOP for longer than its lease, then lets go on: its next key lands on a stale grid.
+SHARED_BEHAVIOURS = ("steady", "skip", "skip", "undo", "undo", "quit", "stall", "stall")
+SHARED_LEASE_SECONDS = 2.0
+
+
+def shared_annotator(
+    root: str,
+    name: str,
+    behaviour: str,
+    overlap: int,
+    seconds: float,
+    results: multiprocessing.Queue,
+) -> None:
+    """Label through the app's session for `seconds`, pressing skip, undo and quit as
+    `behaviour` says; reports keys sent, the label/flag events acknowledged, refusals."""
+    from memgrid.core.taxonomy import LabelAction
+
+    rng = random.Random(name)
+    keys = refused = dropped = locked = 0
+    acknowledged: list[int] = []
+    options = SessionOptions(
+        annotator=name, lease_seconds=SHARED_LEASE_SECONDS, overlap=overlap, blind_share=0.0
+    )
+    deadline = time.monotonic() + seconds
+    with open_project(Path(root)) as project:
+        session = AnnotationSession(project.store, options)
+        outcome = session.start()
+        while time.monotonic() < deadline:
+            if outcome.view is None:  # nothing open now: others hold the rest; look again
+                time.sleep(0.2)
+                outcome = session.start()
+                continue
+            on_grid = outcome.view.grid_id
+            roll = rng.random()
+            keys += 1
+            try:
+                if behaviour == "skip" and roll < 0.3:
+                    outcome = session.skip(on_grid=on_grid)
+                elif behaviour == "undo" and roll < 0.25:
+                    outcome = session.undo()
+                elif behaviour == "quit" and roll < 0.1:
+                    session.release_all()  # q, then the app is opened again
+                    session = AnnotationSession(project.store, options)
+                    outcome = session.start()
+                    continue
+                elif roll < 0.05:
+                    outcome = session.flag("soak: unsure", on_grid=on_grid)
+                else:
+                    outcome = session.label(rng.choice(CATEGORIES), on_grid=on_grid)
+            except DatabaseError as error:
+                if "locked" in str(error) or "busy" in str(error):
+                    locked += 1
+                    outcome = session.start()
+                    continue
+                raise
+            event = outcome.event
+            acted = event is not None and event.action in (LabelAction.LABEL, LabelAction.FLAG)
+            if acted and not outcome.message.startswith("Undid"):
+                acknowledged.append(event.id)  # type: ignore[union-attr]
+            refused += "was not stored" in outcome.message
+            dropped += "dropped" in outcome.message
+        session.release_all()
+    results.put((name, keys, acknowledged, refused, dropped, locked))
+
+
+def stall_now_and_then(pids: list[int], seconds: float, rng: random.Random) -> int:
+    """SIGSTOP each process in turn for longer than its lease, then SIGCONT; returns stalls."""
+    stalls = 0
+    deadline = time.monotonic() + seconds - SHARED_LEASE_SECONDS * 2
+    while time.monotonic() < deadline:
+        time.sleep(rng.uniform(0.5, 1.5))
+        pid = rng.choice(pids)
+        try:
+            os.kill(pid, signal.SIGSTOP)
+            time.sleep(SHARED_LEASE_SECONDS * 1.5)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        stalls += 1
+    return stalls
+
+
+def measure_shared(work: Path, grids: int, overlap: int, seconds: float) -> dict[str, float]:
+    root = work / f"shared-{overlap}"
+    build_scale_project(root, grids, 4)
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    workers = [
+        context.Process(
+            target=shared_annotator,
+            args=(str(root), f"{behaviour}-{k}", behaviour, overlap, seconds, results),
+        )
+        for k, behaviour in enumerate(SHARED_BEHAVIOURS)
+    ]
+    for worker in workers:
+        worker.start()
+    stallers = [w.pid for w, b in zip(workers, SHARED_BEHAVIOURS, strict=True) if b == "stall"]
+    time.sleep(3.0)  # let every process open the project before stopping any
+    stalls = stall_now_and_then(
+        [pid for pid in stallers if pid], seconds - 3.0, random.Random(overlap)
+    )
+    collected = [results.get(timeout=seconds + 300) for _ in workers]
+    for worker in workers:
+        worker.join()
+    acknowledged = {event_id for _, _, ids, *_ in collected for event_id in ids}
+    with open_project(root) as project:
+        database = project.store.db
+        stored = {
+            row[0]
+            for row in database.execute(
+                "SELECT id FROM label_events WHERE action IN ('label', 'flag')"
+            ).fetchall()
+        }
+        over = database.execute(
+            """SELECT count(*) FROM (SELECT grid_id FROM votes
+            WHERE state IN ('labelled', 'flagged') GROUP BY grid_id HAVING count(*) > ?)""",
+            (overlap,),
+        ).fetchone()[0]
+        with_all_votes = database.execute(
+            "SELECT count(*) FROM grid_progress WHERE done >= ?", (overlap,)
+        ).fetchone()[0]
+    return {
+        "overlap": overlap,
+        "annotators": len(workers),
+        "grids": grids,
+        "seconds": seconds,
+        "stalls": stalls,
+        "keys_sent": sum(keys for _, keys, *_ in collected),
+        "acknowledged": len(acknowledged),
+        "labels_stored": len(stored),
+        "refused": sum(row[3] for row in collected),
+        "dropped_stale_keys": sum(row[4] for row in collected),
+        "locked_errors": sum(row[5] for row in collected),
+        "grids_over_overlap": over,
+        "grids_with_all_votes": with_all_votes,
+        "lost_acknowledged": len(acknowledged - stored),
+    }
+
+
+def describe_shared(figures: dict[str, float]) -> str:
+    return (
+        f"shared: overlap {figures['overlap']}, {figures['annotators']} annotators "
+        f"(steady, skip, undo, quit-and-resume, stalled) on {figures['grids']} grids for "
+        f"{figures['seconds']:.0f} s, {figures['stalls']} SIGSTOP stalls past the lease: "
+        f"{figures['keys_sent']} keys sent, {figures['acknowledged']} labels acknowledged, "
+        f"{figures['labels_stored']} stored, {figures['refused']} refused by the overlap rule, "
+        f"{figures['locked_errors']} 'database is locked', "
+        f"{figures['grids_over_overlap']} grids with more votes than the overlap, "
+        f"{figures['lost_acknowledged']} acknowledged labels lost "
+        f"({figures['grids_with_all_votes']} grids with all their votes)"
+    )
+
+
 # ---- faults --------------------------------------------------------------------------------
 
 
@@ -411,6 +572,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--kills", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--shared-grids", type=int, default=400)
+    parser.add_argument("--shared-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--only-shared", action="store_true", help="only the shared-annotation part"
+    )
     parser.add_argument("--out", type=Path, help="also write the figures here (text)")
     arguments = parser.parse_args()
     rng = random.Random(arguments.seed)
@@ -423,38 +589,53 @@ def main() -> None:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="memgrid-soak-") as folder:
         work = Path(folder)
-        scale = measure_scale(work / "scale", arguments.grids, arguments.seeds)
-        say(
-            f"scale: {arguments.grids:,} grids x {arguments.seeds} seeds = {int(scale['images']):,} images"
-        )
-        say(f"  built in {scale['build_s']:.1f} s; database {scale['db_mb']:.1f} MB")
-        say(
-            f"  memgrid status: {scale['status_cli_s']:.2f} s as a command, {scale['status_query_ms']:.0f} ms of queries"
-        )
-        say(
-            f"  next open grid (threshold order): p50 {scale['queue_p50_ms']:.3f} ms, p95 {scale['queue_p95_ms']:.3f} ms; random order p95 {scale['random_queue_p95_ms']:.1f} ms"
-        )
-        say(
-            f"  label write: p50 {scale['label_p50_ms']:.3f} ms, p95 {scale['label_p95_ms']:.3f} ms"
-        )
-        say(f"  app launch to first grid: {scale['launch_s']:.2f} s")
-        concurrency = measure_concurrency(work / "scale", arguments.annotators, arguments.seconds)
-        say(
-            f"concurrency: {concurrency['annotators']} annotators for {concurrency['seconds']:.0f} s: "
-            f"{concurrency['acknowledged']} labels acknowledged, {concurrency['stored']} stored, "
-            f"{concurrency['acknowledged_not_stored']} lost, {concurrency['locked_errors']} 'database is locked', "
-            f"{concurrency['labelled_twice']} grids labelled twice ({concurrency['labels_per_second']:.0f} labels/s)"
-        )
-        faults = measure_faults(work, arguments.kills, rng)
-        for name, figures in faults.items():
-            say(f"faults: {name}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
+        shared = {}
+        for overlap in (1, 2):
+            shared[overlap] = measure_shared(
+                work, arguments.shared_grids, overlap, arguments.shared_seconds
+            )
+            say(describe_shared(shared[overlap]))
+        if arguments.only_shared:
+            scale = concurrency = faults = {}
+        else:
+            scale, concurrency, faults = measure_the_rest(work, arguments, rng, say)
     say(f"soak finished in {time.perf_counter() - started:.0f} s")
+    # Timings on a shared machine mean little without the load they were taken under.
+    say("load average at the end (1, 5, 15 min): " + ", ".join(f"{x:.1f}" for x in os.getloadavg()))
     if arguments.out:
         arguments.out.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"scale": scale, "concurrency": concurrency, "faults": faults}
+        payload = {"shared": shared, "scale": scale, "concurrency": concurrency, "faults": faults}
         arguments.out.write_text(
             "\n".join(lines) + "\n\n" + json.dumps(payload, indent=2, default=str) + "\n"
         )
+
+
+def measure_the_rest(work: Path, arguments: argparse.Namespace, rng: random.Random, say):
+    """Scale, the plain concurrency run and the faults; returns their figures."""
+    scale = measure_scale(work / "scale", arguments.grids, arguments.seeds)
+    say(
+        f"scale: {arguments.grids:,} grids x {arguments.seeds} seeds = {int(scale['images']):,} images"
+    )
+    say(f"  built in {scale['build_s']:.1f} s; database {scale['db_mb']:.1f} MB")
+    say(
+        f"  memgrid status: {scale['status_cli_s']:.2f} s as a command, {scale['status_query_ms']:.0f} ms of queries"
+    )
+    say(
+        f"  next open grid (threshold order): p50 {scale['queue_p50_ms']:.3f} ms, p95 {scale['queue_p95_ms']:.3f} ms; random order p95 {scale['random_queue_p95_ms']:.1f} ms"
+    )
+    say(f"  label write: p50 {scale['label_p50_ms']:.3f} ms, p95 {scale['label_p95_ms']:.3f} ms")
+    say(f"  app launch to first grid: {scale['launch_s']:.2f} s")
+    concurrency = measure_concurrency(work / "scale", arguments.annotators, arguments.seconds)
+    say(
+        f"concurrency: {concurrency['annotators']} annotators for {concurrency['seconds']:.0f} s: "
+        f"{concurrency['acknowledged']} labels acknowledged, {concurrency['stored']} stored, "
+        f"{concurrency['acknowledged_not_stored']} lost, {concurrency['locked_errors']} 'database is locked', "
+        f"{concurrency['labelled_twice']} grids labelled twice ({concurrency['labels_per_second']:.0f} labels/s)"
+    )
+    faults = measure_faults(work, arguments.kills, rng)
+    for name, figures in faults.items():
+        say(f"faults: {name}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
+    return scale, concurrency, faults
 
 
 if __name__ == "__main__":

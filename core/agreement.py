@@ -118,12 +118,22 @@ def agreed_label(events: Iterable[LabelEvent]) -> AgreedLabel:
 
 
 def grid_state(events: Sequence[LabelEvent]) -> GridState:
-    """Labelled if anyone's vote is labelled, else flagged, else skipped, else never touched.
+    """The first state of STATE_PRECEDENCE that any vote is in, else never touched.
 
-    Adjudications are not votes. The precedence is STATE_PRECEDENCE, which the store's
-    label counts read too, so exports and status agree.
+    A flag counts while it is open: no adjudication on the grid is newer than it (a verdict
+    resolves it). An adjudicated grid is labelled. The store's label counts
+    (`labels.state_counts_where`) follow the same rule, so exports and status agree.
     """
-    states = {event.state for event in events if event.action is not LabelAction.ADJUDICATE}
+    verdicts = [event.id for event in events if event.action is LabelAction.ADJUDICATE]
+    latest_verdict = max(verdicts, default=0)
+    states = {
+        event.state
+        for event in events
+        if event.action is not LabelAction.ADJUDICATE
+        and (event.state is not LabelState.FLAGGED or event.id > latest_verdict)
+    }
+    if verdicts:
+        states.add(LabelState.LABELLED)
     for state in STATE_PRECEDENCE:
         if state in states:
             return GridState(state.value)

@@ -76,3 +76,22 @@ class NotFoundError(MemgridError):
     def __init__(self, record: str, problem: str = "not found") -> None:
         self.record = record
         super().__init__(f"{record}: {problem}")
+
+
+class VoteRefused(MemgridError):
+    """A label, flag or undo would give a grid more votes than the overlap asks for.
+
+    Raised by the store's enforced write (db/overlap.py); nothing was stored.
+    """
+
+    title = "Vote refused"
+
+
+class NotAllowedError(MemgridError):
+    """The project's rules do not let this OS user act as asked (see core.annotators)."""
+
+    title = "Not allowed"
+
+    def __init__(self, subject: str, problem: str) -> None:
+        self.subject = subject
+        super().__init__(f"{subject}: {problem}")

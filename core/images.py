@@ -4,19 +4,35 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import tempfile
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
+from memgrid.core.atomic_files import TEMPORARY_PREFIX, atomic_write, remove_abandoned
 from memgrid.core.errors import InputError
 from memgrid.core.records import GridImage
+from memgrid.core.user_files import open_user_file
 from PIL import Image, UnidentifiedImageError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
-# Decompression bombs are refused by Pillow above this many pixels; generations are far smaller.
-Image.MAX_IMAGE_PIXELS = 64_000_000
+# Pillow tries every plugin it has on any file; only these are read (no EPS, which runs
+# Ghostscript, nor formats nobody generates).
+IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")
+# Refused from the header, before decoding: 8000 x 8000, far above any generation.
+MAX_IMAGE_PIXELS = 64_000_000
+# Refused from the file's size, before reading: the largest allowed image uncompressed at
+# 4 bytes a pixel, plus room for headers and metadata.
+MAX_IMAGE_BYTES = 4 * MAX_IMAGE_PIXELS + 2**20
+# Decoded images are reduced to this longer side: every metric looks at 512 pixels or fewer,
+# so scoring's memory is set by this size, not by the file's.
+WORKING_SIDE = 2048
+# memgrid checks the header itself (`open_image`) with one line of its own; Pillow's check
+# would warn (a multi-line warning) between its limit and twice that, and refuse only above.
+Image.MAX_IMAGE_PIXELS = None
 
 
 @dataclass(frozen=True)
@@ -29,45 +45,74 @@ class CheckedImage:
     height: int
 
 
-def check_image_bytes(data: bytes, source: str | Path) -> CheckedImage:
-    """Decode fully (not only the header) so truncated files are caught at import time."""
+@contextmanager
+def open_image(handle: BinaryIO, source: str | Path) -> Iterator[Image.Image]:
+    """An image of a known format opened from its header, within MAX_IMAGE_PIXELS.
+
+    Errors while the caller decodes it (`load`) are one InputError naming `source` too.
+    """
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            image_format = (image.format or "").lower()
-            image.load()
+        with Image.open(handle, formats=IMAGE_FORMATS) as image:
             width, height = image.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise InputError(
+                    source,
+                    f"{width} x {height} pixels is over the limit of {MAX_IMAGE_PIXELS:,} pixels",
+                )
+            yield image
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise InputError(source, f"not a readable image ({_short(error)})") from None
-    except Image.DecompressionBombError:
-        raise InputError(source, "image too large to decode safely") from None
+
+
+def check_image_bytes(data: bytes, source: str | Path) -> CheckedImage:
+    """Decode fully (not only the header) so truncated files are caught at import time."""
+    with open_image(io.BytesIO(data), source) as image:
+        image_format = (image.format or "").lower()
+        image.load()
+        width, height = image.size
     suffix = {"jpeg": ".jpg", "tiff": ".tif"}.get(image_format, f".{image_format or 'png'}")
     return CheckedImage(data=data, suffix=suffix, width=width, height=height)
 
 
-def read_image_file(path: Path) -> CheckedImage:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(path, "image file not found") from None
-    except OSError as error:
-        raise InputError(path, f"cannot read image ({error.strerror or error})") from None
+def read_image_file(path: Path, *, inside: Path | None = None) -> CheckedImage:
+    """A user's image file, checked whole: a regular file (inside `inside`, links followed),
+    at most MAX_IMAGE_BYTES (refused before reading) and decoding completely."""
+    with open_user_file(
+        path, inside=inside, max_bytes=MAX_IMAGE_BYTES, what="image file"
+    ) as handle:
+        try:
+            data = handle.read()
+        except OSError as error:
+            raise InputError(path, f"cannot read image ({error.strerror or error})") from None
     return check_image_bytes(data, path)
 
 
 def decode_rgb(path: Path) -> Image.Image:
-    """Open an image as RGB, raising InputError naming the file when it is unusable."""
-    try:
-        with Image.open(path) as image:
-            if image.mode == "RGB":
-                image.load()  # already RGB: converting would only copy the pixels
-                return image
-            return image.convert("RGB")
-    except FileNotFoundError:
-        raise InputError(path, "image file not found") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise InputError(path, f"not a readable image ({_short(error)})") from None
-    except Image.DecompressionBombError:
-        raise InputError(path, "image too large to decode safely") from None
+    """An image as RGB at working size (longer side at most WORKING_SIDE), or InputError.
+
+    A larger image is reduced while it is decoded (a JPEG by scaling its DCT, so the full
+    size is never held) or right after, by box averaging; a smaller one is only converted.
+    """
+    with (
+        open_user_file(path, max_bytes=MAX_IMAGE_BYTES, what="image file") as handle,
+        open_image(handle, path) as image,
+    ):
+        factor = _reduction(image.size)
+        if factor > 1:
+            image.draft("RGB", (image.width // factor, image.height // factor))
+        image.load()
+        decoded: Image.Image = image
+        factor = _reduction(decoded.size)
+        if factor > 1 and decoded.mode in ("RGB", "RGBA", "L", "LA"):
+            decoded = decoded.reduce(factor)  # before converting: one full-size copy fewer
+        decoded = decoded.convert("RGB")
+        factor = _reduction(decoded.size)
+        return decoded.reduce(factor) if factor > 1 else decoded
+
+
+def _reduction(size: tuple[int, int]) -> int:
+    """The whole factor that brings the longer side of `size` to WORKING_SIDE or less."""
+    return max(1, math.ceil(max(size) / WORKING_SIDE))
 
 
 def square_pixels(image: Image.Image, size: int) -> np.ndarray:
@@ -99,45 +144,13 @@ def png_bytes(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def process_umask() -> int:
-    """This process's umask, read without changing it where Linux allows (/proc)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    current = os.umask(0o022)  # elsewhere the only way to read it is to set it
-    os.umask(current)
-    return current
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, fsync, then rename: never a partial file.
-
-    mkstemp makes the file private (0600); it gets the mode any new file would (0666 less the
-    umask), so the images of a project shared with a group stay readable to the group.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        os.fchmod(descriptor, 0o666 & ~process_umask())
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 class ImageFolder:
     """Content-addressed image files under a project's `images/`: the name is the sha256."""
 
-    def __init__(self, project_root: Path) -> None:
+    def __init__(self, project_root: Path, *, shared: bool = False) -> None:
         self.project_root = project_root
         self.root = project_root / "images"
+        self.shared = shared  # a project shared with a group: files group-writable
 
     def relative_path(self, sha256: str, suffix: str) -> str:
         return f"images/{sha256[:2]}/{sha256}{suffix}"
@@ -151,7 +164,7 @@ class ImageFolder:
         relative = self.relative_path(sha256, checked.suffix)
         target = self.project_root / relative
         if not target.exists():
-            atomic_write(target, checked.data)
+            atomic_write(target, checked.data, shared=self.shared)
         return GridImage(
             seed=seed,
             path=relative,
@@ -166,13 +179,13 @@ class ImageFolder:
         return self.put(checked, seed)
 
     def remove_temporaries(self) -> int:
-        """Delete temporary files a killed writer left behind; returns how many."""
-        removed = 0
-        if self.root.exists():
-            for leftover in self.root.glob("*/.tmp-*"):
-                leftover.unlink(missing_ok=True)
-                removed += 1
-        return removed
+        """Delete temporary files that killed writers left behind; returns how many.
+
+        Only those whose writer is gone: another process may be importing right now.
+        """
+        if not self.root.exists():
+            return 0
+        return remove_abandoned(list(self.root.glob(f"*/{TEMPORARY_PREFIX}*")))
 
 
 def _short(error: BaseException) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,7 +21,8 @@ from memgrid.core.errors import InputError
 from memgrid.core.generation.settings import MAX_SEED
 from memgrid.core.images import IMAGE_SUFFIXES, CheckedImage, read_image_file
 from memgrid.core.prompt_files import checked_prompt
-from memgrid.core.text_files import parse_json, read_text, resolved_path
+from memgrid.core.text_files import parse_json, read_text
+from memgrid.core.user_files import check_inside, is_inside
 
 MANIFEST_SUFFIXES = (".jsonl", ".csv")
 PROMPT_FILE_NAME = "prompt.txt"
@@ -37,6 +39,7 @@ class PlannedImage:
     seed: int
     path: Path
     origin: str  # where it was named: the file itself or a manifest line
+    root: Path  # the import source's folder: the file, links followed, must stay inside it
 
 
 @dataclass
@@ -66,7 +69,7 @@ def plan_import(source: Path) -> ImportPlan:
     """Find the grids under `source` (a folder or a manifest file) without decoding images."""
     if not source.exists():
         raise InputError(source, "no such file or folder")
-    if source.is_file():
+    if not source.is_dir():  # a manifest; its reader refuses anything but a regular file
         if source.suffix.lower() not in MANIFEST_SUFFIXES:
             raise InputError(source, "a manifest must be .jsonl or .csv")
         return _plan_manifest(source)
@@ -87,15 +90,7 @@ def plan_import(source: Path) -> ImportPlan:
 
 def load_images(grid: PlannedGrid) -> list[tuple[int, CheckedImage]]:
     """Read and fully decode every image of a grid; the first bad one raises InputError."""
-    return [(image.seed, read_image_file(image.path)) for image in grid.images]
-
-
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        resolved_path(path).relative_to(resolved_path(root))
-    except ValueError:
-        return False
-    return True
+    return [(image.seed, read_image_file(image.path, inside=image.root)) for image in grid.images]
 
 
 def _seed_images(folder: Path) -> bool:
@@ -108,18 +103,20 @@ def _seed_images(folder: Path) -> bool:
 
 
 def _plan_folder(folder: Path, source_root: Path) -> PlannedGrid:
+    # Every file read from here on is checked to stay inside `source_root` (links followed):
+    # a prompt.txt or meta.json link could otherwise pull any readable file into the project.
     prompt_path = folder / PROMPT_FILE_NAME
     # The folder's name is the grid's key: importing it again (from wherever) finds it.
     grid = PlannedGrid(prompt=UNKNOWN_PROMPT, origin=str(folder), key=folder.name)
-    if prompt_path.exists():
-        grid.prompt = checked_prompt(read_text(prompt_path), prompt_path)
+    if os.path.lexists(prompt_path):  # a broken link is read, and named as one
+        grid.prompt = checked_prompt(read_text(prompt_path, inside=source_root), prompt_path)
         if not grid.prompt:
             raise InputError(prompt_path, "prompt is empty (leave the file out if it is unknown)")
     else:
         grid.metadata = dict(PROMPT_UNKNOWN_METADATA)
     meta_path = folder / META_FILE_NAME
-    if meta_path.exists():
-        _apply_meta(grid, meta_path)
+    if os.path.lexists(meta_path):
+        _apply_meta(grid, meta_path, source_root)
     seen: dict[int, Path] = {}
     for path in sorted(folder.iterdir()):
         if path.suffix.lower() not in IMAGE_SUFFIXES or path.name.startswith("."):
@@ -127,20 +124,19 @@ def _plan_folder(folder: Path, source_root: Path) -> PlannedGrid:
         match = _SEED_NAME.match(path.stem)
         if match is None:
             raise InputError(path, "image name is not a seed number (expected e.g. 0003.png)")
-        if not _inside(path, source_root):
-            raise InputError(path, f"points outside the import folder {source_root}")
+        check_inside(path, source_root)
         seed = int(match.group(1))
         if seed in seen:
             raise InputError(path, f"seed {seed} appears twice (also {seen[seed].name})")
         seen[seed] = path
-        grid.images.append(PlannedImage(seed=seed, path=path, origin=str(path)))
+        grid.images.append(PlannedImage(seed=seed, path=path, origin=str(path), root=source_root))
     if not grid.images:
         raise InputError(folder, "no images named by seed in this grid folder")
     return grid
 
 
-def _apply_meta(grid: PlannedGrid, meta_path: Path) -> None:
-    meta = parse_json(read_text(meta_path), meta_path)
+def _apply_meta(grid: PlannedGrid, meta_path: Path, source_root: Path) -> None:
+    meta = parse_json(read_text(meta_path, inside=source_root), meta_path)
     if not isinstance(meta, dict):
         raise InputError(meta_path, "must be a JSON object")
     model = meta.get("model", UNKNOWN_MODEL)
@@ -203,7 +199,7 @@ def _plan_manifest(manifest: Path) -> ImportPlan:
                 raise InputError(manifest, 'row has no "path"', location)
             path = Path(raw_path)
             path = path if path.is_absolute() else root / path
-            if not _inside(path, root):
+            if not is_inside(path, root):
                 raise InputError(
                     manifest, f"path {raw_path} is outside the manifest's folder {root}", location
                 )
@@ -230,6 +226,8 @@ def _plan_manifest(manifest: Path) -> ImportPlan:
             errors.append(InputError(manifest, f"seed {seed} of this grid appears twice", location))
             bad_keys.add(key)
             continue
-        grid.images.append(PlannedImage(seed=seed, path=path, origin=f"{manifest}:{location}"))
+        grid.images.append(
+            PlannedImage(seed=seed, path=path, origin=f"{manifest}:{location}", root=root)
+        )
     good = [grid for key, grid in grids.items() if key not in bad_keys]
     return ImportPlan(grids=good, errors=errors)

@@ -176,6 +176,8 @@ class LabelEvent:
     proposal_category: Category | None = None
     session: str = ""
     created_at: float = 0.0
+    os_user: str = ""  # the OS account that wrote it (core.annotators.OsIdentity)
+    ssh_client: str = ""  # that process's SSH client address, if it ran over SSH
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,9 @@ class LabelState(StrEnum):
 
 
 # A grid's state over several annotators' votes: the first state here that any vote is in.
-STATE_PRECEDENCE = (LabelState.LABELLED, LabelState.FLAGGED, LabelState.SKIPPED)
+# An open flag comes first: it stays on the grid, whoever labels it, until a verdict
+# (an adjudication newer than the flag) resolves it (core.agreement.grid_state).
+STATE_PRECEDENCE = (LabelState.FLAGGED, LabelState.LABELLED, LabelState.SKIPPED)
 
 
 class LabelAction(StrEnum):
@@ -70,6 +72,8 @@ class LabelAction(StrEnum):
 
     An annotator's **vote** on a grid is their latest `label`, `skip` or `flag` that still
     counts; an `adjudicate` event is never a vote, and an `undo` cancels the event it names.
+    A `draft` holds the note and features typed before the grid's label (never a vote): the
+    next label or flag takes them over.
     """
 
     LABEL = "label"
@@ -77,6 +81,7 @@ class LabelAction(StrEnum):
     FLAG = "flag"
     ADJUDICATE = "adjudicate"
     UNDO = "undo"
+    DRAFT = "draft"
 
 
 class Webster(StrEnum):

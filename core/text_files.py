@@ -9,22 +9,23 @@ from pathlib import Path
 from typing import Any
 
 from memgrid.core.errors import InputError
+from memgrid.core.user_files import read_user_bytes
 
 # Deeper JSON or TOML is refused: storing and reading it back would exhaust Python's stack,
 # and no real manifest, metadata or threshold file nests more than a few levels.
 MAX_NESTING = 64
 
 
-def read_text(path: Path) -> str:
-    """Read a user's text file as UTF-8 (BOM allowed), naming the file on failure."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(path, "file not found") from None
-    except IsADirectoryError:
-        raise InputError(path, "is a folder, not a file") from None
-    except OSError as error:
-        raise InputError(path, f"cannot read ({error.strerror or error})") from None
+def read_text(path: Path, *, inside: Path | None = None) -> str:
+    """Read a user's text file as UTF-8 (BOM allowed), naming the file on failure.
+
+    Only a regular file is read; with `inside`, it must lie in that folder, links followed.
+    """
+    return decode_text(read_user_bytes(path, inside=inside), path)
+
+
+def decode_text(data: bytes, path: Path) -> str:
+    """`data` read from `path` as UTF-8 (BOM allowed); bad bytes are named by line."""
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -32,14 +33,6 @@ def read_text(path: Path) -> str:
         raise InputError(
             path, f"not UTF-8 text (byte 0x{data[error.start]:02x})", f"line {line}"
         ) from None
-
-
-def resolved_path(path: Path) -> Path:
-    """`path` made absolute with links followed; a link loop is an InputError naming it."""
-    try:
-        return path.resolve()
-    except (RuntimeError, OSError):  # Python before 3.13 raises RuntimeError on a loop
-        raise InputError(path, "symbolic link loop (or a link that cannot be followed)") from None
 
 
 def parse_json(text: str, source: str | Path, location: str | None = None) -> Any:

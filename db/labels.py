@@ -13,7 +13,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from memgrid.core.errors import NotFoundError
+from memgrid.core.annotators import Role, role_for
+from memgrid.core.errors import NotFoundError, VoteRefused
 from memgrid.core.records import LabelEvent
 from memgrid.core.taxonomy import (
     STATE_PRECEDENCE,
@@ -23,6 +24,7 @@ from memgrid.core.taxonomy import (
     LabelState,
     Webster,
 )
+from memgrid.db.overlap import NEEDS_VOTES, OverlapRule
 from memgrid.db.rows import EVENT_COLUMNS, Noun, label_event_record, placeholders
 
 
@@ -44,30 +46,102 @@ class Labels(Noun):
         proposal_shown: bool = True,
         proposal_category: Category | None = None,
         session: str = "",
+        rule: OverlapRule | None = None,
     ) -> LabelEvent:
-        """Append one event and commit it at once: a label is durable when this returns."""
+        """Append one event and commit it at once: a label is durable when this returns.
+
+        With a `rule`, the event is stored only if it adds no vote the grid does not need
+        under the overlap (db/overlap.py), checked in the same transaction as the write;
+        otherwise VoteRefused is raised and nothing is stored.
+
+        The event records the OS account and SSH client of this process; the project's
+        `[annotators]` table, when it has one, must let that account act as `annotator`
+        in the role the action needs (an undo: the role of the event it undoes).
+        """
+        identity = self.store.identity
+        row = (
+            grid_id,
+            annotator,
+            action.value,
+            state.value if state else None,
+            category.value if category else None,
+            json.dumps([f.to_dict() for f in features]),
+            note,
+            webster.value if webster else None,
+            undoes,
+            int(proposal_shown),
+            proposal_category.value if proposal_category else None,
+            session,
+            time.time(),
+            identity.user,
+            identity.ssh_client,
+        )
+        enforced = rule is not None and action is not LabelAction.ADJUDICATE
+        with self.store.atomic(immediate=enforced):
+            undone_action = None
+            if action is LabelAction.UNDO and undoes is not None:
+                undone_action = self.get(undoes).action
+            self.authorize(annotator, role_for(undone_action or action))
+            if rule is None or not enforced:
+                return self.get(self._insert(row))
+            had_vote = self._has_done_vote(grid_id, annotator)
+            needed = had_vote or self._needs_votes(grid_id, annotator, rule)
+            event_id = self._insert(row)
+            if not needed and self._has_done_vote(grid_id, annotator):
+                raise VoteRefused(self._refusal(grid_id, annotator, rule))
+        return self.get(event_id)
+
+    def _insert(self, row: tuple[Any, ...]) -> int:
         cursor = self.store.write(
             """INSERT INTO label_events (grid_id, annotator, action, state, category,
                 features, note, webster, undoes, proposal_shown, proposal_category,
-                session, created_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            (
-                grid_id,
-                annotator,
-                action.value,
-                state.value if state else None,
-                category.value if category else None,
-                json.dumps([f.to_dict() for f in features]),
-                note,
-                webster.value if webster else None,
-                undoes,
-                int(proposal_shown),
-                proposal_category.value if proposal_category else None,
-                session,
-                time.time(),
-            ),
+                session, created_at, os_user, ssh_client)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            row,
         )
-        return self.get(int(cursor.lastrowid or 0))
+        return int(cursor.lastrowid or 0)
+
+    def _has_done_vote(self, grid_id: int, annotator: str) -> bool:
+        done = [state.value for state in LabelState if state.done]
+        row = self.store.row(
+            f"""SELECT 1 FROM votes WHERE grid_id = ? AND annotator = ?
+            AND state IN ({placeholders(done)})""",
+            [grid_id, annotator, *done],
+        )
+        return row is not None
+
+    def _needs_votes(self, grid_id: int, annotator: str, rule: OverlapRule) -> bool:
+        row = self.store.row(
+            f"SELECT {NEEDS_VOTES.format(grid=':grid')}", rule.params(annotator, grid_id)
+        )
+        return bool(row and row[0])
+
+    def _refusal(self, grid_id: int, annotator: str, rule: OverlapRule) -> str:
+        """Why the grid takes no vote from this annotator, in one line."""
+        holder = self.store.row(
+            "SELECT annotator FROM leases WHERE grid_id = ? AND annotator != ? AND expires_at > ?",
+            (grid_id, annotator, rule.now),
+        )
+        if holder is not None:
+            return f"{holder[0]} holds grid {grid_id} now"
+        done = [state.value for state in LabelState if state.done]
+        voters = [
+            row[0]
+            for row in self.store.rows(
+                f"""SELECT annotator FROM votes WHERE grid_id = ? AND annotator != ?
+                AND state IN ({placeholders(done)}) ORDER BY id""",
+                [grid_id, annotator, *done],
+            )
+        ]
+        plural = "vote" if rule.overlap == 1 else "votes"
+        return (
+            f"grid {grid_id} already has the {rule.overlap} {plural} it needs ({', '.join(voters)})"
+        )
+
+    def authorize(self, annotator: str, role: Role = Role.ANNOTATOR) -> None:
+        """Refuse (NotAllowedError) unless this process's account may act as `annotator`."""
+        if self.store.annotators is not None:
+            self.store.annotators.check(annotator, self.store.identity, role)
 
     def label(self, grid_id: int, annotator: str, category: Category, **details: Any) -> LabelEvent:
         return self.append(
@@ -109,18 +183,51 @@ class Labels(Noun):
             **details,
         )
 
-    def undo_last(self, annotator: str, session: str | None = None) -> LabelEvent | None:
-        """Undo the annotator's latest event that still counts; returns the undone event."""
+    def draft(
+        self,
+        grid_id: int,
+        annotator: str,
+        *,
+        note: str = "",
+        features: Sequence[Feature] = (),
+        session: str = "",
+    ) -> LabelEvent:
+        """Record what is drafted for a grid's label so far (the whole draft, not a change)."""
+        return self.append(
+            grid_id, annotator, LabelAction.DRAFT, note=note, features=features, session=session
+        )
+
+    def undo_last(
+        self,
+        annotator: str,
+        session: str | None = None,
+        *,
+        rule: OverlapRule | None = None,
+        recorded_session: str = "",
+    ) -> LabelEvent | None:
+        """Undo the annotator's latest event that still counts; returns the undone event.
+
+        `session` limits it to one session's events; the undo is recorded under
+        `recorded_session` (default: `session`). With a `rule`, an undo that would bring
+        back a vote the grid no longer needs is refused (VoteRefused).
+        """
         sql = "SELECT id, grid_id FROM effective_label_events WHERE annotator = ?"
         params: list[Any] = [annotator]
         if session is not None:
             sql += " AND session = ?"
             params.append(session)
-        with self.store.atomic():
+        with self.store.atomic(immediate=rule is not None):
             row = self.store.row(sql + " ORDER BY id DESC LIMIT 1", params)
             if row is None:
                 return None
-            self.append(row[1], annotator, LabelAction.UNDO, undoes=row[0], session=session or "")
+            self.append(
+                row[1],
+                annotator,
+                LabelAction.UNDO,
+                undoes=row[0],
+                session=recorded_session or session or "",
+                rule=rule,
+            )
         return self.get(row[0])
 
     # ---- reading ------------------------------------------------------------------------
@@ -136,6 +243,19 @@ class Labels(Noun):
         return self._events(
             f"SELECT {EVENT_COLUMNS} FROM label_events WHERE grid_id = ? ORDER BY id", [grid_id]
         )
+
+    def draft_where(self, *, grid_id: int, annotator: str) -> LabelEvent | None:
+        """The annotator's draft on the grid that no later label or flag has taken over."""
+        rows = self.store.rows(
+            f"""SELECT {EVENT_COLUMNS} FROM effective_label_events d
+            WHERE d.grid_id = ? AND d.annotator = ? AND d.action = 'draft'
+              AND NOT EXISTS (SELECT 1 FROM effective_label_events later
+                  WHERE later.grid_id = d.grid_id AND later.annotator = d.annotator
+                    AND later.id > d.id AND later.action IN ('label', 'flag'))
+            ORDER BY d.id DESC LIMIT 1""",
+            (grid_id, annotator),
+        )
+        return label_event_record(rows[0]) if rows else None
 
     def votes_where(
         self,
@@ -195,13 +315,26 @@ class Labels(Noun):
                 (annotator,),
             )
         else:
+            # core.agreement.grid_state in SQL: a flag counts while no verdict is newer.
+            tests = {
+                LabelState.FLAGGED: "total(v.state = 'flagged' AND v.id > coalesce(a.latest, 0))",
+                LabelState.LABELLED: "total(v.state = 'labelled') + (a.latest IS NOT NULL)",
+                LabelState.SKIPPED: "total(v.state = 'skipped')",
+            }
             first_state = " ".join(
-                f"WHEN sum(state = '{state.value}') > 0 THEN '{state.value}'"
-                for state in STATE_PRECEDENCE
+                f"WHEN {tests[state]} > 0 THEN '{state.value}'" for state in STATE_PRECEDENCE
             )
             rows = self.store.rows(
                 f"""SELECT grid_state, count(*) FROM (
-                    SELECT CASE {first_state} END AS grid_state FROM votes GROUP BY grid_id
+                    SELECT CASE {first_state} END AS grid_state
+                    FROM votes v LEFT JOIN (
+                        SELECT grid_id, max(id) AS latest FROM adjudications GROUP BY grid_id
+                    ) a ON a.grid_id = v.grid_id
+                    GROUP BY v.grid_id
+                    UNION ALL  -- a verdict on a grid nobody voted on: labelled
+                    SELECT 'labelled' FROM adjudications d
+                    WHERE NOT EXISTS (SELECT 1 FROM votes w WHERE w.grid_id = d.grid_id)
+                    GROUP BY d.grid_id
                 ) GROUP BY grid_state"""
             )
         for state, count in rows:
@@ -248,6 +381,17 @@ class Labels(Noun):
         for event in events:
             grouped.setdefault(event.grid_id, []).append(event)
         return grouped
+
+    def skips_unfollowed_all(self) -> list[LabelEvent]:
+        """Skip votes on grids nobody has labelled or flagged since and no verdict settles:
+        the skips a reviewer looks at."""
+        return self._events(
+            f"""SELECT {EVENT_COLUMNS} FROM votes v WHERE v.state = 'skipped'
+              AND coalesce((SELECT done FROM grid_progress p WHERE p.grid_id = v.grid_id), 0) = 0
+              AND NOT EXISTS (SELECT 1 FROM adjudications a WHERE a.grid_id = v.grid_id)
+            ORDER BY v.grid_id, v.id""",
+            [],
+        )
 
     def vote_patterns_all(self) -> tuple[list[tuple[LabelEvent, ...]], dict[int, int]]:
         """Every labelled grid's votes and verdicts (as `current_where`), grouped by what they say.

@@ -293,4 +293,44 @@ def m005_grid_origin(db: Database) -> None:
         )
 
 
+@migrations()
+def m006_draft_events(db: Database) -> None:
+    # A note or feature typed before a grid's label is an event too (action 'draft'),
+    # committed when entered so that quitting or a dropped connection loses nothing, and
+    # undone like any other. A draft is never a vote: the votes view leaves it out, as it
+    # leaves out adjudications (grid_progress's trigger reads votes, so it follows).
+    db.execute("DROP VIEW votes")
+    db.execute(
+        """CREATE VIEW votes AS
+        SELECT e.* FROM effective_label_events e
+        WHERE e.action NOT IN ('adjudicate', 'draft') AND NOT EXISTS (
+            SELECT 1 FROM effective_label_events later
+            WHERE later.grid_id = e.grid_id AND later.annotator = e.annotator
+              AND later.id > e.id AND later.action NOT IN ('adjudicate', 'draft')
+        )"""
+    )
+
+
+@migrations()
+def m007_no_replacing_label_events(db: Database) -> None:
+    # INSERT OR REPLACE deletes the row it collides with without firing the delete trigger
+    # (SQLite's recursive_triggers is off by default): refuse an insert of an existing id.
+    # This step and the next may run again harmlessly (IF NOT EXISTS, only missing columns).
+    db.execute(
+        """CREATE TRIGGER IF NOT EXISTS label_events_no_replace BEFORE INSERT ON label_events
+        WHEN EXISTS (SELECT 1 FROM label_events WHERE id = NEW.id)
+        BEGIN SELECT RAISE(ABORT, 'label history is append-only'); END"""
+    )
+
+
+@migrations()
+def m008_label_event_accounts(db: Database) -> None:
+    # docs/design.md, "Who labelled": the OS account and SSH client of the process that wrote
+    # each event, beside the name it labelled as; '' for events stored before this.
+    present = db["label_events"].columns_dict
+    for column in ("os_user", "ssh_client"):
+        if column not in present:
+            db.execute(f"ALTER TABLE label_events ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
+
+
 SCHEMA_VERSION = len(migrations._migrations)

@@ -2,8 +2,9 @@
 
 docs/design.md, "The label model": a grid is open to an annotator while fewer than
 `overlap` annotators' votes on it are done (labelled or flagged), the annotator has no
-vote on it, and nobody else holds an unexpired lease on it. `_OPEN_TO_ANNOTATOR` is that
-rule, the one place it is written: the queue walks by it and rechecks a grid by it.
+vote on it, and nobody else holds an unexpired lease on it. That rule is written once, in
+db/overlap.py, where the store's write enforces it too: the queue walks by it and rechecks
+a grid by it.
 """
 
 from __future__ import annotations
@@ -15,16 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from memgrid.core.records import QueueOrder
 from memgrid.core.taxonomy import LabelState
+from memgrid.db.overlap import NEEDS_VOTES, OPEN_TO_ANNOTATOR
 from memgrid.db.proposals import ACTIVE_SET_OF_GRID
 
 if TYPE_CHECKING:
     from memgrid.db.store import Store
-
-# `{grid}` is the grid id's column; :annotator, :overlap and :now are bound.
-_OPEN_TO_ANNOTATOR = """coalesce((SELECT done FROM grid_progress WHERE grid_id = {grid}), 0) < :overlap
-    AND NOT EXISTS (SELECT 1 FROM votes v WHERE v.grid_id = {grid} AND v.annotator = :annotator)
-    AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.grid_id = {grid}
-                    AND l.annotator != :annotator AND l.expires_at > :now)"""
 
 # Open grid ids fetched per query when reading ahead, in multiples of the grids read ahead:
 # the queue query is the costly part on large projects.
@@ -95,7 +91,8 @@ class AnnotationQueue:
         for grid_id in (vote.grid_id for vote in skipped):
             if self.only and grid_id not in self.only:
                 continue
-            if grid_id != current and self.claim(grid_id):
+            # A skipped grid others have given its votes since is done: it stays away.
+            if grid_id != current and self.needs_votes(grid_id) and self.claim(grid_id):
                 return grid_id
         return None
 
@@ -124,7 +121,7 @@ class AnnotationQueue:
         order_sql, join_sql = _order_clause(self.order, self.random_seed)
         rows = self.store.rows(
             f"""SELECT g.id FROM grids g {join_sql}
-            WHERE g.id NOT IN ({excluded}) AND {_OPEN_TO_ANNOTATOR.format(grid="g.id")}
+            WHERE g.id NOT IN ({excluded}) AND {OPEN_TO_ANNOTATOR.format(grid="g.id")}
             ORDER BY {order_sql} LIMIT :limit""",
             params,
         )
@@ -135,9 +132,35 @@ class AnnotationQueue:
         if self.only:
             return True  # a listed grid is shown even when done: it is there to be looked at
         row = self.store.row(
-            f"SELECT {_OPEN_TO_ANNOTATOR.format(grid=':grid')}", self._params(grid=grid_id)
+            f"SELECT {OPEN_TO_ANNOTATOR.format(grid=':grid')}", self._params(grid=grid_id)
         )
         return bool(row[0])
+
+    def needs_votes(self, grid_id: int) -> bool:
+        """Whether the grid still takes a vote from this annotator under the overlap."""
+        row = self.store.row(
+            f"SELECT {NEEDS_VOTES.format(grid=':grid')}", self._params(grid=grid_id)
+        )
+        return bool(row[0])
+
+    def grids_with_all_votes(self) -> int:
+        """Grids with every vote the overlap asks for (the project's progress)."""
+        row = self.store.row("SELECT count(*) FROM grid_progress WHERE done >= ?", (self.overlap,))
+        return int(row[0])
+
+    def held_by_others(self) -> tuple[int, float | None]:
+        """Grids that need this annotator's vote but another's lease holds, and when the
+        first of those leases runs out."""
+        row = self.store.row(
+            """SELECT count(*), min(l.expires_at) FROM leases l
+            WHERE l.annotator != :annotator AND l.expires_at > :now
+              AND coalesce((SELECT done FROM grid_progress p WHERE p.grid_id = l.grid_id), 0)
+                  < :overlap
+              AND NOT EXISTS (SELECT 1 FROM votes v WHERE v.grid_id = l.grid_id
+                              AND v.annotator = :annotator)""",
+            self._params(),
+        )
+        return int(row[0]), row[1]
 
     # ---- leases ---------------------------------------------------------------------
 
@@ -191,7 +214,7 @@ class AnnotationQueue:
         keyed = self.store.rows(
             f"""SELECT p.grid_id FROM proposals p
             WHERE p.threshold_set_id = :set AND p.{key} IS NOT NULL
-              AND p.grid_id NOT IN ({excluded}) AND {_OPEN_TO_ANNOTATOR.format(grid="p.grid_id")}
+              AND p.grid_id NOT IN ({excluded}) AND {OPEN_TO_ANNOTATOR.format(grid="p.grid_id")}
             ORDER BY {index_order}, p.grid_id LIMIT :limit""",
             params,
         )
@@ -201,7 +224,7 @@ class AnnotationQueue:
                 f"""SELECT g.id FROM grids g
                 WHERE NOT EXISTS (SELECT 1 FROM proposals p WHERE p.grid_id = g.id
                                   AND p.threshold_set_id = :set AND p.{key} IS NOT NULL)
-                  AND g.id NOT IN ({excluded}) AND {_OPEN_TO_ANNOTATOR.format(grid="g.id")}
+                  AND g.id NOT IN ({excluded}) AND {OPEN_TO_ANNOTATOR.format(grid="g.id")}
                 ORDER BY g.id LIMIT :limit""",
                 {**params, "limit": params["limit"] - len(found)},
             )

@@ -66,7 +66,7 @@ SCORE_COLUMNS = 'grid_id, metric, params, version, "values", heatmap, available,
 THRESHOLD_COLUMNS = 'id, name, version, "values", model, notes, active'
 PROPOSAL_COLUMNS = "grid_id, threshold_set_id, category, features, reasons, webster, score, margin"
 EVENT_COLUMNS = """id, grid_id, annotator, action, state, category, features, note, webster,
-    undoes, proposal_shown, proposal_category, session, created_at"""
+    undoes, proposal_shown, proposal_category, session, created_at, os_user, ssh_client"""
 RUN_COLUMNS = """id, created_at, threshold_set_id, fitted_threshold_set_id, label_count,
     objective, thresholds, metrics, accepted"""
 
@@ -140,6 +140,8 @@ def label_event_record(row: Sequence[Any]) -> LabelEvent:
         proposal_category=Category(row[11]) if row[11] else None,
         session=row[12],
         created_at=row[13],
+        os_user=row[14],
+        ssh_client=row[15],
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import uuid
@@ -10,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from memgrid.core.annotators import AnnotatorTable, OsIdentity
+from memgrid.core.atomic_files import process_umask
 from memgrid.core.errors import DatabaseError, ProjectError, SchemaError
 from memgrid.db.entities import Entities
 from memgrid.db.grids import Grids
@@ -25,9 +28,43 @@ from memgrid.db.thresholds import ThresholdSets
 from sqlite_utils import Database
 
 DATABASE_NAME = "memgrid.db"
+# Every memgrid database has it from its first migration on; a database without it (and
+# with tables) belongs to something else.
+MEMGRID_MARKER_TABLE = "project_meta"
 BUSY_TIMEOUT_SECONDS = 30.0
 # WAL needs shared memory that network filesystems do not provide reliably.
 NETWORK_FILESYSTEMS = {"nfs", "nfs4", "cifs", "smbfs", "smb3", "fuse.sshfs", "9p", "afs", "ceph"}
+
+
+def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
+    """A connection to `path`: read-write, or read-only when its folder is not writable.
+
+    Read-only: with a -wal file present, SQLite reads it through the -shm (`mode=ro`); with
+    none, nobody can be writing (a writer needs the folder to make one), so the file is
+    read as `immutable`, which needs no -shm either.
+    """
+    if read_only:
+        wal = path.with_name(path.name + "-wal").exists()
+        uri = f"{path.resolve().as_uri()}?{'mode=ro' if wal else 'immutable=1'}"
+        connection = sqlite3.connect(
+            uri, uri=True, timeout=BUSY_TIMEOUT_SECONDS, check_same_thread=False
+        )
+        connection.execute("PRAGMA query_only = ON")
+        return connection
+    connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, check_same_thread=False)
+    connection.execute("PRAGMA foreign_keys = ON")
+    return connection
+
+
+def _give_umask_mode(path: Path) -> None:
+    """A new database gets the mode any new file would (0666 less the umask), as do its
+    -wal and -shm: SQLite makes them 0644 whatever the umask, which shuts out a group the
+    umask (002) lets in. SQLite gives later -wal and -shm files the database's mode."""
+    mode = 0o666 & ~process_umask()
+    for suffix in ("", "-wal", "-shm"):
+        sibling = path.with_name(path.name + suffix)
+        if sibling.exists():
+            os.chmod(sibling, mode)
 
 
 def describe_database_error(error: sqlite3.Error) -> str:
@@ -35,6 +72,11 @@ def describe_database_error(error: sqlite3.Error) -> str:
     text = str(error)
     if "full" in text:
         return f"database: {text}; the last write was rolled back, everything saved before it is intact"
+    if "readonly" in text:
+        return (
+            f"database: {text}; you may read this project but not change it "
+            "(`memgrid doctor` shows why)"
+        )
     if "locked" in text or "busy" in text:
         return f"database: {text}; another memgrid process held it too long, try again"
     if "decode" in text:
@@ -86,9 +128,19 @@ class Store:
     for the person's data.
     """
 
-    def __init__(self, db: Database, path: Path | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        path: Path | None = None,
+        *,
+        identity: OsIdentity | None = None,
+        annotators: AnnotatorTable | None = None,
+    ) -> None:
         self.db = db
         self.path = path
+        self.read_only = False
+        self.identity = identity or OsIdentity.of_this_process()
+        self.annotators = annotators
         self._lock = threading.RLock()
         self.prompts = Prompts(self)
         self.grids = Grids(self)
@@ -103,28 +155,59 @@ class Store:
     # ---- opening -------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: Path, *, create: bool = False) -> Store:
-        """Open (and migrate) the database at `path`; refuse one of a newer schema."""
-        if not path.exists() and not create:
+    def open(
+        cls,
+        path: Path,
+        *,
+        create: bool = False,
+        identity: OsIdentity | None = None,
+        annotators: AnnotatorTable | None = None,
+    ) -> Store:
+        """Open (and migrate) the memgrid database at `path`; refuse anything else.
+
+        Refused with one line: a missing file (unless `create`), an empty one, a file SQLite
+        cannot read, an SQLite database of something else, one of a newer schema. A
+        database in a folder this process cannot write is opened read-only (nothing
+        migrated, no journal set up): status, show and export work, writes are refused.
+        `identity` (default: this process's account) is stored with every label event;
+        `annotators`, the project's table, is enforced on every one.
+        """
+        exists = path.exists()
+        if not exists and not create:
             raise ProjectError(f"{path}: no memgrid database here (run `memgrid init`)")
-        try:
-            connection = sqlite3.connect(
-                path, timeout=BUSY_TIMEOUT_SECONDS, check_same_thread=False
+        if exists and path.is_file() and path.stat().st_size == 0:
+            raise ProjectError(
+                f"{path}: an empty file (0 bytes), not a memgrid database; if no project was "
+                "lost, delete it and run `memgrid init`"
             )
-            connection.execute("PRAGMA foreign_keys = ON")
-            store = cls(Database(connection), path)
+        read_only = exists and not os.access(path.parent, os.W_OK)
+        store = None
+        try:
+            connection = Database(_connect(path, read_only))
+            store = cls(connection, path, identity=identity, annotators=annotators)
+            store.read_only = read_only
+            store._refuse_foreign(create)
             store._check_schema_version()
-            store._choose_journal_mode()
+            if not read_only:
+                store._choose_journal_mode()
             store._migrate()
+            if not exists:
+                _give_umask_mode(path)
         except (sqlite3.DatabaseError, DatabaseError) as error:
             # The store's own reads arrive as DatabaseError, raw SQLite's from connect().
+            if store is not None:
+                store.close()
             cause = error.__cause__ if isinstance(error, DatabaseError) else error
             raise ProjectError(f"{path}: not a usable SQLite database ({cause})") from None
+        except ProjectError:
+            if store is not None:
+                store.close()
+            raise
         return store
 
     @classmethod
-    def memory(cls) -> Store:
-        store = cls(Database(memory=True))
+    def memory(cls, identity: OsIdentity | None = None) -> Store:
+        store = cls(Database(memory=True), identity=identity)
         store._migrate()
         return store
 
@@ -155,7 +238,37 @@ class Store:
         # (WAL's NORMAL would give back the last commits); an fsync per label is cheap.
         self.db.execute("PRAGMA synchronous = FULL")
 
+    def _refuse_foreign(self, create: bool) -> None:
+        """Refuse an SQLite database that is not memgrid's, rather than add tables to it."""
+        tables = [
+            row[0]
+            for row in self.rows(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            )
+        ]
+        if MEMGRID_MARKER_TABLE in tables or (create and not tables):
+            return
+        if not tables:
+            raise ProjectError(
+                f"{self.path}: an SQLite database with no tables, not a memgrid project; "
+                "run `memgrid init` to make one"
+            )
+        shown = ", ".join(tables[:5]) + (f" and {len(tables) - 5} more" if len(tables) > 5 else "")
+        raise ProjectError(
+            f"{self.path}: an SQLite database of something else (tables {shown}), not "
+            "memgrid's; memgrid leaves it as it is"
+        )
+
     def _migrate(self) -> None:
+        if self.read_only:
+            if migrations.pending(self.db):
+                raise ProjectError(
+                    f"{self.path}: read-only here, and its schema (version {self.schema_version}) "
+                    f"needs migrating to version {SCHEMA_VERSION}: open it once as someone who "
+                    "can write the project folder"
+                )
+            return
         if migrations.pending(self.db):
             migrations.apply(self.db)
             self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -198,14 +311,26 @@ class Store:
             self.db.conn.executemany(sql, rows)
 
     @contextmanager
-    def atomic(self) -> Iterator[None]:
+    def atomic(self, *, immediate: bool = False) -> Iterator[None]:
         """One transaction: all of the writes inside, or none (nested blocks are savepoints).
 
         Other threads wait for it to end: another thread's statement would otherwise run
-        inside this transaction, and be committed or rolled back with it.
+        inside this transaction, and be committed or rolled back with it. `immediate` takes
+        the write lock at the start, so what the block reads cannot change before it writes,
+        even from another process (the overlap check, db/overlap.py).
         """
-        with self._guarded(), self.db.atomic():
-            yield
+        with self._guarded():
+            if not immediate or self.db.conn.in_transaction:
+                with self.db.atomic():
+                    yield
+                return
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self.db.conn.rollback()
+                raise
+            self.db.execute("COMMIT")
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 
+from memgrid.tui.app.screens.adjudicate import AdjudicationScreen
 from memgrid.tui.app.screens.annotate import AnnotateScreen
 from textual.pilot import Pilot
 from textual.widgets import Static
@@ -49,3 +50,23 @@ def current_grid(pilot: Pilot[None]) -> int | None:
     screen = annotate_screen(pilot)
     assert screen is not None
     return None if screen.view is None else screen.view.grid_id
+
+
+async def reopen(pilot: Pilot[None], grid_id: int) -> AnnotateScreen:
+    """Show an earlier grid on the annotate screen, as `r` does, and wait until it is drawn."""
+    screen = annotate_screen(pilot)
+    assert screen is not None
+    session = screen.session
+    screen.submit("reopen", lambda: session.reopen(grid_id))
+    await settle(pilot)
+    return screen
+
+
+async def open_review(pilot: Pilot[None]) -> AdjudicationScreen:
+    """Open the review queue (`A`) once the app has settled, and wait until it is listed."""
+    await settle(pilot)
+    await press(pilot, "A")
+    await settle(pilot)
+    screen = pilot.app.screen
+    assert isinstance(screen, AdjudicationScreen)
+    return screen

@@ -7,6 +7,7 @@ from unittest.mock import MagicMock
 
 import memgrid.tui.app
 import pytest
+from memgrid.core.annotators import OsIdentity
 from memgrid.tui.app.config import AppSettings
 from memgrid.tui.cli import app as cli
 from typer.testing import CliRunner
@@ -53,7 +54,7 @@ def test_options_reach_the_app_settings(
             "random",
             "--seed",
             "7",
-            "--blind",
+            "--show-others",
             "--overlap",
             "2",
             "--image-protocol",
@@ -63,7 +64,7 @@ def test_options_reach_the_app_settings(
     assert result.exit_code == 0, result.output
     settings = settings_passed(fake_make_app)
     assert (settings.annotator, settings.order, settings.random_seed) == ("zoe", "random", 7)
-    assert (settings.hide_others, settings.overlap, settings.image_protocol) == (
+    assert (settings.show_others, settings.overlap, settings.image_protocol) == (
         True,
         2,
         "halfcell",
@@ -147,3 +148,54 @@ def test_demo_opens_the_app_unless_told_not_to(
     result = runner.invoke(cli, ["demo", "--project", str(demo_project_dir), "--no-open"])
     assert result.exit_code == 0, result.output
     assert fake_make_app.call_count == 1
+
+
+def bind_annotators(project_dir: Path, table: str) -> Path:
+    config = project_dir / "memgrid.toml"
+    config.write_text(f"[annotators]\n{table}\n")
+    config.chmod(0o644)
+    return config
+
+
+def test_the_annotators_table_names_who_labels_and_refuses_others(
+    demo_project_dir: Path, runner: CliRunner, fake_make_app: MagicMock
+) -> None:
+    me = OsIdentity.of_this_process()
+    bind_annotators(
+        demo_project_dir, f'zoe = {{ users = ["{me.user}"] }}\nyan = {{ users = ["x"] }}'
+    )
+    default = runner.invoke(cli, ["annotate", "-p", str(demo_project_dir)])
+    assert default.exit_code == 0, default.output
+    assert settings_passed(fake_make_app).annotator == "zoe"
+    fake_make_app.reset_mock()
+    for name, problem in (
+        ("mallory", "not in the [annotators] table of"),
+        ("yan", f"OS user {me.user} may not label as yan"),
+    ):
+        refused = runner.invoke(cli, ["annotate", "-p", str(demo_project_dir), "-a", name])
+        assert refused.exit_code == 1
+        assert refused.stderr.startswith(f"memgrid: error: --annotator {name}: {problem}")
+        assert len(refused.stderr.strip().splitlines()) == 1
+    fake_make_app.assert_not_called()
+
+
+def test_an_annotators_table_anyone_could_have_written_is_refused(
+    demo_project_dir: Path, runner: CliRunner, fake_make_app: MagicMock
+) -> None:
+    config = bind_annotators(demo_project_dir, 'zoe = { users = ["zoe"] }')
+    config.chmod(0o666)
+    result = runner.invoke(cli, ["status", "-p", str(demo_project_dir)])
+    assert result.exit_code == 1
+    assert f"{config}: holds [annotators] but is writable by others (-rw-rw-rw-)" in result.stderr
+
+
+def test_an_annotators_table_outside_the_project_is_refused(
+    demo_project_dir: Path, runner: CliRunner, fake_make_app: MagicMock, tmp_path: Path
+) -> None:
+    user_config = tmp_path / "xdg-config" / "memgrid" / "memgrid.toml"
+    user_config.parent.mkdir(parents=True)
+    user_config.write_text('[annotators]\nzoe = { users = ["zoe"] }\n')
+    result = runner.invoke(cli, ["annotate", "-p", str(demo_project_dir), "-a", "zoe"])
+    assert result.exit_code == 1
+    assert "[annotators] is read only from a project's memgrid.toml" in result.stderr
+    fake_make_app.assert_not_called()

@@ -17,7 +17,12 @@ from memgrid.core.taxonomy import Category, Webster
 from memgrid.core.thresholds import Thresholds, v0_values
 from memgrid.tui.app.screens.calibration import CalibrationScreen
 from memgrid.tui.cli import app
-from memgrid.tui.services.calibration import LabelledCategorizer, agreed_labels, read_labels
+from memgrid.tui.services.calibration import (
+    LabelledCategorizer,
+    accept_run,
+    agreed_labels,
+    read_labels,
+)
 from memgrid.tui.services.project import Project, open_project
 from textual.app import App
 from typer.testing import CliRunner
@@ -324,3 +329,58 @@ def test_vote_patterns_give_each_grid_its_own_agreed_label(project: Project) -> 
         grids[7]: Category.IMPLICIT,
     }
     assert agreed[grids[4]].webster is Webster.TEMPLATE_VERBATIM
+
+
+def active_set_and_proposals(root: Path) -> tuple[str | None, int]:
+    """The active set's label and how many grids have a proposal under it."""
+    with open_project(root) as project:
+        store = project.store
+        active = store.thresholds.find_active()
+        shown = store.proposals.active_where(grid_ids=store.grids.ids_all())
+        return (active.label if active else None), len(shown)
+
+
+def interrupt_proposal_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kill as the first batch of proposals is written: none of the new ones lands."""
+
+    def killed(*_: object, **__: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("memgrid.db.proposals.Proposals.add_many", killed)
+
+
+def test_a_killed_accept_leaves_the_old_set_active_with_its_proposals(
+    demo: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    label_demo(demo)
+    before = active_set_and_proposals(demo)
+    assert before[0] == "default v0" and before[1] > 0
+    interrupt_proposal_writes(monkeypatch)
+    result = runner.invoke(app, ["calibrate", "-p", str(demo), "--accept", "--no-plots"])
+    assert result.exit_code != 0
+    assert active_set_and_proposals(demo) == before
+    with open_project(demo) as project:
+        assert not any(run.accepted for run in project.store.runs.all())
+    monkeypatch.undo()
+    with open_project(demo) as project:  # accepting the run again takes up its stored set
+        (run,) = project.store.runs.all()
+        accepted = accept_run(project, run.id)
+        assert accepted.accepted is not None and accepted.accepted.label == "default v1"
+        assert project.store.runs.get(run.id).accepted
+    assert active_set_and_proposals(demo) == ("default v1", before[1])
+
+
+def test_a_killed_propose_with_a_new_set_leaves_the_old_one_active(
+    demo: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    before = active_set_and_proposals(demo)
+    strict = tmp_path / "strict.toml"
+    strict.write_text('name = "strict"\ntau_mem = 0.5\n')
+    interrupt_proposal_writes(monkeypatch)
+    result = runner.invoke(app, ["propose", "-p", str(demo), "-t", str(strict)])
+    assert result.exit_code != 0
+    assert active_set_and_proposals(demo) == before
+    monkeypatch.undo()
+    result = runner.invoke(app, ["propose", "-p", str(demo), "-t", "strict"])
+    assert result.exit_code == 0, result.output
+    assert active_set_and_proposals(demo) == ("strict v0", before[1])

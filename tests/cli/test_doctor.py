@@ -147,7 +147,7 @@ def test_a_project_shared_with_a_group_is_checked_file_by_file(demo_project_dir:
 
 
 def test_images_written_now_are_readable_by_the_group(tmp_path: Path) -> None:
-    from memgrid.core.images import atomic_write
+    from memgrid.core.atomic_files import atomic_write
 
     old_umask = os.umask(0o002)
     try:

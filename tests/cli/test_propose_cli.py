@@ -13,7 +13,7 @@ from memgrid.core.errors import UnavailableError
 from memgrid.core.records import Entity, Score
 from memgrid.tui.cli import app
 from memgrid.tui.services.project import Project, open_project
-from memgrid.tui.services.proposing import activate_and_propose, clip_encoder, propose_all
+from memgrid.tui.services.proposing import clip_encoder, propose_all, propose_then_activate
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -256,7 +256,7 @@ def test_accepting_a_set_recomputes_proposals(project_dir: Path) -> None:
         store = opened.store
         propose_all(opened)
         loose = store.thresholds.add("calibrated", {"tau_region": 0.9})
-        report = activate_and_propose(opened, loose.id)
+        report = propose_then_activate(opened, loose.id)
         assert report.threshold_sets == ["calibrated v0"]
         template_id = next(
             g for g in store.grids.ids_all() if store.grids.get(g).prompt == TEMPLATE_PROMPT

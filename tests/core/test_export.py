@@ -128,9 +128,16 @@ def test_flags_and_skips_do_not_vote() -> None:
     assert agreed_label([]).share is None
 
 
-def test_grid_state_prefers_labelled_then_flagged_then_skipped() -> None:
-    assert grid_state([skip("a"), flag("b"), vote("c", Category.NONE)]) is GridState.LABELLED
+def test_grid_state_keeps_an_open_flag_first_then_labelled_then_skipped() -> None:
+    # Issue 13, defect 4: a flag stays on the grid when someone else labels it...
+    assert grid_state([skip("a"), flag("b"), vote("c", Category.NONE)]) is GridState.FLAGGED
     assert grid_state([skip("a"), flag("b")]) is GridState.FLAGGED
+    # ...until a verdict newer than the flag resolves it.
+    open_flag = flag("b")
+    verdict = adjudication("judge", Category.NONE)
+    assert grid_state([open_flag, vote("c", Category.NONE), verdict]) is GridState.LABELLED
+    assert grid_state([verdict, flag("d")]) is GridState.FLAGGED
+    assert grid_state([skip("a"), vote("c", Category.NONE)]) is GridState.LABELLED
     assert grid_state([skip("a")]) is GridState.SKIPPED
     assert grid_state([]) is GridState.UNLABELLED
 

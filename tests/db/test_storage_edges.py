@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-import memgrid.core.images
+import memgrid.core.atomic_files
 import memgrid.db.store
 import pytest
 from memgrid.core.errors import DatabaseError
@@ -71,7 +71,7 @@ def test_full_disk_during_import_leaves_no_partial_file(
     def no_space(_descriptor: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(memgrid.core.images.os, "fsync", no_space)
+    monkeypatch.setattr(memgrid.core.atomic_files.os, "fsync", no_space)
     result = runner.invoke(app, ["import", str(source), "-p", str(target)])
     assert result.exit_code == 1
     assert "No space left on device" in result.stderr

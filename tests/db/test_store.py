@@ -11,6 +11,7 @@ from memgrid.core.records import GridImage, Score
 from memgrid.core.taxonomy import Category, Feature
 from memgrid.db.migrations import SCHEMA_VERSION, migrations
 from memgrid.db.store import Store
+from sqlite_utils import Database
 
 from tests.conftest import vote_of
 
@@ -38,10 +39,13 @@ def test_fresh_database_is_migrated_to_the_current_version(tmp_path: Path) -> No
 
 def test_older_database_is_migrated(tmp_path: Path) -> None:
     path = tmp_path / "memgrid.db"
-    sqlite3.connect(path).close()  # an empty database: version 0, nothing applied
+    older = Database(path)  # a project made by the first memgrid: only m001 applied
+    migrations.apply(older, stop_before="m002_queue_indexes")
+    older.execute("PRAGMA user_version = 1")
+    older.close()
     store = Store.open(path)
     assert store.schema_version == SCHEMA_VERSION
-    assert "label_events" in store.db.table_names()
+    assert "grid_progress" in store.db.table_names()
 
 
 def test_newer_schema_is_refused_naming_both_versions(tmp_path: Path) -> None:

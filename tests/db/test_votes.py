@@ -148,7 +148,8 @@ def test_the_annotation_app_shows_the_same_votes(history) -> None:
     project, grid_ids, votes = history
     adjudications = project.store.labels.adjudications_where()
     for annotator in ANNOTATORS:
-        session = AnnotationSession(project.store, SessionOptions(annotator=annotator))
+        options = SessionOptions(annotator=annotator, show_others=True)
+        session = AnnotationSession(project.store, options)
         for grid_id in grid_ids:
             view = session.view(grid_id)
             mine = said([view.mine] if view.mine else [])

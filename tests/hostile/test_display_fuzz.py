@@ -20,8 +20,8 @@ from memgrid.core.importing import plan_import
 from memgrid.core.prompt_files import read_prompt_file
 from memgrid.core.records import Entity, Grid, LabelEvent, Proposal, Reason, Score
 from memgrid.core.taxonomy import Category, Feature, LabelAction, LabelState
-from memgrid.tui.app.adjudication import Disagreement
-from memgrid.tui.app.screens.adjudicate import disagreement_option
+from memgrid.tui.app.adjudication import ReviewItem
+from memgrid.tui.app.screens.adjudicate import review_option
 from memgrid.tui.app.screens.grid_list import grid_option
 from memgrid.tui.app.screens.history import describe_history
 from memgrid.tui.app.session import Progress
@@ -185,7 +185,7 @@ def test_every_widget_describer_shows_hostile_text_escaped(
         describe_history(1, [event, undo]),
         describe_progress(Progress(1, 2, 3.0), text),
         grid_option(1, prompt, text).prompt,
-        disagreement_option(Disagreement(1, (event, hostile_event(text, Category.NONE)))).prompt,
+        review_option(ReviewItem(1, (event, hostile_event(text, Category.NONE)))).prompt,
     ]
     for renderable in renderables:
         assert raw_escapes(on_terminal(renderable), app_frame=True) == 0

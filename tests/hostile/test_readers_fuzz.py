@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import tempfile
 from pathlib import Path
@@ -11,8 +12,10 @@ from hypothesis import strategies as st
 from memgrid.core.errors import InputError
 from memgrid.core.importing import load_images, plan_import
 from memgrid.core.prompt_files import read_prompt_file
+from PIL import Image
 
 from tests.hostile.corpus import hostile_text, raw_escapes
+from tests.hostile.hostile_files import REFUSED_KINDS, SECRET, fifos_under, kinds, place, within
 
 odd_text = st.text(
     alphabet=st.characters(blacklist_categories=("Cs",), min_codepoint=0), max_size=400
@@ -111,3 +114,77 @@ def test_grid_folders_never_crash(prompt: bytes, names: list[str], image_bytes: 
                 load_images(planned)
             except InputError as error:
                 assert "\n" not in str(error)
+
+
+def png(color: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (color, 0, 0)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@given(kind=kinds, suffix=st.sampled_from([".txt", ".csv", ".jsonl"]))
+def test_prompt_files_of_every_kind_are_read_or_refused_at_once(kind: str, suffix: str) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "in" / f"prompts{suffix}"
+        place(path, kind, b'prompt\n{"prompt": "p"}\n', Path(folder) / "out")
+        try:
+            within(10, lambda: read_prompt_file(path), fifos_under(Path(folder)))
+        except InputError as error:
+            assert_one_line(error, path)
+            return
+        # A file the user names directly may be a link anywhere; only files are read.
+        assert kind in ("regular", "link_inside", "link_outside")
+
+
+@given(prompt_kind=kinds, meta_kind=kinds, image_kind=kinds)
+def test_grid_folder_links_stay_inside_and_pipes_never_block(
+    prompt_kind: str, meta_kind: str, image_kind: str
+) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        source, outside = Path(folder) / "src", Path(folder) / "out"
+        grid = source / "g"
+        place(grid / "prompt.txt", prompt_kind, b"a prompt", outside)
+        place(grid / "meta.json", meta_kind, b'{"model": "m", "k": "v"}', outside)
+        place(grid / "0000.png", image_kind, png(1), outside)
+        (grid / "0001.png").write_bytes(png(2))
+        pipes = fifos_under(Path(folder))
+        plan = within(10, lambda: plan_import(source), pipes)
+        for error in plan.errors:
+            assert "\n" not in str(error)
+        for planned in plan.grids:
+            assert SECRET.decode().strip() not in json.dumps([planned.prompt, planned.metadata])
+            assert prompt_kind not in REFUSED_KINDS and meta_kind not in REFUSED_KINDS
+            try:
+                loaded = within(10, lambda planned=planned: load_images(planned), pipes)
+            except InputError as error:
+                assert "\n" not in str(error)
+                assert image_kind in REFUSED_KINDS
+                continue
+            assert sorted(seed for seed, _ in loaded) == [0, 1]
+            assert image_kind not in REFUSED_KINDS
+
+
+@given(manifest_kind=kinds, image_kind=kinds)
+def test_manifest_and_its_images_of_every_kind(manifest_kind: str, image_kind: str) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        source, outside = Path(folder) / "src", Path(folder) / "out"
+        rows = [{"prompt": "p", "seed": seed, "path": f"{seed}.png"} for seed in (0, 1)]
+        manifest = source / "m.jsonl"
+        place(manifest, manifest_kind, "\n".join(map(json.dumps, rows)).encode(), outside)
+        place(source / "0.png", image_kind, png(1), outside)
+        (source / "1.png").write_bytes(png(2))
+        pipes = fifos_under(Path(folder))
+        try:
+            plan = within(10, lambda: plan_import(manifest), pipes)
+        except InputError as error:
+            assert_one_line(error, manifest)
+            assert manifest_kind not in ("regular", "link_inside")
+            return
+        for planned in plan.grids:
+            try:
+                within(10, lambda planned=planned: load_images(planned), pipes)
+            except InputError as error:
+                assert "\n" not in str(error)
+                assert image_kind in REFUSED_KINDS
+            else:
+                assert image_kind not in REFUSED_KINDS

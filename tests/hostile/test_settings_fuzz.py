@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from memgrid.core.annotators import read_annotator_table
 from memgrid.core.attribution import read_lexicon
 from memgrid.core.errors import InputError
 from memgrid.core.thresholds import load_threshold_file
 from memgrid.tui.app.config import load_config
 
 from tests.hostile.corpus import raw_escapes
+from tests.hostile.hostile_files import REFUSED_KINDS, fifos_under, kinds, place, within
 from tests.hostile.test_readers_fuzz import payloads
 
 scalars = st.one_of(
@@ -139,3 +142,24 @@ def test_config_files_never_crash(payload: bytes) -> None:
         assert 0.0 <= config.annotate.blind_share <= 1.0
         assert 10 <= config.annotate.lease_seconds <= 86_400
         assert 1 <= config.annotate.prefetch <= 64
+
+
+SETTINGS_READERS = {
+    "entities.txt": read_lexicon,
+    "set.toml": load_threshold_file,
+    "memgrid.toml": lambda path: load_config(path.parent),
+    # The project's [annotators] table, read when the project opens.
+    "annotators.toml": lambda path: read_annotator_table(path, os.getuid()),
+}
+
+
+@given(name=st.sampled_from(sorted(SETTINGS_READERS)), kind=kinds)
+def test_settings_files_of_every_kind_are_read_or_refused_at_once(name: str, kind: str) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "in" / name
+        place(path, kind, b"", Path(folder) / "out")
+        try:
+            within(10, lambda: SETTINGS_READERS[name](path), fifos_under(Path(folder)))
+        except InputError as error:
+            assert "\n" not in str(error) and str(path) in str(error)
+            assert kind in REFUSED_KINDS

@@ -35,7 +35,9 @@ def make_app(
     session = AnnotationSession(
         project.store, settings.session_options(), clock=clock, session_id=session_id
     )
-    thumbnails = ThumbnailCache(project.thumbs_dir, project.image_path)
+    thumbnails = ThumbnailCache(
+        project.thumbs_dir, project.image_path, shared=project.images.shared
+    )
     context = AppContext(
         session=session,
         pictures=Pictures(thumbnails, settings.annotate.cell_budget),

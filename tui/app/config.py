@@ -19,7 +19,7 @@ naming the file. Example:
 
     [annotate]
     lease_seconds = 600   # a grid shown to someone is reserved this long
-    blind_share = 0.1     # share of grids shown without the proposal
+    blind_share = 0.1     # share of grids with the proposal hidden (and its scores)
 """
 
 from __future__ import annotations
@@ -30,12 +30,13 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from memgrid.core.annotators import ANNOTATORS_SECTION, PROJECT_CONFIG_NAME
 from memgrid.core.errors import InputError
 from memgrid.core.records import QueueOrder
 from memgrid.core.text_files import parse_toml, read_text
 from memgrid.tui.app.session import SessionOptions
 
-CONFIG_NAME = "memgrid.toml"
+CONFIG_NAME = PROJECT_CONFIG_NAME
 CONFIG_ENV = "MEMGRID_CONFIG"
 IMAGE_PROTOCOLS = ("auto", "halfcell", "sixel", "tgp")
 
@@ -47,9 +48,9 @@ KEY_ACTIONS: dict[str, tuple[str, str, str]] = {
     "none": ("4", "none", "not memorized: the seeds vary as they should"),
     "accept": ("enter", "accept", "accept the proposal (category and features)"),
     "skip": ("s", "skip", "skip: not done, comes back later"),
-    "flag": ("f", "flag", "flag: unsure, wants review"),
+    "flag": ("f", "flag", "flag: unsure, wants review (asks why; stays until a verdict)"),
     "note": ("n", "note", "write a note on the grid"),
-    "undo": ("u", "undo", "undo the last action (skips too)"),
+    "undo": ("u", "undo", "undo your last action (skips, notes and earlier runs too)"),
     "back": ("left", "back", "back to the previous grid of this session"),
     "forward": ("right", "forward", "forward again through this session's grids"),
     "feature": ("m", "feature", "mark a feature: heat-map tiles, a category, a name"),
@@ -59,7 +60,7 @@ KEY_ACTIONS: dict[str, tuple[str, str, str]] = {
     "other_model": ("o", "other model", "this prompt under the next model (e.g. mitigated)"),
     "skipped": ("S", "skipped", "list skipped grids"),
     "flagged": ("F", "flagged", "list flagged grids"),
-    "adjudicate": ("A", "adjudicate", "adjudication queue: grids where annotators disagree"),
+    "adjudicate": ("A", "review", "review queue: open flags, disagreements and skips"),
     "calibration": ("C", "calibration", "the latest calibration run; a accepts it, c runs one"),
     "help": ("?", "help", "this help"),
     "quit": ("q", "quit", "quit (every label is already saved)"),
@@ -109,7 +110,7 @@ class AppSettings:
     order: QueueOrder = QueueOrder.THRESHOLD
     random_seed: int = 0
     overlap: int = 1
-    hide_others: bool = False
+    show_others: bool = False
     image_protocol: str = "halfcell"
     keys: dict[str, str] = field(default_factory=lambda: default_keys())
     annotate: AnnotateOptions = field(default_factory=AnnotateOptions)
@@ -121,7 +122,7 @@ class AppSettings:
             order=self.order,
             random_seed=self.random_seed,
             overlap=self.overlap,
-            hide_others=self.hide_others,
+            show_others=self.show_others,
             blind_share=self.annotate.blind_share,
             lease_seconds=self.annotate.lease_seconds,
             prefetch=self.annotate.prefetch,
@@ -153,15 +154,27 @@ def load_config(project_root: Path | None) -> FileConfig:
     """Read and merge the config files; a bad file raises one InputError naming it."""
     config = FileConfig()
     for path in config_files(project_root):
-        config = merge(config, parse_config(read_text(path), path), path)
+        data = parse_config(read_text(path), path)
+        if ANNOTATORS_SECTION in data and (
+            project_root is None or path != project_root / CONFIG_NAME
+        ):
+            # The project reads its own table when it opens (core.annotators); elsewhere
+            # the section would look like a rule while binding nothing.
+            raise InputError(
+                path, f"[{ANNOTATORS_SECTION}] is read only from a project's {CONFIG_NAME}"
+            )
+        config = merge(config, data, path)
     return config
 
 
 def parse_config(text: str, source: Path | str) -> dict[str, Any]:
     data = parse_toml(text, source)
-    unknown = sorted(set(data) - {"keys", "annotate"})
+    unknown = sorted(set(data) - {"keys", "annotate", ANNOTATORS_SECTION})
     if unknown:
-        raise InputError(source, f"unknown section [{unknown[0]}]; known: [keys], [annotate]")
+        raise InputError(
+            source,
+            f"unknown section [{unknown[0]}]; known: [keys], [annotate], [{ANNOTATORS_SECTION}]",
+        )
     for section in ("keys", "annotate"):
         if section in data and not isinstance(data[section], dict):
             raise InputError(source, f"[{section}] must be a table")

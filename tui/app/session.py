@@ -5,7 +5,7 @@ post the results. Every action is committed through the store before the method 
 so whatever the screen shows as done is already in the database. What is shown comes from
 AnnotatorViews (tui/app/views.py), which grid is next from AnnotationQueue (db/queue.py).
 The store serialises its own statements; the session's lock keeps its own state (where the
-annotator is, the drafts, the queue's read-ahead) consistent between the app's workers.
+annotator is, the queue's read-ahead) consistent between the app's workers.
 """
 
 from __future__ import annotations
@@ -14,17 +14,18 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
-from memgrid.core.errors import NotFoundError
+from memgrid.core.errors import NotFoundError, VoteRefused
 from memgrid.core.records import LabelEvent, QueueOrder
-from memgrid.core.taxonomy import Category, Feature, LabelState
+from memgrid.core.taxonomy import Category, Feature, most_serious
+from memgrid.db.overlap import OverlapRule
 from memgrid.db.queue import AnnotationQueue
 from memgrid.db.store import Store
+from memgrid.tui.app.progress import Progress, describe_what_is_left, read_progress
 from memgrid.tui.app.views import AnnotatorViews, GridView
 
-RATE_WINDOW_SECONDS = 3600.0
-RATE_MIN_SPAN_SECONDS = 300.0  # a rate over a few seconds would be noise
+HISTORY_GRIDS = 200  # earlier grids `back` reaches at the start of a session
 
 
 @dataclass(frozen=True)
@@ -35,20 +36,12 @@ class SessionOptions:
     order: QueueOrder = QueueOrder.THRESHOLD
     random_seed: int = 0
     overlap: int = 1
-    hide_others: bool = False  # --blind: do not show other annotators' labels
+    # --show-others: others' labels before this annotator's own vote (off: no anchoring)
+    show_others: bool = False
     blind_share: float = 0.1  # share of grids shown without the proposal (docs/design.md, "Calibration and agreement")
     lease_seconds: float = 600.0
     prefetch: int = 4
     grid_ids: tuple[int, ...] = ()  # --grids-from: only these grids, in this order
-
-
-@dataclass(frozen=True)
-class Progress:
-    done: int  # grids this annotator labelled or flagged
-    total: int
-    labels_per_hour: float | None  # None until there is a label in the window
-    skipped: int = 0
-    flagged: int = 0
 
 
 @dataclass(frozen=True)
@@ -60,14 +53,7 @@ class Outcome:
     progress: Progress
     event: LabelEvent | None = None
     advanced: bool = False
-
-
-@dataclass
-class Draft:
-    """A note and features typed for a grid before its label; they go on its next event."""
-
-    note: str = ""
-    features: list[Feature] = field(default_factory=list)
+    left: str = ""  # with no grid to show: what is left, and for whom
 
 
 class AnnotationSession:
@@ -87,8 +73,8 @@ class AnnotationSession:
         self.session_id = session_id or uuid.uuid4().hex[:12]
         self.visited: list[int] = []  # grids shown in this session, oldest first
         self.position = -1  # index of the current grid in `visited`
-        self.drafts: dict[int, Draft] = {}
         self._lock = threading.RLock()
+        self.contradictions = ContradictionCheck()
         self.queue = AnnotationQueue(
             store,
             options.annotator,
@@ -104,7 +90,7 @@ class AnnotationSession:
             store,
             options.annotator,
             blind_share=options.blind_share,
-            hide_others=options.hide_others,
+            show_others=options.show_others,
         )
 
     # ---- reading ---------------------------------------------------------------------
@@ -121,39 +107,27 @@ class AnnotationSession:
         grid_id = self.current_id
         return None if grid_id is None else self.view(grid_id)
 
-    def draft(self, grid_id: int) -> Draft:
-        return self.drafts.setdefault(grid_id, Draft())
-
     def view(self, grid_id: int) -> GridView:
         return self.views.view(grid_id)
 
     def progress(self) -> Progress:
-        counts = self.store.labels.state_counts_where(annotator=self.annotator)
-        now = self.clock()
-        times = self.store.labels.times_where(
-            annotator=self.annotator, since=now - RATE_WINDOW_SECONDS
-        )
-        total = self.store.grids.count
-        rate = None
-        if times:
-            span = max(now - times[0], RATE_MIN_SPAN_SECONDS)
-            rate = len(times) * 3600.0 / span
-        return Progress(
-            done=sum(counts[state.value] for state in LabelState if state.done),
-            total=total,
-            labels_per_hour=rate,
-            skipped=counts["skipped"],
-            flagged=counts["flagged"],
-        )
+        return read_progress(self.queue)
 
     # ---- the queue -------------------------------------------------------------------
 
     def start(self) -> Outcome:
         """Open the session at the next open grid: after a crash, that is where work resumes."""
         with self._lock:
+            # Back and undo reach earlier runs: the history is the database's, not this
+            # process's. A listed queue (--grids-from) shows its grids whatever was done.
+            if not self.queue.only:
+                earlier = self.store.labels.votes_where(
+                    annotator=self.annotator, newest_first=True, limit=HISTORY_GRIDS
+                )
+                self.visited = [vote.grid_id for vote in reversed(earlier)]
             view = self._advance_to_new()
-            message = "" if view else "No open grids: every grid is done."
-            return Outcome(view, message, self.progress(), advanced=view is not None)
+            left = "" if view else describe_what_is_left(self.queue, self.progress())
+            return Outcome(view, left, self.progress(), advanced=view is not None, left=left)
 
     def prefetch(self) -> list[GridView]:
         """Read the next open grids ahead of time; returns their views (for thumbnails)."""
@@ -239,109 +213,169 @@ class AnnotationSession:
 
     # ---- label actions ---------------------------------------------------------------
 
-    def label(self, category: Category, features: Sequence[Feature] | None = None) -> Outcome:
-        """Set the primary category of the grid on screen, commit it, and move on."""
+    def label(
+        self,
+        category: Category,
+        features: Sequence[Feature] | None = None,
+        *,
+        on_grid: int | None = None,
+    ) -> Outcome:
+        """Set the primary category of the grid on screen, commit it, and move on.
+
+        `on_grid` is the grid drawn when the key was pressed: a key meant for another grid
+        is dropped, never applied to the grid that replaced it.
+        """
         with self._lock:
             view = self._require_current()
-            draft = self.draft(view.grid_id)
-            chosen = list(features) if features is not None else self._features_for(view)
-            event = self.store.labels.label(
-                view.grid_id,
-                self.annotator,
-                category,
-                features=chosen,
-                note=draft.note or (view.mine.note if view.mine else ""),
-                **self._proposal_details(view),
+            if (stale := self._stale(on_grid)) is not None:
+                return stale
+            chosen = list(features) if features is not None else features_for(view)
+            proposal = view.visible_proposal
+            if features is None and not chosen and proposal and proposal.category is category:
+                chosen = list(proposal.features)  # the proposal's own key is Enter
+            kept = self.contradictions.features_kept(view.grid_id, category, chosen)
+            if kept is None:
+                worst = most_serious([f.category for f in chosen])
+                return Outcome(
+                    view,
+                    f"Grid {view.grid_id} has a {worst.title} feature: {category.title} would "
+                    f"contradict it. The same key again stores {category.title} without the "
+                    "features more serious than it.",
+                    self.progress(),
+                )
+            try:
+                event = self.store.labels.label(
+                    view.grid_id,
+                    self.annotator,
+                    category,
+                    features=kept,
+                    note=note_for(view),
+                    **self._write_details(view),
+                )
+            except VoteRefused as refused:
+                return self._move_on(view, refusal(view, category.value, refused))
+            return self._move_on(
+                view, event=event, message=f"Grid {view.grid_id}: {category.title}."
             )
-            return self._done(view, event, f"Grid {view.grid_id}: {category.title}.")
 
-    def accept_proposal(self) -> Outcome:
+    def accept_proposal(self, *, on_grid: int | None = None) -> Outcome:
         """Take the proposal's category and features as this annotator's label."""
         with self._lock:
             view = self._require_current()
+            if (stale := self._stale(on_grid)) is not None:
+                return stale
             proposal = view.visible_proposal
             if proposal is None:
-                why = "hidden on this grid (blind share)" if view.proposal else "not computed"
+                why = (
+                    "hidden on this grid (proposal-hidden share)"
+                    if view.proposal
+                    else "not computed"
+                )
                 return Outcome(view, f"No proposal to accept: {why}.", self.progress())
-            features = [*proposal.features, *self.draft(view.grid_id).features]
+            features = [*proposal.features, *view.draft_features]
             return self.label(proposal.category, features)
 
-    def skip(self) -> Outcome:
+    def skip(self, *, on_grid: int | None = None) -> Outcome:
         with self._lock:
             view = self._require_current()
+            if (stale := self._stale(on_grid)) is not None:
+                return stale
             event = self.store.labels.skip(
                 view.grid_id,
                 self.annotator,
-                note=self.draft(view.grid_id).note,
-                **self._proposal_details(view),
+                note=view.draft_note,
+                **self._write_details(view),
             )
-            return self._done(view, event, f"Grid {view.grid_id} skipped: it comes back later.")
+            return self._move_on(
+                view, event=event, message=f"Grid {view.grid_id} skipped: it comes back later."
+            )
 
-    def flag(self) -> Outcome:
-        """Mark the grid as unsure, keeping the category given so far, for review."""
+    def flag(self, reason: str, *, on_grid: int | None = None) -> Outcome:
+        """Mark the grid as unsure for review, saying why; the category given so far stays.
+
+        The reason is the flag's note; the flag stays on the grid (status, export) until a
+        verdict resolves it (core.agreement.grid_state).
+        """
         with self._lock:
             view = self._require_current()
+            if (stale := self._stale(on_grid)) is not None:
+                return stale
+            if not reason.strip():
+                return Outcome(view, "A flag needs a reason: nothing stored.", self.progress())
             category = view.mine.category if view.mine else None
-            event = self.store.labels.flag(
-                view.grid_id,
-                self.annotator,
-                category,
-                features=self._features_for(view),
-                note=self.draft(view.grid_id).note or (view.mine.note if view.mine else ""),
-                **self._proposal_details(view),
+            try:
+                event = self.store.labels.flag(
+                    view.grid_id,
+                    self.annotator,
+                    category,
+                    features=features_for(view),
+                    note=reason.strip(),
+                    **self._write_details(view),
+                )
+            except VoteRefused as refused:
+                return self._move_on(view, refusal(view, "flag", refused))
+            return self._move_on(
+                view, event=event, message=f"Grid {view.grid_id} flagged for review."
             )
-            return self._done(view, event, f"Grid {view.grid_id} flagged for review.")
 
     def set_note(self, text: str) -> Outcome:
-        """Attach a note: at once to a labelled grid (a new event), else to its next label."""
-        return self._amend(lambda draft: setattr(draft, "note", text.strip()), "Note")
+        """Attach a note: to a labelled grid as a new vote, else as a draft; committed at once."""
+        return self._amend(text.strip(), (), "Note")
 
     def add_feature(self, feature: Feature) -> Outcome:
-        """Add a feature: at once to a labelled grid (a new event), else to its next label."""
-        return self._amend(lambda draft: draft.features.append(feature), "Feature")
+        """Add a feature: to a labelled grid as a new vote, else as a draft; committed at once."""
+        return self._amend(None, (feature,), "Feature")
 
-    def _amend(self, change: Callable[[Draft], None], what: str) -> Outcome:
+    def _amend(self, note: str | None, more: Sequence[Feature], what: str) -> Outcome:
+        """One committed event with the note replaced (None: kept) and features added.
+
+        A labelled or flagged grid gets a new vote saying the same with the change; any
+        other grid a draft, which its next label or flag takes over. Undo covers both.
+        """
         with self._lock:
             view = self._require_current()
-            draft = self.draft(view.grid_id)
             mine = view.mine
-            if mine is None or mine.state is LabelState.SKIPPED:
-                change(draft)
-                return Outcome(
-                    self.current(),
-                    f"{what} kept: it is saved with this grid's label.",
-                    self.progress(),
+            features = [*features_for(view), *more]
+            note = note_for(view) if note is None else note
+            if mine is None or mine.state is None or not mine.state.done:
+                event = self.store.labels.draft(
+                    view.grid_id,
+                    self.annotator,
+                    note=note,
+                    features=features,
+                    session=self.session_id,
                 )
-            if not draft.features:
-                draft.features = list(mine.features)
-            if not draft.note:
-                draft.note = mine.note
-            change(draft)
-            event = self.store.labels.append(
-                view.grid_id,
-                self.annotator,
-                mine.action,
-                state=mine.state,
-                category=mine.category,
-                features=draft.features,
-                note=draft.note,
-                webster=mine.webster,
-                **self._proposal_details(view),
-            )
-            self.drafts.pop(view.grid_id, None)
-            return Outcome(
-                self.current(),
-                f"{what} saved on grid {view.grid_id}.",
-                self.progress(),
-                event=event,
-            )
+                message = f"{what} saved as a draft: the label on grid {view.grid_id} takes it."
+            else:
+                try:
+                    event = self.store.labels.append(
+                        view.grid_id,
+                        self.annotator,
+                        mine.action,
+                        state=mine.state,
+                        category=mine.category,
+                        features=features,
+                        note=note,
+                        webster=mine.webster,
+                        **self._write_details(view),
+                    )
+                except VoteRefused as refused:
+                    return Outcome(view, f"{what} not stored: {refused}.", self.progress())
+                message = f"{what} saved on grid {view.grid_id}."
+            return Outcome(self.current(), message, self.progress(), event=event)
 
     def undo(self) -> Outcome:
-        """Undo this session's latest action that still counts, and show its grid again."""
+        """Undo the annotator's latest action that still counts (in this run or an earlier
+        one: the history is the database's), and show its grid again."""
         with self._lock:
-            undone = self.store.labels.undo_last(self.annotator, session=self.session_id)
+            try:
+                undone = self.store.labels.undo_last(
+                    self.annotator, rule=self._rule(), recorded_session=self.session_id
+                )
+            except VoteRefused as refused:
+                return Outcome(self.current(), f"Undo refused: {refused}.", self.progress())
             if undone is None:
-                return Outcome(self.current(), "Nothing to undo in this session.", self.progress())
+                return Outcome(self.current(), "Nothing to undo.", self.progress())
             grid_id = undone.grid_id
             if grid_id in self.visited:
                 self.position = len(self.visited) - 1 - self.visited[::-1].index(grid_id)
@@ -356,11 +390,12 @@ class AnnotationSession:
                 self.current(), f"Undid {what} on grid {grid_id}.", self.progress(), event=undone
             )
 
-    def adjudicate(self, grid_id: int, category: Category) -> LabelEvent:
-        """Set the final label of a grid the annotators disagree on."""
+    def adjudicate(self, grid_id: int, category: Category, note: str = "") -> LabelEvent:
+        """Set the final label of a grid under review (a disagreement, a flag, a skip); the
+        note records what was reviewed. It resolves the grid's open flags."""
         with self._lock:
             return self.store.labels.adjudicate(
-                grid_id, self.annotator, category, session=self.session_id
+                grid_id, self.annotator, category, note=note, session=self.session_id
             )
 
     # ---- helpers -------------------------------------------------------------------------
@@ -371,24 +406,75 @@ class AnnotationSession:
             raise NotFoundError("queue", "no grid on screen: the queue is empty")
         return view
 
-    def _features_for(self, view: GridView) -> list[Feature]:
-        draft = self.drafts.get(view.grid_id)
-        if draft and draft.features:
-            return list(draft.features)
-        return list(view.mine.features) if view.mine else []
+    def _rule(self) -> OverlapRule:
+        return OverlapRule(self.options.overlap, self.clock())
 
-    def _proposal_details(self, view: GridView) -> dict[str, object]:
-        """What the annotator saw: recorded on every event for the blind-share analysis."""
+    def _write_details(self, view: GridView) -> dict[str, object]:
+        """What every write carries: the overlap rule it is checked against, and what the
+        annotator saw (recorded for the blind-share analysis)."""
         return {
             "proposal_shown": view.proposal_shown,
             "proposal_category": view.proposal.category if view.proposal else None,
             "session": self.session_id,
+            "rule": self._rule(),
         }
 
-    def _done(self, view: GridView, event: LabelEvent, message: str) -> Outcome:
-        self.drafts.pop(view.grid_id, None)
+    def _stale(self, on_grid: int | None) -> Outcome | None:
+        """A refusal when the key was pressed on a grid that is no longer the one on screen."""
+        if on_grid is None or on_grid == self.current_id:
+            return None
+        return Outcome(
+            self.current(),
+            f"Key pressed on grid {on_grid} dropped: grid {self.current_id} is on screen now.",
+            self.progress(),
+        )
+
+    def _move_on(self, view: GridView, message: str, event: LabelEvent | None = None) -> Outcome:
         self.queue.release(view.grid_id)
         next_view = self._advance()
+        left = ""
         if next_view is None:
             message += " No open grids left."
-        return Outcome(next_view, message, self.progress(), event=event, advanced=True)
+            left = describe_what_is_left(self.queue, self.progress())
+        return Outcome(next_view, message, self.progress(), event=event, advanced=True, left=left)
+
+
+def features_for(view: GridView) -> list[Feature]:
+    """The features a new event on the grid carries: the draft's, else the vote's."""
+    if view.draft is not None:
+        return list(view.draft.features)
+    return list(view.mine.features) if view.mine else []
+
+
+def note_for(view: GridView) -> str:
+    if view.draft is not None:
+        return view.draft.note
+    return view.mine.note if view.mine else ""
+
+
+def refusal(view: GridView, what: str, refused: VoteRefused) -> str:
+    """The store refused the vote (db/overlap.py): why, in one line; the session moves on."""
+    return f"Grid {view.grid_id}: your {what} was not stored: {refused}; moved on."
+
+
+class ContradictionCheck:
+    """The primary category is the most serious feature's (core.taxonomy.most_serious): a
+    label key less serious than a feature is asked about once; pressed again on the same
+    grid, it drops the features more serious than it."""
+
+    def __init__(self) -> None:
+        self.asked: tuple[int, Category] | None = None  # the key asked about, and its grid
+
+    def features_kept(
+        self, grid_id: int, category: Category, features: list[Feature]
+    ) -> list[Feature] | None:
+        """The features a label of `category` keeps; None when it must ask first."""
+        serious = [f for f in features if f.category.severity > category.severity]
+        if not serious:
+            self.asked = None
+            return features
+        if self.asked != (grid_id, category):
+            self.asked = (grid_id, category)
+            return None
+        self.asked = None
+        return [f for f in features if f not in serious]

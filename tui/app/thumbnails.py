@@ -15,8 +15,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
+from memgrid.core.atomic_files import atomic_write
 from memgrid.core.errors import InputError
-from memgrid.core.images import atomic_write, decode_rgb
+from memgrid.core.images import decode_rgb
 from memgrid.core.records import GridImage
 from PIL import Image
 
@@ -34,8 +35,10 @@ class ThumbnailCache:
         *,
         master_pixels: int = MASTER_PIXELS,
         memory_items: int = MEMORY_ITEMS,
+        shared: bool = False,
     ) -> None:
         self.thumbs_dir = thumbs_dir
+        self.shared = shared  # a project shared with a group: the cache is the group's too
         self.source_path = source_path
         self.master_pixels = master_pixels
         self.memory_items = memory_items
@@ -93,7 +96,7 @@ class ThumbnailCache:
         decoded.save(buffer, format="PNG")
         # A read-only project still shows thumbnails, just uncached on disk.
         with contextlib.suppress(OSError):
-            atomic_write(self.path_for(image), buffer.getvalue())
+            atomic_write(self.path_for(image), buffer.getvalue(), shared=self.shared)
         return np.asarray(decoded)
 
     def _remembered(self, key: tuple[str, int, int]) -> tuple[bool, np.ndarray | None]:

@@ -15,8 +15,9 @@ from dataclasses import dataclass, replace
 
 from memgrid.core.attribution import Attribution
 from memgrid.core.records import Grid, LabelEvent, Proposal, Score
-from memgrid.core.taxonomy import LabelState
+from memgrid.core.taxonomy import Feature, LabelState
 from memgrid.db.store import Store
+from memgrid.tui.app.adjudication import ReviewItem, review_items
 from memgrid.tui.services.proposing import Proposer
 
 HEATMAP_METRIC = "tiled-l2"  # the region consistency map (docs/design.md, "Signals")
@@ -43,6 +44,15 @@ class GridView:
     others_hidden: bool
     attribution: Attribution
     adjudication: LabelEvent | None = None
+    draft: LabelEvent | None = None  # note and features typed for this grid's next label
+
+    @property
+    def draft_note(self) -> str:
+        return self.draft.note if self.draft else ""
+
+    @property
+    def draft_features(self) -> tuple[Feature, ...]:
+        return self.draft.features if self.draft else ()
 
     @property
     def grid_id(self) -> int:
@@ -57,12 +67,12 @@ class AnnotatorViews:
     """The read side of one annotator's session: grid views, their history, others' votes."""
 
     def __init__(
-        self, store: Store, annotator: str, *, blind_share: float, hide_others: bool
+        self, store: Store, annotator: str, *, blind_share: float, show_others: bool
     ) -> None:
         self.store = store
         self.annotator = annotator
         self.blind_share = blind_share
-        self.hide_others = hide_others
+        self.show_others = show_others
         self.project_id = store.project_id or ""
         # The prompt is attributed as `memgrid propose` does, without CLIP (highlights only).
         self.proposer = Proposer(store.entities.all())
@@ -116,6 +126,22 @@ class AnnotatorViews:
     def adjudications(self) -> dict[int, LabelEvent]:
         return self.store.labels.adjudications_where()
 
+    def votes_and_verdicts(self, grid_id: int) -> list[LabelEvent]:
+        """Every annotator's vote on the grid and every verdict, for the reviewer."""
+        return self.store.labels.current_where(grid_ids=[grid_id])
+
+    def review_items(self) -> list[ReviewItem]:
+        """The review queue: open flags, disagreements and skips nobody followed up, in one
+        read of the store."""
+        labels = self.store.labels
+        with self.store.snapshot():
+            return review_items(
+                labels.disagreements_all(),
+                labels.adjudications_where(),
+                flags=labels.votes_where(state=LabelState.FLAGGED),
+                skips=labels.skips_unfollowed_all(),
+            )
+
     def _read(self, grid_id: int) -> GridView:
         grid = self.store.grids.get(grid_id)
         proposal = self.store.proposals.find(grid_id)
@@ -131,19 +157,24 @@ class AnnotatorViews:
             heatmap=heatmap_of(scores),
             mine=None,
             others=(),
-            others_hidden=self.hide_others,
+            others_hidden=not self.show_others,
             attribution=self.proposer.attribution(grid),
         )
 
     def _with_fresh_labels(self, view: GridView) -> GridView:
         votes = self.store.labels.votes_where(grid_ids=[view.grid_id])
         mine = next((e for e in votes if e.annotator == self.annotator), None)
-        if self.hide_others:
-            return replace(view, mine=mine)
+        draft = self.store.labels.draft_where(grid_id=view.grid_id, annotator=self.annotator)
+        # Others' votes are not shown before this annotator's own (anchoring), unless asked.
+        voted = mine is not None and mine.state is not None and mine.state.done
+        if not (self.show_others or voted):
+            return replace(view, mine=mine, draft=draft, others_hidden=True)
         verdicts = self.store.labels.adjudications_where(grid_ids=[view.grid_id])
         return replace(
             view,
             mine=mine,
+            draft=draft,
+            others_hidden=False,
             others=tuple(e for e in votes if e.annotator != self.annotator),
             adjudication=verdicts.get(view.grid_id),
         )

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from memgrid.core.errors import InputError
+from memgrid.core.annotators import AnnotatorTable, OsIdentity
+from memgrid.core.errors import InputError, ProjectError
 from memgrid.core.records import QueueOrder
 from memgrid.tui.options import ProjectOption
 from memgrid.tui.services.project import open_project
@@ -24,7 +25,12 @@ def register(app: typer.Typer) -> None:
     app.command("annotate")(annotate)
 
 
-def default_annotator() -> str:
+def default_annotator(table: AnnotatorTable | None = None) -> str:
+    """The login name; with an [annotators] table, the one name bound to this OS user."""
+    if table is not None:
+        names = table.names_for(OsIdentity.of_this_process())
+        if len(names) == 1:
+            return names[0]
     try:
         return getpass.getuser()
     except (KeyError, OSError):
@@ -45,7 +51,14 @@ def annotate(
         ),
     ] = "threshold",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random order.")] = 0,
-    blind: Annotated[bool, typer.Option("--blind", help="Hide other annotators' labels.")] = False,
+    show_others: Annotated[
+        bool,
+        typer.Option(
+            "--show-others",
+            help="Show other annotators' labels before your own vote (off by default: "
+            "seeing them first anchors yours).",
+        ),
+    ] = False,
     overlap: Annotated[
         int, typer.Option("--overlap", min=1, help="Annotators wanted per grid (N-way overlap).")
     ] = 1,
@@ -78,10 +91,10 @@ def annotate(
     """
     run_annotate(
         project,
-        annotator=annotator or default_annotator(),
+        annotator=annotator,
         order=order,
         seed=seed,
-        blind=blind,
+        show_others=show_others,
         overlap=overlap,
         image_protocol=image_protocol,
         grids_from=grids_from,
@@ -91,17 +104,17 @@ def annotate(
 def run_annotate(
     project: Path | None,
     *,
-    annotator: str,
+    annotator: str | None = None,
     order: str = "threshold",
     seed: int = 0,
-    blind: bool = False,
+    show_others: bool = False,
     overlap: int = 1,
     image_protocol: str | None = None,
     grids_from: Path | None = None,
 ) -> None:
     """Open the project, read the config, settle the image protocol, run the app."""
     queue_order = QueueOrder.parse(order, "--order")
-    if not annotator.strip():
+    if annotator is not None and not annotator.strip():
         raise InputError("--annotator", "the annotator's name is empty")
     export_colour_depth()  # before Textual is imported: it reads the depth once
     from memgrid.tui.app import make_app
@@ -110,17 +123,24 @@ def run_annotate(
     from memgrid.tui.app.image_protocol import load_image_widget, requested_protocol
 
     with open_project(project) as opened:
+        if opened.read_only:
+            raise ProjectError(
+                f"{opened.root}: read-only for you (the folder is not writable): labels could "
+                "not be saved; `memgrid status` and `memgrid export` still work"
+            )
+        annotator = (annotator or default_annotator(opened.store.annotators)).strip()
+        opened.store.labels.authorize(annotator)  # refused now, not at the first label
         listed = () if grids_from is None else grids_from_report(opened, grids_from)
         config = load_config(opened.root)
         # Before textual-image is imported: it probes the terminal then, and never again.
         protocol, _ = load_image_widget(requested_protocol(image_protocol))
         settings = AppSettings.from_config(
             config,
-            annotator=annotator.strip(),
+            annotator=annotator,
             order=queue_order,
             random_seed=seed,
             overlap=overlap,
-            hide_others=blind,
+            show_others=show_others,
             image_protocol=protocol,
             grid_ids=listed,
         )

@@ -8,10 +8,11 @@ from typing import Annotated, Any
 
 import typer
 from memgrid.core.errors import InputError
-from memgrid.tui.commands.annotate import default_annotator, run_annotate
+from memgrid.tui.commands.annotate import run_annotate
 from memgrid.tui.display import plain_console, say, user_text
 from memgrid.tui.errors import report_error
 from memgrid.tui.options import JsonOption, ProjectOption
+from memgrid.tui.services.access import project_group
 from memgrid.tui.services.ingest import add_prompt_file, build_demo, import_grids
 from memgrid.tui.services.project import Project, create_project, default_project_dir, open_project
 from memgrid.tui.services.proposing import propose_all
@@ -32,12 +33,31 @@ def register(app: typer.Typer) -> None:
 
 def init(
     directory: Annotated[Path, typer.Argument(help="Folder to create the project in.")],
+    shared: Annotated[
+        bool,
+        typer.Option(
+            "--shared",
+            help="Share it with a Unix group: folders setgid and group-writable, the "
+            "database and every image group-writable whatever each annotator's umask. "
+            "On an existing project, fixes what is not shared yet.",
+        ),
+    ] = False,
+    group: Annotated[
+        str | None,
+        typer.Option(
+            "--group",
+            help="The group to share with (implies --shared; default: the folder's group).",
+        ),
+    ] = None,
 ) -> None:
     """Create a project folder: memgrid.db, images/ and thumbs/."""
-    with create_project(directory) as project:
+    with create_project(directory, shared=shared or group is not None, group=group) as project:
+        sharing = ""
+        if project.images.shared:
+            sharing = f", shared with group {project_group(project.root)}"
         say(
             f"Project ready at {project.root} (schema v{project.store.schema_version}, "
-            f"journal {project.store.journal_mode})"
+            f"journal {project.store.journal_mode}{sharing})"
         )
 
 
@@ -155,4 +175,4 @@ def demo(
         )
     status(root, False)
     if not no_open:
-        run_annotate(root, annotator=default_annotator())
+        run_annotate(root)

@@ -15,6 +15,7 @@ from memgrid.tui.services.proposing import (
     add_entity_file,
     choose_threshold_set,
     propose_all,
+    propose_then_activate,
 )
 
 
@@ -47,11 +48,13 @@ def propose(
 ) -> None:
     """Propose a category, with reasons, for every scored grid under the active threshold set."""
     with open_project(project) as opened:
-        chosen = created = None
+        created = None
         if thresholds is not None:
             chosen, is_new = choose_threshold_set(opened, thresholds)
             created = chosen.label if is_new else None
-        report = propose_all(opened, chosen)
+            report = propose_then_activate(opened, chosen.id)
+        else:
+            report = propose_all(opened)
         report.created = report.created or created
     if json_output:
         typer.echo(json.dumps(report.to_dict(), indent=2))

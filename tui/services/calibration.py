@@ -36,8 +36,8 @@ from memgrid.tui.services.project import Project
 from memgrid.tui.services.proposing import (
     Proposer,
     ProposeReport,
-    activate_and_propose,
     ensure_threshold_set,
+    propose_then_activate,
 )
 
 # SQLite refuses more than 32,766 bound variables in one statement.
@@ -368,9 +368,18 @@ def accept_run(project: Project, run_id: int) -> CalibrationRun:
         f"calibrated from {base.label} by run {run_id}: objective {stored.objective}, "
         f"{stored.label_count} labelled grids"
     )
-    fitted = store.thresholds.add(base.name, values, notes=notes, model=model)
-    store.runs.mark_accepted(run_id, fitted.id)
-    report = activate_and_propose(project, fitted.id)
+    # An accept killed before its activation left the set stored: take it up again.
+    fitted = next(
+        (
+            stored_set
+            for stored_set in store.thresholds.all()
+            if stored_set.name == base.name and stored_set.notes == notes
+        ),
+        None,
+    ) or store.thresholds.add(base.name, values, notes=notes, model=model)
+    report = propose_then_activate(
+        project, fitted.id, also=lambda: store.runs.mark_accepted(run_id, fitted.id)
+    )
     accepted = store.thresholds.get(fitted.id)
     return CalibrationRun(run_id, base, metrics, accepted, report)
 

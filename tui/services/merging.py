@@ -13,7 +13,7 @@ from memgrid.core.generation.settings import settings_differences
 from memgrid.core.generation.signal import WEN_METRIC
 from memgrid.core.images import read_image_file
 from memgrid.core.records import Grid
-from memgrid.core.text_files import resolved_path
+from memgrid.core.user_files import resolved_path
 from memgrid.db.rows import canonical_json, content_key
 from memgrid.tui.services.generation import GENERATED_SOURCE, wen_for
 from memgrid.tui.services.project import Project, create_project, open_project
@@ -142,7 +142,8 @@ def _merge_grid(
             report.duplicate_images += 1
             report.conflicting_images += present.sha256 != image.sha256
             continue
-        checked = read_image_file(source.image_path(image))
+        # The shard's database names the file: it must not lead out of the shard's folder.
+        checked = read_image_file(source.image_path(image), inside=source.root)
         new_images.append(target.images.put(checked, image.seed))
     with target.store.atomic():
         grid_id, added = target.store.grids.add(

@@ -6,10 +6,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from memgrid.core.annotators import PROJECT_CONFIG_NAME, read_annotator_table
 from memgrid.core.errors import ProjectError
 from memgrid.core.images import ImageFolder
 from memgrid.core.records import GridImage
 from memgrid.db.store import DATABASE_NAME, Store
+from memgrid.tui.services.access import check_writable, is_shared, share_with_group
 
 PROJECT_ENV = "MEMGRID_PROJECT"
 
@@ -32,6 +34,11 @@ class Project:
     def thumbs_dir(self) -> Path:
         return self.root / "thumbs"
 
+    @property
+    def read_only(self) -> bool:
+        """Opened read-only: its folder is not writable by this account."""
+        return self.store.read_only
+
     def image_path(self, image: GridImage) -> Path:
         return self.images.absolute(image)
 
@@ -45,13 +52,25 @@ class Project:
         self.close()
 
 
-def create_project(root: Path) -> Project:
-    """Create the folder layout and database (idempotent on an existing project)."""
+def create_project(root: Path, *, shared: bool = False, group: str | None = None) -> Project:
+    """Create the folder layout and database (idempotent on an existing project).
+
+    `shared`: set the project up for a Unix group (default: the folder's own), see
+    tui/services/access.py; on an existing project it fixes what is not shared yet.
+    """
     if root.exists() and not root.is_dir():
         raise ProjectError(f"{root}: exists and is not a folder")
     for folder in (root, root / "images", root / "thumbs"):
         folder.mkdir(parents=True, exist_ok=True)
-    return _open(root, create=True)
+    project = _open(root, create=True)
+    if shared:
+        try:
+            share_with_group(root, group)
+        except BaseException:
+            project.close()
+            raise
+        project.images.shared = True
+    return project
 
 
 def open_project(root: Path | None = None) -> Project:
@@ -64,7 +83,11 @@ def open_project(root: Path | None = None) -> Project:
 
 
 def _open(root: Path, *, create: bool) -> Project:
-    store = Store.open(root / DATABASE_NAME, create=create)
-    images = ImageFolder(root)
-    images.remove_temporaries()
+    """Open the store (read-only when the folder is not writable) with the project's rules."""
+    check_writable(root)
+    annotators = read_annotator_table(root / PROJECT_CONFIG_NAME, root.stat().st_uid)
+    store = Store.open(root / DATABASE_NAME, create=create, annotators=annotators)
+    images = ImageFolder(root, shared=is_shared(root))
+    if not store.read_only:
+        images.remove_temporaries()
     return Project(root=root, store=store, images=images)

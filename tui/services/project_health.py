@@ -9,17 +9,17 @@ that goes wrong, each with the command that fixes it.
 
 from __future__ import annotations
 
-import grp
 import os
 import shutil
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from memgrid.core.atomic_files import process_umask
 from memgrid.core.errors import ProjectError
-from memgrid.core.images import process_umask
 from memgrid.db.health import DatabaseHealth, check_database
 from memgrid.db.store import DATABASE_NAME
+from memgrid.tui.services.access import group_name
 from memgrid.tui.services.advice import Advice
 
 LOW_DISK_BYTES = 1 << 30
@@ -68,7 +68,7 @@ def check_project(root: Path, advice: list[Advice], *, asked: bool = False) -> P
     paths = _project_paths(root)
     root_stat = root.stat()
     shared = bool(root_stat.st_mode & stat.S_IWGRP)
-    group = _group_name(root_stat.st_gid)
+    group = group_name(root_stat.st_gid)
     umask = process_umask()
     if shared:
         _advise_on_sharing(root, paths, root_stat.st_gid, group, umask, advice)
@@ -223,15 +223,8 @@ def _mode(root: Path, path: Path) -> PathMode:
     return PathMode(
         path=str(path.relative_to(root)) if path != root else ".",
         mode=stat.filemode(info.st_mode),
-        group=_group_name(info.st_gid),
+        group=group_name(info.st_gid),
     )
-
-
-def _group_name(gid: int) -> str:
-    try:
-        return grp.getgrgid(gid).gr_name
-    except KeyError:
-        return str(gid)
 
 
 def _share_commands(root: Path, group: str) -> str:

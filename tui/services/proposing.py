@@ -5,7 +5,7 @@ has a CLIP score whose weights load here, CLIP similarities of the recurring cro
 categorize its scores under a threshold set. `propose_all` runs it over every scored grid
 and stores the proposals; calibration runs it on the labelled grids under candidate
 thresholds; the app highlights the prompt with its attribution. After calibration,
-accepting a set is one call: `activate_and_propose`.
+accepting a set is one call: `propose_then_activate`.
 """
 
 from __future__ import annotations
@@ -82,14 +82,15 @@ def ensure_threshold_set(project: Project, model: str | None = None) -> tuple[Th
 def choose_threshold_set(project: Project, choice: str) -> tuple[ThresholdSet, bool]:
     """A stored set by NAME (latest version), or a FILE validated and stored as a new version.
 
-    The chosen set becomes active: naming it is the user accepting it. True if created.
+    Naming it is the user accepting it, but it is not made active here: the caller
+    proposes under it first (`propose_then_activate`). True if created.
     """
     store = project.store
     path = Path(choice).expanduser()
     if path.suffix.lower() in THRESHOLD_FILE_SUFFIXES or path.is_file():
         loaded = load_threshold_file(path)
         created = store.thresholds.add(
-            loaded.name, loaded.values, notes=loaded.notes, model=loaded.model, activate=True
+            loaded.name, loaded.values, notes=loaded.notes, model=loaded.model
         )
         return created, True
     chosen = store.thresholds.find(choice)
@@ -101,8 +102,7 @@ def choose_threshold_set(project: Project, choice: str) -> tuple[ThresholdSet, b
             f"no threshold set or file of this name{hint}; a file must end in .toml or .json",
         )
     Thresholds.from_values(chosen.values, source=chosen.label)  # refuse a corrupt stored set
-    store.thresholds.activate(chosen.id)
-    return store.thresholds.get(chosen.id), False
+    return chosen, False
 
 
 # ---------------------------------------------------------------- one grid
@@ -223,10 +223,22 @@ def propose_all(
     return report
 
 
-def activate_and_propose(project: Project, threshold_set_id: int) -> ProposeReport:
-    """Accept a threshold set (after calibration) and recompute the proposals under it."""
-    project.store.thresholds.activate(threshold_set_id)
-    return propose_all(project, project.store.thresholds.get(threshold_set_id))
+def propose_then_activate(
+    project: Project, threshold_set_id: int, also: Callable[[], None] | None = None
+) -> ProposeReport:
+    """Accept a threshold set: every proposal under it first, then make it active.
+
+    The activation (and `also`, the caller's own writes, such as marking a calibration
+    run accepted) is one transaction after the last proposal: a kill before it leaves
+    the previous set active with all its proposals, never an active set without them.
+    """
+    store = project.store
+    report = propose_all(project, store.thresholds.get(threshold_set_id))
+    with store.atomic():
+        store.thresholds.activate(threshold_set_id)
+        if also is not None:
+            also()
+    return report
 
 
 def _set_for(

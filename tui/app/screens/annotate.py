@@ -37,17 +37,31 @@ class AnnotateScreen(SessionScreen):
 
     # ---- actions on the session, committed in order ----------------------------------------
 
+    # A decision key carries the grid drawn when it was pressed (SessionScreen.submit_on_grid):
+    # typed ahead, it is dropped rather than applied to a grid nobody has seen.
+
     def action_label(self, category: str) -> None:
-        self.submit(category, partial(self.session.label, Category(category)))
+        self.submit_on_grid(category, partial(self.session.label, Category(category)))
 
     def action_accept(self) -> None:
-        self.submit("accept", self.session.accept_proposal)
+        self.submit_on_grid("accept", self.session.accept_proposal)
 
     def action_skip(self) -> None:
-        self.submit("skip", self.session.skip)
+        self.submit_on_grid("skip", self.session.skip)
 
     def action_flag(self) -> None:
-        self.submit("flag", self.session.flag)
+        """Ask why, then flag the grid that was on screen when `f` was pressed."""
+        if self.view is None:
+            self.submit_on_grid("flag", self.session.flag)  # says no grid is on screen
+            return
+        grid_id = self.view.grid_id
+
+        def save(reason: str | None) -> None:
+            if reason is not None:
+                self.submit("flag", partial(self.session.flag, reason, on_grid=grid_id))
+
+        title = f"Why flag grid {grid_id}? (Enter flags it for review, Escape cancels)"
+        self.app.push_screen(NoteScreen("", title), save)
 
     def action_undo(self) -> None:
         self.submit("undo", self.session.undo)
@@ -74,8 +88,7 @@ class AnnotateScreen(SessionScreen):
     def action_note(self) -> None:
         if self.view is None:
             return
-        draft = self.session.drafts.get(self.view.grid_id)
-        current = (draft.note if draft else "") or (self.view.mine.note if self.view.mine else "")
+        current = self.view.draft_note or (self.view.mine.note if self.view.mine else "")
 
         def save(text: str | None) -> None:
             if text is not None:

@@ -18,7 +18,8 @@ MORE_KEYS = (
     ("feature", "arrows, space", "move over tiles, select one; a selects the hot tiles"),
     ("feature", "1-4, tab, enter", "the feature's category, its name, save"),
     ("lists", "enter", "open the highlighted grid to correct it"),
-    ("adjudicate", "1-4", "set the final label of the highlighted grid"),
+    ("review", "1-4", "set the final label of the highlighted grid, then the next one"),
+    ("review", "k / a", "show one kind (flag, disagreement, skip) / one annotator's, in turn"),
     ("any screen", "escape", "close it"),
 )
 

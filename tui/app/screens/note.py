@@ -23,13 +23,16 @@ class NoteScreen(ModalScreen[str | None]):
 
     CSS_PATH = "note.tcss"
 
-    def __init__(self, note: str = "") -> None:
+    def __init__(
+        self, note: str = "", title: str = "Note on this grid (Enter saves, Escape cancels)"
+    ) -> None:
         super().__init__()
         self.note = note
+        self.title_line = title
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static("Note on this grid (Enter saves, Escape cancels)")
+            yield Static(self.title_line)
             # Shown escaped; the stored note keeps its characters unless it is edited.
             yield PrintableInput(printable(self.note), max_length=MAX_NOTE_LENGTH, id="note")
 

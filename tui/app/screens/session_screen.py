@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 
 from memgrid.core.errors import MemgridError
 from memgrid.tui.app.collector import IDLE_SECONDS, IdleCollector
@@ -85,6 +86,15 @@ class SessionScreen(Screen[None]):
         self._pending.append((what, call))
         self._run_next()
 
+    def submit_on_grid(self, what: str, call: Callable[..., Outcome]) -> None:
+        """Queue a decision for the grid drawn now; with none drawn, drop it with a notice."""
+        if self.view is None:
+            self.query_one("#status", Static).update(
+                user_text(f"{what}: no grid on screen, key ignored."), layout=False
+            )
+            return
+        self.submit(what, partial(call, on_grid=self.view.grid_id))
+
     def _run_next(self) -> None:
         if self._busy or not self._pending:
             return
@@ -155,17 +165,21 @@ class SessionScreen(Screen[None]):
         self.query_one("#status", Static).update(user_text(outcome.message), layout=False)
         self.query_one(ProgressBar).show(outcome.progress, self.session.annotator)
         if view is None:
-            self.query_one(PromptView).clear("No open grids left: every grid is done for you.")
-            self.seeds.show(None, "Nothing to annotate. r reopens earlier labels; q quits.")
+            # The end of the queue: nothing of the last grid stays on screen.
+            left = outcome.left or "No grid on screen."
+            self.query_one(PromptView).clear(left)
+            self.seeds.show(None, "Nothing to annotate now. r reopens earlier labels; q quits.")
+            self.query_one(ProposalPanel).show_text(Text(""))
+            self.query_one(LabelsPanel).show_text(Text(""))
+            self.query_one(HeatMap).show(None)
             return
-        draft = self.session.drafts.get(view.grid_id)
         self.query_one(PromptView).show(view.grid, view.attribution)
         self.seeds.show(picture)
         self.query_one(ProposalPanel).show(view.proposal, view.proposal_shown, view.scores)
         self.query_one(LabelsPanel).show(
             view.mine,
-            draft.note if draft else "",
-            draft.features if draft else [],
+            view.draft_note,
+            list(view.draft_features),
             view.others,
             view.others_hidden,
             view.adjudication,

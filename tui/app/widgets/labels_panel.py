@@ -1,4 +1,5 @@
-"""This annotator's label on the grid, what is drafted for it, and (unless blind) others'."""
+"""This annotator's label on the grid, what is drafted for it, and (once they voted, or with
+--show-others) others'."""
 
 from __future__ import annotations
 
@@ -60,13 +61,13 @@ class LabelsPanel(TextPanel):
             lines.append(Text("  ").append_text(describe_event(mine)))
             lines.extend(feature_line(f) for f in mine.features)
         if draft_note or draft_features:
-            lines.append(Text("  drafted (saved with your next label):", "yellow"))
+            lines.append(Text("  drafted (saved; your next label takes it):", "yellow"))
             if draft_note:
                 lines.append(Text(f"  note “{shown(draft_note)}”", "italic"))
             lines.extend(feature_line(f) for f in draft_features)
         lines.append(Text("Others", "bold"))
         if others_hidden:
-            lines.append(Text("  hidden (--blind)", "dim"))
+            lines.append(Text("  hidden until you vote (--show-others shows them)", "dim"))
         elif not others:
             lines.append(Text("  nobody else yet", "dim"))
         else:

@@ -39,12 +39,16 @@ def format_value(value: Any) -> str:
 
 
 def describe_proposal(
-    proposal: Proposal | None, proposal_shown: bool, hidden_reason: str = "blind share"
+    proposal: Proposal | None, proposal_shown: bool, hidden_reason: str = "proposal-hidden share"
 ) -> Text:
     if proposal is not None and not proposal_shown:
         return Text.assemble(
             ("Proposal hidden", "bold"),
-            (f" on this grid ({hidden_reason}): your label calibrates the detector.", "dim"),
+            (
+                f" on this grid ({hidden_reason}), with its reasons and scores: "
+                "your label calibrates the detector.",
+                "dim",
+            ),
         )
     if proposal is None:
         return Text.assemble(
@@ -91,6 +95,8 @@ class ProposalPanel(TextPanel):
     def show(
         self, proposal: Proposal | None, proposal_shown: bool, scores: tuple[Score, ...]
     ) -> None:
-        self.show_text(
-            Text("\n").join([describe_proposal(proposal, proposal_shown), describe_scores(scores)])
-        )
+        # A hidden proposal hides its scores too: they would give the detector away.
+        parts = [describe_proposal(proposal, proposal_shown)]
+        if proposal is None or proposal_shown:
+            parts.append(describe_scores(scores))
+        self.show_text(Text("\n").join(parts))

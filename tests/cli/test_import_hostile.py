@@ -1,0 +1,112 @@
+"""`memgrid import` against a hostile source: links out of it, named pipes, huge images."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+from memgrid.core.errors import InputError
+from memgrid.core.images import check_image_bytes, png_bytes
+from memgrid.tui.services.merging import merge_projects
+from memgrid.tui.services.project import create_project
+from PIL import Image
+from typer.testing import CliRunner
+
+from tests.cli.test_import import counts, invoke, make_folder_source, stored_files
+from tests.hostile.hostile_files import SECRET, fifos_under, secret_file, within
+
+
+@pytest.fixture
+def project_dir(tmp_path: Path, runner: CliRunner) -> Path:
+    target = tmp_path / "proj"
+    assert invoke(runner, "init", str(target)).exit_code == 0
+    return target
+
+
+def assert_only_the_good_grid(project_dir: Path) -> None:
+    assert counts(project_dir) == (1, 3)
+    database = (project_dir / "memgrid.db").read_bytes()
+    assert SECRET.strip() not in database
+
+
+@pytest.mark.parametrize("name", ["prompt.txt", "meta.json"])
+def test_a_link_out_of_the_source_is_refused_for_every_file_read(
+    tmp_path: Path, runner: CliRunner, project_dir: Path, name: str
+) -> None:
+    source = make_folder_source(tmp_path / "src")
+    secret = secret_file(tmp_path / "elsewhere")
+    if name == "meta.json":
+        secret.write_text(json.dumps({"model": "m", "token": SECRET.decode()}))
+    link = source / "grid1" / name
+    link.unlink(missing_ok=True)
+    link.symlink_to(secret)
+    result = invoke(runner, "import", str(source), "-p", str(project_dir))
+    assert result.exit_code == 1
+    assert f"grid1/{name}: points outside the import folder" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert_only_the_good_grid(project_dir)
+
+
+def test_a_link_inside_the_source_is_followed(
+    tmp_path: Path, runner: CliRunner, project_dir: Path
+) -> None:
+    source = make_folder_source(tmp_path / "src")
+    shared = source / "shared-prompt.txt"
+    shared.write_text("a prompt kept once")
+    (source / "grid1" / "prompt.txt").unlink()
+    (source / "grid1" / "prompt.txt").symlink_to(Path("..") / shared.name)
+    result = invoke(runner, "import", str(source), "-p", str(project_dir))
+    assert result.exit_code == 0, result.output
+    assert counts(project_dir) == (2, 6)
+
+
+@pytest.mark.parametrize("name", ["0001.png", "prompt.txt", "meta.json"])
+def test_a_named_pipe_in_a_grid_folder_is_refused_at_once(
+    tmp_path: Path, runner: CliRunner, project_dir: Path, name: str
+) -> None:
+    source = make_folder_source(tmp_path / "src")
+    (source / "grid1" / name).unlink(missing_ok=True)
+    os.mkfifo(source / "grid1" / name)
+    pipes = fifos_under(source)
+    result = within(
+        30, lambda: invoke(runner, "import", str(source), "-p", str(project_dir)), pipes
+    )
+    assert result.exit_code == 1
+    assert f"grid1/{name}: is a named pipe (FIFO), not a regular file" in result.stderr
+    assert_only_the_good_grid(project_dir)
+    with_files = stored_files(project_dir)
+    assert len(with_files) == 3
+
+
+def test_a_named_pipe_as_the_manifest_is_refused_at_once(
+    tmp_path: Path, runner: CliRunner, project_dir: Path
+) -> None:
+    manifest = tmp_path / "src" / "m.jsonl"
+    manifest.parent.mkdir()
+    os.mkfifo(manifest)
+    result = within(
+        30, lambda: invoke(runner, "import", str(manifest), "-p", str(project_dir)), [manifest]
+    )
+    assert result.exit_code == 1
+    assert "m.jsonl: is a named pipe (FIFO), not a regular file" in result.stderr
+
+
+def test_a_shard_whose_database_points_out_of_it_merges_nothing_from_outside(
+    tmp_path: Path,
+) -> None:
+    shard = tmp_path / "shard"
+    with create_project(shard) as project:
+        image = project.images.put(check_image_bytes(png_bytes(Image.new("RGB", (8, 8))), "x"), 0)
+        project.store.grids.add("a prompt", [image], model="m")
+    secret = secret_file(tmp_path / "elsewhere")
+    connection = sqlite3.connect(shard / "memgrid.db")
+    connection.execute("UPDATE images SET path = ?", (str(secret),))
+    connection.commit()
+    connection.close()
+    with pytest.raises(InputError, match="points outside the import folder"):
+        merge_projects([shard], tmp_path / "merged")
+    merged = [p for p in (tmp_path / "merged" / "images").rglob("*") if p.is_file()]
+    assert not any(SECRET in path.read_bytes() for path in merged)
