@@ -39,6 +39,10 @@ class InputError(MemgridError):
         where = f"{self.source}:{location}" if location else self.source
         super().__init__(f"{where}: {problem}")
 
+    def __reduce__(self) -> tuple[type[InputError], tuple[str, str, str | None]]:
+        # Rebuilt from its parts when it crosses from a scoring worker process.
+        return (type(self), (self.source, self.problem, self.location))
+
 
 class ProjectError(MemgridError):
     """The project folder or its database cannot be used as asked."""

@@ -59,6 +59,12 @@ class Metric:
             )
         self.cluster_eps = float(cluster_eps)
 
+    @property
+    def feature_key(self) -> str | None:
+        """The key of what the metric derives from each image alone, cached per image sha256
+        (core/metrics/features.py); None: it keeps nothing per image."""
+        return None
+
     def ensure_loaded(self) -> None:
         """Load what the metric runs on (a model); UnavailableError if it cannot run here."""
 

@@ -99,14 +99,34 @@ def _bits(mask: int) -> list[int]:
 
 
 def largest_cluster_size(distances: np.ndarray, eps: float) -> int:
-    """Largest DBSCAN cluster (precomputed distances, min_samples 3, as MemBench); 0 if none."""
-    from sklearn.cluster import DBSCAN  # deferred: sklearn is slow to import
+    """Largest DBSCAN cluster (precomputed distances, min_samples 3, as MemBench); 0 if none.
 
-    labels = DBSCAN(eps=eps, min_samples=DBSCAN_MIN_SAMPLES, metric="precomputed").fit_predict(
-        np.clip(distances, 0.0, None)
-    )
-    clustered = labels[labels >= 0]
-    return int(np.bincount(clustered).max()) if clustered.size else 0
+    scikit-learn's DBSCAN step by step (neighbours within eps inclusive, the point itself
+    counted; clusters grown from core points in index order, a border point joining the
+    first cluster that reaches it), without its per-call validation, which costs more than
+    the clustering of a grid's few dozen seeds. tests/core/test_metrics.py checks it
+    against scikit-learn itself.
+    """
+    neighbourhoods = np.clip(distances, 0.0, None) <= eps
+    core = neighbourhoods.sum(axis=1) >= DBSCAN_MIN_SAMPLES
+    labels = np.full(len(distances), -1)
+    sizes = [0]
+    for start in np.flatnonzero(core):
+        if labels[start] != -1:
+            continue
+        label, size, stack = len(sizes), 0, [int(start)]
+        while stack:
+            point = stack.pop()
+            if labels[point] != -1:
+                continue
+            labels[point] = label
+            size += 1
+            if core[point]:
+                stack.extend(
+                    int(j) for j in np.flatnonzero(neighbourhoods[point]) if labels[j] == -1
+                )
+        sizes.append(size)
+    return max(sizes)
 
 
 def grid_scores(

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from memgrid.core.errors import UnavailableError
 from memgrid.core.metrics.base import EmbeddingCache, Metric
+from memgrid.core.metrics.features import per_image
 from memgrid.core.metrics.grid_scores import require_seeds
 from memgrid.core.records import Score
 from PIL import Image
@@ -46,6 +47,9 @@ MAX_SCALE = 2.0
 # 0-5 chance inliers (rarely up to 20 on text or pixel art), reframed copies 40-350.
 # The pair similarity inliers / (inliers + MATCH_INLIERS) is 0.5 exactly there.
 MATCH_INLIERS = 20
+DESCRIPTOR_SIZE = 128  # SIFT's 4x4 cells of 8 orientation bins
+# One image's keypoints: positions (n, 2) and descriptors (n, 128), both float32.
+Described = tuple[np.ndarray, np.ndarray]
 
 
 def inlier_similarity(inliers: np.ndarray | float) -> np.ndarray | float:
@@ -84,11 +88,29 @@ class Keypoints(Metric):
     def ensure_loaded(self) -> None:
         opencv()
 
-    def inliers(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """(n, n) symmetric inlier counts (0 on the diagonal)."""
+    @property
+    def feature_key(self) -> str:
+        """Names the per-image SIFT keypoints in the feature cache."""
+        return f"sift/{self.version}/size={self.size}/features={self.features}"
+
+    def inliers(
+        self,
+        images: Sequence[Image.Image],
+        shas: Sequence[str] | None = None,
+        cache: EmbeddingCache | None = None,
+    ) -> np.ndarray:
+        """(n, n) symmetric inlier counts (0 on the diagonal); the keypoints of images
+        already described come from `cache` (keyed by sha256), the rest are detected."""
         cv2 = opencv()
-        detector = cv2.SIFT_create(nfeatures=self.features)
-        described = [detector.detectAndCompute(self._gray(image), None) for image in images]
+        described = per_image(
+            cache,
+            self.feature_key,
+            images,
+            shas,
+            self._describe,
+            _keypoint_bytes,
+            _keypoints_from_bytes,
+        )
         matcher = cv2.BFMatcher(cv2.NORM_L2)
         count = len(images)
         inliers = np.zeros((count, count), dtype=np.float64)
@@ -97,6 +119,18 @@ class Keypoints(Metric):
                 found = _pair_inliers(cv2, matcher, described[first], described[second])
                 inliers[first, second] = inliers[second, first] = found
         return inliers
+
+    def _describe(self, images: list[Image.Image]) -> list[Described]:
+        """Each image's SIFT keypoint positions (n, 2) and descriptors (n, 128), float32."""
+        detector = opencv().SIFT_create(nfeatures=self.features)
+        described = []
+        for image in images:
+            points, descriptors = detector.detectAndCompute(self._gray(image), None)
+            positions = np.float32([point.pt for point in points]).reshape(-1, 2)
+            if descriptors is None:
+                descriptors = np.zeros((0, DESCRIPTOR_SIZE), dtype=np.float32)
+            described.append((positions, descriptors))
+        return described
 
     def _gray(self, image: Image.Image) -> np.ndarray:
         resized = image.convert("L").resize((self.size, self.size), Image.Resampling.BILINEAR)
@@ -108,7 +142,9 @@ class Keypoints(Metric):
         shas: Sequence[str],
         cache: EmbeddingCache | None = None,
     ) -> np.ndarray:
-        return _similarity(self.inliers(images))  # every pair: see `score` for large grids
+        return _similarity(
+            self.inliers(images, shas, cache)
+        )  # every pair: see `score` for large grids
 
     def score(
         self,
@@ -119,7 +155,7 @@ class Keypoints(Metric):
     ) -> Score:
         require_seeds(len(images))
         sample = _evenly_spaced(len(images), MAX_SEEDS)
-        inliers = self.inliers([images[i] for i in sample])
+        inliers = self.inliers([images[i] for i in sample], [shas[i] for i in sample], cache)
         values = self.grid_values(_similarity(inliers))
         pairs = inliers[np.triu_indices(len(sample), k=1)]
         values.update(
@@ -142,10 +178,10 @@ def _similarity(inliers: np.ndarray) -> np.ndarray:
     return similarity
 
 
-def _pair_inliers(cv2: Any, matcher: Any, first: tuple[Any, Any], second: tuple[Any, Any]) -> int:
+def _pair_inliers(cv2: Any, matcher: Any, first: Described, second: Described) -> int:
     """Matches of `first` in `second` that agree with one similarity transform (RANSAC)."""
     (points_a, descriptors_a), (points_b, descriptors_b) = first, second
-    if descriptors_a is None or descriptors_b is None or min(len(points_a), len(points_b)) < 2:
+    if min(len(points_a), len(points_b)) < 2:
         return 0
     good = [
         pair[0]
@@ -154,8 +190,8 @@ def _pair_inliers(cv2: Any, matcher: Any, first: tuple[Any, Any], second: tuple[
     ]
     if len(good) < 3:
         return 0
-    source = np.float32([points_a[m.queryIdx].pt for m in good])
-    target = np.float32([points_b[m.trainIdx].pt for m in good])
+    source = points_a[[match.queryIdx for match in good]]
+    target = points_b[[match.trainIdx for match in good]]
     transform, mask = cv2.estimateAffinePartial2D(
         source, target, method=cv2.RANSAC, ransacReprojThreshold=REPROJECTION
     )
@@ -165,6 +201,24 @@ def _pair_inliers(cv2: Any, matcher: Any, first: tuple[Any, Any], second: tuple[
     if not 1.0 / MAX_SCALE <= scale <= MAX_SCALE:
         return 0
     return int(mask.sum())
+
+
+def _keypoint_bytes(described: Described) -> bytes:
+    """Positions as float32, then descriptors as uint8: OpenCV's SIFT descriptors are whole
+    numbers in 0..255 stored as float32, so a byte each keeps them exactly (a quarter the size)."""
+    positions, descriptors = described
+    as_bytes = descriptors.astype(np.uint8)
+    if not np.array_equal(as_bytes, descriptors):
+        raise ValueError("SIFT descriptors are not whole numbers in 0..255")
+    header = np.int32([len(positions)]).tobytes()
+    return header + positions.astype(np.float32).tobytes() + as_bytes.tobytes()
+
+
+def _keypoints_from_bytes(data: bytes) -> Described:
+    count = int(np.frombuffer(data, dtype=np.int32, count=1)[0])
+    positions = np.frombuffer(data, dtype=np.float32, count=2 * count, offset=4).reshape(count, 2)
+    descriptors = np.frombuffer(data, dtype=np.uint8, offset=4 + 8 * count)
+    return positions, descriptors.reshape(count, DESCRIPTOR_SIZE).astype(np.float32)
 
 
 def opencv() -> Any:

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 from memgrid.core.metrics.base import EmbeddingCache, Metric
+from memgrid.core.metrics.features import per_image
 from PIL import Image
 
 DEFAULT_HASH_SIZE = 8  # imagehash's default: a 64-bit hash from the 8x8 low DCT frequencies
@@ -39,19 +40,55 @@ class PHash(Metric):
     def params(self) -> dict[str, Any]:
         return {**super().params, "hash_size": self.hash_size}
 
-    def hashes(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """One row of hash bits (bool) per image."""
-        import imagehash  # deferred: pulls in scipy
+    @property
+    def feature_key(self) -> str:
+        """Names the per-image hash in the feature cache (docs/design.md, "Signals")."""
+        return f"phash/{self.version}/hash_size={self.hash_size}"
 
+    def hashes(
+        self,
+        images: Sequence[Image.Image],
+        shas: Sequence[str] | None = None,
+        cache: EmbeddingCache | None = None,
+    ) -> np.ndarray:
+        """One row of hash bits (bool) per image; hashes of known images come from `cache`."""
+        bits = self.hash_size * self.hash_size
         return np.stack(
+            per_image(
+                cache,
+                self.feature_key,
+                images,
+                shas,
+                self._compute_hashes,
+                lambda row: np.packbits(row).tobytes(),
+                lambda data: np.unpackbits(np.frombuffer(data, dtype=np.uint8))[:bits].astype(bool),
+            )
+        )
+
+    def _compute_hashes(self, images: list[Image.Image]) -> list[np.ndarray]:
+        """imagehash.phash on all images at once: one batched DCT for the grid.
+
+        Per image exactly imagehash's steps: grey, Lanczos to (4 * hash_size)^2, a type-II
+        DCT down the columns then along the rows (scipy.fftpack), the hash_size^2 lowest
+        frequencies compared with their median. tests/core/test_metrics.py pins the bits
+        against imagehash itself.
+        """
+        from scipy.fftpack import dct  # deferred: scipy is slow to import
+
+        side = self.hash_size * PHASH_HIGHFREQ_FACTOR
+        pixels = np.stack(
             [
                 np.asarray(
-                    imagehash.phash(self.hash_input(image), hash_size=self.hash_size).hash,
-                    dtype=bool,
-                ).ravel()
+                    self.hash_input(image)
+                    .convert("L")
+                    .resize((side, side), Image.Resampling.LANCZOS)
+                )
                 for image in images
             ]
         )
+        frequencies = dct(dct(pixels, axis=1), axis=2)[:, : self.hash_size, : self.hash_size]
+        low = frequencies.reshape(len(images), -1)
+        return list(low > np.median(low, axis=1, keepdims=True))
 
     def hash_input(self, image: Image.Image) -> Image.Image:
         """The image box-reduced to about twice pHash's own input before its Lanczos resize.
@@ -70,6 +107,6 @@ class PHash(Metric):
         shas: Sequence[str],
         cache: EmbeddingCache | None = None,
     ) -> np.ndarray:
-        bits = self.hashes(images)
+        bits = self.hashes(images, shas, cache)
         differing = (bits[:, None, :] != bits[None, :, :]).sum(axis=2)
         return differing / bits.shape[1]

@@ -13,6 +13,7 @@ from memgrid.core.metrics import DEFAULT_METRICS, METRICS, make_metric, metric_c
 from memgrid.core.metrics.grid_scores import (
     grid_scores,
     largest_clique_size,
+    largest_cluster_size,
     near_duplicate_groups,
     near_duplicates,
 )
@@ -273,6 +274,22 @@ def test_dbscan_needs_three_seeds_for_a_cluster():
     values = grid_scores(distances, "distance", threshold=0.15, cluster_eps=0.15)
     assert values["clique_size"] == 2
     assert values["cluster_size"] == 0
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_largest_cluster_is_scikit_learns_dbscan(seed: int):
+    from sklearn.cluster import DBSCAN
+
+    rng = np.random.default_rng(seed)
+    count = int(rng.integers(2, 40))
+    # Points on a line in a few bunches: chains, shared border points and noise all occur.
+    points = rng.choice(rng.uniform(0, 1, 4), count) + rng.normal(0, 0.06, count)
+    distances = np.abs(points[:, None] - points[None, :])
+    eps = float(rng.uniform(0.02, 0.2))
+    labels = DBSCAN(eps=eps, min_samples=3, metric="precomputed").fit_predict(distances)
+    clustered = labels[labels >= 0]
+    expected = int(np.bincount(clustered).max()) if clustered.size else 0
+    assert largest_cluster_size(distances, eps) == expected
 
 
 # ---- registry and images ----------------------------------------------------------------

@@ -78,7 +78,7 @@ def score(
         typer.Option(
             "--workers",
             "-j",
-            help="Threads decoding and scoring images.  [default: CPUs, at most 8]",
+            help="Worker processes scoring images (1: none).  [default: CPUs, at most 8]",
             show_default=False,
         ),
     ] = 0,
@@ -98,12 +98,12 @@ def score(
         device=device,
     )
     metrics = build_metrics(options, _asked_by(metric, names, sscd, clip_model, clip_pretrained))
-    threads = workers or min(os.cpu_count() or 1, 8)
+    processes = workers or min(os.cpu_count() or 1, 8)
     with open_project(project) as opened:
         if json_output:
-            report = score_project(opened, metrics, workers=threads, rescore=rescore)
+            report = score_project(opened, metrics, workers=processes, rescore=rescore)
         else:
-            report = _score_with_progress(opened, metrics, threads, rescore)
+            report = _score_with_progress(opened, metrics, processes, rescore)
     if json_output:
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:
@@ -136,7 +136,7 @@ def _metric_names(metric: str | None, sscd: Path | None) -> tuple[str, ...]:
 
 
 def _score_with_progress(
-    opened: Project, metrics: list[Metric], threads: int, rescore: bool
+    opened: Project, metrics: list[Metric], processes: int, rescore: bool
 ) -> ScoringReport:
     """The scoring loop under a progress bar with grids/s and time left (stderr, transient)."""
     from rich.console import Console
@@ -164,7 +164,7 @@ def _score_with_progress(
             progress.update(task, completed=done, total=total)
 
         return score_project(
-            opened, metrics, workers=threads, rescore=rescore, on_progress=on_progress
+            opened, metrics, workers=processes, rescore=rescore, on_progress=on_progress
         )
 
 

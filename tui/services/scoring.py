@@ -1,36 +1,58 @@
 """The scoring loop shared by `memgrid score` and the app: every grid not yet scored, resumably.
 
-Images are decoded and the pixel metrics (tiled-l2, phash) computed in a thread pool:
-Pillow's decoders and numpy's array work release the GIL, so threads scale without
-pickling images across processes. Model metrics (clip, sscd) run on the calling thread,
-with the store as their embedding cache. Each grid's scores go to the store in one
-transaction, so a killed run resumes at the first grid it had not finished.
+The pixel metrics (tiled-l2, phash, keypoints) run in a process pool sized by `workers`,
+started once per run and fed grids in chunks; with one worker they run here. Each image
+is decoded once, on first use, and whatever depends on the image alone (pHash bits, SIFT
+keypoints) is kept per image sha256 in the store, so re-scoring reads it back instead of
+decoding (core/metrics/features.py). Model metrics (clip, sscd) run in this process,
+with the store as their embedding cache. Each chunk's scores and new features go to the
+store in one transaction, so a killed run resumes at the first chunk it had not finished.
 """
 
 from __future__ import annotations
 
+import itertools
+import multiprocessing
+import signal
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Any
 
 from memgrid.core.errors import InputError, UnavailableError
 from memgrid.core.extras import require_extra
-from memgrid.core.images import decode_rgb
 from memgrid.core.metrics import DEFAULT_METRICS, METRICS, make_metric
 from memgrid.core.metrics.base import Metric
 from memgrid.core.metrics.clip import DEFAULT_MODEL, DEFAULT_PRETRAINED
-from memgrid.core.records import Grid, GridImage, Score
+from memgrid.core.metrics.features import FeatureCache, LazyImages
+from memgrid.core.records import Grid, Score
 from memgrid.tui.services.project import Project
 from PIL import Image
 
-# Grids handed to the pool ahead of the one being written: enough to keep every worker
-# busy, few enough that decoded images of waiting grids stay a small multiple of one grid.
-PREFETCH_PER_WORKER = 2
+# A chunk is a few grids of about this many images: one task for a worker and one
+# transaction for the store; large enough that the pool's messages cost nothing beside
+# the work, small enough that a killed run loses little and the workers stay balanced.
+IMAGES_PER_CHUNK = 48
+# Chunks handed to the pool per worker ahead of the one being written: enough to keep every
+# worker busy, few enough that memory stays a small multiple of one grid per worker (a
+# worker holds one grid's images at a time; a chunk's results are scores and features).
+CHUNKS_IN_FLIGHT_PER_WORKER = 2
+OPENCV_METRICS = ("keypoints", "gradients")
+# What the pool's forkserver imports once, so that workers start with it loaded.
+PRELOADED = (
+    "memgrid.core.metrics.tiled_l2",
+    "memgrid.core.metrics.phash",
+    "memgrid.core.metrics.keypoints",
+    "memgrid.core.metrics.gradients",
+    "scipy.fftpack",
+    "cv2",
+)
 GRIDS_PER_QUERY = 256
 
 
@@ -116,21 +138,45 @@ class _GridWork:
     """What one grid needs: the metrics it lacks, split by where they run."""
 
     grid: Grid
+    paths: tuple[Path, ...]  # its images on disk, in seed order
     pool_metrics: tuple[Metric, ...]
     model_metrics: tuple[Metric, ...]
     # Metrics known not to run here, with why: recorded without decoding anything.
     unavailable: tuple[tuple[Metric, str], ...] = ()
 
-    @property
-    def needs_images(self) -> bool:
-        return bool(self.pool_metrics or self.model_metrics)
-
 
 @dataclass
 class _GridResult:
     scores: list[Score]
-    images: list[Image.Image] | None  # kept only for the model metrics
+    images: LazyImages | None  # kept only when scored in this process, for the model metrics
     error: InputError | None = None
+
+
+@dataclass(frozen=True)
+class _PixelTask:
+    """What a worker needs of one grid (picklable: no model metric, no store)."""
+
+    grid: Grid
+    paths: tuple[Path, ...]
+    metrics: tuple[Metric, ...]
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """A few grids for one worker, with the features the store already has for their images."""
+
+    work: tuple[_GridWork, ...]
+    features: FeatureCache
+
+    @property
+    def tasks(self) -> tuple[_PixelTask, ...]:
+        return tuple(_PixelTask(item.grid, item.paths, item.pool_metrics) for item in self.work)
+
+
+@dataclass
+class _ChunkResult:
+    results: list[_GridResult]
+    features: dict[str, dict[str, bytes]]  # feature key -> sha256 -> bytes, computed anew
 
 
 def score_project(
@@ -157,34 +203,49 @@ def score_project(
     for name in report.held_unavailable:
         report.unavailable.setdefault(name, unusable[name])
     report.grids_pending = len(pending)
-    work = _grid_work(project, pending, unusable)
-    with (
-        _one_blas_thread(),
-        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="memgrid-score") as pool,
-    ):
-        for done_work, result in _in_order(pool, work, workers * PREFETCH_PER_WORKER, project):
-            if result.error is not None:
-                report.errors.append(result.error)
-            else:
-                _write_grid(project, done_work, result, report)
-            if on_progress:
-                on_progress(report.grids_scored + len(report.errors), report.grids_pending)
+    chunks = _chunks(project, _grid_work(project, pending, unusable))
+    for chunk, scored in _scored_chunks(chunks, workers, metrics):
+        _write_chunk(project, chunk, scored, report)
+        if on_progress:
+            on_progress(report.grids_scored + len(report.errors), report.grids_pending)
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _write_grid(
-    project: Project, work: _GridWork, result: _GridResult, report: ScoringReport
+def _write_chunk(
+    project: Project, chunk: _Chunk, scored: _ChunkResult, report: ScoringReport
 ) -> None:
-    """Add the model metrics' scores and the unavailable ones, then store all in one go."""
-    scores = [
-        *result.scores,
-        *_model_scores(project, work, result.images),
-        *(metric.unavailable(work.grid.id, why) for metric, why in work.unavailable),
-    ]
+    """Add the model metrics' scores and the unavailable ones, then store the chunk's scores
+    and new features in one transaction."""
+    written: list[list[Score]] = []
+    for work, result in zip(chunk.work, scored.results, strict=True):
+        if result.error is not None:
+            report.errors.append(result.error)
+            continue
+        images = result.images if result.images is not None else LazyImages(work.paths)
+        try:
+            model_scores = _model_scores(project, work, images)
+        except InputError as error:
+            report.errors.append(_with_grid(error, work.grid))
+            continue
+        written.append(
+            [
+                *result.scores,
+                *model_scores,
+                *(metric.unavailable(work.grid.id, why) for metric, why in work.unavailable),
+            ]
+        )
     with project.store.atomic():
-        for score in scores:
-            project.store.scores.add(score)
+        for key, found in scored.features.items():
+            project.store.images.put_embeddings(key, found)
+        for scores in written:
+            for score in scores:
+                project.store.scores.add(score)
+    for scores in written:
+        _count_grid(scores, report)
+
+
+def _count_grid(scores: list[Score], report: ScoringReport) -> None:
     report.grids_scored += 1
     report.scores_written += len(scores)
     for score in scores:
@@ -196,14 +257,34 @@ def _write_grid(
 
 
 @contextmanager
-def _one_blas_thread() -> Iterator[None]:
-    """BLAS on one thread while the pool runs: the per-tile Gram matrices are small, and
-    BLAS threads spinning beside the pool's threads slow every worker down. torch's own
-    thread pool (clip, sscd on the calling thread) is not a BLAS pool and keeps its size."""
+def _one_thread_each(metrics: Sequence[Metric]) -> Iterator[None]:
+    """BLAS and OpenCV on one thread each while scoring: the per-tile Gram matrices are
+    small, and library threads spinning beside the workers slow every worker down; so
+    `workers` is the number of cores used. torch's own thread pool (clip, sscd on this
+    thread) is not a BLAS pool and keeps its size."""
     from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
 
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
+    cv2 = _loaded_cv2(metrics)
+    opencv_threads = cv2.getNumThreads() if cv2 is not None else None
+    if cv2 is not None:
+        cv2.setNumThreads(1)
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield
+    finally:
+        if cv2 is not None:
+            cv2.setNumThreads(opencv_threads)
+
+
+def _loaded_cv2(metrics: Sequence[Metric]) -> Any:
+    """OpenCV when a metric uses it or it is already loaded; None otherwise (no import)."""
+    if "cv2" not in sys.modules and not any(metric.name in OPENCV_METRICS for metric in metrics):
+        return None
+    try:
+        import cv2
+    except ImportError:
+        return None  # keypoints then reports itself unavailable
+    return cv2
 
 
 def _plan(
@@ -266,50 +347,123 @@ def _grid_work(
             usable = [m for m in needed if m.name not in unusable]
             yield _GridWork(
                 grid=grid,
+                paths=tuple(project.image_path(image) for image in grid.images),
                 pool_metrics=tuple(m for m in usable if not m.uses_cache),
                 model_metrics=tuple(m for m in usable if m.uses_cache),
                 unavailable=tuple((m, unusable[m.name]) for m in needed if m.name in unusable),
             )
 
 
-def _in_order(
-    pool: ThreadPoolExecutor, work: Iterator[_GridWork], ahead: int, project: Project
-) -> Iterator[tuple[_GridWork, _GridResult]]:
-    """Results in submission order, with at most `ahead` grids in flight."""
-    in_flight: deque[tuple[_GridWork, Future[_GridResult]]] = deque()
+def _chunks(project: Project, work: Iterator[_GridWork]) -> Iterator[_Chunk]:
+    """Grids grouped about IMAGES_PER_CHUNK images at a time, each chunk with the features
+    the store already holds for its images (read just before it is handed out)."""
+    batch: list[_GridWork] = []
     for item in work:
-        in_flight.append((item, pool.submit(_decode_and_score, project.image_path, item)))
-        if len(in_flight) >= ahead:
-            done_work, future = in_flight.popleft()
-            yield done_work, future.result()
-    while in_flight:
-        done_work, future = in_flight.popleft()
-        yield done_work, future.result()
+        batch.append(item)
+        if sum(len(entry.paths) for entry in batch) >= IMAGES_PER_CHUNK:
+            yield _chunk_with_features(project, batch)
+            batch = []
+    if batch:
+        yield _chunk_with_features(project, batch)
 
 
-def _decode_and_score(image_path: Callable[[GridImage], Path], work: _GridWork) -> _GridResult:
-    """Runs in the pool: decode the grid's images once, then the pixel metrics."""
-    grid = work.grid
-    if not work.needs_images:
-        return _GridResult(scores=[], images=None)
+def _chunk_with_features(project: Project, batch: list[_GridWork]) -> _Chunk:
+    shas_by_key: dict[str, set[str]] = {}
+    for item in batch:
+        for metric in item.pool_metrics:
+            if metric.feature_key is not None:
+                shas = shas_by_key.setdefault(metric.feature_key, set())
+                shas.update(image.sha256 for image in item.grid.images)
+    known = {
+        key: project.store.images.get_embeddings(key, sorted(shas))
+        for key, shas in shas_by_key.items()
+    }
+    return _Chunk(work=tuple(batch), features=FeatureCache(known))
+
+
+def _scored_chunks(
+    chunks: Iterator[_Chunk], workers: int, metrics: Sequence[Metric]
+) -> Iterator[tuple[_Chunk, _ChunkResult]]:
+    """Chunks scored in order: here with one worker or one chunk (a pool would only add its
+    start), else in a process pool started once, with at most CHUNKS_IN_FLIGHT_PER_WORKER
+    chunks per worker waiting (bounded memory)."""
+    first_two = list(itertools.islice(chunks, 2))
+    chunks = itertools.chain(first_two, chunks)
+    if workers == 1 or len(first_two) < 2:
+        with _one_thread_each(metrics):
+            for chunk in chunks:
+                yield chunk, _score_chunk(chunk.tasks, chunk.features, keep_images=True)
+        return
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=_pool_context(), initializer=_start_worker
+    )
     try:
-        images = [decode_rgb(image_path(image)) for image in grid.images]
-    except InputError as error:
-        return _GridResult(scores=[], images=None, error=_with_grid(error, grid))
-    shas = [image.sha256 for image in grid.images]
-    scores = [_score_or_unavailable(metric, grid.id, images, shas) for metric in work.pool_metrics]
-    return _GridResult(scores=scores, images=images if work.model_metrics else None)
+        in_flight: deque[tuple[_Chunk, Future[_ChunkResult]]] = deque()
+        for chunk in chunks:
+            in_flight.append((chunk, pool.submit(_score_chunk, chunk.tasks, chunk.features)))
+            if len(in_flight) >= workers * CHUNKS_IN_FLIGHT_PER_WORKER:
+                done, future = in_flight.popleft()
+                yield done, future.result()
+        while in_flight:
+            done, future = in_flight.popleft()
+            yield done, future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _model_scores(
-    project: Project, work: _GridWork, images: list[Image.Image] | None
-) -> list[Score]:
-    """The model metrics, on this thread: torch has its own threads, the store its connection."""
-    if not work.model_metrics or images is None:
-        return []
-    shas = [image.sha256 for image in work.grid.images]
+def _pool_context() -> BaseContext:
+    """forkserver: workers forked from a clean process that preloaded the pixel metrics.
+
+    A plain fork would copy OpenCV's and BLAS's thread pools mid-state (a worker then hangs
+    on its first parallel call) and any lock the app's threads hold; spawn would re-import
+    numpy, scipy and OpenCV in every worker of every run.
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():  # Windows
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__, *PRELOADED])
+    return context
+
+
+def _start_worker() -> None:
+    """Each worker computes on one core and leaves Ctrl-C to the main process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+    cv2 = _loaded_cv2(())
+    if cv2 is not None:
+        cv2.setNumThreads(1)
+
+
+def _score_chunk(
+    tasks: Sequence[_PixelTask], features: FeatureCache, keep_images: bool = False
+) -> _ChunkResult:
+    """Runs in a worker (or here): each grid's pixel metrics, its images decoded on first use."""
+    results = []
+    for task in tasks:
+        images = LazyImages(task.paths)
+        shas = [image.sha256 for image in task.grid.images]
+        try:
+            scores = [
+                _score_or_unavailable(metric, task.grid.id, images, shas, features)
+                for metric in task.metrics
+            ]
+        except InputError as error:
+            results.append(_GridResult([], None, _with_grid(error, task.grid)))
+            continue
+        results.append(_GridResult(scores, images if keep_images else None))
+    return _ChunkResult(results, features.added)
+
+
+def _shas(work: _GridWork) -> list[str]:
+    return [image.sha256 for image in work.grid.images]
+
+
+def _model_scores(project: Project, work: _GridWork, images: LazyImages) -> list[Score]:
+    """The model metrics, in this process: torch has its own threads, the store its connection."""
     return [
-        _score_or_unavailable(metric, work.grid.id, images, shas, project.store.images)
+        _score_or_unavailable(metric, work.grid.id, images, _shas(work), project.store.images)
         for metric in work.model_metrics
     ]
 
@@ -317,7 +471,7 @@ def _model_scores(
 def _score_or_unavailable(
     metric: Metric,
     grid_id: int,
-    images: list[Image.Image],
+    images: Sequence[Image.Image],
     shas: list[str],
     cache: Any = None,
 ) -> Score:
