@@ -24,7 +24,7 @@ from memgrid.core.taxonomy import (
     LabelState,
     Webster,
 )
-from memgrid.db.overlap import NEEDS_VOTES, OverlapRule
+from memgrid.db.overlap import OverlapRule, has_done_vote, needs_votes, refusal
 from memgrid.db.rows import (
     EVENT_COLUMNS,
     IDS_PER_QUERY,
@@ -90,11 +90,11 @@ class Labels(Noun):
             self.authorize(annotator, role_for(undone_action or action))
             if rule is None or not enforced:
                 return self.get(self._insert(row))
-            had_vote = self._has_done_vote(grid_id, annotator)
-            needed = had_vote or self._needs_votes(grid_id, annotator, rule)
+            had_vote = has_done_vote(self.store, grid_id, annotator)
+            needed = had_vote or needs_votes(self.store, rule, grid_id, annotator)
             event_id = self._insert(row)
-            if not needed and self._has_done_vote(grid_id, annotator):
-                raise VoteRefused(self._refusal(grid_id, annotator, rule))
+            if not needed and has_done_vote(self.store, grid_id, annotator):
+                raise VoteRefused(refusal(self.store, rule, grid_id, annotator))
         return self.get(event_id)
 
     def _insert(self, row: tuple[Any, ...]) -> int:
@@ -106,43 +106,6 @@ class Labels(Noun):
             row,
         )
         return int(cursor.lastrowid or 0)
-
-    def _has_done_vote(self, grid_id: int, annotator: str) -> bool:
-        done = [state.value for state in LabelState if state.done]
-        row = self.store.row(
-            f"""SELECT 1 FROM votes WHERE grid_id = ? AND annotator = ?
-            AND state IN ({placeholders(done)})""",
-            [grid_id, annotator, *done],
-        )
-        return row is not None
-
-    def _needs_votes(self, grid_id: int, annotator: str, rule: OverlapRule) -> bool:
-        row = self.store.row(
-            f"SELECT {NEEDS_VOTES.format(grid=':grid')}", rule.params(annotator, grid_id)
-        )
-        return bool(row and row[0])
-
-    def _refusal(self, grid_id: int, annotator: str, rule: OverlapRule) -> str:
-        """Why the grid takes no vote from this annotator, in one line."""
-        holder = self.store.row(
-            "SELECT annotator FROM leases WHERE grid_id = ? AND annotator != ? AND expires_at > ?",
-            (grid_id, annotator, rule.now),
-        )
-        if holder is not None:
-            return f"{holder[0]} holds grid {grid_id} now"
-        done = [state.value for state in LabelState if state.done]
-        voters = [
-            row[0]
-            for row in self.store.rows(
-                f"""SELECT annotator FROM votes WHERE grid_id = ? AND annotator != ?
-                AND state IN ({placeholders(done)}) ORDER BY id""",
-                [grid_id, annotator, *done],
-            )
-        ]
-        plural = "vote" if rule.overlap == 1 else "votes"
-        return (
-            f"grid {grid_id} already has the {rule.overlap} {plural} it needs ({', '.join(voters)})"
-        )
 
     def authorize(self, annotator: str, role: Role = Role.ANNOTATOR) -> None:
         """Refuse (NotAllowedError) unless this process's account may act as `annotator`."""

@@ -184,6 +184,8 @@ def test_a_file_download_without_network_is_unreachable_not_missing(
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    # huggingface_hub read HF_HUB_OFFLINE once at import; other tests set it before that.
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
 
     def offline(*args: object, **kwargs: object) -> str:
