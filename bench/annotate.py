@@ -44,7 +44,6 @@ from memgrid.core.taxonomy import Category, Feature  # noqa: E402
 from memgrid.tui.app.grid_layout import plan_layout  # noqa: E402
 from memgrid.tui.app.thumbnails import ThumbnailCache  # noqa: E402
 from memgrid.tui.services.project import create_project, open_project  # noqa: E402
-
 from tests.app.pty_terminal import SYNC_END, SYNC_START, PtyTerminal  # noqa: E402
 
 DISTINCT_IMAGES = 64
@@ -216,7 +215,6 @@ def seed_sizes(root: Path) -> list[str]:
     """Each seed's size at the three screen sizes, panel shown and folded (headless app)."""
     from memgrid.tui.app import make_app
     from memgrid.tui.app.config import AppSettings
-
     from tests.app.pilot_helpers import press, settle
 
     async def measure(size: tuple[int, int], fold: bool) -> tuple[int, int]:

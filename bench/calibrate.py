@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from memgrid.core.calibration import DEFAULT_BOOTSTRAPS, DEFAULT_SAMPLE_LIMIT, Objective
 from memgrid.core.calibration.run import LabelledGrids, calibrate, stratified_sample
 from memgrid.core.taxonomy import Category, LabelState

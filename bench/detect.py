@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.metrics import roc_auc_score, roc_curve
+
 from memgrid.core.attribution import attribute
 from memgrid.core.categorizer import categorize, latest_by_metric
 from memgrid.core.combined import combined_score, evidence, feature_row, fit_weights
@@ -33,7 +35,6 @@ from memgrid.tui.services.ingest import import_grids
 from memgrid.tui.services.project import Project, create_project
 from memgrid.tui.services.proposing import propose_all
 from memgrid.tui.services.scoring import MetricOptions, build_metrics, score_project
-from sklearn.metrics import roc_auc_score, roc_curve
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 # ../shared/realgrids-dev beside the checkout, else a shared/ inside it.

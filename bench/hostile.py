@@ -44,10 +44,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from memgrid.tui.app import make_app  # noqa: E402
-from memgrid.tui.services.project import open_project  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from memgrid.tui.app import make_app  # noqa: E402
+from memgrid.tui.services.project import open_project  # noqa: E402
 from tests.app.conftest import settings_for  # noqa: E402
 from tests.app.pilot_helpers import SIZE, press, settle  # noqa: E402
 from tests.app.pty_terminal import PtyTerminal  # noqa: E402

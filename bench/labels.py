@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from export import build_project  # bench/export.py: the same project
+
 from memgrid.tui.services.labels import export_labels, import_labels
 
 

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from memgrid.core.demo import scene
 from memgrid.core.references.index import HashIndex, VectorIndex
 from memgrid.db.rows import now_text

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from memgrid.core.calibration import DEFAULT_BOOTSTRAPS
 from memgrid.core.taxonomy import Category, LabelState, Webster
 from memgrid.db.rows import canonical_json, content_key, now_text

@@ -38,13 +38,14 @@ from contextlib import contextmanager
 from multiprocessing import get_context
 from pathlib import Path
 
+from PIL import Image
+
 from memgrid.core.demo import photo, scene, stamp, with_noise
 from memgrid.core.images import CheckedImage, decode_rgb, png_bytes
 from memgrid.core.metrics import METRICS, WEIGHT_METRICS, make_metric
 from memgrid.tui.services.ingest import import_grids
 from memgrid.tui.services.project import create_project, open_project
 from memgrid.tui.services.scoring import score_project
-from PIL import Image
 
 SEEDS = 16
 SIZE = 512

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
 from memgrid.core.records import Score
 
 if TYPE_CHECKING:

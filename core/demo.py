@@ -14,8 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from memgrid.core.records import Entity
 from PIL import Image, ImageDraw, ImageFilter
+
+from memgrid.core.records import Entity
 
 DEMO_SIZE = 256
 DEMO_SEEDS = tuple(range(8))

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
+
 from memgrid.core.atomic_files import TEMPORARY_PREFIX, atomic_write, remove_abandoned
 from memgrid.core.errors import InputError
 from memgrid.core.records import GridImage
 from memgrid.core.user_files import open_user_file
-from PIL import Image, UnidentifiedImageError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 # Pillow tries every plugin it has on any file; only these are read (no EPS, which runs

@@ -15,6 +15,7 @@ from itertools import combinations
 from typing import Any
 
 import numpy as np
+
 from memgrid.core.records import LabelEvent
 
 # Annotator -> item -> category (as text); one current label per annotator and item.

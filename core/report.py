@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from memgrid.core.calibration import (
     CATEGORIES,
     CATEGORY_CODE,

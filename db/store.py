@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from sqlite_utils import Database
+
 from memgrid.core.annotators import AnnotatorTable, OsIdentity
 from memgrid.core.atomic_files import process_umask
 from memgrid.core.errors import DatabaseError, ProjectError, SchemaError
@@ -27,7 +29,6 @@ from memgrid.db.runs import CalibrationRuns
 from memgrid.db.scores import Scores
 from memgrid.db.thresholds import ThresholdSets
 from memgrid.db.triage import TriageResults
-from sqlite_utils import Database
 
 DATABASE_NAME = "memgrid.db"
 # Every memgrid database has it from its first migration on; a database without it (and

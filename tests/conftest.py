@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+from PIL import Image
+from typer.testing import CliRunner
+
 from memgrid.core.records import LabelEvent, QueueOrder
 from memgrid.db.queue import AnnotationQueue
 from memgrid.db.store import Store
 from memgrid.tui.services.ingest import build_demo
 from memgrid.tui.services.project import Project, create_project
-from PIL import Image
-from typer.testing import CliRunner
 
 # CI runs a bounded number of property examples; `just test-thorough` runs many more.
 settings.register_profile(

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import typer
-from memgrid.core.demo import DEMO_SET
-from memgrid.tui.cli import app
 from typer.testing import CliRunner
 
+from memgrid.core.demo import DEMO_SET
+from memgrid.tui.cli import app
 from tests.readme import README, ROOT, section, shell_lines
 
 # Tour lines that cannot run here, and why: the tests say so rather than skip silently.

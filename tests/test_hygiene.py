@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from memgrid import core, db
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,6 +7,8 @@ import sys
 from typing import Any
 
 import typer
+from typer.core import TyperGroup
+
 from memgrid.core.errors import MemgridError
 from memgrid.core.extras import missing_extra_error
 from memgrid.tui.commands import (
@@ -30,7 +32,6 @@ from memgrid.tui.errors import (
     report_error,
 )
 from memgrid.tui.services.doctor import memgrid_version
-from typer.core import TyperGroup
 
 # What a shell reports for a program ended by SIGPIPE (`memgrid show 1 | head -1`).
 BROKEN_PIPE_EXIT = 128 + 13

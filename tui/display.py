@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import typer
+
 from memgrid.core.display_text import has_control_characters, printable
 
 if TYPE_CHECKING:

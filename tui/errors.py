@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 import typer
+
 from memgrid.core.errors import one_line
 
 try:  # typer 0.25 and later carry their own copy of click

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
+
 from memgrid.core.attribution.model import ClipEvidence
 from memgrid.core.records import Entity
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from memgrid.core.calibration.common import (
     CATEGORIES,
     DEFAULT_BOOTSTRAPS,

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+
 from memgrid.core.calibration.common import (
     DEFAULT_BOOTSTRAPS,
     DEFAULT_SEED,

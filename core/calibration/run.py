@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from memgrid.core.calibration.common import (
     CATEGORIES,
     DEFAULT_BOOTSTRAPS,

@@ -9,6 +9,7 @@ from itertools import product
 from typing import Any
 
 import numpy as np
+
 from memgrid.core.calibration.common import CATEGORY_CODE, THRESHOLD_SIGNALS
 from memgrid.core.calibration.evaluate import class_scores, confusion
 from memgrid.core.taxonomy import Category

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from PIL import Image, ImageDraw
+
 from memgrid.core.images import decode_rgb, png_bytes
 from memgrid.core.metrics.region import DEFAULT_REGION_GRID, bounding_box
-from PIL import Image, ImageDraw
 
 SEED_SIZE = 192  # pixels per seed on the sheet
 GAP = 4

@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
+from PIL import Image
+
 from memgrid.core.metrics.grid_scores import (
     DBSCAN_MIN_SAMPLES,
     MatrixKind,
@@ -18,7 +20,6 @@ from memgrid.core.metrics.grid_scores import (
     require_seeds,
 )
 from memgrid.core.records import Score
-from PIL import Image
 
 
 class EmbeddingCache(Protocol):

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
+
 from memgrid.core.errors import InputError, UnavailableError
 from memgrid.core.extras import require_extra
 from memgrid.core.hub import cached_file, hub_file
@@ -27,7 +29,6 @@ from memgrid.core.metrics.embedding import (
     looks_like_path,
     require_file,
 )
-from PIL import Image
 
 DEFAULT_MODEL = "ViT-B-32"
 DEFAULT_PRETRAINED = "laion2b_s34b_b79k"

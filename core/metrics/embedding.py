@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
+
 from memgrid.core.errors import InputError, UnavailableError
 from memgrid.core.metrics.base import EmbeddingCache, Metric
-from PIL import Image
 
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 

@@ -13,9 +13,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar, overload
 
+from PIL import Image
+
 from memgrid.core.images import decode_rgb
 from memgrid.core.metrics.base import EmbeddingCache
-from PIL import Image
 
 Feature = TypeVar("Feature")
 

@@ -23,9 +23,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from PIL import Image
+
 from memgrid.core.metrics.base import EmbeddingCache, Metric
 from memgrid.core.metrics.keypoints import opencv
-from PIL import Image
 
 LAYOUT_SIZE = 64  # seeds are squashed to this square: 8 px cells, coarse enough to ignore texture
 CELLS = 8

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
+
 from memgrid.core.errors import UnavailableError
 
 MatrixKind = Literal["distance", "similarity"]

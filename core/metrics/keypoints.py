@@ -20,12 +20,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from PIL import Image
+
 from memgrid.core.errors import UnavailableError
 from memgrid.core.metrics.base import EmbeddingCache, Metric
 from memgrid.core.metrics.features import per_image
 from memgrid.core.metrics.grid_scores import require_seeds
 from memgrid.core.records import Score
-from PIL import Image
 
 # Seeds are squashed to this square before matching: the scale at which RANSAC's tolerance
 # and the inlier counts below are set. SIFT's cost grows with the pixels (about 45 ms a

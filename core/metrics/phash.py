@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from PIL import Image
+
 from memgrid.core.metrics.base import EmbeddingCache, Metric
 from memgrid.core.metrics.features import per_image
-from PIL import Image
 
 DEFAULT_HASH_SIZE = 8  # imagehash's default: a 64-bit hash from the 8x8 low DCT frequencies
 # Near-duplicate at Hamming <= 10 of 64 bits: the cut-off commonly used with 64-bit pHash

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
+
 from memgrid.core.errors import InputError, UnavailableError
 from memgrid.core.extras import require_extra
 from memgrid.core.hub import hub_file
 from memgrid.core.images import resize_short_side
 from memgrid.core.metrics.embedding import EmbeddingMetric, file_fingerprint, require_file
-from PIL import Image
 
 HF_HUB = "hf-hub:"
 REPLICA_THRESHOLD = 0.5  # Somepalli et al. 2023; MemBench's DBSCAN eps 0.5 on 1 - cosine

@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from PIL import Image
+
 from memgrid.core.images import square_pixels
 from memgrid.core.metrics.base import EmbeddingCache, Metric
 from memgrid.core.metrics.grid_scores import require_seeds
@@ -32,7 +34,6 @@ from memgrid.core.metrics.region import (
     region_consistency,
 )
 from memgrid.core.records import Score
-from PIL import Image
 
 CARLINI_DELTA = 0.15
 CARLINI_SIZE = 512

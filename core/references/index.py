@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
-from memgrid.core.metrics.phash import PHash
 from PIL import Image
+
+from memgrid.core.metrics.phash import PHash
 
 HASH_BITS = 64
 CHUNKS = 4

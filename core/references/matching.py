@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from PIL import Image
+
 from memgrid.core.metrics.region import largest_component
 from memgrid.core.metrics.tiled_l2 import (
     CARLINI_DELTA,
@@ -38,7 +40,6 @@ from memgrid.core.metrics.tiled_l2 import (
 )
 from memgrid.core.records import Reference, Score
 from memgrid.core.taxonomy import Webster
-from PIL import Image
 
 REFERENCE_METRIC = "reference"
 MATCH_VERSION = "1"

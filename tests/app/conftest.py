@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from memgrid.core.records import Proposal, QueueOrder, Reason, Score
 from memgrid.core.taxonomy import Category, Feature
 from memgrid.db.store import Store

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 
-from memgrid.tui.app.screens.adjudicate import AdjudicationScreen
-from memgrid.tui.app.screens.annotate import AnnotateScreen
 from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.widgets import Static
 from textual.worker import WorkerCancelled, WorkerState
+
+from memgrid.tui.app.screens.adjudicate import AdjudicationScreen
+from memgrid.tui.app.screens.annotate import AnnotateScreen
 
 SIZE = (160, 50)
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from textual.geometry import Size
+from textual.widgets import Input, OptionList, Static
+
 from memgrid.core.taxonomy import Category, LabelState
 from memgrid.tui.app import make_app
 from memgrid.tui.app.config import AnnotateOptions
@@ -23,9 +26,6 @@ from memgrid.tui.app.screens import (
 from memgrid.tui.app.views import in_blind_share
 from memgrid.tui.app.widgets import EvidenceBar, KeyHints, ProposalPanel, SeedGrid
 from memgrid.tui.services.project import Project, open_project
-from textual.geometry import Size
-from textual.widgets import Input, OptionList, Static
-
 from tests.app.conftest import FakeClock, settings_for
 from tests.app.pilot_helpers import (
     SIZE,

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from unittest.mock import MagicMock
 
-import memgrid.tui.app
 import pytest
+from typer.testing import CliRunner
+
+import memgrid.tui.app
 from memgrid.core.annotators import OsIdentity
 from memgrid.tui.app.config import AppSettings
 from memgrid.tui.cli import app as cli
-from typer.testing import CliRunner
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from memgrid.core.errors import InputError
 from memgrid.core.records import QueueOrder
 from memgrid.tui.app.config import (

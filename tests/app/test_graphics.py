@@ -13,6 +13,8 @@ import re
 import zlib
 
 import numpy as np
+from PIL import Image
+
 from memgrid.tui.app.graphics import (
     KITTY_DIACRITICS,
     KITTY_PLACEHOLDER,
@@ -25,7 +27,6 @@ from memgrid.tui.app.graphics import (
     sixel_sequence,
     tmux_passthrough,
 )
-from PIL import Image
 
 APC = re.compile(r"\x1b_G([^;\x1b]*)(?:;([^\x1b]*))?\x1b\\")
 SIXEL_RASTER = re.compile(r'\x1bP[0-9;]*q"1;1;(\d+);(\d+)')

@@ -11,6 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from textual.app import App
+from textual.widgets import Input
+
 from memgrid.tui.app import make_app
 from memgrid.tui.app.screens import (
     AdjudicationScreen,
@@ -22,9 +25,6 @@ from memgrid.tui.app.screens import (
 )
 from memgrid.tui.app.screens.calibration import CalibrationScreen
 from memgrid.tui.services.project import open_project
-from textual.app import App
-from textual.widgets import Input
-
 from tests.app.conftest import settings_for
 from tests.app.pilot_helpers import SIZE, press, settle
 from tests.hostile.corpus import raw_escapes

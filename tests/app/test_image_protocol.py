@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from memgrid.core.errors import InputError
 from memgrid.tui.app.colors import rich_color_environment
 from memgrid.tui.app.image_protocol import (

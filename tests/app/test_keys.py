@@ -7,6 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from textual.actions import parse
+from textual.binding import Binding
+from textual.screen import Screen
+
 from memgrid.core.taxonomy import Category
 from memgrid.tui.app import make_app
 from memgrid.tui.app.app import MemgridApp
@@ -14,10 +18,6 @@ from memgrid.tui.app.config import KEY_ACTIONS, default_keys
 from memgrid.tui.app.keys import CATEGORY_SCREENS, binding_id, describe_keys, keymap
 from memgrid.tui.app.screens import AdjudicationScreen, AnnotateScreen, FeatureScreen
 from memgrid.tui.services.project import Project
-from textual.actions import parse
-from textual.binding import Binding
-from textual.screen import Screen
-
 from tests.app.conftest import settings_for
 from tests.app.pilot_helpers import SIZE, annotate_screen, press, settle
 

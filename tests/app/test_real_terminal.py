@@ -10,7 +10,6 @@ from pathlib import Path
 
 from memgrid.core.taxonomy import Category
 from memgrid.tui.services.project import open_project
-
 from tests.app.pty_terminal import PtyTerminal, visible_text
 from tests.conftest import open_grids, vote_of
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+
 from memgrid.tui.app import make_app
 from memgrid.tui.app.widgets import ReferencePanel
 from memgrid.tui.services.project import Project
 from memgrid.tui.services.references import match_grids
-
 from tests.app.conftest import settings_for
 from tests.app.pilot_helpers import SIZE, annotate_screen, press, settle
 

@@ -6,15 +6,15 @@ import json
 from pathlib import Path
 
 import pytest
+from textual.widgets import Static
+from typer.testing import CliRunner
+
 from memgrid.core.records import Proposal
 from memgrid.core.taxonomy import Category
 from memgrid.tui.app import make_app
 from memgrid.tui.cli import app as cli
 from memgrid.tui.services.project import Project
 from memgrid.tui.services.report import grids_from
-from textual.widgets import Static
-from typer.testing import CliRunner
-
 from tests.app.conftest import settings_for
 from tests.app.pilot_helpers import SIZE, annotate_screen, current_grid, press, settle, status_text
 from tests.app.test_session import session_on

@@ -6,6 +6,12 @@ import re
 
 import numpy as np
 import pytest
+from rich.color import Color, ColorSystem
+from rich.segment import Segment
+from rich.style import Style
+from textual.geometry import Size
+from textual.strip import Strip
+
 from memgrid.core.records import GridImage, Score
 from memgrid.tui.app.drawing import (
     BACKDROP,
@@ -21,11 +27,6 @@ from memgrid.tui.app.evidence import OUTLINE_RGB, difference, evidence_from, out
 from memgrid.tui.app.grid_layout import GAP, plan_layout
 from memgrid.tui.app.line_output import UPPER_HALF, Cells, RawWriter, strip_line
 from memgrid.tui.app.pictures import seed_caption
-from rich.color import Color, ColorSystem
-from rich.segment import Segment
-from rich.style import Style
-from textual.geometry import Size
-from textual.strip import Strip
 
 
 def test_eight_seeds_at_160_by_50_are_four_by_two() -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from memgrid.core.errors import NotFoundError
 from memgrid.core.records import QueueOrder
 from memgrid.core.taxonomy import Category, Feature, LabelState
 from memgrid.tui.app.session import AnnotationSession, SessionOptions
 from memgrid.tui.app.views import in_blind_share
 from memgrid.tui.services.project import Project, open_project
-
 from tests.app.conftest import FakeClock
 from tests.conftest import open_grids, vote_of
 

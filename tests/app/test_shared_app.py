@@ -6,6 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from textual.widgets import OptionList, Static
+from typer.testing import CliRunner
+
 from memgrid.core.taxonomy import Category, LabelState
 from memgrid.db.queue import AnnotationQueue
 from memgrid.tui.app import make_app
@@ -15,9 +18,6 @@ from memgrid.tui.app.views import in_blind_share
 from memgrid.tui.app.widgets import LabelsPanel, ProposalPanel, SeedGrid
 from memgrid.tui.cli import app as cli
 from memgrid.tui.services.project import Project
-from textual.widgets import OptionList, Static
-from typer.testing import CliRunner
-
 from tests.app.conftest import FakeClock, settings_for
 from tests.app.pilot_helpers import (
     SIZE,

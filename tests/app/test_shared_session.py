@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from memgrid.core.taxonomy import Category, Feature
 from memgrid.tui.services.project import Project
-
 from tests.app.conftest import FakeClock
 from tests.app.test_session import session_on
 from tests.conftest import vote_of

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from textual.pilot import Pilot
+
 from memgrid.core.taxonomy import Category
 from memgrid.tui.app import make_app
 from memgrid.tui.services.project import Project, open_project
-from textual.pilot import Pilot
-
 from tests.app.conftest import add_signals, settings_for
 from tests.app.pilot_helpers import SIZE, press, settle
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+
 from memgrid.core.records import GridImage
 from memgrid.tui.app.thumbnails import ThumbnailCache, fit
-from PIL import Image
 
 
 def image_file(

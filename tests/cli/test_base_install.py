@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from memgrid.tui.errors import ERROR_LINE
 
+from memgrid.tui.errors import ERROR_LINE
 from tests.readme import error_examples
 
 BASE_INSTALL = Path(__file__).resolve().parents[1] / "base_install"

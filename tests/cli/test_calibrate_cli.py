@@ -9,6 +9,9 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
+from textual.app import App
+from typer.testing import CliRunner
+
 from memgrid.core.agreement import agreed_label
 from memgrid.core.attribution import attribute
 from memgrid.core.categorizer import categorize
@@ -25,9 +28,6 @@ from memgrid.tui.services.calibration import (
 )
 from memgrid.tui.services.calibration_report import svg_histogram
 from memgrid.tui.services.project import Project, open_project
-from textual.app import App
-from typer.testing import CliRunner
-
 from tests.conftest import project_copy
 
 # The demo's truth per group; the borderline grids get an annotator's judgement.

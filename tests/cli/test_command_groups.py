@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pkgutil
 
+from typer.testing import CliRunner
+
 import memgrid.tui.commands
 from memgrid.tui.cli import WORKFLOW_ORDER, app
-from typer.testing import CliRunner
 
 
 def test_every_command_module_is_registered_once() -> None:

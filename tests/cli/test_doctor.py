@@ -12,6 +12,9 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
 from memgrid.tui.app.colors import rich_color_environment
 from memgrid.tui.cli import app
 from memgrid.tui.services.advice import Advice
@@ -21,9 +24,6 @@ from memgrid.tui.services.terminal import (
     colour_depth,
     tmux_passthrough,
 )
-from rich.console import Console
-from typer.testing import CliRunner
-
 from tests.app.pty_terminal import PtyTerminal, visible_text
 from tests.cli.test_base_install import base_install_environment
 from tests.core.test_clip_sscd import TINY_MODEL, tiny_weights  # noqa: F401

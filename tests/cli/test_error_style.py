@@ -12,10 +12,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from memgrid.tui.cli import app
-from memgrid.tui.errors import ERROR_LINE, ERROR_PREFIX
 from typer.testing import CliRunner
 
+from memgrid.tui.cli import app
+from memgrid.tui.errors import ERROR_LINE, ERROR_PREFIX
 from tests.readme import error_examples
 
 OTHER_STDERR = ("note: ", "warning: ")

@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
 from memgrid.core.export.jsonl import JsonlWriter
 from memgrid.core.export.options import ExportFormat, ExportOptions
 from memgrid.core.export.rows import ROW_FIELDS
@@ -25,8 +28,6 @@ from memgrid.db.store import Store
 from memgrid.tui.cli import app
 from memgrid.tui.services.export import export_project
 from memgrid.tui.services.project import Project
-from PIL import Image
-from typer.testing import CliRunner
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 UPDATE_GOLDEN = os.environ.get("MEMGRID_UPDATE_GOLDEN") == "1"

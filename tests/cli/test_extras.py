@@ -6,6 +6,8 @@ import re
 import tomllib
 
 import pytest
+from typer.testing import CliRunner
+
 from memgrid.core import extras
 from memgrid.core.extras import (
     EXTRAS,
@@ -15,8 +17,6 @@ from memgrid.core.extras import (
     require_extra,
 )
 from memgrid.tui.cli import app
-from typer.testing import CliRunner
-
 from tests.readme import ROOT
 
 # Distributions whose import name differs from their name on PyPI.

@@ -11,13 +11,13 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
 from memgrid.core.display_text import has_control_characters
 from memgrid.core.prompt_files import MAX_PROMPT_CHARS
 from memgrid.core.taxonomy import Category
 from memgrid.tui.cli import BROKEN_PIPE_EXIT, app
 from memgrid.tui.services.project import open_project
-from typer.testing import CliRunner
-
 from tests.conftest import write_image
 from tests.hostile.corpus import HOSTILE_STRINGS, into_closed_pipe, raw_escapes
 from tests.hostile.project import HOSTILE_MODEL, build_hostile_project, hostile_prompt

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from memgrid.tui.cli import app
-from memgrid.tui.services.project import open_project
 from typer.testing import CliRunner
 
+from memgrid.tui.cli import app
+from memgrid.tui.services.project import open_project
 from tests.conftest import write_image
 
 

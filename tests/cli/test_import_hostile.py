@@ -8,13 +8,13 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
 from memgrid.core.errors import InputError
 from memgrid.core.images import check_image_bytes, png_bytes
 from memgrid.tui.services.merging import merge_projects
 from memgrid.tui.services.project import create_project
-from PIL import Image
-from typer.testing import CliRunner
-
 from tests.cli.test_import import counts, invoke, make_folder_source, stored_files
 from tests.hostile.hostile_files import SECRET, fifos_under, secret_file, within
 

@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
+
 from memgrid.core.demo import DEMO_SET, demo_images
 from memgrid.core.label_files import read_label_file
 from memgrid.core.taxonomy import Category, Feature, LabelState, Webster
 from memgrid.tui.app.widgets.labels_panel import describe_event
 from memgrid.tui.cli import app
 from memgrid.tui.services.project import Project, open_project
-from typer.testing import CliRunner
-
 from tests.conftest import write_image
 
 WATERMARK = Feature(Category.UNINTENDED, "stock watermark", (0, 1, 8))

@@ -7,8 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from memgrid.tui.cli import app
 from typer.testing import CliRunner
+
+from memgrid.tui.cli import app
 
 
 def test_init_status_and_prompts(tmp_path: Path, runner: CliRunner) -> None:

@@ -8,14 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
 from memgrid.core.attribution import clip_evidence
 from memgrid.core.errors import UnavailableError
 from memgrid.core.records import Entity, Score
 from memgrid.tui.cli import app
 from memgrid.tui.services.project import Project, open_project
 from memgrid.tui.services.proposing import clip_encoder, propose_all, propose_then_activate
-from PIL import Image
-from typer.testing import CliRunner
 
 # The tiny open_clip model of the clip metric's tests, reused as a fixture here.
 from tests.core.test_clip_sscd import TINY_MODEL, tiny_weights  # noqa: F401

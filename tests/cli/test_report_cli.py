@@ -6,14 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
 from memgrid.core.records import Proposal
 from memgrid.core.report import mcnemar
 from memgrid.core.taxonomy import Category, Webster
 from memgrid.tui.cli import app
 from memgrid.tui.services.project import Project, create_project, open_project
 from memgrid.tui.services.report import ModelRates, Report, project_report
-from typer.testing import CliRunner
-
 from tests.hostile.corpus import HOSTILE_STRINGS, raw_escapes
 
 EXPLICIT, IMPLICIT, UNINTENDED, NONE = tuple(Category)

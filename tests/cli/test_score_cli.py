@@ -8,14 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
 from memgrid.core.demo import photo, scene, stamp, with_noise
 from memgrid.core.records import Proposal, Reason
 from memgrid.core.taxonomy import Category, Feature
 from memgrid.tui.cli import app
 from memgrid.tui.commands.scoring import heatmap_rows
 from memgrid.tui.services.project import Project, open_project
-from PIL import Image
-from typer.testing import CliRunner
 
 # The tiny open_clip model the clip metric's tests build, reused here.
 from tests.core.test_clip_sscd import TINY_MODEL, tiny_weights  # noqa: F401

@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
+
 from memgrid.core.thresholds import Thresholds
 from memgrid.db.proposals import Proposals
 from memgrid.tui.cli import app
 from memgrid.tui.services.project import open_project
 from memgrid.tui.services.proposing import Proposer
-from typer.testing import CliRunner
-
 from tests.conftest import project_copy
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -16,7 +16,6 @@ from memgrid.core.atomic_files import (
     temporary_path,
 )
 from memgrid.tui.services.project import create_project, open_project
-
 from tests.cli.test_import import make_folder_source
 
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pytest
+
 from memgrid.core.attribution import (
     Attribution,
     attribute,

@@ -6,6 +6,9 @@ from collections.abc import Mapping
 
 import numpy as np
 import pytest
+from scipy.stats import norm
+from sklearn.metrics import precision_recall_fscore_support, roc_auc_score, roc_curve
+
 from memgrid.core.calibration import (
     CATEGORIES,
     CATEGORY_CODE,
@@ -21,8 +24,6 @@ from memgrid.core.calibration.search import CategoryOracle
 from memgrid.core.errors import InputError
 from memgrid.core.taxonomy import Category
 from memgrid.core.thresholds import v0_values
-from scipy.stats import norm
-from sklearn.metrics import precision_recall_fscore_support, roc_auc_score, roc_curve
 
 # Not memorized ~ N(0, 1), memorized ~ N(SHIFT, 1), equal numbers: the optima are known.
 SHIFT = 2.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from memgrid.core.attribution import ClipEvidence, attribute
 from memgrid.core.categorizer import categorize
 from memgrid.core.records import Entity, Reason, Score

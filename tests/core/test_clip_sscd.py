@@ -9,11 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from memgrid.core.demo import photo, scene
 from memgrid.core.errors import InputError, UnavailableError
 from memgrid.core.metrics.clip import Clip
 from memgrid.core.metrics.sscd import IMAGENET_MEAN, IMAGENET_STD, Sscd
-from PIL import Image
 
 TINY_MODEL = "memgrid-tiny-clip"
 TINY_CONFIG = {

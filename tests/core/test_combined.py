@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from memgrid.core.combined import (
     FEATURES,
     LAYOUT_THRESHOLD,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from memgrid.core.display_text import has_control_characters, printable
 from memgrid.core.errors import InputError
 

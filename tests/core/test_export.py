@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from memgrid.core.agreement import AgreedLabel, AgreementHow, GridState, agreed_label, grid_state
 from memgrid.core.errors import InputError, ProjectError, UnavailableError
 from memgrid.core.export.base import ExportItem, project_file

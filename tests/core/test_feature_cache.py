@@ -10,6 +10,8 @@ import cv2
 import imagehash
 import numpy as np
 import pytest
+from PIL import Image
+
 from memgrid.core.demo import artwork, scene, stamp, with_noise
 from memgrid.core.images import CheckedImage, decode_rgb, png_bytes
 from memgrid.core.metrics import make_metric
@@ -18,7 +20,6 @@ from memgrid.core.metrics.keypoints import MATCH_SIZE, RATIO, REPROJECTION, Keyp
 from memgrid.core.metrics.phash import PHash
 from memgrid.tui.services.project import Project
 from memgrid.tui.services.scoring import score_project
-from PIL import Image
 
 WEIGHTS_FREE = ("tiled-l2", "phash", "keypoints")
 

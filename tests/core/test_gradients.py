@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image, ImageEnhance
+
 from memgrid.core.combined import GRADIENT_THRESHOLD, combined_score
 from memgrid.core.demo import artwork, scene
 from memgrid.core.metrics import DEFAULT_METRICS, WEIGHT_METRICS, make_metric
 from memgrid.core.metrics.gradients import GradientLayout
 from memgrid.core.thresholds import Thresholds
-from PIL import Image, ImageEnhance
 
 
 def redrawn(image: Image.Image, crop: float, seed: int) -> Image.Image:

@@ -7,6 +7,8 @@ import warnings
 from pathlib import Path
 
 import pytest
+from PIL import Image
+
 from memgrid.core.errors import InputError
 from memgrid.core.images import (
     MAX_IMAGE_BYTES,
@@ -15,8 +17,6 @@ from memgrid.core.images import (
     decode_rgb,
     read_image_file,
 )
-from PIL import Image
-
 from tests.flat_png import flat_png
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from memgrid.core.interrater import (
     agreement_report,
     category_counts,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image, ImageOps
+
 from memgrid.core.demo import artwork, scene
 from memgrid.core.metrics import DEFAULT_METRICS, WEIGHT_METRICS, make_metric
 from memgrid.core.metrics.keypoints import MATCH_INLIERS, Keypoints, inlier_similarity
-from PIL import Image, ImageOps
 
 
 def reframed(image: Image.Image, crop: float, size: int) -> Image.Image:

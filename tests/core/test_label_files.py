@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from memgrid.core.errors import InputError
 from memgrid.core.label_files import (
     GridRef,

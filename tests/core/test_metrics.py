@@ -6,6 +6,8 @@ import itertools
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from memgrid.core.demo import artwork, photo, scene, shifted, with_noise
 from memgrid.core.errors import InputError, UnavailableError
 from memgrid.core.images import decode_rgb, square_pixels
@@ -19,7 +21,6 @@ from memgrid.core.metrics.grid_scores import (
 )
 from memgrid.core.metrics.phash import PHash
 from memgrid.core.metrics.tiled_l2 import TiledL2, tile_mean_squares
-from PIL import Image
 
 SEEDS = 16
 SHAS = [f"sha{index}" for index in range(SEEDS)]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from memgrid.core.demo import photo, scene, stamp, with_noise
 from memgrid.core.metrics.region import bounding_box, largest_component, region_consistency
 from memgrid.core.metrics.tiled_l2 import TiledL2
-from PIL import Image
 
 SEEDS = 12
 SHAS = [f"sha{index}" for index in range(SEEDS)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from memgrid.core.calibration import CATEGORY_CODE
 from memgrid.core.report import (
     FIGURES,

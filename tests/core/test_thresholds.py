@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from memgrid.core.errors import InputError
 from memgrid.core.thresholds import SPECS, Thresholds, load_threshold_file, v0_notes, v0_values
 

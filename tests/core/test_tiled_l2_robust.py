@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image, ImageDraw
+
 from memgrid.core.demo import photo, scene, with_noise
 from memgrid.core.metrics.tiled_l2 import ROBUST_QUANTILE, TILE_DELTA, TiledL2, robust_distances
 from memgrid.core.thresholds import SPECS, Thresholds
-from PIL import Image, ImageDraw
 
 SEEDS = 6
 

@@ -9,6 +9,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlite_utils import Database
+
 from memgrid.core.annotators import (
     OsIdentity,
     Role,
@@ -19,7 +21,6 @@ from memgrid.core.errors import DatabaseError, InputError, NotAllowedError, Proj
 from memgrid.core.records import GridImage
 from memgrid.core.taxonomy import Category
 from memgrid.db.store import Store
-from sqlite_utils import Database
 
 ALICE = OsIdentity(user="alice", uid=1001, ssh_client="10.0.0.5")
 BOB = OsIdentity(user="bob", uid=1002)

@@ -7,13 +7,13 @@ import multiprocessing
 from pathlib import Path
 
 import pytest
+
 from memgrid.core.errors import VoteRefused
 from memgrid.core.records import QueueOrder
 from memgrid.core.taxonomy import Category
 from memgrid.db.overlap import OverlapRule
 from memgrid.db.queue import AnnotationQueue
 from memgrid.db.store import Store
-
 from tests.db.test_queue import add_grids
 
 NOW = 1000.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from memgrid.core.errors import InputError
 from memgrid.core.records import GridImage, Proposal, QueueOrder
 from memgrid.core.taxonomy import Category, LabelState

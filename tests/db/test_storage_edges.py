@@ -10,9 +10,11 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+from typer.testing import CliRunner
+
 import memgrid.core.atomic_files
 import memgrid.db.store
-import pytest
 from memgrid.core.errors import DatabaseError
 from memgrid.core.records import QueueOrder
 from memgrid.core.taxonomy import Category
@@ -20,8 +22,6 @@ from memgrid.db.queue import AnnotationQueue
 from memgrid.db.store import Store, describe_database_error
 from memgrid.tui.cli import app
 from memgrid.tui.services.project import create_project, open_project
-from typer.testing import CliRunner
-
 from tests.cli.test_import import make_folder_source
 
 

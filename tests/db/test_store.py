@@ -6,13 +6,13 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlite_utils import Database
+
 from memgrid.core.errors import SchemaError
 from memgrid.core.records import GridImage, Score
 from memgrid.core.taxonomy import Category, Feature
 from memgrid.db.migrations import SCHEMA_VERSION, migrations
 from memgrid.db.store import Store
-from sqlite_utils import Database
-
 from tests.conftest import vote_of
 
 
@@ -269,9 +269,10 @@ def labels_schema(store: Store) -> dict[str, object]:
 
 def test_the_labels_migration_fills_origins_on_an_older_database(tmp_path: Path) -> None:
     """An m008 database: a v0 set, a file's set and a calibration's fitted set, one label."""
+    from sqlite_utils import Database
+
     from memgrid.core.thresholds import v0_notes
     from memgrid.db.migrations import m009_labels_in_and_out
-    from sqlite_utils import Database
 
     path = tmp_path / "memgrid.db"
     database = Database(path)

@@ -10,6 +10,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from sqlite_utils import Database
+
 from memgrid.core.agreement import AgreementHow, agreed_label, grid_state
 from memgrid.core.records import GridImage, LabelEvent, QueueOrder
 from memgrid.core.taxonomy import Category, LabelAction, LabelState
@@ -19,7 +21,6 @@ from memgrid.db.store import Store
 from memgrid.tui.app.session import AnnotationSession, SessionOptions
 from memgrid.tui.services.calibration import agreed_labels
 from memgrid.tui.services.project import Project
-from sqlite_utils import Database
 
 EXPLICIT, IMPLICIT, UNINTENDED, NONE = (
     Category.EXPLICIT,

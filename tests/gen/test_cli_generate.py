@@ -13,12 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
 from memgrid.core.generation.signal import WEN_METRIC
 from memgrid.core.taxonomy import Category
 from memgrid.tui.cli import app
 from memgrid.tui.services.project import open_project
-from typer.testing import CliRunner
-
 from tests.conftest import vote_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -258,7 +258,6 @@ def test_a_generated_grid_is_scored_and_proposed_like_an_imported_one(
 async def label_first_grid_in_the_app(project_dir: Path) -> int:
     """Open the annotation app on the project, label the grid on screen with `3`."""
     from memgrid.tui.app import make_app
-
     from tests.app.conftest import settings_for
     from tests.app.pilot_helpers import SIZE, annotate_screen, press, settle
 

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from memgrid.core.errors import InputError
 from memgrid.core.generation.loading import (
     load_model,
@@ -34,8 +36,6 @@ from memgrid.core.generation.settings import (
 from memgrid.core.generation.signal import mean_first_steps, stored_norms, wen_score, wen_values
 from memgrid.core.generation.synthetic import CLIP_CONTEXT_LENGTH, clip_tokenizer
 from memgrid.core.generation.weights import weights_fingerprint
-from PIL import Image
-
 from tests.gen.conftest import TEST_DEVICE
 
 PROMPT = "a photograph of an astronaut riding a horse"

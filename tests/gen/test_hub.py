@@ -8,14 +8,14 @@ import time
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
 from memgrid.core.errors import InputError, UnavailableError
 from memgrid.core.generation.loading import find_model, resolve_device
 from memgrid.core.generation.weights import model_key, weights_fingerprint
 from memgrid.core.hub import HubUnreachableError, hub_file, resolve_snapshot
 from memgrid.tui.cli import app
 from memgrid.tui.services.project import open_project
-from typer.testing import CliRunner
-
 from tests.gen.test_cli_generate import generate_args, invoke, write_prompts
 
 HUB_ID = "stable-diffusion-v1-5/stable-diffusion-v1-5"

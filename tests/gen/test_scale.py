@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
+
 from memgrid.core.errors import InputError
 from memgrid.core.generation.launch import (
     SLURM_ARRAY,
@@ -27,8 +29,6 @@ from memgrid.tui.cli import app
 from memgrid.tui.services import scale
 from memgrid.tui.services.generation import GenerateRequest
 from memgrid.tui.services.project import open_project
-from typer.testing import CliRunner
-
 from tests.gen.test_cli_generate import PROMPTS, ROOT, generate_args, invoke, write_prompts
 
 # ---- which shard a launcher gives -----------------------------------------------------------

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PIL import Image
+
 from memgrid.core.calibration import Objective
 from memgrid.core.records import Proposal, Reason, Score
 from memgrid.core.taxonomy import Category, Feature
 from memgrid.tui.services.calibration import calibrate_project
 from memgrid.tui.services.project import Project, create_project
-from PIL import Image
-
 from tests.app.conftest import heatmap_for
 from tests.hostile.corpus import HOSTILE_STRINGS
 

@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from rich.console import Console
+from rich.table import Table
+
 from memgrid.core.attribution import attribute
 from memgrid.core.display_text import needs_escape, printable
 from memgrid.core.errors import InputError
@@ -33,9 +36,6 @@ from memgrid.tui.commands.proposing import summary_lines
 from memgrid.tui.commands.scoring import grid_lines
 from memgrid.tui.display import say, user_text
 from memgrid.tui.services.proposing import ProposeReport
-from rich.console import Console
-from rich.table import Table
-
 from tests.hostile.corpus import hostile_prompt, hostile_text, raw_escapes
 
 categories = st.sampled_from(list(Category))

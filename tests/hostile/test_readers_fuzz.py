@@ -9,12 +9,12 @@ from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
+from PIL import Image
+
 from memgrid.core.errors import InputError
 from memgrid.core.importing import load_images, plan_import
 from memgrid.core.label_files import COLUMNS, read_label_file
 from memgrid.core.prompt_files import read_prompt_file
-from PIL import Image
-
 from tests.hostile.corpus import hostile_text, raw_escapes
 from tests.hostile.hostile_files import REFUSED_KINDS, SECRET, fifos_under, kinds, place, within
 

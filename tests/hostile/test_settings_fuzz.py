@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from memgrid.core.annotators import read_annotator_table
 from memgrid.core.attribution import read_lexicon
 from memgrid.core.errors import InputError
 from memgrid.core.thresholds import load_threshold_file
 from memgrid.tui.app.config import load_config
-
 from tests.hostile.corpus import raw_escapes
 from tests.hostile.hostile_files import REFUSED_KINDS, fifos_under, kinds, place, within
 from tests.hostile.test_readers_fuzz import payloads

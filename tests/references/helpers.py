@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from memgrid.core.demo import photo, scene, with_noise
 from PIL import Image
+
+from memgrid.core.demo import photo, scene, with_noise
 
 
 def training_image(key: str) -> Image.Image:

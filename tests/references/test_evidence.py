@@ -9,7 +9,6 @@ from memgrid.core.categorizer import categorize
 from memgrid.core.records import Score
 from memgrid.core.taxonomy import Category, Webster
 from memgrid.core.thresholds import Thresholds
-
 from tests.core.test_categorizer import tiled_l2
 
 V0 = Thresholds.v0()

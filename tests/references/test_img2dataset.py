@@ -15,10 +15,10 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from memgrid.tui.cli import app
-from memgrid.tui.services.project import open_project
 from typer.testing import CliRunner
 
+from memgrid.tui.cli import app
+from memgrid.tui.services.project import open_project
 from tests.references.helpers import copied_seeds, training_image, varied_seeds, write_grid
 
 TRAINING = {"L-mill": "mill", "L-kiln": "kiln", "L-pier": "pier", "L-barn": "barn"}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from memgrid.core.references.index import HashIndex, VectorIndex, phash_value
 
+from memgrid.core.references.index import HashIndex, VectorIndex, phash_value
 from tests.references.helpers import copied_seeds, training_image, varied_seeds
 
 

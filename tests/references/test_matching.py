@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
+
 from memgrid.core.records import Reference
 from memgrid.core.references.matching import Candidate, MatchParams, compare_seeds, grid_match
 from memgrid.core.taxonomy import Webster
-from PIL import Image
-
 from tests.references.helpers import copied_seeds, training_image, varied_seeds
 
 

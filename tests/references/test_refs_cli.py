@@ -7,13 +7,13 @@ import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
+from typer.testing import CliRunner
+
 from memgrid.tui.cli import app
 from memgrid.tui.services.project import open_project
 from memgrid.tui.services.proposing import propose_all
 from memgrid.tui.services.references import match_grids
 from memgrid.tui.services.scoring import MetricOptions, build_metrics, score_project
-from typer.testing import CliRunner
-
 from tests.references.helpers import training_image, write_files_layout
 
 

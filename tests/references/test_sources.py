@@ -11,9 +11,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
 from memgrid.core.errors import InputError
 from memgrid.core.references.sources import ReferenceItem, iter_references
-
 from tests.references.helpers import training_image, write_files_layout
 
 

@@ -5,13 +5,14 @@ Budget: this file stays under 80 lines; behaviour lives in the screens and the s
 
 from __future__ import annotations
 
+from rich.console import COLOR_SYSTEMS
+from textual.app import App
+
 from memgrid.tui.app.colors import rich_color_environment
 from memgrid.tui.app.context import AppContext
 from memgrid.tui.app.keys import keymap
 from memgrid.tui.app.screens.annotate import AnnotateScreen
 from memgrid.tui.app.session import AnnotationSession
-from rich.console import COLOR_SYSTEMS
-from textual.app import App
 
 
 class MemgridApp(App[None]):

@@ -16,6 +16,12 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
+from rich.color import Color, ColorSystem
+from rich.segment import Segment
+from rich.style import Style
+from textual.geometry import Size
+from textual.strip import Strip
+
 from memgrid.tui.app.graphics import (
     BACKDROP_RGB,
     MAX_GRAPHIC_CELLS,
@@ -35,11 +41,6 @@ from memgrid.tui.app.line_output import (
     cell_segments,
     strip_line,
 )
-from rich.color import Color, ColorSystem
-from rich.segment import Segment
-from rich.style import Style
-from textual.geometry import Size
-from textual.strip import Strip
 
 HALFCELL, SIXEL, KITTY, ITERM2 = "halfcell", "sixel", "kitty", "iterm2"
 PROTOCOLS = (HALFCELL, SIXEL, KITTY, ITERM2)

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
 from memgrid.core.records import Score
 
 REGION_METRIC = "tiled-l2"  # the one metric with a region map (docs/design.md, "Signals")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from memgrid.core.taxonomy import Category
-from memgrid.tui.app.config import KEY_ACTIONS
 from textual.binding import Binding
 from textual.keys import format_key
+
+from memgrid.core.taxonomy import Category
+from memgrid.tui.app.config import KEY_ACTIONS
 
 SCREEN_ID = "annotate"
 # Screens where the category keys (explicit .. none, as configured) pick a category too.

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from textual.message import Message
+
 from memgrid.tui.app.drawing import GridPicture
 from memgrid.tui.app.session import Outcome
-from textual.message import Message
 
 
 class SessionUpdated(Message):

@@ -14,6 +14,10 @@ from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 
 import numpy as np
+from rich.color import Color, ColorSystem
+from rich.style import Style
+from textual.geometry import Size
+
 from memgrid.core.records import Grid, GridImage
 from memgrid.tui.app.drawing import (
     CAPTION_STYLE,
@@ -36,9 +40,6 @@ from memgrid.tui.app.evidence import (
 from memgrid.tui.app.graphics import KittyImages
 from memgrid.tui.app.grid_layout import GridLayout, plan_layout
 from memgrid.tui.app.thumbnails import ThumbnailCache
-from rich.color import Color, ColorSystem
-from rich.style import Style
-from textual.geometry import Size
 
 KEEP_PICTURES = 12
 HEAT_TILE_CAPTION: Caption = (("heat map", Style(color=Color.from_rgb(230, 120, 60), bold=True)),)

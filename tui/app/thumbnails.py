@@ -17,11 +17,12 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+
 from memgrid.core.atomic_files import atomic_write
 from memgrid.core.errors import InputError
 from memgrid.core.images import decode_rgb
 from memgrid.core.records import GridImage
-from PIL import Image
 
 MASTER_PIXELS = 64
 MEMORY_ITEMS = 8192

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
 from memgrid.core.annotators import AnnotatorTable, OsIdentity
 from memgrid.core.errors import InputError, ProjectError
 from memgrid.core.records import QueueOrder

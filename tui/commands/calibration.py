@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
 from memgrid.core.calibration import DEFAULT_BOOTSTRAPS, DEFAULT_SEED, parse_objective
 from memgrid.core.interrater import AgreementReport
 from memgrid.tui.display import plain_console, say, user_text

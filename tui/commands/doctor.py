@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
 from memgrid.core.errors import InputError, one_line
 from memgrid.tui.options import JsonOption, ProjectOption
 from memgrid.tui.services.doctor import DoctorReport, ImageProtocolChoice, diagnose

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
 from memgrid.core.agreement import GridState
 from memgrid.core.export.options import (
     DEFAULT_SHARD_SIZE,

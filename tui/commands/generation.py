@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
 from memgrid.core.errors import InputError
 from memgrid.core.extras import require_extra
 from memgrid.core.generation.launch import (

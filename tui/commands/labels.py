@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
 from memgrid.core.label_files import time_text
 from memgrid.core.taxonomy import Category, Webster
 from memgrid.tui.commands.annotate import default_annotator

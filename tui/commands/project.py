@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
 from memgrid.core.errors import InputError
 from memgrid.tui.commands.annotate import run_annotate
 from memgrid.tui.display import plain_console, say, user_text

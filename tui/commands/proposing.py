@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
 from memgrid.tui.display import say
 from memgrid.tui.options import JsonOption, ProjectOption
 from memgrid.tui.services.project import open_project

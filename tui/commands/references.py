@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
 from memgrid.core.references.index import DEFAULT_NEIGHBOURS, DEFAULT_RADIUS
 from memgrid.tui.display import say
 from memgrid.tui.errors import report_error

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
 from memgrid.core.calibration import DEFAULT_BOOTSTRAPS, DEFAULT_SEED
 from memgrid.tui.display import plain_console, say, user_text
 from memgrid.tui.options import BootstrapSeedOption, BootstrapsOption, JsonOption, ProjectOption

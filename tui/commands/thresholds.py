@@ -6,6 +6,7 @@ import json
 from typing import Annotated
 
 import typer
+
 from memgrid.core.records import ThresholdSet
 from memgrid.core.thresholds import SPECS
 from memgrid.tui.display import plain_console, say, user_text

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from memgrid.core.agreement import AgreedLabel, agreed_label
 from memgrid.core.calibration import (
     CATEGORY_CODE,

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from memgrid.core.attribution import (
     NO_CLIP,
     Attribution,
@@ -36,7 +38,6 @@ from memgrid.core.thresholds import (
     v0_values,
 )
 from memgrid.tui.services.project import Project
-from PIL import Image
 
 DEFAULT_SET_NAME = "default"  # its version 0 holds the v0 values
 THRESHOLD_FILE_SUFFIXES = (".toml", ".json")

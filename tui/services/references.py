@@ -9,6 +9,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from PIL import Image
+
 from memgrid.core.demo import DEMO_REFERENCES
 from memgrid.core.errors import InputError, ProjectError
 from memgrid.core.images import CheckedImage, decode_rgb, png_checked
@@ -27,7 +29,6 @@ from memgrid.core.references.matching import (
 )
 from memgrid.core.references.sources import iter_references
 from memgrid.tui.services.project import Project
-from PIL import Image
 
 BATCH = 500  # references stored per transaction
 # Candidates compared with one grid's seeds: the linked references and the seeds' neighbours.

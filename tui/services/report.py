@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from memgrid.core.agreement import AgreedLabel
 from memgrid.core.calibration import CATEGORIES, CATEGORY_CODE, DEFAULT_BOOTSTRAPS, DEFAULT_SEED
 from memgrid.core.errors import InputError

@@ -25,6 +25,8 @@ from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from memgrid.core.errors import InputError, UnavailableError
 from memgrid.core.extras import require_extra
 from memgrid.core.metrics import DEFAULT_METRICS, METRICS, make_metric
@@ -33,7 +35,6 @@ from memgrid.core.metrics.clip import DEFAULT_MODEL, DEFAULT_PRETRAINED
 from memgrid.core.metrics.features import FeatureCache, LazyImages
 from memgrid.core.records import Grid, Score
 from memgrid.tui.services.project import Project
-from PIL import Image
 
 # A chunk is a few grids of about this many images: one task for a worker and one
 # transaction for the store; large enough that the pool's messages cost nothing beside

@@ -10,6 +10,16 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, OptionList, Static
+from textual.widgets.option_list import Option
+
 from memgrid.core.errors import MemgridError
 from memgrid.core.records import LabelEvent
 from memgrid.core.taxonomy import Category
@@ -24,15 +34,6 @@ from memgrid.tui.app.widgets.prompt_view import highlight_prompt
 from memgrid.tui.app.widgets.proposal_panel import category_badge, describe_proposal
 from memgrid.tui.app.widgets.seed_grid import SeedGrid
 from memgrid.tui.display import shown, user_text
-from rich.text import Text
-from textual import on, work
-from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
-from textual.message import Message
-from textual.screen import Screen
-from textual.widgets import Footer, OptionList, Static
-from textual.widgets.option_list import Option
 
 KIND_STYLES = {
     ReviewKind.FLAG: "magenta",

@@ -10,6 +10,9 @@ from __future__ import annotations
 from functools import partial
 from typing import ClassVar
 
+from textual import events
+from textual.binding import BindingType
+
 from memgrid.core.taxonomy import Category, Feature, LabelState
 from memgrid.tui.app.evidence import evidence_from
 from memgrid.tui.app.image_protocol import images_help
@@ -24,8 +27,6 @@ from memgrid.tui.app.screens.note import NoteScreen
 from memgrid.tui.app.screens.session_screen import SessionScreen
 from memgrid.tui.app.screens.zoom import ZoomScreen
 from memgrid.tui.app.widgets import ReferencePanel
-from textual import events
-from textual.binding import BindingType
 
 
 class AnnotateScreen(SessionScreen):

@@ -8,6 +8,15 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
 from memgrid.core.calibration import Objective
 from memgrid.core.errors import MemgridError
 from memgrid.tui.display import shown, user_text
@@ -27,14 +36,6 @@ from memgrid.tui.services.calibration_report import (
     threshold_rows,
 )
 from memgrid.tui.services.project import Project
-from rich.text import Text
-from textual import on, work
-from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
-from textual.message import Message
-from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
 
 
 class CalibrationScreen(Screen[None]):

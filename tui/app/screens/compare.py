@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.text import Text
+from textual.binding import Binding, BindingType
+from textual.geometry import Size
+
 from memgrid.core.records import Grid
 from memgrid.tui.app.drawing import GridPicture
 from memgrid.tui.app.evidence import DIFF_GAIN
 from memgrid.tui.app.pictures import Pictures
 from memgrid.tui.app.screens.zoom import SeedViewScreen
-from rich.text import Text
-from textual.binding import Binding, BindingType
-from textual.geometry import Size
 
 
 class CompareScreen(SeedViewScreen):

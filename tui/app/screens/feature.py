@@ -4,11 +4,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from memgrid.core.taxonomy import Category, Feature
-from memgrid.tui.app.keys import category_bindings
-from memgrid.tui.app.widgets.heatmap import HeatMap
-from memgrid.tui.app.widgets.printable_input import PrintableInput
-from memgrid.tui.app.widgets.proposal_panel import category_badge
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -16,6 +11,12 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
+
+from memgrid.core.taxonomy import Category, Feature
+from memgrid.tui.app.keys import category_bindings
+from memgrid.tui.app.widgets.heatmap import HeatMap
+from memgrid.tui.app.widgets.printable_input import PrintableInput
+from memgrid.tui.app.widgets.proposal_panel import category_badge
 
 MAX_NAME_LENGTH = 80
 

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from memgrid.core.errors import MemgridError
-from memgrid.core.taxonomy import LabelState
-from memgrid.tui.app.session import AnnotationSession
-from memgrid.tui.display import shown, user_text
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -17,6 +13,11 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
+
+from memgrid.core.errors import MemgridError
+from memgrid.core.taxonomy import LabelState
+from memgrid.tui.app.session import AnnotationSession
+from memgrid.tui.display import shown, user_text
 
 PROMPT_CHARS = 90
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from memgrid.tui.app.keys import describe_keys
-from memgrid.tui.display import user_text
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -13,6 +11,9 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
+
+from memgrid.tui.app.keys import describe_keys
+from memgrid.tui.display import user_text
 
 MORE_KEYS = (
     ("zoom", "left / right", "the previous / next seed"),

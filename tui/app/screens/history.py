@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.text import Text
+from textual import on, work
+from textual.message import Message
+from textual.widgets import OptionList, Static
+from textual.widgets.option_list import Option
+
 from memgrid.core.errors import MemgridError
 from memgrid.core.records import LabelEvent
 from memgrid.core.taxonomy import LabelAction
@@ -11,11 +17,6 @@ from memgrid.tui.app.screens.grid_list import GridListScreen, grid_option
 from memgrid.tui.app.widgets.labels_panel import describe_event
 from memgrid.tui.app.widgets.proposal_panel import category_badge
 from memgrid.tui.display import shown, user_text
-from rich.text import Text
-from textual import on, work
-from textual.message import Message
-from textual.widgets import OptionList, Static
-from textual.widgets.option_list import Option
 
 
 def describe_history(grid_id: int, events: list[LabelEvent]) -> Text:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from memgrid.core.display_text import printable
-from memgrid.tui.app.widgets.printable_input import PrintableInput
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
+
+from memgrid.core.display_text import printable
+from memgrid.tui.app.widgets.printable_input import PrintableInput
 
 MAX_NOTE_LENGTH = 500
 

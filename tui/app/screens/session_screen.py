@@ -13,6 +13,13 @@ from collections import deque
 from collections.abc import Callable
 from functools import partial
 
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Static
+
 from memgrid.core.errors import MemgridError
 from memgrid.tui.app.collector import IDLE_SECONDS, IdleCollector
 from memgrid.tui.app.context import AppContext
@@ -33,12 +40,6 @@ from memgrid.tui.app.widgets import (
 )
 from memgrid.tui.app.widgets.seed_grid import RedrawsImagesOnScreenChange
 from memgrid.tui.display import shown, user_text
-from rich.text import Text
-from textual import on, work
-from textual.app import ComposeResult
-from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
-from textual.widgets import Static
 
 SessionCall = Callable[[], Outcome]
 

@@ -9,10 +9,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from memgrid.core.records import Grid
-from memgrid.tui.app.drawing import GridPicture
-from memgrid.tui.app.pictures import Pictures
-from memgrid.tui.app.widgets.seed_grid import RedrawsImagesOnScreenChange, SeedGrid
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -21,6 +17,11 @@ from textual.geometry import Size
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Static
+
+from memgrid.core.records import Grid
+from memgrid.tui.app.drawing import GridPicture
+from memgrid.tui.app.pictures import Pictures
+from memgrid.tui.app.widgets.seed_grid import RedrawsImagesOnScreenChange, SeedGrid
 
 
 class SeedViewScreen(RedrawsImagesOnScreenChange, Screen[None]):

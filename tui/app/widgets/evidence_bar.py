@@ -3,9 +3,10 @@ and how the images are drawn."""
 
 from __future__ import annotations
 
-from memgrid.tui.app.evidence import GROUP_NAMES, GROUP_RGB, OUTLINE_RGB, REGION_METRIC, Evidence
 from rich.text import Text
 from textual.widgets import Static
+
+from memgrid.tui.app.evidence import GROUP_NAMES, GROUP_RGB, OUTLINE_RGB, REGION_METRIC, Evidence
 
 PROTOCOL_NAMES = {
     "halfcell": "half-cell",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from memgrid.tui.app.evidence import heat_color
 from rich.color import Color
 from rich.style import Style
 from rich.text import Text
@@ -16,6 +15,8 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
+
+from memgrid.tui.app.evidence import heat_color
 
 SELECTED_MARK = "■"
 CURSOR_STYLE = Style(reverse=True, bold=True)

@@ -6,12 +6,13 @@ from __future__ import annotations
 import time
 from pathlib import PurePath
 
+from rich.text import Text
+
 from memgrid.core.records import LabelEvent
 from memgrid.core.taxonomy import Feature, LabelAction, LabelState
 from memgrid.tui.app.widgets.proposal_panel import category_badge, feature_line
 from memgrid.tui.app.widgets.text_panel import TextPanel
 from memgrid.tui.display import shown
-from rich.text import Text
 
 STATE_STYLES = {
     LabelState.LABELLED: "green",

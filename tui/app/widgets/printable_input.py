@@ -6,8 +6,9 @@ caption with an ESC or a bidi override shows (and is saved) as `\\x1b`, `\\u202e
 
 from __future__ import annotations
 
-from memgrid.core.display_text import printable
 from textual.widgets import Input
+
+from memgrid.core.display_text import printable
 
 
 class PrintableInput(Input):

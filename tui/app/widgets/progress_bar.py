@@ -3,10 +3,11 @@ votes, this annotator's own labels and rate, skipped and flagged."""
 
 from __future__ import annotations
 
-from memgrid.tui.app.progress import Progress
-from memgrid.tui.display import shown
 from rich.text import Text
 from textual.widgets import Static
+
+from memgrid.tui.app.progress import Progress
+from memgrid.tui.display import shown
 
 BAR_WIDTH = 24
 

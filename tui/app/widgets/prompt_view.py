@@ -6,11 +6,12 @@ annotator sees highlighted is what made the proposal say "explicit" or "implicit
 
 from __future__ import annotations
 
+from rich.text import Text
+
 from memgrid.core.attribution import Attribution
 from memgrid.core.records import Grid
 from memgrid.tui.app.widgets.text_panel import TextPanel
 from memgrid.tui.display import shown, user_text_with_styles
-from rich.text import Text
 
 NAMED_STYLE = "bold underline yellow"
 IMPLIED_STYLE = "italic underline cyan"

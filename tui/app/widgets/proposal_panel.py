@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
+
 from memgrid.core.records import Proposal, Score
 from memgrid.core.taxonomy import Category, Feature
 from memgrid.tui.app.widgets.text_panel import TextPanel
 from memgrid.tui.display import shown
-from rich.text import Text
 
 CATEGORY_STYLES = {
     Category.EXPLICIT: "bold black on rgb(120,200,255)",

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
+from textual import work
+
 from memgrid.core.records import GridImage, Score
 from memgrid.core.references.evidence import describe_reference
 from memgrid.core.references.matching import REFERENCE_METRIC
@@ -17,8 +20,6 @@ from memgrid.tui.app.drawing import halfcell_rows
 from memgrid.tui.app.thumbnails import ThumbnailCache
 from memgrid.tui.app.widgets.text_panel import TextPanel
 from memgrid.tui.display import shown
-from rich.text import Text
-from textual import work
 
 PICTURE_COLUMNS = 32  # cells; 32 x 16 cells hold a 32 x 32 pixel picture
 PICTURE_ROWS = 16

@@ -12,8 +12,6 @@ the owner refreshes the grid when its screen is covered and when it is back.
 
 from __future__ import annotations
 
-from memgrid.tui.app.drawing import GridPicture
-from memgrid.tui.app.line_output import RAW_DATA
 from rich.control import Control
 from rich.segment import Segment
 from rich.style import Style
@@ -24,6 +22,9 @@ from textual.geometry import Size
 from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
+
+from memgrid.tui.app.drawing import GridPicture
+from memgrid.tui.app.line_output import RAW_DATA
 
 MESSAGE_STYLE = Style(color="grey62")
 
