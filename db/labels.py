@@ -33,6 +33,11 @@ from memgrid.db.rows import (
     placeholders,
 )
 
+INSERT_EVENT = """INSERT INTO label_events (grid_id, annotator, action, state, category, features,
+    note, webster, undoes, proposal_shown, proposal_category, session, created_at, origin,
+    external_id, os_user, ssh_client)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+
 
 class Labels(Noun):
     # ---- writing: every event is committed before the call returns ---------------------
@@ -64,24 +69,23 @@ class Labels(Noun):
         `[annotators]` table, when it has one, must let that account act as `annotator`
         in the role the action needs (an undo: the role of the event it undoes).
         """
-        identity = self.store.identity
-        row = (
-            grid_id,
-            annotator,
-            action.value,
-            state.value if state else None,
-            category.value if category else None,
-            json.dumps([f.to_dict() for f in features]),
-            note,
-            webster.value if webster else None,
-            undoes,
-            int(proposal_shown),
-            proposal_category.value if proposal_category else None,
-            session,
-            time.time(),
-            identity.user,
-            identity.ssh_client,
+        event = LabelEvent(
+            id=0,
+            grid_id=grid_id,
+            annotator=annotator,
+            action=action,
+            state=state,
+            category=category,
+            features=tuple(features),
+            note=note,
+            webster=webster,
+            undoes=undoes,
+            proposal_shown=proposal_shown,
+            proposal_category=proposal_category,
+            session=session,
+            created_at=time.time(),
         )
+        row = self._row(event)
         enforced = rule is not None and action is not LabelAction.ADJUDICATE
         with self.store.atomic(immediate=enforced):
             undone_action = None
@@ -98,13 +102,7 @@ class Labels(Noun):
         return self.get(event_id)
 
     def _insert(self, row: tuple[Any, ...]) -> int:
-        cursor = self.store.write(
-            """INSERT INTO label_events (grid_id, annotator, action, state, category,
-                features, note, webster, undoes, proposal_shown, proposal_category,
-                session, created_at, os_user, ssh_client)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            row,
-        )
+        cursor = self.store.write(INSERT_EVENT, row)
         return int(cursor.lastrowid or 0)
 
     def authorize(self, annotator: str, role: Role = Role.ANNOTATOR) -> None:
@@ -199,6 +197,29 @@ class Labels(Noun):
             )
         return self.get(row[0])
 
+    def _row(self, event: LabelEvent) -> tuple[Any, ...]:
+        """An event as INSERT_EVENT's values, with this process's OS account."""
+        identity = self.store.identity
+        return (
+            event.grid_id,
+            event.annotator,
+            event.action.value,
+            event.state.value if event.state else None,
+            event.category.value if event.category else None,
+            json.dumps([f.to_dict() for f in event.features]),
+            event.note,
+            event.webster.value if event.webster else None,
+            event.undoes,
+            int(event.proposal_shown),
+            event.proposal_category.value if event.proposal_category else None,
+            event.session,
+            event.created_at,
+            event.origin,
+            event.external_id,
+            identity.user,
+            identity.ssh_client,
+        )
+
     def import_many(self, events: Sequence[LabelEvent]) -> int:
         """Append label events made elsewhere, all in one transaction (all or none).
 
@@ -206,34 +227,7 @@ class Labels(Noun):
         row cannot come in twice); ids are given here, and the OS account is the importer's.
         Returns how many were added.
         """
-        identity = self.store.identity
-        self.store.write_many(
-            """INSERT INTO label_events (grid_id, annotator, action, state, category,
-                features, note, webster, proposal_shown, proposal_category, session,
-                created_at, origin, external_id, os_user, ssh_client)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            [
-                (
-                    event.grid_id,
-                    event.annotator,
-                    event.action.value,
-                    event.state.value if event.state else None,
-                    event.category.value if event.category else None,
-                    json.dumps([f.to_dict() for f in event.features]),
-                    event.note,
-                    event.webster.value if event.webster else None,
-                    int(event.proposal_shown),
-                    event.proposal_category.value if event.proposal_category else None,
-                    event.session,
-                    event.created_at,
-                    event.origin,
-                    event.external_id,
-                    identity.user,
-                    identity.ssh_client,
-                )
-                for event in events
-            ],
-        )
+        self.store.write_many(INSERT_EVENT, [self._row(event) for event in events])
         return len(events)
 
     # ---- reading ------------------------------------------------------------------------
