@@ -53,12 +53,24 @@ with open_project(Path(sys.argv[1])) as project:
 
 @pytest.fixture
 def base() -> Iterator[Path]:
-    """A folder every uid can reach (pytest's tmp_path is private to root)."""
+    """A folder every uid can reach (pytest's tmp_path is private to root), and a checkout
+    the other uids can run memgrid from: a clone in a private folder (`mktemp -d` makes
+    them 0700) gets search permission for others on its folders until the test ends."""
     folder = Path(tempfile.mkdtemp(prefix="memgrid-uids-"))
     folder.chmod(0o755)
+    private = [
+        parent
+        for parent in Path(__file__).resolve().parents
+        if not parent.stat().st_mode & stat.S_IXOTH
+    ]
+    modes_before = {parent: parent.stat().st_mode for parent in private}
+    for parent, mode in modes_before.items():
+        parent.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
     try:
         yield folder
     finally:
+        for parent, mode in modes_before.items():
+            parent.chmod(stat.S_IMODE(mode))
         shutil.rmtree(folder, ignore_errors=True)
 
 
