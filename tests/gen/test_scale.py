@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from memgrid.core.atomic_files import atomic_write
 from memgrid.core.errors import InputError
 from memgrid.core.generation.launch import (
     SLURM_ARRAY,
@@ -132,6 +133,14 @@ def test_ranks_take_their_shards_and_rank_zero_merges(
     args = generate_args(tiny_model_dir, target, "--prompts", prompts_file, "--seeds", 2)
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.delenv("MASTER_ADDR", raising=False)
+    written: list[str] = []
+
+    def recorded_write(path: Path, data: bytes, *, shared: bool = False) -> None:
+        written.append(path.name)
+        atomic_write(path, data, shared=shared)
+
+    # The done markers go through core/atomic_files, as every whole-or-nothing file does.
+    monkeypatch.setattr(scale, "atomic_write", recorded_write)
 
     def as_rank(rank: int) -> Any:
         monkeypatch.setenv("RANK", str(rank))
@@ -163,6 +172,8 @@ def test_ranks_take_their_shards_and_rank_zero_merges(
         "shard-1-of-2",
         "shard-1-of-2.done.json",
     ]
+    # Rank 0 marked its shard before it found rank 1 unfinished, and again when it resumed.
+    assert written == ["shard-0-of-2.done.json", "shard-1-of-2.done.json", "shard-0-of-2.done.json"]
     with open_project(shards / "shard-1-of-2") as shard:
         assert [g.prompt for g in shard.store.grids.all()] == [
             PROMPTS[1],

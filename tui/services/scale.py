@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from memgrid.core.atomic_files import atomic_write
 from memgrid.core.display_text import has_control_characters, printable
 from memgrid.core.errors import InputError, MemgridError, ProjectError, UnavailableError
 from memgrid.core.generation import loading
@@ -98,14 +99,14 @@ def run_shard(
         loaded = load_for(request, on_status)  # before a folder is made for a model that fails
     with create_project(shard_project(project, shard)) as opened:
         report = generate(opened, request, on_grid=on_grid, on_status=on_status, loaded=loaded)
+        shared = opened.images.shared
     summary = {
         "shard": str(shard),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         **{k: v for k, v in report.to_dict().items() if k != "triage"},
     }
-    temporary = done.with_name(f".{done.name}.tmp")
-    temporary.write_text(json.dumps(summary, indent=2))
-    temporary.replace(done)
+    # Whole or not at all: a marker is what lets the merge take the shard.
+    atomic_write(done, json.dumps(summary, indent=2).encode(), shared=shared)
     return report
 
 
