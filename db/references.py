@@ -16,8 +16,16 @@ URL_METADATA = ("url",)
 CAPTION_METADATA = ("caption",)
 
 
+# What makes a reference one row: its content and what names it (the table's UNIQUE key).
+Identity = tuple[str, str, str, str]
+
+
 def reference_record(row: Sequence[Any]) -> Reference:
     return Reference(*row)
+
+
+def identity_of(reference: Reference) -> Identity:
+    return reference.sha256, reference.key, reference.url, reference.caption
 
 
 def _first(metadata: Mapping[str, Any], names: Sequence[str]) -> str:
@@ -62,6 +70,23 @@ class References(Noun):
                 found[row[0]] = reference_record(row)
         return found
 
+    def ids_where(self, identities: Iterable[Identity]) -> dict[Identity, int]:
+        """The stored id of each of these identities that is stored."""
+        wanted = set(identities)
+        hashes = list({identity[0] for identity in wanted})
+        found: dict[Identity, int] = {}
+        for start in range(0, len(hashes), IDS_PER_QUERY):
+            chunk = hashes[start : start + IDS_PER_QUERY]
+            for row in self.store.rows(
+                f"""SELECT id, sha256, key, url, caption FROM reference_images
+                WHERE sha256 IN ({placeholders(chunk)})""",
+                chunk,
+            ):
+                identity = (row[1], row[2], row[3], row[4])
+                if identity in wanted:
+                    found[identity] = row[0]
+        return found
+
     def all(self) -> list[Reference]:
         return [
             reference_record(row)
@@ -103,3 +128,17 @@ class References(Noun):
                         json_extract(p.metadata, '$.caption'), p.text)))"""
         )
         return int(row[0])
+
+    def matched_type_counts(self, metric: str) -> dict[str, int]:
+        """Grids with a `metric` (the reference match) score, by the Webster type of each
+        grid's latest one."""
+        rows = self.store.rows(
+            """SELECT json_extract(s."values", '$.webster'), count(*) FROM scores s
+            WHERE s.metric = ? AND s.available = 1 AND s.id = (
+                SELECT t.id FROM scores t
+                WHERE t.grid_id = s.grid_id AND t.metric = s.metric AND t.available = 1
+                ORDER BY t.created_at DESC, t.id DESC LIMIT 1)
+            GROUP BY 1 ORDER BY 1""",
+            (metric,),
+        )
+        return {str(row[0]): int(row[1]) for row in rows}

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -215,3 +215,30 @@ def grid_match(
         version=MATCH_VERSION,
         values=values,
     )
+
+
+def rebased_match(
+    score: Score, grid_id: int, references: dict[int, Reference]
+) -> Score | None:
+    """The `reference` score of another project (a merged shard) for `grid_id` here, its
+    references named by this project's: `references` maps the other project's ids to
+    them. None when the score names a reference the map lacks, or is malformed."""
+    values = score.values
+    try:
+        seeds = [
+            {**seed, "reference_id": references[int(seed["reference_id"])].id}
+            for seed in values.get("seeds") or []
+        ]
+        shown = [references[int(key)] for key in values.get("references") or {}]
+        best = values.get("reference")
+        if best is not None:
+            best = {**best, **references[int(best["id"])].describe()}
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    rebased = {
+        **values,
+        "seeds": seeds,
+        "references": {str(r.id): r.describe() for r in sorted(shown, key=lambda r: r.id)},
+        "reference": best,
+    }
+    return replace(score, grid_id=grid_id, values=rebased)

@@ -298,10 +298,16 @@ def _scale_summary(report: scale.ScaleReport) -> str:
 
 
 def _merge_summary(report: MergeReport, into: Path) -> str:
+    references = (
+        f", {report.references_added} references added"
+        if report.references_added or report.references_present
+        else ""
+    )
     return (
         f"Merged {report.sources} projects into {into}: {report.prompts_added} prompts, "
         f"{report.grids_added} grids added, {report.grids_extended} extended, "
         f"{report.images_added} images added, {report.duplicate_images} duplicates skipped"
+        f"{references}"
     )
 
 
@@ -333,6 +339,12 @@ def merge_command(
         say(
             f"note: {report.scores_dropped + report.stale_target_scores} scores cover fewer "
             "seeds than the merged grids; run `memgrid score` again",
+            err=True,
+        )
+    if report.reference_matches_stale:
+        say(
+            f"note: {report.reference_matches_stale} reference matches were made against "
+            "another reference pool or other seeds; run `memgrid match` again",
             err=True,
         )
     if report.labels_not_merged:

@@ -9,6 +9,8 @@ from typing import Annotated, Any
 import typer
 
 from memgrid.core.errors import InputError
+from memgrid.core.references.matching import REFERENCE_METRIC, TYPE_ORDER
+from memgrid.core.taxonomy import Webster
 from memgrid.tui.commands.annotate import run_annotate
 from memgrid.tui.display import plain_console, say, user_text
 from memgrid.tui.errors import report_error
@@ -124,7 +126,35 @@ def project_status(project: Project) -> dict[str, Any]:
         "proposals": store.proposals.category_counts_all(),
         "active_thresholds": active.label if active else None,
         "triage": store.triage.counts_all(),
+        "references": reference_counts(project),
     }
+
+
+def reference_counts(project: Project) -> dict[str, Any]:
+    """Reference images stored, prompts linked to one, grids matched (by Webster type)."""
+    references = project.store.references
+    by_type = references.matched_type_counts(REFERENCE_METRIC)
+    return {
+        "stored": references.count,
+        "linked_prompts": references.linked_prompt_count(),
+        "grids_matched": sum(by_type.values()),
+        "matched_by_type": by_type,
+    }
+
+
+def reference_rows(counts: dict[str, Any]) -> list[tuple[str, str]]:
+    """`status` rows for the reference images: the pool, then the grids matched by type."""
+    if not (counts["stored"] or counts["grids_matched"]):
+        return [("references", "none yet (memgrid refs add SOURCE, then memgrid match)")]
+    by_type = counts["matched_by_type"]
+    order = [kind.value for kind in (*TYPE_ORDER, Webster.NONE)]  # most serious first
+    ranked = sorted(by_type, key=lambda kind: (order.index(kind) if kind in order else 9, kind))
+    types = ", ".join(f"{by_type[kind]} {kind}" for kind in ranked)
+    matched = f"{counts['grids_matched']} grids" + (f" ({types})" if types else "")
+    return [
+        ("references", f"{counts['stored']} stored, {counts['linked_prompts']} prompts linked"),
+        ("grids matched", matched),
+    ]
 
 
 def status(project: ProjectOption = None, json_output: JsonOption = False) -> None:
@@ -158,6 +188,7 @@ def status(project: ProjectOption = None, json_output: JsonOption = False) -> No
         *((f"proposed {category}", count) for category, count in facts["proposals"].items()),
         ("thresholds", facts["active_thresholds"] or "(none yet: run memgrid propose)"),
         *triaged,
+        *reference_rows(facts["references"]),
         ("annotators", ", ".join(facts["annotators"]) or "-"),
         ("storage", f"schema v{facts['schema_version']}, journal {facts['journal_mode']}"),
     ]

@@ -1,5 +1,5 @@
-"""Merging projects made by shards of one run: each image once, settings checked, scores kept
-only where they still hold (docs/design.md, "Generation and import")."""
+"""Merging projects made by shards of one run: each image and reference image once, settings
+checked, scores kept only where they still hold (docs/design.md, "Generation and import")."""
 
 from __future__ import annotations
 
@@ -12,11 +12,14 @@ from memgrid.core.errors import InputError, ProjectError
 from memgrid.core.generation.settings import settings_differences
 from memgrid.core.generation.signal import WEN_METRIC
 from memgrid.core.images import read_image_file
-from memgrid.core.records import Grid
+from memgrid.core.records import Grid, Reference
+from memgrid.core.references.matching import REFERENCE_METRIC, rebased_match
 from memgrid.core.user_files import resolved_path
+from memgrid.db.references import Identity, identity_of
 from memgrid.db.rows import canonical_json, content_key
 from memgrid.tui.services.generation import GENERATED_SOURCE, wen_for
 from memgrid.tui.services.project import Project, create_project, open_project
+from memgrid.tui.services.references import BATCH, stored_reference
 
 
 @dataclass
@@ -33,9 +36,17 @@ class MergeReport:
     stale_target_scores: int = 0
     labels_not_merged: int = 0
     triage_results: int = 0
+    references_added: int = 0
+    references_present: int = 0  # already in the target, or added from an earlier source
+    # Reference matches not carried, or outdated in the target: made against another pool
+    # than the merged one, or on fewer seeds (`memgrid match` again)
+    reference_matches_stale: int = 0
 
 
 GridKey = tuple[str, str, str]
+# A source's reference ids mapped to the target's references; None when the source's pool
+# is not the merged pool, so its matches do not hold there.
+ReferenceMap = dict[int, Reference] | None
 
 
 def _grid_key(grid: Grid) -> GridKey:
@@ -93,9 +104,13 @@ def merge_projects(
             for project in [target, *opened]:
                 for grid in project.store.grids.all():
                     merged_seeds.setdefault(_grid_key(grid), set()).update(grid.seeds)
-            report.stale_target_scores = _stale_scores(target, merged_seeds)
-            for source in opened:
-                _merge_one(source, target, merged_seeds, report)
+            pool_before = set(target.store.references.hashes_all()[0])
+            maps = [_merge_references(source, target, report) for source in opened]
+            pool = set(target.store.references.hashes_all()[0])
+            _count_stale_scores(target, merged_seeds, pool != pool_before, report)
+            for source, references in zip(opened, maps, strict=True):
+                held = {r.id for r in references.values()} == pool
+                _merge_one(source, target, merged_seeds, references if held else None, report)
                 if on_source:
                     on_source(source.root)
         return report
@@ -104,18 +119,64 @@ def merge_projects(
             project.close()
 
 
-def _stale_scores(target: Project, merged_seeds: dict[GridKey, set[int]]) -> int:
-    """Scores already in the target on grids that the merge extends (they need rescoring)."""
-    stale = 0
+def _count_stale_scores(
+    target: Project, merged_seeds: dict[GridKey, set[int]], pool_grew: bool, report: MergeReport
+) -> None:
+    """Scores already in the target that the merge outdates: those on grids it extends (but
+    wen, merged per seed), and every reference match when the reference pool grows."""
     for grid in target.store.grids.all():
-        if merged_seeds[_grid_key(grid)] != set(grid.seeds):
-            scores = target.store.scores.where(grid_ids=[grid.id])
-            stale += sum(score.metric != WEN_METRIC for score in scores)
-    return stale
+        extended = merged_seeds[_grid_key(grid)] != set(grid.seeds)
+        if not (extended or pool_grew):
+            continue
+        for score in target.store.scores.where(grid_ids=[grid.id]):
+            if score.metric == REFERENCE_METRIC:
+                report.reference_matches_stale += 1
+            elif extended and score.metric != WEN_METRIC:
+                report.stale_target_scores += 1
+
+
+def _merge_references(source: Project, target: Project, report: MergeReport) -> dict[int, Reference]:
+    """The source's reference images into the target, each once (content-addressed: same
+    image, key, url and caption, same row); returns the source's ids mapped to them."""
+    theirs = source.store.references.all()
+    present = target.store.references.ids_where(identity_of(r) for r in theirs)
+    identities: dict[int, Identity] = {}
+    batch: list[Reference] = []
+    added = 0
+
+    def flush() -> None:
+        nonlocal added
+        added += target.store.references.add(batch)
+        batch.clear()
+
+    for reference in theirs:
+        if identity_of(reference) in present:
+            identities[reference.id] = identity_of(reference)
+            continue
+        # The shard's database names the file: it must not lead out of the shard's folder,
+        # and the image's hash and pHash are computed here, not taken from that database.
+        checked = read_image_file(source.root / reference.path, inside=source.root)
+        new = stored_reference(
+            target, checked, reference.key, reference.url, reference.caption, reference.origin
+        )
+        identities[reference.id] = identity_of(new)
+        batch.append(new)
+        if len(batch) >= BATCH:
+            flush()
+    flush()
+    ids = target.store.references.ids_where(identities.values())
+    stored = target.store.references.get_many(ids.values())
+    report.references_added += added
+    report.references_present += len(theirs) - added
+    return {old: stored[ids[identity]] for old, identity in identities.items()}
 
 
 def _merge_one(
-    source: Project, target: Project, merged_seeds: dict[GridKey, set[int]], report: MergeReport
+    source: Project,
+    target: Project,
+    merged_seeds: dict[GridKey, set[int]],
+    references: ReferenceMap,
+    report: MergeReport,
 ) -> None:
     store = source.store
     added, _ = target.store.prompts.add_many((p.text, p.metadata) for p in store.prompts.all())
@@ -126,11 +187,16 @@ def _merge_one(
         report.triage_results += 1
     for grid in store.grids.all():
         complete = merged_seeds[_grid_key(grid)] == set(grid.seeds)
-        _merge_grid(source, grid, target, complete, report)
+        _merge_grid(source, grid, target, complete, references, report)
 
 
 def _merge_grid(
-    source: Project, grid: Grid, target: Project, complete: bool, report: MergeReport
+    source: Project,
+    grid: Grid,
+    target: Project,
+    complete: bool,
+    references: ReferenceMap,
+    report: MergeReport,
 ) -> None:
     """Copy one grid's missing seeds and its scores in one transaction."""
     existing_id = target.store.grids.find(grid.prompt, grid.model, grid.settings, grid.origin)
@@ -168,6 +234,14 @@ def _merge_grid(
             if score.metric == WEN_METRIC and score.available:
                 earlier = target.store.scores.where(grid_ids=[grid_id], metric=WEN_METRIC)
                 target.store.scores.add(wen_for([*earlier, score], grid_id, grid.settings, {}))
+            elif score.metric == REFERENCE_METRIC:
+                rebased = None
+                if complete and references is not None:
+                    rebased = rebased_match(score, grid_id, references)
+                if rebased is None:
+                    report.reference_matches_stale += 1
+                    continue
+                target.store.scores.add(rebased)
             elif complete:
                 target.store.scores.add(replace(score, grid_id=grid_id))
             else:
