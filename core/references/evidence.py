@@ -16,6 +16,12 @@ from memgrid.core.references.matching import REFERENCE_METRIC
 from memgrid.core.taxonomy import Webster
 
 CAPTION_SHOWN = 80  # characters of a caption a reason quotes
+# What a grid of each type copies, as the app and `memgrid show` say it.
+TYPE_WORDS = {
+    Webster.MATCHING_VERBATIM.value: "its own training image (MV)",
+    Webster.RETRIEVAL_VERBATIM.value: "another training image (RV)",
+    Webster.TEMPLATE_VERBATIM.value: "a region of a training image (TV)",
+}
 
 
 @dataclass(frozen=True)

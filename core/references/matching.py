@@ -217,9 +217,7 @@ def grid_match(
     )
 
 
-def rebased_match(
-    score: Score, grid_id: int, references: dict[int, Reference]
-) -> Score | None:
+def rebased_match(score: Score, grid_id: int, references: dict[int, Reference]) -> Score | None:
     """The `reference` score of another project (a merged shard) for `grid_id` here, its
     references named by this project's: `references` maps the other project's ids to
     them. None when the score names a reference the map lacks, or is malformed."""

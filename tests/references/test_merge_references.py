@@ -57,7 +57,9 @@ def assert_named_by_this_project(project: Project, score: Score) -> None:
     assert stored[best["id"]].describe() == {k: best[k] for k in stored[best["id"]].describe()}
     assert (project.root / best["path"]).is_file()
     assert {seed["reference_id"] for seed in values["seeds"]} <= set(stored)
-    assert values["references"] == {key: stored[int(key)].describe() for key in values["references"]}
+    assert values["references"] == {
+        key: stored[int(key)].describe() for key in values["references"]
+    }
 
 
 @pytest.fixture
@@ -94,9 +96,7 @@ def test_merge_carries_references_and_their_matches_once(
     assert after == before
 
 
-def test_a_match_against_a_smaller_pool_is_not_carried(
-    tmp_path: Path, runner: CliRunner
-) -> None:
+def test_a_match_against_a_smaller_pool_is_not_carried(tmp_path: Path, runner: CliRunner) -> None:
     shards = [
         make_shard(tmp_path / "a", "a red barn in a field", copied_seeds("barn"), [BARN]),
         make_shard(tmp_path / "b", "a quiet lake", copied_seeds("pier"), [BARN, PIER]),
@@ -126,7 +126,7 @@ def test_a_shard_whose_reference_points_out_of_it_merges_nothing_from_outside(
     connection.execute("UPDATE reference_images SET path = ?, sha256 = 'f00'", (str(secret),))
     connection.commit()
     connection.close()
-    with pytest.raises(InputError, match="secret.png: points outside"):
+    with pytest.raises(InputError, match=r"secret\.png: points outside"):
         merge_projects([shard], tmp_path / "merged")
     merged = [p for p in (tmp_path / "merged" / "images").rglob("*") if p.is_file()]
     assert not any(SECRET in path.read_bytes() for path in merged)
@@ -172,10 +172,25 @@ def test_show_prints_the_match_per_seed(two_shards: list[Path], runner: CliRunne
         match_grids(project)
         grid_id = project.store.grids.ids_all()[0]
     output = runner.invoke(app, ["show", str(grid_id), "-p", str(two_shards[1])]).output
-    section = output.split("reference (v1)")[1].split("\n\n")[0]
-    lines = section.strip("\n").splitlines()
-    assert lines[0].split() == ["RV:", "4/4", "seeds", "copy", "a", "training", "image"] or lines
-    assert "\x1b" not in output and "\\x1b[2J" in section
+    section = output.split("reference (v1)\n")[1].split("\n\n")[0]
+    lines = section.splitlines()
+    assert lines[0].split() == [
+        "type",
+        "4/4",
+        "seeds",
+        "copy",
+        "another",
+        "training",
+        "image",
+        "(RV)",
+    ]
+    assert lines[1].startswith("  best match         reference ")
+    assert "key K2" in lines[1] and "caption 'a pier\\x1b[2J'" in lines[1]
+    assert "\x1b" not in output  # escaped by the one sanitiser, not sent to the terminal
     assert "{" not in section  # no JSON blob
-    for seed in range(4):
-        assert any(line.split()[:4] == ["seed", str(seed), "RV", "reference"] for line in lines)
+    per_seed = [line.split() for line in lines if line.startswith("    seed ")]
+    assert [words[:3] for words in per_seed] == [["seed", str(s), "RV"] for s in range(4)]
+    assert all(
+        words[3:6] == ["reference", words[4], "key"] and words[6] == "K2" for words in per_seed
+    )
+    assert all(words[7] == "distance" and float(words[8]) < 0.15 for words in per_seed)

@@ -22,6 +22,10 @@ from memgrid.tui.services.proposing import Proposer
 
 HEATMAP_METRIC = "tiled-l2"  # the region consistency map (docs/design.md, "Signals")
 KEEP_VIEWS = 64  # grid views kept in memory (history and read-ahead)
+HEATMAP_HIDDEN = (
+    "Heat map hidden until you vote on this grid: its proposal is hidden (proposal-hidden "
+    "share), and the map would show what the detector found."
+)
 
 
 def in_blind_share(project_id: str, grid_id: int, share: float) -> bool:
@@ -61,6 +65,21 @@ class GridView:
     @property
     def visible_proposal(self) -> Proposal | None:
         return self.proposal if self.proposal_shown else None
+
+    @property
+    def voted(self) -> bool:
+        """Whether this annotator is done with the grid (labelled or flagged it)."""
+        return self.mine is not None and self.mine.state is not None and self.mine.state.done
+
+    @property
+    def heatmap_hidden(self) -> bool:
+        """On a proposal-hidden grid the heat map waits for this annotator's vote: it draws
+        the region the detector found, which the hidden scores would have told."""
+        return self.proposal is not None and not self.proposal_shown and not self.voted
+
+    @property
+    def visible_heatmap(self) -> list[list[float]] | None:
+        return None if self.heatmap_hidden else self.heatmap
 
 
 class AnnotatorViews:
@@ -165,15 +184,13 @@ class AnnotatorViews:
         votes = self.store.labels.votes_where(grid_ids=[view.grid_id])
         mine = next((e for e in votes if e.annotator == self.annotator), None)
         draft = self.store.labels.draft_where(grid_id=view.grid_id, annotator=self.annotator)
+        view = replace(view, mine=mine, draft=draft)
         # Others' votes are not shown before this annotator's own (anchoring), unless asked.
-        voted = mine is not None and mine.state is not None and mine.state.done
-        if not (self.show_others or voted):
-            return replace(view, mine=mine, draft=draft, others_hidden=True)
+        if not (self.show_others or view.voted):
+            return replace(view, others_hidden=True)
         verdicts = self.store.labels.adjudications_where(grid_ids=[view.grid_id])
         return replace(
             view,
-            mine=mine,
-            draft=draft,
             others_hidden=False,
             others=tuple(e for e in votes if e.annotator != self.annotator),
             adjudication=verdicts.get(view.grid_id),

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from memgrid.core.records import Score
+from memgrid.core.references.evidence import TYPE_WORDS, describe_reference
 from memgrid.core.references.index import DEFAULT_NEIGHBOURS, DEFAULT_RADIUS
 from memgrid.tui.display import say
 from memgrid.tui.errors import report_error
@@ -77,3 +79,48 @@ def match(
         return
     kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(report.by_type.items()))
     say(f"{report.grids} grids matched against {report.pool} references ({kinds or 'none'})")
+
+
+def match_lines(score: Score) -> list[str]:
+    """A `reference` score as `show` prints it: the grid's type and best match, then each
+    seed's best match (reference id and key, distance, type). `say` escapes the user's
+    strings in them (key, url, caption)."""
+    values = score.values
+    webster = str(values.get("webster", "N"))
+    verdict = (
+        f"{values.get('matched_seeds')}/{values.get('n_seeds')} seeds copy {TYPE_WORDS[webster]}"
+        if webster in TYPE_WORDS
+        else "no seed copies a training image (N)"
+    )
+    lines = [f"reference (v{score.version})", f"  {'type':<18} {verdict}"]
+    best = values.get("reference")
+    if isinstance(best, dict):
+        linked = "linked to the prompt" if best.get("linked") else "not linked to the prompt"
+        lines.append(f"  {'best match':<18} reference {best.get('id')}: {describe_reference(best)}")
+        lines.append(
+            f"  {'':<18} distance {_distance(best.get('distance'))} "
+            f"(Carlini {_distance(best.get('carlini'))}, delta {score.params.get('delta')}), "
+            f"{linked}"
+        )
+    lines.append(
+        f"  {'candidates':<18} {values.get('candidates', 0)} compared, "
+        f"{values.get('linked_references', 0)} linked to the prompt"
+    )
+    references = values.get("references") or {}
+    seeds = values.get("seeds") or []
+    if seeds:
+        lines.append("  each seed's best match:")
+    for seed in seeds:
+        reference_id = seed.get("reference_id")
+        named = references.get(str(reference_id)) or {}
+        key = f"  key {named['key']}" if named.get("key") else ""
+        lines.append(
+            f"    seed {seed.get('seed')!s:<4} {seed.get('webster')!s:<2}  reference "
+            f"{reference_id}{key}  distance {_distance(seed.get('distance'))}"
+        )
+    lines.append("")
+    return lines
+
+
+def _distance(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, int | float) else str(value)

@@ -13,6 +13,8 @@ from memgrid.core.metrics import DEFAULT_METRICS, METRICS
 from memgrid.core.metrics.base import Metric
 from memgrid.core.metrics.clip import DEFAULT_MODEL, DEFAULT_PRETRAINED
 from memgrid.core.records import Grid, Proposal, Score
+from memgrid.core.references.matching import REFERENCE_METRIC
+from memgrid.tui.commands.references import match_lines
 from memgrid.tui.display import say
 from memgrid.tui.errors import report_error
 from memgrid.tui.options import JsonOption, ProjectOption
@@ -290,6 +292,8 @@ def _score_lines(score: Score) -> list[str]:
     header = f"{score.metric} (v{score.version})"
     if not score.available:
         return [f"{header}: unavailable: {score.note}", ""]
+    if score.metric == REFERENCE_METRIC:
+        return match_lines(score)
     values = score.values
     ordered = [key for key in LEADING_VALUES if key in values]
     ordered += [key for key in values if key not in ordered and key != "region_tiles"]

@@ -135,7 +135,9 @@ def _count_stale_scores(
                 report.stale_target_scores += 1
 
 
-def _merge_references(source: Project, target: Project, report: MergeReport) -> dict[int, Reference]:
+def _merge_references(
+    source: Project, target: Project, report: MergeReport
+) -> dict[int, Reference]:
     """The source's reference images into the target, each once (content-addressed: same
     image, key, url and caption, same row); returns the source's ids mapped to them."""
     theirs = source.store.references.all()

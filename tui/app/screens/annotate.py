@@ -12,6 +12,7 @@ from typing import ClassVar
 
 from textual import events
 from textual.binding import BindingType
+from textual.widgets import Static
 
 from memgrid.core.taxonomy import Category, Feature, LabelState
 from memgrid.tui.app.evidence import evidence_from
@@ -26,7 +27,9 @@ from memgrid.tui.app.screens.history import HistoryScreen
 from memgrid.tui.app.screens.note import NoteScreen
 from memgrid.tui.app.screens.session_screen import SessionScreen
 from memgrid.tui.app.screens.zoom import ZoomScreen
+from memgrid.tui.app.views import HEATMAP_HIDDEN
 from memgrid.tui.app.widgets import ReferencePanel
+from memgrid.tui.display import user_text
 
 
 class AnnotateScreen(SessionScreen):
@@ -87,6 +90,8 @@ class AnnotateScreen(SessionScreen):
         if self.view is not None:
             self.show_evidence(self.view)
             self.redraw(self.view)
+            if self.heat_on and self.view.heatmap_hidden:
+                self.query_one("#status", Static).update(user_text(HEATMAP_HIDDEN), layout=False)
 
     def action_panel(self) -> None:
         # The grid grows into the space: its Resized message redraws it for the new area.
@@ -114,7 +119,12 @@ class AnnotateScreen(SessionScreen):
             if feature is not None:
                 self.submit("feature", partial(self.session.add_feature, feature))
 
-        self.app.push_screen(FeatureScreen(self.view.heatmap), save)
+        if self.view.heatmap_hidden:
+            self.query_one("#status", Static).update(user_text(HEATMAP_HIDDEN), layout=False)
+            screen = FeatureScreen(None, absent=HEATMAP_HIDDEN)
+        else:
+            screen = FeatureScreen(self.view.heatmap)
+        self.app.push_screen(screen, save)
 
     def action_zoom(self) -> None:
         if self.view is not None:

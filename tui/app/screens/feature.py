@@ -14,7 +14,7 @@ from textual.widgets import Input, Static
 
 from memgrid.core.taxonomy import Category, Feature
 from memgrid.tui.app.keys import category_bindings
-from memgrid.tui.app.widgets.heatmap import HeatMap
+from memgrid.tui.app.widgets.heatmap import NO_HEATMAP, HeatMap
 from memgrid.tui.app.widgets.printable_input import PrintableInput
 from memgrid.tui.app.widgets.proposal_panel import category_badge
 
@@ -32,9 +32,10 @@ class FeatureScreen(ModalScreen[Feature | None]):
 
     CSS_PATH = "feature.tcss"
 
-    def __init__(self, heatmap: list[list[float]] | None) -> None:
+    def __init__(self, heatmap: list[list[float]] | None, *, absent: str = NO_HEATMAP) -> None:
         super().__init__()
         self.heatmap = heatmap
+        self.absent = absent  # shown in the map's place without one: why there is none
         self.category = Category.UNINTENDED
         self.tiles: tuple[int, ...] = ()
 
@@ -42,7 +43,12 @@ class FeatureScreen(ModalScreen[Feature | None]):
         with Vertical():
             yield Static(Text("Mark a feature", style="bold"))
             yield HeatMap(
-                self.heatmap, selectable=True, tile_width=5, tile_height=2, id="feature-map"
+                self.heatmap,
+                selectable=True,
+                tile_width=5,
+                tile_height=2,
+                absent=self.absent,
+                id="feature-map",
             )
             yield Static(id="feature-tiles")
             yield Static(id="feature-category")

@@ -28,6 +28,7 @@ from memgrid.tui.app.evidence import evidence_from
 from memgrid.tui.app.keys import footer_hints
 from memgrid.tui.app.messages import PictureReady, SessionUpdated, WorkFailed
 from memgrid.tui.app.session import GridView, Outcome
+from memgrid.tui.app.views import HEATMAP_HIDDEN
 from memgrid.tui.app.widgets import (
     EvidenceBar,
     KeyHints,
@@ -150,7 +151,7 @@ class SessionScreen(RedrawsImagesOnScreenChange, Screen[None]):
 
     def picture_of(self, view: GridView) -> GridPicture:
         """The grid drawn for the seed area, with its marks (runs in workers)."""
-        heatmap = view.heatmap if self.heat_on else None
+        heatmap = view.visible_heatmap if self.heat_on else None
         return self.pictures.grid(view.grid, evidence_from(view.scores), self.seeds.area, heatmap)
 
     @on(SeedGrid.Resized)
@@ -176,6 +177,8 @@ class SessionScreen(RedrawsImagesOnScreenChange, Screen[None]):
     def show(self, outcome: Outcome, picture: GridPicture | None) -> None:
         self.view = view = outcome.view
         notes, self._notes = self._notes, []
+        if view is not None and self.heat_on and view.heatmap_hidden:
+            notes.append(HEATMAP_HIDDEN)
         status = user_text(" · ".join(filter(None, [*notes, outcome.message])))
         self.query_one("#status", Static).update(status, layout=False)
         self.query_one(ProgressBar).show(outcome.progress, self.session.annotator)
@@ -205,7 +208,8 @@ class SessionScreen(RedrawsImagesOnScreenChange, Screen[None]):
         self.query_one(EvidenceBar).show(
             evidence_from(view.scores),
             heat_on=self.heat_on,
-            has_heatmap=bool(view.heatmap),
+            has_heatmap=bool(view.visible_heatmap),
+            heatmap_hidden=view.heatmap_hidden,
             protocol=self.context.images.protocol,
         )
 

@@ -17,7 +17,12 @@ PROTOCOL_NAMES = {
 
 
 def describe_evidence(
-    evidence: Evidence, *, heat_on: bool, has_heatmap: bool, protocol: str
+    evidence: Evidence,
+    *,
+    heat_on: bool,
+    has_heatmap: bool,
+    protocol: str,
+    heatmap_hidden: bool = False,
 ) -> Text:
     line = Text()
     if evidence.region_tiles:
@@ -39,6 +44,8 @@ def describe_evidence(
     if heat_on and has_heatmap:
         line.append(" heat map ON ", "bold black on rgb(230,120,60)")
         line.append(" h hides", "dim")
+    elif heat_on and heatmap_hidden:
+        line.append("heat map hidden until you vote", "dim")
     elif heat_on:
         line.append("heat map on, none for this grid", "dim")
     else:
@@ -54,8 +61,20 @@ class EvidenceBar(Static):
     EvidenceBar { height: 1; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
-    def show(self, evidence: Evidence, *, heat_on: bool, has_heatmap: bool, protocol: str) -> None:
+    def show(
+        self,
+        evidence: Evidence,
+        *,
+        heat_on: bool,
+        has_heatmap: bool,
+        protocol: str,
+        heatmap_hidden: bool = False,
+    ) -> None:
         text = describe_evidence(
-            evidence, heat_on=heat_on, has_heatmap=has_heatmap, protocol=protocol
+            evidence,
+            heat_on=heat_on,
+            has_heatmap=has_heatmap,
+            protocol=protocol,
+            heatmap_hidden=heatmap_hidden,
         )
         self.update(text, layout=False)

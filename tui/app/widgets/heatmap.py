@@ -20,6 +20,7 @@ from memgrid.tui.app.evidence import heat_color
 
 SELECTED_MARK = "■"
 CURSOR_STYLE = Style(reverse=True, bold=True)
+NO_HEATMAP = "no heat map (run memgrid score)"
 
 
 class HeatMap(Widget, can_focus=False):
@@ -55,9 +56,11 @@ class HeatMap(Widget, can_focus=False):
         selectable: bool = False,
         tile_width: int = 2,
         tile_height: int = 1,
+        absent: str = NO_HEATMAP,
         id: str | None = None,
     ) -> None:
         super().__init__(id=id, classes="-selectable" if selectable else "")
+        self.absent = absent  # what shows in its place without a map
         self.can_focus = selectable
         self.heatmap = heatmap
         self.selectable = selectable
@@ -79,7 +82,7 @@ class HeatMap(Widget, can_focus=False):
 
     def render(self) -> Text:
         if not self.heatmap:
-            return Text("no heat map (run memgrid score)", style="dim")
+            return Text(self.absent, style="dim")
         rows, columns = self.shape
         lines = []
         for row in range(rows):

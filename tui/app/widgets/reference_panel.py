@@ -14,7 +14,7 @@ from rich.text import Text
 from textual import work
 
 from memgrid.core.records import GridImage, Score
-from memgrid.core.references.evidence import describe_reference
+from memgrid.core.references.evidence import TYPE_WORDS, describe_reference
 from memgrid.core.references.matching import REFERENCE_METRIC
 from memgrid.tui.app.drawing import halfcell_rows
 from memgrid.tui.app.thumbnails import ThumbnailCache
@@ -23,11 +23,6 @@ from memgrid.tui.display import shown
 
 PICTURE_COLUMNS = 32  # cells; 32 x 16 cells hold a 32 x 32 pixel picture
 PICTURE_ROWS = 16
-TYPE_WORDS = {
-    "MV": "its own training image (MV)",
-    "RV": "another training image (RV)",
-    "TV": "a region of a training image (TV)",
-}
 
 
 def reference_of(scores: tuple[Score, ...]) -> dict[str, Any] | None:
