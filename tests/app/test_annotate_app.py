@@ -13,6 +13,7 @@ from memgrid.tui.app import make_app
 from memgrid.tui.app.config import AnnotateOptions
 from memgrid.tui.app.evidence import evidence_from
 from memgrid.tui.app.messages import SessionUpdated, WorkFailed
+from memgrid.tui.app.progress import Progress
 from memgrid.tui.app.screens import (
     AdjudicationScreen,
     CompareScreen,
@@ -25,6 +26,7 @@ from memgrid.tui.app.screens import (
 )
 from memgrid.tui.app.views import HEATMAP_HIDDEN, in_blind_share
 from memgrid.tui.app.widgets import EvidenceBar, HeatMap, KeyHints, ProposalPanel, SeedGrid
+from memgrid.tui.app.widgets.progress_bar import describe_progress
 from memgrid.tui.services.project import Project, open_project
 from tests.app.conftest import FakeClock, settings_for
 from tests.app.pilot_helpers import (
@@ -130,6 +132,44 @@ async def test_blind_share_grid_hides_the_proposal_and_enter_does_nothing(
         await press(pilot, "2")
         saved = vote_of(demo_project.store, blind, "alice")
         assert saved is not None and not saved.proposal_shown
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [
+        (
+            (100, 30),
+            "0/26 done (0%) {bar} 26 need votes · yours 0, – labels/h · skipped 0 · flagged 0"
+            " · alice",
+        ),
+        (
+            SIZE,
+            "0/26 done (0%) {bar}  26 need votes  ·  yours 0  – labels/h  ·  skipped 0  ·  "
+            "flagged 0  ·  alice",
+        ),
+    ],
+)
+async def test_the_progress_line_fits_the_terminal(
+    demo_project: Project, size: tuple[int, int], expected: str
+) -> None:
+    app = make_app(demo_project, settings_for())
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        bar = app.screen.query_one("#progress", Static)
+        shown = str(bar.render())
+        assert len(shown) <= bar.size.width
+        assert shown == expected.format(bar="░" * shown.count("░"))
+
+
+def test_a_narrower_progress_line_drops_the_name_then_shortens() -> None:
+    busy = Progress(1234, 20000, 123.4, skipped=12, flagged=3, project_done=1000)
+    lines = {width: describe_progress(busy, "alice", width).plain for width in (98, 90, 60)}
+    assert all(len(line) <= width for width, line in lines.items() if width > 82)
+    assert lines[98].endswith(
+        "19000 need votes · yours 1234, 123 labels/h · skipped 12 · flagged 3"
+    )
+    assert lines[90].endswith("19000 to vote · yours 1234, 123/h · skip 12 · flag 3")
+    assert lines[60] == lines[90]  # the narrowest form, cut by the terminal past that
 
 
 async def test_blind_share_grid_hides_the_heat_map_until_this_annotator_votes(
