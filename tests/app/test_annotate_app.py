@@ -10,6 +10,7 @@ from textual.widgets import Input, OptionList, Static
 
 from memgrid.core.taxonomy import Category, LabelState
 from memgrid.tui.app import make_app
+from memgrid.tui.app.app import MemgridApp
 from memgrid.tui.app.config import AnnotateOptions
 from memgrid.tui.app.evidence import evidence_from
 from memgrid.tui.app.messages import SessionUpdated, WorkFailed
@@ -111,20 +112,20 @@ async def test_enter_accepts_the_proposal(demo_project: Project) -> None:
         assert saved.proposal_shown
 
 
+def app_with_a_blind_grid(project: Project) -> tuple[int, MemgridApp]:
+    """The app with a blind share of 30%, and a grid in it."""
+    project_id = project.store.project_id or ""
+    blind = next(g for g in project.store.grids.ids_all() if in_blind_share(project_id, g, 0.3))
+    return blind, make_app(project, settings_for(annotate=AnnotateOptions(blind_share=0.3)))
+
+
 async def test_blind_share_grid_hides_the_proposal_and_enter_does_nothing(
     demo_project: Project,
 ) -> None:
-    project_id = demo_project.store.project_id or ""
-    blind = next(
-        g for g in demo_project.store.grids.ids_all() if in_blind_share(project_id, g, 0.3)
-    )
-    app = make_app(demo_project, settings_for(annotate=AnnotateOptions(blind_share=0.3)))
+    blind, app = app_with_a_blind_grid(demo_project)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        screen = annotate_screen(pilot)
-        assert screen is not None
-        screen.submit("reopen", lambda: app.session.reopen(blind))
-        await settle(pilot)
+        screen = await reopen(pilot, blind)
         assert "Proposal hidden" in str(screen.query_one(ProposalPanel).render())
         await press(pilot, "enter")
         assert "No proposal to accept" in status_text(pilot)
@@ -175,11 +176,7 @@ def test_a_narrower_progress_line_drops_the_name_then_shortens() -> None:
 async def test_blind_share_grid_hides_the_heat_map_until_this_annotator_votes(
     demo_project: Project,
 ) -> None:
-    project_id = demo_project.store.project_id or ""
-    blind = next(
-        g for g in demo_project.store.grids.ids_all() if in_blind_share(project_id, g, 0.3)
-    )
-    app = make_app(demo_project, settings_for(annotate=AnnotateOptions(blind_share=0.3)))
+    blind, app = app_with_a_blind_grid(demo_project)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         screen = await reopen(pilot, blind)
