@@ -145,7 +145,7 @@ def reference_counts(project: Project) -> dict[str, Any]:
 def reference_rows(counts: dict[str, Any]) -> list[tuple[str, str]]:
     """`status` rows for the reference images: the pool, then the grids matched by type."""
     if not (counts["stored"] or counts["grids_matched"]):
-        return [("references", "none yet (memgrid refs add SOURCE, then memgrid match)")]
+        return [("references", "none yet: memgrid refs add")]
     by_type = counts["matched_by_type"]
     order = [kind.value for kind in (*TYPE_ORDER, Webster.NONE)]  # most serious first
     ranked = sorted(by_type, key=lambda kind: (order.index(kind) if kind in order else 9, kind))
