@@ -118,12 +118,11 @@ class Keypoints(Metric):
             _keypoint_bytes,
             _keypoints_from_bytes,
         )
-        matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
         count = len(images)
         inliers = np.zeros((count, count), dtype=np.float64)
         for first in range(count):
             for second in range(first + 1, count):
-                found = _pair_inliers(cv2, matcher, described[first], described[second])
+                found = _pair_inliers(cv2, described[first], described[second])
                 inliers[first, second] = inliers[second, first] = found
         return inliers
 
@@ -184,20 +183,21 @@ def _similarity(inliers: np.ndarray) -> np.ndarray:
     return similarity
 
 
-def _pair_inliers(cv2: Any, matcher: Any, first: Described, second: Described) -> int:
+def _pair_inliers(cv2: Any, first: Described, second: Described) -> int:
     """Matches of `first` in `second` that agree with one similarity transform (RANSAC)."""
     (points_a, descriptors_a), (points_b, descriptors_b) = first, second
     if min(len(points_a), len(points_b)) < 2:
         return 0
-    good = [
-        pair[0]
-        for pair in matcher.knnMatch(descriptors_a, descriptors_b, k=2)
-        if len(pair) == 2 and pair[0].distance < RATIO * pair[1].distance
-    ]
-    if len(good) < 3:
+    # The two nearest descriptors of `second` for each of `first` (what a brute-force
+    # matcher's knnMatch computes), as arrays rather than one Python object per match.
+    distances, nearest = cv2.batchDistance(
+        descriptors_a, descriptors_b, cv2.CV_32S, normType=cv2.NORM_HAMMING, K=2
+    )
+    good = distances[:, 0] < RATIO * distances[:, 1]
+    if np.count_nonzero(good) < 3:
         return 0
-    source = points_a[[match.queryIdx for match in good]]
-    target = points_b[[match.trainIdx for match in good]]
+    source = points_a[good]
+    target = points_b[nearest[good, 0]]
     transform, mask = cv2.estimateAffinePartial2D(
         source, target, method=cv2.RANSAC, ransacReprojThreshold=REPROJECTION
     )

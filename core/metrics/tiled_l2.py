@@ -132,7 +132,7 @@ class TiledL2(Metric):
 
     name = "tiled-l2"
     kind = "distance"
-    version = "2"  # 2: robust_* values; the region map at its own tile_delta
+    version = "3"  # 2: robust_* values, the region map at its own tile_delta; 3: OpenCV upscales
 
     def __init__(
         self,

@@ -137,7 +137,7 @@ def test_score_records_metric_params_version_and_heatmap():
     assert (score.grid_id, score.metric, score.version, score.available) == (
         42,
         "tiled-l2",
-        "2",
+        TiledL2.version,
         True,
     )
     assert score.params == {
