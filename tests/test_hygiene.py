@@ -41,6 +41,18 @@ def test_cli_does_not_import_torch() -> None:
     assert loaded_after_import("memgrid.tui.cli", HEAVY) == []
 
 
+def test_the_annotation_app_and_the_store_do_not_import_pandas() -> None:
+    """pandas is installed with the dev extra (imagededup, img2dataset) and in many users'
+    environments; sqlite-utils would import it at start-up (db/__init__.py says why not)."""
+    for module in ("memgrid.db.store", "memgrid.tui.app.app", "memgrid.tui.cli"):
+        assert loaded_after_import(module, ("pandas", "pyarrow")) == [], module
+    code = "import memgrid.db.store, pandas; print(pandas.Timestamp(0).year)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    assert result.stdout.strip() == "1970"  # still importable for whoever needs it
+
+
 def test_every_tui_module_is_free_of_heavy_imports() -> None:
     code = (
         "import importlib, pkgutil, sys\n"
