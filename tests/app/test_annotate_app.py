@@ -10,7 +10,6 @@ from textual.widgets import Input, OptionList, Static
 
 from memgrid.core.taxonomy import Category, LabelState
 from memgrid.tui.app import make_app
-from memgrid.tui.app.app import MemgridApp
 from memgrid.tui.app.config import AnnotateOptions
 from memgrid.tui.app.evidence import evidence_from
 from memgrid.tui.app.messages import SessionUpdated, WorkFailed
@@ -25,8 +24,7 @@ from memgrid.tui.app.screens import (
     NoteScreen,
     ZoomScreen,
 )
-from memgrid.tui.app.views import HEATMAP_HIDDEN, in_blind_share
-from memgrid.tui.app.widgets import EvidenceBar, HeatMap, KeyHints, ProposalPanel, SeedGrid
+from memgrid.tui.app.widgets import EvidenceBar, KeyHints, ProposalPanel, SeedGrid
 from memgrid.tui.app.widgets.progress_bar import describe_progress
 from memgrid.tui.services.project import Project, open_project
 from tests.app.conftest import FakeClock, settings_for
@@ -35,7 +33,6 @@ from tests.app.pilot_helpers import (
     annotate_screen,
     current_grid,
     press,
-    reopen,
     settle,
     status_text,
     view_title,
@@ -112,29 +109,6 @@ async def test_enter_accepts_the_proposal(demo_project: Project) -> None:
         assert saved.proposal_shown
 
 
-def app_with_a_blind_grid(project: Project) -> tuple[int, MemgridApp]:
-    """The app with a blind share of 30%, and a grid in it."""
-    project_id = project.store.project_id or ""
-    blind = next(g for g in project.store.grids.ids_all() if in_blind_share(project_id, g, 0.3))
-    return blind, make_app(project, settings_for(annotate=AnnotateOptions(blind_share=0.3)))
-
-
-async def test_blind_share_grid_hides_the_proposal_and_enter_does_nothing(
-    demo_project: Project,
-) -> None:
-    blind, app = app_with_a_blind_grid(demo_project)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        screen = await reopen(pilot, blind)
-        assert "Proposal hidden" in str(screen.query_one(ProposalPanel).render())
-        await press(pilot, "enter")
-        assert "No proposal to accept" in status_text(pilot)
-        assert vote_of(demo_project.store, blind, "alice") is None
-        await press(pilot, "2")
-        saved = vote_of(demo_project.store, blind, "alice")
-        assert saved is not None and not saved.proposal_shown
-
-
 @pytest.mark.parametrize(
     ("size", "expected"),
     [
@@ -171,43 +145,6 @@ def test_a_narrower_progress_line_drops_the_name_then_shortens() -> None:
     )
     assert lines[90].endswith("19000 to vote · yours 1234, 123/h · skip 12 · flag 3")
     assert lines[60] == lines[90]  # the narrowest form, cut by the terminal past that
-
-
-async def test_blind_share_grid_hides_the_heat_map_until_this_annotator_votes(
-    demo_project: Project,
-) -> None:
-    blind, app = app_with_a_blind_grid(demo_project)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        screen = await reopen(pilot, blind)
-        assert screen.view is not None and screen.view.heatmap  # it has one, kept back
-        seeds, bar = screen.query_one(SeedGrid), screen.query_one(EvidenceBar)
-        await press(pilot, "h")
-        assert screen.heat_on
-        assert not any("heat map" in line.text for line in seeds.picture.lines)  # type: ignore[union-attr]
-        assert "heat map hidden until you vote" in str(bar.render())
-        assert status_text(pilot) == HEATMAP_HIDDEN
-        # Marking a feature before the vote: the whole image only, and the screen says why.
-        await press(pilot, "m")
-        assert isinstance(app.screen, FeatureScreen) and app.screen.heatmap is None
-        assert str(app.screen.query_one(HeatMap).render()) == HEATMAP_HIDDEN
-        await press(pilot, "escape")
-        await press(pilot, "2")  # the vote; the heat map stays on for the grids after it
-        assert current_grid(pilot) != blind
-        screen = await reopen(pilot, blind)
-        assert screen.view is not None and screen.view.voted
-        assert any("heat map" in line.text for line in seeds.picture.lines)  # type: ignore[union-attr]
-        assert "heat map ON" in str(bar.render())
-        assert "Heat map hidden" not in status_text(pilot)
-        await press(pilot, "m")
-        assert isinstance(app.screen, FeatureScreen) and app.screen.heatmap
-        await press(pilot, "space", "right", "space", "tab")
-        await pilot.press(*"sign")
-        await press(pilot, "enter", "2")
-        saved = vote_of(demo_project.store, blind, "alice")
-        assert saved is not None and not saved.proposal_shown
-        (feature,) = saved.features
-        assert (feature.name, feature.tiles) == ("sign", (0, 1))
 
 
 async def test_skip_then_undo_brings_the_skipped_grid_back(demo_project: Project) -> None:

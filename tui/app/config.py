@@ -19,7 +19,7 @@ naming the file. Example:
 
     [annotate]
     lease_seconds = 600   # a grid shown to someone is reserved this long
-    blind_share = 0.1     # share of grids with the proposal hidden (and its scores)
+    blind_share = 0.1     # share of grids with the detector's marks hidden until your vote
 """
 
 from __future__ import annotations

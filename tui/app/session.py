@@ -266,11 +266,12 @@ class AnnotationSession:
                 return stale
             proposal = view.visible_proposal
             if proposal is None:
-                why = (
-                    "hidden on this grid (proposal-hidden share)"
-                    if view.proposal
-                    else "not computed"
-                )
+                if view.proposal is None:
+                    why = "not computed"
+                elif view.detector_hidden:
+                    why = "hidden until you vote (proposal-hidden share)"
+                else:
+                    why = "not taken on a proposal-hidden grid; type its category's key"
                 return Outcome(view, f"No proposal to accept: {why}.", self.progress())
             features = [*proposal.features, *view.draft_features]
             return self.label(proposal.category, features)

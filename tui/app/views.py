@@ -18,13 +18,14 @@ from memgrid.core.records import Grid, LabelEvent, Proposal, Score
 from memgrid.core.taxonomy import Feature, LabelState
 from memgrid.db.store import Store
 from memgrid.tui.app.adjudication import ReviewItem, review_items
+from memgrid.tui.app.evidence import Evidence, evidence_from
 from memgrid.tui.services.proposing import Proposer
 
 HEATMAP_METRIC = "tiled-l2"  # the region consistency map (docs/design.md, "Signals")
 KEEP_VIEWS = 64  # grid views kept in memory (history and read-ahead)
-HEATMAP_HIDDEN = (
-    "Heat map hidden until you vote on this grid: its proposal is hidden (proposal-hidden "
-    "share), and the map would show what the detector found."
+# Said in the status line when a key asks for a mark that waits (the bar above the grid lists them).
+DETECTOR_HIDDEN = (
+    "Proposal-hidden grid: the detector's marks show after your vote (your label measures it)."
 )
 
 
@@ -32,6 +33,24 @@ def in_blind_share(project_id: str, grid_id: int, share: float) -> bool:
     """True for a fixed pseudo-random `share` of grids: the same ones on every run and machine."""
     digest = hashlib.sha256(f"{project_id}:{grid_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2.0**64 < share
+
+
+@dataclass(frozen=True)
+class DetectorMarks:
+    """What the detector derived for a grid, as far as the annotator may see it now: every
+    screen draws the proposal, scores, heat map, seed groups, region, training-image match
+    and prompt highlights from here, never from the GridView's own fields."""
+
+    hidden: bool = False  # withheld until this annotator's vote (GridView.detector_hidden)
+    proposal: Proposal | None = None
+    scores: tuple[Score, ...] = ()
+    heatmap: list[list[float]] | None = None
+    attribution: Attribution | None = None  # the prompt's names and cues
+
+    @property
+    def evidence(self) -> Evidence:
+        """The region outline and seed groups (none without scores)."""
+        return evidence_from(self.scores)
 
 
 @dataclass(frozen=True)
@@ -64,6 +83,8 @@ class GridView:
 
     @property
     def visible_proposal(self) -> Proposal | None:
+        """The proposal Enter takes: none on a proposal-hidden grid, even once it shows after
+        the vote (a blind label stays the annotator's own)."""
         return self.proposal if self.proposal_shown else None
 
     @property
@@ -72,14 +93,23 @@ class GridView:
         return self.mine is not None and self.mine.state is not None and self.mine.state.done
 
     @property
-    def heatmap_hidden(self) -> bool:
-        """On a proposal-hidden grid the heat map waits for this annotator's vote: it draws
-        the region the detector found, which the hidden scores would have told."""
+    def detector_hidden(self) -> bool:
+        """The rule of the proposal-hidden share (docs/design.md, "Calibration and
+        agreement"): until this annotator has voted on such a grid, nothing the detector
+        derived is shown, so the vote measures the detector instead of echoing it."""
         return self.proposal is not None and not self.proposal_shown and not self.voted
 
     @property
-    def visible_heatmap(self) -> list[list[float]] | None:
-        return None if self.heatmap_hidden else self.heatmap
+    def marks(self) -> DetectorMarks:
+        """The detector's output as the rule above lets this annotator see it now."""
+        if self.detector_hidden:
+            return DetectorMarks(hidden=True)
+        return DetectorMarks(
+            proposal=self.proposal,
+            scores=self.scores,
+            heatmap=self.heatmap,
+            attribution=self.attribution,
+        )
 
 
 class AnnotatorViews:

@@ -15,7 +15,6 @@ from textual.binding import BindingType
 from textual.widgets import Static
 
 from memgrid.core.taxonomy import Category, Feature, LabelState
-from memgrid.tui.app.evidence import evidence_from
 from memgrid.tui.app.image_protocol import images_help
 from memgrid.tui.app.keys import annotate_bindings
 from memgrid.tui.app.screens.adjudicate import AdjudicationScreen
@@ -27,7 +26,7 @@ from memgrid.tui.app.screens.history import HistoryScreen
 from memgrid.tui.app.screens.note import NoteScreen
 from memgrid.tui.app.screens.session_screen import SessionScreen
 from memgrid.tui.app.screens.zoom import ZoomScreen
-from memgrid.tui.app.views import HEATMAP_HIDDEN
+from memgrid.tui.app.views import DETECTOR_HIDDEN
 from memgrid.tui.app.widgets import ReferencePanel
 from memgrid.tui.display import user_text
 
@@ -90,8 +89,8 @@ class AnnotateScreen(SessionScreen):
         if self.view is not None:
             self.show_evidence(self.view)
             self.redraw(self.view)
-            if self.heat_on and self.view.heatmap_hidden:
-                self.query_one("#status", Static).update(user_text(HEATMAP_HIDDEN), layout=False)
+            if self.heat_on:
+                self.say_if_hidden()
 
     def action_panel(self) -> None:
         # The grid grows into the space: its Resized message redraws it for the new area.
@@ -99,6 +98,15 @@ class AnnotateScreen(SessionScreen):
 
     def action_reference(self) -> None:
         self.query_one(ReferencePanel).toggle_picture()
+        self.say_if_hidden()
+
+    def say_if_hidden(self) -> bool:
+        """On a grid whose detector marks wait for the vote, say so in the status line (a key
+        asked for one of them); True if it did."""
+        if self.view is None or not self.view.detector_hidden:
+            return False
+        self.query_one("#status", Static).update(user_text(DETECTOR_HIDDEN), layout=False)
+        return True
 
     def action_note(self) -> None:
         if self.view is None:
@@ -119,11 +127,10 @@ class AnnotateScreen(SessionScreen):
             if feature is not None:
                 self.submit("feature", partial(self.session.add_feature, feature))
 
-        if self.view.heatmap_hidden:
-            self.query_one("#status", Static).update(user_text(HEATMAP_HIDDEN), layout=False)
-            screen = FeatureScreen(None, absent=HEATMAP_HIDDEN)
+        if self.say_if_hidden():
+            screen = FeatureScreen(None, absent=DETECTOR_HIDDEN)
         else:
-            screen = FeatureScreen(self.view.heatmap)
+            screen = FeatureScreen(self.view.marks.heatmap)
         self.app.push_screen(screen, save)
 
     def action_zoom(self) -> None:
@@ -131,10 +138,11 @@ class AnnotateScreen(SessionScreen):
             self.app.push_screen(ZoomScreen(self.view.grid, self.pictures))
 
     def action_compare(self) -> None:
-        """Two seeds at full size: the first two of the largest near-identical group, if any."""
+        """Two seeds at full size: the first two of the largest near-identical group, if any
+        is shown (a proposal-hidden grid opens on its first two seeds until the vote)."""
         if self.view is None:
             return
-        groups = evidence_from(self.view.scores).groups
+        groups = self.view.marks.evidence.groups
         first, second = groups[0][:2] if groups else (0, 1)
         self.app.push_screen(CompareScreen(self.view.grid, self.pictures, first, second))
 

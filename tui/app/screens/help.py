@@ -28,6 +28,14 @@ MORE_KEYS = (
 )
 
 
+BLIND_HINT = (
+    "On a proposal-hidden grid (a share of grids, [annotate] blind_share) the detector's "
+    "marks wait for your vote: the proposal with its reasons and scores, the seed groups, the "
+    "fixed region, the heat map, the training-image match and the prompt's highlights. "
+    "Enter takes no proposal there."
+)
+
+
 class HelpScreen(ModalScreen[None]):
     """The key table: the footer shows the everyday keys, this shows them all."""
 
@@ -60,6 +68,7 @@ class HelpScreen(ModalScreen[None]):
                 classes="hint",
                 markup=False,  # "[keys]" is the section's name, not a style
             )
+            yield Static(BLIND_HINT, classes="hint", markup=False)
             if self.images:
                 yield Static(self.images, classes="hint", markup=False)
 

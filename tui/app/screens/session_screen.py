@@ -24,11 +24,9 @@ from memgrid.core.errors import MemgridError
 from memgrid.tui.app.collector import IDLE_SECONDS, IdleCollector
 from memgrid.tui.app.context import AppContext
 from memgrid.tui.app.drawing import GridPicture
-from memgrid.tui.app.evidence import evidence_from
 from memgrid.tui.app.keys import footer_hints
 from memgrid.tui.app.messages import PictureReady, SessionUpdated, WorkFailed
 from memgrid.tui.app.session import GridView, Outcome
-from memgrid.tui.app.views import HEATMAP_HIDDEN
 from memgrid.tui.app.widgets import (
     EvidenceBar,
     KeyHints,
@@ -49,7 +47,8 @@ class SessionScreen(RedrawsImagesOnScreenChange, Screen[None]):
     """Prompt, the seed grid (the main element), a foldable side panel; progress and keys.
 
     `heat_on` adds the heat map as one more tile of every grid until it is switched off;
-    the line above the grid says that it is on.
+    the line above the grid says that it is on. Everything the detector derived is drawn
+    from the view's `marks`, which hold it back on a proposal-hidden grid until the vote.
     """
 
     def __init__(self, context: AppContext) -> None:
@@ -151,8 +150,9 @@ class SessionScreen(RedrawsImagesOnScreenChange, Screen[None]):
 
     def picture_of(self, view: GridView) -> GridPicture:
         """The grid drawn for the seed area, with its marks (runs in workers)."""
-        heatmap = view.visible_heatmap if self.heat_on else None
-        return self.pictures.grid(view.grid, evidence_from(view.scores), self.seeds.area, heatmap)
+        marks = view.marks
+        heatmap = marks.heatmap if self.heat_on else None
+        return self.pictures.grid(view.grid, marks.evidence, self.seeds.area, heatmap)
 
     @on(SeedGrid.Resized)
     def _redraw_for_new_size(self) -> None:
@@ -177,8 +177,6 @@ class SessionScreen(RedrawsImagesOnScreenChange, Screen[None]):
     def show(self, outcome: Outcome, picture: GridPicture | None) -> None:
         self.view = view = outcome.view
         notes, self._notes = self._notes, []
-        if view is not None and self.heat_on and view.heatmap_hidden:
-            notes.append(HEATMAP_HIDDEN)
         status = user_text(" · ".join(filter(None, [*notes, outcome.message])))
         self.query_one("#status", Static).update(status, layout=False)
         self.query_one(ProgressBar).show(outcome.progress, self.session.annotator)
@@ -188,13 +186,15 @@ class SessionScreen(RedrawsImagesOnScreenChange, Screen[None]):
             self.query_one(PromptView).clear(left)
             self.seeds.show(None, "Nothing to annotate now. r reopens earlier labels; q quits.")
             self.query_one(ProposalPanel).show_text(Text(""))
+            self.query_one(ReferencePanel).show(())
             self.query_one(LabelsPanel).show_text(Text(""))
             return
-        self.query_one(PromptView).show(view.grid, view.attribution)
+        marks = view.marks
+        self.query_one(PromptView).show(view.grid, marks.attribution)
         self.seeds.show(picture)
         self.show_evidence(view)
-        self.query_one(ProposalPanel).show(view.proposal, view.proposal_shown, view.scores)
-        self.query_one(ReferencePanel).show(view.scores)
+        self.query_one(ProposalPanel).show(marks.proposal, marks.scores, hidden=marks.hidden)
+        self.query_one(ReferencePanel).show(marks.scores)
         self.query_one(LabelsPanel).show(
             view.mine,
             view.draft_note,
@@ -205,11 +205,12 @@ class SessionScreen(RedrawsImagesOnScreenChange, Screen[None]):
         )
 
     def show_evidence(self, view: GridView) -> None:
+        marks = view.marks
         self.query_one(EvidenceBar).show(
-            evidence_from(view.scores),
+            marks.evidence,
             heat_on=self.heat_on,
-            has_heatmap=bool(view.visible_heatmap),
-            heatmap_hidden=view.heatmap_hidden,
+            has_heatmap=bool(marks.heatmap),
+            hidden=marks.hidden,
             protocol=self.context.images.protocol,
         )
 

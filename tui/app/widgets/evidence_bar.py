@@ -1,5 +1,5 @@
 """One line above the grid: what the marks on the seeds mean, whether the heat map is on,
-and how the images are drawn."""
+and how the images are drawn; on a proposal-hidden grid before the vote, that they wait."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from textual.widgets import Static
 
 from memgrid.tui.app.evidence import GROUP_NAMES, GROUP_RGB, OUTLINE_RGB, REGION_METRIC, Evidence
 
+MARKS_HIDDEN = (
+    "detector marks hidden until you vote: proposal, scores, seed groups, region, heat map, match"
+)
 PROTOCOL_NAMES = {
     "halfcell": "half-cell",
     "sixel": "Sixel",
@@ -22,8 +25,19 @@ def describe_evidence(
     heat_on: bool,
     has_heatmap: bool,
     protocol: str,
-    heatmap_hidden: bool = False,
+    hidden: bool = False,
 ) -> Text:
+    """The legend; with `hidden` (views.DetectorMarks.hidden), one phrase in its place, so a
+    grid without marks is not read as one where the detector found nothing."""
+    if hidden:
+        line = Text(f"◇ {MARKS_HIDDEN}", "bold")
+    else:
+        line = describe_marks(evidence, heat_on=heat_on, has_heatmap=has_heatmap)
+    line.append(f"  ·  images: {PROTOCOL_NAMES.get(protocol, protocol)}", "dim")
+    return line
+
+
+def describe_marks(evidence: Evidence, *, heat_on: bool, has_heatmap: bool) -> Text:
     line = Text()
     if evidence.region_tiles:
         line.append("▢ ", "bold rgb({},{},{})".format(*OUTLINE_RGB))
@@ -44,13 +58,10 @@ def describe_evidence(
     if heat_on and has_heatmap:
         line.append(" heat map ON ", "bold black on rgb(230,120,60)")
         line.append(" h hides", "dim")
-    elif heat_on and heatmap_hidden:
-        line.append("heat map hidden until you vote", "dim")
     elif heat_on:
         line.append("heat map on, none for this grid", "dim")
     else:
         line.append("heat map off (h)", "dim")
-    line.append(f"  ·  images: {PROTOCOL_NAMES.get(protocol, protocol)}", "dim")
     return line
 
 
@@ -68,13 +79,9 @@ class EvidenceBar(Static):
         heat_on: bool,
         has_heatmap: bool,
         protocol: str,
-        heatmap_hidden: bool = False,
+        hidden: bool = False,
     ) -> None:
         text = describe_evidence(
-            evidence,
-            heat_on=heat_on,
-            has_heatmap=has_heatmap,
-            protocol=protocol,
-            heatmap_hidden=heatmap_hidden,
+            evidence, heat_on=heat_on, has_heatmap=has_heatmap, protocol=protocol, hidden=hidden
         )
         self.update(text, layout=False)

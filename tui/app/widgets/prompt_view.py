@@ -1,7 +1,8 @@
 """The prompt, with the entities it names and the things it implies highlighted.
 
 Spans come from memgrid.core.attribution (the same evidence the categorizer uses), so what the
-annotator sees highlighted is what made the proposal say "explicit" or "implicit".
+annotator sees highlighted is what made the proposal say "explicit" or "implicit"; on a
+proposal-hidden grid they wait for the annotator's vote like the rest of the detector's marks.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from rich.text import Text
 from memgrid.core.attribution import Attribution
 from memgrid.core.records import Grid
 from memgrid.tui.app.widgets.text_panel import TextPanel
-from memgrid.tui.display import shown, user_text_with_styles
+from memgrid.tui.display import shown, user_text, user_text_with_styles
 
 NAMED_STYLE = "bold underline yellow"
 IMPLIED_STYLE = "italic underline cyan"
+HIGHLIGHTS_HIDDEN = "what the prompt names or implies: after your vote"
 
 
 def highlight_prompt(attribution: Attribution) -> Text:
@@ -46,14 +48,20 @@ class PromptView(TextPanel):
     PromptView { height: auto; padding: 0 1; border-bottom: solid $primary-darken-2; }
     """
 
-    def show(self, grid: Grid, attribution: Attribution) -> None:
+    def show(self, grid: Grid, attribution: Attribution | None) -> None:
+        """The grid's header and prompt; without `attribution` (withheld until the vote), the
+        prompt as typed and a legend line that says so."""
         header = Text()
         header.append(f"grid {grid.id}", "bold")
         model = shown(grid.model or "unknown model")
         header.append(f"  ·  {len(grid.images)} seeds  ·  {model}", "dim")
         if grid.source:
             header.append(f"  ·  {shown(grid.source)}", "dim")
-        body = Text("\n").join([header, highlight_prompt(attribution), legend(attribution)])
+        if attribution is None:
+            prompt, names = user_text(grid.prompt), Text(HIGHLIGHTS_HIDDEN, "dim")
+        else:
+            prompt, names = highlight_prompt(attribution), legend(attribution)
+        body = Text("\n").join([header, prompt, names])
         self.show_text(body)
 
     def clear(self, message: str) -> None:

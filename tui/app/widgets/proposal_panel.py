@@ -39,15 +39,15 @@ def format_value(value: Any) -> str:
     return shown(value)
 
 
-def describe_proposal(
-    proposal: Proposal | None, proposal_shown: bool, hidden_reason: str = "proposal-hidden share"
-) -> Text:
-    if proposal is not None and not proposal_shown:
+def describe_proposal(proposal: Proposal | None, visible: bool = True) -> Text:
+    """The proposal and its reasons; not `visible` (a proposal-hidden grid before the vote),
+    only that it waits."""
+    if not visible:
         return Text.assemble(
             ("Proposal hidden", "bold"),
             (
-                f" on this grid ({hidden_reason}), with its reasons and scores: "
-                "your label calibrates the detector.",
+                " on this grid until you vote (proposal-hidden share), with its reasons and "
+                "scores: your label calibrates the detector.",
                 "dim",
             ),
         )
@@ -93,11 +93,9 @@ class ProposalPanel(TextPanel):
     ProposalPanel { height: auto; padding: 0 1; margin-bottom: 1; }
     """
 
-    def show(
-        self, proposal: Proposal | None, proposal_shown: bool, scores: tuple[Score, ...]
-    ) -> None:
+    def show(self, proposal: Proposal | None, scores: tuple[Score, ...], *, hidden: bool) -> None:
         # A hidden proposal hides its scores too: they would give the detector away.
-        parts = [describe_proposal(proposal, proposal_shown)]
-        if proposal is None or proposal_shown:
+        parts = [describe_proposal(proposal, not hidden)]
+        if not hidden:
             parts.append(describe_scores(scores))
         self.show_text(Text("\n").join(parts))
