@@ -5,6 +5,9 @@ the vote, all of it is back."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import pytest
 from rich.color import Color
 from textual.pilot import Pilot
@@ -53,6 +56,17 @@ def app_with_a_blind_grid(
     else:
         share = next(s / 20 for s in range(1, 21) if in_blind_share(project_id, grid_id, s / 20))
     return grid_id, make_app(project, settings_for(annotate=AnnotateOptions(blind_share=share)))
+
+
+@asynccontextmanager
+async def on_a_blind_grid(
+    project: Project, grid_id: int | None = None
+) -> AsyncIterator[tuple[Pilot[None], AnnotateScreen, int]]:
+    """The app at 160 x 50 with a blind grid on screen (app_with_a_blind_grid's)."""
+    blind, app = app_with_a_blind_grid(project, grid_id)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        yield pilot, await reopen(pilot, blind), blind
 
 
 def grid_with_every_mark(project: Project) -> int:
@@ -109,10 +123,7 @@ async def test_nothing_the_detector_found_shows_on_a_blind_grid_until_the_vote(
     demo_project: Project,
 ) -> None:
     grid_id = grid_with_every_mark(demo_project)
-    blind, app = app_with_a_blind_grid(demo_project, grid_id)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        screen = await reopen(pilot, blind)
+    async with on_a_blind_grid(demo_project, grid_id) as (pilot, screen, blind):
         await press(pilot, "h")
         seeds = screen.query_one(SeedGrid)
         text, picture = on_screen(screen), seeds.picture
@@ -170,10 +181,7 @@ async def test_a_shown_grid_keeps_its_marks(demo_project: Project) -> None:
 async def test_blind_share_grid_hides_the_proposal_and_enter_does_nothing(
     demo_project: Project,
 ) -> None:
-    blind, app = app_with_a_blind_grid(demo_project)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        screen = await reopen(pilot, blind)
+    async with on_a_blind_grid(demo_project) as (pilot, screen, blind):
         assert "Proposal hidden" in str(screen.query_one(ProposalPanel).render())
         await press(pilot, "enter")
         assert "No proposal to accept" in status_text(pilot)
@@ -186,10 +194,7 @@ async def test_blind_share_grid_hides_the_proposal_and_enter_does_nothing(
 async def test_blind_share_grid_hides_the_heat_map_until_this_annotator_votes(
     demo_project: Project,
 ) -> None:
-    blind, app = app_with_a_blind_grid(demo_project)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        screen = await reopen(pilot, blind)
+    async with on_a_blind_grid(demo_project) as (pilot, screen, blind):
         assert screen.view is not None and screen.view.heatmap  # it has one, kept back
         seeds, bar = screen.query_one(SeedGrid), screen.query_one(EvidenceBar)
         await press(pilot, "h")
@@ -199,8 +204,8 @@ async def test_blind_share_grid_hides_the_heat_map_until_this_annotator_votes(
         assert status_text(pilot) == DETECTOR_HIDDEN
         # Marking a feature before the vote: the whole image only, and the screen says why.
         await press(pilot, "m")
-        assert isinstance(app.screen, FeatureScreen) and app.screen.heatmap is None
-        assert str(app.screen.query_one(HeatMap).render()) == DETECTOR_HIDDEN
+        assert isinstance(pilot.app.screen, FeatureScreen) and pilot.app.screen.heatmap is None
+        assert str(pilot.app.screen.query_one(HeatMap).render()) == DETECTOR_HIDDEN
         await press(pilot, "escape")
         await press(pilot, "2")  # the vote; the heat map stays on for the grids after it
         assert current_grid(pilot) != blind
@@ -210,7 +215,7 @@ async def test_blind_share_grid_hides_the_heat_map_until_this_annotator_votes(
         assert "heat map ON" in str(bar.render())
         assert "hidden" not in status_text(pilot)
         await press(pilot, "m")
-        assert isinstance(app.screen, FeatureScreen) and app.screen.heatmap
+        assert isinstance(pilot.app.screen, FeatureScreen) and pilot.app.screen.heatmap
         await press(pilot, "space", "right", "space", "tab")
         await pilot.press(*"sign")
         await press(pilot, "enter", "2")
