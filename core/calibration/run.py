@@ -157,13 +157,12 @@ class CalibrationResult:
         """
         if self.before is None or self.after is None or not self.changes:
             return None
-        before, after = self.before.accuracy or 0.0, self.after.accuracy or 0.0
-        if after >= before - 1e-12:
+        before, after = self.before.right, self.after.right
+        if after >= before:
             return None
-        grids = self.sample_size
         return (
-            f"the fitted thresholds label {round(after * grids)} of {grids} labelled grids "
-            f"right, the current ones {round(before * grids)}"
+            f"the fitted thresholds label {after} of {self.sample_size} labelled grids right, "
+            f"the current ones {before}"
         )
 
     def signal(self, name: str) -> SignalFit | None:
