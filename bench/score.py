@@ -41,8 +41,9 @@ from pathlib import Path
 from PIL import Image
 
 from memgrid.core.demo import photo, scene, stamp, with_noise
-from memgrid.core.images import CheckedImage, decode_rgb, png_bytes
+from memgrid.core.images import CheckedImage, png_bytes
 from memgrid.core.metrics import METRICS, WEIGHT_METRICS, make_metric
+from memgrid.core.metrics.features import LazyImages
 from memgrid.tui.services.ingest import import_grids
 from memgrid.tui.services.project import create_project, open_project
 from memgrid.tui.services.scoring import score_project
@@ -165,7 +166,7 @@ def measure(root: Path, tool: str, workers: int, signals: Sequence[str]) -> dict
             # Warm-up: imports (scikit-learn, scipy, OpenCV) and the page cache, outside the
             # timing, straight through the metrics so that no feature is cached in the store.
             grid = project.store.grids.get(project.store.grids.ids_all()[0])
-            images = [decode_rgb(project.image_path(image)) for image in grid.images]
+            images = LazyImages([project.image_path(image) for image in grid.images])
             shas = [image.sha256 for image in grid.images]
             for name in signals:
                 make_metric(name).score(grid.id, images, shas)
@@ -173,7 +174,7 @@ def measure(root: Path, tool: str, workers: int, signals: Sequence[str]) -> dict
             cpu_before = time.process_time()
             report = score_project(project, metrics, workers=workers, rescore=True)
             cpu_seconds = time.process_time() - cpu_before
-            # Again: new thresholds or --rescore read hashes and keypoints back (no SIFT).
+            # Again: new thresholds or --rescore read hashes and keypoints back (no detection).
             again = score_project(project, metrics, workers=workers, rescore=True)
         if report.errors or report.unavailable:
             raise SystemExit(f"bench run failed: {report.errors or report.unavailable}")

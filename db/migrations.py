@@ -413,4 +413,13 @@ def m010_reference_images(db: Database) -> None:
     )
 
 
+@migrations()
+def m011_drop_sift_features(db: Database) -> None:
+    # The keypoints metric matches ORB keypoints since its version 2 (docs/design.md,
+    # "Signals"); the SIFT keypoints cached per image by version 1 (about 68 KB an image)
+    # are never read again. They are derived data: dropping them loses nothing, and the
+    # pages they held are reused by the ORB keypoints the next `memgrid score` stores.
+    db.execute("DELETE FROM embeddings WHERE model_key LIKE 'sift/%'")
+
+
 SCHEMA_VERSION = len(migrations._migrations)

@@ -8,10 +8,9 @@ the categorizer reads one set of keys whatever the metric.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
-from PIL import Image
 
 from memgrid.core.metrics.grid_scores import (
     DBSCAN_MIN_SAMPLES,
@@ -20,6 +19,9 @@ from memgrid.core.metrics.grid_scores import (
     require_seeds,
 )
 from memgrid.core.records import Score
+
+if TYPE_CHECKING:
+    from memgrid.core.metrics.features import SeedImage
 
 
 class EmbeddingCache(Protocol):
@@ -80,7 +82,7 @@ class Metric:
 
     def matrix(
         self,
-        images: Sequence[Image.Image],
+        images: Sequence[SeedImage],
         shas: Sequence[str],
         cache: EmbeddingCache | None = None,
     ) -> np.ndarray:
@@ -90,7 +92,7 @@ class Metric:
     def score(
         self,
         grid_id: int,
-        images: Sequence[Image.Image],
+        images: Sequence[SeedImage],
         shas: Sequence[str],
         cache: EmbeddingCache | None = None,
     ) -> Score:

@@ -16,6 +16,7 @@ from PIL import Image
 
 from memgrid.core.errors import InputError, UnavailableError
 from memgrid.core.metrics.base import EmbeddingCache, Metric
+from memgrid.core.metrics.features import SeedImage, pillow_image
 
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 
@@ -66,11 +67,13 @@ class EmbeddingMetric(Metric):
                 raise
             self._loaded = True
 
-    def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
+    def embed(self, images: Sequence[SeedImage]) -> np.ndarray:
         """L2-normalised float32 embeddings, computed in batches."""
         self.ensure_loaded()
         rows = [
-            self._embed_batch(images[start : start + self.batch_size])
+            self._embed_batch(
+                [pillow_image(image) for image in images[start : start + self.batch_size]]
+            )
             for start in range(0, len(images), self.batch_size)
         ]
         self.computed += len(images)
@@ -80,7 +83,7 @@ class EmbeddingMetric(Metric):
 
     def embeddings(
         self,
-        images: Sequence[Image.Image],
+        images: Sequence[SeedImage],
         shas: Sequence[str],
         cache: EmbeddingCache | None = None,
     ) -> np.ndarray:
@@ -102,7 +105,7 @@ class EmbeddingMetric(Metric):
 
     def matrix(
         self,
-        images: Sequence[Image.Image],
+        images: Sequence[SeedImage],
         shas: Sequence[str],
         cache: EmbeddingCache | None = None,
     ) -> np.ndarray:

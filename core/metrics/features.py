@@ -1,24 +1,134 @@
 """What a metric derives from one image alone, kept per image sha256 (hashes, descriptors).
 
-A pHash or a set of SIFT descriptors depends on the image's bytes and the metric's
+A pHash or a set of keypoint descriptors depends on the image's bytes and the metric's
 parameters only, so it is stored under (feature key, sha256) in the same cache as the
 model embeddings. Re-scoring a grid with new thresholds, or scoring a grid that shares
 images with another, then reads them back and decodes nothing for that metric; the
-images are decoded lazily (`LazyImages`), only when some metric needs pixels.
+images are decoded lazily (`LazyImages`), only when some metric needs pixels, and each
+decoded seed (`SeedPixels`) keeps the grey and resized views the metrics derive from it,
+so one decode and one grey conversion serve every metric of the grid.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TypeVar, overload
+from typing import Any, TypeVar, overload
 
+import numpy as np
 from PIL import Image
 
-from memgrid.core.images import decode_rgb
+from memgrid.core.images import decode_pixels
 from memgrid.core.metrics.base import EmbeddingCache
 
 Feature = TypeVar("Feature")
+
+
+class SeedPixels:
+    """One decoded seed as an RGB uint8 array, with the views metrics derive from it.
+
+    The grey image and the small squares (pHash's, the keypoints', the gradient layout's)
+    are computed once per seed, whichever metric asks first, and kept: the metrics of one
+    grid then share one decode and one grey conversion. Squares are area-averaged (a box
+    filter when shrinking), which is what each metric's own resize did in Pillow.
+    """
+
+    def __init__(self, rgb: np.ndarray) -> None:
+        self.rgb = rgb
+        self._grey: np.ndarray | None = None
+        self._grey_levels: list[np.ndarray] = []  # the grey image, then each halving
+        self._grey_squares: dict[tuple[int, float], np.ndarray] = {}
+        self._image: Image.Image | None = None
+
+    @classmethod
+    def of(cls, image: SeedImage) -> SeedPixels:
+        """`image` itself when already decoded here, else a Pillow image's pixels."""
+        if isinstance(image, SeedPixels):
+            return image
+        return cls(np.asarray(image if image.mode == "RGB" else image.convert("RGB")))
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height), as Pillow gives it."""
+        return self.rgb.shape[1], self.rgb.shape[0]
+
+    def grey(self) -> np.ndarray:
+        """Luma (ITU-R 601, as Pillow's "L"), uint8 (height, width)."""
+        if self._grey is None:
+            self._grey = _cv2().cvtColor(self.rgb, _cv2().COLOR_RGB2GRAY)
+        return self._grey
+
+    def grey_square(self, side: int, crop: float = 1.0) -> np.ndarray:
+        """The centred `crop` of the grey image (a fraction of each side), squashed to
+        side x side by area averaging; uint8, kept for the next metric that asks."""
+        key = (side, crop)
+        if key not in self._grey_squares:
+            level = self._grey_level(math.ceil(side / crop))
+            height, width = level.shape
+            top, left = round(height * (1 - crop) / 2), round(width * (1 - crop) / 2)
+            cropped = level[top : height - top or None, left : width - left or None]
+            if cropped.shape != (side, side):
+                cv2 = _cv2()
+                cropped = cv2.resize(cropped, (side, side), interpolation=cv2.INTER_AREA)
+            self._grey_squares[key] = cropped
+        return self._grey_squares[key]
+
+    def _grey_level(self, short_side: int) -> np.ndarray:
+        """The grey image halved (area) as often as its shorter side stays >= `short_side`
+        (the image itself when already smaller). Halving is an exact 2x2 box average and
+        costs little; the last, fractional resize then works on few pixels."""
+        if not self._grey_levels:
+            self._grey_levels.append(self.grey())
+        cv2 = _cv2()
+        while min(self._grey_levels[-1].shape) // 2 >= short_side:
+            height, width = self._grey_levels[-1].shape
+            self._grey_levels.append(
+                cv2.resize(
+                    self._grey_levels[-1], (width // 2, height // 2), interpolation=cv2.INTER_AREA
+                )
+            )
+        fitting = [level for level in self._grey_levels if min(level.shape) >= short_side]
+        return fitting[-1] if fitting else self._grey_levels[0]
+
+    def rgb_square(self, side: int) -> np.ndarray:
+        """RGB squashed to side x side, uint8 (side, side, 3); the array itself when already so.
+
+        Tiled comparisons (Carlini et al.) resize both images to one square size, ignoring
+        the aspect ratio, by bicubic interpolation, which keeps edges that a shift-sensitive
+        l2 would otherwise blur away: OpenCV's when the image only grows (a small figure
+        panel; several times faster than Pillow's), Pillow's when it shrinks on a side (it
+        widens the kernel against aliasing, OpenCV's does not). Not kept: one metric reads it.
+        """
+        width, height = self.size
+        if (width, height) == (side, side):
+            return self.rgb
+        if width <= side and height <= side:
+            cv2 = _cv2()
+            return cv2.resize(self.rgb, (side, side), interpolation=cv2.INTER_CUBIC)
+        resized = self.image().resize((side, side), Image.Resampling.BICUBIC)
+        return np.asarray(resized, dtype=np.uint8)
+
+    def image(self) -> Image.Image:
+        """The seed as a Pillow image (the model metrics' preprocessing takes one)."""
+        if self._image is None:
+            self._image = Image.fromarray(self.rgb, mode="RGB")
+        return self._image
+
+
+# What a metric is handed per seed: decoded here (scoring) or a Pillow image (anyone else).
+SeedImage = SeedPixels | Image.Image
+
+
+def pillow_image(image: SeedImage) -> Image.Image:
+    """The seed as a Pillow image, for a model's preprocessing."""
+    return image.image() if isinstance(image, SeedPixels) else image
+
+
+def _cv2() -> Any:
+    import cv2  # deferred: OpenCV is loaded only where pixels are scored
+
+    return cv2
 
 
 class FeatureCache:
@@ -43,9 +153,9 @@ class FeatureCache:
 def per_image(
     cache: EmbeddingCache | None,
     key: str,
-    images: Sequence[Image.Image],
+    images: Sequence[SeedImage],
     shas: Sequence[str] | None,
-    compute: Callable[[list[Image.Image]], list[Feature]],
+    compute: Callable[[list[SeedImage]], list[Feature]],
     encode: Callable[[Feature], bytes],
     decode: Callable[[bytes], Feature],
 ) -> list[Feature]:
@@ -69,30 +179,30 @@ def per_image(
     return [features[sha] for sha in shas]
 
 
-class LazyImages(Sequence[Image.Image]):
+class LazyImages(Sequence[SeedPixels]):
     """A grid's images read from disk on first use and kept: one decode each, none for an
     image no metric needs pixels of. A bad file raises InputError when first touched."""
 
     def __init__(self, paths: Sequence[Path]) -> None:
         self.paths = list(paths)
-        self._decoded: list[Image.Image | None] = [None] * len(self.paths)
+        self._decoded: list[SeedPixels | None] = [None] * len(self.paths)
 
     def __len__(self) -> int:
         return len(self.paths)
 
     @overload
-    def __getitem__(self, index: int) -> Image.Image: ...
+    def __getitem__(self, index: int) -> SeedPixels: ...
 
     @overload
-    def __getitem__(self, index: slice) -> list[Image.Image]: ...
+    def __getitem__(self, index: slice) -> list[SeedPixels]: ...
 
-    def __getitem__(self, index: int | slice) -> Image.Image | list[Image.Image]:
+    def __getitem__(self, index: int | slice) -> SeedPixels | list[SeedPixels]:
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
-        image = self._decoded[index]
-        if image is None:
-            image = self._decoded[index] = decode_rgb(self.paths[index])
-        return image
+        seed = self._decoded[index]
+        if seed is None:
+            seed = self._decoded[index] = SeedPixels(decode_pixels(self.paths[index]))
+        return seed
 
     @property
     def decoded(self) -> int:

@@ -23,9 +23,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from memgrid.core.metrics.base import EmbeddingCache, Metric
+from memgrid.core.metrics.features import SeedImage, SeedPixels
 from memgrid.core.metrics.keypoints import opencv
 
 LAYOUT_SIZE = 64  # seeds are squashed to this square: 8 px cells, coarse enough to ignore texture
@@ -66,16 +66,20 @@ class GradientLayout(Metric):
     def ensure_loaded(self) -> None:
         opencv()
 
-    def descriptors(self, images: Sequence[Image.Image]) -> np.ndarray:
+    def descriptors(self, images: Sequence[SeedImage]) -> np.ndarray:
         """(n, crops, features) unit vectors: each seed at each centred crop."""
-        cv2 = opencv()
-        return np.stack(
-            [np.stack([_histogram(cv2, _gray(image, crop)) for crop in CROPS]) for image in images]
+        greys = np.stack(
+            [
+                SeedPixels.of(image).grey_square(LAYOUT_SIZE, crop).astype(np.float32)
+                for image in images
+                for crop in CROPS
+            ]
         )
+        return _histograms(opencv(), greys).reshape(len(images), len(CROPS), -1)
 
     def matrix(
         self,
-        images: Sequence[Image.Image],
+        images: Sequence[SeedImage],
         shas: Sequence[str],
         cache: EmbeddingCache | None = None,
     ) -> np.ndarray:
@@ -89,30 +93,26 @@ class GradientLayout(Metric):
         return np.clip(similarity, 0.0, 1.0)
 
 
-def _gray(image: Image.Image, crop: float) -> np.ndarray:
-    width, height = image.size
-    left, top = width * (1 - crop) / 2, height * (1 - crop) / 2
-    box = (left, top, width - left, height - top)
-    resized = image.convert("L").resize((LAYOUT_SIZE, LAYOUT_SIZE), Image.Resampling.BOX, box=box)
-    return np.asarray(resized, dtype=np.float32)
-
-
-def _histogram(cv2: Any, gray: np.ndarray) -> np.ndarray:
-    """Signed orientation histogram per cell, each cell normalised, as one unit vector."""
-    gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0)
-    gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1)
-    magnitude = np.hypot(gx, gy)
-    angle = np.mod(np.arctan2(gy, gx), 2 * np.pi)
-    bins = (angle / (2 * np.pi) * ORIENTATIONS).astype(np.int64) % ORIENTATIONS
+def _histograms(cv2: Any, greys: np.ndarray) -> np.ndarray:
+    """Signed orientation histogram per cell, each cell normalised, as one unit vector per
+    grey square: (k, cells * orientations) for k squares, computed together."""
+    polar = [
+        cv2.cartToPolar(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
+        for grey in greys
+    ]
+    magnitude = np.stack([length for length, _ in polar])
+    angle = np.stack([direction for _, direction in polar])  # radians in [0, 2 pi)
+    bins = (angle * (ORIENTATIONS / (2 * np.pi))).astype(np.int64) % ORIENTATIONS
     side = LAYOUT_SIZE // CELLS
     cell_of = np.arange(LAYOUT_SIZE) // side
     cells = cell_of[:, None] * CELLS + cell_of[None, :]
+    squares = len(greys)
+    per_square = CELLS * CELLS * ORIENTATIONS
+    index = np.arange(squares)[:, None, None] * per_square + cells * ORIENTATIONS + bins
     counts = np.bincount(
-        (cells * ORIENTATIONS + bins).ravel(),
-        weights=magnitude.ravel(),
-        minlength=CELLS * CELLS * ORIENTATIONS,
-    ).reshape(CELLS * CELLS, ORIENTATIONS)
-    floor = FLAT_CELL * float(magnitude.mean()) * side * side + 1e-6
-    counts /= np.linalg.norm(counts, axis=1, keepdims=True) + floor
-    flat = counts.ravel()
-    return flat / (np.linalg.norm(flat) + 1e-12)
+        index.ravel(), weights=magnitude.ravel(), minlength=squares * per_square
+    ).reshape(squares, CELLS * CELLS, ORIENTATIONS)
+    floor = FLAT_CELL * magnitude.mean(axis=(1, 2), dtype=np.float64) * side * side + 1e-6
+    counts /= np.linalg.norm(counts, axis=2, keepdims=True) + floor[:, None, None]
+    flat = counts.reshape(squares, -1)
+    return flat / (np.linalg.norm(flat, axis=1, keepdims=True) + 1e-12)

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from memgrid.core.metrics.base import EmbeddingCache, Metric
-from memgrid.core.metrics.features import per_image
+from memgrid.core.metrics.features import SeedImage, SeedPixels, per_image
 
 DEFAULT_HASH_SIZE = 8  # imagehash's default: a 64-bit hash from the 8x8 low DCT frequencies
 # Near-duplicate at Hamming <= 10 of 64 bits: the cut-off commonly used with 64-bit pHash
@@ -48,7 +48,7 @@ class PHash(Metric):
 
     def hashes(
         self,
-        images: Sequence[Image.Image],
+        images: Sequence[SeedImage],
         shas: Sequence[str] | None = None,
         cache: EmbeddingCache | None = None,
     ) -> np.ndarray:
@@ -66,11 +66,11 @@ class PHash(Metric):
             )
         )
 
-    def _compute_hashes(self, images: list[Image.Image]) -> list[np.ndarray]:
+    def _compute_hashes(self, images: list[SeedImage]) -> list[np.ndarray]:
         """imagehash.phash on all images at once: one batched DCT for the grid.
 
-        Per image exactly imagehash's steps: grey, Lanczos to (4 * hash_size)^2, a type-II
-        DCT down the columns then along the rows (scipy.fftpack), the hash_size^2 lowest
+        Per image imagehash's steps: grey, Lanczos to (4 * hash_size)^2, a type-II DCT
+        down the columns then along the rows (scipy.fftpack), the hash_size^2 lowest
         frequencies compared with their median. tests/core/test_metrics.py pins the bits
         against imagehash itself.
         """
@@ -80,9 +80,9 @@ class PHash(Metric):
         pixels = np.stack(
             [
                 np.asarray(
-                    self.hash_input(image)
-                    .convert("L")
-                    .resize((side, side), Image.Resampling.LANCZOS)
+                    Image.fromarray(self.hash_input(image)).resize(
+                        (side, side), Image.Resampling.LANCZOS
+                    )
                 )
                 for image in images
             ]
@@ -91,20 +91,20 @@ class PHash(Metric):
         low = frequencies.reshape(len(images), -1)
         return list(low > np.median(low, axis=1, keepdims=True))
 
-    def hash_input(self, image: Image.Image) -> Image.Image:
-        """The image box-reduced to about twice pHash's own input before its Lanczos resize.
+    def hash_input(self, image: SeedImage) -> np.ndarray:
+        """The grey image, area-reduced to twice pHash's own input before its Lanczos resize.
 
         imagehash resamples the whole image straight down with Lanczos, which costs more
-        than decoding a 512 px PNG; an integer box reduction first (what Pillow's
-        `reducing_gap` does) keeps the hash bits in practice at a fraction of the cost.
+        than decoding a 512 px PNG; an area reduction first (what Pillow's `reducing_gap`
+        does) keeps the hash bits in practice at a fraction of the cost.
         """
+        seed = SeedPixels.of(image)
         target = 2 * self.hash_size * PHASH_HIGHFREQ_FACTOR
-        factor = min(image.size) // target
-        return image.reduce(factor) if factor >= 2 else image
+        return seed.grey_square(target) if min(seed.size) >= 2 * target else seed.grey()
 
     def matrix(
         self,
-        images: Sequence[Image.Image],
+        images: Sequence[SeedImage],
         shas: Sequence[str],
         cache: EmbeddingCache | None = None,
     ) -> np.ndarray:

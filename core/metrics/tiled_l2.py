@@ -22,10 +22,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
-from memgrid.core.images import square_pixels
 from memgrid.core.metrics.base import EmbeddingCache, Metric
+from memgrid.core.metrics.features import SeedImage, SeedPixels
 from memgrid.core.metrics.grid_scores import require_seeds
 from memgrid.core.metrics.region import (
     DEFAULT_REGION_GRID,
@@ -90,18 +89,22 @@ def tile_texture(pixels: np.ndarray, tiles_per_side: int) -> np.ndarray:
     """Each seed's within-tile standard deviation in [0, 1] (mean over channels), (tiles**2, n).
 
     Estimated on every 4th pixel each way: a texture floor needs the spread, not every
-    pixel, and a full pass would cost as much as the distances themselves.
+    pixel, and a full pass would cost as much as the distances themselves. Per tile and
+    channel, the variance is E[x^2] - E[x]^2, both means taken by an area resize to one
+    pixel per tile (an exact box average when the tiles divide the image).
     """
-    pixels = pixels[:, ::TEXTURE_STRIDE, ::TEXTURE_STRIDE]
-    count, height, width, channels = pixels.shape
-    tile_height, tile_width = height // tiles_per_side, width // tiles_per_side
-    grid = pixels.reshape(count, tiles_per_side, tile_height, tiles_per_side, tile_width, channels)
-    deviations = np.empty((tiles_per_side, tiles_per_side, count), dtype=np.float32)
-    for row in range(tiles_per_side):
-        tiles = grid[:, row].transpose(2, 0, 1, 3, 4).reshape(tiles_per_side, count, -1, channels)
+    import cv2  # deferred like every OpenCV use; a base dependency
+
+    sampled = pixels[:, ::TEXTURE_STRIDE, ::TEXTURE_STRIDE].astype(np.float32)
+    tiles = (tiles_per_side, tiles_per_side)
+    deviations = []
+    for seed in sampled:
+        mean = cv2.resize(seed, tiles, interpolation=cv2.INTER_AREA)
+        mean_square = cv2.resize(seed * seed, tiles, interpolation=cv2.INTER_AREA)
         # Spatial spread per channel: a flat colour has none, whatever its hue.
-        deviations[row] = tiles.astype(np.float32).std(axis=2).mean(axis=2) / 255.0
-    return deviations.reshape(tiles_per_side * tiles_per_side, count)
+        spread = np.sqrt(np.maximum(mean_square - mean * mean, 0.0))
+        deviations.append(spread.mean(axis=-1).ravel() / 255.0)
+    return np.stack(deviations, axis=1)
 
 
 def robust_distances(image_tiles: np.ndarray, quantile: float = ROBUST_QUANTILE) -> np.ndarray:
@@ -129,7 +132,7 @@ class TiledL2(Metric):
 
     name = "tiled-l2"
     kind = "distance"
-    version = "2"  # 2: robust_* values; the region map at its own tile_delta
+    version = "3"  # 2: robust_* values, the region map at its own tile_delta; 3: OpenCV upscales
 
     def __init__(
         self,
@@ -167,8 +170,9 @@ class TiledL2(Metric):
             "robust_quantile": self.robust_quantile,
         }
 
-    def pixels(self, images: Sequence[Image.Image]) -> np.ndarray:
-        return np.stack([square_pixels(image, self.size) for image in images])
+    def pixels(self, images: Sequence[SeedImage]) -> np.ndarray:
+        """(n, size, size, 3) uint8: the seeds squashed to the working square."""
+        return np.stack([SeedPixels.of(image).rgb_square(self.size) for image in images])
 
     def tile_distances(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-tile RMS distances: (tiles**2, n, n) for the image, (grid**2, n, n) for regions."""
@@ -181,7 +185,7 @@ class TiledL2(Metric):
 
     def matrix(
         self,
-        images: Sequence[Image.Image],
+        images: Sequence[SeedImage],
         shas: Sequence[str],
         cache: EmbeddingCache | None = None,
     ) -> np.ndarray:
@@ -191,7 +195,7 @@ class TiledL2(Metric):
     def score(
         self,
         grid_id: int,
-        images: Sequence[Image.Image],
+        images: Sequence[SeedImage],
         shas: Sequence[str],
         cache: EmbeddingCache | None = None,
     ) -> Score:

@@ -12,6 +12,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from memgrid.core.demo import photo, scene, stamp, with_noise
+from memgrid.core.metrics.tiled_l2 import TiledL2
 from memgrid.core.records import Proposal, Reason
 from memgrid.core.taxonomy import Category, Feature
 from memgrid.tui.cli import app
@@ -240,7 +241,7 @@ def test_show_prints_scores_region_map_and_reasons(scored_project: Path, runner:
     assert result.exit_code == 0, result.output
     text = result.stdout
     assert TEMPLATE_PROMPT in text
-    assert "tiled-l2 (v2)" in text and "phash (v1)" in text
+    assert f"tiled-l2 (v{TiledL2.version})" in text and "phash (v1)" in text
     assert "region_bbox" in text and "[6, 4, 7, 7]" in text
     assert "[█][█][█][█]" in text  # the mark's tiles, in the region, fully consistent
     assert "proposal (v0 v0): unintended" in text

@@ -15,8 +15,14 @@ from PIL import Image
 from memgrid.core.demo import artwork, scene, stamp, with_noise
 from memgrid.core.images import CheckedImage, decode_rgb, png_bytes
 from memgrid.core.metrics import make_metric
-from memgrid.core.metrics.features import FeatureCache, LazyImages, per_image
-from memgrid.core.metrics.keypoints import MATCH_SIZE, RATIO, REPROJECTION, Keypoints
+from memgrid.core.metrics.features import FeatureCache, LazyImages, SeedPixels, per_image
+from memgrid.core.metrics.keypoints import (
+    MATCH_SIZE,
+    PATCH_SIZE,
+    RATIO,
+    REPROJECTION,
+    Keypoints,
+)
 from memgrid.core.metrics.phash import PHash
 from memgrid.tui.services.project import Project
 from memgrid.tui.services.scoring import score_project
@@ -42,7 +48,9 @@ def test_batched_phash_bits_are_imagehash_bits() -> None:
     metric = PHash()
     reference = np.stack(
         [
-            np.asarray(imagehash.phash(metric.hash_input(image)).hash, dtype=bool).ravel()
+            np.asarray(
+                imagehash.phash(Image.fromarray(metric.hash_input(image))).hash, dtype=bool
+            ).ravel()
             for image in images
         ]
     )
@@ -52,13 +60,10 @@ def test_batched_phash_bits_are_imagehash_bits() -> None:
 def reference_inliers(images: Sequence[Image.Image]) -> np.ndarray:
     """Keypoint inliers computed the plain way: describe each seed, match every pair."""
     cv2.setRNGSeed(0)
-    detector = cv2.SIFT_create(nfeatures=500)
-    grays = [
-        np.asarray(image.convert("L").resize((MATCH_SIZE, MATCH_SIZE), Image.Resampling.BILINEAR))
-        for image in images
-    ]
+    detector = cv2.ORB_create(nfeatures=500, edgeThreshold=PATCH_SIZE, patchSize=PATCH_SIZE)
+    grays = [SeedPixels.of(image).grey_square(MATCH_SIZE) for image in images]
     described = [detector.detectAndCompute(gray, None) for gray in grays]
-    matcher = cv2.BFMatcher(cv2.NORM_L2)
+    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
     count = len(images)
     inliers = np.zeros((count, count))
     for first in range(count):

@@ -317,3 +317,19 @@ def test_the_labels_migration_fills_origins_on_an_older_database(tmp_path: Path)
     m009_labels_in_and_out(store.db)
     assert labels_schema(store) == migrated
     store.close()
+
+
+def test_the_sift_features_are_dropped_and_other_cached_features_kept(tmp_path: Path) -> None:
+    """An m010 database with version 1's SIFT keypoints beside pHash bits and embeddings."""
+    path = tmp_path / "memgrid.db"
+    database = Database(path)
+    migrations.apply(database, stop_before="m011_drop_sift_features")
+    for key in ["sift/1/size=192/features=500", "phash/1/hash_size=8", "clip/ViT-B-32"]:
+        database.execute(
+            "INSERT INTO embeddings (model_key, sha256, vector) VALUES (?, 'ab', x'00')", (key,)
+        )
+    database.close()
+    store = Store.open(path)
+    assert store.schema_version == SCHEMA_VERSION
+    kept = [row[0] for row in store.db.execute("SELECT model_key FROM embeddings ORDER BY 1")]
+    assert kept == ["clip/ViT-B-32", "phash/1/hash_size=8"]
