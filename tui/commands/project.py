@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from memgrid.core.errors import InputError
+from memgrid.core.metrics import WEIGHTS_FREE_METRICS
 from memgrid.core.references.matching import REFERENCE_METRIC, TYPE_ORDER
 from memgrid.core.taxonomy import Webster
 from memgrid.tui.commands.annotate import run_annotate
@@ -229,8 +230,8 @@ def demo(
         )
     with create_project(root) as opened:
         added = build_demo(opened)
-        # The weight-free metrics only: the demo must run offline on a machine without torch.
-        scoring = score_project(opened, build_metrics(MetricOptions(names=("tiled-l2", "phash"))))
+        # The weights-free metrics only: the demo must run offline on a machine without torch.
+        scoring = score_project(opened, build_metrics(MetricOptions(names=WEIGHTS_FREE_METRICS)))
         # The demo's stand-in training set: a copied grid shows its reference out of the box.
         match_grids(opened)
         proposing = propose_all(opened)

@@ -29,7 +29,7 @@ from PIL import Image
 
 from memgrid.core.errors import InputError, UnavailableError
 from memgrid.core.extras import require_extra
-from memgrid.core.metrics import DEFAULT_METRICS, METRICS, WEIGHT_METRICS, make_metric
+from memgrid.core.metrics import DEFAULT_METRICS, METRICS, WEIGHTS_FREE_METRICS, make_metric
 from memgrid.core.metrics.base import Metric
 from memgrid.core.metrics.clip import DEFAULT_MODEL, DEFAULT_PRETRAINED
 from memgrid.core.metrics.features import FeatureCache, LazyImages
@@ -219,7 +219,7 @@ def grids_needing_scores(project: Project) -> dict[str, int]:
     (what `memgrid score` would compute, so `status` can say when scores are out of date)."""
     return {
         metric.name: len(_grids_lacking(project, metric, set(project.store.grids.ids_all()), True))
-        for metric in (make_metric(name) for name in DEFAULT_METRICS if name not in WEIGHT_METRICS)
+        for metric in (make_metric(name) for name in WEIGHTS_FREE_METRICS)
     }
 
 
