@@ -194,7 +194,7 @@ def leave_one_source_out(results: list[GridResult], lexicon: list[Entity]) -> No
             r for r in results if r.judged and r.source != source and r.recurrence != "character"
         ]
         fitted = fit_weights(
-            np.array([rows[id(r)] for r in train]), np.array([r.positive for r in train]), v0
+            np.array([rows[id(r)] for r in train]), np.array([r.positive for r in train])
         )
         thresholds = Thresholds.from_values({**v0_values(), **fitted.values()})
         FOLD_WEIGHTS[source] = fitted.values()

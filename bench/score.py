@@ -42,7 +42,7 @@ from PIL import Image
 
 from memgrid.core.demo import photo, scene, stamp, with_noise
 from memgrid.core.images import CheckedImage, png_bytes
-from memgrid.core.metrics import METRICS, WEIGHT_METRICS, make_metric
+from memgrid.core.metrics import WEIGHTS_FREE_METRICS, make_metric
 from memgrid.core.metrics.features import LazyImages
 from memgrid.tui.services.ingest import import_grids
 from memgrid.tui.services.project import create_project, open_project
@@ -52,8 +52,6 @@ SEEDS = 16
 SIZE = 512
 WATERMARK = (160, 216, 250, 248)
 KINDS = ("copy", "template", "varied", "varied")
-# Every signal that needs no weights: what the categorizer reads without clip or sscd.
-WEIGHTS_FREE = tuple(name for name in METRICS if name not in WEIGHT_METRICS)
 REAL_DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "realgrids-dev"
 TOOLS = ("decode", "memgrid", "imagededup")
 
@@ -251,7 +249,7 @@ def main() -> None:
     parser.add_argument("--real", type=Path, default=REAL_DEFAULT, help="real grids to import")
     parser.add_argument(
         "--signals",
-        default=",".join(WEIGHTS_FREE),
+        default=",".join(WEIGHTS_FREE_METRICS),
         help="metrics memgrid computes (default: every weights-free one)",
     )
     parser.add_argument("--measure", nargs=3, help=argparse.SUPPRESS)

@@ -16,9 +16,9 @@ literature thresholds: bias -4 and every weight 4, so any one signal at its own 
 gives p = 0.5 (the v0 rules' decision), a signal past it more, and signals part-way add up
 (two at half their thresholds also reach 0.5). `memgrid calibrate` fits the weights on the
 project's labels: a logistic regression whose weights have a Gaussian prior centred on v0
-(`fit_weights`), so a feature the labels say nothing about (clip on a project without CLIP
-weights) keeps its v0 weight instead of drifting. Grid-level evidence needs `min_seeds`
-seeds: smaller grids get x = 0 with a note saying so.
+(`fit_weights`), whatever set is active, so refitting on the same labels gives the same
+weights; a weight too few labels show evidence for keeps its v0 value. Grid-level evidence
+needs `min_seeds` seeds: smaller grids get x = 0 with a note saying so.
 """
 
 from __future__ import annotations
@@ -59,11 +59,16 @@ MATCH_CHANCE, MATCH_THRESHOLD = 0.2, 0.5
 # percentile) and reaches 1 where about one unrelated pair in a hundred is as alike.
 GRADIENT_CHANCE, GRADIENT_THRESHOLD = 0.58, 0.7
 SEMANTIC_CHANCE = 0.8
-# The fit's prior: weights within about +-2 of v0 unless the labels say otherwise.
+# The fit's prior: weights within about +-2 of v0 unless the labels say otherwise. It is
+# centred on v0, the shipped defaults, never on the active set: a prior centred on the last
+# fit would count the same labels again at every calibration and drift.
 PRIOR_SIGMA = 2.0
-# Fewer memorized (or not memorized) examples than this leave the weights unchanged, as
-# calibration leaves a threshold (docs/design.md, "Calibration and agreement").
+# Fewer memorized (or not memorized) examples than this leave every weight at its default,
+# as calibration leaves a threshold (docs/design.md, "Calibration and agreement").
 FIT_MIN_PER_CLASS = 2
+# A feature's weight moves only when at least this many labelled grids show its evidence
+# (x > 0); with fewer, the labels say next to nothing about it and it keeps its default.
+FIT_MIN_SHOWING = 2
 
 _WEIGHT_SOURCE = (
     "v0: every weight 4 and bias -4, so one signal at its literature threshold (x = 1) gives "
@@ -307,13 +312,22 @@ def feature_row(found: Sequence[Evidence]) -> list[float]:
 
 @dataclass(frozen=True)
 class FittedWeights:
-    """A fit of the combined score: bias, weight per feature, and how the fit went."""
+    """A fit of the combined score: bias, weight per feature, and how the fit went.
+
+    `held` names the threshold-set keys (w_bias, w_<feature>) kept at their v0 defaults
+    because too few labels could move them.
+    """
 
     bias: float
     weights: dict[str, float]
     examples: int
     positives: int
     converged: bool
+    held: tuple[str, ...] = ()
+
+    @property
+    def negatives(self) -> int:
+        return self.examples - self.positives
 
     def values(self) -> dict[str, float]:
         """As threshold-set keys (w_bias, w_<feature>)."""
@@ -327,47 +341,72 @@ class FittedWeights:
             "examples": self.examples,
             "positives": self.positives,
             "converged": self.converged,
+            "held": list(self.held),
         }
+
+
+def weight_keys() -> tuple[str, ...]:
+    """The combined score's threshold-set keys, in the fit's order: w_bias, then FEATURES."""
+    return ("w_bias", *(f"w_{feature}" for feature in FEATURES))
 
 
 def fit_weights(
     rows: np.ndarray,
     memorized: np.ndarray,
-    prior: Thresholds,
+    *,
     sigma: float = PRIOR_SIGMA,
-    iterations: int = 50,
+    iterations: int = 100,
 ) -> FittedWeights:
-    """MAP logistic regression of memorized on the evidence rows, prior N(prior's weights, sigma^2).
+    """MAP logistic regression of memorized on the evidence rows, prior N(v0, sigma^2).
 
-    Newton's method on the penalised log-likelihood (concave, so it converges from the
-    prior in a few steps). The prior keeps weights the labels cannot inform where they
-    were and keeps a fit on a few dozen labels from separating perfectly to infinity.
+    The prior keeps weights the labels cannot inform at v0 and keeps a fit on a handful of
+    separable labels from running off to infinity. Weights that too few labels inform are
+    not fitted at all (`held`): none with fewer than FIT_MIN_PER_CLASS examples of either
+    class, a feature's with fewer than FIT_MIN_SHOWING grids showing its evidence.
+
+    Newton's method with a halving line search: the penalised log-likelihood is strictly
+    concave, but a full Newton step overshoots where the labels separate (the
+    probabilities saturate, the curvature vanishes) and can oscillate without end; a step
+    that never lowers the objective converges to the one maximum, whatever the start.
     """
     features = np.asarray(rows, dtype=float).reshape(len(memorized), len(FEATURES))
     design = np.hstack([np.ones((len(features), 1)), features])
     labels = np.asarray(memorized, dtype=float)
-    centre = np.array([prior.bias, *(prior.weight(f) for f in FEATURES)])
-    precision = np.full(len(centre), 1.0 / sigma**2)
-    theta = centre.copy()
-    converged = False
+    centre = np.array([V0_BIAS, *(V0_WEIGHT for _ in FEATURES)])
     positives = int(labels.sum())
+    free = np.ones(len(centre), dtype=bool)
     if min(positives, len(labels) - positives) < FIT_MIN_PER_CLASS:
-        iterations = 0  # nothing to learn from: the prior stands
-    for _ in range(iterations):
-        probabilities = 1.0 / (1.0 + np.exp(-(design @ theta)))
-        gradient = design.T @ (labels - probabilities) - precision * (theta - centre)
-        curvature = (design * (probabilities * (1 - probabilities))[:, None]).T @ design + np.diag(
-            precision
-        )
-        step = np.linalg.solve(curvature, gradient)
-        theta += step
+        free[:] = False
+    free[1:] &= (features > 0).sum(axis=0) >= FIT_MIN_SHOWING
+
+    def objective(theta: np.ndarray) -> float:
+        logits = design @ theta
+        likelihood = labels @ logits - np.logaddexp(0.0, logits).sum()
+        return float(likelihood - 0.5 * np.sum((theta - centre) ** 2) / sigma**2)
+
+    theta = centre.copy()
+    converged = not free.any()
+    for _ in range(iterations if free.any() else 0):
+        probabilities = np.exp(-np.logaddexp(0.0, -(design @ theta)))
+        gradient = design.T @ (labels - probabilities) - (theta - centre) / sigma**2
+        curvature = (design * (probabilities * (1 - probabilities))[:, None]).T @ design
+        curvature += np.eye(len(centre)) / sigma**2
+        step = np.zeros_like(theta)
+        step[free] = np.linalg.solve(curvature[np.ix_(free, free)], gradient[free])
         if np.max(np.abs(step)) < 1e-8:
             converged = True
             break
+        start, scale = objective(theta), 1.0
+        while objective(theta + scale * step) < start and scale > 1e-12:
+            scale /= 2
+        theta = theta + scale * step
+    if not converged:  # never seen; a half-way fit is no fit, so the defaults stand
+        theta, free[:] = centre, False
     return FittedWeights(
         bias=float(theta[0]),
         weights={feature: float(w) for feature, w in zip(FEATURES, theta[1:], strict=True)},
         examples=len(labels),
         positives=positives,
         converged=converged,
+        held=tuple(key for key, moved in zip(weight_keys(), free, strict=True) if not moved),
     )

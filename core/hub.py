@@ -13,8 +13,10 @@ notebook) is still honoured.
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +55,20 @@ class HubSnapshot:
     commit: str
     folder: Path
     requested_revision: str | None
+
+
+@contextmanager
+def quiet_hub_logs() -> Iterator[None]:
+    """huggingface_hub's warnings off while it is asked: it logs each failed request (a
+    raw "thrown while requesting HEAD ..." line), and memgrid says what went wrong in one
+    line of its own."""
+    logger = logging.getLogger("huggingface_hub")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def hub_offline() -> bool:
@@ -135,7 +151,8 @@ def resolve_snapshot(
         from huggingface_hub import HfApi
 
         try:
-            info = HfApi().model_info(repo, revision=revision, timeout=HUB_TIMEOUT_SECONDS)
+            with quiet_hub_logs():
+                info = HfApi().model_info(repo, revision=revision, timeout=HUB_TIMEOUT_SECONDS)
         except Exception as error:  # httpx, OSError and the hub's own errors all mean "no"
             reason = _hub_error_reason(error)
             if reason is not None:
@@ -175,7 +192,8 @@ def hub_file(
     missing: BaseException | None = None
     for name in filenames:
         try:
-            return Path(hf_hub_download(repo, name, cache_dir=cache_dir))
+            with quiet_hub_logs():
+                return Path(hf_hub_download(repo, name, cache_dir=cache_dir))
         except Exception as error:  # see resolve_snapshot
             reason = _hub_error_reason(error)
             if reason is None:

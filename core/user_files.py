@@ -3,6 +3,7 @@ regular file is read (a named pipe would block the reader forever, a device neve
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterator
@@ -54,12 +55,15 @@ def open_user_file(
     if inside is not None:
         check_inside(path, inside)
     try:
-        # Non-blocking, so that opening a FIFO returns at once instead of waiting for a writer.
-        descriptor = os.open(target, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+        descriptor = _open_no_links(target, resolved_path(inside) if inside is not None else None)
     except FileNotFoundError:
         missing = "is a link to a missing file" if path.is_symlink() else f"{what} not found"
         raise InputError(path, missing) from None
     except OSError as error:
+        if error.errno in (errno.ELOOP, errno.ENOTDIR):  # resolved a moment ago, so: swapped
+            raise InputError(
+                path, "it or a folder on its path was replaced (by a link?) as it was opened"
+            ) from None
         raise InputError(path, f"cannot read ({error.strerror or error})") from None
     try:
         status = os.fstat(descriptor)
@@ -74,6 +78,32 @@ def open_user_file(
         raise
     with os.fdopen(descriptor, "rb") as handle:
         yield handle
+
+
+def _open_no_links(target: Path, root: Path | None) -> int:
+    """A descriptor of `target` (already resolved), opened without following any link.
+
+    Inside `root`, every folder from the root down is opened relative to the one above it,
+    refusing links: a folder swapped for a link to elsewhere between the check and the open
+    (a race another account on a shared server could run) then fails with ELOOP instead of
+    being followed out of the source. Non-blocking, so that opening a FIFO returns at once
+    instead of waiting for a writer.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+    if root is None or target == root or os.open not in os.supports_dir_fd:
+        return os.open(target, flags)
+    *folders, name = target.relative_to(root).parts
+    folder = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in folders:
+            below = os.open(
+                part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder
+            )
+            os.close(folder)
+            folder = below
+        return os.open(name, flags, dir_fd=folder)
+    finally:
+        os.close(folder)
 
 
 def read_user_bytes(

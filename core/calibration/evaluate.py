@@ -65,6 +65,11 @@ class CategoryEvaluation:
     precision_intervals: dict[str, tuple[float, float] | None]
     recall_intervals: dict[str, tuple[float, float] | None]
 
+    @property
+    def right(self) -> int:
+        """Grids whose predicted category is the human one (the matrix's diagonal)."""
+        return sum(row[index] for index, row in enumerate(self.matrix))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "categories": [c.value for c in CATEGORIES],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,6 +101,20 @@ def signal_histogram(
 
 
 @dataclass(frozen=True)
+class WeightFit:
+    """The combined score's weights fitted by the caller: values, what each was fitted on, warnings."""
+
+    values: dict[str, float]
+    fitted_on: dict[str, str]
+    warnings: list[str]
+
+
+# Fits the combined score's weights on the labelled grids under the other fitted thresholds
+# (the evidence x depends on them, and the weights apply with them once accepted).
+FitWeights = Callable[[Mapping[str, float]], WeightFit]
+
+
+@dataclass(frozen=True)
 class CalibrationResult:
     """What one calibration run found: stored whole as the run's metrics."""
 
@@ -133,6 +147,24 @@ class CalibrationResult:
             or not math.isclose(self.current[key], value, rel_tol=1e-9, abs_tol=1e-12)
         }
 
+    @property
+    def refusal(self) -> str | None:
+        """Why the fitted set must not be accepted: it labels fewer labelled grids right.
+
+        A handful of labels can pull a fit somewhere the labels themselves disagree with;
+        whatever the fit did, accepting it must never make the proposals worse on the very
+        labels it was fitted on (docs/design.md, "Calibration and agreement").
+        """
+        if self.before is None or self.after is None or not self.changes:
+            return None
+        before, after = self.before.right, self.after.right
+        if after >= before:
+            return None
+        return (
+            f"the fitted thresholds label {after} of {self.sample_size} labelled grids right, "
+            f"the current ones {before}"
+        )
+
     def signal(self, name: str) -> SignalFit | None:
         return next((fit for fit in self.signals if fit.signal == name), None)
 
@@ -145,6 +177,7 @@ class CalibrationResult:
             "current": self.current,
             "fitted": self.fitted,
             "changes": {k: list(v) for k, v in self.changes.items()},
+            "refused": self.refusal,
             "threshold_fits": self.threshold_fits,
             "threshold_intervals": {
                 k: interval_list(v) for k, v in self.threshold_intervals.items()
@@ -231,12 +264,15 @@ def calibrate(
     bootstraps: int = DEFAULT_BOOTSTRAPS,
     sample_limit: int = DEFAULT_SAMPLE_LIMIT,
     model: str | None = None,
+    fit_weights: FitWeights | None = None,
 ) -> CalibrationResult:
     """Fit the thresholds of `current` on the labelled grids (see the module docstring).
 
     Keys whose signal has too few labels keep their current value. `categorize_one` runs
     the categorizer on one labelled grid; without it the category thresholds are not
-    searched and no confusion matrices are made.
+    searched and no confusion matrices are made. `fit_weights` fits the combined score's
+    weights once the other thresholds are fitted, before the "after" evaluation, so that
+    evaluation (and the refusal it may lead to) is of the whole set that would be accepted.
     """
     warnings = label_warnings(data)
     memorized = data.memorized
@@ -268,10 +304,10 @@ def calibrate(
         max(ranked, key=lambda f: (f.auc, f.tpr_at_low_fpr or 0.0)).signal if ranked else None
     )
 
-    before = after = search = None
+    before = after = search = oracle = None
     sample = stratified_sample(data.labels, sample_limit, seed)
+    human = data.labels[sample]
     if categorize_one is not None and len(data):
-        human = data.labels[sample]
         oracle = CategoryOracle(categorize_one, sample, data.signals)
         before = evaluate_categories(
             human, oracle.predict(current), seed=seed, bootstraps=bootstraps
@@ -287,6 +323,12 @@ def calibrate(
             search = search_category_thresholds(oracle, human, fitted, candidates)
             fitted.update(search.best)
             threshold_fits.update({key: "macro-F1 search" for key in keys})
+    if fit_weights is not None and len(data):
+        weights = fit_weights(fitted)
+        fitted.update(weights.values)
+        threshold_fits.update(weights.fitted_on)
+        warnings += weights.warnings
+    if oracle is not None:
         after = evaluate_categories(human, oracle.predict(fitted), seed=seed, bootstraps=bootstraps)
         if len(sample) < len(data):
             warnings.append(

@@ -267,3 +267,25 @@ def test_show_an_unscored_grid_and_a_missing_one(scored_project: Path, runner: C
 
 def test_heatmap_rows_shade_by_share_and_mark_the_region():
     assert heatmap_rows([[0.0, 1.0], [0.5, 0.2]], region_tiles=[1]) == ["   [█]", " ▒▒ ░░"]
+
+
+def test_status_says_when_scores_are_out_of_date_and_score_suggests_propose(
+    scored_project: Path, runner: CliRunner
+):
+    """After an upgrade that changes a metric's version, `status` says so, `score` redoes
+    those grids only, and since proposals were made on the old scores it says to propose."""
+    status = ["status", "-p", str(scored_project)]
+    assert run_json(runner, *status)["grids_needing_scores"]["tiled-l2"] == 3
+    weights_free = "tiled-l2,phash,keypoints,gradients"
+    run_json(runner, "score", "-p", str(scored_project), "--metric", weights_free)
+    facts = run_json(runner, *status)
+    assert set(facts["grids_needing_scores"].values()) == {0}
+    assert "current" in runner.invoke(app, status).output
+    runner.invoke(app, ["propose", "-p", str(scored_project)])
+    with open_project(scored_project) as opened, opened.store.atomic():
+        opened.store.db.execute("UPDATE scores SET version = '0' WHERE metric = 'keypoints'")
+    assert run_json(runner, *status)["grids_needing_scores"]["keypoints"] == 3
+    assert "3 grids to score: memgrid score" in runner.invoke(app, status).output
+    result = runner.invoke(app, ["score", "-p", str(scored_project), "--metric", weights_free])
+    assert result.exit_code == 0, result.output
+    assert "Scored 3 grids" in result.output and "next: memgrid propose" in result.output

@@ -8,10 +8,14 @@ import pytest
 from memgrid.core.combined import (
     FEATURES,
     LAYOUT_THRESHOLD,
+    PRIOR_SIGMA,
+    V0_BIAS,
+    V0_WEIGHT,
     combined_score,
     evidence,
     feature_row,
     fit_weights,
+    weight_keys,
 )
 from memgrid.core.records import Score
 from memgrid.core.thresholds import SPECS, Thresholds, validate_values
@@ -95,7 +99,7 @@ def test_the_fit_learns_from_labels_and_stays_at_the_prior_without_them() -> Non
         memorized, rng.uniform(0.6, 1.5, 200), rng.uniform(0, 0.4, 200)
     )
     rows[:, FEATURES.index("matches")] = rng.uniform(0, 0.8, 200)
-    fitted = fit_weights(rows, memorized, V0)
+    fitted = fit_weights(rows, memorized)
     assert fitted.converged and fitted.examples == 200
     assert fitted.weights["layout"] > fitted.weights["matches"]
     assert fitted.weights["semantic"] == pytest.approx(4.0)  # no evidence: the prior stands
@@ -106,8 +110,48 @@ def test_the_fit_learns_from_labels_and_stays_at_the_prior_without_them() -> Non
         for row in rows
     ]
     assert np.mean(np.array(predicted) == memorized) > 0.9
-    too_few = fit_weights(rows[:5], np.array([True, False, False, False, False]), V0)
-    assert too_few.values()["w_bias"] == V0.bias and not too_few.converged
+    too_few = fit_weights(rows[:5], np.array([True, False, False, False, False]))
+    assert too_few.values()["w_bias"] == V0.bias and too_few.held == weight_keys()
+
+
+def penalised_gradient(rows: np.ndarray, memorized: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """The gradient of the fit's objective (log-likelihood plus the N(v0, sigma^2) prior)."""
+    design = np.hstack([np.ones((len(rows), 1)), rows])
+    probabilities = 1.0 / (1.0 + np.exp(-(design @ theta)))
+    centre = np.array([V0_BIAS, *(V0_WEIGHT for _ in FEATURES)])
+    return design.T @ (memorized - probabilities) - (theta - centre) / PRIOR_SIGMA**2
+
+
+def test_a_handful_of_separable_labels_fits_to_the_maximum_not_off_to_infinity() -> None:
+    # The demo's Webster labels in miniature: copies with strong copy and layout evidence,
+    # templates with a little layout evidence, negatives with less or none. Separable, so
+    # a full Newton step overshoots (the probabilities saturate) and oscillated for ever.
+    copies = [[1.75, 1.455, 0, 2, 0]] * 9
+    templates = [[0, x, 0, 0, 0] for x in (0.273, 0.273, 0.182, 0.227, 0.091, 0.273)]
+    negatives = [[0, x, 0, 0, 0] for x in (0, 0.091, 0.045, 0, 0.091, 0.045)]
+    rows = np.array(copies + templates + negatives)
+    memorized = np.array([True] * 15 + [False] * 6)
+    fitted = fit_weights(rows, memorized)
+    assert fitted.converged
+    theta = np.array([fitted.bias, *(fitted.weights[f] for f in FEATURES)])
+    # The maximum of the penalised likelihood: zero gradient in every weight it moved.
+    moved = np.array([key not in fitted.held for key in weight_keys()])
+    assert np.abs(penalised_gradient(rows, memorized, theta)[moved]).max() < 1e-6
+    assert -4 < fitted.bias < 0 and 4 < fitted.weights["layout"] < 8
+
+    # Never worse than v0 on the labels it was fitted on.
+    def right(bias: float, weights: dict[str, float]) -> int:
+        logits = bias + rows @ np.array([weights[f] for f in FEATURES])
+        return int(((logits >= 0) == memorized).sum())
+
+    assert right(fitted.bias, fitted.weights) >= right(V0_BIAS, dict.fromkeys(FEATURES, V0_WEIGHT))
+    # Nothing shows matches or semantic evidence: those weights are not fitted, and say so.
+    assert set(fitted.held) == {"w_matches", "w_semantic"}
+    assert fitted.weights["matches"] == fitted.weights["semantic"] == V0_WEIGHT
+    # One grid showing an evidence is too few to move its weight.
+    one_match = rows.copy()
+    one_match[0, FEATURES.index("matches")] = 1.0
+    assert "w_matches" in fit_weights(one_match, memorized).held
 
 
 def test_weights_are_threshold_set_keys_with_sources() -> None:

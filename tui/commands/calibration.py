@@ -133,6 +133,8 @@ def print_run(run: CalibrationRun, *, plots: bool = True) -> None:
         console.print(
             user_text(f"Accepted: {run.accepted.label} is active; proposals recomputed ({counts}).")
         )
+    elif run.refused:
+        console.print(user_text(f"Not accepted: {run.refused}."))
     elif summary.get("changes"):
         console.print("Not accepted: rerun with --accept to make these thresholds active.")
     else:

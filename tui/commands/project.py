@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from memgrid.core.errors import InputError
+from memgrid.core.metrics import WEIGHTS_FREE_METRICS
 from memgrid.core.references.matching import REFERENCE_METRIC, TYPE_ORDER
 from memgrid.core.taxonomy import Webster
 from memgrid.tui.commands.annotate import run_annotate
@@ -20,7 +21,12 @@ from memgrid.tui.services.ingest import add_prompt_file, build_demo, import_grid
 from memgrid.tui.services.project import Project, create_project, default_project_dir, open_project
 from memgrid.tui.services.proposing import propose_all
 from memgrid.tui.services.references import match_grids
-from memgrid.tui.services.scoring import MetricOptions, build_metrics, score_project
+from memgrid.tui.services.scoring import (
+    MetricOptions,
+    build_metrics,
+    grids_needing_scores,
+    score_project,
+)
 
 DEMO_DEFAULT_DIR = Path("memgrid-demo")
 
@@ -127,6 +133,7 @@ def project_status(project: Project) -> dict[str, Any]:
         "active_thresholds": active.label if active else None,
         "triage": store.triage.counts_all(),
         "references": reference_counts(project),
+        "grids_needing_scores": grids_needing_scores(project),
     }
 
 
@@ -155,6 +162,17 @@ def reference_rows(counts: dict[str, Any]) -> list[tuple[str, str]]:
         ("references", f"{counts['stored']} stored, {counts['linked_prompts']} prompts linked"),
         ("grids matched", matched),
     ]
+
+
+def score_rows(grids: int, needing: dict[str, int]) -> list[tuple[str, str]]:
+    """The `status` row saying whether the weights-free scores are current (an upgrade that
+    changes a metric's version leaves them stale, and proposals read them)."""
+    lacking = max(needing.values(), default=0)
+    if not grids:
+        return []
+    if not lacking:
+        return [("scores", "current")]
+    return [("scores", f"{lacking} grids to score: memgrid score")]
 
 
 def status(project: ProjectOption = None, json_output: JsonOption = False) -> None:
@@ -189,6 +207,7 @@ def status(project: ProjectOption = None, json_output: JsonOption = False) -> No
         ("thresholds", facts["active_thresholds"] or "(none yet: run memgrid propose)"),
         *triaged,
         *reference_rows(facts["references"]),
+        *score_rows(facts["grids"], facts["grids_needing_scores"]),
         ("annotators", ", ".join(facts["annotators"]) or "-"),
         ("storage", f"schema v{facts['schema_version']}, journal {facts['journal_mode']}"),
     ]
@@ -211,8 +230,8 @@ def demo(
         )
     with create_project(root) as opened:
         added = build_demo(opened)
-        # The weight-free metrics only: the demo must run offline on a machine without torch.
-        scoring = score_project(opened, build_metrics(MetricOptions(names=("tiled-l2", "phash"))))
+        # The weights-free metrics only: the demo must run offline on a machine without torch.
+        scoring = score_project(opened, build_metrics(MetricOptions(names=WEIGHTS_FREE_METRICS)))
         # The demo's stand-in training set: a copied grid shows its reference out of the box.
         match_grids(opened)
         proposing = propose_all(opened)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -25,9 +26,17 @@ from memgrid.core.calibration import (
     SIGNAL_KEYS,
     Objective,
 )
-from memgrid.core.calibration.run import LabelledGrids, calibrate, stratified_sample
+from memgrid.core.calibration.run import LabelledGrids, WeightFit, calibrate, stratified_sample
 from memgrid.core.categorizer import PIXEL_METRICS, SEMANTIC_METRIC, latest_by_metric
-from memgrid.core.combined import FEATURES, FittedWeights, evidence, feature_row, fit_weights
+from memgrid.core.combined import (
+    FEATURES,
+    FIT_MIN_PER_CLASS,
+    FIT_MIN_SHOWING,
+    evidence,
+    feature_row,
+    fit_weights,
+    weight_keys,
+)
 from memgrid.core.errors import ProjectError
 from memgrid.core.interrater import AgreementReport, agreement_report
 from memgrid.core.records import Grid, Score, ThresholdSet
@@ -63,6 +72,11 @@ class CalibrationRun:
     @property
     def changed(self) -> bool:
         return bool(self.summary.get("changes"))
+
+    @property
+    def refused(self) -> str | None:
+        """Why the run may not be accepted (CalibrationResult.refusal), or None."""
+        return self.summary.get("refused")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -252,7 +266,7 @@ def calibrate_project(
     """Fit the active threshold set (one per model with `by_model`) and store each run.
 
     No agreed label at all is a ProjectError, and nothing is stored. With `accept`, each run
-    that changed a threshold is accepted at once (see `accept_run`).
+    that changed a threshold and was not refused is accepted at once (see `accept_run`).
     """
     labels = read_labels(project)
     if not len(labels.data):  # nothing to fit: an error, and no run stored
@@ -274,6 +288,7 @@ def calibrate_project(
         # Read the grids the categorizer will be asked about in one go.
         sample = stratified_sample(data.labels, sample_limit, seed)
         categorizer.preload(sample.tolist())
+        pixel_level = labels.pixel_level[mask] if labels.pixel_level is not None else None
         result = calibrate(
             data,
             {**v0_values(), **active.values},  # the values the categorizer applies now
@@ -283,11 +298,8 @@ def calibrate_project(
             bootstraps=bootstraps,
             sample_limit=sample_limit,
             model=model,
+            fit_weights=partial(fit_combined, categorizer, data.labels, pixel_level, sample),
         )
-        pixel_level = labels.pixel_level[mask] if labels.pixel_level is not None else None
-        weights = fit_combined(categorizer, data.labels, pixel_level, sample, active.values)
-        result.fitted.update(weights.fit.values())
-        result.warnings.extend(weights.warnings)
         if labels.ties:
             result.warnings.append(
                 f"{labels.ties} grid(s) tied between annotators were left out: adjudicate them"
@@ -301,16 +313,10 @@ def calibrate_project(
             metrics=summary,
         )
         run = CalibrationRun(run_id, active, summary)
-        if accept and run.changed:
+        if accept and run.changed and not run.refused:
             run = accept_run(project, run_id)
         runs.append(run)
     return runs
-
-
-@dataclass(frozen=True)
-class CombinedFit:
-    fit: FittedWeights
-    warnings: list[str]
 
 
 def fit_combined(
@@ -318,17 +324,18 @@ def fit_combined(
     labels: np.ndarray,
     pixel_level: np.ndarray | None,
     sample: np.ndarray,
-    current: Mapping[str, float],
-) -> CombinedFit:
+    fitted: Mapping[str, float],
+) -> WeightFit:
     """The combined score's weights fitted on the sampled labelled grids (core.combined).
 
-    Without any clip score, memorization that only CLIP can see (positives labelled with no
-    Webster type and no tiles) is left out: no available signal can explain it, and keeping
-    it would only raise the bias, and with it the false alarms (docs/design.md, "The
-    combined score"). The category-threshold search of the same run uses the weights the
-    set had; the fitted ones apply once the run is accepted.
+    The evidence is read under the run's other fitted thresholds, those the weights will
+    apply with. Without any clip score, memorization that only CLIP can see (positives
+    labelled with no Webster type and no tiles) is left out: no available signal can
+    explain it, and keeping it would only raise the bias, and with it the false alarms
+    (docs/design.md, "The combined score"). The category-threshold search of the same run
+    uses the weights the set had.
     """
-    thresholds = Thresholds.from_values({**v0_values(), **current})
+    thresholds = Thresholds.from_values({**v0_values(), **fitted})
     rows, memorized, scored_by_clip, left_out = [], [], False, 0
     for index in sample.tolist():
         scores = latest_by_metric(categorizer.scores_of(index))
@@ -346,7 +353,6 @@ def fit_combined(
             -1, len(FEATURES)
         ),
         np.array([m for m, k in zip(memorized, keep, strict=True) if k], dtype=bool),
-        thresholds,
     )
     warnings = []
     if left_out:
@@ -355,9 +361,25 @@ def fit_combined(
             "combined score's fit: no clip score can show semantic memorization (mark MV or "
             "TV on copies and templates)"
         )
+    held = set(fit.held)
     if not fit.converged:
-        warnings.append("the combined score's weights were not fitted (too few labels per class)")
-    return CombinedFit(fit, warnings)
+        warnings.append("the combined score's fit did not converge: every weight kept its default")
+    elif held == set(weight_keys()):
+        warnings.append(
+            f"the combined score's weights kept their defaults: moving them needs at least "
+            f"{FIT_MIN_PER_CLASS} memorized and {FIT_MIN_PER_CLASS} not-memorized labelled "
+            f"grids (has {fit.positives} and {fit.negatives})"
+        )
+    elif held:
+        warnings.append(
+            f"{', '.join(sorted(held))} kept at default: fewer than {FIT_MIN_SHOWING} labelled "
+            "grids show that evidence"
+        )
+    fitted_on = {
+        key: "default: too few labels" if key in held else f"combined fit ({fit.examples} grids)"
+        for key in weight_keys()
+    }
+    return WeightFit(fit.values(), fitted_on, warnings)
 
 
 def accept_run(project: Project, run_id: int) -> CalibrationRun:
@@ -366,6 +388,8 @@ def accept_run(project: Project, run_id: int) -> CalibrationRun:
     stored = store.runs.get(run_id)
     if stored.accepted:
         raise ProjectError(f"calibration run {run_id} was already accepted")
+    if stored.metrics.get("refused"):
+        raise ProjectError(f"calibration run {run_id} not accepted: {stored.metrics['refused']}")
     if stored.threshold_set_id is None:
         raise ProjectError(f"calibration run {run_id} names no threshold set to update")
     base = store.thresholds.get(stored.threshold_set_id)

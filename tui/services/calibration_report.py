@@ -35,7 +35,7 @@ def plotted_signals(summary: Mapping[str, Any]) -> list[str]:
     fitted = [
         THRESHOLD_SIGNALS[key]
         for key, how in sorted(summary.get("threshold_fits", {}).items())
-        if how.startswith(THRESHOLD_SIGNALS[key])
+        if key in THRESHOLD_SIGNALS and how.startswith(THRESHOLD_SIGNALS[key])
     ]
     names = [*fitted, summary.get("best_signal")]
     available = {h["signal"] for h in summary.get("histograms", []) if h.get("counts")}

@@ -29,7 +29,7 @@ from PIL import Image
 
 from memgrid.core.errors import InputError, UnavailableError
 from memgrid.core.extras import require_extra
-from memgrid.core.metrics import DEFAULT_METRICS, METRICS, make_metric
+from memgrid.core.metrics import DEFAULT_METRICS, METRICS, WEIGHTS_FREE_METRICS, make_metric
 from memgrid.core.metrics.base import Metric
 from memgrid.core.metrics.clip import DEFAULT_MODEL, DEFAULT_PRETRAINED
 from memgrid.core.metrics.features import FeatureCache, LazyImages
@@ -211,6 +211,16 @@ def score_project(
             on_progress(report.grids_scored + len(report.errors), report.grids_pending)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def grids_needing_scores(project: Project) -> dict[str, int]:
+    """Per default weights-free metric, the grids without a current score for it: never
+    scored, scored by an older version or other parameters, or having gained seeds since
+    (what `memgrid score` would compute, so `status` can say when scores are out of date)."""
+    return {
+        metric.name: len(_grids_lacking(project, metric, set(project.store.grids.ids_all()), True))
+        for metric in (make_metric(name) for name in WEIGHTS_FREE_METRICS)
+    }
 
 
 def _write_chunk(
