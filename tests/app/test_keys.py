@@ -102,6 +102,9 @@ async def test_a_key_counts_as_activity_for_the_idle_collector(demo_project: Pro
         await settle(pilot)
         screen = annotate_screen(pilot)
         assert screen is not None
+        # Never idle long enough to collect during the test: under load, pressing and
+        # settling can take longer than the real idle delay, which would clear the flag.
+        screen.collector.idle_seconds = 3600.0
         screen.collector.pending = False
         await press(pilot, "h")
         assert screen.collector.pending
