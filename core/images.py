@@ -110,28 +110,35 @@ def decode_pixels(path: Path) -> np.ndarray:
     a bad file gets the same one-line error.
     """
     with open_user_file(path, max_bytes=MAX_IMAGE_BYTES, what="image file") as handle:
+        with open_image(handle, path) as image:
+            direct = (
+                image.format == "PNG"
+                and image.mode in OPENCV_PNG_MODES
+                and _reduction(image.size) == 1
+            )
+        handle.seek(0)
+        if not direct:  # streamed by Pillow: a large JPEG is never read whole
+            return np.asarray(_decoded_rgb(handle, path))
         try:
             data = handle.read()
         except OSError as error:
             raise InputError(path, f"cannot read image ({error.strerror or error})") from None
-    with open_image(io.BytesIO(data), path) as image:
-        direct = (
-            image.format == "PNG" and image.mode in OPENCV_PNG_MODES and _reduction(image.size) == 1
-        )
-    if direct:
-        pixels = _opencv_rgb(data)
-        if pixels is not None:
-            return pixels
-    return np.asarray(_decoded_rgb(io.BytesIO(data), path))
+    pixels = _opencv_rgb(data)
+    return pixels if pixels is not None else np.asarray(_decoded_rgb(io.BytesIO(data), path))
 
 
 def _opencv_rgb(data: bytes) -> np.ndarray | None:
     """OpenCV's RGB decode of a PNG (alpha dropped, as Pillow's convert does); None if refused."""
     import cv2  # deferred: the annotation app never decodes for scoring
 
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # errors are ours to say
-    flags = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION
-    return cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+    logging = cv2.utils.logging
+    level = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_SILENT)  # a refused file's error is ours to say
+    try:
+        flags = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION
+        return cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+    finally:
+        logging.setLogLevel(level)
 
 
 def _decoded_rgb(handle: BinaryIO, path: Path) -> Image.Image:

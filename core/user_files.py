@@ -52,18 +52,22 @@ def open_user_file(
     file itself (fstat), so a file swapped for a pipe after the first look is caught too.
     """
     target = resolved_path(path)
+    root = None
     if inside is not None:
         check_inside(path, inside)
+        root = resolved_path(inside)
+        if not target.is_relative_to(root):  # moved out between the two resolutions
+            raise InputError(path, f"points outside the import folder {inside}")
     try:
-        descriptor = _open_no_links(target, resolved_path(inside) if inside is not None else None)
+        descriptor = _open_no_links(target, root)
+    except _Replaced:
+        raise InputError(
+            path, "it or a folder on its path was replaced by a link as it was opened"
+        ) from None
     except FileNotFoundError:
         missing = "is a link to a missing file" if path.is_symlink() else f"{what} not found"
         raise InputError(path, missing) from None
     except OSError as error:
-        if error.errno in (errno.ELOOP, errno.ENOTDIR):  # resolved a moment ago, so: swapped
-            raise InputError(
-                path, "it or a folder on its path was replaced (by a link?) as it was opened"
-            ) from None
         raise InputError(path, f"cannot read ({error.strerror or error})") from None
     try:
         status = os.fstat(descriptor)
@@ -80,30 +84,54 @@ def open_user_file(
         yield handle
 
 
+class _Replaced(Exception):
+    """A folder or the file, resolved a moment before, is a link now."""
+
+
+# A folder is opened only to open what is below it: O_PATH (Linux) needs no read
+# permission, only search, as a path lookup does; elsewhere, reading it is needed.
+_FOLDER_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_CLOEXEC
+
+
 def _open_no_links(target: Path, root: Path | None) -> int:
     """A descriptor of `target` (already resolved), opened without following any link.
 
     Inside `root`, every folder from the root down is opened relative to the one above it,
     refusing links: a folder swapped for a link to elsewhere between the check and the open
-    (a race another account on a shared server could run) then fails with ELOOP instead of
-    being followed out of the source. Non-blocking, so that opening a FIFO returns at once
-    instead of waiting for a writer.
+    (a race another account on a shared server could run) is refused instead of followed
+    out of the source. Non-blocking, so that opening a FIFO returns at once instead of
+    waiting for a writer.
     """
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
     if root is None or target == root or os.open not in os.supports_dir_fd:
         return os.open(target, flags)
     *folders, name = target.relative_to(root).parts
-    folder = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    folder = os.open(root, _FOLDER_FLAGS)
     try:
         for part in folders:
-            below = os.open(
-                part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder
-            )
+            below = _open_below(part, _FOLDER_FLAGS | os.O_NOFOLLOW, folder)
             os.close(folder)
             folder = below
-        return os.open(name, flags, dir_fd=folder)
+        return _open_below(name, flags, folder)
     finally:
         os.close(folder)
+
+
+def _open_below(name: str, flags: int, folder: int) -> int:
+    """`name` in the open `folder`; _Replaced when it failed because `name` is a link."""
+    try:
+        return os.open(name, flags, dir_fd=folder)
+    except OSError as error:
+        if error.errno in (errno.ELOOP, errno.ENOTDIR) and _is_link(name, folder):
+            raise _Replaced from None
+        raise
+
+
+def _is_link(name: str, folder: int) -> bool:
+    try:
+        return stat.S_ISLNK(os.lstat(name, dir_fd=folder).st_mode)
+    except OSError:
+        return False
 
 
 def read_user_bytes(

@@ -26,7 +26,7 @@ DEFAULT_METRICS = ("tiled-l2", "phash", "keypoints", "gradients", "clip")
 # Metrics that need model weights on disk (docs/design.md, "Signals"); the rest need none.
 WEIGHT_METRICS = ("clip", "sscd")
 # What runs anywhere, offline and without torch: the demo's scoring, `status`'s currency check.
-WEIGHTS_FREE_METRICS = tuple(name for name in METRICS if name not in WEIGHT_METRICS)
+WEIGHTS_FREE_METRICS = tuple(name for name in DEFAULT_METRICS if name not in WEIGHT_METRICS)
 
 
 def metric_class(name: str) -> type[Metric]:

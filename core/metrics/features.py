@@ -29,13 +29,14 @@ class SeedPixels:
     """One decoded seed as an RGB uint8 array, with the views metrics derive from it.
 
     The grey image and the small squares (pHash's, the keypoints', the gradient layout's)
-    are computed once per seed, whichever metric asks first, and kept: the metrics of one
-    grid then share one decode and one grey conversion. Squares are area-averaged (a box
-    filter when shrinking), which is what each metric's own resize did in Pillow.
+    are computed once per seed, whichever metric asks first, and kept (read-only, since
+    metrics share them): the metrics of one grid then share one decode and one grey
+    conversion. A square is area-averaged where it shrinks (a box filter, as Pillow's
+    reducing resize) and bilinear where it grows (area averaging would repeat pixels).
     """
 
     def __init__(self, rgb: np.ndarray) -> None:
-        self.rgb = rgb
+        self.rgb = _read_only(rgb)
         self._grey: np.ndarray | None = None
         self._grey_levels: list[np.ndarray] = []  # the grey image, then each halving
         self._grey_squares: dict[tuple[int, float], np.ndarray] = {}
@@ -56,7 +57,7 @@ class SeedPixels:
     def grey(self) -> np.ndarray:
         """Luma (ITU-R 601, as Pillow's "L"), uint8 (height, width)."""
         if self._grey is None:
-            self._grey = _cv2().cvtColor(self.rgb, _cv2().COLOR_RGB2GRAY)
+            self._grey = _read_only(_cv2().cvtColor(self.rgb, _cv2().COLOR_RGB2GRAY))
         return self._grey
 
     def grey_square(self, side: int, crop: float = 1.0) -> np.ndarray:
@@ -64,30 +65,32 @@ class SeedPixels:
         side x side by area averaging; uint8, kept for the next metric that asks."""
         key = (side, crop)
         if key not in self._grey_squares:
-            level = self._grey_level(math.ceil(side / crop))
+            level = self.grey_halved(math.ceil(side / crop))
             height, width = level.shape
             top, left = round(height * (1 - crop) / 2), round(width * (1 - crop) / 2)
             cropped = level[top : height - top or None, left : width - left or None]
             if cropped.shape != (side, side):
                 cv2 = _cv2()
-                cropped = cv2.resize(cropped, (side, side), interpolation=cv2.INTER_AREA)
-            self._grey_squares[key] = cropped
+                shrinking = min(cropped.shape) >= side
+                how = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+                cropped = cv2.resize(cropped, (side, side), interpolation=how)
+            self._grey_squares[key] = _read_only(cropped)
         return self._grey_squares[key]
 
-    def _grey_level(self, short_side: int) -> np.ndarray:
+    def grey_halved(self, short_side: int) -> np.ndarray:
         """The grey image halved (area) as often as its shorter side stays >= `short_side`
-        (the image itself when already smaller). Halving is an exact 2x2 box average and
-        costs little; the last, fractional resize then works on few pixels."""
+        (the image itself when already smaller), aspect kept. Halving is a 2x2 box average
+        (exact on even sides) and costs little; a last, fractional resize then works on
+        few pixels."""
         if not self._grey_levels:
             self._grey_levels.append(self.grey())
         cv2 = _cv2()
         while min(self._grey_levels[-1].shape) // 2 >= short_side:
             height, width = self._grey_levels[-1].shape
-            self._grey_levels.append(
-                cv2.resize(
-                    self._grey_levels[-1], (width // 2, height // 2), interpolation=cv2.INTER_AREA
-                )
+            halved = cv2.resize(
+                self._grey_levels[-1], (width // 2, height // 2), interpolation=cv2.INTER_AREA
             )
+            self._grey_levels.append(_read_only(halved))
         fitting = [level for level in self._grey_levels if min(level.shape) >= short_side]
         return fitting[-1] if fitting else self._grey_levels[0]
 
@@ -123,6 +126,11 @@ SeedImage = SeedPixels | Image.Image
 def pillow_image(image: SeedImage) -> Image.Image:
     """The seed as a Pillow image, for a model's preprocessing."""
     return image.image() if isinstance(image, SeedPixels) else image
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array.setflags(write=False)
+    return array
 
 
 def _cv2() -> Any:

@@ -46,7 +46,7 @@ class GradientLayout(Metric):
 
     name = "gradients"
     kind = "similarity"
-    version = "1"
+    version = "2"  # 2: crops cut from the shared grey image's halvings (area-averaged)
 
     def __init__(self, threshold: float | None = None, cluster_eps: float | None = None) -> None:
         super().__init__(

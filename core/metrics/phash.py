@@ -92,15 +92,14 @@ class PHash(Metric):
         return list(low > np.median(low, axis=1, keepdims=True))
 
     def hash_input(self, image: SeedImage) -> np.ndarray:
-        """The grey image, area-reduced to twice pHash's own input before its Lanczos resize.
+        """The grey image, box-reduced (aspect kept) to about twice pHash's own input before
+        its Lanczos resize.
 
         imagehash resamples the whole image straight down with Lanczos, which costs more
-        than decoding a 512 px PNG; an area reduction first (what Pillow's `reducing_gap`
-        does) keeps the hash bits in practice at a fraction of the cost.
+        than decoding a 512 px PNG; halving first (what Pillow's `reducing_gap` does) keeps
+        the hash bits in practice at a fraction of the cost.
         """
-        seed = SeedPixels.of(image)
-        target = 2 * self.hash_size * PHASH_HIGHFREQ_FACTOR
-        return seed.grey_square(target) if min(seed.size) >= 2 * target else seed.grey()
+        return SeedPixels.of(image).grey_halved(2 * self.hash_size * PHASH_HIGHFREQ_FACTOR)
 
     def matrix(
         self,

@@ -57,7 +57,8 @@ def tile_mean_squares(pixels: np.ndarray, tiles_per_side: int) -> np.ndarray:
     `pixels` is (n, size, size, channels) uint8. Vectorised over all pairs through one
     Gram matrix per tile, one row of tiles at a time so the float copy stays in cache.
     Pixels are centred on mid-grey as they are converted to float32 (one pass), which keeps
-    the norms small enough that near-identical pairs come out exact (identical ones at 0).
+    the norms small: identical tiles come out at 0 and near-identical ones within about
+    1e-4 of the exact RMS, far below the thresholds (0.08, 0.15).
     """
     count, height, width, channels = pixels.shape
     tile_height, tile_width = height // tiles_per_side, width // tiles_per_side

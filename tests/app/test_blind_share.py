@@ -163,6 +163,10 @@ async def test_nothing_the_detector_found_shows_on_a_blind_grid_until_the_vote(
         assert await compare_pair(pilot) == GROUP[:2]
         saved = vote_of(demo_project.store, blind, "alice")
         assert saved is not None and not saved.proposal_shown  # recorded as a blind vote
+        await press(pilot, "4")  # changed with the marks in view: no longer blind
+        changed = vote_of(demo_project.store, blind, "alice")
+        assert changed is not None and changed.category.value == "none"
+        assert changed.proposal_shown
 
 
 async def test_a_shown_grid_keeps_its_marks(demo_project: Project) -> None:
@@ -220,7 +224,7 @@ async def test_blind_share_grid_hides_the_heat_map_until_this_annotator_votes(
         await pilot.press(*"sign")
         await press(pilot, "enter", "2")
         saved = vote_of(demo_project.store, blind, "alice")
-        assert saved is not None and not saved.proposal_shown
+        assert saved is not None and saved.proposal_shown  # re-voted with the marks in view
         (feature,) = saved.features
         assert (feature.name, feature.tiles) == ("sign", (0, 1))
 

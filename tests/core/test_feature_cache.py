@@ -1,4 +1,4 @@
-"""The fast scoring path gives the reference values: batched pHash, cached SIFT keypoints,
+"""The fast scoring path gives the reference values: batched pHash, cached ORB keypoints,
 the process pool and re-scoring from the per-image feature cache (issue 17)."""
 
 from __future__ import annotations

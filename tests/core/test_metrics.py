@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from memgrid.core import images
 from memgrid.core.demo import artwork, photo, scene, shifted, with_noise
 from memgrid.core.errors import InputError, UnavailableError
 from memgrid.core.images import decode_pixels, decode_rgb
@@ -193,11 +196,13 @@ def test_phash_area_reduction_keeps_imagehash_bits():
 
     metric = PHash()
     for image in [*noisy_grid()[:3], *varied_grid()[:3], *shifted_grid()[:3]]:
-        large = image.resize((512, 512))
-        assert metric.hash_input(large).shape == (64, 64)
-        ours = metric.hashes([large])[0]
-        theirs = imagehash.phash(large).hash.ravel()
-        assert np.count_nonzero(ours != theirs) <= 2
+        for size in [(512, 512), (700, 400), (1024, 300)]:
+            large = image.resize(size)
+            ours = metric.hashes([large])[0]
+            theirs = imagehash.phash(large).hash.ravel()
+            assert np.count_nonzero(ours != theirs) <= 2, size
+        assert metric.hash_input(image.resize((512, 512))).shape == (64, 64)
+        assert metric.hash_input(image.resize((700, 400))).shape == (100, 175)  # aspect kept
 
 
 def test_phash_identical_and_noisy_seeds():
@@ -338,7 +343,7 @@ def test_seed_pixels_crop_is_centred():
 
 
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "LA", "P", "I;16"])
-def test_decode_pixels_gives_decode_rgbs_pixels(tmp_path, mode):
+def test_decode_pixels_gives_decode_rgbs_pixels(tmp_path, mode, monkeypatch):
     """OpenCV's PNG decode (the scoring path) and Pillow's give the same RGB for every mode."""
     drawn = Image.fromarray(np.random.default_rng(3).integers(0, 256, (40, 50, 3), np.uint8))
     if mode == "I;16":
@@ -349,7 +354,26 @@ def test_decode_pixels_gives_decode_rgbs_pixels(tmp_path, mode):
         drawn.info["transparency"] = 0
     path = tmp_path / f"seed-{mode.replace(';', '')}.png"
     drawn.save(path)
+    decoded_by_opencv = []
+    monkeypatch.setattr(images, "_opencv_rgb", spy(images._opencv_rgb, decoded_by_opencv))
     assert np.array_equal(decode_pixels(path), np.asarray(decode_rgb(path)))
+    assert len(decoded_by_opencv) == (mode in images.OPENCV_PNG_MODES)  # 16-bit grey: Pillow
+
+
+def spy(function: Callable[..., Any], calls: list[tuple[Any, ...]]) -> Callable[..., Any]:
+    def recorded(*args: Any) -> Any:
+        calls.append(args)
+        return function(*args)
+
+    return recorded
+
+
+def test_a_small_seed_is_enlarged_smoothly_not_in_blocks():
+    """Keypoints look at 192 px: a 96 px seed grows by interpolation, not repeated pixels."""
+    ramp = np.tile(np.linspace(0, 255, 96).astype(np.uint8), (96, 1))
+    square = SeedPixels(np.dstack([ramp] * 3)).grey_square(192)
+    steps = np.diff(square[96].astype(int))
+    assert np.count_nonzero(steps == 0) < len(steps) / 4  # repeated pixels would make half
 
 
 def test_decode_pixels_names_a_truncated_png(tmp_path):

@@ -42,7 +42,7 @@ def test_a_folder_swapped_for_a_link_between_check_and_open_is_not_followed(
 
     monkeypatch.setattr(user_files, "check_inside", check_then_swap)
     with (
-        pytest.raises(InputError, match="was replaced") as raised,
+        pytest.raises(InputError, match="replaced by a link") as raised,
         open_user_file(source / "grid" / "prompt.txt", inside=source) as handle,
     ):
         handle.read()
@@ -62,7 +62,28 @@ def test_the_file_itself_swapped_for_a_link_is_not_followed(
 
     monkeypatch.setattr(user_files, "check_inside", check_then_swap)
     with (
-        pytest.raises(InputError, match="was replaced"),
+        pytest.raises(InputError, match="replaced by a link"),
         open_user_file(source / "grid" / "prompt.txt", inside=source) as handle,
     ):
         handle.read()
+
+
+def test_a_file_used_as_a_folder_is_a_plain_read_error(tmp_path: Path) -> None:
+    source, _ = source_with_outside(tmp_path)
+    with (
+        pytest.raises(InputError, match="cannot read") as raised,
+        open_user_file(source / "grid" / "prompt.txt" / "more.txt", inside=source),
+    ):
+        pass
+    assert "replaced" not in str(raised.value)
+
+
+def test_a_folder_that_is_searchable_but_not_readable_still_opens(tmp_path: Path) -> None:
+    """A shared source may be mode 0711 above the files: a path lookup needs no more."""
+    source, _ = source_with_outside(tmp_path)
+    (source / "grid").chmod(0o311)
+    try:
+        with open_user_file(source / "grid" / "prompt.txt", inside=source) as handle:
+            assert handle.read() == b"a prompt"
+    finally:
+        (source / "grid").chmod(0o755)

@@ -162,7 +162,7 @@ def test_status_counts_references(
     }
     text = runner.invoke(app, ["status", "-p", str(two_shards[0])]).output
     assert "│ references          │ 2 stored, 1 prompts linked" in text
-    assert "│ grids matched       │ 1 grids (1 MV)" in text
+    assert "│ grids checked       │ 1 grids (1 MV)" in text
 
 
 def test_show_prints_the_match_per_seed(two_shards: list[Path], runner: CliRunner) -> None:

@@ -138,7 +138,8 @@ def project_status(project: Project) -> dict[str, Any]:
 
 
 def reference_counts(project: Project) -> dict[str, Any]:
-    """Reference images stored, prompts linked to one, grids matched (by Webster type)."""
+    """Reference images stored, prompts linked to one, grids checked against them (by Webster
+    type, N included: checked and found no copy)."""
     references = project.store.references
     by_type = references.matched_type_counts(REFERENCE_METRIC)
     return {
@@ -150,7 +151,7 @@ def reference_counts(project: Project) -> dict[str, Any]:
 
 
 def reference_rows(counts: dict[str, Any]) -> list[tuple[str, str]]:
-    """`status` rows for the reference images: the pool, then the grids matched by type."""
+    """`status` rows for the reference images: the pool, then the grids checked, by type."""
     if not (counts["stored"] or counts["grids_matched"]):
         return [("references", "none yet: memgrid refs add")]
     by_type = counts["matched_by_type"]
@@ -160,7 +161,7 @@ def reference_rows(counts: dict[str, Any]) -> list[tuple[str, str]]:
     matched = f"{counts['grids_matched']} grids" + (f" ({types})" if types else "")
     return [
         ("references", f"{counts['stored']} stored, {counts['linked_prompts']} prompts linked"),
-        ("grids matched", matched),
+        ("grids checked", matched),
     ]
 
 

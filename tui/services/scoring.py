@@ -1,9 +1,10 @@
 """The scoring loop shared by `memgrid score` and the app: every grid not yet scored, resumably.
 
-The pixel metrics (tiled-l2, phash, keypoints) run in a process pool sized by `workers`,
-started once per run and fed grids in chunks; with one worker they run here. Each image
-is decoded once, on first use, and whatever depends on the image alone (pHash bits, SIFT
-keypoints) is kept per image sha256 in the store, so re-scoring reads it back instead of
+The pixel metrics (tiled-l2, phash, keypoints, gradients) run in a process pool sized by
+`workers`, started once per run and fed grids in chunks; with one worker they run here.
+Each image is decoded once, on first use, into the views every metric shares
+(core/metrics/features.py, SeedPixels), and whatever depends on the image alone (pHash
+bits, ORB keypoints) is kept per image sha256 in the store, so re-scoring reads it back instead of
 decoding (core/metrics/features.py). Model metrics (clip, sscd) run in this process,
 with the store as their embedding cache. Each chunk's scores and new features go to the
 store in one transaction, so a killed run resumes at the first chunk it had not finished.
