@@ -16,7 +16,7 @@ separated copies from unrelated seeds best. Version 1 matched SIFT keypoints (Lo
 whose doubled first octave cost about one decode per seed; ORB costs a tenth of that. On
 the same grids the inlier scale held (unrelated pairs: 5 inliers at the 90th percentile,
 20 at the 99th), the detector's decisions held or improved, and the signal alone ranks
-grids a little worse (docs/design.md, "Signals").
+grids about as well (docs/design.md, "Signals").
 """
 
 from __future__ import annotations
