@@ -55,7 +55,7 @@ WATERMARK = (160, 216, 250, 248)
 KINDS = ("copy", "template", "varied", "varied")
 REAL_DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "realgrids-dev"
 # decode: Pillow, the floor the goal is set against; decode-memgrid: what memgrid's scoring
-# decodes with (OpenCV for PNG, a fifth cheaper), so the ratio is not flattered unseen.
+# decodes with (checked open, header, OpenCV for PNG), to compare with the floor.
 TOOLS = ("decode", "decode-memgrid", "memgrid", "imagededup")
 
 
