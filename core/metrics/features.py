@@ -57,7 +57,8 @@ class SeedPixels:
     def grey(self) -> np.ndarray:
         """Luma (ITU-R 601, as Pillow's "L"), uint8 (height, width)."""
         if self._grey is None:
-            self._grey = _read_only(_cv2().cvtColor(self.rgb, _cv2().COLOR_RGB2GRAY))
+            cv2 = _cv2()
+            self._grey = _read_only(cv2.cvtColor(self.rgb, cv2.COLOR_RGB2GRAY))
         return self._grey
 
     def grey_square(self, side: int, crop: float = 1.0) -> np.ndarray:

@@ -107,12 +107,14 @@ def score(
             report = score_project(opened, metrics, workers=processes, rescore=rescore)
         else:
             report = _score_with_progress(opened, metrics, processes, rescore)
-        proposed = sum(opened.store.proposals.category_counts_all().values())
+        stale_proposals = report.grids_scored > 0 and any(
+            opened.store.proposals.category_counts_all().values()
+        )
     if json_output:
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:
         _print_report(report, names)
-        if report.grids_scored and proposed:
+        if stale_proposals:
             say("next: memgrid propose, so that the proposals read the new scores")
     if report.errors:
         raise typer.Exit(1)

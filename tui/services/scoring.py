@@ -218,9 +218,10 @@ def grids_needing_scores(project: Project) -> dict[str, int]:
     """Per default weights-free metric, the grids without a current score for it: never
     scored, scored by an older version or other parameters, or having gained seeds since
     (what `memgrid score` would compute, so `status` can say when scores are out of date)."""
+    every_grid = set(project.store.grids.ids_all())
     return {
-        metric.name: len(_grids_lacking(project, metric, set(project.store.grids.ids_all()), True))
-        for metric in (make_metric(name) for name in WEIGHTS_FREE_METRICS)
+        name: len(_grids_lacking(project, make_metric(name), every_grid, True))
+        for name in WEIGHTS_FREE_METRICS
     }
 
 
