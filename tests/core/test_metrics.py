@@ -344,7 +344,7 @@ def test_seed_pixels_crop_is_centred():
 
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "LA", "P", "I;16"])
 def test_decode_pixels_gives_decode_rgbs_pixels(tmp_path, mode, monkeypatch):
-    """OpenCV's PNG decode (the scoring path) and Pillow's give the same RGB for every mode."""
+    """libspng's PNG decode (the scoring path) and Pillow's give the same RGB for every mode."""
     drawn = Image.fromarray(np.random.default_rng(3).integers(0, 256, (40, 50, 3), np.uint8))
     if mode == "I;16":
         drawn = Image.fromarray(np.arange(2000, dtype=np.uint16).reshape(40, 50) * 30)
@@ -354,10 +354,10 @@ def test_decode_pixels_gives_decode_rgbs_pixels(tmp_path, mode, monkeypatch):
         drawn.info["transparency"] = 0
     path = tmp_path / f"seed-{mode.replace(';', '')}.png"
     drawn.save(path)
-    decoded_by_opencv = []
-    monkeypatch.setattr(images, "_opencv_rgb", spy(images._opencv_rgb, decoded_by_opencv))
+    decoded_by_spng = []
+    monkeypatch.setattr(images, "_spng_rgb", spy(images._spng_rgb, decoded_by_spng))
     assert np.array_equal(decode_pixels(path), np.asarray(decode_rgb(path)))
-    assert len(decoded_by_opencv) == (mode in images.OPENCV_PNG_MODES)  # 16-bit grey: Pillow
+    assert len(decoded_by_spng) == (mode in images.SPNG_PNG_MODES)  # 16-bit grey: Pillow
 
 
 def spy(function: Callable[..., Any], calls: list[tuple[Any, ...]]) -> Callable[..., Any]:
@@ -374,6 +374,21 @@ def test_a_small_seed_is_enlarged_smoothly_not_in_blocks():
     square = SeedPixels(np.dstack([ramp] * 3)).grey_square(192)
     steps = np.diff(square[96].astype(int))
     assert np.count_nonzero(steps == 0) < len(steps) / 4  # repeated pixels would make half
+
+
+def test_decode_pixels_refuses_a_flipped_bit_that_libspng_alone_would_decode(tmp_path):
+    """libspng skips checksums; every flipped bit must still be an error naming the file."""
+    path = tmp_path / "seed-3.png"
+    Image.fromarray(np.random.default_rng(4).integers(0, 256, (64, 64, 3), np.uint8)).save(path)
+    data = path.read_bytes()
+    assert images.png_checksums_match(data)
+    for position in range(60, len(data) - 20, 97):
+        flipped = bytearray(data)
+        flipped[position] ^= 0x10
+        path.write_bytes(bytes(flipped))
+        assert not images.png_checksums_match(bytes(flipped))
+        with pytest.raises(InputError, match=r"seed-3\.png"):
+            decode_pixels(path)
 
 
 def test_decode_pixels_names_a_truncated_png(tmp_path):
