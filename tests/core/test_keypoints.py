@@ -8,7 +8,12 @@ from PIL import Image, ImageOps
 
 from memgrid.core.demo import artwork, scene
 from memgrid.core.metrics import DEFAULT_METRICS, WEIGHT_METRICS, make_metric
-from memgrid.core.metrics.keypoints import MATCH_INLIERS, Keypoints, inlier_similarity
+from memgrid.core.metrics.keypoints import (
+    MATCH_INLIERS,
+    MAX_SEEDS,
+    Keypoints,
+    inlier_similarity,
+)
 
 
 def reframed(image: Image.Image, crop: float, size: int) -> Image.Image:
@@ -72,4 +77,23 @@ def test_keypoints_need_no_weights_and_run_by_default() -> None:
 def test_large_grids_are_matched_on_a_sample_of_seeds() -> None:
     images = [scene(("free", seed)).resize((128, 128)) for seed in range(40)]
     values = Keypoints().score(1, images, [str(s) for s in range(40)]).values
-    assert values["seeds_matched"] == 32 and values["n_seeds"] == 32
+    assert values["seeds_matched"] == MAX_SEEDS and values["n_seeds"] == MAX_SEEDS
+
+
+def test_nearest_two_are_opencvs_brute_force_hamming_matches() -> None:
+    import cv2
+
+    from memgrid.core.metrics.keypoints import _descriptor_words, _nearest_two
+
+    rng = np.random.default_rng(5)
+    first = rng.integers(0, 256, (70, 32), dtype=np.uint8)
+    second = rng.integers(0, 256, (90, 32), dtype=np.uint8)
+    second[:30] = first[:30] ^ (rng.random((30, 32)) < 0.05).astype(np.uint8)  # near copies
+    best, second_best, nearest = _nearest_two(_descriptor_words(first), _descriptor_words(second))
+    matches = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(first, second, k=2)
+    assert best.tolist() == [int(pair[0].distance) for pair in matches]
+    assert second_best.tolist() == [int(pair[1].distance) for pair in matches]
+    unique = best < second_best  # on a tie either index is the nearest
+    expected = np.array([pair[0].trainIdx for pair in matches])
+    assert np.array_equal(nearest[unique], expected[unique])
+    assert np.array_equal(nearest[:30], np.arange(30))
