@@ -170,3 +170,29 @@ def test_scoring_service_stores_what_each_metric_gives_directly(
     again = score_project(project, metrics, workers=workers, rescore=True)
     assert again.grids_scored == 3
     assert stored_values(project) == first
+
+
+def test_scoring_keeps_freed_seed_buffers_on_glibc(monkeypatch):
+    """On Linux (glibc) scoring sets malloc's thresholds so that each seed's decode buffers
+    are reused, not faulted in afresh; elsewhere it does nothing and says nothing."""
+    import ctypes
+    import platform
+
+    from memgrid.tui.services import scoring
+
+    calls = []
+
+    class RecordingLibc:
+        def mallopt(self, option: int, value: int) -> int:
+            calls.append((option, value))
+            return 1
+
+    monkeypatch.setattr(scoring.ctypes, "CDLL", lambda name: RecordingLibc())
+    scoring.reuse_freed_memory()
+    assert calls == [(-3, 32 * 2**20), (-1, 128 * 2**20)]  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
+
+    monkeypatch.setattr(scoring.ctypes, "CDLL", lambda name: object())  # no mallopt (macOS)
+    scoring.reuse_freed_memory()
+    monkeypatch.undo()
+    if platform.libc_ver()[0] == "glibc":
+        assert ctypes.CDLL(None).mallopt(-1, 128 * 2**20) == 1  # the real call is accepted
