@@ -50,6 +50,7 @@ from memgrid.core.metrics.features import LazyImages
 from memgrid.tui.services.ingest import import_grids
 from memgrid.tui.services.project import create_project, open_project
 from memgrid.tui.services.scoring import score_project
+from memgrid.tui.services.scoring_processes import reuse_freed_memory
 
 SEEDS = 16
 SIZE = 512
@@ -169,6 +170,7 @@ def measure(root: Path, tool: str, workers: int, signals: Sequence[str]) -> dict
     if tool == "decode":
         seconds, cpu_seconds = timed_over_paths(decode_images, paths, workers)
     elif tool == "decode-memgrid":
+        reuse_freed_memory()  # as scoring sets it up, here and in its pool's workers
         seconds, cpu_seconds = timed_over_paths(decode_like_memgrid, paths, workers)
     elif tool == "imagededup":
         seconds, cpu_seconds = timed_over_paths(imagededup_hashes, paths, workers)

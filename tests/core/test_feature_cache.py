@@ -178,7 +178,7 @@ def test_scoring_keeps_freed_seed_buffers_on_glibc(monkeypatch):
     import ctypes
     import platform
 
-    from memgrid.tui.services import scoring
+    from memgrid.tui.services import scoring_processes as scoring
 
     calls = []
 

@@ -205,6 +205,17 @@ def test_phash_area_reduction_keeps_imagehash_bits():
         assert metric.hash_input(image.resize((700, 400))).shape == (100, 175)  # aspect kept
 
 
+def test_phash_dct_basis_is_scipys_unnormalised_dct():
+    from scipy.fftpack import dct
+
+    from memgrid.core.metrics.phash import dct_basis
+
+    pixels = np.random.default_rng(6).integers(0, 256, (3, 32, 32)).astype(np.float64)
+    expected = dct(dct(pixels, axis=1), axis=2)[:, :8, :8]
+    basis = dct_basis(32, 8)
+    assert np.allclose(basis @ pixels @ basis.T, expected, rtol=1e-12, atol=1e-8)
+
+
 def test_phash_identical_and_noisy_seeds():
     assert PHash().score(1, identical_grid(), SHAS).values["median_distance"] == 0.0
     assert PHash().score(1, noisy_grid(), SHAS).values["clique_share"] == 1.0

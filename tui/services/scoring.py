@@ -12,18 +12,12 @@ store in one transaction, so a killed run resumes at the first chunk it had not 
 
 from __future__ import annotations
 
-import ctypes
 import itertools
-import multiprocessing
-import signal
-import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +31,7 @@ from memgrid.core.metrics.clip import DEFAULT_MODEL, DEFAULT_PRETRAINED
 from memgrid.core.metrics.features import FeatureCache, LazyImages
 from memgrid.core.records import Grid, Score
 from memgrid.tui.services.project import Project
+from memgrid.tui.services.scoring_processes import one_thread_each, pool_context, start_worker
 
 # A chunk is a few grids of about this many images: one task for a worker and one
 # transaction for the store; large enough that the pool's messages cost nothing beside
@@ -46,16 +41,6 @@ IMAGES_PER_CHUNK = 48
 # worker busy, few enough that memory stays a small multiple of one grid per worker (a
 # worker holds one grid's images at a time; a chunk's results are scores and features).
 CHUNKS_IN_FLIGHT_PER_WORKER = 2
-OPENCV_METRICS = ("keypoints", "gradients")
-# What the pool's forkserver imports once, so that workers start with it loaded.
-PRELOADED = (
-    "memgrid.core.metrics.tiled_l2",
-    "memgrid.core.metrics.phash",
-    "memgrid.core.metrics.keypoints",
-    "memgrid.core.metrics.gradients",
-    "scipy.fftpack",
-    "cv2",
-)
 GRIDS_PER_QUERY = 256
 
 
@@ -270,59 +255,6 @@ def _count_grid(scores: list[Score], report: ScoringReport) -> None:
             )
 
 
-# glibc's malloc options (malloc.h): M_TRIM_THRESHOLD, M_MMAP_THRESHOLD.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-
-
-def reuse_freed_memory() -> None:
-    """Keep the memory of one seed's buffers for the next (glibc only; a no-op elsewhere).
-
-    By default glibc hands each freed buffer of a decoded seed (about 1 MB at 512 px) back
-    to the kernel and faults it back in, zeroed, for the next seed: about 1 ms a 512 px seed,
-    a fifth of its decoding (bench/score.py). Buffers up to 32 MB (a 2048 px seed is 12)
-    now come from the heap, which keeps up to 128 MB free before returning any. Pillow
-    recycles its own blocks and needs none of this.
-    """
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # not glibc: its allocator has its own policy
-        return
-    mallopt(_M_MMAP_THRESHOLD, 32 * 2**20)
-    mallopt(_M_TRIM_THRESHOLD, 128 * 2**20)
-
-
-@contextmanager
-def _one_thread_each(metrics: Sequence[Metric]) -> Iterator[None]:
-    """BLAS and OpenCV on one thread each while scoring: the per-tile Gram matrices are
-    small, and library threads spinning beside the workers slow every worker down; so
-    `workers` is the number of cores used. torch's own thread pool (clip, sscd on this
-    thread) is not a BLAS pool and keeps its size."""
-    from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
-
-    reuse_freed_memory()
-    cv2 = _loaded_cv2(metrics)
-    opencv_threads = cv2.getNumThreads() if cv2 is not None else None
-    if cv2 is not None:
-        cv2.setNumThreads(1)
-    try:
-        with threadpool_limits(limits=1, user_api="blas"):
-            yield
-    finally:
-        if cv2 is not None:
-            cv2.setNumThreads(opencv_threads)
-
-
-def _loaded_cv2(metrics: Sequence[Metric]) -> Any:
-    """OpenCV when a metric uses it or it is already loaded; None otherwise (no import)."""
-    if "cv2" not in sys.modules and not any(metric.name in OPENCV_METRICS for metric in metrics):
-        return None
-    try:
-        import cv2
-    except ImportError:
-        return None  # keypoints then reports itself unavailable
-    return cv2
-
-
 def _plan(
     project: Project, metrics: Sequence[Metric], grid_ids: Sequence[int], rescore: bool
 ) -> tuple[dict[int, list[Metric]], dict[str, str], dict[str, int]]:
@@ -426,12 +358,12 @@ def _scored_chunks(
     first_two = list(itertools.islice(chunks, 2))
     chunks = itertools.chain(first_two, chunks)
     if workers == 1 or len(first_two) < 2:
-        with _one_thread_each(metrics):
+        with one_thread_each(metrics):
             for chunk in chunks:
                 yield chunk, _score_chunk(chunk.tasks, chunk.features, keep_images=True)
         return
     pool = ProcessPoolExecutor(
-        max_workers=workers, mp_context=_pool_context(), initializer=_start_worker
+        max_workers=workers, mp_context=pool_context(), initializer=start_worker
     )
     try:
         in_flight: deque[tuple[_Chunk, Future[_ChunkResult]]] = deque()
@@ -445,32 +377,6 @@ def _scored_chunks(
             yield done, future.result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _pool_context() -> BaseContext:
-    """forkserver: workers forked from a clean process that preloaded the pixel metrics.
-
-    A plain fork would copy OpenCV's and BLAS's thread pools mid-state (a worker then hangs
-    on its first parallel call) and any lock the app's threads hold; spawn would re-import
-    numpy, scipy and OpenCV in every worker of every run.
-    """
-    if "forkserver" not in multiprocessing.get_all_start_methods():  # Windows
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__, *PRELOADED])
-    return context
-
-
-def _start_worker() -> None:
-    """Each worker computes on one core and leaves Ctrl-C to the main process."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    reuse_freed_memory()
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(limits=1, user_api="blas")
-    cv2 = _loaded_cv2(())
-    if cv2 is not None:
-        cv2.setNumThreads(1)
 
 
 def _score_chunk(
