@@ -1,13 +1,14 @@
 """Scoring speed against the floor and a tool users know: decode-only, memgrid, imagededup.
 
-Run: just bench score [--grids N] [--workers 1,2] [--keep DIR] [--real DIR]
+Run: just bench score [--grids N] [--workers 1,2] [--repeats 3] [--keep DIR] [--real DIR]
 (or .venv/bin/python bench/score.py ..., or python -m bench.score ... from the repository root)
 
 Two sets: generated grids of 16 seeds at 512x512 PNG (a quarter near-identical copies, a
 quarter fixed watermarks on varied scenes, half free variation; drawn like the demo at
 256 px, upscaled and re-noised so the PNGs are as large as real 512 px generations), and
 the real grids of ../shared/realgrids-dev when that folder is there (--real DIR).
-On each set and for each worker count, in a fresh process each, after a warm-up:
+On each set and for each worker count, in a fresh process each, after a warm-up, three
+times with the tools taking turns (the median run of each is kept: the machine is shared):
 - decode-only: every image opened and decoded by Pillow, nothing else (the floor for PNG);
 - decode-memgrid: every image decoded as memgrid's scoring does (checked open, header,
   chunk checksums, libspng for PNG);
@@ -218,16 +219,38 @@ def measure_in_child(
     return json.loads(result.stdout.splitlines()[-1])
 
 
-def compare(label: str, root: Path, worker_counts: list[int], signals: Sequence[str]) -> None:
+def median_runs(
+    root: Path, workers: int, signals: Sequence[str], repeats: int
+) -> dict[str, dict[str, float]]:
+    """Each tool measured `repeats` times, the tools taking turns (so that a spell of load
+    on the shared machine falls on all of them), and its median run kept: by CPU time with
+    one worker, by images/s with more. Also the spread, as 'spread' (max / min - 1)."""
+    key = "cpu_ms_per_image" if workers == 1 else "images_per_second"
+    runs: dict[str, list[dict[str, float]]] = {tool: [] for tool in TOOLS}
+    for _ in range(repeats):
+        for tool in TOOLS:
+            runs[tool].append(measure_in_child(root, tool, workers, signals))
+    medians = {}
+    for tool, measured in runs.items():
+        ordered = sorted(measured, key=lambda facts: facts[key])
+        values = [facts[key] for facts in ordered]
+        medians[tool] = {**ordered[len(ordered) // 2], "spread": values[-1] / values[0] - 1}
+    return medians
+
+
+def compare(
+    label: str, root: Path, worker_counts: list[int], signals: Sequence[str], repeats: int
+) -> None:
     """Print every tool's rate and the two ratios for one project, per worker count."""
-    print(f"{label}: {len(image_paths(root))} images")
+    print(f"{label}: {len(image_paths(root))} images, the median of {repeats} runs each")
     for workers in worker_counts:
-        facts = {tool: measure_in_child(root, tool, workers, signals) for tool in TOOLS}
+        facts = median_runs(root, workers, signals, repeats)
         rate = {tool: facts[tool]["images_per_second"] for tool in TOOLS}
         for tool in TOOLS:
             print(
                 f"  workers {workers}  {tool:<14} {rate[tool]:7.1f} images/s, "
-                f"peak RSS {facts[tool]['rss_peak_mib']:.0f} MiB"
+                f"peak RSS {facts[tool]['rss_peak_mib']:.0f} MiB, runs within "
+                f"{100 * facts[tool]['spread']:.0f}%"
             )
         if workers == 1:
             cpu = {tool: facts[tool]["cpu_ms_per_image"] for tool in TOOLS}
@@ -269,6 +292,7 @@ def main() -> None:
         default=",".join(WEIGHTS_FREE_METRICS),
         help="metrics memgrid computes (default: every weights-free one)",
     )
+    parser.add_argument("--repeats", type=int, default=3, help="runs per tool (median kept)")
     parser.add_argument("--measure", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
@@ -292,10 +316,12 @@ def main() -> None:
             f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; "
             f"memgrid signals: {', '.join(signals)}"
         )
-        compare("generated", root, worker_counts, signals)
+        compare("generated", root, worker_counts, signals, args.repeats)
         if args.real.is_dir():
             build_real(args.real, scratch / "real")
-            compare(f"real ({args.real.name})", scratch / "real", worker_counts, signals)
+            compare(
+                f"real ({args.real.name})", scratch / "real", worker_counts, signals, args.repeats
+            )
         else:
             print(f"real grids: {args.real} not found, skipped (--real DIR)")
         print(f"load average after: {os.getloadavg()[0]:.2f}")
