@@ -106,8 +106,8 @@ def decode_pixels(path: Path) -> np.ndarray:
     """An image as an RGB uint8 array (height, width, 3) at working size, or InputError.
 
     What scoring decodes: a PNG within the working size is decoded by libspng straight into
-    the array (4.4 ms a 512 px seed against Pillow's 6.5 and OpenCV's 6.3; SIMD filters and
-    no conversion or copy out of a Pillow image, bench/results/score.txt) once its chunk
+    the array (4.4 ms a 512 px seed against Pillow's 6.5 and OpenCV's 6.3, with no
+    conversion or copy out of a Pillow image; bench/results/score.txt) once its chunk
     checksums are verified; PNG is lossless, so the pixels are `decode_rgb`'s. Everything
     else (JPEG's reduced decode, other formats and modes) and any file libspng refuses or
     whose checksums fail takes `decode_rgb`'s route, so a bad file gets the same one-line

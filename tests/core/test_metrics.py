@@ -402,6 +402,27 @@ def test_decode_pixels_refuses_a_flipped_bit_that_libspng_alone_would_decode(tmp
             decode_pixels(path)
 
 
+def test_decode_pixels_names_a_png_whose_checksums_match_but_whose_data_is_not_zlib(tmp_path):
+    """Crafted, not damaged: every CRC right, the pixel data garbage. libspng refuses it and
+    Pillow's route names the file."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    header = struct.pack(">IIBBBBB", 16, 16, 8, 2, 0, 0, 0)  # 16 x 16, 8-bit RGB
+    data = images.PNG_SIGNATURE + chunk(b"IHDR", header) + chunk(b"IDAT", b"\xff" * 64)
+    data += chunk(b"IEND", b"")
+    assert images.png_checksums_match(data)
+    path = tmp_path / "seed-5.png"
+    path.write_bytes(data)
+    with pytest.raises(InputError, match=r"seed-5\.png"):
+        decode_pixels(path)
+
+
 def test_decode_pixels_names_a_truncated_png(tmp_path):
     path = tmp_path / "seed-7.png"
     Image.fromarray(np.zeros((64, 64, 3), np.uint8) + 9).save(path)
