@@ -59,6 +59,29 @@ def test_blind_share_hides_the_proposal_and_records_that(demo_project: Project) 
     assert refused.view is not None
 
 
+def test_a_vote_cast_again_after_an_undo_is_not_recorded_as_blind(demo_project: Project) -> None:
+    """The marks came back with the first vote; undoing it cannot unsee them, so they stay
+    on screen and the second vote is recorded as cast having seen the proposal."""
+    project_id = demo_project.store.project_id or ""
+    blind = next(
+        g for g in demo_project.store.grids.ids_all() if in_blind_share(project_id, g, 0.5)
+    )
+    session = session_on(demo_project, blind_share=0.5)
+    session.start()
+    assert session.reopen(blind).view.detector_hidden  # type: ignore[union-attr]
+    first = session.label(Category.NONE).event
+    assert first is not None and not first.proposal_shown
+    after_undo = session.undo().view
+    assert after_undo is not None and after_undo.grid_id == blind
+    assert not after_undo.voted and not after_undo.detector_hidden
+    second = session.label(Category.UNINTENDED).event
+    assert second is not None and second.proposal_shown
+    # Another annotator who never voted on it still sees nothing before voting.
+    other = session_on(demo_project, annotator="bob", blind_share=0.5)
+    other.start()
+    assert other.reopen(blind).view.detector_hidden  # type: ignore[union-attr]
+
+
 def test_labels_are_in_the_database_when_the_call_returns(demo_project: Project) -> None:
     session = session_on(demo_project)
     first = session.start().view

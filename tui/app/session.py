@@ -414,8 +414,9 @@ class AnnotationSession:
         """What every write carries: the overlap rule it is checked against, and what the
         annotator saw (recorded for the blind-share analysis)."""
         return {
-            # A vote changed after the marks came back was cast having seen them.
-            "proposal_shown": view.proposal_shown or view.voted,
+            # A vote changed (or cast again after an undo) once the marks came back was
+            # cast having seen them.
+            "proposal_shown": view.marks_seen,
             "proposal_category": view.proposal.category if view.proposal else None,
             "session": self.session_id,
             "rule": self._rule(),

@@ -68,6 +68,9 @@ class GridView:
     attribution: Attribution
     adjudication: LabelEvent | None = None
     draft: LabelEvent | None = None  # note and features typed for this grid's next label
+    # This annotator voted on the grid in memgrid before, even if that vote was undone since:
+    # the detector's marks were on screen after it, and cannot be unseen.
+    voted_before: bool = False
 
     @property
     def draft_note(self) -> str:
@@ -97,7 +100,13 @@ class GridView:
         """The rule of the proposal-hidden share (docs/design.md, "Calibration and
         agreement"): until this annotator has voted on such a grid, nothing the detector
         derived is shown, so the vote measures the detector instead of echoing it."""
-        return self.proposal is not None and not self.proposal_shown and not self.voted
+        return self.proposal is not None and not self.proposal_shown and not self.marks_seen
+
+    @property
+    def marks_seen(self) -> bool:
+        """Whether this annotator has had the detector's marks on screen for this grid:
+        shown from the start, or since a vote (kept through an undo)."""
+        return self.proposal_shown or self.voted or self.voted_before
 
     @property
     def marks(self) -> DetectorMarks:
@@ -214,7 +223,18 @@ class AnnotatorViews:
         votes = self.store.labels.votes_where(grid_ids=[view.grid_id])
         mine = next((e for e in votes if e.annotator == self.annotator), None)
         draft = self.store.labels.draft_where(grid_id=view.grid_id, annotator=self.annotator)
-        view = replace(view, mine=mine, draft=draft)
+        voted_before = (
+            view.proposal is not None
+            and not view.proposal_shown
+            and any(
+                event.annotator == self.annotator
+                and not event.imported
+                and event.state is not None
+                and event.state.done
+                for event in self.history(view.grid_id)
+            )
+        )
+        view = replace(view, mine=mine, draft=draft, voted_before=voted_before)
         # Others' votes are not shown before this annotator's own (anchoring), unless asked.
         if not (self.show_others or view.voted):
             return replace(view, others_hidden=True)
