@@ -134,12 +134,21 @@ def test_a_fit_worse_on_its_own_labels_is_refused(
         return WeightFit({**fit.values, "w_bias": -50.0}, fit.fitted_on, [])
 
     monkeypatch.setattr(calibration, "fit_combined", runaway)
-    result = runner.invoke(app, ["calibrate", "-p", str(demo), "--accept", "--no-plots"])
+    report = demo / "refused.html"
+    result = runner.invoke(
+        app, ["calibrate", "-p", str(demo), "--accept", "--no-plots", "--report", str(report)]
+    )
     assert result.exit_code == 0, result.output
+    # The HTML report says so too, where a reader of the report alone would miss it.
+    assert re.search(
+        r"Not accepted: the fitted thresholds label \d+ of 21 labelled grids right, the "
+        r"current ones \d+; the current thresholds stay active",
+        report.read_text(),
+    )
     said = " ".join(result.output.split())
     assert re.search(
         r"Not accepted: the fitted thresholds label \d+ of 21 labelled grids right, the "
-        r"current ones \d+\.$",
+        r"current ones \d+\.( Report written|$)",
         said,
     )
     with open_project(demo) as project:

@@ -408,6 +408,11 @@ def _html_run(run: Mapping[str, Any]) -> str:
         + "</p>",
     ]
     sections += [f'<p class="warning">warning: {html.escape(w)}</p>' for w in summary["warnings"]]
+    if summary.get("refused"):  # the terminal says it too: the fit made the labels worse
+        sections.append(
+            f'<p class="warning">Not accepted: {html.escape(summary["refused"])}; '
+            "the current thresholds stay active.</p>"
+        )
     sections.append("<h2>Thresholds</h2>")
     sections.append(html_table(THRESHOLD_HEADERS, threshold_rows(summary)))
     best = summary.get("best_signal")
