@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,24 @@ def test_too_few_labels_keep_every_weight_at_its_default_and_say_so(
     )
     text = runner.invoke(app, ["calibrate", "-p", str(demo), "--no-plots", "--bootstraps", "0"])
     assert "combined score's weights kept their defaults" in " ".join(text.output.split())
+
+
+def test_a_fit_that_did_not_converge_says_so_not_too_few_labels(
+    demo: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import_labels(runner, demo, WEBSTER_LABELS)
+    real_fit = calibration.fit_weights
+
+    def stuck(*args: Any) -> Any:  # what fit_weights returns when Newton does not settle
+        fit = real_fit(*args)
+        return replace(fit, converged=False, held=tuple(weight_keys()))
+
+    monkeypatch.setattr(calibration, "fit_weights", stuck)
+    run = calibrate(runner, demo)
+    assert {run["threshold_fits"][key] for key in weight_keys()} == {
+        "default: fit did not converge"
+    }
+    assert any("fit did not converge: every weight kept its default" in w for w in run["warnings"])
 
 
 def test_a_fit_worse_on_its_own_labels_is_refused(

@@ -375,8 +375,9 @@ def fit_combined(
             f"{', '.join(sorted(held))} kept at default: fewer than {FIT_MIN_SHOWING} labelled "
             "grids show that evidence"
         )
+    why_default = "default: too few labels" if fit.converged else "default: fit did not converge"
     fitted_on = {
-        key: "default: too few labels" if key in held else f"combined fit ({fit.examples} grids)"
+        key: why_default if key in held else f"combined fit ({fit.examples} grids)"
         for key in weight_keys()
     }
     return WeightFit(fit.values(), fitted_on, warnings)
