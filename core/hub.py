@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from memgrid.core.errors import InputError, UnavailableError
 
@@ -148,18 +149,8 @@ def resolve_snapshot(
     cache_dir = hub_cache_dir()
     why = "HF_HUB_OFFLINE is set"
     if not hub_offline():
-        from huggingface_hub import HfApi
-
-        try:
-            with quiet_hub_logs():
-                info = HfApi().model_info(repo, revision=revision, timeout=HUB_TIMEOUT_SECONDS)
-        except Exception as error:  # httpx, OSError and the hub's own errors all mean "no"
-            reason = _hub_error_reason(error)
-            if reason is not None:
-                where = f"{repo}@{revision}" if revision else repo
-                raise InputError(where, reason) from None
-            why = _connection_problem(error)
-        else:
+        info, why = _ask_hub(repo, revision)
+        if info is not None:
             commit = str(info.sha)
             folder = Path(download(repo, commit, cache_dir))
             return HubSnapshot(repo, commit, folder, revision)
@@ -167,6 +158,26 @@ def resolve_snapshot(
     if cached is None:
         raise HubUnreachableError(repo, why, download_command, alternative, cache_dir)
     return HubSnapshot(repo, cached.parent.name, cached.parent, revision)
+
+
+def _ask_hub(repo: str, revision: str | None = None) -> tuple[Any, str]:
+    """The repo's model info in one request without retries, or None and why the hub could
+    not be reached; the hub's own answer that the repo or revision is wrong is InputError.
+
+    Asked before any download: offline, huggingface_hub's downloads retry with backoff for
+    23 s before giving up, this fails in under a second.
+    """
+    from huggingface_hub import HfApi
+
+    try:
+        with quiet_hub_logs():
+            return HfApi().model_info(repo, revision=revision, timeout=HUB_TIMEOUT_SECONDS), ""
+    except Exception as error:  # httpx, OSError and the hub's own errors all mean "no"
+        reason = _hub_error_reason(error)
+        if reason is not None:
+            where = f"{repo}@{revision}" if revision else repo
+            raise InputError(where, reason) from None
+        return None, _connection_problem(error)
 
 
 def hub_file(
@@ -187,6 +198,9 @@ def hub_file(
         raise HubUnreachableError(
             what or repo, "HF_HUB_OFFLINE is set", command, alternative, cache_dir
         )
+    info, why = _ask_hub(repo)
+    if info is None:
+        raise HubUnreachableError(what or repo, why, command, alternative, cache_dir)
     from huggingface_hub import hf_hub_download
 
     missing: BaseException | None = None

@@ -181,6 +181,7 @@ def test_a_file_download_without_network_is_unreachable_not_missing(
     """Offline without HF_HUB_OFFLINE, the hub client says "not in the local cache" with an
     error that subclasses "no such file"; that is a connection problem, said as one."""
     import huggingface_hub
+    from huggingface_hub import HfApi
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
@@ -191,6 +192,32 @@ def test_a_file_download_without_network_is_unreachable_not_missing(
     def offline(*args: object, **kwargs: object) -> str:
         raise LocalEntryNotFoundError("cannot reach the hub and the file is not cached")
 
+    # The hub answered its first question, then the download lost the connection.
+    monkeypatch.setattr(HfApi, "model_info", lambda self, *args, **kwargs: object())
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline)
     with pytest.raises(HubUnreachableError, match="cannot connect"):
+        hub_file("org/clip", ["open_clip_model.safetensors"], what="CLIP model hf-hub:org/clip")
+
+
+def test_an_unreachable_hub_fails_at_its_first_question_not_after_the_downloads_retries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Offline without HF_HUB_OFFLINE, huggingface_hub's download retries with backoff for
+    23 s; one question without retries says the same at once."""
+    import huggingface_hub
+    from huggingface_hub import HfApi
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+
+    def unreachable(self: HfApi, *args: object, **kwargs: object) -> None:
+        raise ConnectionError("[Errno -2] Name or service not known")
+
+    def no_download(*args: object, **kwargs: object) -> str:
+        raise AssertionError("no download is tried once the hub cannot be reached")
+
+    monkeypatch.setattr(HfApi, "model_info", unreachable)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", no_download)
+    with pytest.raises(HubUnreachableError, match=r"cannot connect: \[Errno -2\] Name or"):
         hub_file("org/clip", ["open_clip_model.safetensors"], what="CLIP model hf-hub:org/clip")
