@@ -41,6 +41,22 @@ def test_cli_does_not_import_torch() -> None:
     assert loaded_after_import("memgrid.tui.cli", HEAVY) == []
 
 
+def test_scoring_workers_load_neither_the_store_nor_scipy() -> None:
+    """What the pool's forkserver preloads: the worker side and the pixel metrics, without
+    SQLite's layer (workers never touch the store) or scipy (a quarter second a start)."""
+    from memgrid.tui.services.scoring_processes import PRELOADED
+
+    code = (
+        "import sys, importlib; [importlib.import_module(m) for m in "
+        f"{list(PRELOADED)!r}]; "
+        "print(' '.join(n for n in ('memgrid.db', 'sqlite_utils', 'scipy') if n in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    assert result.stdout.split() == []
+
+
 def test_the_annotation_app_and_the_store_do_not_import_pandas() -> None:
     """pandas is installed with the dev extra (imagededup, img2dataset) and in many users'
     environments; sqlite-utils would import it at start-up (db/__init__.py says why not)."""

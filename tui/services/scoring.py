@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
 from memgrid.core.errors import InputError, UnavailableError
 from memgrid.core.extras import require_extra
 from memgrid.core.metrics import DEFAULT_METRICS, METRICS, WEIGHTS_FREE_METRICS, make_metric
@@ -31,7 +29,16 @@ from memgrid.core.metrics.clip import DEFAULT_MODEL, DEFAULT_PRETRAINED
 from memgrid.core.metrics.features import FeatureCache, LazyImages
 from memgrid.core.records import Grid, Score
 from memgrid.tui.services.project import Project
-from memgrid.tui.services.scoring_processes import one_thread_each, pool_context, start_worker
+from memgrid.tui.services.scoring_processes import (
+    ChunkResult,
+    PixelTask,
+    one_thread_each,
+    pool_context,
+    score_chunk,
+    score_or_unavailable,
+    start_worker,
+    with_grid,
+)
 
 # A chunk is a few grids of about this many images: one task for a worker and one
 # transaction for the store; large enough that the pool's messages cost nothing beside
@@ -133,22 +140,6 @@ class _GridWork:
     unavailable: tuple[tuple[Metric, str], ...] = ()
 
 
-@dataclass
-class _GridResult:
-    scores: list[Score]
-    images: LazyImages | None  # kept only when scored in this process, for the model metrics
-    error: InputError | None = None
-
-
-@dataclass(frozen=True)
-class _PixelTask:
-    """What a worker needs of one grid (picklable: no model metric, no store)."""
-
-    grid: Grid
-    paths: tuple[Path, ...]
-    metrics: tuple[Metric, ...]
-
-
 @dataclass(frozen=True)
 class _Chunk:
     """A few grids for one worker, with the features the store already has for their images."""
@@ -157,14 +148,8 @@ class _Chunk:
     features: FeatureCache
 
     @property
-    def tasks(self) -> tuple[_PixelTask, ...]:
-        return tuple(_PixelTask(item.grid, item.paths, item.pool_metrics) for item in self.work)
-
-
-@dataclass
-class _ChunkResult:
-    results: list[_GridResult]
-    features: dict[str, dict[str, bytes]]  # feature key -> sha256 -> bytes, computed anew
+    def tasks(self) -> tuple[PixelTask, ...]:
+        return tuple(PixelTask(item.grid, item.paths, item.pool_metrics) for item in self.work)
 
 
 def score_project(
@@ -212,7 +197,7 @@ def grids_needing_scores(project: Project) -> dict[str, int]:
 
 
 def _write_chunk(
-    project: Project, chunk: _Chunk, scored: _ChunkResult, report: ScoringReport
+    project: Project, chunk: _Chunk, scored: ChunkResult, report: ScoringReport
 ) -> None:
     """Add the model metrics' scores and the unavailable ones, then store the chunk's scores
     and new features in one transaction."""
@@ -225,7 +210,7 @@ def _write_chunk(
         try:
             model_scores = _model_scores(project, work, images)
         except InputError as error:
-            report.errors.append(_with_grid(error, work.grid))
+            report.errors.append(with_grid(error, work.grid))
             continue
         written.append(
             [
@@ -351,7 +336,7 @@ def _chunk_with_features(project: Project, batch: list[_GridWork]) -> _Chunk:
 
 def _scored_chunks(
     chunks: Iterator[_Chunk], workers: int, metrics: Sequence[Metric]
-) -> Iterator[tuple[_Chunk, _ChunkResult]]:
+) -> Iterator[tuple[_Chunk, ChunkResult]]:
     """Chunks scored in order: here with one worker or one chunk (a pool would only add its
     start), else in a process pool started once, with at most CHUNKS_IN_FLIGHT_PER_WORKER
     chunks per worker waiting (bounded memory)."""
@@ -360,15 +345,15 @@ def _scored_chunks(
     if workers == 1 or len(first_two) < 2:
         with one_thread_each(metrics):
             for chunk in chunks:
-                yield chunk, _score_chunk(chunk.tasks, chunk.features, keep_images=True)
+                yield chunk, score_chunk(chunk.tasks, chunk.features, keep_images=True)
         return
     pool = ProcessPoolExecutor(
         max_workers=workers, mp_context=pool_context(), initializer=start_worker
     )
     try:
-        in_flight: deque[tuple[_Chunk, Future[_ChunkResult]]] = deque()
+        in_flight: deque[tuple[_Chunk, Future[ChunkResult]]] = deque()
         for chunk in chunks:
-            in_flight.append((chunk, pool.submit(_score_chunk, chunk.tasks, chunk.features)))
+            in_flight.append((chunk, pool.submit(score_chunk, chunk.tasks, chunk.features)))
             if len(in_flight) >= workers * CHUNKS_IN_FLIGHT_PER_WORKER:
                 done, future = in_flight.popleft()
                 yield done, future.result()
@@ -379,26 +364,6 @@ def _scored_chunks(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _score_chunk(
-    tasks: Sequence[_PixelTask], features: FeatureCache, keep_images: bool = False
-) -> _ChunkResult:
-    """Runs in a worker (or here): each grid's pixel metrics, its images decoded on first use."""
-    results = []
-    for task in tasks:
-        images = LazyImages(task.paths)
-        shas = [image.sha256 for image in task.grid.images]
-        try:
-            scores = [
-                _score_or_unavailable(metric, task.grid.id, images, shas, features)
-                for metric in task.metrics
-            ]
-        except InputError as error:
-            results.append(_GridResult([], None, _with_grid(error, task.grid)))
-            continue
-        results.append(_GridResult(scores, images if keep_images else None))
-    return _ChunkResult(results, features.added)
-
-
 def _shas(work: _GridWork) -> list[str]:
     return [image.sha256 for image in work.grid.images]
 
@@ -406,24 +371,6 @@ def _shas(work: _GridWork) -> list[str]:
 def _model_scores(project: Project, work: _GridWork, images: LazyImages) -> list[Score]:
     """The model metrics, in this process: torch has its own threads, the store its connection."""
     return [
-        _score_or_unavailable(metric, work.grid.id, images, _shas(work), project.store.images)
+        score_or_unavailable(metric, work.grid.id, images, _shas(work), project.store.images)
         for metric in work.model_metrics
     ]
-
-
-def _score_or_unavailable(
-    metric: Metric,
-    grid_id: int,
-    images: Sequence[Image.Image],
-    shas: list[str],
-    cache: Any = None,
-) -> Score:
-    try:
-        return metric.score(grid_id, images, shas, cache)
-    except UnavailableError as error:
-        return metric.unavailable(grid_id, str(error))
-
-
-def _with_grid(error: InputError, grid: Grid) -> InputError:
-    """The decoding error, saying which grid it spoiled."""
-    return InputError(error.source, f"{error.problem} (grid {grid.id} not scored)", error.location)

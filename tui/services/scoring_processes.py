@@ -1,6 +1,7 @@
-"""How scoring's processes are set up: each computes on one core (BLAS and OpenCV on one
-thread), reuses its freed seed buffers, and the pool's workers start from a forkserver that
-imported the pixel metrics once."""
+"""Scoring's worker side: what a worker computes for a chunk of grids, and how scoring's
+processes are set up (each computes on one core, with BLAS and OpenCV on one thread, and
+reuses its freed seed buffers; the pool's workers start from a forkserver that imported the
+pixel metrics once). It imports core only, not the store: workers never touch SQLite."""
 
 from __future__ import annotations
 
@@ -10,15 +11,22 @@ import signal
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from multiprocessing.context import BaseContext
+from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
+from memgrid.core.errors import InputError, UnavailableError
 from memgrid.core.metrics.base import Metric
+from memgrid.core.metrics.features import FeatureCache, LazyImages
+from memgrid.core.records import Grid, Score
 
 OPENCV_METRICS = ("keypoints", "gradients")
 # What the pool's forkserver imports once, so that workers start with it loaded.
 PRELOADED = (
-    "memgrid.tui.services.scoring",
+    __name__,
     "memgrid.core.metrics.tiled_l2",
     "memgrid.core.metrics.phash",
     "memgrid.core.metrics.keypoints",
@@ -105,3 +113,63 @@ def start_worker() -> None:
     cv2 = _loaded_cv2(())
     if cv2 is not None:
         cv2.setNumThreads(1)
+
+
+@dataclass
+class GridResult:
+    scores: list[Score]
+    images: LazyImages | None  # kept only when scored in this process, for the model metrics
+    error: InputError | None = None
+
+
+@dataclass(frozen=True)
+class PixelTask:
+    """What a worker needs of one grid (picklable: no model metric, no store)."""
+
+    grid: Grid
+    paths: tuple[Path, ...]
+    metrics: tuple[Metric, ...]
+
+
+@dataclass
+class ChunkResult:
+    results: list[GridResult]
+    features: dict[str, dict[str, bytes]]  # feature key -> sha256 -> bytes, computed anew
+
+
+def score_chunk(
+    tasks: Sequence[PixelTask], features: FeatureCache, keep_images: bool = False
+) -> ChunkResult:
+    """Runs in a worker (or here): each grid's pixel metrics, its images decoded on first use."""
+    results = []
+    for task in tasks:
+        images = LazyImages(task.paths)
+        shas = [image.sha256 for image in task.grid.images]
+        try:
+            scores = [
+                score_or_unavailable(metric, task.grid.id, images, shas, features)
+                for metric in task.metrics
+            ]
+        except InputError as error:
+            results.append(GridResult([], None, with_grid(error, task.grid)))
+            continue
+        results.append(GridResult(scores, images if keep_images else None))
+    return ChunkResult(results, features.added)
+
+
+def score_or_unavailable(
+    metric: Metric,
+    grid_id: int,
+    images: Sequence[Image.Image],
+    shas: list[str],
+    cache: Any = None,
+) -> Score:
+    try:
+        return metric.score(grid_id, images, shas, cache)
+    except UnavailableError as error:
+        return metric.unavailable(grid_id, str(error))
+
+
+def with_grid(error: InputError, grid: Grid) -> InputError:
+    """The decoding error, saying which grid it spoiled."""
+    return InputError(error.source, f"{error.problem} (grid {grid.id} not scored)", error.location)
