@@ -100,7 +100,7 @@ class GridView:
         """The rule of the proposal-hidden share (docs/design.md, "Calibration and
         agreement"): until this annotator has voted on such a grid, nothing the detector
         derived is shown, so the vote measures the detector instead of echoing it."""
-        return self.proposal is not None and not self.proposal_shown and not self.marks_seen
+        return self.proposal is not None and not self.marks_seen
 
     @property
     def marks_seen(self) -> bool:
@@ -223,18 +223,16 @@ class AnnotatorViews:
         votes = self.store.labels.votes_where(grid_ids=[view.grid_id])
         mine = next((e for e in votes if e.annotator == self.annotator), None)
         draft = self.store.labels.draft_where(grid_id=view.grid_id, annotator=self.annotator)
-        voted_before = (
-            view.proposal is not None
-            and not view.proposal_shown
-            and any(
+        view = replace(view, mine=mine, draft=draft)
+        if view.detector_hidden:  # only then can an undone vote of this annotator matter
+            voted_before = any(
                 event.annotator == self.annotator
                 and not event.imported
                 and event.state is not None
                 and event.state.done
                 for event in self.history(view.grid_id)
             )
-        )
-        view = replace(view, mine=mine, draft=draft, voted_before=voted_before)
+            view = replace(view, voted_before=voted_before)
         # Others' votes are not shown before this annotator's own (anchoring), unless asked.
         if not (self.show_others or view.voted):
             return replace(view, others_hidden=True)
