@@ -18,6 +18,7 @@ from memgrid.core.metrics import make_metric
 from memgrid.core.metrics.features import FeatureCache, LazyImages, SeedPixels, per_image
 from memgrid.core.metrics.keypoints import (
     MATCH_SIZE,
+    MAX_FEATURES,
     PATCH_SIZE,
     RATIO,
     REPROJECTION,
@@ -60,7 +61,9 @@ def test_batched_phash_bits_are_imagehash_bits() -> None:
 def reference_inliers(images: Sequence[Image.Image]) -> np.ndarray:
     """Keypoint inliers computed the plain way: describe each seed, match every pair."""
     cv2.setRNGSeed(0)
-    detector = cv2.ORB_create(nfeatures=500, edgeThreshold=PATCH_SIZE, patchSize=PATCH_SIZE)
+    detector = cv2.ORB_create(
+        nfeatures=MAX_FEATURES, edgeThreshold=PATCH_SIZE, patchSize=PATCH_SIZE
+    )
     grays = [SeedPixels.of(image).grey_square(MATCH_SIZE) for image in images]
     described = [detector.detectAndCompute(gray, None) for gray in grays]
     matcher = cv2.BFMatcher(cv2.NORM_HAMMING)

@@ -24,7 +24,7 @@ from memgrid.core.metrics.grid_scores import (
     near_duplicates,
 )
 from memgrid.core.metrics.phash import PHash
-from memgrid.core.metrics.tiled_l2 import TiledL2, tile_mean_squares
+from memgrid.core.metrics.tiled_l2 import DIRECT_PAIRS_UP_TO, TiledL2, tile_mean_squares
 
 SEEDS = 16
 SHAS = [f"sha{index}" for index in range(SEEDS)]
@@ -95,13 +95,35 @@ def test_image_distance_is_the_largest_tile_not_the_whole_image():
     assert whole_image_rms == pytest.approx(distance / 4, abs=1e-5)
 
 
-def test_tile_mean_squares_are_exact_for_identical_tiles_despite_float32():
+@pytest.mark.parametrize("seeds", [4, 8])  # compared pair by pair, and through Gram matrices
+def test_tile_mean_squares_are_exact_for_identical_tiles_despite_float32(seeds):
     rng = np.random.default_rng(3)
-    pixels = rng.integers(0, 256, size=(4, 64, 64, 3), dtype=np.uint8)
+    pixels = rng.integers(0, 256, size=(seeds, 64, 64, 3), dtype=np.uint8)
     pixels[1] = pixels[0]
     squares = tile_mean_squares(pixels, 2)
-    assert squares.shape == (4, 4, 4)
+    assert squares.shape == (4, seeds, seeds)
     assert np.sqrt(squares[:, 0, 1]).max() < 1e-3
+
+
+def test_small_and_large_grids_get_the_same_tile_distances():
+    """Up to DIRECT_PAIRS_UP_TO seeds each pair is compared directly, above it through Gram
+    matrices: a pair's tile distances must not depend on which route its grid took."""
+    rng = np.random.default_rng(4)
+    seeds = DIRECT_PAIRS_UP_TO + 3
+    pixels = rng.integers(0, 256, size=(seeds, 64, 64, 3), dtype=np.uint8)
+    pixels[2] = np.clip(pixels[1].astype(int) + rng.integers(-9, 10, pixels[1].shape), 0, 255)
+    through_gram = np.sqrt(tile_mean_squares(pixels, 4))
+    for first, second in [(1, 2), (0, 5), (3, seeds - 1)]:
+        direct = np.sqrt(tile_mean_squares(pixels[[first, second]], 4))
+        exact = np.sqrt(
+            ((pixels[first].astype(float) - pixels[second]) ** 2)
+            .reshape(4, 16, 4, 16 * 3)
+            .mean(axis=(1, 3))
+            .ravel()
+            / 255.0**2
+        )
+        assert direct[:, 0, 1] == pytest.approx(exact, abs=1e-6)
+        assert through_gram[:, first, second] == pytest.approx(exact, abs=1e-4)
 
 
 def test_identical_seeds_are_one_clique():
