@@ -141,14 +141,15 @@ class Keypoints(Metric):
 
     def _describe(self, images: list[SeedImage]) -> list[Described]:
         """Each image's ORB keypoint positions (n, 2) float32 and descriptors (n, 32) uint8."""
-        detector = opencv().ORB_create(
+        cv2 = opencv()
+        detector = cv2.ORB_create(
             nfeatures=self.features, edgeThreshold=PATCH_SIZE, patchSize=PATCH_SIZE
         )
         described = []
         for image in images:
             grey = SeedPixels.of(image).grey_square(self.size)
             points, descriptors = detector.detectAndCompute(grey, None)
-            positions = np.float32([point.pt for point in points]).reshape(-1, 2)
+            positions = np.float32(cv2.KeyPoint_convert(points)).reshape(-1, 2)
             if descriptors is None:
                 descriptors = np.zeros((0, DESCRIPTOR_SIZE), dtype=np.uint8)
             described.append((positions, descriptors))
