@@ -42,6 +42,11 @@ HF_HUB = "hf-hub:"
 HUB_WEIGHT_NAMES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 HUB_CONFIG_NAME = "open_clip_config.json"
 LOCAL_CHECKPOINT = "pass a local checkpoint with --clip-pretrained"
+# Where open_clip hosts a tag's weights (its `hf_hub`), for tags looked up before open_clip is
+# imported: open_clip imports torch, seconds of work that a run without the weights (not
+# cached, hub unreachable) would spend only to report them missing. Checked against open_clip
+# in tests/core/test_clip_sscd.py; any other tag is looked up through open_clip itself.
+TAG_HUB_LOCATIONS = {(DEFAULT_MODEL, DEFAULT_PRETRAINED): "laion/CLIP-ViT-B-32-laion2B-s34B-b79K/"}
 
 
 class Clip(EmbeddingMetric):
@@ -104,6 +109,7 @@ class Clip(EmbeddingMetric):
 
     def find_weights(self) -> str:
         require_extra("gen", "clip")
+        self._fetch_known_tag_weights()
         import open_clip
 
         model_name, pretrained, _ = self._resolve_weights(open_clip)
@@ -111,6 +117,7 @@ class Clip(EmbeddingMetric):
 
     def _load(self) -> None:
         require_extra("gen", "clip")
+        self._fetch_known_tag_weights()
         import open_clip
 
         model_name, pretrained, preprocess_overrides = self._resolve_weights(open_clip)
@@ -152,10 +159,7 @@ class Clip(EmbeddingMetric):
             )
         weights = self._cached_tag_weights(tag_config)
         if weights is None and tag_config.get("hf_hub"):
-            repo, filename = os.path.split(tag_config["hf_hub"])
-            what = f"CLIP weights {self.model_name}/{self.pretrained}"
-            candidates = _hub_weight_candidates(filename)
-            weights = hub_file(repo, candidates, self.hub_cache_dir, what, LOCAL_CHECKPOINT)
+            weights = self._tag_weights_from_hub(tag_config["hf_hub"])
         if weights is None:
             raise UnavailableError(
                 f"CLIP weights {self.model_name}/{self.pretrained} are not on this machine "
@@ -168,6 +172,21 @@ class Clip(EmbeddingMetric):
             "image_resize_mode": tag_config.get("resize_mode"),
         }
         return self.model_name, str(weights), overrides
+
+    def _fetch_known_tag_weights(self) -> None:
+        """A tag of TAG_HUB_LOCATIONS: its weights from the cache or the hub, before open_clip
+        is imported; missing and unreachable, UnavailableError at once."""
+        location = TAG_HUB_LOCATIONS.get((self.model_name, self.pretrained or ""))
+        if location is not None:
+            self._tag_weights_from_hub(location)
+
+    def _tag_weights_from_hub(self, location: str) -> Path:
+        """A tag's weights at open_clip's `hf_hub` location ('org/repo/' names the repo's
+        default weights, 'org/repo/file' one file): cached, downloaded, or UnavailableError."""
+        repo, filename = os.path.split(location)
+        what = f"CLIP weights {self.model_name}/{self.pretrained}"
+        candidates = _hub_weight_candidates(filename)
+        return hub_file(repo, candidates, self.hub_cache_dir, what, LOCAL_CHECKPOINT)
 
     def _cached_tag_weights(self, tag_config: dict[str, Any]) -> Path | None:
         """Where open_clip would have downloaded a tag's weights, if they are there."""

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -13,7 +16,7 @@ from PIL import Image
 
 from memgrid.core.demo import photo, scene
 from memgrid.core.errors import InputError, UnavailableError
-from memgrid.core.metrics.clip import Clip
+from memgrid.core.metrics.clip import TAG_HUB_LOCATIONS, Clip
 from memgrid.core.metrics.sscd import IMAGENET_MEAN, IMAGENET_STD, Sscd
 
 TINY_MODEL = "memgrid-tiny-clip"
@@ -152,6 +155,41 @@ def test_clip_without_weights_is_unavailable_not_faked(tmp_path):
         Clip(model="ViT-B-32", pretrained=None).ensure_loaded()
     with pytest.raises(UnavailableError, match="unknown open_clip model"):
         Clip(model="no-such-model", pretrained="x").ensure_loaded()
+
+
+def test_the_tags_looked_up_before_open_clip_are_where_open_clip_hosts_them():
+    import open_clip
+
+    for (model, tag), location in TAG_HUB_LOCATIONS.items():
+        assert open_clip.get_pretrained_cfg(model, tag)["hf_hub"] == location
+
+
+def test_missing_default_weights_are_reported_without_importing_torch(tmp_path):
+    """A run without the default CLIP weights (not cached, hub unreachable) learns it at once,
+    not after the seconds open_clip's import of torch takes."""
+    code = (
+        "import sys\n"
+        "from memgrid.core.errors import UnavailableError\n"
+        "from memgrid.core.metrics.clip import Clip\n"
+        "try:\n"
+        "    Clip(hub_cache_dir=sys.argv[1]).ensure_loaded()\n"
+        "except UnavailableError as error:\n"
+        "    print(error)\n"
+        "print(sorted({'torch', 'open_clip'} & set(sys.modules)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        check=True,
+    )
+    message, imported = result.stdout.splitlines()
+    assert "CLIP weights ViT-B-32/laion2b_s34b_b79k: not in the local Hugging Face cache" in message
+    assert (
+        "hf download laion/CLIP-ViT-B-32-laion2B-s34B-b79K open_clip_model.safetensors" in message
+    )
+    assert imported == "[]"
 
 
 def test_clip_missing_or_corrupt_checkpoint_names_the_file(tiny_weights, tmp_path):
