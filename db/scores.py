@@ -69,7 +69,8 @@ class Scores(Noun):
         """Grids without a current score for metric+params+version, in id order.
 
         Current means available and covering every seed the grid has now, so a grid that
-        gained seeds (a merge) is rescored. An unavailable score (no weights) counts as not
+        gained seeds (a merge) is rescored: `grid_seeds` where a metric compares a sample of
+        the seeds (keypoints), else `n_seeds`. An unavailable score (no weights) counts as not
         current unless `retry_unavailable` is False: then it is held until the metric can run.
         """
         held = "" if retry_unavailable else "OR s.available = 0"
@@ -79,7 +80,8 @@ class Scores(Noun):
                 f"""SELECT g.id FROM grids g WHERE NOT EXISTS (
                     SELECT 1 FROM scores s WHERE s.grid_id = g.id AND s.metric = ?
                     AND s.params_key = ? AND s.version = ? AND ((s.available = 1
-                    AND json_extract(s."values", '$.n_seeds') =
+                    AND coalesce(json_extract(s."values", '$.grid_seeds'),
+                        json_extract(s."values", '$.n_seeds')) =
                         (SELECT count(*) FROM images i WHERE i.grid_id = g.id)) {held})
                 ) ORDER BY g.id""",
                 (metric, content_key(params), version),

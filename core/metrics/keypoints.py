@@ -181,6 +181,9 @@ class Keypoints(Metric):
             median_inliers=float(np.median(pairs)),
             max_inliers=float(pairs.max()),
             seeds_matched=len(sample),
+            # n_seeds is the sample's (the clique and shares are of it); this is the grid's, so
+            # that the store sees the score covers every seed (and rescores a grown grid).
+            grid_seeds=len(images),
         )
         return self.make_score(grid_id, values)
 

@@ -12,6 +12,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from memgrid.core.demo import photo, scene, stamp, with_noise
+from memgrid.core.metrics.keypoints import MAX_SEEDS
 from memgrid.core.metrics.tiled_l2 import TiledL2
 from memgrid.core.records import Proposal, Reason
 from memgrid.core.taxonomy import Category, Feature
@@ -116,6 +117,25 @@ def test_a_grid_that_gains_seeds_is_rescored(scored_project: Path, runner: CliRu
     report = run_json(runner, *args)
     assert (report["grids_pending"], report["grids_scored"]) == (1, 1)
     assert values_of(scored_project, VARIED_PROMPT, "tiled-l2")["n_seeds"] == SEEDS + 1
+
+
+def test_keypoints_on_a_sample_of_a_large_grid_are_resumable(project: Project, runner: CliRunner):
+    """Keypoints match at most MAX_SEEDS seeds of a grid; the score still covers the grid, so
+    a second run has nothing to do, and a seed added later makes it current no longer."""
+    large = MAX_SEEDS + 2
+    add_grid(project, VARIED_PROMPT, [noise(s) for s in range(large)])
+    args = ["score", "-p", str(project.root), "--metric", "keypoints"]
+    assert run_json(runner, *args)["grids_scored"] == 1
+    again = run_json(runner, *args)
+    assert (again["grids_pending"], again["grids_scored"]) == (0, 0)
+    add_grid(project, VARIED_PROMPT, [noise(large)], first_seed=large)
+    assert run_json(runner, *args)["grids_scored"] == 1
+    values = values_of(project.root, VARIED_PROMPT, "keypoints")
+    assert (values["n_seeds"], values["seeds_matched"], values["grid_seeds"]) == (
+        MAX_SEEDS,
+        MAX_SEEDS,
+        large + 1,
+    )
 
 
 def test_clip_without_weights_is_stored_unavailable(
