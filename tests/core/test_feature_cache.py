@@ -25,6 +25,7 @@ from memgrid.core.metrics.keypoints import (
     Keypoints,
 )
 from memgrid.core.metrics.phash import PHash
+from memgrid.tui.services import scoring
 from memgrid.tui.services.project import Project
 from memgrid.tui.services.scoring import score_project
 
@@ -140,10 +141,13 @@ def stored_values(project: Project) -> dict[tuple[int, str], dict]:
     }
 
 
-@pytest.mark.parametrize("workers", [1, 2])
+# Chunks of about 4 images: the three grids go out as three chunks, so with 2 or 3 workers
+# they are scored in the pool (its results written in order), not here.
+@pytest.mark.parametrize("workers", [1, 2, 3])
 def test_scoring_service_stores_what_each_metric_gives_directly(
-    project: Project, workers: int
+    project: Project, workers: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(scoring, "IMAGES_PER_CHUNK", 4)
     print_ = artwork("a print").resize((256, 256))
     grids = {
         "copies": [with_noise(print_, ("copy", seed), sigma=3.0) for seed in range(4)],
@@ -173,6 +177,23 @@ def test_scoring_service_stores_what_each_metric_gives_directly(
     again = score_project(project, metrics, workers=workers, rescore=True)
     assert again.grids_scored == 3
     assert stored_values(project) == first
+
+
+@pytest.mark.parametrize("corrupt_grid", [0, 2])
+def test_a_bad_image_fails_its_grid_only_in_the_pool_too(
+    project: Project, corrupt_grid: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scoring, "IMAGES_PER_CHUNK", 3)
+    ids = [add_grid(project, f"grid {n}", [scene((n, s)) for s in range(3)]) for n in range(3)]
+    broken = project.image_path(project.store.grids.get(ids[corrupt_grid]).images[1])
+    broken.chmod(0o644)
+    broken.write_bytes(broken.read_bytes()[:200])  # cut short, as by a killed copy
+    report = score_project(project, [make_metric(name) for name in WEIGHTS_FREE], workers=2)
+    assert report.grids_scored == 2
+    (error,) = report.errors
+    assert str(broken) in str(error)
+    scored = {score.grid_id for score in project.store.scores.where(grid_ids=ids)}
+    assert scored == set(ids) - {ids[corrupt_grid]}
 
 
 def test_scoring_keeps_freed_seed_buffers_on_glibc(monkeypatch):
