@@ -138,6 +138,35 @@ def test_keypoints_on_a_sample_of_a_large_grid_are_resumable(project: Project, r
     )
 
 
+@pytest.mark.parametrize("json_output", [False, True])
+def test_an_interrupted_score_says_what_it_kept(
+    scored_project: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch, json_output: bool
+):
+    """Ctrl-C mid-run: the grids already written stay stored, and the one line says so."""
+    from memgrid.tui.services import scoring
+
+    real_write = scoring._write_chunk
+    written = []
+
+    def write_then_interrupt(*args: object, **kwargs: object) -> None:
+        if written:
+            raise KeyboardInterrupt
+        written.append(real_write(*args, **kwargs))
+
+    monkeypatch.setattr(scoring, "IMAGES_PER_CHUNK", SEEDS)
+    monkeypatch.setattr(scoring, "_write_chunk", write_then_interrupt)
+    args = ["score", "-p", str(scored_project), "--metric", "tiled-l2", "-j", "1"]
+    result = runner.invoke(app, args + (["--json"] if json_output else []))
+    assert result.exit_code == 130
+    assert result.stderr.strip().endswith(
+        "interrupted: 1 of 3 grids were scored and are stored; "
+        "`memgrid score` again goes on from there"
+    )
+    monkeypatch.undo()
+    report = run_json(runner, *args)
+    assert (report["grids_pending"], report["grids_scored"]) == (2, 2)
+
+
 def test_clip_without_weights_is_stored_unavailable(
     scored_project: Path, runner: CliRunner, no_hub_weights: None
 ):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -102,11 +103,26 @@ def score(
     )
     metrics = build_metrics(options, _asked_by(metric, names, sscd, clip_model, clip_pretrained))
     processes = workers or min(os.cpu_count() or 1, 8)
+    progress = [0, 0]  # grids done, grids pending: what an interruption leaves stored
+
+    def track(done: int, total: int) -> None:
+        progress[:] = [done, total]
+
     with open_project(project) as opened:
-        if json_output:
-            report = score_project(opened, metrics, workers=processes, rescore=rescore)
-        else:
-            report = _score_with_progress(opened, metrics, processes, rescore)
+        try:
+            if json_output:
+                report = score_project(
+                    opened, metrics, workers=processes, rescore=rescore, on_progress=track
+                )
+            else:
+                report = _score_with_progress(opened, metrics, processes, rescore, track)
+        except KeyboardInterrupt:
+            done, total = progress
+            report_error(
+                f"interrupted: {done} of {total} grids were scored and are stored; "
+                "`memgrid score` again goes on from there"
+            )
+            raise typer.Exit(130) from None
         stale_proposals = report.grids_scored > 0 and any(
             opened.store.proposals.category_counts_all().values()
         )
@@ -144,7 +160,11 @@ def _metric_names(metric: str | None, sscd: Path | None) -> tuple[str, ...]:
 
 
 def _score_with_progress(
-    opened: Project, metrics: list[Metric], processes: int, rescore: bool
+    opened: Project,
+    metrics: list[Metric],
+    processes: int,
+    rescore: bool,
+    track: Callable[[int, int], None],
 ) -> ScoringReport:
     """The scoring loop under a progress bar with grids/s and time left (stderr, transient)."""
     from rich.console import Console
@@ -169,6 +189,7 @@ def _score_with_progress(
         task = progress.add_task("score", total=None)
 
         def on_progress(done: int, total: int) -> None:
+            track(done, total)
             progress.update(task, completed=done, total=total)
 
         return score_project(
