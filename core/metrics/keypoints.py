@@ -176,6 +176,8 @@ class Keypoints(Metric):
         sample = _evenly_spaced(len(images), MAX_SEEDS)
         inliers = self.inliers([images[i] for i in sample], [shas[i] for i in sample], cache)
         values = self.grid_values(_similarity(inliers))
+        # The groups as the grid's seed indices, not the sample's (they mark seeds on the grid).
+        values["cliques"] = [[sample[member] for member in group] for group in values["cliques"]]
         pairs = inliers[np.triu_indices(len(sample), k=1)]
         values.update(
             median_inliers=float(np.median(pairs)),

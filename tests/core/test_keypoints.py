@@ -78,6 +78,16 @@ def test_large_grids_are_matched_on_a_sample_of_seeds() -> None:
     images = [scene(("free", seed)).resize((128, 128)) for seed in range(40)]
     values = Keypoints().score(1, images, [str(s) for s in range(40)]).values
     assert values["seeds_matched"] == MAX_SEEDS and values["n_seeds"] == MAX_SEEDS
+    assert values["grid_seeds"] == 40
+
+
+def test_a_sampled_grids_copies_are_named_by_their_seeds_in_the_grid() -> None:
+    """Of 10 seeds, 8 evenly spaced ones are matched (0, 1, 3, 4, 5, 6, 8, 9); the copies at
+    seeds 8 and 9 are the sample's 7th and 8th, and are reported as seeds 8 and 9."""
+    copy = artwork("a famous print").resize((256, 256))
+    images = [scene(("free", seed)).resize((256, 256)) for seed in range(8)] + [copy, copy]
+    values = Keypoints().score(1, images, [str(s) for s in range(10)]).values
+    assert values["cliques"] == [[8, 9]]
 
 
 def test_nearest_two_are_opencvs_brute_force_hamming_matches() -> None:
