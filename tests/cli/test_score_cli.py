@@ -167,6 +167,22 @@ def test_an_interrupted_score_says_what_it_kept(
     assert (report["grids_pending"], report["grids_scored"]) == (2, 2)
 
 
+def test_a_score_interrupted_before_any_grid_says_so(
+    scored_project: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+):
+    from memgrid.tui.services import scoring
+
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(scoring, "_plan", interrupted)
+    result = runner.invoke(app, ["score", "-p", str(scored_project)])
+    assert result.exit_code == 130
+    assert result.stderr.strip().endswith(
+        "interrupted: no grid was scored yet; `memgrid score` again goes on from there"
+    )
+
+
 def test_clip_without_weights_is_stored_unavailable(
     scored_project: Path, runner: CliRunner, no_hub_weights: None
 ):

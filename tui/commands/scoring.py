@@ -118,10 +118,12 @@ def score(
                 report = _score_with_progress(opened, metrics, processes, rescore, track)
         except KeyboardInterrupt:
             done, total = progress
-            report_error(
-                f"interrupted: {done} of {total} grids were scored and are stored; "
-                "`memgrid score` again goes on from there"
+            kept = (
+                f"{done} of {total} grids were scored and are stored"
+                if total
+                else "no grid was scored yet"
             )
+            report_error(f"interrupted: {kept}; `memgrid score` again goes on from there")
             raise typer.Exit(130) from None
         stale_proposals = report.grids_scored > 0 and any(
             opened.store.proposals.category_counts_all().values()
