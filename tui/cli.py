@@ -156,5 +156,5 @@ def main() -> None:
     try:
         app(prog_name="memgrid")
     except KeyboardInterrupt:  # before a command runs (Typer turns later ones into exit 130)
-        report_error("interrupted")
+        report_error("memgrid: interrupted")
         sys.exit(130)
