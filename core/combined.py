@@ -171,9 +171,12 @@ def _unapplied(feature: str, metric: str, scores: Mapping[str, Score]) -> Eviden
 
 
 def seeds_of(scores: Mapping[str, Score]) -> int | None:
-    """The grid's seed count as its scores report it."""
+    """The grid's seed count as its scores report it (`grid_seeds` where a metric compared a
+    sample of the seeds, as keypoints do on large grids)."""
     counts = [
-        int(s.values["n_seeds"]) for s in scores.values() if s.available and "n_seeds" in s.values
+        int(s.values.get("grid_seeds", s.values["n_seeds"]))
+        for s in scores.values()
+        if s.available and "n_seeds" in s.values
     ]
     return max(counts) if counts else None
 

@@ -66,8 +66,10 @@ def tile_mean_squares(pixels: np.ndarray, tiles_per_side: int) -> np.ndarray:
     if height % tiles_per_side or width % tiles_per_side:
         raise ValueError(f"a {height}x{width} image does not split into {tiles_per_side} tiles")
     if count <= DIRECT_PAIRS_UP_TO:
-        return _paired_mean_squares(pixels, tiles_per_side)
-    return _gram_mean_squares(pixels, tiles_per_side)
+        squares = _paired_mean_squares(pixels, tiles_per_side)
+    else:
+        squares = _gram_mean_squares(pixels, tiles_per_side)
+    return np.clip(squares, 0.0, 1.0, out=squares)  # float32 rounding may step past either end
 
 
 def _paired_mean_squares(pixels: np.ndarray, tiles_per_side: int) -> np.ndarray:
@@ -108,7 +110,6 @@ def _gram_mean_squares(pixels: np.ndarray, tiles_per_side: int) -> np.ndarray:
         norms = np.einsum("tii->ti", gram)
         squared[row] = norms[:, :, None] + norms[:, None, :] - 2.0 * gram
     squared = squared.reshape(tiles_per_side * tiles_per_side, count, count)
-    np.maximum(squared, 0.0, out=squared)
     squared /= np.float32(255.0 * 255.0 * tile_size)
     for tile in squared:
         np.fill_diagonal(tile, 0.0)

@@ -18,6 +18,7 @@ from memgrid.core.records import Proposal, Reason
 from memgrid.core.taxonomy import Category, Feature
 from memgrid.tui.cli import app
 from memgrid.tui.commands.scoring import heatmap_rows
+from memgrid.tui.errors import ERROR_LINE
 from memgrid.tui.services.project import Project, open_project
 
 # The tiny open_clip model the clip metric's tests build, reused here.
@@ -138,11 +139,8 @@ def test_keypoints_on_a_sample_of_a_large_grid_are_resumable(project: Project, r
     )
 
 
-@pytest.mark.parametrize("json_output", [False, True])
-def test_an_interrupted_score_says_what_it_kept(
-    scored_project: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch, json_output: bool
-):
-    """Ctrl-C mid-run: the grids already written stay stored, and the one line says so."""
+def interrupt_at_second_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while the second chunk (of one grid each) is being written."""
     from memgrid.tui.services import scoring
 
     real_write = scoring._write_chunk
@@ -155,16 +153,43 @@ def test_an_interrupted_score_says_what_it_kept(
 
     monkeypatch.setattr(scoring, "IMAGES_PER_CHUNK", SEEDS)
     monkeypatch.setattr(scoring, "_write_chunk", write_then_interrupt)
-    args = ["score", "-p", str(scored_project), "--metric", "tiled-l2", "-j", "1"]
-    result = runner.invoke(app, args + (["--json"] if json_output else []))
+
+
+def interrupted_line(result) -> str:
     assert result.exit_code == 130
-    assert result.stderr.strip().endswith(
-        "interrupted: 1 of 3 grids were scored and are stored; "
-        "`memgrid score` again goes on from there"
+    (line,) = result.stderr.strip().splitlines()
+    assert ERROR_LINE.match(line)["where"] == "memgrid score", line
+    return line
+
+
+@pytest.mark.parametrize("json_output", [False, True])
+def test_an_interrupted_score_says_what_it_kept(
+    scored_project: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch, json_output: bool
+):
+    """Ctrl-C mid-run: the grids already written stay stored, and the one line says so."""
+    interrupt_at_second_write(monkeypatch)
+    args = ["score", "-p", str(scored_project), "--metric", "tiled-l2", "-j", "1"]
+    line = interrupted_line(runner.invoke(app, args + (["--json"] if json_output else [])))
+    assert line.endswith(
+        "interrupted: 1 of 3 grids were scored and are stored; running it again goes on from there"
     )
     monkeypatch.undo()
     report = run_json(runner, *args)
     assert (report["grids_pending"], report["grids_scored"]) == (2, 2)
+
+
+def test_an_interrupted_score_counts_a_failed_grid_apart(
+    scored_project: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+):
+    with open_project(scored_project) as opened:
+        first = opened.store.grids.get(opened.store.grids.ids_all()[0])
+        broken = opened.image_path(first.images[0])
+    broken.chmod(0o644)
+    broken.write_bytes(b"not a picture")
+    interrupt_at_second_write(monkeypatch)
+    args = ["score", "-p", str(scored_project), "--metric", "tiled-l2", "-j", "1"]
+    line = interrupted_line(runner.invoke(app, args))
+    assert "interrupted: 0 of 3 grids were scored and are stored (1 failed on a bad image)" in line
 
 
 def test_a_score_interrupted_before_any_grid_says_so(
@@ -176,11 +201,8 @@ def test_a_score_interrupted_before_any_grid_says_so(
         raise KeyboardInterrupt
 
     monkeypatch.setattr(scoring, "_plan", interrupted)
-    result = runner.invoke(app, ["score", "-p", str(scored_project)])
-    assert result.exit_code == 130
-    assert result.stderr.strip().endswith(
-        "interrupted: no grid was scored yet; `memgrid score` again goes on from there"
-    )
+    line = interrupted_line(runner.invoke(app, ["score", "-p", str(scored_project)]))
+    assert line.endswith("interrupted: no grid was scored yet; running it again goes on from there")
 
 
 def test_clip_without_weights_is_stored_unavailable(

@@ -9,6 +9,7 @@ import pytest
 from sqlite_utils import Database
 
 from memgrid.core.errors import SchemaError
+from memgrid.core.metrics.keypoints import Keypoints
 from memgrid.core.records import GridImage, Score
 from memgrid.core.taxonomy import Category, Feature
 from memgrid.db.migrations import SCHEMA_VERSION, migrations
@@ -317,6 +318,28 @@ def test_the_labels_migration_fills_origins_on_an_older_database(tmp_path: Path)
     m009_labels_in_and_out(store.db)
     assert labels_schema(store) == migrated
     store.close()
+
+
+def test_the_500_orb_keypoints_are_dropped_and_the_250_kept(tmp_path: Path) -> None:
+    """An m011 database with keypoints v3's 500 ORB keypoints beside v4's 250 and pHash bits."""
+    path = tmp_path / "memgrid.db"
+    database = Database(path)
+    migrations.apply(database, stop_before="m012_drop_500_orb_features")
+    for key in [
+        "orb/2/size=192/features=500/patch=15",
+        "orb/1/size=192/features=500/patch=15",
+        "orb/2/size=192/features=250/patch=15",
+        "phash/1/hash_size=8",
+    ]:
+        database.execute(
+            "INSERT INTO embeddings (model_key, sha256, vector) VALUES (?, 'ab', x'00')", (key,)
+        )
+    database.close()
+    store = Store.open(path)
+    assert store.schema_version == SCHEMA_VERSION
+    kept = [row[0] for row in store.db.execute("SELECT model_key FROM embeddings ORDER BY 1")]
+    assert kept == ["orb/2/size=192/features=250/patch=15", "phash/1/hash_size=8"]
+    assert Keypoints().feature_key == kept[0]  # the key the metric reads is the one kept
 
 
 def test_the_sift_features_are_dropped_and_other_cached_features_kept(tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -20,7 +19,13 @@ from memgrid.tui.display import say
 from memgrid.tui.errors import report_error
 from memgrid.tui.options import JsonOption, ProjectOption
 from memgrid.tui.services.project import Project, open_project
-from memgrid.tui.services.scoring import MetricOptions, ScoringReport, build_metrics, score_project
+from memgrid.tui.services.scoring import (
+    MetricOptions,
+    ScoringInterrupted,
+    ScoringReport,
+    build_metrics,
+    score_project,
+)
 
 if TYPE_CHECKING:
     from rich.progress import Task
@@ -103,27 +108,14 @@ def score(
     )
     metrics = build_metrics(options, _asked_by(metric, names, sscd, clip_model, clip_pretrained))
     processes = workers or min(os.cpu_count() or 1, 8)
-    progress = [0, 0]  # grids done, grids pending: what an interruption leaves stored
-
-    def track(done: int, total: int) -> None:
-        progress[:] = [done, total]
-
     with open_project(project) as opened:
         try:
             if json_output:
-                report = score_project(
-                    opened, metrics, workers=processes, rescore=rescore, on_progress=track
-                )
+                report = score_project(opened, metrics, workers=processes, rescore=rescore)
             else:
-                report = _score_with_progress(opened, metrics, processes, rescore, track)
-        except KeyboardInterrupt:
-            done, total = progress
-            kept = (
-                f"{done} of {total} grids were scored and are stored"
-                if total
-                else "no grid was scored yet"
-            )
-            report_error(f"interrupted: {kept}; `memgrid score` again goes on from there")
+                report = _score_with_progress(opened, metrics, processes, rescore)
+        except ScoringInterrupted as interruption:
+            report_error(_interrupted_line(interruption.report))
             raise typer.Exit(130) from None
         stale_proposals = report.grids_scored > 0 and any(
             opened.store.proposals.category_counts_all().values()
@@ -161,12 +153,19 @@ def _metric_names(metric: str | None, sscd: Path | None) -> tuple[str, ...]:
     return tuple(name.strip() for name in metric.split(",") if name.strip())
 
 
+def _interrupted_line(report: ScoringReport) -> str:
+    """What an interrupted run kept, for its one line."""
+    if not report.grids_scored and not report.errors:
+        kept = "no grid was scored yet"
+    else:
+        kept = f"{report.grids_scored} of {report.grids_pending} grids were scored and are stored"
+        if report.errors:
+            kept += f" ({len(report.errors)} failed on a bad image)"
+    return f"memgrid score: interrupted: {kept}; running it again goes on from there"
+
+
 def _score_with_progress(
-    opened: Project,
-    metrics: list[Metric],
-    processes: int,
-    rescore: bool,
-    track: Callable[[int, int], None],
+    opened: Project, metrics: list[Metric], processes: int, rescore: bool
 ) -> ScoringReport:
     """The scoring loop under a progress bar with grids/s and time left (stderr, transient)."""
     from rich.console import Console
@@ -191,7 +190,6 @@ def _score_with_progress(
         task = progress.add_task("score", total=None)
 
         def on_progress(done: int, total: int) -> None:
-            track(done, total)
             progress.update(task, completed=done, total=total)
 
         return score_project(

@@ -94,6 +94,14 @@ class ScoringReport:
         }
 
 
+class ScoringInterrupted(KeyboardInterrupt):
+    """Ctrl-C during scoring, with what the run had stored by then."""
+
+    def __init__(self, report: ScoringReport) -> None:
+        super().__init__()
+        self.report = report
+
+
 def build_metrics(
     options: MetricOptions, asked_by: Mapping[str, str] | None = None
 ) -> list[Metric]:
@@ -165,22 +173,27 @@ def score_project(
 
     `on_progress(done, total)` is called after each grid is written. Bad images fail
     their grid only (reported in `errors`); a metric that cannot run here is stored as
-    unavailable with its reason.
+    unavailable with its reason. Ctrl-C raises ScoringInterrupted with the report so far
+    (every chunk written before it is stored).
     """
     if workers < 1:
         raise InputError("--workers", "must be at least 1")
     started = time.perf_counter()
     wanted = list(grid_ids) if grid_ids is not None else project.store.grids.ids_all()
     report = ScoringReport(grids=len(wanted))
-    pending, unusable, report.held_unavailable = _plan(project, metrics, wanted, rescore)
-    for name in report.held_unavailable:
-        report.unavailable.setdefault(name, unusable[name])
-    report.grids_pending = len(pending)
-    chunks = _chunks(project, _grid_work(project, pending, unusable))
-    for chunk, scored in _scored_chunks(chunks, workers, metrics):
-        _write_chunk(project, chunk, scored, report)
-        if on_progress:
-            on_progress(report.grids_scored + len(report.errors), report.grids_pending)
+    try:
+        pending, unusable, report.held_unavailable = _plan(project, metrics, wanted, rescore)
+        for name in report.held_unavailable:
+            report.unavailable.setdefault(name, unusable[name])
+        report.grids_pending = len(pending)
+        chunks = _chunks(project, _grid_work(project, pending, unusable))
+        for chunk, scored in _scored_chunks(chunks, workers, metrics):
+            _write_chunk(project, chunk, scored, report)
+            if on_progress:
+                on_progress(report.grids_scored + len(report.errors), report.grids_pending)
+    except KeyboardInterrupt:
+        report.seconds = time.perf_counter() - started
+        raise ScoringInterrupted(report) from None
     report.seconds = time.perf_counter() - started
     return report
 
