@@ -320,17 +320,13 @@ def test_the_labels_migration_fills_origins_on_an_older_database(tmp_path: Path)
     store.close()
 
 
-def test_the_500_orb_keypoints_are_dropped_and_the_250_kept(tmp_path: Path) -> None:
-    """An m011 database with keypoints v3's 500 ORB keypoints beside v4's 250 and pHash bits."""
+def cached_keys_after_migrating(tmp_path: Path, stop_before: str, keys: list[str]) -> list[str]:
+    """A database migrated up to `stop_before`, with a cached feature under each key, then
+    opened (so migrated to the end): the feature keys left, in order."""
     path = tmp_path / "memgrid.db"
     database = Database(path)
-    migrations.apply(database, stop_before="m012_drop_500_orb_features")
-    for key in [
-        "orb/2/size=192/features=500/patch=15",
-        "orb/1/size=192/features=500/patch=15",
-        "orb/2/size=192/features=250/patch=15",
-        "phash/1/hash_size=8",
-    ]:
+    migrations.apply(database, stop_before=stop_before)
+    for key in keys:
         database.execute(
             "INSERT INTO embeddings (model_key, sha256, vector) VALUES (?, 'ab', x'00')", (key,)
         )
@@ -338,21 +334,31 @@ def test_the_500_orb_keypoints_are_dropped_and_the_250_kept(tmp_path: Path) -> N
     store = Store.open(path)
     assert store.schema_version == SCHEMA_VERSION
     kept = [row[0] for row in store.db.execute("SELECT model_key FROM embeddings ORDER BY 1")]
+    store.close()
+    return kept
+
+
+def test_the_500_orb_keypoints_are_dropped_and_the_250_kept(tmp_path: Path) -> None:
+    """An m011 database with keypoints v3's 500 ORB keypoints beside v4's 250 and pHash bits."""
+    kept = cached_keys_after_migrating(
+        tmp_path,
+        "m012_drop_500_orb_features",
+        [
+            "orb/2/size=192/features=500/patch=15",
+            "orb/1/size=192/features=500/patch=15",
+            "orb/2/size=192/features=250/patch=15",
+            "phash/1/hash_size=8",
+        ],
+    )
     assert kept == ["orb/2/size=192/features=250/patch=15", "phash/1/hash_size=8"]
     assert Keypoints().feature_key == kept[0]  # the key the metric reads is the one kept
 
 
 def test_the_sift_features_are_dropped_and_other_cached_features_kept(tmp_path: Path) -> None:
     """An m010 database with version 1's SIFT keypoints beside pHash bits and embeddings."""
-    path = tmp_path / "memgrid.db"
-    database = Database(path)
-    migrations.apply(database, stop_before="m011_drop_sift_features")
-    for key in ["sift/1/size=192/features=500", "phash/1/hash_size=8", "clip/ViT-B-32"]:
-        database.execute(
-            "INSERT INTO embeddings (model_key, sha256, vector) VALUES (?, 'ab', x'00')", (key,)
-        )
-    database.close()
-    store = Store.open(path)
-    assert store.schema_version == SCHEMA_VERSION
-    kept = [row[0] for row in store.db.execute("SELECT model_key FROM embeddings ORDER BY 1")]
+    kept = cached_keys_after_migrating(
+        tmp_path,
+        "m011_drop_sift_features",
+        ["sift/1/size=192/features=500", "phash/1/hash_size=8", "clip/ViT-B-32"],
+    )
     assert kept == ["clip/ViT-B-32", "phash/1/hash_size=8"]
