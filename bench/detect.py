@@ -66,6 +66,7 @@ NOT_SIGNALS = {
     "robust_quantile",
     "median_inliers",  # the same ranking as keypoints:median_similarity
     "seeds_matched",
+    "grid_seeds",
 }
 
 
