@@ -24,7 +24,12 @@ from memgrid.core.metrics.grid_scores import (
     near_duplicates,
 )
 from memgrid.core.metrics.phash import PHash
-from memgrid.core.metrics.tiled_l2 import DIRECT_PAIRS_UP_TO, TiledL2, tile_mean_squares
+from memgrid.core.metrics.tiled_l2 import (
+    DIRECT_PAIRS_UP_TO,
+    TiledL2,
+    tile_mean_squares,
+    tile_texture,
+)
 
 SEEDS = 16
 SHAS = [f"sha{index}" for index in range(SEEDS)]
@@ -76,12 +81,48 @@ def reference_tiled_l2(first: np.ndarray, second: np.ndarray, tiles: int = 4) ->
 
 def test_tiled_l2_matches_the_plain_definition_on_every_pair():
     images = [*noisy_grid()[:3], *varied_grid()[:3]]
-    matrix = TiledL2().matrix(images, SHAS[:6])
-    pixels = [SeedPixels.of(image).rgb_square(512) for image in images]
+    metric = TiledL2()
+    matrix = metric.matrix(images, SHAS[:6])
+    side = metric.working_side(images)
+    pixels = [SeedPixels.of(image).rgb_square(side) for image in images]
     for i, j in itertools.combinations(range(len(images)), 2):
         assert matrix[i, j] == pytest.approx(reference_tiled_l2(pixels[i], pixels[j]), abs=1e-4)
         assert matrix[i, j] == matrix[j, i]
     assert np.all(np.diag(matrix) == 0.0)
+
+
+@pytest.mark.parametrize(
+    ("sides", "working"),
+    [
+        ([(256, 256)] * 3, 256),  # compared as they are, not enlarged
+        ([(300, 200), (250, 250)], 304),  # the largest side, rounded up to whole tiles of 8
+        ([(512, 512), (128, 128)], 512),  # a grid's seeds share one size: the largest
+        ([(1024, 768), (600, 600)], 512),  # larger seeds shrink to Carlini's 512
+        ([(40, 40), (64, 64)], 128),  # too small to tile: enlarged to 128
+    ],
+)
+def test_seeds_are_compared_at_their_own_size_up_to_512(sides, working):
+    images = [Image.new("RGB", size, "grey") for size in sides]
+    metric = TiledL2()
+    assert metric.working_side(images) == working
+    assert metric.pixels(images).shape == (len(images), working, working, 3)
+
+
+def test_a_noise_copy_measures_the_noise_at_the_seeds_own_size():
+    """Two renderings with independent noise of sigma 6 levels differ by 6 * sqrt(2) RMS:
+    enlarging the seeds would smooth the noise and understate it."""
+    first, second = noisy_grid()[:2]
+    assert max(first.size) < 512
+    distance = TiledL2().matrix([first, second], SHAS[:2])[0, 1]
+    assert distance == pytest.approx(6 * np.sqrt(2) / 255, rel=0.15)
+
+
+def test_texture_samples_the_same_pixels_at_any_working_size():
+    """At 256 every other pixel is read, at 512 every fourth: on a seed doubled by repeating
+    pixels they are the same pixels, so the texture floor means the same at both sizes."""
+    small = np.asarray(scene("texture"), dtype=np.uint8)[:256, :256][None]
+    doubled = small.repeat(2, axis=1).repeat(2, axis=2)
+    np.testing.assert_array_equal(tile_texture(small, 8), tile_texture(doubled, 8))
 
 
 def test_image_distance_is_the_largest_tile_not_the_whole_image():
