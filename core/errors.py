@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from memgrid.core.display_text import printable
 
@@ -95,3 +96,12 @@ class NotAllowedError(MemgridError):
     def __init__(self, subject: str, problem: str) -> None:
         self.subject = subject
         super().__init__(f"{subject}: {problem}")
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a long run, carrying the run's report of what it had stored by then, so
+    that the command can say what was kept (a KeyboardInterrupt still, for anyone else)."""
+
+    def __init__(self, report: Any) -> None:
+        super().__init__()
+        self.report = report

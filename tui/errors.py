@@ -9,6 +9,7 @@ ERROR_LINE.
 from __future__ import annotations
 
 import re
+from typing import NoReturn
 
 import typer
 
@@ -26,6 +27,7 @@ __all__ = [
     "NoArgsIsHelpError",
     "describe_usage_error",
     "error_line",
+    "exit_interrupted",
     "report_error",
 ]
 
@@ -41,6 +43,12 @@ def error_line(message: str) -> str:
 
 def report_error(message: str) -> None:
     typer.echo(error_line(message), err=True)
+
+
+def exit_interrupted(where: str, kept: str) -> NoReturn:
+    """Ctrl-C: one line saying what the run kept, then exit 130 (a shell's code for SIGINT)."""
+    report_error(f"{where}: interrupted: {kept}")
+    raise typer.Exit(130)
 
 
 def describe_usage_error(error: ClickException) -> str:

@@ -12,6 +12,7 @@ import sys
 import tarfile
 from collections import defaultdict
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from memgrid.core.records import GridImage, Proposal, Reason, Score
 from memgrid.core.taxonomy import Category, Feature, Webster
 from memgrid.db.store import Store
 from memgrid.tui.cli import app
+from memgrid.tui.errors import ERROR_LINE
 from memgrid.tui.services.export import export_project
 from memgrid.tui.services.project import Project
 
@@ -721,6 +723,36 @@ def test_an_interrupted_overwrite_keeps_the_previous_export(
         )
     assert [p.name for p in (tmp_path / "exports").iterdir()] == ["out"]
     assert (out / "grids.jsonl").read_bytes() == before
+
+
+@pytest.mark.parametrize("earlier_export", [False, True])
+def test_ctrl_c_in_export_says_nothing_was_written(
+    labelled: tuple[Project, dict[str, int]],
+    runner: CliRunner,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    earlier_export: bool,
+) -> None:
+    from memgrid.tui.commands import export as export_command
+
+    project, _ = labelled
+    out = tmp_path / "out"
+    if earlier_export:
+        run_export(runner, project, out, "jsonl")
+    before = (out / "grids.jsonl").read_bytes() if earlier_export else None
+    monkeypatch.setattr(export_command, "export_project", partial(export_project, batch_size=3))
+    interrupt_on_second_batch(monkeypatch)
+    args = ["export", "-p", str(project.root), "-f", "jsonl", "-o", str(out), "--overwrite"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 130
+    (line,) = result.stderr.strip().splitlines()
+    assert ERROR_LINE.match(line)["where"] == "memgrid export", line
+    if earlier_export:
+        assert line.endswith(f"nothing was written; the earlier export at {out} is kept")
+        assert (out / "grids.jsonl").read_bytes() == before
+    else:
+        assert line.endswith(f"nothing was written; {out} was not made")
+        assert not out.exists()
 
 
 @pytest.mark.parametrize("export_format", ["parquet", "imagefolder"])

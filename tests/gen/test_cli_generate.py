@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from memgrid.core.generation.signal import WEN_METRIC
 from memgrid.core.taxonomy import Category
 from memgrid.tui.cli import app
+from memgrid.tui.errors import ERROR_LINE
 from memgrid.tui.services.project import open_project
 from tests.conftest import vote_of
 
@@ -86,6 +87,46 @@ def test_generate_stores_grids_images_and_the_wen_score(
         wen = project.store.scores.where(grid_ids=[grid.id], metric=WEN_METRIC)[0].values
         assert wen["n_seeds"] == 5
         assert wen["per_seed_first"][:3] == pytest.approx(first_wen["per_seed_first"], rel=1e-4)
+
+
+@pytest.mark.parametrize("stored_before_ctrl_c", [0, 1])
+def test_ctrl_c_says_what_was_kept_and_a_rerun_goes_on(
+    tmp_path: Path,
+    runner: CliRunner,
+    tiny_model_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    stored_before_ctrl_c: int,
+) -> None:
+    from memgrid.tui.services import generation
+
+    real_store = generation._store_grid
+    stored: list[int] = []
+
+    def store_then_interrupt(*args: object) -> int:
+        if len(stored) == stored_before_ctrl_c:
+            raise KeyboardInterrupt
+        stored.append(real_store(*args))
+        return stored[-1]
+
+    monkeypatch.setattr(generation, "_store_grid", store_then_interrupt)
+    project_dir = tmp_path / "project"
+    args = generate_args(tiny_model_dir, project_dir, "--prompts", write_prompts(tmp_path))
+    result = runner.invoke(app, [*args, "--seeds", 2])
+    assert result.exit_code == 130, result.output
+    line = result.stderr.strip().splitlines()[-1]
+    assert ERROR_LINE.match(line)["where"] == "memgrid generate", line
+    kept = (
+        "1 of 3 grids were generated and are stored"
+        if stored_before_ctrl_c
+        else "no grid was generated yet"
+    )
+    assert line.endswith(f"interrupted: {kept}; running it again goes on from there")
+
+    monkeypatch.undo()
+    again = invoke(runner, [*args, "--seeds", 2])
+    assert f"{stored_before_ctrl_c} already complete" in again.output
+    with open_project(project_dir) as project:
+        assert project.store.grids.count == 3 and project.store.images.count == 6
 
 
 @pytest.mark.slow  # a subprocess loads torch and the model

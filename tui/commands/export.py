@@ -19,6 +19,7 @@ from memgrid.core.export.options import (
 from memgrid.core.export.staging import MANIFEST_NAME
 from memgrid.core.taxonomy import Category
 from memgrid.tui.display import say
+from memgrid.tui.errors import exit_interrupted
 from memgrid.tui.options import JsonOption, ProjectOption
 from memgrid.tui.services.export import export_project
 from memgrid.tui.services.project import open_project
@@ -119,7 +120,12 @@ def export(
         contact_sheets=contact_sheet,
     )
     with open_project(project) as opened:
-        report = export_project(opened, options)
+        earlier = out.exists()
+        try:
+            report = export_project(opened, options)
+        except KeyboardInterrupt:  # the export is staged apart and moved in whole at the end
+            kept = f"the earlier export at {out} is kept" if earlier else f"{out} was not made"
+            exit_interrupted("memgrid export", f"nothing was written; {kept}")
     if json_output:
         typer.echo(json.dumps(report.manifest, indent=2))
         return

@@ -20,11 +20,13 @@ from memgrid.core.generation.launch import (
 from memgrid.core.generation.settings import DTYPE_CHOICES, choose_seeds, parse_shard
 from memgrid.db.store import DATABASE_NAME
 from memgrid.tui.display import say
+from memgrid.tui.errors import exit_interrupted
 from memgrid.tui.options import JsonOption, ProjectOption
 from memgrid.tui.services import scale
 from memgrid.tui.services.generation import (
     GenerateReport,
     GenerateRequest,
+    GenerationInterrupted,
     GridProgress,
     check_request,
     generate,
@@ -205,6 +207,16 @@ def generate_command(
         report = scale.run_on_ray(request, root, workers, ray_address, on_status=output.status)
         output.done(report.to_dict(), _scale_summary(report))
         return
+    try:
+        _generate_here(request, root, output, json_output)
+    except GenerationInterrupted as interruption:
+        exit_interrupted("memgrid generate", _kept_when_interrupted(interruption.report))
+
+
+def _generate_here(
+    request: GenerateRequest, root: Path, output: _Output, json_output: bool
+) -> None:
+    """Generate in this process: its shard of a torchrun / accelerate job, or the whole run."""
     launch = None if request.shard else launch_from_environment(os.environ)
     if launch is not None:
         prefix = f"[{launch.launcher} shard {launch.shard}] "
@@ -227,6 +239,17 @@ def generate_command(
     if report.cost is not None and not json_output:
         _print_triage(report)
     output.done(report.to_dict(), _summary(report))
+
+
+def _kept_when_interrupted(report: GenerateReport) -> str:
+    """What an interrupted run kept, for its one line."""
+    if not report.grids_written:
+        kept = "no grid was generated yet"
+    else:
+        kept = (
+            f"{report.grids_written} of {report.grids_pending} grids were generated and are stored"
+        )
+    return f"{kept}; running it again goes on from there"
 
 
 class _Output:

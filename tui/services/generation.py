@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from memgrid.core.errors import InputError, ProjectError
+from memgrid.core.errors import InputError, Interrupted, ProjectError
 from memgrid.core.generation import loading
 from memgrid.core.generation import pipeline as generation
 from memgrid.core.generation.settings import (
@@ -68,6 +68,12 @@ class TriageResult:
     kept: bool
 
 
+class GenerationInterrupted(Interrupted):
+    """Ctrl-C during generation, with what the run had stored by then."""
+
+    report: GenerateReport
+
+
 @dataclass
 class GenerateReport:
     model: str = ""
@@ -76,6 +82,7 @@ class GenerateReport:
     settings: GenerationSettings | None = None
     prompts: int = 0
     already_complete: int = 0
+    grids_pending: int = 0  # left to generate after triage
     grids_written: int = 0
     images_added: int = 0
     seconds_sampling: float = 0.0
@@ -100,6 +107,7 @@ class GenerateReport:
             "settings": self.settings.to_dict() if self.settings else None,
             "prompts": self.prompts,
             "already_complete": self.already_complete,
+            "grids_pending": self.grids_pending,
             "grids_written": self.grids_written,
             "images_added": self.images_added,
             "seconds_sampling": round(self.seconds_sampling, 3),
@@ -202,6 +210,7 @@ def generate(
     Grids are stored under the model's weights hash (model_key), so the same weights read
     from another folder resume and merge. Prompts that a triage skipped are triaged again
     on a rerun (their signal has no grid to be stored with); a begun grid is always finished.
+    Ctrl-C raises GenerationInterrupted with the report so far (each grid is stored as done).
     """
     check_request(request)
     prompts = _prompts_for(project, request)
@@ -226,36 +235,40 @@ def generate(
         settings=settings,
         prompts=len(prompts),
     )
-    pending = []
-    for prompt in prompts:
-        missing = _missing_seeds(project, prompt, model, settings_dict, request.seeds)
-        if missing:
-            pending.append((prompt, missing))
-        else:
-            report.already_complete += 1
+    try:
+        pending = []
+        for prompt in prompts:
+            missing = _missing_seeds(project, prompt, model, settings_dict, request.seeds)
+            if missing:
+                pending.append((prompt, missing))
+            else:
+                report.already_complete += 1
 
-    if request.triage_steps is not None and request.triage_threshold is not None:
-        status(f"triage: {request.triage_steps} step(s) for {len(pending)} prompts")
-        pending = _triage(
-            project,
-            loaded,
-            settings,
-            request.seeds,
-            request.triage_steps,
-            request.triage_threshold,
-            pending,
-            report,
-        )
+        if request.triage_steps is not None and request.triage_threshold is not None:
+            status(f"triage: {request.triage_steps} step(s) for {len(pending)} prompts")
+            pending = _triage(
+                project,
+                loaded,
+                settings,
+                request.seeds,
+                request.triage_steps,
+                request.triage_threshold,
+                pending,
+                report,
+            )
 
-    provenance = generation.grid_provenance(loaded, settings, request.seeds, request.batch)
-    for index, (prompt, missing) in enumerate(pending, start=1):
-        sampled = generation.sample_grid(loaded, prompt, missing, settings, request.batch)
-        added = _store_grid(project, prompt, model, settings_dict, provenance, sampled)
-        report.grids_written += 1
-        report.images_added += added
-        report.seconds_sampling += sampled.seconds
-        if on_grid:
-            on_grid(index, len(pending), prompt, added, sampled.seconds)
+        report.grids_pending = len(pending)
+        provenance = generation.grid_provenance(loaded, settings, request.seeds, request.batch)
+        for index, (prompt, missing) in enumerate(pending, start=1):
+            sampled = generation.sample_grid(loaded, prompt, missing, settings, request.batch)
+            added = _store_grid(project, prompt, model, settings_dict, provenance, sampled)
+            report.grids_written += 1
+            report.images_added += added
+            report.seconds_sampling += sampled.seconds
+            if on_grid:
+                on_grid(index, len(pending), prompt, added, sampled.seconds)
+    except KeyboardInterrupt:
+        raise GenerationInterrupted(report) from None
     return report
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from memgrid.core.errors import InputError, UnavailableError
+from memgrid.core.errors import InputError, Interrupted, UnavailableError
 from memgrid.core.extras import require_extra
 from memgrid.core.metrics import DEFAULT_METRICS, METRICS, WEIGHTS_FREE_METRICS, make_metric
 from memgrid.core.metrics.base import Metric
@@ -94,12 +94,10 @@ class ScoringReport:
         }
 
 
-class ScoringInterrupted(KeyboardInterrupt):
+class ScoringInterrupted(Interrupted):
     """Ctrl-C during scoring, with what the run had stored by then."""
 
-    def __init__(self, report: ScoringReport) -> None:
-        super().__init__()
-        self.report = report
+    report: ScoringReport
 
 
 def build_metrics(
