@@ -28,6 +28,7 @@ __all__ = [
     "describe_usage_error",
     "error_line",
     "exit_interrupted",
+    "grids_kept",
     "report_error",
 ]
 
@@ -49,6 +50,15 @@ def exit_interrupted(where: str, kept: str) -> NoReturn:
     """Ctrl-C: one line saying what the run kept, then exit 130 (a shell's code for SIGINT)."""
     report_error(f"{where}: interrupted: {kept}")
     raise typer.Exit(130)
+
+
+def grids_kept(done: int, total: int, verb: str, aside: str = "") -> str:
+    """What an interrupted resumable run kept (each grid is stored as it is done)."""
+    if done or aside:
+        kept = f"{done} of {total} grids were {verb} and are stored{aside}"
+    else:
+        kept = f"no grid was {verb} yet"
+    return f"{kept}; running it again goes on from there"
 
 
 def describe_usage_error(error: ClickException) -> str:

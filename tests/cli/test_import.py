@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from memgrid.tui.cli import app
+from memgrid.tui.errors import ERROR_LINE
 from memgrid.tui.services.project import open_project
 from tests.conftest import write_image
 
@@ -60,6 +61,36 @@ def test_folder_per_prompt_import_and_reimport_is_idempotent(
     again = invoke(runner, "import", str(source), "--project", str(project_dir))
     assert "0 grids added, 0 images added, 2 grids already present" in again.output
     assert counts(project_dir) == (2, 6)
+
+
+def test_ctrl_c_mid_import_keeps_the_grids_in_and_says_so(
+    tmp_path: Path, runner: CliRunner, project_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from memgrid.tui.services import ingest
+
+    source = make_folder_source(tmp_path / "src", grids=3)
+    real_load = ingest.load_images
+    loaded: list[object] = []
+
+    def load_then_interrupt(planned: object) -> object:
+        if len(loaded) == 1:
+            raise KeyboardInterrupt
+        loaded.append(real_load(planned))
+        return loaded[-1]
+
+    monkeypatch.setattr(ingest, "load_images", load_then_interrupt)
+    result = invoke(runner, "import", str(source), "--project", str(project_dir))
+    assert result.exit_code == 130
+    (line,) = result.stderr.strip().splitlines()
+    assert ERROR_LINE.match(line)["where"] == "memgrid import", line
+    assert line.endswith(
+        "interrupted: 1 of 3 grids were imported and are stored; running it again goes on from there"
+    )
+    assert counts(project_dir) == (1, 3)
+    monkeypatch.undo()
+    again = invoke(runner, "import", str(source), "--project", str(project_dir))
+    assert "2 grids added, 6 images added, 1 grids already present" in again.output
+    assert counts(project_dir) == (3, 9)
 
 
 def test_single_grid_folder_with_meta(tmp_path: Path, runner: CliRunner, project_dir: Path) -> None:

@@ -20,7 +20,7 @@ from memgrid.core.generation.launch import (
 from memgrid.core.generation.settings import DTYPE_CHOICES, choose_seeds, parse_shard
 from memgrid.db.store import DATABASE_NAME
 from memgrid.tui.display import say
-from memgrid.tui.errors import exit_interrupted
+from memgrid.tui.errors import exit_interrupted, grids_kept
 from memgrid.tui.options import JsonOption, ProjectOption
 from memgrid.tui.services import scale
 from memgrid.tui.services.generation import (
@@ -210,7 +210,10 @@ def generate_command(
     try:
         _generate_here(request, root, output, json_output)
     except GenerationInterrupted as interruption:
-        exit_interrupted("memgrid generate", _kept_when_interrupted(interruption.report))
+        kept = interruption.report
+        exit_interrupted(
+            "memgrid generate", grids_kept(kept.grids_written, kept.grids_pending, "generated")
+        )
 
 
 def _generate_here(
@@ -239,17 +242,6 @@ def _generate_here(
     if report.cost is not None and not json_output:
         _print_triage(report)
     output.done(report.to_dict(), _summary(report))
-
-
-def _kept_when_interrupted(report: GenerateReport) -> str:
-    """What an interrupted run kept, for its one line."""
-    if not report.grids_written:
-        kept = "no grid was generated yet"
-    else:
-        kept = (
-            f"{report.grids_written} of {report.grids_pending} grids were generated and are stored"
-        )
-    return f"{kept}; running it again goes on from there"
 
 
 class _Output:

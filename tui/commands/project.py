@@ -14,10 +14,15 @@ from memgrid.core.references.matching import REFERENCE_METRIC, TYPE_ORDER
 from memgrid.core.taxonomy import Webster
 from memgrid.tui.commands.annotate import run_annotate
 from memgrid.tui.display import plain_console, say, user_text
-from memgrid.tui.errors import report_error
+from memgrid.tui.errors import exit_interrupted, grids_kept, report_error
 from memgrid.tui.options import JsonOption, ProjectOption
 from memgrid.tui.services.access import project_group
-from memgrid.tui.services.ingest import add_prompt_file, build_demo, import_grids
+from memgrid.tui.services.ingest import (
+    ImportInterrupted,
+    add_prompt_file,
+    build_demo,
+    import_grids,
+)
 from memgrid.tui.services.project import Project, create_project, default_project_dir, open_project
 from memgrid.tui.services.proposing import propose_all
 from memgrid.tui.services.references import match_grids
@@ -104,7 +109,15 @@ def import_command(
 ) -> None:
     """Import grids made elsewhere: a folder per prompt, or a manifest of prompt, seed, path."""
     with open_project(project) as opened:
-        report = import_grids(opened, source)
+        try:
+            report = import_grids(opened, source)
+        except ImportInterrupted as interruption:
+            kept = interruption.report
+            for error in kept.errors:
+                report_error(str(error))
+            exit_interrupted(
+                "memgrid import", grids_kept(kept.grids_added, kept.grids_found, "imported")
+            )
     for error in report.errors:
         report_error(str(error))
     say(

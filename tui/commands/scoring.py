@@ -16,7 +16,7 @@ from memgrid.core.records import Grid, Proposal, Score
 from memgrid.core.references.matching import REFERENCE_METRIC
 from memgrid.tui.commands.references import match_lines
 from memgrid.tui.display import say
-from memgrid.tui.errors import exit_interrupted, report_error
+from memgrid.tui.errors import exit_interrupted, grids_kept, report_error
 from memgrid.tui.options import JsonOption, ProjectOption
 from memgrid.tui.services.project import Project, open_project
 from memgrid.tui.services.scoring import (
@@ -115,7 +115,11 @@ def score(
             else:
                 report = _score_with_progress(opened, metrics, processes, rescore)
         except ScoringInterrupted as interruption:
-            exit_interrupted("memgrid score", _kept_when_interrupted(interruption.report))
+            kept = interruption.report
+            failed = f" ({len(kept.errors)} failed on a bad image)" if kept.errors else ""
+            exit_interrupted(
+                "memgrid score", grids_kept(kept.grids_scored, kept.grids_pending, "scored", failed)
+            )
         stale_proposals = report.grids_scored > 0 and any(
             opened.store.proposals.category_counts_all().values()
         )
@@ -150,17 +154,6 @@ def _metric_names(metric: str | None, sscd: Path | None) -> tuple[str, ...]:
     if metric is None:
         return (*DEFAULT_METRICS, "sscd") if sscd else DEFAULT_METRICS
     return tuple(name.strip() for name in metric.split(",") if name.strip())
-
-
-def _kept_when_interrupted(report: ScoringReport) -> str:
-    """What an interrupted run kept, for its one line."""
-    if not report.grids_scored and not report.errors:
-        kept = "no grid was scored yet"
-    else:
-        kept = f"{report.grids_scored} of {report.grids_pending} grids were scored and are stored"
-        if report.errors:
-            kept += f" ({len(report.errors)} failed on a bad image)"
-    return f"{kept}; running it again goes on from there"
 
 
 def _score_with_progress(

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from memgrid.core.demo import DEMO_ENTITIES, DEMO_MODEL, DEMO_SET, demo_images
 from memgrid.core.display_text import has_control_characters
-from memgrid.core.errors import InputError
+from memgrid.core.errors import InputError, Interrupted
 from memgrid.core.images import CheckedImage
 from memgrid.core.importing import PlannedGrid, load_images, plan_import
 from memgrid.core.prompt_files import read_prompt_file
@@ -20,12 +20,19 @@ from memgrid.tui.services.references import add_demo_references
 
 @dataclass
 class ImportReport:
+    grids_found: int = 0
     grids_added: int = 0
     grids_already_present: int = 0
     images_added: int = 0
     errors: list[InputError] = field(default_factory=list)
     # Stored exactly (they are data) and shown escaped; the count tells the person.
     prompts_with_control_characters: int = 0
+
+
+class ImportInterrupted(Interrupted):
+    """Ctrl-C during an import, with what the run had stored by then."""
+
+    report: ImportReport
 
 
 @dataclass
@@ -55,12 +62,26 @@ def import_grids(
     """Import every grid under `source`; a grid goes in whole or not at all.
 
     Bad grids are reported (one error each) and left out; the good ones are stored, so
-    fixing the bad ones and importing again adds just those.
+    fixing the bad ones and importing again adds just those. Ctrl-C raises ImportInterrupted
+    with the report so far (each grid is stored as it goes in).
     """
     plan = plan_import(source)
-    report = ImportReport(errors=list(plan.errors))
+    report = ImportReport(grids_found=len(plan.grids), errors=list(plan.errors))
+    try:
+        _import_planned(project, plan.grids, report, on_grid)
+    except KeyboardInterrupt:
+        raise ImportInterrupted(report) from None
+    return report
+
+
+def _import_planned(
+    project: Project,
+    grids: Sequence[PlannedGrid],
+    report: ImportReport,
+    on_grid: Callable[[int, int], None] | None,
+) -> None:
     with_controls: set[str] = set()
-    for index, planned in enumerate(plan.grids, start=1):
+    for index, planned in enumerate(grids, start=1):
         try:
             loaded = load_images(planned)
         except InputError as error:
@@ -96,8 +117,7 @@ def import_grids(
         else:
             report.grids_already_present += 1
         if on_grid:
-            on_grid(index, len(plan.grids))
-    return report
+            on_grid(index, len(grids))
 
 
 def _check_collisions(
