@@ -89,6 +89,25 @@ def test_generate_stores_grids_images_and_the_wen_score(
         assert wen["per_seed_first"][:3] == pytest.approx(first_wen["per_seed_first"], rel=1e-4)
 
 
+def test_ctrl_c_while_the_model_loads_says_no_grid_was_generated(
+    tmp_path: Path, runner: CliRunner, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from memgrid.tui.commands import generation
+
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(generation, "load_for", interrupted)
+    project_dir = tmp_path / "project"
+    result = runner.invoke(app, generate_args(tiny_model_dir, project_dir))
+    assert result.exit_code == 130, result.output
+    assert result.stderr.strip().endswith(
+        "memgrid generate: interrupted: no grid was generated yet; running it again goes on "
+        "from there"
+    )
+    assert not project_dir.exists()
+
+
 @pytest.mark.parametrize("stored_before_ctrl_c", [0, 1])
 def test_ctrl_c_says_what_was_kept_and_a_rerun_goes_on(
     tmp_path: Path,

@@ -214,6 +214,8 @@ def generate_command(
         exit_interrupted(
             "memgrid generate", grids_kept(kept.grids_written, kept.grids_pending, "generated")
         )
+    except KeyboardInterrupt:  # while the model loads, before any grid
+        exit_interrupted("memgrid generate", grids_kept(0, 0, "generated"))
 
 
 def _generate_here(

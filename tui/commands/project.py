@@ -118,6 +118,8 @@ def import_command(
             exit_interrupted(
                 "memgrid import", grids_kept(kept.grids_added, kept.grids_found, "imported")
             )
+        except KeyboardInterrupt:  # while the source is read, before any grid
+            exit_interrupted("memgrid import", grids_kept(0, 0, "imported"))
     for error in report.errors:
         report_error(str(error))
     say(
