@@ -45,7 +45,8 @@ CARLINI_TILES = 4  # per side: 16 tiles of 128x128 at 512
 # 0.006, and no pair crossed a threshold, while enlarging 256 px seeds to 512 was a third
 # of scoring them. Below this side tiles would hold too few pixels to measure texture.
 SMALLEST_SIDE = 128
-# Texture is sampled on this many pixels per tile side at most (every 4th pixel at 512).
+# Texture is sampled on at least this many pixels per tile side, inside each tile (every 4th
+# pixel of a 64 px tile at 512, every other of a 32 px tile at 256).
 TEXTURE_SAMPLES = 16
 MID_GREY = np.float32(127.5)
 # The robust image distance: this quantile of the tile distances (Carlini's is 1.0, the
@@ -128,21 +129,27 @@ def _gram_mean_squares(pixels: np.ndarray, tiles_per_side: int) -> np.ndarray:
 def tile_texture(pixels: np.ndarray, tiles_per_side: int) -> np.ndarray:
     """Each seed's within-tile standard deviation in [0, 1] (mean over channels), (tiles**2, n).
 
-    Estimated on TEXTURE_SAMPLES pixels per tile side (every 4th pixel each way at 512, every
-    other at 256), the same sample at every working size: a texture floor needs the spread,
-    not every pixel, and a full pass would cost as much as the distances themselves. Per tile and
-    channel, the variance is E[x^2] - E[x]^2, both means taken by an area resize to one
-    pixel per tile (an exact box average when the tiles divide the image).
+    Estimated on a regular sample of each tile, at least TEXTURE_SAMPLES pixels a side (every
+    4th pixel each way at 512, every other at 256), the same sample at every working size: a
+    texture floor needs the spread, not every pixel, and a full pass would cost as much as the
+    distances themselves. Each tile is sampled on its own, so no sample strays into the next
+    tile whatever the side. Per tile and channel, the variance is E[x^2] - E[x]^2, both means
+    taken by an area resize of the samples to one pixel per tile (an exact box average: every
+    tile holds the same number of samples).
     """
     import cv2  # deferred like every OpenCV use; a base dependency
 
-    stride = max(pixels.shape[1] // (tiles_per_side * TEXTURE_SAMPLES), 1)
-    sampled = pixels[:, ::stride, ::stride].astype(np.float32)
-    tiles = (tiles_per_side, tiles_per_side)
+    count, height, width, channels = pixels.shape
+    tile_height, tile_width = height // tiles_per_side, width // tiles_per_side
+    stride = max(min(tile_height, tile_width) // TEXTURE_SAMPLES, 1)
+    tiles = pixels.reshape(count, tiles_per_side, tile_height, tiles_per_side, tile_width, channels)
+    sampled = tiles[:, :, ::stride, :, ::stride].astype(np.float32)  # contiguous, tile by tile
+    rows, columns = sampled.shape[1] * sampled.shape[2], sampled.shape[3] * sampled.shape[4]
+    side = (tiles_per_side, tiles_per_side)
     deviations = []
-    for seed in sampled:
-        mean = cv2.resize(seed, tiles, interpolation=cv2.INTER_AREA)
-        mean_square = cv2.resize(seed * seed, tiles, interpolation=cv2.INTER_AREA)
+    for seed in sampled.reshape(count, rows, columns, channels):
+        mean = cv2.resize(seed, side, interpolation=cv2.INTER_AREA)
+        mean_square = cv2.resize(seed * seed, side, interpolation=cv2.INTER_AREA)
         # Spatial spread per channel: a flat colour has none, whatever its hue.
         spread = np.sqrt(np.maximum(mean_square - mean * mean, 0.0))
         deviations.append(spread.mean(axis=-1).ravel() / 255.0)
@@ -222,10 +229,11 @@ class TiledL2(Metric):
         side = max(min(largest, self.size), SMALLEST_SIDE)
         return min(-(-side // step) * step, self.size)
 
-    def pixels(self, images: Sequence[SeedImage]) -> np.ndarray:
-        """(n, side, side, 3) uint8: the seeds squashed to the working square."""
+    def pixels(self, images: Sequence[SeedImage], side: int | None = None) -> np.ndarray:
+        """(n, side, side, 3) uint8: the seeds squashed to the working square (`working_side`
+        unless a side is given)."""
         seeds = [SeedPixels.of(image) for image in images]
-        side = self.working_side(seeds)
+        side = side or self.working_side(seeds)
         pixels = np.empty((len(seeds), side, side, 3), dtype=np.uint8)
         for index, seed in enumerate(seeds):
             pixels[index] = seed.rgb_square(side)

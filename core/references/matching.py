@@ -113,7 +113,11 @@ def compare_seeds(
     if not seeds or not candidates:
         return []
     metric = TiledL2(delta=params.delta, tile_delta=params.tile_delta)
-    pixels = metric.pixels([image for _, image in seeds] + [c.image for c in candidates])
+    # At Carlini's 512 whatever the sizes: a pair's distance must not depend on which other
+    # candidates share the batch (a grid's working side is its largest image's).
+    pixels = metric.pixels(
+        [image for _, image in seeds] + [c.image for c in candidates], metric.size
+    )
     count = len(seeds)
     fine_squares = tile_mean_squares(pixels, metric.region_grid)
     fine = np.sqrt(fine_squares)[:, :count, count:]  # (64, seeds, candidates)

@@ -38,6 +38,18 @@ def test_a_copy_of_the_linked_image_is_mv_and_of_another_rv() -> None:
         assert all(m.distance <= params.delta and m.carlini >= m.distance for m in matches)
 
 
+def test_a_pairs_distance_does_not_depend_on_the_other_candidates() -> None:
+    """Seeds and references are compared at 512 whatever their sizes: a large unrelated
+    candidate in the batch must not change the working size of the others."""
+    seeds = seeds_of(copied_seeds("barn")[:1])
+    small = Candidate(reference(1, "barn"), training_image("barn").resize((200, 200)), True)
+    large = Candidate(reference(2, "pier"), training_image("pier").resize((1024, 1024)), False)
+    (alone,) = compare_seeds(seeds, [small], MatchParams())
+    (beside,) = compare_seeds(seeds, [small, large], MatchParams())
+    assert beside.reference_id == alone.reference_id == 1
+    assert (beside.distance, beside.carlini) == (alone.distance, alone.carlini)
+
+
 def test_varied_seeds_match_nothing_but_keep_the_nearest() -> None:
     matches = compare_seeds(seeds_of(varied_seeds("barn")), candidates(True), MatchParams())
     assert {m.webster for m in matches} == {Webster.NONE}
