@@ -755,6 +755,31 @@ def test_ctrl_c_in_export_says_nothing_was_written(
         assert not out.exists()
 
 
+def test_ctrl_c_after_the_export_moved_in_says_it_finished(
+    labelled: tuple[Project, dict[str, int]],
+    runner: CliRunner,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Interrupted while tidying up after the move (the earlier export is being removed): the
+    new export is in place, and the line must not claim the earlier one was kept."""
+    from memgrid.core.export import staging
+
+    project, _ = labelled
+    out = tmp_path / "out"
+    run_export(runner, project, out, "jsonl")
+
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(staging, "_fsync_folder", interrupted)
+    args = ["export", "-p", str(project.root), "-f", "csv", "-o", str(out), "--overwrite"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 130
+    assert result.stderr.strip().endswith(f"interrupted: the export had finished and is at {out}")
+    assert (out / "grids.csv").is_file() and not (out / "grids.jsonl").exists()
+
+
 @pytest.mark.parametrize("export_format", ["parquet", "imagefolder"])
 def test_parquet_without_pyarrow_says_which_extra_to_install(
     labelled: tuple[Project, dict[str, int]],

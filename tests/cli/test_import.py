@@ -93,6 +93,54 @@ def test_ctrl_c_mid_import_keeps_the_grids_in_and_says_so(
     assert counts(project_dir) == (3, 9)
 
 
+def test_ctrl_c_counts_the_grids_already_present_as_stored(
+    tmp_path: Path, runner: CliRunner, project_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from memgrid.tui.services import ingest
+
+    invoke(
+        runner,
+        "import",
+        str(make_folder_source(tmp_path / "first", grids=2)),
+        "-p",
+        str(project_dir),
+    )
+    source = make_folder_source(tmp_path / "src", grids=3)  # the same two grids and one more
+    real_load = ingest.load_images
+    loaded: list[object] = []
+
+    def load_then_interrupt(planned: object) -> object:
+        if len(loaded) == 2:
+            raise KeyboardInterrupt
+        loaded.append(real_load(planned))
+        return loaded[-1]
+
+    monkeypatch.setattr(ingest, "load_images", load_then_interrupt)
+    result = invoke(runner, "import", str(source), "--project", str(project_dir))
+    assert result.exit_code == 130
+    assert result.stderr.strip().endswith(
+        "interrupted: 2 of 3 grids were imported and are stored; running it again goes on from there"
+    )
+
+
+def test_ctrl_c_while_the_source_is_read_says_no_grid_went_in(
+    tmp_path: Path, runner: CliRunner, project_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from memgrid.tui.services import ingest
+
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ingest, "plan_import", interrupted)
+    source = make_folder_source(tmp_path / "src")
+    result = invoke(runner, "import", str(source), "--project", str(project_dir))
+    assert result.exit_code == 130
+    assert result.stderr.strip().endswith(
+        "memgrid import: interrupted: no grid was imported yet; running it again goes on from there"
+    )
+    assert counts(project_dir) == (0, 0)
+
+
 def test_single_grid_folder_with_meta(tmp_path: Path, runner: CliRunner, project_dir: Path) -> None:
     source = make_folder_source(tmp_path / "src", grids=1) / "grid0"
     (source / "meta.json").write_text(json.dumps({"model": "sd-1.5", "settings": {"steps": 50}}))

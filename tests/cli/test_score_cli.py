@@ -205,6 +205,19 @@ def test_a_score_interrupted_before_any_grid_says_so(
     assert line.endswith("interrupted: no grid was scored yet; running it again goes on from there")
 
 
+def test_a_score_interrupted_while_models_load_says_so(
+    scored_project: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+):
+    from memgrid.tui.commands import scoring
+
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(scoring, "build_metrics", interrupted)
+    line = interrupted_line(runner.invoke(app, ["score", "-p", str(scored_project)]))
+    assert line.endswith("interrupted: no grid was scored yet; running it again goes on from there")
+
+
 def test_clip_without_weights_is_stored_unavailable(
     scored_project: Path, runner: CliRunner, no_hub_weights: None
 ):

@@ -120,12 +120,11 @@ def export(
         contact_sheets=contact_sheet,
     )
     with open_project(project) as opened:
-        earlier = out.exists()
+        earlier = _manifest_identity(out)
         try:
             report = export_project(opened, options)
         except KeyboardInterrupt:  # the export is staged apart and moved in whole at the end
-            kept = f"the earlier export at {out} is kept" if earlier else f"{out} was not made"
-            exit_interrupted("memgrid export", f"nothing was written; {kept}")
+            exit_interrupted("memgrid export", _kept_when_interrupted(out, earlier))
     if json_output:
         typer.echo(json.dumps(report.manifest, indent=2))
         return
@@ -139,3 +138,22 @@ def export(
         f"Exported {report.rows} of {counts['grids_in_project']} grids as {export_format.value} "
         f"to {out} ({images}); manifest {out / MANIFEST_NAME}"
     )
+
+
+def _manifest_identity(out: Path) -> tuple[int, int] | None:
+    """Which export.json is at `out` (inode, mtime), or None where there is none."""
+    try:
+        found = (out / MANIFEST_NAME).stat()
+    except OSError:
+        return None
+    return found.st_ino, found.st_mtime_ns
+
+
+def _kept_when_interrupted(out: Path, earlier: tuple[int, int] | None) -> str:
+    """An export moves in whole at its very end: either it is there or the earlier one is."""
+    now = _manifest_identity(out)
+    if now is not None and now != earlier:  # cut short after the move, while tidying up
+        return f"the export had finished and is at {out}"
+    if earlier is not None:
+        return f"nothing was written; the earlier export at {out} is kept"
+    return f"nothing was written; {out} was not made"

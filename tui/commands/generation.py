@@ -214,8 +214,6 @@ def generate_command(
         exit_interrupted(
             "memgrid generate", grids_kept(kept.grids_written, kept.grids_pending, "generated")
         )
-    except KeyboardInterrupt:  # while the model loads, before any grid
-        exit_interrupted("memgrid generate", grids_kept(0, 0, "generated"))
 
 
 def _generate_here(
@@ -236,7 +234,10 @@ def _generate_here(
             output.status(prefix + _merge_summary(merged, root))
         output.done(shard_report.to_dict(), prefix + _summary(shard_report))
         return
-    loaded = load_for(request, output.status)  # before the project: a failure leaves nothing
+    try:
+        loaded = load_for(request, output.status)  # before the project: a failure leaves nothing
+    except KeyboardInterrupt:  # while the model loads: no grid yet
+        raise GenerationInterrupted(GenerateReport()) from None
     with create_project(root) as opened:
         report = generate(
             opened, request, on_grid=output.grid_printer(), on_status=output.status, loaded=loaded

@@ -115,9 +115,8 @@ def import_command(
             kept = interruption.report
             for error in kept.errors:
                 report_error(str(error))
-            exit_interrupted(
-                "memgrid import", grids_kept(kept.grids_added, kept.grids_found, "imported")
-            )
+            stored = kept.grids_added + kept.grids_already_present
+            exit_interrupted("memgrid import", grids_kept(stored, kept.grids_found, "imported"))
         except KeyboardInterrupt:  # while the source is read, before any grid
             exit_interrupted("memgrid import", grids_kept(0, 0, "imported"))
     for error in report.errors:

@@ -106,7 +106,12 @@ def score(
         sscd_path=sscd,
         device=device,
     )
-    metrics = build_metrics(options, _asked_by(metric, names, sscd, clip_model, clip_pretrained))
+    try:
+        metrics = build_metrics(
+            options, _asked_by(metric, names, sscd, clip_model, clip_pretrained)
+        )
+    except KeyboardInterrupt:  # while a model loads: no grid yet
+        exit_interrupted("memgrid score", grids_kept(0, 0, "scored"))
     processes = workers or min(os.cpu_count() or 1, 8)
     with open_project(project) as opened:
         try:
