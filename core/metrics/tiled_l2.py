@@ -129,11 +129,11 @@ def _gram_mean_squares(pixels: np.ndarray, tiles_per_side: int) -> np.ndarray:
 def tile_texture(pixels: np.ndarray, tiles_per_side: int) -> np.ndarray:
     """Each seed's within-tile standard deviation in [0, 1] (mean over channels), (tiles**2, n).
 
-    Estimated on a regular sample of each tile, at least TEXTURE_SAMPLES pixels a side (every
-    4th pixel each way at 512, every other at 256), the same sample at every working size: a
-    texture floor needs the spread, not every pixel, and a full pass would cost as much as the
-    distances themselves. Each tile is sampled on its own, so no sample strays into the next
-    tile whatever the side. Per tile and channel, the variance is E[x^2] - E[x]^2, both means
+    Estimated on a regular sample of each tile, TEXTURE_SAMPLES to twice that many pixels a
+    side (every 4th pixel each way at 512, every other at 256: 16 of each tile's side at
+    both), so about the same sample at every working size: a texture floor needs the spread,
+    not every pixel, and a full pass would cost as much as the distances themselves. Each
+    tile is sampled on its own, so no sample strays into the next tile whatever the side. Per tile and channel, the variance is E[x^2] - E[x]^2, both means
     taken by an area resize of the samples to one pixel per tile (an exact box average: every
     tile holds the same number of samples).
     """
