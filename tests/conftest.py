@@ -83,6 +83,23 @@ def runner() -> CliRunner:
     return CliRunner()
 
 
+def interrupt_at_call(
+    monkeypatch: pytest.MonkeyPatch, owner: object, name: str, call: int = 1
+) -> None:
+    """Ctrl-C (KeyboardInterrupt) at the `call`-th call of `owner.name`; the calls before it
+    run for real."""
+    real = getattr(owner, name)
+    calls = []
+
+    def run_or_interrupt(*args: object, **kwargs: object) -> object:
+        calls.append(None)
+        if len(calls) == call:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, run_or_interrupt)
+
+
 def write_image(path: Path, color: tuple[int, int, int], size: int = 32) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.new("RGB", (size, size), color).save(path)

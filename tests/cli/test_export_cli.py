@@ -11,7 +11,6 @@ import re
 import sys
 import tarfile
 from collections import defaultdict
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from memgrid.tui.cli import app
 from memgrid.tui.errors import ERROR_LINE
 from memgrid.tui.services.export import export_project
 from memgrid.tui.services.project import Project
+from tests.conftest import interrupt_at_call
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 UPDATE_GOLDEN = os.environ.get("MEMGRID_UPDATE_GOLDEN") == "1"
@@ -684,16 +684,7 @@ def test_an_export_never_replaces_the_projects_images(
 
 
 def interrupt_on_second_batch(monkeypatch: pytest.MonkeyPatch) -> None:
-    original: Callable[..., None] = JsonlWriter._write_payload
-    calls = []
-
-    def write_then_stop(self: JsonlWriter, payload: bytes) -> None:
-        calls.append(payload)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        original(self, payload)
-
-    monkeypatch.setattr(JsonlWriter, "_write_payload", write_then_stop)
+    interrupt_at_call(monkeypatch, JsonlWriter, "_write_payload", call=2)
 
 
 def test_an_interrupted_export_leaves_nothing_at_the_destination(
@@ -769,10 +760,7 @@ def test_ctrl_c_after_the_export_moved_in_says_it_finished(
     out = tmp_path / "out"
     run_export(runner, project, out, "jsonl")
 
-    def interrupted(*args: object) -> None:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(staging, "_fsync_folder", interrupted)
+    interrupt_at_call(monkeypatch, staging, "_fsync_folder")
     args = ["export", "-p", str(project.root), "-f", "csv", "-o", str(out), "--overwrite"]
     result = runner.invoke(app, args)
     assert result.exit_code == 130

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from memgrid.tui.cli import app
 from memgrid.tui.errors import ERROR_LINE
 from memgrid.tui.services.project import open_project
-from tests.conftest import write_image
+from tests.conftest import interrupt_at_call, write_image
 
 
 def make_folder_source(root: Path, grids: int = 2, seeds: int = 3) -> Path:
@@ -69,16 +69,7 @@ def test_ctrl_c_mid_import_keeps_the_grids_in_and_says_so(
     from memgrid.tui.services import ingest
 
     source = make_folder_source(tmp_path / "src", grids=3)
-    real_load = ingest.load_images
-    loaded: list[object] = []
-
-    def load_then_interrupt(planned: object) -> object:
-        if len(loaded) == 1:
-            raise KeyboardInterrupt
-        loaded.append(real_load(planned))
-        return loaded[-1]
-
-    monkeypatch.setattr(ingest, "load_images", load_then_interrupt)
+    interrupt_at_call(monkeypatch, ingest, "load_images", call=2)
     result = invoke(runner, "import", str(source), "--project", str(project_dir))
     assert result.exit_code == 130
     (line,) = result.stderr.strip().splitlines()
@@ -106,16 +97,7 @@ def test_ctrl_c_counts_the_grids_already_present_as_stored(
         str(project_dir),
     )
     source = make_folder_source(tmp_path / "src", grids=3)  # the same two grids and one more
-    real_load = ingest.load_images
-    loaded: list[object] = []
-
-    def load_then_interrupt(planned: object) -> object:
-        if len(loaded) == 2:
-            raise KeyboardInterrupt
-        loaded.append(real_load(planned))
-        return loaded[-1]
-
-    monkeypatch.setattr(ingest, "load_images", load_then_interrupt)
+    interrupt_at_call(monkeypatch, ingest, "load_images", call=3)
     result = invoke(runner, "import", str(source), "--project", str(project_dir))
     assert result.exit_code == 130
     assert result.stderr.strip().endswith(
@@ -128,10 +110,7 @@ def test_ctrl_c_while_the_source_is_read_says_no_grid_went_in(
 ) -> None:
     from memgrid.tui.services import ingest
 
-    def interrupted(*args: object) -> None:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(ingest, "plan_import", interrupted)
+    interrupt_at_call(monkeypatch, ingest, "plan_import")
     source = make_folder_source(tmp_path / "src")
     result = invoke(runner, "import", str(source), "--project", str(project_dir))
     assert result.exit_code == 130

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import shutil
 from pathlib import Path
@@ -22,6 +23,7 @@ from memgrid.tui.errors import ERROR_LINE
 from memgrid.tui.services.project import Project, open_project
 
 # The tiny open_clip model the clip metric's tests build, reused here.
+from tests.conftest import interrupt_at_call
 from tests.core.test_clip_sscd import TINY_MODEL, tiny_weights  # noqa: F401
 
 SEEDS = 6
@@ -143,16 +145,8 @@ def interrupt_at_second_write(monkeypatch: pytest.MonkeyPatch) -> None:
     """Ctrl-C while the second chunk (of one grid each) is being written."""
     from memgrid.tui.services import scoring
 
-    real_write = scoring._write_chunk
-    written = []
-
-    def write_then_interrupt(*args: object, **kwargs: object) -> None:
-        if written:
-            raise KeyboardInterrupt
-        written.append(real_write(*args, **kwargs))
-
     monkeypatch.setattr(scoring, "IMAGES_PER_CHUNK", SEEDS)
-    monkeypatch.setattr(scoring, "_write_chunk", write_then_interrupt)
+    interrupt_at_call(monkeypatch, scoring, "_write_chunk", call=2)
 
 
 def interrupted_line(result) -> str:
@@ -192,28 +186,21 @@ def test_an_interrupted_score_counts_a_failed_grid_apart(
     assert "interrupted: 0 of 3 grids were scored and are stored (1 failed on a bad image)" in line
 
 
+@pytest.mark.parametrize(
+    ("module", "step"),
+    [
+        ("memgrid.tui.commands.scoring", "build_metrics"),  # while a model loads
+        ("memgrid.tui.services.scoring", "_plan"),  # while the run is planned
+    ],
+)
 def test_a_score_interrupted_before_any_grid_says_so(
-    scored_project: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+    scored_project: Path,
+    runner: CliRunner,
+    monkeypatch: pytest.MonkeyPatch,
+    module: str,
+    step: str,
 ):
-    from memgrid.tui.services import scoring
-
-    def interrupted(*args: object) -> None:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(scoring, "_plan", interrupted)
-    line = interrupted_line(runner.invoke(app, ["score", "-p", str(scored_project)]))
-    assert line.endswith("interrupted: no grid was scored yet; running it again goes on from there")
-
-
-def test_a_score_interrupted_while_models_load_says_so(
-    scored_project: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
-):
-    from memgrid.tui.commands import scoring
-
-    def interrupted(*args: object) -> None:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(scoring, "build_metrics", interrupted)
+    interrupt_at_call(monkeypatch, importlib.import_module(module), step)
     line = interrupted_line(runner.invoke(app, ["score", "-p", str(scored_project)]))
     assert line.endswith("interrupted: no grid was scored yet; running it again goes on from there")
 

@@ -20,7 +20,7 @@ from memgrid.core.taxonomy import Category
 from memgrid.tui.cli import app
 from memgrid.tui.errors import ERROR_LINE
 from memgrid.tui.services.project import open_project
-from tests.conftest import vote_of
+from tests.conftest import interrupt_at_call, vote_of
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMPTS = ["a red cube on a table", "the Mona Lisa by Leonardo da Vinci", "a dog in the snow"]
@@ -94,10 +94,7 @@ def test_ctrl_c_while_the_model_loads_says_no_grid_was_generated(
 ) -> None:
     from memgrid.tui.commands import generation
 
-    def interrupted(*args: object) -> None:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(generation, "load_for", interrupted)
+    interrupt_at_call(monkeypatch, generation, "load_for")
     project_dir = tmp_path / "project"
     result = runner.invoke(app, generate_args(tiny_model_dir, project_dir))
     assert result.exit_code == 130, result.output
@@ -118,16 +115,7 @@ def test_ctrl_c_says_what_was_kept_and_a_rerun_goes_on(
 ) -> None:
     from memgrid.tui.services import generation
 
-    real_store = generation._store_grid
-    stored: list[int] = []
-
-    def store_then_interrupt(*args: object) -> int:
-        if len(stored) == stored_before_ctrl_c:
-            raise KeyboardInterrupt
-        stored.append(real_store(*args))
-        return stored[-1]
-
-    monkeypatch.setattr(generation, "_store_grid", store_then_interrupt)
+    interrupt_at_call(monkeypatch, generation, "_store_grid", call=stored_before_ctrl_c + 1)
     project_dir = tmp_path / "project"
     args = generate_args(tiny_model_dir, project_dir, "--prompts", write_prompts(tmp_path))
     result = runner.invoke(app, [*args, "--seeds", 2])
