@@ -51,7 +51,7 @@ from memgrid.core.metrics.features import LazyImages
 from memgrid.tui.services.ingest import import_grids
 from memgrid.tui.services.project import create_project, open_project
 from memgrid.tui.services.scoring import score_project
-from memgrid.tui.services.scoring_processes import reuse_freed_memory
+from memgrid.tui.services.scoring_processes import reuse_freed_memory, workers_skip_main_script
 
 SEEDS = 16
 SIZE = 512
@@ -176,6 +176,7 @@ def measure(root: Path, tool: str, workers: int, signals: Sequence[str]) -> dict
     elif tool == "imagededup":
         seconds, cpu_seconds = timed_over_paths(imagededup_hashes, paths, workers)
     else:
+        workers_skip_main_script()  # as `memgrid score` starts them: not re-running this file
         with pristine_copy(root) as copy, open_project(copy) as project:
             # Warm-up: imports (scikit-learn, scipy, OpenCV) and the page cache, outside the
             # timing, straight through the metrics so that no feature is cached in the store.
