@@ -107,3 +107,13 @@ def test_nearest_two_are_opencvs_brute_force_hamming_matches() -> None:
     expected = np.array([pair[0].trainIdx for pair in matches])
     assert np.array_equal(nearest[unique], expected[unique])
     assert np.array_equal(nearest[:30], np.arange(30))
+
+
+def test_nearest_two_count_every_bit_up_to_all_256() -> None:
+    from memgrid.core.metrics.keypoints import _descriptor_words, _nearest_two
+
+    ones = np.full((1, 32), 255, dtype=np.uint8)
+    opposite = np.zeros((2, 32), dtype=np.uint8)
+    opposite[1, :24] = 255  # the first three words alike, the last one all different
+    best, second_best, nearest = _nearest_two(_descriptor_words(ones), _descriptor_words(opposite))
+    assert (best.tolist(), second_best.tolist(), nearest.tolist()) == ([64], [256], [1])
