@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -94,6 +95,20 @@ class References(Noun):
                 f"SELECT {REFERENCE_COLUMNS} FROM reference_images ORDER BY id"
             )
         ]
+
+    def pool_digest(self) -> str:
+        """A digest of every reference's identity (its content, key, url and caption: what
+        matching reads), the same whatever the order or ids they were added with, so that a
+        merged project whose shards held the same pool has the same digest."""
+        digest = hashlib.sha256()
+        for row in self.store.rows(
+            "SELECT sha256, key, url, caption FROM reference_images "
+            "ORDER BY sha256, key, url, caption"
+        ):
+            for part in row:
+                encoded = str(part).encode()
+                digest.update(len(encoded).to_bytes(8, "big") + encoded)
+        return digest.hexdigest()
 
     def hashes_all(self) -> tuple[list[int], list[int]]:
         """Every reference's id and pHash, in id order: what the hash index is built from."""

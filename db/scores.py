@@ -65,15 +65,19 @@ class Scores(Noun):
         params: dict[str, Any],
         version: str,
         retry_unavailable: bool = True,
+        computed_from: tuple[str, str] | None = None,
     ) -> list[int]:
         """Grids without a current score for metric+params+version, in id order.
 
         Current means available and covering every seed the grid has now, so a grid that
         gained seeds (a merge) is rescored: `grid_seeds` where a metric compares a sample of
-        the seeds (keypoints), else `n_seeds`. An unavailable score (no weights) counts as not
-        current unless `retry_unavailable` is False: then it is held until the metric can run.
+        the seeds (keypoints), else `n_seeds`. With `computed_from` (a value's key and what it
+        must be, such as the reference pool a match was made against), also that. An
+        unavailable score (no weights) counts as not current unless `retry_unavailable` is
+        False: then it is held until the metric can run.
         """
         held = "" if retry_unavailable else "OR s.available = 0"
+        source_key, source = computed_from or ("", "")
         return [
             row[0]
             for row in self.store.rows(
@@ -82,9 +86,10 @@ class Scores(Noun):
                     AND s.params_key = ? AND s.version = ? AND ((s.available = 1
                     AND coalesce(json_extract(s."values", '$.grid_seeds'),
                         json_extract(s."values", '$.n_seeds')) =
-                        (SELECT count(*) FROM images i WHERE i.grid_id = g.id)) {held})
+                        (SELECT count(*) FROM images i WHERE i.grid_id = g.id)
+                    AND (? = '' OR json_extract(s."values", '$.' || ?) = ?)) {held})
                 ) ORDER BY g.id""",
-                (metric, content_key(params), version),
+                (metric, content_key(params), version, source_key, source_key, source),
             )
         ]
 

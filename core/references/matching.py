@@ -174,8 +174,11 @@ def grid_match(
     n_seeds: int,
     linked: int,
     candidates: int,
+    pool: str = "",
 ) -> Score:
-    """The grid's `reference` score: its type, the reference, every seed's best match."""
+    """The grid's `reference` score: its type, the reference, every seed's best match, and
+    `pool`, what names the reference pool it was matched against (a rerun skips the grid
+    while the pool is the same)."""
     webster = Webster.NONE
     for kind in TYPE_ORDER:
         showing = [m for m in matches if m.webster is kind]
@@ -211,6 +214,7 @@ def grid_match(
         "linked_references": linked,
         "candidates": candidates,
         "region_grid": TiledL2().region_grid,
+        "pool": pool,
     }
     return Score(
         grid_id=grid_id,

@@ -113,6 +113,22 @@ def test_a_match_against_a_smaller_pool_is_not_carried(tmp_path: Path, runner: C
         barn = next(g for g in project.store.grids.all() if g.prompt == "a red barn in a field")
         assert project.store.scores.where(grid_ids=[barn.id], metric="reference") == []
         assert_named_by_this_project(project, match_of(project, "a quiet lake"))
+        # `memgrid match`, as the note says: only the grid whose match was not carried.
+        report = match_grids(project)
+        assert (report.grids, report.already_matched) == (1, 1)
+        assert match_of(project, "a red barn in a field").values["webster"] != "N"
+
+
+def test_matches_a_merge_carries_are_current_in_the_merged_project(
+    tmp_path: Path, two_shards: list[Path]
+) -> None:
+    """The shards added one pool in opposite orders (other ids): the merged project's pool is
+    the same pool, so its carried matches need no second pass."""
+    merged = tmp_path / "merged"
+    merge_projects(two_shards, merged)
+    with open_project(merged) as project:
+        report = match_grids(project)
+    assert (report.grids, report.already_matched) == (0, 2)
 
 
 def test_a_shard_whose_reference_points_out_of_it_merges_nothing_from_outside(

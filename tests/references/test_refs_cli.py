@@ -7,14 +7,26 @@ import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 from typer.testing import CliRunner
 
+from memgrid.core.images import png_checked
 from memgrid.tui.cli import app
-from memgrid.tui.services.project import open_project
+from memgrid.tui.services import references as reference_service
+from memgrid.tui.services.project import create_project, open_project
 from memgrid.tui.services.proposing import propose_all
-from memgrid.tui.services.references import match_grids
+from memgrid.tui.services.references import add_references, match_grids
 from memgrid.tui.services.scoring import MetricOptions, build_metrics, score_project
-from tests.references.helpers import training_image, write_files_layout
+from tests.conftest import interrupt_at_call
+from tests.references.helpers import (
+    copied_seeds,
+    training_image,
+    varied_seeds,
+    write_files_layout,
+)
+
+BARN = {"K1": ("a red barn in a field", "barn")}
+PIER = {"K2": ("a wooden pier at dawn", "pier")}
 
 
 def test_bad_items_are_reported_and_the_good_ones_stored(tmp_path: Path, runner: CliRunner) -> None:
@@ -90,3 +102,103 @@ def test_the_demo_shows_references_for_its_copied_grids(
     parquet_coast = next(r for r in table if r["prompt"] == "a lighthouse on a rocky coast")
     assert parquet_coast["reference"]["key"] == "demo-000003"
     assert parquet_coast["images"][0]["reference"]["webster"] == "RV"
+
+
+@pytest.fixture
+def four_grids(tmp_path: Path) -> Path:
+    """Two grids copying the barn, two varied ones; the pool holds the barn."""
+    root = tmp_path / "project"
+    with create_project(root) as project:
+        for number, seeds in enumerate(
+            [copied_seeds("barn"), varied_seeds("a"), copied_seeds("barn"), varied_seeds("b")]
+        ):
+            images = [
+                project.images.put(png_checked(image), seed) for seed, image in enumerate(seeds)
+            ]
+            project.store.grids.add(f"prompt {number}", images, model="m")
+        add_references(project, write_files_layout(tmp_path / "barn", BARN))
+    return root
+
+
+def match_json(runner: CliRunner, root: Path, *options: str) -> dict:
+    result = runner.invoke(app, ["match", "-p", str(root), "--json", *options])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def stored_matches(root: Path) -> dict[int, tuple[str, dict]]:
+    """Each grid's stored match: when it was written and its values."""
+    with open_project(root) as opened:
+        rows = opened.store.rows(
+            """SELECT grid_id, created_at, "values" FROM scores WHERE metric = 'reference'"""
+        )
+        return {grid_id: (written, json.loads(values)) for grid_id, written, values in rows}
+
+
+def test_match_leaves_grids_already_matched_to_the_pool_and_rematch_redoes_them(
+    four_grids: Path, runner: CliRunner
+) -> None:
+    first = match_json(runner, four_grids)
+    assert (first["grids"], first["already_matched"]) == (4, 0)
+    assert (first.get("MV", 0) + first.get("RV", 0), first["N"]) == (2, 2)
+    matched = stored_matches(four_grids)
+    again = match_json(runner, four_grids)
+    assert (again["grids"], again["already_matched"]) == (0, 4)
+    assert stored_matches(four_grids) == matched  # not written again
+    result = runner.invoke(app, ["match", "-p", str(four_grids)])
+    assert result.stdout.strip() == (
+        "no grid to match against 1 references: 4 already matched against this pool were left "
+        "as they were (--rematch to match them again)"
+    )
+    redone = match_json(runner, four_grids, "--rematch")
+    assert (redone["grids"], redone["already_matched"]) == (4, 0)
+    values = {grid: values for grid, (_, values) in stored_matches(four_grids).items()}
+    assert values == {grid: values for grid, (_, values) in matched.items()}
+
+
+def test_a_grown_pool_or_other_parameters_match_every_grid_again(
+    four_grids: Path, runner: CliRunner, tmp_path: Path
+) -> None:
+    match_json(runner, four_grids)
+    assert match_json(runner, four_grids, "--radius", "12")["grids"] == 4
+    assert match_json(runner, four_grids, "--radius", "12")["grids"] == 0
+    with open_project(four_grids) as opened:
+        add_references(opened, write_files_layout(tmp_path / "pier", PIER))
+    grown = match_json(runner, four_grids)
+    assert (grown["grids"], grown["already_matched"], grown["pool"]) == (4, 0, 2)
+
+
+def test_ctrl_c_during_match_keeps_the_grids_matched_and_a_rerun_goes_on(
+    four_grids: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    interrupt_at_call(monkeypatch, reference_service, "match_grid", call=3)
+    result = runner.invoke(app, ["match", "-p", str(four_grids)])
+    assert result.exit_code == 130
+    assert result.stderr.strip() == (
+        "memgrid: error: memgrid match: interrupted: 2 of 4 grids were matched and are stored; "
+        "running it again goes on from there"
+    )
+    assert sorted(stored_matches(four_grids)) == [1, 2]
+    monkeypatch.undo()
+    rerun = match_json(runner, four_grids)
+    assert (rerun["grids"], rerun["already_matched"]) == (2, 2)
+    assert sorted(stored_matches(four_grids)) == [1, 2, 3, 4]
+
+
+def test_ctrl_c_during_rematch_says_the_others_keep_their_match(
+    four_grids: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    match_json(runner, four_grids)
+    earlier = stored_matches(four_grids)
+    interrupt_at_call(monkeypatch, reference_service, "match_grid", call=2)
+    result = runner.invoke(app, ["match", "-p", str(four_grids), "--rematch"])
+    assert result.exit_code == 130
+    assert result.stderr.strip() == (
+        "memgrid: error: memgrid match: interrupted: 1 of 4 grids were matched again and are "
+        "stored; the others keep the match they had, and `memgrid match` without --rematch "
+        "matches any grid still unmatched"
+    )
+    now = stored_matches(four_grids)
+    assert now[1] != earlier[1] and {grid: now[grid] for grid in (2, 3, 4)} == {
+        grid: earlier[grid] for grid in (2, 3, 4)
+    }

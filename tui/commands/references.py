@@ -12,10 +12,10 @@ from memgrid.core.records import Score
 from memgrid.core.references.evidence import TYPE_WORDS, describe_reference
 from memgrid.core.references.index import DEFAULT_NEIGHBOURS, DEFAULT_RADIUS
 from memgrid.tui.display import say
-from memgrid.tui.errors import report_error
+from memgrid.tui.errors import exit_interrupted, grids_kept, report_error
 from memgrid.tui.options import JsonOption, ProjectOption
 from memgrid.tui.services.project import open_project
-from memgrid.tui.services.references import add_references, match_grids
+from memgrid.tui.services.references import MatchInterrupted, add_references, match_grids
 
 
 def register(app: typer.Typer) -> None:
@@ -66,19 +66,48 @@ def match(
     neighbours: Annotated[
         int, typer.Option("--neighbours", min=1, help="Pool candidates per seed.")
     ] = DEFAULT_NEIGHBOURS,
+    rematch: Annotated[
+        bool,
+        typer.Option(
+            "--rematch", help="Match every grid again, even those already matched to this pool."
+        ),
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
     """Match each grid's seeds with the reference images: MV, RV, TV or none, per seed and grid.
 
     Run after `memgrid refs add` and before `memgrid propose`: the proposals read the match.
+    Grids already matched against the same pool are left as they were (resumable).
     """
     with open_project(project) as opened:
-        report = match_grids(opened, grid, radius=radius, neighbours=neighbours)
+        try:
+            report = match_grids(
+                opened, grid, radius=radius, neighbours=neighbours, rematch=rematch
+            )
+        except MatchInterrupted as interruption:
+            kept = interruption.report
+            if not rematch:
+                exit_interrupted(
+                    "memgrid match", grids_kept(kept.grids, kept.grids_pending, "matched")
+                )
+            exit_interrupted(  # the grids not reached keep their earlier match
+                "memgrid match",
+                f"{kept.grids} of {kept.grids_pending} grids were matched again and are stored; "
+                "the others keep the match they had, and `memgrid match` without --rematch "
+                "matches any grid still unmatched",
+            )
     if json_output:
-        typer.echo(json.dumps({"grids": report.grids, "pool": report.pool, **report.by_type}))
+        counts = {"grids": report.grids, "already_matched": report.already_matched}
+        typer.echo(json.dumps({**counts, "pool": report.pool, **report.by_type}))
         return
     kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(report.by_type.items()))
-    say(f"{report.grids} grids matched against {report.pool} references ({kinds or 'none'})")
+    left = f"{report.already_matched} already matched against this pool were left as they were"
+    again = "(--rematch to match them again)"
+    if report.grids == 0 and report.already_matched:
+        say(f"no grid to match against {report.pool} references: {left} {again}")
+        return
+    line = f"{report.grids} grids matched against {report.pool} references ({kinds or 'none'})"
+    say(f"{line}; {left} {again}" if report.already_matched else line)
 
 
 def match_lines(score: Score) -> list[str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from PIL import Image
 
 from memgrid.core.demo import DEMO_REFERENCES
-from memgrid.core.errors import InputError, ProjectError
+from memgrid.core.errors import InputError, Interrupted, ProjectError
 from memgrid.core.images import CheckedImage, decode_rgb, png_checked
 from memgrid.core.records import Grid, Reference, Score
 from memgrid.core.references.index import (
@@ -22,6 +22,8 @@ from memgrid.core.references.index import (
     phash_value,
 )
 from memgrid.core.references.matching import (
+    MATCH_VERSION,
+    REFERENCE_METRIC,
     Candidate,
     MatchParams,
     compare_seeds,
@@ -47,9 +49,15 @@ class AddReport:
 
 @dataclass
 class MatchReport:
-    grids: int = 0
+    grids: int = 0  # matched by this run
     by_type: Counter[str] = field(default_factory=Counter)
     pool: int = 0
+    already_matched: int = 0  # against this pool, with these parameters: left as they were
+    grids_pending: int = 0  # what this run set out to match
+
+
+class MatchInterrupted(Interrupted):
+    """Ctrl-C during `match_grids`; `report` counts the grids matched and stored by then."""
 
 
 def add_references(
@@ -152,28 +160,53 @@ def match_grids(
     *,
     radius: int = DEFAULT_RADIUS,
     neighbours: int = DEFAULT_NEIGHBOURS,
+    rematch: bool = False,
     on_grid: Callable[[int, int], None] | None = None,
 ) -> MatchReport:
-    """Match each grid's seeds with the pool and store its `reference` score."""
+    """Match each grid's seeds with the pool and store its `reference` score, one grid at a
+    time; a grid already matched against this pool with these parameters (and on every seed
+    it has now) is left as it is unless `rematch`. Ctrl-C raises MatchInterrupted with the
+    report so far: every grid matched before it is stored, and a rerun goes on from there.
+    """
     store = project.store
     ids, hashes = store.references.hashes_all()
     if not ids:
         raise ProjectError(
             f"{project.root}: no reference images yet; add some with `memgrid refs add SOURCE`"
         )
-    index = HashIndex(ids, hashes)
-    params = MatchParams(extra={"hash_radius": radius, "neighbours": neighbours})
-    decoded = _DecodedReferences(project)
     report = MatchReport(pool=len(ids))
-    wanted = list(grid_ids) if grid_ids is not None else store.grids.ids_all()
-    for number, grid_id in enumerate(wanted, start=1):
-        score = match_grid(project, store.grids.get(grid_id), index, params, decoded)
-        store.scores.add(score)
-        report.grids += 1
-        report.by_type[score.values["webster"]] += 1
-        if on_grid:
-            on_grid(number, len(wanted))
+    try:
+        index = HashIndex(ids, hashes)
+        params = MatchParams(extra={"hash_radius": radius, "neighbours": neighbours})
+        pool = store.references.pool_digest()
+        wanted = list(grid_ids) if grid_ids is not None else store.grids.ids_all()
+        pending = wanted if rematch else _unmatched(project, wanted, params, pool)
+        report.already_matched = len(wanted) - len(pending)
+        report.grids_pending = len(pending)
+        decoded = _DecodedReferences(project)
+        for number, grid_id in enumerate(pending, start=1):
+            score = match_grid(project, store.grids.get(grid_id), index, params, decoded, pool)
+            store.scores.add(score)
+            report.grids += 1
+            report.by_type[score.values["webster"]] += 1
+            if on_grid:
+                on_grid(number, len(pending))
+    except KeyboardInterrupt:
+        raise MatchInterrupted(report) from None
     return report
+
+
+def _unmatched(project: Project, wanted: list[int], params: MatchParams, pool: str) -> list[int]:
+    """The grids of `wanted`, in their order, without a current match against `pool`."""
+    lacking = set(
+        project.store.scores.unscored_ids_where(
+            metric=REFERENCE_METRIC,
+            params=params.as_dict(),
+            version=MATCH_VERSION,
+            computed_from=("pool", pool),
+        )
+    )
+    return [grid_id for grid_id in wanted if grid_id in lacking]
 
 
 def match_grid(
@@ -182,6 +215,7 @@ def match_grid(
     index: HashIndex,
     params: MatchParams,
     decoded: _DecodedReferences,
+    pool: str,
 ) -> Score:
     store = project.store
     seeds = [(image.seed, decode_rgb(project.image_path(image))) for image in grid.images]
@@ -219,4 +253,5 @@ def match_grid(
         n_seeds=len(seeds),
         linked=len(linked_ids),
         candidates=len(candidates),
+        pool=pool,
     )
