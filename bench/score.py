@@ -48,10 +48,11 @@ from memgrid.core.demo import photo, scene, stamp, with_noise
 from memgrid.core.images import CheckedImage, decode_pixels, png_bytes
 from memgrid.core.metrics import WEIGHTS_FREE_METRICS, make_metric
 from memgrid.core.metrics.features import LazyImages
+from memgrid.tui.program import workers_skip_main_script
 from memgrid.tui.services.ingest import import_grids
 from memgrid.tui.services.project import create_project, open_project
 from memgrid.tui.services.scoring import score_project
-from memgrid.tui.services.scoring_processes import reuse_freed_memory, workers_skip_main_script
+from memgrid.tui.services.scoring_processes import reuse_freed_memory
 
 SEEDS = 16
 SIZE = 512

@@ -1,5 +1,5 @@
-"""`python -m tui` runs the memgrid CLI."""
+"""`python -m memgrid.tui` runs the memgrid CLI."""
 
-from memgrid.tui.cli import main
+from memgrid.tui.program import main
 
 main()

@@ -32,7 +32,6 @@ from memgrid.tui.errors import (
     report_error,
 )
 from memgrid.tui.services.doctor import memgrid_version
-from memgrid.tui.services.scoring_processes import workers_skip_main_script
 
 # What a shell reports for a program ended by SIGPIPE (`memgrid show 1 | head -1`).
 BROKEN_PIPE_EXIT = 128 + 13
@@ -154,7 +153,6 @@ for command_group in WORKFLOW_ORDER:
 
 
 def main() -> None:
-    workers_skip_main_script()
     try:
         app(prog_name="memgrid")
     except KeyboardInterrupt:  # before a command runs (Typer turns later ones into exit 130)

@@ -6,7 +6,6 @@ pixel metrics once). It imports core only, not the store: workers never touch SQ
 from __future__ import annotations
 
 import ctypes
-import importlib.util
 import multiprocessing
 import signal
 import sys
@@ -102,22 +101,6 @@ def pool_context() -> BaseContext:
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(list(PRELOADED))
     return context
-
-
-def workers_skip_main_script() -> None:
-    """Start the pool's workers without running this process's main script again.
-
-    A forkserver or spawn worker first re-runs the parent's `__main__` from its file, so that
-    functions defined there can be unpickled, unless the main module was run by name as a
-    package's `__main__` (`python -m memgrid.tui`). The `memgrid` console script defines
-    nothing a worker uses, yet running it imports the whole CLI: 0.9 s and the CLI's memory
-    in every worker of every run, a third of `memgrid score -j 2` on 283 small images. Naming
-    the script as the module it stands for makes the console script start its workers as
-    `python -m memgrid.tui` does. A main module that already has a name keeps it.
-    """
-    main_module = sys.modules["__main__"]
-    if getattr(main_module, "__spec__", None) is None:
-        main_module.__spec__ = importlib.util.find_spec("memgrid.tui.__main__")
 
 
 def start_worker() -> None:

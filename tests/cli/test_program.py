@@ -1,7 +1,9 @@
-"""Scoring's pool workers start from the scoring code alone, never from the CLI's script.
+"""The `memgrid` program's entry point (tui/program.py): a Ctrl-C while the CLI loads gets
+memgrid's one line, and scoring's pool workers start from the scoring code alone, never from
+the program's script.
 
-Each script below is run as a program, as pip's console script runs: a worker that runs it
-again (as `__mp_main__`) appends its name to a mark file, which the tests then read.
+The worker tests run each script below as a program, as pip's console script runs: a worker
+that runs it again (as `__mp_main__`) appends its name to a mark file, which they then read.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from pathlib import Path
 import pytest
 
 from memgrid.core.demo import scene
+from memgrid.tui import program
+from memgrid.tui.errors import error_line
 from memgrid.tui.services import scoring
 from memgrid.tui.services.project import Project
 from tests.cli.test_score_cli import add_grid
@@ -27,11 +31,11 @@ if __name__ != "__main__":  # a worker running this script again
     with open(os.environ["RERUN_MARK"], "a") as mark:
         mark.write(__name__ + "\\n")
 """
-# pip's console script for `memgrid`, after the mark.
+# pip's console script for `memgrid` (pyproject.toml's entry point), after the mark.
 CONSOLE_SCRIPT = (
     RERUN_MARK
     + """
-from memgrid.tui.cli import main
+from memgrid.tui.program import main
 
 if __name__ == "__main__":
     sys.exit(main())
@@ -44,11 +48,8 @@ POOL_SCRIPT = (
 if __name__ == "__main__":
     from concurrent.futures import ProcessPoolExecutor
 
-    from memgrid.tui.services.scoring_processes import (
-        pool_context,
-        start_worker,
-        workers_skip_main_script,
-    )
+    from memgrid.tui.program import workers_skip_main_script
+    from memgrid.tui.services.scoring_processes import pool_context, start_worker
 
     if sys.argv[1] == "skip":
         workers_skip_main_script()
@@ -88,3 +89,29 @@ def test_memgrid_score_workers_never_run_the_console_script(project: Project, tm
     result, mark = run_script(tmp_path, CONSOLE_SCRIPT, *arguments)
     assert json.loads(result.stdout)["grids_scored"] == grids
     assert not mark.exists()
+
+
+class InterruptedImport:
+    """A finder that raises KeyboardInterrupt when `name` is imported: Ctrl-C mid-import."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def find_spec(self, name: str, path: object, target: object = None) -> None:
+        if name == self.name:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_while_the_cli_loads_gets_the_interrupted_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delitem(sys.modules, "memgrid.tui.cli")
+    monkeypatch.setattr(sys, "meta_path", [InterruptedImport("memgrid.tui.cli"), *sys.meta_path])
+    with pytest.raises(SystemExit) as exit_info:
+        program.main()
+    assert exit_info.value.code == 130
+    assert capsys.readouterr().err == program.INTERRUPTED_LINE + "\n"
+
+
+def test_the_interrupted_line_is_memgrids_error_line() -> None:
+    assert error_line("memgrid: interrupted") == program.INTERRUPTED_LINE
