@@ -96,19 +96,25 @@ class References(Noun):
             )
         ]
 
-    def pool_digest(self) -> str:
-        """A digest of every reference's identity (its content, key, url and caption: what
-        matching reads), the same whatever the order or ids they were added with, so that a
-        merged project whose shards held the same pool has the same digest."""
+    def pool(self) -> tuple[list[int], list[int], str]:
+        """Every reference's id and pHash, in id order (what the hash index is built from), and
+        the pool's digest, read in one statement so that both describe one pool.
+
+        The digest covers each reference's identity (its content, key, url and caption: what
+        matching reads), sorted, so it is the same whatever the order or ids the references
+        were added with: a merged project whose shards held one pool has that pool's digest.
+        """
+        rows = self.store.rows(
+            "SELECT id, phash, sha256, key, url, caption FROM reference_images ORDER BY id"
+        )
         digest = hashlib.sha256()
-        for row in self.store.rows(
-            "SELECT sha256, key, url, caption FROM reference_images "
-            "ORDER BY sha256, key, url, caption"
-        ):
-            for part in row:
+        for identity in sorted(tuple(row[2:]) for row in rows):
+            for part in identity:
                 encoded = str(part).encode()
                 digest.update(len(encoded).to_bytes(8, "big") + encoded)
-        return digest.hexdigest()
+        # 64 bits: one project's pools never come near a collision, and the export's
+        # `score.reference.pool` column stays short.
+        return [row[0] for row in rows], [row[1] for row in rows], digest.hexdigest()[:16]
 
     def hashes_all(self) -> tuple[list[int], list[int]]:
         """Every reference's id and pHash, in id order: what the hash index is built from."""

@@ -71,13 +71,17 @@ class Scores(Noun):
 
         Current means available and covering every seed the grid has now, so a grid that
         gained seeds (a merge) is rescored: `grid_seeds` where a metric compares a sample of
-        the seeds (keypoints), else `n_seeds`. With `computed_from` (a value's key and what it
-        must be, such as the reference pool a match was made against), also that. An
-        unavailable score (no weights) counts as not current unless `retry_unavailable` is
-        False: then it is held until the metric can run.
+        the seeds (keypoints), else `n_seeds`. With `computed_from` (a value's key, a plain
+        name, and what it must be: the reference pool a match was made against), also that,
+        and the score must be the grid's latest of the metric, which is the one read (a
+        match made with other options since is not undone by skipping). An unavailable score
+        (no weights) counts as not current unless `retry_unavailable` is False: then it is
+        held until the metric can run.
         """
         held = "" if retry_unavailable else "OR s.available = 0"
         source_key, source = computed_from or ("", "")
+        if source_key and not source_key.isidentifier():
+            raise ValueError(f"not a plain value name: {source_key!r}")
         return [
             row[0]
             for row in self.store.rows(
@@ -87,7 +91,10 @@ class Scores(Noun):
                     AND coalesce(json_extract(s."values", '$.grid_seeds'),
                         json_extract(s."values", '$.n_seeds')) =
                         (SELECT count(*) FROM images i WHERE i.grid_id = g.id)
-                    AND (? = '' OR json_extract(s."values", '$.' || ?) = ?)) {held})
+                    AND (? = '' OR (json_extract(s."values", '$.' || ?) = ?
+                        AND NOT EXISTS (SELECT 1 FROM scores t WHERE t.grid_id = g.id
+                            AND t.metric = s.metric
+                            AND (t.created_at, t.id) > (s.created_at, s.id))))) {held})
                 ) ORDER BY g.id""",
                 (metric, content_key(params), version, source_key, source_key, source),
             )

@@ -31,13 +31,24 @@ if __name__ != "__main__":  # a worker running this script again
     with open(os.environ["RERUN_MARK"], "a") as mark:
         mark.write(__name__ + "\\n")
 """
-# pip's console script for `memgrid` (pyproject.toml's entry point), after the mark.
+# pip's console script for `memgrid` (pyproject.toml's entry point), after the mark, and a
+# second mark written when scoring starts its pool (so the test knows workers ran).
 CONSOLE_SCRIPT = (
     RERUN_MARK
     + """
 from memgrid.tui.program import main
 
 if __name__ == "__main__":
+    from concurrent.futures import ProcessPoolExecutor
+
+    start_pool = ProcessPoolExecutor.__init__
+
+    def marked_start(self, *args, **kwargs):
+        with open(os.environ["POOL_MARK"], "a") as mark:
+            mark.write("pool\\n")
+        start_pool(self, *args, **kwargs)
+
+    ProcessPoolExecutor.__init__ = marked_start
     sys.exit(main())
 """
 )
@@ -64,7 +75,7 @@ def run_script(folder: Path, text: str, *args: str) -> tuple[subprocess.Complete
     script.write_text(text)
     result = subprocess.run(
         [sys.executable, str(script), *args],
-        env={**os.environ, "RERUN_MARK": str(mark)},
+        env={**os.environ, "RERUN_MARK": str(mark), "POOL_MARK": str(folder / "pools")},
         capture_output=True,
         text=True,
         timeout=300,
@@ -88,6 +99,7 @@ def test_memgrid_score_workers_never_run_the_console_script(project: Project, tm
     arguments = ["score", "-p", str(project.root), "--metric", "phash", "-j", "2", "--json"]
     result, mark = run_script(tmp_path, CONSOLE_SCRIPT, *arguments)
     assert json.loads(result.stdout)["grids_scored"] == grids
+    assert (tmp_path / "pools").read_text() == "pool\n"  # the workers did run
     assert not mark.exists()
 
 
@@ -105,6 +117,7 @@ class InterruptedImport:
 def test_ctrl_c_while_the_cli_loads_gets_the_interrupted_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    monkeypatch.setattr(program, "workers_skip_main_script", lambda: None)  # pytest's __main__
     monkeypatch.delitem(sys.modules, "memgrid.tui.cli")
     monkeypatch.setattr(sys, "meta_path", [InterruptedImport("memgrid.tui.cli"), *sys.meta_path])
     with pytest.raises(SystemExit) as exit_info:

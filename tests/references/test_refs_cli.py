@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from memgrid.core.images import png_checked
+from memgrid.core.references.index import DEFAULT_RADIUS
 from memgrid.tui.cli import app
 from memgrid.tui.services import references as reference_service
 from memgrid.tui.services.project import create_project, open_project
@@ -162,6 +163,13 @@ def test_a_grown_pool_or_other_parameters_match_every_grid_again(
     match_json(runner, four_grids)
     assert match_json(runner, four_grids, "--radius", "12")["grids"] == 4
     assert match_json(runner, four_grids, "--radius", "12")["grids"] == 0
+    # Back to the default radius: its earlier matches are no longer the latest, which is the
+    # one the proposals and exports read, so they are made again.
+    assert match_json(runner, four_grids)["grids"] == 4
+    with open_project(four_grids) as opened:
+        latest = opened.store.scores.where(grid_ids=[1], metric="reference")[-1]
+    assert latest.params["hash_radius"] == DEFAULT_RADIUS
+    assert match_json(runner, four_grids)["grids"] == 0
     with open_project(four_grids) as opened:
         add_references(opened, write_files_layout(tmp_path / "pier", PIER))
     grown = match_json(runner, four_grids)
@@ -202,3 +210,15 @@ def test_ctrl_c_during_rematch_says_the_others_keep_their_match(
     assert now[1] != earlier[1] and {grid: now[grid] for grid in (2, 3, 4)} == {
         grid: earlier[grid] for grid in (2, 3, 4)
     }
+
+
+def test_match_names_an_unknown_grid_and_matches_a_named_one_once(
+    four_grids: Path, runner: CliRunner
+) -> None:
+    for options in ([], ["--rematch"]):
+        result = runner.invoke(app, ["match", "-p", str(four_grids), "--grid", "99", *options])
+        assert result.exit_code == 1
+        assert "grid 99: no grid with this id in the project" in result.stderr
+    assert stored_matches(four_grids) == {}
+    assert match_json(runner, four_grids, "--grid", "2", "--grid", "2")["grids"] == 1
+    assert sorted(stored_matches(four_grids)) == [2]

@@ -12,7 +12,7 @@ from pathlib import Path
 from PIL import Image
 
 from memgrid.core.demo import DEMO_REFERENCES
-from memgrid.core.errors import InputError, Interrupted, ProjectError
+from memgrid.core.errors import InputError, Interrupted, NotFoundError, ProjectError
 from memgrid.core.images import CheckedImage, decode_rgb, png_checked
 from memgrid.core.records import Grid, Reference, Score
 from memgrid.core.references.index import (
@@ -169,7 +169,7 @@ def match_grids(
     report so far: every grid matched before it is stored, and a rerun goes on from there.
     """
     store = project.store
-    ids, hashes = store.references.hashes_all()
+    ids, hashes, pool = store.references.pool()
     if not ids:
         raise ProjectError(
             f"{project.root}: no reference images yet; add some with `memgrid refs add SOURCE`"
@@ -178,8 +178,7 @@ def match_grids(
     try:
         index = HashIndex(ids, hashes)
         params = MatchParams(extra={"hash_radius": radius, "neighbours": neighbours})
-        pool = store.references.pool_digest()
-        wanted = list(grid_ids) if grid_ids is not None else store.grids.ids_all()
+        wanted = _existing(project, grid_ids)
         pending = wanted if rematch else _unmatched(project, wanted, params, pool)
         report.already_matched = len(wanted) - len(pending)
         report.grids_pending = len(pending)
@@ -194,6 +193,19 @@ def match_grids(
     except KeyboardInterrupt:
         raise MatchInterrupted(report) from None
     return report
+
+
+def _existing(project: Project, grid_ids: Sequence[int] | None) -> list[int]:
+    """Every grid, or the ones named (each once, in the order given); an unknown id is an
+    error, as for any command that names a grid."""
+    every = project.store.grids.ids_all()
+    if grid_ids is None:
+        return every
+    known = set(every)
+    for grid_id in grid_ids:
+        if grid_id not in known:
+            raise NotFoundError(f"grid {grid_id}", "no grid with this id in the project")
+    return list(dict.fromkeys(grid_ids))
 
 
 def _unmatched(project: Project, wanted: list[int], params: MatchParams, pool: str) -> list[int]:
