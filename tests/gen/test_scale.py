@@ -30,6 +30,8 @@ from memgrid.tui.cli import app
 from memgrid.tui.services import scale
 from memgrid.tui.services.generation import GenerateRequest
 from memgrid.tui.services.project import open_project
+from memgrid.tui.services.scale import merge_shards
+from tests.conftest import interrupt_at_call
 from tests.gen.test_cli_generate import PROMPTS, ROOT, generate_args, invoke, write_prompts
 
 # ---- which shard a launcher gives -----------------------------------------------------------
@@ -279,6 +281,57 @@ def local_ray() -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+
+
+def test_ctrl_c_while_rank_zero_merges_says_what_the_shards_keep(
+    tmp_path: Path,
+    runner: CliRunner,
+    tiny_model_dir: Path,
+    prompts_file: Path,
+    single_process_run: dict,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    target = tmp_path / "run"
+    args = generate_args(tiny_model_dir, target, "--prompts", prompts_file, "--seeds", 2)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    for rank in (1, 0):
+        monkeypatch.setenv("RANK", str(rank))
+        monkeypatch.setenv("LOCAL_RANK", str(rank))
+        if rank == 0:
+            interrupt_at_call(monkeypatch, scale, "merge_shards")
+        result = runner.invoke(app, args)
+    assert result.exit_code == 130
+    assert result.stderr.strip().splitlines()[-1] == (
+        "memgrid: error: memgrid generate: interrupted: each shard's grids so far are stored "
+        f"in {tmp_path.resolve() / 'run-shards'}; running it again with as many shards goes on "
+        "from there"
+    )
+    monkeypatch.setattr(scale, "merge_shards", merge_shards)
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0, again.output
+    assert "[torchrun shard 0/2] 0 grids written" in again.stdout
+    assert contents(target) == single_process_run
+
+
+def test_ctrl_c_during_a_ray_run_says_what_the_shards_keep(
+    tmp_path: Path,
+    runner: CliRunner,
+    tiny_model_dir: Path,
+    prompts_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ray's driver ends its tasks when it stops; what they wrote stays in the shards."""
+    interrupt_at_call(monkeypatch, scale, "run_on_ray")
+    target = tmp_path / "run"
+    args = generate_args(tiny_model_dir, target, "--prompts", prompts_file, "--ray")
+    result = runner.invoke(app, args)
+    assert result.exit_code == 130
+    assert result.stderr.strip() == (
+        "memgrid: error: memgrid generate: interrupted: each shard's grids so far are stored "
+        f"in {tmp_path.resolve() / 'run-shards'}; running it again with as many shards goes on "
+        "from there"
+    )
 
 
 @pytest.mark.slow  # starts Ray, and each task's worker imports torch and diffusers

@@ -204,7 +204,10 @@ def generate_command(
         return
     if ray or ray_address:
         require_extra("ray", "memgrid generate --ray")
-        report = scale.run_on_ray(request, root, workers, ray_address, on_status=output.status)
+        try:
+            report = scale.run_on_ray(request, root, workers, ray_address, on_status=output.status)
+        except KeyboardInterrupt:  # the tasks end with this driver; their shards stay
+            exit_interrupted("memgrid generate", _shards_kept(root))
         output.done(report.to_dict(), _scale_summary(report))
         return
     try:
@@ -214,6 +217,17 @@ def generate_command(
         exit_interrupted(
             "memgrid generate", grids_kept(kept.grids_written, kept.grids_pending, "generated")
         )
+    except KeyboardInterrupt:  # a torchrun rank waiting for the others, or merging them
+        exit_interrupted("memgrid generate", _shards_kept(root))
+
+
+def _shards_kept(root: Path) -> str:
+    """What a sharded run interrupted outside a shard's own generation kept: each shard
+    project holds its grids, and a rerun with the same shards skips them and merges."""
+    return (
+        f"each shard's grids so far are stored in {shards_folder(root.resolve())}; running it "
+        "again with as many shards goes on from there"
+    )
 
 
 def _generate_here(
