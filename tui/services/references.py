@@ -169,13 +169,14 @@ def match_grids(
     report so far: every grid matched before it is stored, and a rerun goes on from there.
     """
     store = project.store
-    ids, hashes, pool = store.references.pool()
-    if not ids:
-        raise ProjectError(
-            f"{project.root}: no reference images yet; add some with `memgrid refs add SOURCE`"
-        )
-    report = MatchReport(pool=len(ids))
+    report = MatchReport()
     try:
+        ids, hashes, pool = store.references.pool()  # a million rows: a while
+        if not ids:
+            raise ProjectError(
+                f"{project.root}: no reference images yet; add some with `memgrid refs add SOURCE`"
+            )
+        report.pool = len(ids)
         index = HashIndex(ids, hashes)
         params = MatchParams(extra={"hash_radius": radius, "neighbours": neighbours})
         wanted = _existing(project, grid_ids)
