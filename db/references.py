@@ -11,6 +11,10 @@ from memgrid.db.rows import Noun, now_text, placeholders
 
 REFERENCE_COLUMNS = "id, path, sha256, width, height, key, url, caption, phash, origin"
 IDS_PER_QUERY = 500
+# A reference's identity, the table's unique key (and so an index to read it in order by).
+_IDENTITY = "sha256, key, url, caption"
+_IDENTITIES = f"SELECT {_IDENTITY} FROM reference_images"
+DIGEST_PAGE = 10_000  # identities read at a time for the pool's digest
 # Prompt metadata fields that name a reference (Webster's and Wen's prompt lists carry them).
 KEY_METADATA = ("laion_key", "key")
 URL_METADATA = ("url",)
@@ -98,23 +102,30 @@ class References(Noun):
 
     def pool(self) -> tuple[list[int], list[int], str]:
         """Every reference's id and pHash, in id order (what the hash index is built from), and
-        the pool's digest, read in one statement so that both describe one pool.
+        the pool's digest, read in one snapshot so that both describe one pool.
 
         The digest covers each reference's identity (its content, key, url and caption: what
-        matching reads), sorted, so it is the same whatever the order or ids the references
-        were added with: a merged project whose shards held one pool has that pool's digest.
+        matching reads), in the order of the table's unique key, so it is the same whatever
+        the order or ids the references were added with: a merged project whose shards held
+        one pool has that pool's digest. The identities are read a page at a time along that
+        key's index: at a million references, captions and urls would not fit in memory whole.
         """
-        rows = self.store.rows(
-            "SELECT id, phash, sha256, key, url, caption FROM reference_images ORDER BY id"
-        )
         digest = hashlib.sha256()
-        for identity in sorted(tuple(row[2:]) for row in rows):
-            for part in identity:
-                encoded = str(part).encode()
-                digest.update(len(encoded).to_bytes(8, "big") + encoded)
+        with self.store.snapshot():
+            ids, hashes = self.hashes_all()
+            page = self.store.rows(f"{_IDENTITIES} ORDER BY {_IDENTITY} LIMIT ?", (DIGEST_PAGE,))
+            while page:
+                for identity in page:
+                    for part in identity:
+                        encoded = str(part).encode()
+                        digest.update(len(encoded).to_bytes(8, "big") + encoded)
+                page = self.store.rows(
+                    f"{_IDENTITIES} WHERE ({_IDENTITY}) > (?, ?, ?, ?) ORDER BY {_IDENTITY} LIMIT ?",
+                    (*page[-1], DIGEST_PAGE),
+                )
         # 64 bits: one project's pools never come near a collision, and the export's
         # `score.reference.pool` column stays short.
-        return [row[0] for row in rows], [row[1] for row in rows], digest.hexdigest()[:16]
+        return ids, hashes, digest.hexdigest()[:16]
 
     def hashes_all(self) -> tuple[list[int], list[int]]:
         """Every reference's id and pHash, in id order: what the hash index is built from."""
