@@ -26,12 +26,15 @@ EXAMPLE_GRIDS = 4  # three in examples/renders/, one in examples/manifest.jsonl
 
 
 def command_paths(group, prefix: str = "memgrid") -> list[tuple[str, object]]:
-    """Every command and sub-command under a (Typer's own click) group, with its path."""
+    """Every command and sub-command under a (Typer's own click) group, with its path, as
+    `--help` finds them (the app's commands are loaded from their modules on first use)."""
+    context = typer.Context(group)
     found = []
-    for name, command in group.commands.items():
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
         path = f"{prefix} {name}"
         found.append((path, command))
-        if hasattr(command, "commands"):
+        if hasattr(command, "list_commands"):
             found.extend(command_paths(command, path))
     return found
 

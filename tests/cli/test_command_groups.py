@@ -2,18 +2,44 @@
 
 from __future__ import annotations
 
+import importlib
 import pkgutil
+import subprocess
+import sys
 
+import typer
 from typer.testing import CliRunner
 
 import memgrid.tui.commands
-from memgrid.tui.cli import WORKFLOW_ORDER, app
+from memgrid.tui.cli import COMMAND_MODULES, app
 
 
-def test_every_command_module_is_registered_once() -> None:
+def test_every_command_is_found_in_the_module_that_registers_it() -> None:
     modules = {m.name for m in pkgutil.iter_modules(memgrid.tui.commands.__path__)}
-    registered = [group.__name__.rpartition(".")[2] for group in WORKFLOW_ORDER]
-    assert sorted(registered) == sorted(modules)
+    assert set(COMMAND_MODULES.values()) == modules
+    for name in modules:
+        registering = typer.Typer()
+        importlib.import_module(f"memgrid.tui.commands.{name}").register(registering)
+        registered = [command.name for command in registering.registered_commands]
+        registered += [group.name for group in registering.registered_groups]
+        assert sorted(registered) == sorted(c for c, m in COMMAND_MODULES.items() if m == name)
+
+
+def test_the_cli_loads_a_command_module_only_when_its_command_runs() -> None:
+    """`memgrid status` imports the project commands, not generation's or export's."""
+    script = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from memgrid.tui.cli import app\n"
+        "loaded = lambda: sorted(m.rpartition('.')[2] for m in sys.modules\n"
+        "    if m.startswith('memgrid.tui.commands.'))\n"
+        "print(loaded())\n"
+        "CliRunner().invoke(app, ['status', '--help'])\n"
+        "print(loaded())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["[]", "['project']"]
 
 
 def test_help_lists_the_commands_in_workflow_order() -> None:

@@ -12,7 +12,6 @@ from memgrid.core.errors import InputError
 from memgrid.core.metrics import WEIGHTS_FREE_METRICS
 from memgrid.core.references.matching import REFERENCE_METRIC, TYPE_ORDER
 from memgrid.core.taxonomy import Webster
-from memgrid.tui.commands.annotate import run_annotate
 from memgrid.tui.display import plain_console, say, user_text
 from memgrid.tui.errors import exit_interrupted, grids_kept, report_error
 from memgrid.tui.options import JsonOption, ProjectOption
@@ -257,4 +256,6 @@ def demo(
         )
     status(root, False)
     if not no_open:
+        from memgrid.tui.commands.annotate import run_annotate  # loaded only to open the app
+
         run_annotate(root)
