@@ -11,6 +11,7 @@ import functools
 import importlib
 import os
 import sys
+from difflib import get_close_matches
 from typing import Any
 
 import typer
@@ -21,9 +22,11 @@ from memgrid.core.extras import missing_extra_error
 from memgrid.tui.errors import (
     ClickException,
     NoArgsIsHelpError,
+    UsageError,
     describe_usage_error,
     report_error,
 )
+from memgrid.tui.program import INTERRUPTED_EXIT
 
 # What a shell reports for a program ended by SIGPIPE (`memgrid show 1 | head -1`).
 BROKEN_PIPE_EXIT = 128 + 13
@@ -51,7 +54,24 @@ class MemgridGroup(TyperGroup):
 
     def get_command(self, ctx: typer.Context, name: str) -> Any:
         module = COMMAND_MODULES.get(name)
-        return module_commands(module)[name] if module else super().get_command(ctx, name)
+        if module is None:
+            return super().get_command(ctx, name)
+        try:
+            return module_commands(module)[name]
+        except KeyboardInterrupt:  # Typer would end the run without a word
+            report_error("memgrid: interrupted")
+            raise typer.Exit(INTERRUPTED_EXIT) from None
+
+    def resolve_command(self, ctx: typer.Context, args: list[str]) -> Any:
+        """Typer's, with its "did you mean" drawn from every command, loaded or not."""
+        try:
+            return super().resolve_command(ctx, args)
+        except UsageError as error:
+            close = get_close_matches(args[0], self.list_commands(ctx)) if args else []
+            if close and "Did you mean" not in error.message:
+                suggestions = ", ".join(repr(name) for name in close)
+                error.message = f"{error.message.rstrip('.')}. Did you mean {suggestions}?"
+            raise
 
     def make_context(
         self,
@@ -185,4 +205,4 @@ def main() -> None:
         app(prog_name="memgrid")
     except KeyboardInterrupt:  # before a command runs (Typer turns later ones into exit 130)
         report_error("memgrid: interrupted")
-        sys.exit(130)
+        sys.exit(INTERRUPTED_EXIT)

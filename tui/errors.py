@@ -16,15 +16,16 @@ import typer
 from memgrid.core.errors import one_line
 
 try:  # typer 0.25 and later carry their own copy of click
-    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 except ImportError:  # older typer runs on click itself
-    from click.exceptions import ClickException, NoArgsIsHelpError
+    from click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
 __all__ = [
     "ERROR_LINE",
     "ERROR_PREFIX",
     "ClickException",
     "NoArgsIsHelpError",
+    "UsageError",
     "describe_usage_error",
     "error_line",
     "exit_interrupted",

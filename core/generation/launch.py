@@ -100,7 +100,9 @@ def launch_from_environment(env: Mapping[str, str]) -> Launch | None:
 
 
 def shards_folder(project: Path) -> Path:
-    """Beside the project: `PROJECT-shards/`, one project folder per shard in it."""
+    """Beside the project: `PROJECT-shards/`, one project folder per shard in it (the path
+    resolved first: `--project .` has no name to add the suffix to)."""
+    project = project.resolve()
     return project.parent / f"{project.name}{SHARDS_SUFFIX}"
 
 

@@ -7,11 +7,14 @@ import pkgutil
 import subprocess
 import sys
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
 import memgrid.tui.commands
-from memgrid.tui.cli import COMMAND_MODULES, app
+from memgrid.tui.cli import COMMAND_MODULES, app, module_commands
+from memgrid.tui.errors import error_line
+from tests.cli.test_program import InterruptedImport
 
 
 def test_every_command_is_found_in_the_module_that_registers_it() -> None:
@@ -48,3 +51,27 @@ def test_help_lists_the_commands_in_workflow_order() -> None:
     listed = [line.split()[0] for line in result.output.split("Commands:")[1].splitlines() if line]
     workflow = ["init", "generate", "score", "propose", "annotate", "calibrate", "report", "export"]
     assert [command for command in listed if command in workflow] == workflow
+
+
+def test_ctrl_c_while_a_command_loads_gets_the_interrupted_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    module_commands.cache_clear()
+    monkeypatch.delitem(sys.modules, "memgrid.tui.commands.doctor")
+    interrupted = InterruptedImport("memgrid.tui.commands.doctor")
+    monkeypatch.setattr(sys, "meta_path", [interrupted, *sys.meta_path])
+    try:
+        result = CliRunner().invoke(app, ["doctor"])
+    finally:
+        module_commands.cache_clear()  # the next test loads the module itself
+    assert result.exit_code == 130
+    assert result.stderr == error_line("memgrid: interrupted") + "\n"
+
+
+def test_a_mistyped_command_gets_the_close_ones_suggested() -> None:
+    result = CliRunner().invoke(app, ["stauts"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "memgrid: error: memgrid: no such command 'stauts'. Did you mean 'status'?; "
+        "see `memgrid --help`"
+    )

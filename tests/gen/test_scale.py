@@ -21,6 +21,7 @@ from memgrid.core.generation.launch import (
     SLURM_ARRAY,
     TORCHRUN,
     launch_from_environment,
+    shards_folder,
     slurm_options,
 )
 from memgrid.core.generation.settings import Shard, choose_seeds
@@ -304,14 +305,22 @@ def test_ctrl_c_while_rank_zero_merges_says_what_the_shards_keep(
     assert result.exit_code == 130
     assert result.stderr.strip().splitlines()[-1] == (
         "memgrid: error: memgrid generate: interrupted: each shard's grids so far are stored "
-        f"in {tmp_path.resolve() / 'run-shards'}; running it again with as many shards goes on "
-        "from there"
+        f"in {tmp_path.resolve() / 'run-shards'}; running it again with as many shards (the same "
+        "--workers, or launcher world size) goes on from there"
     )
     monkeypatch.setattr(scale, "merge_shards", merge_shards)
     again = runner.invoke(app, args)
     assert again.exit_code == 0, again.output
     assert "[torchrun shard 0/2] 0 grids written" in again.stdout
     assert contents(target) == single_process_run
+
+
+def test_the_shards_of_the_current_folder_go_beside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "project").mkdir()
+    monkeypatch.chdir(tmp_path / "project")
+    assert shards_folder(Path(".")) == tmp_path.resolve() / "project-shards"
 
 
 def test_ctrl_c_during_a_ray_run_says_what_the_shards_keep(
@@ -329,8 +338,8 @@ def test_ctrl_c_during_a_ray_run_says_what_the_shards_keep(
     assert result.exit_code == 130
     assert result.stderr.strip() == (
         "memgrid: error: memgrid generate: interrupted: each shard's grids so far are stored "
-        f"in {tmp_path.resolve() / 'run-shards'}; running it again with as many shards goes on "
-        "from there"
+        f"in {tmp_path.resolve() / 'run-shards'}; running it again with as many shards (the same "
+        "--workers, or launcher world size) goes on from there"
     )
 
 

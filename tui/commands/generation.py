@@ -217,16 +217,14 @@ def generate_command(
         exit_interrupted(
             "memgrid generate", grids_kept(kept.grids_written, kept.grids_pending, "generated")
         )
-    except KeyboardInterrupt:  # a torchrun rank waiting for the others, or merging them
-        exit_interrupted("memgrid generate", _shards_kept(root))
 
 
 def _shards_kept(root: Path) -> str:
     """What a sharded run interrupted outside a shard's own generation kept: each shard
     project holds its grids, and a rerun with the same shards skips them and merges."""
     return (
-        f"each shard's grids so far are stored in {shards_folder(root.resolve())}; running it "
-        "again with as many shards goes on from there"
+        f"each shard's grids so far are stored in {shards_folder(root)}; running it again "
+        "with as many shards (the same --workers, or launcher world size) goes on from there"
     )
 
 
@@ -237,13 +235,18 @@ def _generate_here(
     launch = None if request.shard else launch_from_environment(os.environ)
     if launch is not None:
         prefix = f"[{launch.launcher} shard {launch.shard}] "
-        shard_report, merged = scale.run_launched(
-            launch,
-            request,
-            root,
-            on_grid=output.grid_printer(prefix),
-            on_status=lambda message: output.status(prefix + message),
-        )
+        try:
+            shard_report, merged = scale.run_launched(
+                launch,
+                request,
+                root,
+                on_grid=output.grid_printer(prefix),
+                on_status=lambda message: output.status(prefix + message),
+            )
+        except GenerationInterrupted:
+            raise  # in the shard's own generation: its grids are counted
+        except KeyboardInterrupt:  # waiting for the other ranks, or merging them
+            exit_interrupted("memgrid generate", _shards_kept(root))
         if merged is not None:
             output.status(prefix + _merge_summary(merged, root))
         output.done(shard_report.to_dict(), prefix + _summary(shard_report))
