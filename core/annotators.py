@@ -15,6 +15,7 @@ written it: memgrid.toml must be owned by them and writable by its owner alone.
 
 from __future__ import annotations
 
+import getpass
 import os
 import pwd
 import stat
@@ -173,3 +174,16 @@ def _check_trusted(path: Path, info: os.stat_result, folder_owner: int) -> None:
             f"holds [{ANNOTATORS_SECTION}] but is writable by others "
             f"({stat.filemode(info.st_mode)}); make it owner-only: chmod go-w {path}",
         )
+
+
+def default_annotator(table: AnnotatorTable | None = None) -> str:
+    """Who labels when `--annotator` is not given: with an [annotators] table, the one name
+    it binds to this OS user; else the login name."""
+    if table is not None:
+        names = table.names_for(OsIdentity.of_this_process())
+        if len(names) == 1:
+            return names[0]
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "annotator"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from unittest.mock import MagicMock
 
@@ -179,6 +180,16 @@ def test_the_annotators_table_names_who_labels_and_refuses_others(
         assert refused.stderr.startswith(f"memgrid: error: --annotator {name}: {problem}")
         assert len(refused.stderr.strip().splitlines()) == 1
     fake_make_app.assert_not_called()
+
+
+def test_memgrid_label_takes_the_name_the_table_binds_as_annotate_does(
+    demo_project_dir: Path, runner: CliRunner
+) -> None:
+    me = OsIdentity.of_this_process()
+    bind_annotators(demo_project_dir, f'zoe = {{ users = ["{me.user}"] }}')
+    result = runner.invoke(cli, ["label", "3", "none", "-p", str(demo_project_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["annotator"] == "zoe"
 
 
 def test_an_annotators_table_anyone_could_have_written_is_refused(

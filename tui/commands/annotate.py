@@ -7,13 +7,12 @@ terminal at import time).
 
 from __future__ import annotations
 
-import getpass
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from memgrid.core.annotators import AnnotatorTable, OsIdentity
+from memgrid.core.annotators import default_annotator
 from memgrid.core.errors import InputError, ProjectError
 from memgrid.core.records import QueueOrder
 from memgrid.tui.options import ProjectOption
@@ -24,18 +23,6 @@ from memgrid.tui.services.terminal import requested_colour
 
 def register(app: typer.Typer) -> None:
     app.command("annotate")(annotate)
-
-
-def default_annotator(table: AnnotatorTable | None = None) -> str:
-    """The login name; with an [annotators] table, the one name bound to this OS user."""
-    if table is not None:
-        names = table.names_for(OsIdentity.of_this_process())
-        if len(names) == 1:
-            return names[0]
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "annotator"
 
 
 def annotate(

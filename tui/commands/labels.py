@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 
+from memgrid.core.annotators import default_annotator
 from memgrid.core.label_files import time_text
 from memgrid.core.taxonomy import Category, Webster
-from memgrid.tui.commands.annotate import default_annotator
 from memgrid.tui.display import say
 from memgrid.tui.options import JsonOption, ProjectOption
 from memgrid.tui.services.labels import export_labels, import_labels, label_grid
@@ -58,7 +58,7 @@ def label(
             opened,
             grid,
             category,
-            annotator=annotator or default_annotator(),
+            annotator=annotator or default_annotator(opened.store.annotators),
             webster=webster,
             note=note,
             overlap=overlap,
