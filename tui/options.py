@@ -16,6 +16,15 @@ ProjectOption = Annotated[
         show_default=False,
     ),
 ]
+AnnotatorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--annotator",
+        "-a",
+        help="Who is labelling (default: the name memgrid.toml's [annotators] gives your OS "
+        "user, else your login name).",
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 BootstrapSeedOption = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")]
 BootstrapsOption = Annotated[

@@ -15,7 +15,7 @@ import typer
 from memgrid.core.annotators import default_annotator
 from memgrid.core.errors import InputError, ProjectError
 from memgrid.core.records import QueueOrder
-from memgrid.tui.options import ProjectOption
+from memgrid.tui.options import AnnotatorOption, ProjectOption
 from memgrid.tui.services.project import open_project
 from memgrid.tui.services.report import grids_from as grids_from_report
 from memgrid.tui.services.terminal import requested_colour
@@ -27,10 +27,7 @@ def register(app: typer.Typer) -> None:
 
 def annotate(
     project: ProjectOption = None,
-    annotator: Annotated[
-        str | None,
-        typer.Option("--annotator", "-a", help="Who is labelling (default: your login name)."),
-    ] = None,
+    annotator: AnnotatorOption = None,
     order: Annotated[
         str,
         typer.Option(

@@ -12,7 +12,7 @@ from memgrid.core.annotators import default_annotator
 from memgrid.core.label_files import time_text
 from memgrid.core.taxonomy import Category, Webster
 from memgrid.tui.display import say
-from memgrid.tui.options import JsonOption, ProjectOption
+from memgrid.tui.options import AnnotatorOption, JsonOption, ProjectOption
 from memgrid.tui.services.labels import export_labels, import_labels, label_grid
 from memgrid.tui.services.project import open_project
 
@@ -35,10 +35,7 @@ def label(
         typer.Argument(help="explicit, implicit, unintended or none.", case_sensitive=False),
     ],
     project: ProjectOption = None,
-    annotator: Annotated[
-        str | None,
-        typer.Option("--annotator", "-a", help="Who is labelling (default: your login name)."),
-    ] = None,
+    annotator: AnnotatorOption = None,
     webster: Annotated[
         Webster | None,
         typer.Option(
