@@ -123,6 +123,21 @@ def single_process_run(
 # ---- torchrun / accelerate launch ----------------------------------------------------------------
 
 
+def two_rank_run(
+    monkeypatch: pytest.MonkeyPatch, model: Path, prompts_file: Path, target: Path
+) -> list[str]:
+    """The arguments of a two-rank run into `target`, its world size set, no rendezvous."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    return generate_args(model, target, "--prompts", prompts_file, "--seeds", 2)
+
+
+def be_rank(monkeypatch: pytest.MonkeyPatch, rank: int) -> None:
+    """This process as torchrun's rank `rank` (one rank per node: LOCAL_RANK too)."""
+    monkeypatch.setenv("RANK", str(rank))
+    monkeypatch.setenv("LOCAL_RANK", str(rank))
+
+
 def test_ranks_take_their_shards_and_rank_zero_merges(
     tmp_path: Path,
     runner: CliRunner,
@@ -133,9 +148,7 @@ def test_ranks_take_their_shards_and_rank_zero_merges(
 ) -> None:
     """As torchrun runs them, without the rendezvous: one rank after the other."""
     target = tmp_path / "run"
-    args = generate_args(tiny_model_dir, target, "--prompts", prompts_file, "--seeds", 2)
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    args = two_rank_run(monkeypatch, tiny_model_dir, prompts_file, target)
     written: list[str] = []
 
     def recorded_write(path: Path, data: bytes, *, shared: bool = False) -> None:
@@ -146,8 +159,7 @@ def test_ranks_take_their_shards_and_rank_zero_merges(
     monkeypatch.setattr(scale, "atomic_write", recorded_write)
 
     def as_rank(rank: int) -> Any:
-        monkeypatch.setenv("RANK", str(rank))
-        monkeypatch.setenv("LOCAL_RANK", str(rank))
+        be_rank(monkeypatch, rank)
         return runner.invoke(app, args)
 
     early = as_rank(0)  # rank 1 has not finished: rank 0's shard is kept, nothing merged
@@ -293,12 +305,9 @@ def test_ctrl_c_while_rank_zero_merges_says_what_the_shards_keep(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     target = tmp_path / "run"
-    args = generate_args(tiny_model_dir, target, "--prompts", prompts_file, "--seeds", 2)
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    args = two_rank_run(monkeypatch, tiny_model_dir, prompts_file, target)
     for rank in (1, 0):
-        monkeypatch.setenv("RANK", str(rank))
-        monkeypatch.setenv("LOCAL_RANK", str(rank))
+        be_rank(monkeypatch, rank)
         if rank == 0:
             interrupt_at_call(monkeypatch, scale, "merge_shards")
         result = runner.invoke(app, args)
