@@ -12,7 +12,7 @@ import importlib
 import os
 import sys
 from difflib import get_close_matches
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from typer.core import TyperGroup
@@ -59,8 +59,7 @@ class MemgridGroup(TyperGroup):
         try:
             return module_commands(module)[name]
         except KeyboardInterrupt:  # Typer would end the run without a word
-            report_error("memgrid: interrupted")
-            raise typer.Exit(INTERRUPTED_EXIT) from None
+            interrupted_before_the_command()
 
     def resolve_command(self, ctx: typer.Context, args: list[str]) -> Any:
         """Typer's, with its "did you mean" drawn from every command, loaded or not."""
@@ -204,5 +203,10 @@ def main() -> None:
     try:
         app(prog_name="memgrid")
     except KeyboardInterrupt:  # before a command runs (Typer turns later ones into exit 130)
-        report_error("memgrid: interrupted")
-        sys.exit(INTERRUPTED_EXIT)
+        interrupted_before_the_command()
+
+
+def interrupted_before_the_command() -> NoReturn:
+    """Ctrl-C before any command ran (while the CLI or a command's module loads): one line."""
+    report_error("memgrid: interrupted")
+    sys.exit(INTERRUPTED_EXIT)

@@ -53,13 +53,20 @@ def exit_interrupted(where: str, kept: str) -> NoReturn:
     raise typer.Exit(130)
 
 
-def grids_kept(done: int, total: int, verb: str, aside: str = "") -> str:
-    """What an interrupted resumable run kept (each grid is stored as it is done)."""
+def grids_kept(
+    done: int,
+    total: int,
+    verb: str,
+    aside: str = "",
+    then: str = "running it again goes on from there",
+) -> str:
+    """What an interrupted resumable run kept (each grid is stored as it is done), and what
+    `then` comes of the rest."""
     if done or aside:
         kept = f"{done} of {total} grids were {verb} and are stored{aside}"
     else:
         kept = f"no grid was {verb} yet"
-    return f"{kept}; running it again goes on from there"
+    return f"{kept}; {then}"
 
 
 def describe_usage_error(error: ClickException) -> str:

@@ -90,15 +90,15 @@ def match(
                 exit_interrupted(
                     "memgrid match", grids_kept(kept.grids, kept.grids_pending, "matched")
                 )
-            done = (
-                f"{kept.grids} of {kept.grids_pending} grids were matched again and are stored"
-                if kept.grids
-                else "no grid was matched again yet"
-            )
             exit_interrupted(  # the grids not reached keep their earlier match
                 "memgrid match",
-                f"{done}; the others keep the match they had, and `memgrid match` without "
-                "--rematch matches any grid still unmatched",
+                grids_kept(
+                    kept.grids,
+                    kept.grids_pending,
+                    "matched again",
+                    then="the others keep the match they had, and `memgrid match` without "
+                    "--rematch matches any grid still unmatched",
+                ),
             )
     if json_output:
         counts = {"grids": report.grids, "already_matched": report.already_matched}
