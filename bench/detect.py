@@ -29,6 +29,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from memgrid.core.attribution import attribute
 from memgrid.core.categorizer import categorize, latest_by_metric
 from memgrid.core.combined import combined_score, evidence, feature_row, fit_weights
+from memgrid.core.metrics import DEFAULT_METRICS
 from memgrid.core.records import Entity, Score
 from memgrid.core.thresholds import Thresholds, v0_values
 from memgrid.tui.services.ingest import import_grids
@@ -128,8 +129,10 @@ def signal_values(scores: Sequence[Score]) -> dict[str, float]:
     return values
 
 
-def build(folder: Path, root: Path, workers: int) -> tuple[Project, list[GridResult]]:
-    """Import, score and propose the folder in a new project at `root`."""
+def build(
+    folder: Path, root: Path, workers: int, metrics: Sequence[str] = DEFAULT_METRICS
+) -> tuple[Project, list[GridResult]]:
+    """Import, score (with `metrics`) and propose the folder in a new project at `root`."""
     manifest = read_manifest(folder)
     project = create_project(root)
     report = import_grids(project, folder)
@@ -139,7 +142,7 @@ def build(folder: Path, root: Path, workers: int) -> tuple[Project, list[GridRes
         f"import: {report.grids_added} grids added, {report.grids_already_present} already "
         f"present, {report.images_added} images"
     )
-    score_project(project, build_metrics(MetricOptions()), workers=workers)
+    score_project(project, build_metrics(MetricOptions(names=tuple(metrics))), workers=workers)
     propose_all(project)
     results = []
     for grid in project.store.grids.all():
@@ -477,6 +480,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, help="also write the report here (and .json beside)")
     parser.add_argument("--keep", type=Path, help="build the project here and keep it")
+    parser.add_argument(
+        "--metrics",
+        default=",".join(DEFAULT_METRICS),
+        help="metrics to score, comma-separated (default: memgrid's default set); leaving "
+        "one out measures what the detector owes it",
+    )
     args = parser.parse_args()
     found = [args.folder] if args.folder else [f for f in DEFAULT_FOLDERS if f.is_dir()]
     if not found or not (found[0] / "manifest.jsonl").is_file():
@@ -484,7 +493,7 @@ def main() -> None:
     folder = found[0].resolve()
     root = args.keep or Path(tempfile.mkdtemp(prefix="memgrid-detect-"))
     try:
-        project, results = build(folder, root, args.workers)
+        project, results = build(folder, root, args.workers, args.metrics.split(","))
         project.close()
         lines: list[str] = []
         summary = measure(results, args.bootstraps, lines)
