@@ -1,5 +1,6 @@
-"""Opening a user's file: followed links must stay inside the folder it came from, and only a
-regular file is read (a named pipe would block the reader forever, a device never ends)."""
+"""A user's files: followed links must stay inside the folder a file came from, and only a
+regular file is read (a named pipe would block the reader forever, a device never ends); a
+file the user names for output is replaced whole, never left half-written."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from memgrid.core.atomic_files import atomic_write
 from memgrid.core.errors import InputError
 
 _KINDS = (
@@ -150,3 +152,29 @@ def _check_regular(path: Path, mode: int) -> None:
         return
     kind = next((name for test, name in _KINDS if test(mode)), "not a plain file")
     raise InputError(path, f"is {kind}, not a regular file")
+
+
+def write_user_file(path: Path, data: bytes) -> None:
+    """Write a file the user named (an HTML report): a regular file, or a new one, is replaced
+    whole (a run killed mid-write leaves the earlier file as it was); a pipe, terminal or
+    device (`/dev/stdout`) cannot be replaced and is written straight through. A link is
+    followed; a folder, or a folder that does not exist, is an InputError naming `path`."""
+    try:
+        mode = path.stat().st_mode  # of what a link points to
+    except FileNotFoundError:
+        mode = None
+    except OSError as error:
+        raise InputError(path, f"cannot write ({error.strerror or error})") from None
+    if mode is not None and stat.S_ISDIR(mode):
+        raise InputError(path, "is a folder; name a file")
+    try:
+        if mode is not None and not stat.S_ISREG(mode):
+            with open(path, "wb") as handle:
+                handle.write(data)
+            return
+        target = resolved_path(path)  # replace the file a link points to, not the link
+        if not target.parent.is_dir():
+            raise InputError(path, f"folder {target.parent} does not exist; create it first")
+        atomic_write(target, data)
+    except OSError as error:
+        raise InputError(path, f"cannot write ({error.strerror or error})") from None

@@ -11,6 +11,7 @@ import functools
 import importlib
 import os
 import sys
+import traceback
 from difflib import get_close_matches
 from typing import Any, NoReturn
 
@@ -24,6 +25,7 @@ from memgrid.tui.errors import (
     NoArgsIsHelpError,
     UsageError,
     describe_usage_error,
+    exit_interrupted,
     report_error,
 )
 from memgrid.tui.program import INTERRUPTED_EXIT
@@ -99,16 +101,28 @@ class MemgridGroup(TyperGroup):
             raise _reported(error, str(error)) from None
         except ModuleNotFoundError as error:
             # A lazy import of an optional extra's package that no require_extra caught first.
-            command = " ".join(filter(None, ("memgrid", ctx.invoked_subcommand)))
-            missing = missing_extra_error(error, command)
+            missing = missing_extra_error(error, _command_name(ctx))
             if missing is None:
                 raise
             raise _reported(error, str(missing)) from None
         except BrokenPipeError:
             raise quiet_broken_pipe() from None
+        except KeyboardInterrupt:
+            # The long commands say what they kept (exit_interrupted); the rest get this line
+            # rather than Typer's silent exit: every store write is one transaction, and
+            # every file is written to a temporary name first, so nothing is half-written.
+            if _Settings.debug:  # where it was (Click would swallow the exception itself)
+                traceback.print_exc()
+            exit_interrupted(
+                _command_name(ctx), "nothing is half-written; what was stored before stays"
+            )
         except OSError as error:
             where = f"{error.filename}: " if error.filename else ""
             raise _reported(error, f"{where}{error.strerror or error}") from None
+
+
+def _command_name(ctx: typer.Context) -> str:
+    return " ".join(filter(None, ("memgrid", ctx.invoked_subcommand)))
 
 
 def _reported(error: Exception, message: str) -> typer.Exit:

@@ -6,6 +6,7 @@ import importlib
 import pkgutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import typer
@@ -14,7 +15,9 @@ from typer.testing import CliRunner
 import memgrid.tui.commands
 from memgrid.tui.cli import COMMAND_MODULES, app, module_commands
 from memgrid.tui.errors import error_line
+from memgrid.tui.services.project import open_project
 from tests.cli.test_program import InterruptedImport
+from tests.conftest import interrupt_at_call
 
 
 def test_every_command_is_found_in_the_module_that_registers_it() -> None:
@@ -66,6 +69,43 @@ def test_ctrl_c_while_a_command_loads_gets_the_interrupted_line(
         module_commands.cache_clear()  # the next test loads the module itself
     assert result.exit_code == 130
     assert result.stderr == error_line("memgrid: interrupted") + "\n"
+
+
+def test_ctrl_c_in_a_command_without_its_own_account_gets_one_line(
+    monkeypatch: pytest.MonkeyPatch, demo_project_dir: Path
+) -> None:
+    """Typer ends such a run silently with 130; memgrid says it was interrupted, and the
+    store keeps everything written before (here the demo's proposals)."""
+    from memgrid.tui.commands import proposing
+
+    with open_project(demo_project_dir) as project:
+        before = project.store.db.execute("SELECT count(*) FROM proposals").fetchone()[0]
+    interrupt_at_call(monkeypatch, proposing, "propose_all")
+    result = CliRunner().invoke(app, ["propose", "-p", str(demo_project_dir)])
+    assert result.exit_code == 130
+    assert (
+        result.stderr
+        == error_line(
+            "memgrid propose: interrupted: nothing is half-written; what was stored before stays"
+        )
+        + "\n"
+    )
+    with open_project(demo_project_dir) as project:
+        assert project.store.db.execute("SELECT count(*) FROM proposals").fetchone()[0] == before
+
+
+def test_ctrl_c_with_debug_shows_where_it_was(
+    monkeypatch: pytest.MonkeyPatch, demo_project_dir: Path
+) -> None:
+    from memgrid.tui.commands import proposing
+
+    interrupt_at_call(monkeypatch, proposing, "propose_all")
+    result = CliRunner().invoke(app, ["--debug", "propose", "-p", str(demo_project_dir)])
+    assert result.exit_code == 130
+    assert "Traceback" in result.stderr and "run_or_interrupt" in result.stderr
+    assert result.stderr.endswith(
+        "memgrid propose: interrupted: nothing is half-written; what was stored before stays\n"
+    )
 
 
 def test_a_mistyped_command_gets_the_close_ones_suggested() -> None:

@@ -87,3 +87,61 @@ def test_a_folder_that_is_searchable_but_not_readable_still_opens(tmp_path: Path
             assert handle.read() == b"a prompt"
     finally:
         (source / "grid").chmod(0o755)
+
+
+def test_a_named_output_file_is_written_new_or_replaced_whole(tmp_path: Path) -> None:
+    report = tmp_path / "report.html"
+    user_files.write_user_file(report, b"first")
+    user_files.write_user_file(report, b"second")
+    assert report.read_bytes() == b"second"
+    assert [path.name for path in tmp_path.iterdir()] == ["report.html"]
+
+
+def test_a_write_that_fails_leaves_the_earlier_file_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    report = tmp_path / "report.html"
+    report.write_bytes(b"the earlier report")
+
+    def disk_full(descriptor: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("memgrid.core.atomic_files.os.fsync", disk_full)
+    with pytest.raises(InputError, match=r"cannot write \(No space left on device\)"):
+        user_files.write_user_file(report, b"a new report" * 1000)
+    assert report.read_bytes() == b"the earlier report"
+    assert [path.name for path in tmp_path.iterdir()] == ["report.html"]
+
+
+def test_a_link_is_written_through_and_stays_a_link(tmp_path: Path) -> None:
+    target = tmp_path / "reports" / "latest.html"
+    target.parent.mkdir()
+    target.write_bytes(b"old")
+    link = tmp_path / "report.html"
+    link.symlink_to(target)
+    user_files.write_user_file(link, b"new")
+    assert link.is_symlink() and target.read_bytes() == b"new"
+
+
+def test_a_pipe_is_written_straight_through(tmp_path: Path) -> None:
+    import os
+    import threading
+
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(pipe.read_bytes()))
+    reader.start()
+    user_files.write_user_file(pipe, b"to whoever reads")
+    reader.join(timeout=10)
+    assert received == [b"to whoever reads"]
+    assert pipe.is_fifo()  # not replaced by a regular file
+
+
+def test_a_folder_or_a_missing_folder_is_refused_naming_the_path(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="is a folder; name a file"):
+        user_files.write_user_file(tmp_path, b"x")
+    missing = tmp_path / "no-such-folder" / "report.html"
+    with pytest.raises(InputError, match="does not exist; create it first") as raised:
+        user_files.write_user_file(missing, b"x")
+    assert str(missing) in str(raised.value)

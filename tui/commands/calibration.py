@@ -10,6 +10,7 @@ import typer
 
 from memgrid.core.calibration import DEFAULT_BOOTSTRAPS, DEFAULT_SEED, parse_objective
 from memgrid.core.interrater import AgreementReport
+from memgrid.core.user_files import write_user_file
 from memgrid.tui.display import plain_console, say, user_text
 from memgrid.tui.options import BootstrapSeedOption, BootstrapsOption, JsonOption, ProjectOption
 from memgrid.tui.services.calibration import CalibrationRun, calibrate_project, project_agreement
@@ -75,7 +76,7 @@ def calibrate(
             opened, chosen, by_model=by_model, accept=accept, seed=seed, bootstraps=bootstraps
         )
     if report is not None:
-        report.write_text(html_report([run.to_dict() for run in runs]), encoding="utf-8")
+        write_user_file(report, html_report([run.to_dict() for run in runs]).encode("utf-8"))
     if json_output:
         typer.echo(json.dumps([run.to_dict() for run in runs], indent=2))
         return

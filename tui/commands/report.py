@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from memgrid.core.calibration import DEFAULT_BOOTSTRAPS, DEFAULT_SEED
+from memgrid.core.user_files import write_user_file
 from memgrid.tui.display import plain_console, say, user_text
 from memgrid.tui.options import BootstrapSeedOption, BootstrapsOption, JsonOption, ProjectOption
 from memgrid.tui.services.project import open_project
@@ -88,7 +89,7 @@ def report(
             opened, by=by, compare=compare, seed=seed, bootstraps=bootstraps
         ).to_dict()
     if html is not None:
-        html.write_text(html_report(found), encoding="utf-8")
+        write_user_file(html, html_report(found).encode("utf-8"))
     if json_output:
         typer.echo(json.dumps(found, indent=2))
         return
