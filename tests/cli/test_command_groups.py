@@ -60,7 +60,7 @@ def test_ctrl_c_while_a_command_loads_gets_the_interrupted_line(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     module_commands.cache_clear()
-    monkeypatch.delitem(sys.modules, "memgrid.tui.commands.doctor")
+    monkeypatch.delitem(sys.modules, "memgrid.tui.commands.doctor", raising=False)
     interrupted = InterruptedImport("memgrid.tui.commands.doctor")
     monkeypatch.setattr(sys, "meta_path", [interrupted, *sys.meta_path])
     try:
