@@ -197,7 +197,7 @@ class GridTable:
     ids: list[int]
     prompt_ids: list[int]
     models: list[str]
-    settings_keys: list[str]
+    settings_keys: list[str]  # of the settings alone: grids of one run share it, imported too
     sources: list[str]
     prompts: dict[int, str]
     prompt_metadata: dict[int, dict[str, Any]]

@@ -183,12 +183,23 @@ class Grids(Noun):
             if metadata_text not in parsed:
                 parsed[metadata_text] = json.loads(metadata_text)
             metadata[prompt_id] = parsed[metadata_text]
-        settings = {
-            key: json.loads(text)
-            for key, text in store.rows("SELECT DISTINCT settings_key, settings FROM grids")
-        }
+        # A report groups a model's grids by their settings alone: the import origin in
+        # the stored key keeps imported grids apart, one per source folder, not one per run.
+        settings: dict[str, dict[str, Any]] = {}
+        run_key: dict[str, str] = {}
+        for key, text in store.rows("SELECT DISTINCT settings_key, settings FROM grids"):
+            values = json.loads(text)
+            run_key[key] = grid_key(values)
+            settings[run_key[key]] = values
         return GridTable(
-            ids, prompt_ids, models, settings_keys, sources, prompts, metadata, settings
+            ids,
+            prompt_ids,
+            models,
+            [run_key[key] for key in settings_keys],
+            sources,
+            prompts,
+            metadata,
+            settings,
         )
 
     @property

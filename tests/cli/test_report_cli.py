@@ -199,6 +199,25 @@ def test_settings_variants_are_models_of_their_own(two_models) -> None:
             project_report(project, compare=(ORIGINAL, MITIGATED))
 
 
+def test_grids_imported_from_separate_folders_are_one_run_of_their_model(tmp_path: Path) -> None:
+    """The import origin keeps each source folder's grid apart in the store; the report
+    groups by model and settings alone, so four folders of one model are one row and pair
+    with another model's grids of the same prompts."""
+    with create_project(tmp_path / "imported") as project:
+        for number in range(4):
+            for model in (ORIGINAL, MITIGATED):
+                project.store.grids.add(
+                    f"prompt {number}",
+                    [],
+                    model=model,
+                    settings=SETTINGS,
+                    origin=f"{model}/folder-{number}",
+                )
+        report = project_report(project, compare=(ORIGINAL, MITIGATED))
+    assert [(m.model, m.grids) for m in report.models] == [(ORIGINAL, 4), (MITIGATED, 4)]
+    assert report.comparison.prompts == 4
+
+
 def run(*args: str) -> object:
     return CliRunner().invoke(app, ["report", *args], catch_exceptions=False)
 
