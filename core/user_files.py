@@ -154,11 +154,34 @@ def _check_regular(path: Path, mode: int) -> None:
     raise InputError(path, f"is {kind}, not a regular file")
 
 
-def write_user_file(path: Path, data: bytes) -> None:
-    """Write a file the user named (an HTML report): a regular file, or a new one, is replaced
-    whole (a run killed mid-write leaves the earlier file as it was); a pipe, terminal or
-    device (`/dev/stdout`) cannot be replaced and is written straight through. A link is
-    followed; a folder, or a folder that does not exist, is an InputError naming `path`."""
+# A project's own files, never an output: its database (with SQLite's side files) and the
+# folders of its images and thumbnails.
+PROJECT_DATABASE = "memgrid.db"
+PROJECT_FOLDERS = ("images", "thumbs")
+
+
+def write_user_file(
+    path: Path, data: bytes, *, overwrite: bool = False, project: Path | None = None
+) -> None:
+    """Write a file the user named (a report, a label file), replaced whole: a run killed
+    mid-write leaves the earlier file as it was. An existing file needs `overwrite`; a pipe,
+    terminal or device (`/dev/stdout`) is written straight through. Refused, naming `path`:
+    a folder, a link to a file (in a shared folder a planted link would redirect the write),
+    a folder that does not exist, and `project`'s own database and image folders."""
+    replaceable = check_output_file(path, overwrite=overwrite, project=project)
+    try:
+        if replaceable:
+            atomic_write(path, data)
+        else:
+            with open(path, "wb") as handle:
+                handle.write(data)
+    except OSError as error:
+        raise InputError(path, f"cannot write ({error.strerror or error})") from None
+
+
+def check_output_file(path: Path, *, overwrite: bool = False, project: Path | None = None) -> bool:
+    """`write_user_file`'s refusals, to run before the work whose result goes there; True
+    for a file to replace whole, False for a pipe, terminal or device to write through."""
     try:
         mode = path.stat().st_mode  # of what a link points to
     except FileNotFoundError:
@@ -167,14 +190,22 @@ def write_user_file(path: Path, data: bytes) -> None:
         raise InputError(path, f"cannot write ({error.strerror or error})") from None
     if mode is not None and stat.S_ISDIR(mode):
         raise InputError(path, "is a folder; name a file")
-    try:
-        if mode is not None and not stat.S_ISREG(mode):
-            with open(path, "wb") as handle:
-                handle.write(data)
-            return
-        target = resolved_path(path)  # replace the file a link points to, not the link
-        if not target.parent.is_dir():
-            raise InputError(path, f"folder {target.parent} does not exist; create it first")
-        atomic_write(target, data)
-    except OSError as error:
-        raise InputError(path, f"cannot write ({error.strerror or error})") from None
+    if mode is not None and not stat.S_ISREG(mode):
+        return False
+    if path.is_symlink():
+        raise InputError(path, "is a link; name the file itself")
+    if project is not None and _is_project_file(path, project):
+        raise InputError(path, f"is one of project {project}'s own files; name another")
+    if mode is not None and not overwrite:
+        raise InputError(path, "already exists; pass --overwrite to replace it")
+    if not path.parent.is_dir():
+        raise InputError(path, f"folder {path.parent} does not exist; create it first")
+    return True
+
+
+def _is_project_file(path: Path, project: Path) -> bool:
+    root = resolved_path(project)
+    target = resolved_path(path)
+    if target.parent == root and target.name.startswith(PROJECT_DATABASE):
+        return True
+    return any(target.is_relative_to(root / folder) for folder in PROJECT_FOLDERS)

@@ -30,3 +30,7 @@ BootstrapSeedOption = Annotated[int, typer.Option("--seed", help="Seed of the bo
 BootstrapsOption = Annotated[
     int, typer.Option("--bootstraps", min=0, help="Bootstrap resamples for the 95% intervals.")
 ]
+# Replacing a file the user named for output (a report, a label file).
+OverwriteFileOption = Annotated[
+    bool, typer.Option("--overwrite", help="Replace the file if it exists.")
+]

@@ -230,6 +230,32 @@ def test_report_writes_one_self_contained_html_file(demo: Path, runner: CliRunne
     assert "ROC, memorized vs not" in result.output
 
 
+def test_a_report_over_an_existing_file_is_refused_before_anything_is_stored(
+    demo: Path, runner: CliRunner
+) -> None:
+    """Without --overwrite an existing file stays, and --accept stores nothing; the
+    project's own database is never a report, even with --overwrite."""
+    label_demo(demo)
+    before = active_set_and_proposals(demo)
+    notes = demo.parent / "notes.txt"
+    notes.write_text("my notes")
+    command = ["calibrate", "-p", str(demo), "--accept", "--no-plots", "--report"]
+    result = runner.invoke(app, [*command, str(notes)])
+    assert result.exit_code == 1
+    assert result.output == (
+        f"memgrid: error: {notes}: already exists; pass --overwrite to replace it\n"
+    )
+    assert notes.read_text() == "my notes"
+    result = runner.invoke(app, [*command, str(demo / "memgrid.db"), "--overwrite"])
+    assert result.exit_code == 1 and "own files; name another" in result.output
+    assert active_set_and_proposals(demo) == before  # the database opens, nothing accepted
+    with open_project(demo) as project:
+        assert project.store.runs.all() == []
+    result = runner.invoke(app, [*command, str(notes), "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert notes.read_text().startswith("<!DOCTYPE html>")
+
+
 def check_svg_fits(svg: ElementTree.Element) -> None:
     width = float(svg.get("width"))  # type: ignore[arg-type]
     name = "{http://www.w3.org/2000/svg}"

@@ -244,6 +244,26 @@ def test_cli_json_html_and_tables(two_models, tmp_path: Path) -> None:
     assert "memgrid annotate --grids-from report.json" in result.output
 
 
+def test_an_html_report_never_replaces_a_file_unasked_nor_the_database(two_models) -> None:
+    root, _ = two_models
+    page = root.parent / "report.html"
+    assert run("-p", str(root), "--html", str(page), "--no-plots").exit_code == 0
+    first = page.read_bytes()
+    refused = CliRunner().invoke(app, ["report", "-p", str(root), "--html", str(page)])
+    assert refused.exit_code == 1
+    assert refused.stderr == (
+        f"memgrid: error: {page}: already exists; pass --overwrite to replace it\n"
+    )
+    assert page.read_bytes() == first
+    database = root / "memgrid.db"
+    refused = CliRunner().invoke(
+        app, ["report", "-p", str(root), "--html", str(database), "--overwrite"]
+    )
+    assert refused.exit_code == 1 and "own files; name another" in refused.stderr
+    assert run("-p", str(root), "--no-plots").exit_code == 0  # the database is intact
+    assert run("-p", str(root), "--html", str(page), "--overwrite", "--no-plots").exit_code == 0
+
+
 def test_user_text_is_shown_as_text(tmp_path: Path) -> None:
     """Model names and prompts from the hostile corpus: escaped in the terminal, in the HTML."""
     root = tmp_path / "hostile"

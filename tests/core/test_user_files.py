@@ -89,10 +89,14 @@ def test_a_folder_that_is_searchable_but_not_readable_still_opens(tmp_path: Path
         (source / "grid").chmod(0o755)
 
 
-def test_a_named_output_file_is_written_new_or_replaced_whole(tmp_path: Path) -> None:
+def test_a_named_output_file_is_written_new_and_replaced_whole_only_when_asked(
+    tmp_path: Path,
+) -> None:
     report = tmp_path / "report.html"
     user_files.write_user_file(report, b"first")
-    user_files.write_user_file(report, b"second")
+    with pytest.raises(InputError, match="already exists; pass --overwrite to replace it"):
+        user_files.write_user_file(report, b"second")
+    user_files.write_user_file(report, b"second", overwrite=True)
     assert report.read_bytes() == b"second"
     assert [path.name for path in tmp_path.iterdir()] == ["report.html"]
 
@@ -108,19 +112,38 @@ def test_a_write_that_fails_leaves_the_earlier_file_as_it_was(
 
     monkeypatch.setattr("memgrid.core.atomic_files.os.fsync", disk_full)
     with pytest.raises(InputError, match=r"cannot write \(No space left on device\)"):
-        user_files.write_user_file(report, b"a new report" * 1000)
+        user_files.write_user_file(report, b"a new report" * 1000, overwrite=True)
     assert report.read_bytes() == b"the earlier report"
     assert [path.name for path in tmp_path.iterdir()] == ["report.html"]
 
 
-def test_a_link_is_written_through_and_stays_a_link(tmp_path: Path) -> None:
-    target = tmp_path / "reports" / "latest.html"
-    target.parent.mkdir()
-    target.write_bytes(b"old")
+def test_a_link_to_a_file_is_refused_and_the_file_left_alone(tmp_path: Path) -> None:
+    """In a shared folder, a link planted at the output's name would redirect the write."""
+    target = tmp_path / "someone-elses.txt"
+    target.write_bytes(b"theirs")
     link = tmp_path / "report.html"
     link.symlink_to(target)
-    user_files.write_user_file(link, b"new")
-    assert link.is_symlink() and target.read_bytes() == b"new"
+    with pytest.raises(InputError, match="is a link; name the file itself"):
+        user_files.write_user_file(link, b"new", overwrite=True)
+    dangling = tmp_path / "dangling.html"
+    dangling.symlink_to(tmp_path / "nothing-yet")
+    with pytest.raises(InputError, match="is a link"):
+        user_files.write_user_file(dangling, b"new")
+    assert target.read_bytes() == b"theirs" and not (tmp_path / "nothing-yet").exists()
+
+
+def test_a_projects_own_files_are_never_an_output(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    (project / "images" / "ab").mkdir(parents=True)
+    for name in ("memgrid.db", "memgrid.db-wal"):
+        (project / name).write_bytes(b"SQLite format 3\x00")
+        with pytest.raises(InputError, match="own files; name another"):
+            user_files.write_user_file(project / name, b"<html>", overwrite=True, project=project)
+        assert (project / name).read_bytes() == b"SQLite format 3\x00"
+    with pytest.raises(InputError, match="own files"):
+        user_files.write_user_file(project / "images" / "ab" / "x.png", b"", project=project)
+    user_files.write_user_file(project / "report.html", b"<html>", project=project)
+    assert (project / "report.html").read_bytes() == b"<html>"
 
 
 def test_a_pipe_is_written_straight_through(tmp_path: Path) -> None:

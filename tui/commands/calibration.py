@@ -10,9 +10,15 @@ import typer
 
 from memgrid.core.calibration import DEFAULT_BOOTSTRAPS, DEFAULT_SEED, parse_objective
 from memgrid.core.interrater import AgreementReport
-from memgrid.core.user_files import write_user_file
+from memgrid.core.user_files import check_output_file, write_user_file
 from memgrid.tui.display import plain_console, say, user_text
-from memgrid.tui.options import BootstrapSeedOption, BootstrapsOption, JsonOption, ProjectOption
+from memgrid.tui.options import (
+    BootstrapSeedOption,
+    BootstrapsOption,
+    JsonOption,
+    OverwriteFileOption,
+    ProjectOption,
+)
 from memgrid.tui.services.calibration import CalibrationRun, calibrate_project, project_agreement
 from memgrid.tui.services.calibration_report import (
     SIGNAL_HEADERS,
@@ -68,15 +74,19 @@ def calibrate(
         bool, typer.Option("--plots/--no-plots", help="Draw histograms and the ROC curve.")
     ] = True,
     json_output: JsonOption = False,
+    overwrite: OverwriteFileOption = False,
 ) -> None:
     """Fit the active thresholds on the human labels and report how well they separate."""
     chosen = parse_objective(objective)
     with open_project(project) as opened:
+        if report is not None:  # before --accept stores anything
+            check_output_file(report, overwrite=overwrite, project=opened.root)
         runs = calibrate_project(
             opened, chosen, by_model=by_model, accept=accept, seed=seed, bootstraps=bootstraps
         )
     if report is not None:
-        write_user_file(report, html_report([run.to_dict() for run in runs]).encode("utf-8"))
+        page = html_report([run.to_dict() for run in runs]).encode("utf-8")
+        write_user_file(report, page, overwrite=overwrite, project=opened.root)
     if json_output:
         typer.echo(json.dumps([run.to_dict() for run in runs], indent=2))
         return

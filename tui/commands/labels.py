@@ -12,7 +12,7 @@ from memgrid.core.annotators import default_annotator
 from memgrid.core.label_files import time_text
 from memgrid.core.taxonomy import Category, Webster
 from memgrid.tui.display import say
-from memgrid.tui.options import AnnotatorOption, JsonOption, ProjectOption
+from memgrid.tui.options import AnnotatorOption, JsonOption, OverwriteFileOption, ProjectOption
 from memgrid.tui.services.labels import export_labels, import_labels, label_grid
 from memgrid.tui.services.project import open_project
 
@@ -103,9 +103,7 @@ def labels_import(
 def labels_export(
     file: Annotated[Path, typer.Argument(help="The .jsonl or .csv label file to write.")],
     project: ProjectOption = None,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace the file if it exists.")
-    ] = False,
+    overwrite: OverwriteFileOption = False,
     json_output: JsonOption = False,
 ) -> None:
     """Write every annotator's current label and every adjudication as a label file."""

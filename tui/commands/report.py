@@ -10,9 +10,15 @@ from typing import Annotated, Any
 import typer
 
 from memgrid.core.calibration import DEFAULT_BOOTSTRAPS, DEFAULT_SEED
-from memgrid.core.user_files import write_user_file
+from memgrid.core.user_files import check_output_file, write_user_file
 from memgrid.tui.display import plain_console, say, user_text
-from memgrid.tui.options import BootstrapSeedOption, BootstrapsOption, JsonOption, ProjectOption
+from memgrid.tui.options import (
+    BootstrapSeedOption,
+    BootstrapsOption,
+    JsonOption,
+    OverwriteFileOption,
+    ProjectOption,
+)
 from memgrid.tui.services.project import open_project
 from memgrid.tui.services.report import project_report
 from memgrid.tui.services.report_pictures import (
@@ -77,6 +83,7 @@ def report(
         bool, typer.Option("--plots/--no-plots", help="Draw the rates and changes.")
     ] = True,
     json_output: JsonOption = False,
+    overwrite: OverwriteFileOption = False,
 ) -> None:
     """Memorization rates per model and category (human labels, else proposals), with 95% intervals.
 
@@ -85,11 +92,15 @@ def report(
     grids for `memgrid annotate --grids-from report.json`.
     """
     with open_project(project) as opened:
+        if html is not None:
+            check_output_file(html, overwrite=overwrite, project=opened.root)
         found = project_report(
             opened, by=by, compare=compare, seed=seed, bootstraps=bootstraps
         ).to_dict()
     if html is not None:
-        write_user_file(html, html_report(found).encode("utf-8"))
+        write_user_file(
+            html, html_report(found).encode("utf-8"), overwrite=overwrite, project=opened.root
+        )
     if json_output:
         typer.echo(json.dumps(found, indent=2))
         return

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
-from memgrid.core.atomic_files import atomic_write
 from memgrid.core.errors import InputError, ProjectError
 from memgrid.core.label_files import (
     LABEL_FILE_SUFFIXES,
@@ -27,6 +26,7 @@ from memgrid.core.label_files import (
 )
 from memgrid.core.records import GridIdentity, LabelEvent
 from memgrid.core.taxonomy import Category, Webster
+from memgrid.core.user_files import write_user_file
 from memgrid.db.overlap import OverlapRule
 from memgrid.db.queue import AnnotationQueue
 from memgrid.tui.services.project import Project
@@ -234,14 +234,10 @@ def export_labels(project: Project, path: Path, *, overwrite: bool = False) -> i
     suffix = path.suffix.lower()
     if suffix not in LABEL_FILE_SUFFIXES:
         raise InputError(path, "a label file must end in .jsonl or .csv")
-    if path.is_dir() or path.is_symlink():
-        raise InputError(path, "is a folder or a link; name a file")
-    if path.exists() and not overwrite:
-        raise InputError(path, "already exists; pass --overwrite to replace it")
-    if not path.parent.is_dir():
-        raise InputError(path, f"folder {path.parent} does not exist; create it first")
     records = current_label_records(project)
-    atomic_write(path, label_file_bytes(records, suffix))
+    write_user_file(
+        path, label_file_bytes(records, suffix), overwrite=overwrite, project=project.root
+    )
     return len(records)
 
 
