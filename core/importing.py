@@ -8,8 +8,6 @@ unknown: the empty text, marked `prompt_unknown` in the prompt's metadata.
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import re
 from collections.abc import Iterator
@@ -21,7 +19,7 @@ from memgrid.core.errors import InputError
 from memgrid.core.generation.settings import MAX_SEED
 from memgrid.core.images import IMAGE_SUFFIXES, CheckedImage, read_image_file
 from memgrid.core.prompt_files import checked_prompt
-from memgrid.core.text_files import parse_json, read_text
+from memgrid.core.text_files import csv_table, parse_json, read_text
 from memgrid.core.user_files import check_inside, is_inside
 
 MANIFEST_SUFFIXES = (".jsonl", ".csv")
@@ -158,12 +156,9 @@ def manifest_rows(manifest: Path) -> Iterator[tuple[str, dict[str, Any]]]:
                 raise InputError(manifest, "each line must be a JSON object", f"line {number}")
             yield f"line {number}", row
         return
-    try:
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        for row in reader:
-            yield f"line {reader.line_num}", {k: v for k, v in row.items() if k is not None}
-    except csv.Error as error:
-        raise InputError(manifest, f"malformed CSV ({error})") from None
+    _, rows = csv_table(manifest, text)
+    for location, row in rows:
+        yield location, {k: v for k, v in row.items() if k is not None}
 
 
 def _manifest_seed(value: Any, manifest: Path, location: str) -> int:

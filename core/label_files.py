@@ -27,7 +27,7 @@ from memgrid.core.export.rows import FORMULA_TRIGGERS, formula_safe
 from memgrid.core.metrics.region import DEFAULT_REGION_GRID
 from memgrid.core.prompt_files import checked_prompt
 from memgrid.core.taxonomy import Category, Feature, LabelAction, LabelState, Webster
-from memgrid.core.text_files import read_text
+from memgrid.core.text_files import csv_table, read_text
 
 LABEL_FILE_SUFFIXES = (".jsonl", ".csv")
 # Every column a label file may have, in the order `memgrid labels export` writes them.
@@ -198,19 +198,16 @@ def _jsonl_rows(path: Path, text: str) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def _csv_rows(path: Path, text: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    try:
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        header = reader.fieldnames or ()
-        names = _column_names(path, header, "line 1")
-        reader.fieldnames = [names[name] for name in header]
-        for row in reader:
-            location = f"line {reader.line_num}"
-            if None in row:
-                raise InputError(path, "more fields than the header has", location)
-            # A spreadsheet's leading quote marks text; memgrid writes one before formulas.
-            yield location, {key: _spreadsheet_text(value) for key, value in row.items() if value}
-    except csv.Error as error:
-        raise InputError(path, f"malformed CSV ({error})") from None
+    header, rows = csv_table(path, text)
+    names = _column_names(path, header, "line 1")
+    for location, row in rows:
+        if None in row:
+            raise InputError(path, "more fields than the header has", location)
+        # A spreadsheet's leading quote marks text; memgrid writes one before formulas.
+        yield (
+            location,
+            {names[key]: _spreadsheet_text(value) for key, value in row.items() if value},
+        )
 
 
 def _spreadsheet_text(cell: str) -> str:

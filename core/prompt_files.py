@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from memgrid.core.errors import InputError
-from memgrid.core.text_files import parse_json, read_text
+from memgrid.core.text_files import csv_table, parse_json, read_text
 
 PROMPT_FILE_SUFFIXES = (".txt", ".csv", ".jsonl")
 MAX_PROMPT_CHARS = 10_000
@@ -86,16 +84,11 @@ def _jsonl_records(path: Path, text: str):
 
 
 def _csv_records(path: Path, text: str):
-    try:
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        fields = reader.fieldnames or []
-        if "prompt" not in fields:
-            raise InputError(path, 'no "prompt" column in the header', "line 1")
-        for row in reader:
-            line = f"line {reader.line_num}"
-            if None in row:
-                raise InputError(path, "more fields than the header has", line)
-            prompt = row.pop("prompt") or ""
-            yield line, prompt, {k: v for k, v in row.items() if v not in (None, "")}
-    except csv.Error as error:
-        raise InputError(path, f"malformed CSV ({error})") from None
+    fields, rows = csv_table(path, text)
+    if "prompt" not in fields:
+        raise InputError(path, 'no "prompt" column in the header', "line 1")
+    for line, row in rows:
+        if None in row:
+            raise InputError(path, "more fields than the header has", line)
+        prompt = row.pop("prompt") or ""
+        yield line, prompt, {k: v for k, v in row.items() if v not in (None, "")}

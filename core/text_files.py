@@ -1,10 +1,14 @@
-"""Reading a user's files and paths: UTF-8 text (a BOM allowed), JSON, TOML; every failure
-one line naming the file."""
+"""Reading a user's files and paths: UTF-8 text (a BOM allowed), JSON, TOML, CSV; every
+failure one line naming the file."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +79,32 @@ def parse_toml(text: str, source: str | Path) -> dict[str, Any]:
         if nesting_depth(value) <= MAX_NESTING:
             return value
     raise InputError(source, f"TOML nested deeper than {MAX_NESTING} levels")
+
+
+def csv_table(path: Path, text: str) -> tuple[list[str], Iterator[tuple[str, dict[str, Any]]]]:
+    """A CSV file's header and its rows, each with its location ("line N"; a None key holds
+    fields beyond the header). Malformed CSV is an InputError naming the file and line:
+    read leniently, a quote never closed swallows every row after it into one field."""
+    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
+    with _csv_errors(path, reader):
+        header = list(reader.fieldnames or ())
+
+    def rows() -> Iterator[tuple[str, dict[str, Any]]]:
+        with _csv_errors(path, reader):
+            for row in reader:
+                yield f"line {reader.line_num}", row
+
+    return header, rows()
+
+
+@contextmanager
+def _csv_errors(path: Path, reader: Any) -> Iterator[None]:
+    try:
+        yield
+    except csv.Error as error:
+        problem = str(error)
+        if "unexpected end of data" in problem:
+            problem = "a quoted field opened here is never closed"
+        # The reader counts the lines of the records it finished; the bad one starts after.
+        location = f"line {reader.line_num + 1}"
+        raise InputError(path, f"malformed CSV ({problem})", location) from None

@@ -209,6 +209,17 @@ def test_a_bad_file_is_named(tmp_path: Path) -> None:
         ("labels.jsonl", "[1, 2]\n", "line 1: each line must be a JSON object"),
         ("labels.csv", "grid,annotator\n1,a\n", "line 1: unknown column 'grid'"),
         ("labels.csv", "grid_id,annotator,category\n1,a,none,extra\n", "line 2: more fields"),
+        # Read leniently, the open quote would swallow rows 3-4 into row 2's note, silently.
+        (
+            "labels.csv",
+            'grid_id,annotator,category,note\n1,a,none,"looks like a\n2,a,none,x\n3,a,none,x\n',
+            "line 2: malformed CSV .a quoted field opened here is never closed.",
+        ),
+        (
+            "labels.csv",
+            'grid_id,annotator,category,note\n1,a,none,x\n2,a,none,"fine"but\n',
+            "line 3: malformed CSV",
+        ),
     ]:
         with pytest.raises(InputError, match=problem):
             read_label_file(write(tmp_path, name, text))
@@ -261,3 +272,9 @@ def test_written_files_read_back_to_the_same_records(tmp_path: Path, suffix: str
     if suffix == ".csv":
         text = path.read_text(encoding="utf-8")
         assert "'=HYPERLINK" in text and "'-a prompt" in text  # safe to open in a spreadsheet
+
+
+def test_a_quoted_note_may_span_lines(tmp_path: Path) -> None:
+    text = 'grid_id,annotator,category,note\n1,a,none,"two\nlines"\n2,a,none,x\n'
+    records = read_label_file(write(tmp_path, "labels.csv", text)).records
+    assert [(r.grid.grid_id, r.note) for r in records] == [(1, "two\nlines"), (2, "x")]

@@ -43,6 +43,11 @@ def test_jsonl_keeps_other_keys_as_metadata(tmp_path: Path) -> None:
         ("p.jsonl", b'["a list"]\n', "p.jsonl:line 1: each line must be a JSON object"),
         ("p.csv", b"text\nhello\n", 'p.csv:line 1: no "prompt" column'),
         ("p.csv", b"prompt\nhello,extra\n", "p.csv:line 2: more fields than the header has"),
+        (
+            "p.csv",
+            b'prompt,set\nfine,a\n"a prompt, with comma,s1\nsecond prompt,s2\n',
+            "p.csv:line 3: malformed CSV (a quoted field opened here is never closed)",
+        ),
         ("p.pdf", b"whatever", "unknown prompt file type .pdf"),
     ],
 )
