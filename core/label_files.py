@@ -56,6 +56,21 @@ ACTION_STATES = {
 }
 MAX_TEXT = 10_000  # a note or prompt longer than this is not a label file's
 MAX_NAME = 200  # annotator names and event ids
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` cannot name an annotator or an event, or None if it can: a label file
+    carries it out and back as typed, so no control characters, no spaces around it, not
+    empty, at most MAX_NAME characters. `--annotator` is held to the same rule."""
+    if not name.strip():
+        return "is empty"
+    if name != name.strip() or not name.isprintable():
+        return "has control characters or outer spaces"
+    if len(name) > MAX_NAME:
+        return f"is longer than {MAX_NAME} characters"
+    return None
+
+
 LATEST_TIME = 4_102_444_800.0  # 2100-01-01: a later time is a typo or milliseconds
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no", "")
 # Each choice by its lower-case name: a row may say "TV" or "tv", "None" or "none".
@@ -253,8 +268,8 @@ class _Row:
 
     def name(self, key: str) -> str | None:
         value = self.text(key, MAX_NAME)
-        if value is not None and (value != value.strip() or not value.isprintable()):
-            raise self.fail(f"{key} {value!r} has control characters or outer spaces")
+        if value is not None and (problem := name_problem(value)):
+            raise self.fail(f"{key} {value!r} {problem}")
         return value
 
     def choice(self, key: str, kind: type[Category] | type[Webster]) -> Any:

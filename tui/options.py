@@ -16,6 +16,17 @@ ProjectOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+def checked_annotator(name: str | None) -> str | None:
+    """The label file rule (a name an export carries back as typed), at the command line."""
+    from memgrid.core.label_files import name_problem  # numpy behind it: only when given
+
+    if name is not None and (problem := name_problem(name)):
+        raise typer.BadParameter(f"{name!r} {problem}")
+    return name
+
+
 AnnotatorOption = Annotated[
     str | None,
     typer.Option(
@@ -23,6 +34,7 @@ AnnotatorOption = Annotated[
         "-a",
         help="Who is labelling (default: the name memgrid.toml's [annotators] gives your OS "
         "user, else your login name).",
+        callback=checked_annotator,
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]

@@ -413,3 +413,34 @@ def test_label_reads_its_choices_whatever_their_case(tmp_path: Path, runner: Cli
     with open_project(root) as project:
         (vote,) = project.store.labels.votes_where(grid_ids=[kitchen])
         assert (vote.category, vote.webster) == (Category.IMPLICIT, Webster.RETRIEVAL_VERBATIM)
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("bob ", "has control characters or outer spaces"),
+        ("x\ny", "has control characters or outer spaces"),
+        ("   ", "is empty"),
+        ("a" * 201, "is longer than 200 characters"),
+    ],
+)
+def test_a_name_a_label_file_could_not_carry_back_is_refused_at_the_command_line(
+    demo_project_dir: Path, runner: CliRunner, name: str, problem: str
+) -> None:
+    """An export must import again: the label file's rule for names holds for --annotator
+    too, so a label is never stored under a name its export would be refused for."""
+    for command in (["label", "1", "none"], ["annotate"], ["labels", "import", "x.csv"]):
+        result = invoke(runner, *command, "-p", demo_project_dir, "-a", name)
+        assert result.exit_code == 2
+        assert problem in result.output and len(result.output.splitlines()) == 1
+    with open_project(demo_project_dir) as project:
+        assert project.store.db.execute("SELECT count(*) FROM label_events").fetchone()[0] == 0
+
+
+def test_a_name_with_inner_spaces_round_trips(
+    demo_project_dir: Path, tmp_path: Path, runner: CliRunner
+) -> None:
+    ok(runner, "label", "1", "none", "-p", demo_project_dir, "-a", "Ana María")
+    exported = tmp_path / "labels.jsonl"
+    ok(runner, "labels", "export", exported, "-p", demo_project_dir)
+    assert [r.annotator for r in read_label_file(exported).records] == ["Ana María"]

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from memgrid.core.annotators import default_annotator
-from memgrid.core.errors import InputError, ProjectError
+from memgrid.core.errors import ProjectError
 from memgrid.core.records import QueueOrder
 from memgrid.tui.options import AnnotatorOption, ProjectOption
 from memgrid.tui.services.project import open_project
@@ -110,8 +110,6 @@ def run_annotate(
 ) -> None:
     """Open the project, read the config, settle the image protocol, run the app."""
     queue_order = QueueOrder.parse(order, "--order")
-    if annotator is not None and not annotator.strip():
-        raise InputError("--annotator", "the annotator's name is empty")
     from memgrid.tui.app import make_app
     from memgrid.tui.app.collector import tune_for_interaction
     from memgrid.tui.app.config import AppSettings, load_config

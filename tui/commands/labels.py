@@ -12,7 +12,13 @@ from memgrid.core.annotators import default_annotator
 from memgrid.core.label_files import time_text
 from memgrid.core.taxonomy import Category, Webster
 from memgrid.tui.display import say
-from memgrid.tui.options import AnnotatorOption, JsonOption, OverwriteFileOption, ProjectOption
+from memgrid.tui.options import (
+    AnnotatorOption,
+    JsonOption,
+    OverwriteFileOption,
+    ProjectOption,
+    checked_annotator,
+)
 from memgrid.tui.services.labels import export_labels, import_labels, label_grid
 from memgrid.tui.services.project import open_project
 
@@ -83,7 +89,12 @@ def labels_import(
     project: ProjectOption = None,
     annotator: Annotated[
         str | None,
-        typer.Option("--annotator", "-a", help="Annotator of the rows that name none."),
+        typer.Option(
+            "--annotator",
+            "-a",
+            help="Annotator of the rows that name none.",
+            callback=checked_annotator,
+        ),
     ] = None,
     json_output: JsonOption = False,
 ) -> None:
