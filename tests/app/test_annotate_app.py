@@ -33,6 +33,7 @@ from tests.app.pilot_helpers import (
     annotate_screen,
     current_grid,
     press,
+    reopen,
     settle,
     status_text,
     view_title,
@@ -627,3 +628,28 @@ async def test_calibration_key_opens_the_latest_run_and_returns(demo_project: Pr
         await press(pilot, "escape")
         await settle(pilot)
         assert annotate_screen(pilot) is not None
+
+
+async def test_a_caption_of_thousands_of_characters_leaves_the_seeds_and_keys_on_screen(
+    demo_project: Project,
+) -> None:
+    """A scraped caption can run to the import limit: the header shows its first lines and
+    says how long it is, and the seeds and key hints keep their place."""
+    from memgrid.tui.app.widgets import PromptView
+    from memgrid.tui.app.widgets.prompt_view import PROMPT_LINES
+
+    store = demo_project.store
+    seeds = store.grids.get(store.grids.ids_all()[0]).images
+    caption = " ".join(f"word{number % 50}" for number in range(1400))[:9500]
+    long_one, _ = store.grids.add(caption, seeds, model="scraped", source="import")
+    app = make_app(demo_project, settings_for())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = await reopen(pilot, long_one)
+        header = screen.query_one(PromptView)
+        shown = str(header.render())
+        assert "(9,500 characters; `memgrid show" in shown
+        # the grid line, the prompt's lines and the legend, inside the bottom border
+        assert header.outer_size.height <= PROMPT_LINES + 3
+        assert screen.query_one(SeedGrid).size.height >= 20
+        assert screen.query_one(KeyHints).region.bottom <= SIZE[1]

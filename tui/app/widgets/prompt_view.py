@@ -17,6 +17,8 @@ from memgrid.tui.display import shown, user_text, user_text_with_styles
 NAMED_STYLE = "bold underline yellow"
 IMPLIED_STYLE = "italic underline cyan"
 HIGHLIGHTS_HIDDEN = "what the prompt names or implies: after your vote"
+# At most this many lines of a long prompt are shown above the seeds.
+PROMPT_LINES = 4
 
 
 def highlight_prompt(attribution: Attribution) -> Text:
@@ -61,8 +63,21 @@ class PromptView(TextPanel):
             prompt, names = user_text(grid.prompt), Text(HIGHLIGHTS_HIDDEN, "dim")
         else:
             prompt, names = highlight_prompt(attribution), legend(attribution)
-        body = Text("\n").join([header, prompt, names])
+        body = Text("\n").join([header, self._within_lines(prompt, grid.id), names])
         self.show_text(body)
+
+    def _within_lines(self, prompt: Text, grid_id: int) -> Text:
+        """A scraped caption can run to thousands of characters: past PROMPT_LINES lines it
+        is cut, so that the seeds and the keys stay on screen."""
+        width = (self.size.width or self.app.size.width) - 2  # the padding
+        budget = max(width, 20) * PROMPT_LINES
+        if len(prompt) <= budget:
+            return prompt
+        cut = prompt[: budget - 60]
+        cut.append(
+            f"… ({len(prompt):,} characters; `memgrid show {grid_id}` prints them all)", "dim"
+        )
+        return cut
 
     def clear(self, message: str) -> None:
         self.show_text(Text(message, style="dim"))
