@@ -10,6 +10,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from memgrid.tui.cli import app
+from memgrid.tui.services.project import create_project, open_project
 
 
 def test_init_status_and_prompts(tmp_path: Path, runner: CliRunner) -> None:
@@ -89,3 +90,21 @@ def test_demo_refuses_a_foreign_non_empty_folder(tmp_path: Path, runner: CliRunn
     result = runner.invoke(app, ["demo", "--project", str(tmp_path / "stuff"), "--no-open"])
     assert result.exit_code == 1
     assert "not empty and not a memgrid project" in result.stderr
+
+
+def test_demo_refuses_a_project_with_grids_of_its_own(tmp_path: Path, runner: CliRunner) -> None:
+    """Its synthetic grids, references and entities would mix into the project's reports and
+    proposals for good: the project is left exactly as it was."""
+    root = tmp_path / "real"
+    with create_project(root) as project:
+        project.store.grids.add("a real prompt", [], model="sd-1.4", source="import")
+    result = runner.invoke(app, ["demo", "--project", str(root), "--no-open"])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"memgrid: error: {root}: holds 1 grids of its own; the demo goes in a folder of its "
+        "own (choose another --project)\n"
+    )
+    with open_project(root) as project:
+        assert project.store.grids.count == 1
+        assert project.store.entities.all() == []
+        assert project.store.references.count == 0

@@ -17,6 +17,9 @@ from memgrid.core.records import GridImage
 from memgrid.tui.services.project import Project
 from memgrid.tui.services.references import add_demo_references
 
+# The source the demo's grids are stored with (imports: "import", generations: "generate").
+DEMO_SOURCE = "demo"
+
 
 @dataclass
 class ImportReport:
@@ -145,7 +148,18 @@ def _check_collisions(
 
 
 def build_demo(project: Project) -> int:
-    """Add the synthetic demo grids, lexicon and reference set (idempotent); returns grids added."""
+    """Add the synthetic demo grids, lexicon and reference set (idempotent); returns grids added.
+
+    A project with grids of its own is refused before anything is added: the synthetic
+    grids, references and entities would mix into its reports, matches and proposals, and
+    nothing takes them out again."""
+    own = sum(source != DEMO_SOURCE for source in project.store.grids.table_all().sources)
+    if own:
+        raise InputError(
+            project.root,
+            f"holds {own} grids of its own; the demo goes in a folder of its own "
+            "(choose another --project)",
+        )
     project.store.entities.add_many(DEMO_ENTITIES)
     add_demo_references(project)
     added = 0
@@ -161,7 +175,7 @@ def build_demo(project: Project) -> int:
             model=DEMO_MODEL,
             settings=_demo_settings(),
             provenance={"synthetic": True, "group": demo.group, "description": demo.description},
-            source="demo",
+            source=DEMO_SOURCE,
             prompt_metadata={"demo_group": demo.group},
         )
         added += 1
