@@ -174,11 +174,12 @@ class Labels(Noun):
     ) -> LabelEvent | None:
         """Undo the annotator's latest event that still counts; returns the undone event.
 
-        `session` limits it to one session's events; the undo is recorded under
+        Only events made here: an imported one records a label made elsewhere (its file is
+        its history), and undo walks past it. `session` limits it to one session's events; the undo is recorded under
         `recorded_session` (default: `session`). With a `rule`, an undo that would bring
         back a vote the grid no longer needs is refused (VoteRefused).
         """
-        sql = "SELECT id, grid_id FROM effective_label_events WHERE annotator = ?"
+        sql = "SELECT id, grid_id FROM effective_label_events WHERE annotator = ? AND origin = ''"
         params: list[Any] = [annotator]
         if session is not None:
             sql += " AND session = ?"

@@ -444,3 +444,25 @@ def test_a_name_with_inner_spaces_round_trips(
     exported = tmp_path / "labels.jsonl"
     ok(runner, "labels", "export", exported, "-p", demo_project_dir)
     assert [r.annotator for r in read_label_file(exported).records] == ["Ana María"]
+
+
+def test_importing_a_projects_own_export_adds_nothing(
+    demo_project_dir: Path, tmp_path: Path, runner: CliRunner
+) -> None:
+    """Its rows name this project's events (`<project id>:<event id>`): a copy would be a
+    second current label, and undo would take back the copy and leave the label."""
+    ok(runner, "label", "3", "unintended", "-p", demo_project_dir, "-a", "A")
+    exported = tmp_path / "labels.jsonl"
+    ok(runner, "labels", "export", exported, "-p", demo_project_dir)
+    report = json.loads(
+        ok(runner, "labels", "import", exported, "-p", demo_project_dir, "--json").output
+    )
+    assert (report["added"], report["already_imported"]) == (0, 1)
+    with open_project(demo_project_dir) as project:
+        assert len(project.store.labels.events_where(grid_id=3)) == 1
+
+    changed = tmp_path / "changed.jsonl"
+    changed.write_text(exported.read_text().replace('"unintended"', '"explicit"'))
+    refused = invoke(runner, "labels", "import", changed, "-p", demo_project_dir)
+    assert refused.exit_code == 1
+    assert "is this project's own event 1 with another label" in refused.output

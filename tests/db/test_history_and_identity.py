@@ -18,8 +18,8 @@ from memgrid.core.annotators import (
     read_annotator_table,
 )
 from memgrid.core.errors import DatabaseError, InputError, NotAllowedError, ProjectError
-from memgrid.core.records import GridImage
-from memgrid.core.taxonomy import Category
+from memgrid.core.records import GridImage, LabelEvent
+from memgrid.core.taxonomy import Category, LabelAction, LabelState
 from memgrid.db.store import Store
 
 ALICE = OsIdentity(user="alice", uid=1001, ssh_client="10.0.0.5")
@@ -220,3 +220,29 @@ def test_events_of_a_schema_6_project_migrate_and_the_steps_may_run_again(tmp_pa
     assert [(e.annotator, e.os_user) for e in events] == [("alice", ""), ("bob", "bob")]
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         store.db.execute("REPLACE INTO label_events SELECT * FROM label_events")
+
+
+def test_undo_walks_past_an_imported_label_to_one_made_here() -> None:
+    """An imported event records a label made elsewhere (its file is its history): the
+    annotator's undo takes back their own latest action, never the import."""
+    store = Store.memory(identity=ALICE)
+    first, second = a_grid(store), store.grids.add("another prompt", [])[0]
+    own = store.labels.label(first, "alice", Category.EXPLICIT)
+    imported = LabelEvent(
+        id=0,
+        grid_id=second,
+        annotator="alice",
+        action=LabelAction.LABEL,
+        state=LabelState.LABELLED,
+        category=Category.NONE,
+        created_at=own.created_at + 1,
+        origin="/data/labels.jsonl",
+        external_id="elsewhere:7",
+    )
+    assert store.labels.import_many([imported]) == 1
+    undone = store.labels.undo_last("alice")
+    assert undone is not None and undone.id == own.id
+    assert store.labels.undo_last("alice") is None  # only the import is left
+    assert [e.category for e in store.labels.current_where(grid_ids=[first, second])] == [
+        Category.NONE
+    ]

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
-from memgrid.core.errors import InputError, ProjectError
+from memgrid.core.errors import InputError, NotFoundError, ProjectError
 from memgrid.core.label_files import (
     LABEL_FILE_SUFFIXES,
     GridRef,
@@ -126,19 +126,22 @@ def import_labels(
     origin = str(path.resolve())
     now = time.time()
     events = [_event(record, finder.grid_id(record), origin, now) for record in read.records]
-    earlier = project.store.labels.imported_where(
-        external_ids=[e.external_id or "" for e in events]
-    )
+    earlier = _earlier_events(project, [e.external_id or "" for e in events])
     new = []
     for record, event in zip(read.records, events, strict=True):
         before = earlier.get(event.external_id or "")
         if before is None:
             new.append(event)
         elif _label_content(before) != _label_content(event):
+            whence = (
+                f"was imported before (from {before.origin})"
+                if before.origin
+                else f"is this project's own event {before.id}"
+            )
             raise InputError(
                 path,
-                f"event_id {event.external_id!r} was imported before (from "
-                f"{before.origin}) with another label; give the changed row a new event_id",
+                f"event_id {event.external_id!r} {whence} with another label; give the "
+                "changed row a new event_id",
                 record.location,
             )
     # Oldest first, so that each annotator's latest label in time is their current one;
@@ -153,6 +156,26 @@ def import_labels(
         duplicates_in_file=read.duplicates_in_file,
         grids=len({event.grid_id for event in events}),
     )
+
+
+def _earlier_events(project: Project, external_ids: list[str]) -> dict[str, LabelEvent]:
+    """The events these ids name that the project holds already, by id: ones imported
+    before, and its own, which its exports name `<project id>:<event id>` (re-importing an
+    export made here adds nothing, so undo never meets a copy of a label)."""
+    labels = project.store.labels
+    earlier = labels.imported_where(external_ids=external_ids)
+    own_prefix = f"{project.store.project_id}:"
+    for external_id in external_ids:
+        number = external_id.removeprefix(own_prefix)
+        if external_id in earlier or number == external_id or not number.isdigit():
+            continue
+        try:
+            own = labels.get(int(number))
+        except NotFoundError:
+            continue  # named after an event this project no longer has: imported as new
+        if not own.origin:  # typed here, not itself imported
+            earlier[external_id] = own
+    return earlier
 
 
 def _event(record: LabelRecord, grid_id: int, origin: str, now: float) -> LabelEvent:
