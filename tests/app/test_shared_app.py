@@ -263,3 +263,30 @@ async def test_one_review_queue_for_flags_disagreements_and_skips(demo_project: 
         assert verdict.category is Category.UNINTENDED and "review of a flag" in verdict.note
         assert store.labels.state_counts_where()["flagged"] == 0
         assert flagged not in screen.items and screen.highlighted == contested
+
+
+async def test_the_progress_line_follows_the_votes_of_others_between_keys(
+    demo_project: Project,
+) -> None:
+    """Between Alice's keys, Bob's vote and then his undo change how many grids need votes:
+    her progress line reads the counts again on its timer, not only after her own action."""
+    from memgrid.tui.app.widgets import ProgressBar
+
+    app = make_app(demo_project, settings_for())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = annotate_screen(pilot)
+        assert screen is not None
+        bar = screen.query_one(ProgressBar)
+        assert "26 need votes" in str(bar.render())
+        grid = next(g for g in demo_project.store.grids.ids_all() if g != current_grid(pilot))
+        demo_project.store.labels.label(grid, "bob", Category.NONE)
+        screen.refresh_progress()
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        assert "25 need votes" in str(bar.render())
+        demo_project.store.labels.undo_last("bob")
+        screen.refresh_progress()
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        assert "26 need votes" in str(bar.render())

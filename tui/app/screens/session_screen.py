@@ -26,6 +26,7 @@ from memgrid.tui.app.context import AppContext
 from memgrid.tui.app.drawing import GridPicture
 from memgrid.tui.app.keys import footer_hints
 from memgrid.tui.app.messages import PictureReady, SessionUpdated, WorkFailed
+from memgrid.tui.app.progress import Progress
 from memgrid.tui.app.session import GridView, Outcome
 from memgrid.tui.app.widgets import (
     EvidenceBar,
@@ -39,6 +40,9 @@ from memgrid.tui.app.widgets import (
 )
 from memgrid.tui.app.widgets.seed_grid import RedrawsImagesOnScreenChange
 from memgrid.tui.display import shown, user_text
+
+# How often the progress line reads the project's counts again, for the votes of others.
+PROGRESS_REFRESH_SECONDS = 10.0
 
 SessionCall = Callable[[], Outcome]
 
@@ -62,6 +66,7 @@ class SessionScreen(RedrawsImagesOnScreenChange, Screen[None]):
         self.collector = IdleCollector()
         self.heat_on = False  # read by workers: the heat map tile is drawn only when on
         self._notes = list(context.startup_notes)  # said once, with the first grid
+        self._outcomes_shown = 0  # a progress read from before the last one is not shown
 
     def compose(self) -> ComposeResult:
         # Three lines, as a grid's header, prompt and legend: the grid below keeps its size.
@@ -85,6 +90,7 @@ class SessionScreen(RedrawsImagesOnScreenChange, Screen[None]):
         renew_every = max(1.0, self.session.options.lease_seconds / 3)
         self.set_interval(renew_every, self.renew_lease)
         self.set_interval(IDLE_SECONDS / 2, self.collector.collect_if_idle)
+        self.set_interval(PROGRESS_REFRESH_SECONDS, self.refresh_progress)
 
     @property
     def idle(self) -> bool:
@@ -180,6 +186,7 @@ class SessionScreen(RedrawsImagesOnScreenChange, Screen[None]):
         status = user_text(" · ".join(filter(None, [*notes, outcome.message])))
         self.query_one("#status", Static).update(status, layout=False)
         self.query_one(ProgressBar).show(outcome.progress, self.session.annotator)
+        self._outcomes_shown += 1
         if view is None:
             # The end of the queue: nothing of the last grid stays on screen.
             left = outcome.left or "No grid on screen."
@@ -226,6 +233,25 @@ class SessionScreen(RedrawsImagesOnScreenChange, Screen[None]):
             self.post_message(WorkFailed("prefetch", str(error)))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="lease")
+    def refresh_progress(self) -> None:
+        """Other annotators' votes and undos change the project's counts between this
+        annotator's actions: read them again while no action is running (an action shows
+        fresh counts itself)."""
+        if self.idle:
+            self._read_progress(self._outcomes_shown)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="progress")
+    def _read_progress(self, outcomes_shown: int) -> None:
+        try:
+            progress = self.session.progress()
+        except MemgridError:
+            return  # the next action, or the next refresh, says what is wrong
+        self.app.call_from_thread(self._show_progress, progress, outcomes_shown)
+
+    def _show_progress(self, progress: Progress, outcomes_shown: int) -> None:
+        if outcomes_shown == self._outcomes_shown:  # else an action showed newer counts
+            self.query_one(ProgressBar).show(progress, self.session.annotator)
+
     def renew_lease(self) -> None:
         try:
             held = self.session.renew_lease()
