@@ -216,6 +216,15 @@ def test_grids_imported_from_separate_folders_are_one_run_of_their_model(tmp_pat
         report = project_report(project, compare=(ORIGINAL, MITIGATED))
     assert [(m.model, m.grids) for m in report.models] == [(ORIGINAL, 4), (MITIGATED, 4)]
     assert report.comparison.prompts == 4
+    # A prompt imported twice under one model is still one pair, by its first grid.
+    with open_project(tmp_path / "imported") as project:
+        again, _ = project.store.grids.add(
+            "prompt 0", [], model=ORIGINAL, settings=SETTINGS, origin="another/folder"
+        )
+        report = project_report(project, compare=(ORIGINAL, MITIGATED))
+    assert report.comparison.prompts == 4
+    moved = [*report.comparison.memorized_under_a_only, *report.comparison.memorized_under_b_only]
+    assert again not in {prompt.grid_a for prompt in moved}
 
 
 def run(*args: str) -> object:

@@ -410,13 +410,14 @@ def compare_models(
 
 
 def _common_prompts(rows: ReportRows, model_a: int, model_b: int) -> tuple[np.ndarray, np.ndarray]:
-    """Positions of the two models' grids on the prompts both have, paired, by prompt id."""
+    """Positions of the two models' grids on the prompts both have, paired, by prompt id:
+    one pair per prompt. A prompt with several grids under one model (imported from two
+    folders) is paired by its first grid, in id order."""
     in_a = np.flatnonzero(rows.models == model_a)
     in_b = np.flatnonzero(rows.models == model_b)
     prompts_a, prompts_b = rows.prompt_ids[in_a], rows.prompt_ids[in_b]
-    _, where_a, where_b = np.intersect1d(
-        prompts_a, prompts_b, assume_unique=True, return_indices=True
-    )
+    # Not assume_unique: with a prompt repeated, it returns indices outside the arrays.
+    _, where_a, where_b = np.intersect1d(prompts_a, prompts_b, return_indices=True)
     return in_a[where_a], in_b[where_b]
 
 
