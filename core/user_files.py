@@ -7,7 +7,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -154,21 +154,21 @@ def _check_regular(path: Path, mode: int) -> None:
     raise InputError(path, f"is {kind}, not a regular file")
 
 
-# A project's own files, never an output: its database (with SQLite's side files) and the
-# folders of its images and thumbnails.
-PROJECT_DATABASE = "memgrid.db"
-PROJECT_FOLDERS = ("images", "thumbs")
+# The standard streams, written through whatever they point to (`--html /dev/stdout`, also
+# when the shell sent stdout to a file).
+STANDARD_STREAMS = ("/dev/stdout", "/dev/stderr", "/dev/fd/", "/proc/self/fd/")
 
 
 def write_user_file(
-    path: Path, data: bytes, *, overwrite: bool = False, project: Path | None = None
+    path: Path, data: bytes, *, overwrite: bool = False, protected: Sequence[Path] = ()
 ) -> None:
     """Write a file the user named (a report, a label file), replaced whole: a run killed
     mid-write leaves the earlier file as it was. An existing file needs `overwrite`; a pipe,
-    terminal or device (`/dev/stdout`) is written straight through. Refused, naming `path`:
-    a folder, a link to a file (in a shared folder a planted link would redirect the write),
-    a folder that does not exist, and `project`'s own database and image folders."""
-    replaceable = check_output_file(path, overwrite=overwrite, project=project)
+    terminal, device or standard stream is written straight through. Refused, naming
+    `path`: a folder, a link to a file (in a shared folder a planted link could send it
+    elsewhere), a folder that does not exist, and anything in `protected` (a project's
+    database and image folders, `Project.own_files`)."""
+    replaceable = check_output_file(path, overwrite=overwrite, protected=protected)
     try:
         if replaceable:
             atomic_write(path, data)
@@ -179,9 +179,11 @@ def write_user_file(
         raise InputError(path, f"cannot write ({error.strerror or error})") from None
 
 
-def check_output_file(path: Path, *, overwrite: bool = False, project: Path | None = None) -> bool:
+def check_output_file(
+    path: Path, *, overwrite: bool = False, protected: Sequence[Path] = ()
+) -> bool:
     """`write_user_file`'s refusals, to run before the work whose result goes there; True
-    for a file to replace whole, False for a pipe, terminal or device to write through."""
+    for a file to replace whole, False for a stream, pipe or device to write through."""
     try:
         mode = path.stat().st_mode  # of what a link points to
     except FileNotFoundError:
@@ -190,12 +192,11 @@ def check_output_file(path: Path, *, overwrite: bool = False, project: Path | No
         raise InputError(path, f"cannot write ({error.strerror or error})") from None
     if mode is not None and stat.S_ISDIR(mode):
         raise InputError(path, "is a folder; name a file")
-    if mode is not None and not stat.S_ISREG(mode):
+    if str(path).startswith(STANDARD_STREAMS) or (mode is not None and not stat.S_ISREG(mode)):
         return False
     if path.is_symlink():
         raise InputError(path, "is a link; name the file itself")
-    if project is not None and _is_project_file(path, project):
-        raise InputError(path, f"is one of project {project}'s own files; name another")
+    check_outside(path, protected, "name another file")
     if mode is not None and not overwrite:
         raise InputError(path, "already exists; pass --overwrite to replace it")
     if not path.parent.is_dir():
@@ -203,9 +204,10 @@ def check_output_file(path: Path, *, overwrite: bool = False, project: Path | No
     return True
 
 
-def _is_project_file(path: Path, project: Path) -> bool:
-    root = resolved_path(project)
+def check_outside(path: Path, protected: Sequence[Path], instead: str) -> None:
+    """Refuse `path` when it is, or lies inside, one of `protected` (links followed)."""
     target = resolved_path(path)
-    if target.parent == root and target.name.startswith(PROJECT_DATABASE):
-        return True
-    return any(target.is_relative_to(root / folder) for folder in PROJECT_FOLDERS)
+    for kept in protected:
+        resolved = resolved_path(kept)
+        if target == resolved or resolved in target.parents:
+            raise InputError(path, f"is part of the project ({kept}); {instead}")

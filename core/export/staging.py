@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from memgrid.core.errors import InputError
+from memgrid.core.user_files import check_outside
 
 # The manifest every export folder holds; its presence marks a folder as an export.
 MANIFEST_NAME = "export.json"
@@ -38,12 +39,7 @@ def check_destination(
     resolved = destination.resolve()
     if resolved == project_root.resolve() or resolved in project_root.resolve().parents:
         raise InputError(destination, "is the project folder or holds it; export elsewhere")
-    for project_file in project_files:
-        protected = project_file.resolve()
-        if resolved == protected or protected in resolved.parents:
-            raise InputError(
-                destination, f"is part of the project ({project_file}); export elsewhere"
-            )
+    check_outside(destination, project_files, "export elsewhere")
     _check_folder(destination)
     _check_replaceable(destination, overwrite=overwrite)
 

@@ -247,7 +247,7 @@ def test_a_report_over_an_existing_file_is_refused_before_anything_is_stored(
     )
     assert notes.read_text() == "my notes"
     result = runner.invoke(app, [*command, str(demo / "memgrid.db"), "--overwrite"])
-    assert result.exit_code == 1 and "own files; name another" in result.output
+    assert result.exit_code == 1 and "is part of the project" in result.output
     assert active_set_and_proposals(demo) == before  # the database opens, nothing accepted
     with open_project(demo) as project:
         assert project.store.runs.all() == []

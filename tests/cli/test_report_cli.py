@@ -268,7 +268,7 @@ def test_an_html_report_never_replaces_a_file_unasked_nor_the_database(two_model
     refused = CliRunner().invoke(
         app, ["report", "-p", str(root), "--html", str(database), "--overwrite"]
     )
-    assert refused.exit_code == 1 and "own files; name another" in refused.stderr
+    assert refused.exit_code == 1 and "is part of the project" in refused.stderr
     assert run("-p", str(root), "--no-plots").exit_code == 0  # the database is intact
     assert run("-p", str(root), "--html", str(page), "--overwrite", "--no-plots").exit_code == 0
 

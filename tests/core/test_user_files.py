@@ -134,16 +134,37 @@ def test_a_link_to_a_file_is_refused_and_the_file_left_alone(tmp_path: Path) -> 
 
 def test_a_projects_own_files_are_never_an_output(tmp_path: Path) -> None:
     project = tmp_path / "project"
-    (project / "images" / "ab").mkdir(parents=True)
-    for name in ("memgrid.db", "memgrid.db-wal"):
-        (project / name).write_bytes(b"SQLite format 3\x00")
-        with pytest.raises(InputError, match="own files; name another"):
-            user_files.write_user_file(project / name, b"<html>", overwrite=True, project=project)
-        assert (project / name).read_bytes() == b"SQLite format 3\x00"
-    with pytest.raises(InputError, match="own files"):
-        user_files.write_user_file(project / "images" / "ab" / "x.png", b"", project=project)
-    user_files.write_user_file(project / "report.html", b"<html>", project=project)
-    assert (project / "report.html").read_bytes() == b"<html>"
+    elsewhere = tmp_path / "image-store"  # images/ may be a link to another disk
+    elsewhere.mkdir()
+    (project / "thumbs").mkdir(parents=True)
+    (project / "images").symlink_to(elsewhere)
+    own = [project / "images", project / "thumbs", project / "memgrid.db"]
+    (project / "memgrid.db").write_bytes(b"SQLite format 3\x00")
+    with pytest.raises(InputError, match="is part of the project"):
+        user_files.write_user_file(project / "memgrid.db", b"<html>", overwrite=True, protected=own)
+    assert (project / "memgrid.db").read_bytes() == b"SQLite format 3\x00"
+    for inside in (project / "images" / "r.html", elsewhere / "r.html", project / "thumbs" / "t"):
+        with pytest.raises(InputError, match="is part of the project"):
+            user_files.write_user_file(inside, b"", protected=own)
+    assert list(elsewhere.iterdir()) == []
+    for beside in ("report.html", "memgrid.db.html"):
+        user_files.write_user_file(project / beside, b"<html>", protected=own)
+        assert (project / beside).read_bytes() == b"<html>"
+
+
+def test_a_standard_stream_is_written_through_wherever_it_points(tmp_path: Path) -> None:
+    """`--html /dev/stdout > out.html`: the shell's file, through the stream's link."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out.html"
+    code = (
+        "from pathlib import Path; from memgrid.core.user_files import write_user_file; "
+        "write_user_file(Path('/dev/stdout'), b'<html>')"
+    )
+    with open(out, "wb") as stdout:
+        subprocess.run([sys.executable, "-c", code], stdout=stdout, check=True)
+    assert out.read_bytes() == b"<html>"
 
 
 def test_a_pipe_is_written_straight_through(tmp_path: Path) -> None:

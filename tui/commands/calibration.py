@@ -80,13 +80,13 @@ def calibrate(
     chosen = parse_objective(objective)
     with open_project(project) as opened:
         if report is not None:  # before --accept stores anything
-            check_output_file(report, overwrite=overwrite, project=opened.root)
+            check_output_file(report, overwrite=overwrite, protected=opened.own_files())
         runs = calibrate_project(
             opened, chosen, by_model=by_model, accept=accept, seed=seed, bootstraps=bootstraps
         )
     if report is not None:
         page = html_report([run.to_dict() for run in runs]).encode("utf-8")
-        write_user_file(report, page, overwrite=overwrite, project=opened.root)
+        write_user_file(report, page, overwrite=overwrite, protected=opened.own_files())
     if json_output:
         typer.echo(json.dumps([run.to_dict() for run in runs], indent=2))
         return

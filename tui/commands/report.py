@@ -93,13 +93,16 @@ def report(
     """
     with open_project(project) as opened:
         if html is not None:
-            check_output_file(html, overwrite=overwrite, project=opened.root)
+            check_output_file(html, overwrite=overwrite, protected=opened.own_files())
         found = project_report(
             opened, by=by, compare=compare, seed=seed, bootstraps=bootstraps
         ).to_dict()
     if html is not None:
         write_user_file(
-            html, html_report(found).encode("utf-8"), overwrite=overwrite, project=opened.root
+            html,
+            html_report(found).encode("utf-8"),
+            overwrite=overwrite,
+            protected=opened.own_files(),
         )
     if json_output:
         typer.echo(json.dumps(found, indent=2))

@@ -76,7 +76,7 @@ def export_project(
 
     `workers` None picks one process per core for large exports and none for small ones.
     """
-    options.check(project.root, project_files(project))
+    options.check(project.root, project.own_files())
     store = project.store
     created_at = datetime.now(UTC)
     context = BatchContext(
@@ -132,15 +132,6 @@ def export_project(
         files=files,
         manifest=manifest,
     )
-
-
-def project_files(project: Project) -> list[Path]:
-    """What an export must never replace: the database (with its WAL files), images, thumbs."""
-    files = [project.images.root, project.thumbs_dir]
-    if project.store.path is not None:
-        database = project.store.path
-        files += [database, *(database.with_name(database.name + s) for s in ("-wal", "-shm"))]
-    return files
 
 
 def export_workers(grid_count: int) -> int:

@@ -259,7 +259,7 @@ def export_labels(project: Project, path: Path, *, overwrite: bool = False) -> i
         raise InputError(path, "a label file must end in .jsonl or .csv")
     records = current_label_records(project)
     write_user_file(
-        path, label_file_bytes(records, suffix), overwrite=overwrite, project=project.root
+        path, label_file_bytes(records, suffix), overwrite=overwrite, protected=project.own_files()
     )
     return len(records)
 

@@ -34,6 +34,15 @@ class Project:
     def thumbs_dir(self) -> Path:
         return self.root / "thumbs"
 
+    def own_files(self) -> list[Path]:
+        """What no output may replace or go into: the database (with its WAL files), the
+        images and the thumbnails."""
+        files = [self.images.root, self.thumbs_dir]
+        if self.store.path is not None:
+            database = self.store.path
+            files += [database, *(database.with_name(database.name + s) for s in ("-wal", "-shm"))]
+        return files
+
     @property
     def read_only(self) -> bool:
         """Opened read-only: its folder is not writable by this account."""
