@@ -461,8 +461,37 @@ def test_importing_a_projects_own_export_adds_nothing(
     with open_project(demo_project_dir) as project:
         assert len(project.store.labels.events_where(grid_id=3)) == 1
 
-    changed = tmp_path / "changed.jsonl"
-    changed.write_text(exported.read_text().replace('"unintended"', '"explicit"'))
-    refused = invoke(runner, "labels", "import", changed, "-p", demo_project_dir)
-    assert refused.exit_code == 1
-    assert "is this project's own event 1 with another label" in refused.output
+
+def test_labels_from_a_copy_of_the_project_are_imported(
+    demo_project_dir: Path, tmp_path: Path, runner: CliRunner
+) -> None:
+    """A copied folder keeps the project's id, so the copy's event 1 has the same event id
+    as this project's event 1: told apart by what they say, the copy's label comes in."""
+    copy = tmp_path / "copy"
+    shutil.copytree(demo_project_dir, copy)
+    ok(runner, "label", "5", "explicit", "-p", demo_project_dir, "-a", "lead")
+    ok(runner, "label", "1", "none", "-p", copy, "-a", "alice")
+    exported = tmp_path / "alice.csv"
+    ok(runner, "labels", "export", exported, "-p", copy)
+    report = json.loads(
+        ok(runner, "labels", "import", exported, "-p", demo_project_dir, "--json").output
+    )
+    assert (report["added"], report["already_imported"]) == (1, 0)
+    with open_project(demo_project_dir) as project:
+        current = {(e.grid_id, e.annotator) for e in project.store.labels.current_all()}
+    assert current == {(5, "lead"), (1, "alice")}
+
+
+@pytest.mark.parametrize("number", ["\u00b2", "99999999999999999999", "007x"])
+def test_an_event_id_that_only_looks_like_this_projects_is_a_new_row(
+    demo_project_dir: Path, tmp_path: Path, runner: CliRunner, number: str
+) -> None:
+    with open_project(demo_project_dir) as project:
+        project_id = project.store.project_id
+    row = {"grid_id": 2, "annotator": "ana", "category": "none"}
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text(json.dumps({**row, "event_id": f"{project_id}:{number}"}) + "\n")
+    report = json.loads(
+        ok(runner, "labels", "import", labels, "-p", demo_project_dir, "--json").output
+    )
+    assert report["added"] == 1

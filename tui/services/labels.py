@@ -126,22 +126,17 @@ def import_labels(
     origin = str(path.resolve())
     now = time.time()
     events = [_event(record, finder.grid_id(record), origin, now) for record in read.records]
-    earlier = _earlier_events(project, [e.external_id or "" for e in events])
+    earlier = _earlier_events(project, events)
     new = []
     for record, event in zip(read.records, events, strict=True):
         before = earlier.get(event.external_id or "")
         if before is None:
             new.append(event)
         elif _label_content(before) != _label_content(event):
-            whence = (
-                f"was imported before (from {before.origin})"
-                if before.origin
-                else f"is this project's own event {before.id}"
-            )
             raise InputError(
                 path,
-                f"event_id {event.external_id!r} {whence} with another label; give the "
-                "changed row a new event_id",
+                f"event_id {event.external_id!r} was imported before (from "
+                f"{before.origin}) with another label; give the changed row a new event_id",
                 record.location,
             )
     # Oldest first, so that each annotator's latest label in time is their current one;
@@ -158,24 +153,32 @@ def import_labels(
     )
 
 
-def _earlier_events(project: Project, external_ids: list[str]) -> dict[str, LabelEvent]:
-    """The events these ids name that the project holds already, by id: ones imported
-    before, and its own, which its exports name `<project id>:<event id>` (re-importing an
-    export made here adds nothing, so undo never meets a copy of a label)."""
+def _earlier_events(project: Project, events: list[LabelEvent]) -> dict[str, LabelEvent]:
+    """The events these rows name that the project holds already, by external id: ones
+    imported before, and its own, which its exports name `<project id>:<event id>`
+    (importing such an export back adds nothing, so undo never meets a copy of a label).
+    A copied project folder keeps its id, so an own id counts only when that event says
+    what the row says; otherwise the row is another copy's label, imported as new."""
     labels = project.store.labels
-    earlier = labels.imported_where(external_ids=external_ids)
+    earlier = labels.imported_where(external_ids=[e.external_id or "" for e in events])
     own_prefix = f"{project.store.project_id}:"
-    for external_id in external_ids:
+    for event in events:
+        external_id = event.external_id or ""
         number = external_id.removeprefix(own_prefix)
-        if external_id in earlier or number == external_id or not number.isdigit():
+        if external_id in earlier or not _event_number(number) or number == external_id:
             continue
         try:
             own = labels.get(int(number))
         except NotFoundError:
-            continue  # named after an event this project no longer has: imported as new
-        if not own.origin:  # typed here, not itself imported
+            continue
+        if not own.origin and _label_content(own) == _label_content(event):
             earlier[external_id] = own
     return earlier
+
+
+def _event_number(text: str) -> bool:
+    """Whether `text` could be an event's id (ASCII digits, within SQLite's integers)."""
+    return text.isascii() and text.isdecimal() and len(text) <= 18
 
 
 def _event(record: LabelRecord, grid_id: int, origin: str, now: float) -> LabelEvent:
