@@ -123,12 +123,30 @@ def read_annotator_table(path: Path, folder_owner: int) -> AnnotatorTable | None
     return parse_annotator_table(data[ANNOTATORS_SECTION], str(path))
 
 
+MAX_NAME = 200  # annotator names, and label files' event ids
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` cannot name an annotator or an event, or None if it can: a label file
+    carries it out and back as typed, so no control characters, no spaces around it, not
+    empty, at most MAX_NAME characters. `--annotator` is held to the same rule."""
+    if not name.strip():
+        return "is empty"
+    if name != name.strip() or not name.isprintable():
+        return "has control characters or outer spaces"
+    if len(name) > MAX_NAME:
+        return f"is longer than {MAX_NAME} characters"
+    return None
+
+
 def parse_annotator_table(table: Any, source: str) -> AnnotatorTable:
     if not isinstance(table, dict):
         raise InputError(source, f"[{ANNOTATORS_SECTION}] must be a table")
     bindings = {}
     for name, entry in table.items():
         where = f"{ANNOTATORS_SECTION}.{name}"
+        if problem := name_problem(name):  # the name every label of theirs is stored under
+            raise InputError(source, f"annotator name {name!r} {problem}", where)
         if not isinstance(entry, dict) or set(entry) - {"users", "roles"}:
             raise InputError(source, 'each annotator is a table of "users" and "roles"', where)
         users = entry.get("users")

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from memgrid.core.annotators import MAX_NAME, name_problem
 from memgrid.core.errors import InputError
 from memgrid.core.export.columns import compact_json
 from memgrid.core.export.rows import FORMULA_TRIGGERS, formula_safe
@@ -55,20 +56,6 @@ ACTION_STATES = {
     LabelAction.ADJUDICATE: LabelState.LABELLED,
 }
 MAX_TEXT = 10_000  # a note or prompt longer than this is not a label file's
-MAX_NAME = 200  # annotator names and event ids
-
-
-def name_problem(name: str) -> str | None:
-    """Why `name` cannot name an annotator or an event, or None if it can: a label file
-    carries it out and back as typed, so no control characters, no spaces around it, not
-    empty, at most MAX_NAME characters. `--annotator` is held to the same rule."""
-    if not name.strip():
-        return "is empty"
-    if name != name.strip() or not name.isprintable():
-        return "has control characters or outer spaces"
-    if len(name) > MAX_NAME:
-        return f"is longer than {MAX_NAME} characters"
-    return None
 
 
 LATEST_TIME = 4_102_444_800.0  # 2100-01-01: a later time is a typo or milliseconds

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from memgrid.core.annotators import name_problem
+
 ProjectOption = Annotated[
     Path | None,
     typer.Option(
@@ -20,8 +22,6 @@ ProjectOption = Annotated[
 
 def checked_annotator(name: str | None) -> str | None:
     """The label file rule (a name an export carries back as typed), at the command line."""
-    from memgrid.core.label_files import name_problem  # numpy behind it: only when given
-
     if name is not None and (problem := name_problem(name)):
         raise typer.BadParameter(f"{name!r} {problem}")
     return name

@@ -126,6 +126,14 @@ def test_a_malformed_table_is_one_line_naming_the_file(table: dict, problem: str
     assert str(raised.value).startswith("p/memgrid.toml:annotators.a: ")
 
 
+@pytest.mark.parametrize("name", ["bob ", "x\ny", " "])
+def test_a_table_name_a_label_file_could_not_carry_back_is_refused(name: str) -> None:
+    """Labels are stored under the table's names; an export must import them again."""
+    with pytest.raises(InputError, match="annotator name .* (outer spaces|is empty)") as raised:
+        parse_annotator_table({name: {"users": ["bob"]}}, "p/memgrid.toml")
+    assert "\n" not in str(raised.value)
+
+
 def test_the_table_is_trusted_only_from_an_owner_only_file(tmp_path: Path) -> None:
     path = tmp_path / "memgrid.toml"
     path.write_text('[annotators]\nalice = { users = ["alice"] }\n')
