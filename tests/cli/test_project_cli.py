@@ -108,3 +108,17 @@ def test_demo_refuses_a_project_with_grids_of_its_own(tmp_path: Path, runner: Cl
         assert project.store.grids.count == 1
         assert project.store.entities.all() == []
         assert project.store.references.count == 0
+
+
+def test_demo_refuses_a_project_with_prompts_waiting_for_generation(
+    tmp_path: Path, runner: CliRunner
+) -> None:
+    """Before `generate` runs there are prompts and no grids: the next generate would
+    render the demo's prompts too."""
+    root = tmp_path / "waiting"
+    with create_project(root) as project:
+        project.store.prompts.add_many([("a prompt to generate", {})])
+    result = runner.invoke(app, ["demo", "--project", str(root), "--no-open"])
+    assert result.exit_code == 1 and "holds 1 prompts of its own" in result.stderr
+    with open_project(root) as project:
+        assert project.store.prompts.count == 1 and project.store.grids.count == 0

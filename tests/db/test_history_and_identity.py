@@ -129,7 +129,7 @@ def test_a_malformed_table_is_one_line_naming_the_file(table: dict, problem: str
 @pytest.mark.parametrize("name", ["bob ", "x\ny", " "])
 def test_a_table_name_a_label_file_could_not_carry_back_is_refused(name: str) -> None:
     """Labels are stored under the table's names; an export must import them again."""
-    with pytest.raises(InputError, match="annotator name .* (outer spaces|is empty)") as raised:
+    with pytest.raises(InputError, match=r"annotator name .* (outer spaces|is empty)") as raised:
         parse_annotator_table({name: {"users": ["bob"]}}, "p/memgrid.toml")
     assert "\n" not in str(raised.value)
 

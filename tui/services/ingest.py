@@ -153,11 +153,15 @@ def build_demo(project: Project) -> int:
     A project with grids of its own is refused before anything is added: the synthetic
     grids, references and entities would mix into its reports, matches and proposals, and
     nothing takes them out again."""
-    own = sum(source != DEMO_SOURCE for source in project.store.grids.table_all().sources)
-    if own:
+    store = project.store
+    own_grids = sum(source != DEMO_SOURCE for source in store.grids.table_all().sources)
+    demo_prompts = {demo.prompt for demo in DEMO_SET}
+    own_prompts = sum(prompt.text not in demo_prompts for prompt in store.prompts.all())
+    if own_grids or own_prompts:
+        held = f"{own_grids} grids" if own_grids else f"{own_prompts} prompts"
         raise InputError(
             project.root,
-            f"holds {own} grids of its own; the demo goes in a folder of its own "
+            f"holds {held} of its own; the demo goes in a folder of its own "
             "(choose another --project)",
         )
     project.store.entities.add_many(DEMO_ENTITIES)
