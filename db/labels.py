@@ -174,12 +174,18 @@ class Labels(Noun):
     ) -> LabelEvent | None:
         """Undo the annotator's latest event that still counts; returns the undone event.
 
-        Only events made here: an imported one records a label made elsewhere (its file is
-        its history), and undo walks past it. `session` limits it to one session's events; the undo is recorded under
+        Only events made here and still in force: an imported one records a label made
+        elsewhere (its file is its history), and one that a later import on the same grid
+        superseded changes nothing on screen when undone; undo walks past both. `session`
+        limits it to one session's events; the undo is recorded under
         `recorded_session` (default: `session`). With a `rule`, an undo that would bring
         back a vote the grid no longer needs is refused (VoteRefused).
         """
-        sql = "SELECT id, grid_id FROM effective_label_events WHERE annotator = ? AND origin = ''"
+        sql = """SELECT id, grid_id FROM effective_label_events e
+            WHERE annotator = ? AND origin = ''
+              AND NOT EXISTS (SELECT 1 FROM effective_label_events later
+                WHERE later.grid_id = e.grid_id AND later.annotator = e.annotator
+                  AND later.id > e.id AND later.origin != '')"""
         params: list[Any] = [annotator]
         if session is not None:
             sql += " AND session = ?"

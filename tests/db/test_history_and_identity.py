@@ -254,3 +254,26 @@ def test_undo_walks_past_an_imported_label_to_one_made_here() -> None:
     assert [e.category for e in store.labels.current_where(grid_ids=[first, second])] == [
         Category.NONE
     ]
+
+
+def test_undo_walks_past_a_label_an_import_superseded() -> None:
+    """Undoing it would change nothing shown: the imported label is the current one."""
+    store = Store.memory(identity=ALICE)
+    first, second = a_grid(store), store.grids.add("another prompt", [])[0]
+    earlier = store.labels.label(first, "alice", Category.IMPLICIT)
+    superseded = store.labels.label(second, "alice", Category.EXPLICIT)
+    imported = LabelEvent(
+        id=0,
+        grid_id=second,
+        annotator="alice",
+        action=LabelAction.LABEL,
+        state=LabelState.LABELLED,
+        category=Category.NONE,
+        created_at=superseded.created_at + 1,
+        origin="/data/labels.jsonl",
+        external_id="elsewhere:8",
+    )
+    store.labels.import_many([imported])
+    undone = store.labels.undo_last("alice")
+    assert undone is not None and undone.id == earlier.id
+    assert store.labels.undo_last("alice") is None
