@@ -640,16 +640,18 @@ async def test_a_caption_of_thousands_of_characters_leaves_the_seeds_and_keys_on
 
     store = demo_project.store
     seeds = store.grids.get(store.grids.ids_all()[0]).images
-    caption = " ".join(f"word{number % 50}" for number in range(1400))[:9500]
-    long_one, _ = store.grids.add(caption, seeds, model="scraped", source="import")
-    app = make_app(demo_project, settings_for())
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        screen = await reopen(pilot, long_one)
-        header = screen.query_one(PromptView)
-        shown = str(header.render())
-        assert "(9,500 characters; `memgrid show" in shown
-        # the grid line, the prompt's lines and the legend, inside the bottom border
-        assert header.outer_size.height <= PROMPT_LINES + 3
-        assert screen.query_one(SeedGrid).size.height >= 20
-        assert screen.query_one(KeyHints).region.bottom <= SIZE[1]
+    latin = " ".join(f"word{number % 50}" for number in range(1400))[:9500]
+    wide = "富士山と桜の浮世絵、" * 400  # two cells a character
+    for caption in (latin, wide):
+        long_one, _ = store.grids.add(caption, seeds, model="scraped", source="import")
+        app = make_app(demo_project, settings_for())
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            screen = await reopen(pilot, long_one)
+            header = screen.query_one(PromptView)
+            shown = str(header.render())
+            assert f"({len(caption):,} characters; `memgrid show" in shown
+            # the grid line, the prompt's lines and the legend, inside the bottom border
+            assert header.outer_size.height <= PROMPT_LINES + 3
+            assert screen.query_one(SeedGrid).size.height >= 20
+            assert screen.query_one(KeyHints).region.bottom <= SIZE[1]

@@ -7,6 +7,9 @@ proposal-hidden grid they wait for the annotator's vote like the rest of the det
 
 from __future__ import annotations
 
+import itertools
+
+from rich.cells import cell_len
 from rich.text import Text
 
 from memgrid.core.attribution import Attribution
@@ -70,10 +73,12 @@ class PromptView(TextPanel):
         """A scraped caption can run to thousands of characters: past PROMPT_LINES lines it
         is cut, so that the seeds and the keys stay on screen."""
         width = (self.size.width or self.app.size.width) - 2  # the padding
-        budget = max(width, 20) * PROMPT_LINES
-        if len(prompt) <= budget:
+        budget = max(width, 20) * PROMPT_LINES  # in cells: CJK and emoji take two
+        if cell_len(prompt.plain) <= budget:
             return prompt
-        cut = prompt[: budget - 60]
+        cells = itertools.accumulate(cell_len(character) for character in prompt.plain)
+        kept = budget - 60  # room for the note and for words wrapped early
+        cut = prompt[: sum(1 for used in cells if used <= kept)]
         cut.append(
             f"… ({len(prompt):,} characters; `memgrid show {grid_id}` prints them all)", "dim"
         )
