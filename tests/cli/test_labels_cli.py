@@ -446,18 +446,23 @@ def test_a_name_with_inner_spaces_round_trips(
     assert [r.annotator for r in read_label_file(exported).records] == ["Ana María"]
 
 
+def export_then_import(
+    runner: CliRunner, source: Path, target: Path, file: Path
+) -> tuple[int, int]:
+    """`labels export` from one project, `labels import` into another: (added, already there)."""
+    ok(runner, "labels", "export", file, "-p", source)
+    report = json.loads(ok(runner, "labels", "import", file, "-p", target, "--json").output)
+    return report["added"], report["already_imported"]
+
+
 def test_importing_a_projects_own_export_adds_nothing(
     demo_project_dir: Path, tmp_path: Path, runner: CliRunner
 ) -> None:
     """Its rows name this project's events (`<project id>:<event id>`): a copy would be a
     second current label, and undo would take back the copy and leave the label."""
     ok(runner, "label", "3", "unintended", "-p", demo_project_dir, "-a", "A")
-    exported = tmp_path / "labels.jsonl"
-    ok(runner, "labels", "export", exported, "-p", demo_project_dir)
-    report = json.loads(
-        ok(runner, "labels", "import", exported, "-p", demo_project_dir, "--json").output
-    )
-    assert (report["added"], report["already_imported"]) == (0, 1)
+    moved = export_then_import(runner, demo_project_dir, demo_project_dir, tmp_path / "l.jsonl")
+    assert moved == (0, 1)
     with open_project(demo_project_dir) as project:
         assert len(project.store.labels.events_where(grid_id=3)) == 1
 
@@ -471,12 +476,7 @@ def test_labels_from_a_copy_of_the_project_are_imported(
     shutil.copytree(demo_project_dir, copy)
     ok(runner, "label", "5", "explicit", "-p", demo_project_dir, "-a", "lead")
     ok(runner, "label", "1", "none", "-p", copy, "-a", "alice")
-    exported = tmp_path / "alice.csv"
-    ok(runner, "labels", "export", exported, "-p", copy)
-    report = json.loads(
-        ok(runner, "labels", "import", exported, "-p", demo_project_dir, "--json").output
-    )
-    assert (report["added"], report["already_imported"]) == (1, 0)
+    assert export_then_import(runner, copy, demo_project_dir, tmp_path / "alice.csv") == (1, 0)
     with open_project(demo_project_dir) as project:
         current = {(e.grid_id, e.annotator) for e in project.store.labels.current_all()}
     assert current == {(5, "lead"), (1, "alice")}

@@ -230,24 +230,29 @@ def test_events_of_a_schema_6_project_migrate_and_the_steps_may_run_again(tmp_pa
         store.db.execute("REPLACE INTO label_events SELECT * FROM label_events")
 
 
+def import_alices_none(store: Store, grid_id: int, after: float, external_id: str) -> None:
+    """Alice's label `none` on `grid_id`, imported from a file, made after `after`."""
+    imported = LabelEvent(
+        id=0,
+        grid_id=grid_id,
+        annotator="alice",
+        action=LabelAction.LABEL,
+        state=LabelState.LABELLED,
+        category=Category.NONE,
+        created_at=after + 1,
+        origin="/data/labels.jsonl",
+        external_id=external_id,
+    )
+    assert store.labels.import_many([imported]) == 1
+
+
 def test_undo_walks_past_an_imported_label_to_one_made_here() -> None:
     """An imported event records a label made elsewhere (its file is its history): the
     annotator's undo takes back their own latest action, never the import."""
     store = Store.memory(identity=ALICE)
     first, second = a_grid(store), store.grids.add("another prompt", [])[0]
     own = store.labels.label(first, "alice", Category.EXPLICIT)
-    imported = LabelEvent(
-        id=0,
-        grid_id=second,
-        annotator="alice",
-        action=LabelAction.LABEL,
-        state=LabelState.LABELLED,
-        category=Category.NONE,
-        created_at=own.created_at + 1,
-        origin="/data/labels.jsonl",
-        external_id="elsewhere:7",
-    )
-    assert store.labels.import_many([imported]) == 1
+    import_alices_none(store, second, own.created_at, "elsewhere:7")
     undone = store.labels.undo_last("alice")
     assert undone is not None and undone.id == own.id
     assert store.labels.undo_last("alice") is None  # only the import is left
@@ -262,18 +267,7 @@ def test_undo_walks_past_a_label_an_import_superseded() -> None:
     first, second = a_grid(store), store.grids.add("another prompt", [])[0]
     earlier = store.labels.label(first, "alice", Category.IMPLICIT)
     superseded = store.labels.label(second, "alice", Category.EXPLICIT)
-    imported = LabelEvent(
-        id=0,
-        grid_id=second,
-        annotator="alice",
-        action=LabelAction.LABEL,
-        state=LabelState.LABELLED,
-        category=Category.NONE,
-        created_at=superseded.created_at + 1,
-        origin="/data/labels.jsonl",
-        external_id="elsewhere:8",
-    )
-    store.labels.import_many([imported])
+    import_alices_none(store, second, superseded.created_at, "elsewhere:8")
     undone = store.labels.undo_last("alice")
     assert undone is not None and undone.id == earlier.id
     assert store.labels.undo_last("alice") is None
