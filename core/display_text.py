@@ -9,6 +9,7 @@ leaves everything else as is; the stored text is never changed, only what is dis
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 # Control (C0, DEL, C1), format (bidi overrides and isolates, zero-width and tag characters,
@@ -18,6 +19,11 @@ ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 # move no text and a terminal gives them no meaning.
 JOINERS = frozenset({"\u200c", "\u200d"})
 SHORT_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+# A terminal's escape sequences: OSC (ESC ] ... BEL or ESC \\), CSI (ESC [ parameters, a
+# final byte) and the two-character ones (ESC and one more).
+TERMINAL_SEQUENCE = re.compile(
+    r"\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-Z\\-_]"
+)
 
 
 def needs_escape(character: str) -> bool:
@@ -46,3 +52,13 @@ def printable(text: str) -> str:
 def has_control_characters(text: str) -> bool:
     """True when `printable` would change the text (what import counts and reports)."""
     return not text.isprintable() and any(needs_escape(c) for c in text)
+
+
+def without_terminal_sequences(text: str) -> str:
+    """`text` as a reader of the words sees it: each escape sequence, with the payload a
+    terminal would take (an OSC title), and each control or format character becomes a
+    space, so positions in it are positions in `text`."""
+    if text.isprintable():
+        return text
+    blanked = TERMINAL_SEQUENCE.sub(lambda found: " " * len(found.group()), text)
+    return "".join(" " if needs_escape(c) else c for c in blanked)

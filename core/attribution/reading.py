@@ -20,19 +20,22 @@ from memgrid.core.attribution.model import (
 from memgrid.core.attribution.names import capitalised_spans, quoted_titles
 from memgrid.core.attribution.titles import by_line_works, rare_names, title_of_picture
 from memgrid.core.attribution.words import is_title_case, noun_type
+from memgrid.core.display_text import without_terminal_sequences
 from memgrid.core.records import Entity
 
 
 def attribute(
     prompt: str, lexicon: Sequence[Entity] = (), clip: ClipEvidence = NO_CLIP
 ) -> Attribution:
-    """Find the named entities and implication cues of a prompt."""
-    lexicon_mentions, alias_cues = lexicon_matches(prompt, lexicon)
-    title_case = is_title_case(prompt)
+    """Find the named entities and implication cues of a prompt. An escape sequence's
+    payload (an OSC window title) is not words of the prompt: it is read as spaces."""
+    text = without_terminal_sequences(prompt)
+    lexicon_mentions, alias_cues = lexicon_matches(text, lexicon)
+    title_case = is_title_case(text)
     # Title Case carries no capitalisation signal: word rarity finds the names instead, and
     # a title-case prompt with an image noun is the title of that picture.
-    capitalised = rare_names(prompt) if title_case else capitalised_spans(prompt)
-    title = title_of_picture(prompt) if title_case else None
+    capitalised = rare_names(text) if title_case else capitalised_spans(text)
+    title = title_of_picture(text) if title_case else None
     # Priority on overlaps: the lexicon knows types (its names, then its descriptions), a
     # quote marks a title, capitalisation is the weakest hint, generic cues come last.
     lexicon_names = without_overlaps(longest_first(lexicon_mentions))
@@ -41,15 +44,15 @@ def attribute(
         [c for c in longest_first(alias_cues) if not overlaps(c, taken)]
     )
     taken += [(c.start, c.end) for c in lexicon_cues]
-    titles = [*quoted_titles(prompt), *([title] if title else [])]
+    titles = [*quoted_titles(text), *([title] if title else [])]
     quoted = [m for m in longest_first(titles) if not overlaps(m, taken)]
     taken += [(m.start, m.end) for m in quoted]
-    descriptions = [c for c in longest_first(description_cues(prompt)) if not overlaps(c, taken)]
+    descriptions = [c for c in longest_first(description_cues(text)) if not overlaps(c, taken)]
     names, descriptions = _name_heads(
-        prompt, [m for m in capitalised if not overlaps(m, taken)], descriptions
+        text, [m for m in capitalised if not overlaps(m, taken)], descriptions
     )
     people = [name for name in names if name.type == "person"]
-    names = [*by_line_works(prompt, people), *names]  # a work credited to its maker wins
+    names = [*by_line_works(text, people), *names]  # a work credited to its maker wins
     entities = [*lexicon_names, *without_overlaps(quoted), *without_overlaps(longest_first(names))]
     cues = [*lexicon_cues, *without_overlaps(descriptions)]
     return Attribution(

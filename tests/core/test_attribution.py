@@ -56,6 +56,13 @@ class TestNamedEntities:
         assert prompt[30:48] == "Golden Gate Bridge"
         assert mention.type == "place"
 
+    def test_a_terminal_escape_payload_is_not_a_name(self) -> None:
+        """A scraped caption's OSC title (`ESC ] 0 ; PWNED BEL`) is an instruction to the
+        terminal, not words: it names nothing, and names around escapes keep their offsets."""
+        assert attribute("a photo \x1b]0;PWNED\x07 of a cat").entities == ()
+        result = attribute("a cat beside the \x1b[1mGolden Gate Bridge\x1b[0m at dusk")
+        assert spans(result) == [("Golden Gate Bridge", "capitalised", "place")]
+
     def test_two_capitalised_words_at_a_sentence_start_still_name_someone(self) -> None:
         assert spans(attribute("Frida Kahlo painting a self portrait")) == [
             ("Frida Kahlo", "capitalised", None)
