@@ -63,6 +63,19 @@ class MemgridGroup(TyperGroup):
         except KeyboardInterrupt:  # Typer would end the run without a word
             interrupted_before_the_command()
 
+    def _command_name(self, ctx: typer.Context, words: list[str]) -> str:
+        """`memgrid labels export`, as typed: the command, and a group's subcommand."""
+        name = ctx.invoked_subcommand
+        if name is None:
+            return "memgrid"
+        command = self.get_command(ctx, name)
+        subcommands = getattr(command, "commands", {})
+        return " ".join(
+            ["memgrid", name, *words[:1]]
+            if words[:1] and words[0] in subcommands
+            else ["memgrid", name]
+        )
+
     def resolve_command(self, ctx: typer.Context, args: list[str]) -> Any:
         """Typer's, with its "did you mean" drawn from every command, loaded or not."""
         try:
@@ -90,6 +103,7 @@ class MemgridGroup(TyperGroup):
             raise typer.Exit(error.exit_code) from None
 
     def invoke(self, ctx: typer.Context) -> Any:
+        words = list(ctx.args)  # after the command's name; Click empties ctx.args as it runs
         try:
             return super().invoke(ctx)
         except NoArgsIsHelpError:
@@ -101,7 +115,7 @@ class MemgridGroup(TyperGroup):
             raise _reported(error, str(error)) from None
         except ModuleNotFoundError as error:
             # A lazy import of an optional extra's package that no require_extra caught first.
-            missing = missing_extra_error(error, _command_name(ctx))
+            missing = missing_extra_error(error, self._command_name(ctx, words))
             if missing is None:
                 raise
             raise _reported(error, str(missing)) from None
@@ -114,15 +128,12 @@ class MemgridGroup(TyperGroup):
             if _Settings.debug:  # where it was (Click would swallow the exception itself)
                 traceback.print_exc()
             exit_interrupted(
-                _command_name(ctx), "nothing is half-written; what was stored before stays"
+                self._command_name(ctx, words),
+                "nothing is half-written; what was stored before stays",
             )
         except OSError as error:
             where = f"{error.filename}: " if error.filename else ""
             raise _reported(error, f"{where}{error.strerror or error}") from None
-
-
-def _command_name(ctx: typer.Context) -> str:
-    return " ".join(filter(None, ("memgrid", ctx.invoked_subcommand)))
 
 
 def _reported(error: Exception, message: str) -> typer.Exit:

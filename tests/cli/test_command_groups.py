@@ -94,6 +94,19 @@ def test_ctrl_c_in_a_command_without_its_own_account_gets_one_line(
         assert project.store.db.execute("SELECT count(*) FROM proposals").fetchone()[0] == before
 
 
+def test_ctrl_c_in_a_groups_command_names_the_whole_command(
+    monkeypatch: pytest.MonkeyPatch, demo_project_dir: Path, tmp_path: Path
+) -> None:
+    from memgrid.tui.commands import labels
+
+    interrupt_at_call(monkeypatch, labels, "export_labels")
+    out = tmp_path / "labels.jsonl"
+    result = CliRunner().invoke(app, ["labels", "export", str(out), "-p", str(demo_project_dir)])
+    assert result.exit_code == 130
+    assert result.stderr.startswith("memgrid: error: memgrid labels export: interrupted: ")
+    assert not out.exists()
+
+
 def test_ctrl_c_with_debug_shows_where_it_was(
     monkeypatch: pytest.MonkeyPatch, demo_project_dir: Path
 ) -> None:
