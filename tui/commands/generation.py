@@ -343,6 +343,7 @@ def _merge_summary(report: MergeReport, into: Path) -> str:
         f"{report.grids_added} grids added, {report.grids_extended} extended, "
         f"{report.images_added} images added, {report.duplicate_images} duplicates skipped"
         f"{references}"
+        + (f", {report.entities_added} lexicon entries added" if report.entities_added else "")
     )
 
 
@@ -372,8 +373,8 @@ def merge_command(
         )
     if report.scores_dropped or report.stale_target_scores:
         say(
-            f"note: {report.scores_dropped + report.stale_target_scores} scores cover fewer "
-            "seeds than the merged grids; run `memgrid score` again",
+            f"note: {report.scores_dropped + report.stale_target_scores} scores were made on "
+            "other seeds or pixels than the merged grids keep; run `memgrid score` again",
             err=True,
         )
     if report.reference_matches_stale:
@@ -385,6 +386,13 @@ def merge_command(
     if report.labels_not_merged:
         say(
             f"note: {report.labels_not_merged} labels in the shards were not merged",
+            err=True,
+        )
+    if report.threshold_sets_not_merged:
+        say(
+            f"note: the shards' {report.threshold_sets_not_merged} threshold sets and their "
+            "proposals were not merged; run `memgrid propose` in the merged project "
+            "(`memgrid thresholds` lists and imports sets)",
             err=True,
         )
 

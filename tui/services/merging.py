@@ -35,6 +35,8 @@ class MergeReport:
     scores_dropped: int = 0
     stale_target_scores: int = 0
     labels_not_merged: int = 0
+    entities_added: int = 0  # lexicon entries the target lacked (its own are kept)
+    threshold_sets_not_merged: int = 0  # with their proposals: propose again in the target
     triage_results: int = 0
     references_added: int = 0
     references_present: int = 0  # already in the target, or added from an earlier source
@@ -43,14 +45,16 @@ class MergeReport:
     reference_matches_stale: int = 0
 
 
-GridKey = tuple[str, str, str]
+GridKey = tuple[str, str, str, str]
 # A source's reference ids mapped to the target's references; None when the source's pool
 # is not the merged pool, so its matches do not hold there.
 ReferenceMap = dict[int, Reference] | None
 
 
 def _grid_key(grid: Grid) -> GridKey:
-    return grid.prompt, grid.model, content_key(grid.settings)
+    """A grid's identity across projects, as the store keys it: an imported grid's origin
+    (its source folder) keeps two folders' grids of one prompt apart."""
+    return grid.prompt, grid.model, content_key(grid.settings), grid.origin
 
 
 def _generation_configs(project: Project) -> dict[str, dict[str, Any]]:
@@ -184,6 +188,11 @@ def _merge_one(
     added, _ = target.store.prompts.add_many((p.text, p.metadata) for p in store.prompts.all())
     report.prompts_added += added
     report.labels_not_merged += len(store.labels.votes_where())
+    known = {entity.name for entity in target.store.entities.all()}
+    report.entities_added += target.store.entities.add_many(
+        entity for entity in store.entities.all() if entity.name not in known
+    )
+    report.threshold_sets_not_merged += len(store.thresholds.all())
     for result in store.triage.all():  # a shard's skipped prompts have no grid to carry it
         target.store.triage.add(result)
         report.triage_results += 1
@@ -212,7 +221,9 @@ def _merge_grid(
         present = existing.get(image.seed)
         if present is not None:
             report.duplicate_images += 1
-            report.conflicting_images += present.sha256 != image.sha256
+            if present.sha256 != image.sha256:
+                report.conflicting_images += 1
+                complete = False  # its scores were made on pixels the target does not keep
             continue
         # The shard's database names the file: it must not lead out of the shard's folder.
         checked = read_image_file(source.image_path(image), inside=source.root)
