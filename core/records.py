@@ -9,6 +9,9 @@ from typing import Any
 from memgrid.core.errors import InputError
 from memgrid.core.taxonomy import Category, Feature, LabelAction, LabelState, Webster
 
+# SQLite stores an INTEGER in 64 signed bits: ids, seeds and versions stay within it.
+MAX_STORED_INTEGER = 2**63 - 1
+
 
 @dataclass(frozen=True)
 class Prompt:

@@ -17,6 +17,7 @@ from typing import Any
 
 from memgrid.core.combined import COMBINED_KEYS, FEATURES
 from memgrid.core.errors import InputError
+from memgrid.core.records import MAX_STORED_INTEGER
 from memgrid.core.text_files import parse_json, parse_toml, read_text
 
 V0_NAME = "v0"
@@ -40,11 +41,15 @@ class ThresholdSpec:
             raise InputError(
                 source, f"{self.key} must be a number, not {value!r}", location=self.key
             )
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer of hundreds of digits
+            number = math.inf
         if not math.isfinite(number) or not self.low <= number <= self.high:
+            shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:39]}…"
             raise InputError(
                 source,
-                f"{self.key} = {value!r} is out of range [{self.low:g}, {self.high:g}]",
+                f"{self.key} = {shown} is out of range [{self.low:g}, {self.high:g}]",
                 location=self.key,
             )
         if self.integer and not number.is_integer():
@@ -214,8 +219,10 @@ def parse_set_reference(text: str) -> tuple[str, int | None]:
     if not name or not version:
         raise InputError(text, "name a threshold set as NAME@VERSION, e.g. default@1")
     digits = version[1:] if version[:1] in ("v", "V") else version
-    if not digits.isdigit():
+    if not (digits.isascii() and digits.isdigit()):
         raise InputError(text, f"version {version!r} is not a whole number; e.g. {name}@1")
+    if int(digits) > MAX_STORED_INTEGER:
+        raise InputError(text, "no threshold set has a version this large")
     return name, int(digits)
 
 

@@ -121,6 +121,8 @@ class MemgridGroup(TyperGroup):
             raise _reported(error, str(missing)) from None
         except BrokenPipeError:
             raise quiet_broken_pipe() from None
+        except OverflowError as error:  # a number past what SQLite or a float holds
+            raise _reported(error, f"a number given is too large ({error})") from None
         except KeyboardInterrupt:
             # The long commands say what they kept (exit_interrupted); the rest get this line
             # rather than Typer's silent exit: every store write is one transaction, and

@@ -14,12 +14,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from memgrid.core.errors import InputError
+from memgrid.core.records import MAX_STORED_INTEGER
 
 DTYPE_CHOICES = ("auto", "fp16", "bf16", "fp32")
 DEVICE_NAMES = ("auto", "cuda", "cpu", "mps")
 CUDA_DEVICE = re.compile(r"^cuda:(\d+)$")
 MAX_SEEDS = 100_000
-MAX_SEED = 2**63 - 1  # SQLite stores an INTEGER in 64 signed bits
+MAX_SEED = MAX_STORED_INTEGER
 
 
 @dataclass(frozen=True)

@@ -302,3 +302,27 @@ def test_the_longest_prompt_allowed_goes_in_through_both_readers(
     assert run(runner, "import", source, "-p", project_dir)[0] == 0
     with open_project(project_dir) as project:
         assert project.store.prompts.count == 1 and project.store.grids.count == 1
+
+
+HUGE = "9" * 30  # past SQLite's 64-bit integers and any id
+
+
+@pytest.mark.parametrize(
+    ("arguments", "problem"),
+    [
+        (["show", HUGE], "less than or equal to 9223372036854775807"),
+        (["label", HUGE, "none", "-a", "bob"], "less than or equal to 9223372036854775807"),
+        (["label", "1", "none", "-a", "bob", "--overlap", HUGE], "a number given is too large"),
+        (["thresholds", "activate", f"default@{HUGE}"], "no threshold set has a version"),
+        (["propose", "-t", "BIG_FILE"], "tau_mem = 1000000000000000000000000000000000000"),
+    ],
+)
+def test_a_number_too_large_to_store_is_one_line(
+    demo_project_dir: Path, tmp_path: Path, arguments: list[str], problem: str
+) -> None:
+    big = tmp_path / "big.json"
+    big.write_text('{"tau_mem": 1' + "0" * 400 + "}")
+    arguments = [str(big) if word == "BIG_FILE" else word for word in arguments]
+    result = CliRunner().invoke(app, [*arguments, "-p", str(demo_project_dir)])
+    assert result.exit_code in (1, 2)
+    assert problem in result.stderr and len(result.stderr.splitlines()) == 1

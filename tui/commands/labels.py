@@ -10,6 +10,7 @@ import typer
 
 from memgrid.core.annotators import default_annotator
 from memgrid.core.label_files import time_text
+from memgrid.core.records import MAX_STORED_INTEGER
 from memgrid.core.taxonomy import Category, Webster
 from memgrid.tui.display import say
 from memgrid.tui.options import (
@@ -35,7 +36,9 @@ def register(app: typer.Typer) -> None:
 
 
 def label(
-    grid: Annotated[int, typer.Argument(help="The grid's id (memgrid show GRID).")],
+    grid: Annotated[
+        int, typer.Argument(max=MAX_STORED_INTEGER, help="The grid's id (memgrid show GRID).")
+    ],
     category: Annotated[
         Category,
         typer.Argument(help="explicit, implicit, unintended or none.", case_sensitive=False),

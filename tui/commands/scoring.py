@@ -12,7 +12,7 @@ import typer
 from memgrid.core.metrics import DEFAULT_METRICS, METRICS
 from memgrid.core.metrics.base import Metric
 from memgrid.core.metrics.clip import DEFAULT_MODEL, DEFAULT_PRETRAINED
-from memgrid.core.records import Grid, Proposal, Score
+from memgrid.core.records import MAX_STORED_INTEGER, Grid, Proposal, Score
 from memgrid.core.references.matching import REFERENCE_METRIC
 from memgrid.tui.commands.references import match_lines
 from memgrid.tui.display import say
@@ -230,7 +230,9 @@ def _print_report(report: ScoringReport, names: tuple[str, ...]) -> None:
 
 
 def show(
-    grid_id: Annotated[int, typer.Argument(help="The grid's id (see `memgrid status`).")],
+    grid_id: Annotated[
+        int, typer.Argument(max=MAX_STORED_INTEGER, help="The grid's id (see `memgrid status`).")
+    ],
     project: ProjectOption = None,
     json_output: JsonOption = False,
 ) -> None:
