@@ -145,15 +145,26 @@ def _apply_meta(grid: PlannedGrid, meta_path: Path, source_root: Path) -> None:
     grid.metadata |= {k: v for k, v in meta.items() if k not in ("model", "settings")}
 
 
-def manifest_rows(manifest: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+def manifest_rows(
+    manifest: Path, *, bad_lines: list[InputError] | None = None
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each row of a .jsonl or .csv manifest with its location. A JSONL line that is not a
+    JSON object ends the reading, unless `bad_lines` is given (rows that stand alone, as
+    references do): it is then added there and the next line read."""
     text = read_text(manifest)
     if manifest.suffix.lower() == ".jsonl":
         for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
-            row = parse_json(line, manifest, f"line {number}")
-            if not isinstance(row, dict):
-                raise InputError(manifest, "each line must be a JSON object", f"line {number}")
+            try:
+                row = parse_json(line, manifest, f"line {number}")
+                if not isinstance(row, dict):
+                    raise InputError(manifest, "each line must be a JSON object", f"line {number}")
+            except InputError as error:
+                if bad_lines is None:
+                    raise
+                bad_lines.append(error)
+                continue
             yield f"line {number}", row
         return
     _, rows = csv_table(manifest, text)

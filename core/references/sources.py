@@ -159,7 +159,10 @@ def _file_item(path: Path, root: Path) -> Found:
 
 def _manifest(manifest: Path) -> Iterator[Found]:
     root = manifest.parent
-    for location, row in manifest_rows(manifest):
+    bad_lines: list[InputError] = []  # each reference stands alone: a bad line is skipped
+    for location, row in manifest_rows(manifest, bad_lines=bad_lines):
+        yield from bad_lines
+        bad_lines.clear()
         try:
             raw_path = str(row.get("path") or "").strip()
             if not raw_path:
@@ -178,6 +181,7 @@ def _manifest(manifest: Path) -> Iterator[Found]:
             load=lambda path=path: read_image_file(path, inside=root),
             **described,
         )
+    yield from bad_lines
 
 
 # ---------------------------------------------------------------- img2dataset shards

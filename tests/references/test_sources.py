@@ -68,6 +68,27 @@ def test_manifest_rows_and_a_path_outside_are_one_error_each(tmp_path: Path) -> 
     ]
 
 
+def test_a_manifest_line_that_is_no_json_object_is_skipped_like_any_bad_row(
+    tmp_path: Path,
+) -> None:
+    """References stand alone: one broken line must not cost the good rows after it."""
+    training_image("barn").save(tmp_path / "barn.png")
+    training_image("pier").save(tmp_path / "pier.png")
+    manifest = tmp_path / "list.jsonl"
+    manifest.write_text(
+        '{"path": "barn.png", "key": "K1"}\n"just a string"\n{not json\n'
+        '{"path": "pier.png", "key": "K2"}\n',
+        encoding="utf-8",
+    )
+    items, errors = split(manifest)
+    assert [i.key for i in items] == ["K1", "K2"]
+    assert [str(e).split(": ", 1)[0] for e in errors] == [
+        f"{manifest}:line 2",
+        f"{manifest}:line 3",
+    ]
+    assert "each line must be a JSON object" in str(errors[0])
+
+
 def test_csv_manifest(tmp_path: Path) -> None:
     training_image("barn").save(tmp_path / "barn.png")
     manifest = tmp_path / "list.csv"
