@@ -81,3 +81,28 @@ def test_merge_adds_the_lexicon_and_says_what_it_leaves(tmp_path: Path, runner: 
     assert "1 labels in the shards were not merged" in result.stderr
     with open_project(into) as project:
         assert [entity.name for entity in project.store.entities.all()] == ["Nemo"]
+
+
+def test_a_shard_missing_an_image_merges_every_other_grid_and_names_the_one_it_could_not(
+    tmp_path: Path, runner: CliRunner
+) -> None:
+    source = shard(
+        tmp_path / "a",
+        [("a boat", "", [1, 2]), ("a lighthouse", "", [3, 4]), ("a dog", "", [5, 6])],
+        0.5,
+    )
+    with open_project(source) as project:
+        lost = project.image_path(project.store.grids.get(2).images[0])
+    kept = lost.read_bytes()
+    lost.unlink()
+    into = tmp_path / "merged"
+    result = runner.invoke(app, ["merge", "--into", str(into), str(source)])
+    assert result.exit_code == 1
+    assert f"{lost}: image file not found (grid 2 of {source} not merged)" in result.stderr
+    with open_project(into) as project:
+        assert sorted(g.prompt for g in project.store.grids.all()) == ["a boat", "a dog"]
+    lost.write_bytes(kept)  # put back: the merge again adds only what was missing
+    result = runner.invoke(app, ["merge", "--into", str(into), str(source)])
+    assert result.exit_code == 0, result.output
+    with open_project(into) as project:
+        assert project.store.grids.count == 3

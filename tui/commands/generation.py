@@ -20,7 +20,7 @@ from memgrid.core.generation.launch import (
 from memgrid.core.generation.settings import DTYPE_CHOICES, choose_seeds, parse_shard
 from memgrid.db.store import DATABASE_NAME
 from memgrid.tui.display import say
-from memgrid.tui.errors import exit_interrupted, grids_kept
+from memgrid.tui.errors import exit_interrupted, grids_kept, report_error
 from memgrid.tui.options import JsonOption, ProjectOption
 from memgrid.tui.services import scale
 from memgrid.tui.services.generation import (
@@ -363,6 +363,8 @@ def merge_command(
     report = merge_projects(projects, into) if projects else scale.merge_shards(into)
     if json_output:
         typer.echo(json.dumps(report.__dict__, indent=2))
+        if report.errors:
+            raise typer.Exit(1)
         return
     say(_merge_summary(report, into))
     if report.conflicting_images:
@@ -388,6 +390,8 @@ def merge_command(
             f"note: {report.labels_not_merged} labels in the shards were not merged",
             err=True,
         )
+    for problem in report.errors:
+        report_error(problem)
     if report.threshold_sets_not_merged:
         say(
             f"note: the shards' {report.threshold_sets_not_merged} threshold sets and their "
@@ -395,6 +399,8 @@ def merge_command(
             "(`memgrid thresholds` lists and imports sets)",
             err=True,
         )
+    if report.errors:
+        raise typer.Exit(1)
 
 
 def _short(prompt: str, width: int = 70) -> str:

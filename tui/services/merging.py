@@ -4,7 +4,7 @@ checked, scores kept only where they still hold (docs/design.md, "Generation and
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,9 @@ class MergeReport:
     # Reference matches not carried, or outdated in the target: made against another pool
     # than the merged one, or on fewer seeds (`memgrid match` again)
     reference_matches_stale: int = 0
+    # Grids a shard could not give (an image file missing or unreadable): one line each;
+    # every other grid is merged, and a rerun after the fix adds only what is missing.
+    errors: list[str] = field(default_factory=list)
 
 
 GridKey = tuple[str, str, str, str]
@@ -198,7 +201,10 @@ def _merge_one(
         report.triage_results += 1
     for grid in store.grids.all():
         complete = merged_seeds[_grid_key(grid)] == set(grid.seeds)
-        _merge_grid(source, grid, target, complete, references, report)
+        try:
+            _merge_grid(source, grid, target, complete, references, report)
+        except InputError as error:
+            report.errors.append(f"{error} (grid {grid.id} of {source.root} not merged)")
 
 
 def _merge_grid(
