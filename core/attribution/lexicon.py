@@ -8,6 +8,7 @@ from pathlib import Path
 
 from memgrid.core.attribution.model import Cue, EntityMention
 from memgrid.core.attribution.words import ENTITY_TYPES, FUNCTION_WORDS, NAME_PARTICLES, words_of
+from memgrid.core.display_text import has_control_characters
 from memgrid.core.errors import InputError
 from memgrid.core.records import Entity
 from memgrid.core.text_files import read_text
@@ -31,6 +32,8 @@ def parse_lexicon(text: str, source: str | Path) -> list[Entity]:
         name, kind = fields[0], fields[1].lower()
         if not name:
             raise InputError(source, "the name is empty", location)
+        if has_control_characters(line):  # shown in every highlight legend and report
+            raise InputError(source, f"{line!r} holds control characters", location)
         if kind not in ENTITY_TYPES:
             raise InputError(
                 source, f"type {fields[1]!r} is not one of {', '.join(ENTITY_TYPES)}", location

@@ -173,6 +173,8 @@ class TestLexicon:
             ("Mona Lisa | painting\n", 1, "not one of"),
             ("# header\nMona Lisa\n", 2, "expected"),
             ("Nike | brand\n | work\n", 2, "name is empty"),
+            ("Nike | brand\nbad\x00name | person\n", 2, "holds control characters"),
+            ("\x1b]0;PWNED\x07Nemo | work\n", 1, "holds control characters"),
             ("Nike | brand\nnike | brand\n", 2, "listed twice"),
             ("a | work | b | c\n", 1, "expected"),
         ],
