@@ -277,7 +277,8 @@ def load_threshold_file(path: Path) -> ThresholdFile:
     data = _read_mapping(path)
     metadata = {key: data.pop(key) for key in METADATA_KEYS if key in data}
     for key, value in metadata.items():
-        if not isinstance(value, str) or (key == "name" and not value.strip()):
+        # notes may be empty; a name or model must say something (model "" names no model)
+        if not isinstance(value, str) or (key != "notes" and not value.strip()):
             raise InputError(path, f"{key} must be a non-empty string", location=key)
     overrides = validate_values(data, path)
     return ThresholdFile(

@@ -77,6 +77,8 @@ class TestThresholdFiles:
             ("[1, 2]", ".json", "one table", None),
             ("tau_mem = \n", ".toml", "not valid TOML", None),
             ("name = 3\n", ".toml", "name must be a non-empty string", "name"),
+            ('{"model": ""}', ".json", "model must be a non-empty string", "model"),
+            ('{"tau_mem": 1' + "0" * 400 + "}", ".json", "out of range", "tau_mem"),
             ("tau_mem = 0.1\n", ".yaml", "must end in .toml or .json", None),
         ],
     )
