@@ -950,3 +950,34 @@ def test_webdataset_samples_carry_their_contact_sheet(
         f"{key}.contact.png",
         f"{key}.json",
     ]
+
+
+def test_an_annotator_filter_naming_nobody_here_is_refused(
+    demo_project_dir: Path, tmp_path: Path
+) -> None:
+    """A typo exported nothing and said nothing; now it names who has labelled."""
+    from memgrid.tui.cli import app as cli
+    from memgrid.tui.services.project import open_project as opened
+
+    with opened(demo_project_dir) as project:
+        project.store.labels.label(1, "ana", Category.NONE)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "export",
+            "-p",
+            str(demo_project_dir),
+            "-f",
+            "jsonl",
+            "-o",
+            str(out),
+            "--annotator",
+            "anna",
+        ],
+    )
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "memgrid: error: --annotator: no label by 'anna' here (annotators: 'ana')\n"
+    )
+    assert not out.exists()

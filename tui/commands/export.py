@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from memgrid.core.agreement import GridState
+from memgrid.core.errors import InputError
 from memgrid.core.export.options import (
     DEFAULT_SHARD_SIZE,
     ExportFilters,
@@ -120,6 +121,13 @@ def export(
         contact_sheets=contact_sheet,
     )
     with open_project(project) as opened:
+        if annotator is not None:
+            known = opened.store.labels.annotators_all()
+            if annotator not in known:  # a typo would export nothing, and say nothing
+                listed = ", ".join(repr(name) for name in known[:10]) or "none yet"
+                raise InputError(
+                    "--annotator", f"no label by {annotator!r} here (annotators: {listed})"
+                )
         earlier = _manifest_identity(out)
         try:
             report = export_project(opened, options)
