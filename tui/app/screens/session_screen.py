@@ -232,7 +232,6 @@ class SessionScreen(RedrawsImagesOnScreenChange, Screen[None]):
         except (MemgridError, OSError) as error:
             self.post_message(WorkFailed("prefetch", str(error)))
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="lease")
     def refresh_progress(self) -> None:
         """Other annotators' votes and undos change the project's counts between this
         annotator's actions: read them again while no action is running (an action shows
@@ -252,6 +251,7 @@ class SessionScreen(RedrawsImagesOnScreenChange, Screen[None]):
         if outcomes_shown == self._outcomes_shown:  # else an action showed newer counts
             self.query_one(ProgressBar).show(progress, self.session.annotator)
 
+    @work(thread=True, exclusive=True, exit_on_error=False, group="lease")
     def renew_lease(self) -> None:
         try:
             held = self.session.renew_lease()
