@@ -123,13 +123,14 @@ def single_process_run(
 # ---- torchrun / accelerate launch ----------------------------------------------------------------
 
 
-def two_rank_run(
-    monkeypatch: pytest.MonkeyPatch, model: Path, prompts_file: Path, target: Path
+@pytest.fixture
+def two_rank_args(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_model_dir: Path, prompts_file: Path
 ) -> list[str]:
-    """The arguments of a two-rank run into `target`, its world size set, no rendezvous."""
+    """The arguments of a two-rank run into tmp_path/run, its world size set, no rendezvous."""
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.delenv("MASTER_ADDR", raising=False)
-    return generate_args(model, target, "--prompts", prompts_file, "--seeds", 2)
+    return generate_args(tiny_model_dir, tmp_path / "run", "--prompts", prompts_file, "--seeds", 2)
 
 
 def be_rank(monkeypatch: pytest.MonkeyPatch, rank: int) -> None:
@@ -141,14 +142,12 @@ def be_rank(monkeypatch: pytest.MonkeyPatch, rank: int) -> None:
 def test_ranks_take_their_shards_and_rank_zero_merges(
     tmp_path: Path,
     runner: CliRunner,
-    tiny_model_dir: Path,
-    prompts_file: Path,
+    two_rank_args: list[str],
     single_process_run: dict,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """As torchrun runs them, without the rendezvous: one rank after the other."""
-    target = tmp_path / "run"
-    args = two_rank_run(monkeypatch, tiny_model_dir, prompts_file, target)
+    target, args = tmp_path / "run", two_rank_args
     written: list[str] = []
 
     def recorded_write(path: Path, data: bytes, *, shared: bool = False) -> None:
@@ -299,13 +298,11 @@ def local_ray() -> Iterator[None]:
 def test_ctrl_c_while_rank_zero_merges_says_what_the_shards_keep(
     tmp_path: Path,
     runner: CliRunner,
-    tiny_model_dir: Path,
-    prompts_file: Path,
+    two_rank_args: list[str],
     single_process_run: dict,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    target = tmp_path / "run"
-    args = two_rank_run(monkeypatch, tiny_model_dir, prompts_file, target)
+    target, args = tmp_path / "run", two_rank_args
     for rank in (1, 0):
         be_rank(monkeypatch, rank)
         if rank == 0:

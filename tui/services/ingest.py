@@ -153,10 +153,10 @@ def build_demo(project: Project) -> int:
     A project with grids of its own is refused before anything is added: the synthetic
     grids, references and entities would mix into its reports, matches and proposals, and
     nothing takes them out again."""
-    store = project.store
-    own_grids = sum(source != DEMO_SOURCE for source in store.grids.table_all().sources)
+    table = project.store.grids.table_all()  # every grid's source, and every prompt
+    own_grids = sum(source != DEMO_SOURCE for source in table.sources)
     demo_prompts = {demo.prompt for demo in DEMO_SET}
-    own_prompts = sum(prompt.text not in demo_prompts for prompt in store.prompts.all())
+    own_prompts = sum(text not in demo_prompts for text in table.prompts.values())
     if own_grids or own_prompts:
         held = f"{own_grids} grids" if own_grids else f"{own_prompts} prompts"
         raise InputError(
