@@ -13,7 +13,8 @@ import os
 import sys
 import traceback
 from difflib import get_close_matches
-from typing import Any, NoReturn
+from pathlib import Path
+from typing import Any, NoReturn, get_args
 
 import typer
 from typer.core import TyperGroup
@@ -219,7 +220,28 @@ def module_commands(module_name: str) -> dict[str, Any]:
     commands = typer.Typer(**COMMAND_SETTINGS)
     commands.callback()(_no_options)  # a group even for one command: commands by name
     module.register(commands)
-    return dict(typer.main.get_command(commands).commands)  # type: ignore[attr-defined]
+    loaded = dict(typer.main.get_command(commands).commands)  # type: ignore[attr-defined]
+    for command in loaded.values():
+        _refuse_empty_paths(command)
+    return loaded
+
+
+def _refuse_empty_paths(command: Any) -> None:
+    """Every path parameter of `command` and its subcommands refuses "": Typer reads it as
+    ".", so a quoting slip (`init "$DIR"` with DIR unset) would act on the current folder."""
+    for param in command.params:
+        annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+        if Path in (annotation, *get_args(annotation)):
+            param.process_value = functools.partial(_non_empty_path, param.process_value, param)
+    for subcommand in getattr(command, "commands", {}).values():
+        _refuse_empty_paths(subcommand)
+
+
+def _non_empty_path(process_value: Any, param: Any, ctx: Any, value: Any) -> Any:
+    values = value if isinstance(value, list | tuple) else [value]
+    if any(isinstance(one, str) and not one.strip() for one in values):
+        raise typer.BadParameter("an empty path names no file or folder", ctx=ctx, param=param)
+    return process_value(ctx, value)
 
 
 def _no_options() -> None:

@@ -112,6 +112,7 @@ def cases(tmp_path: Path, demo_project_dir: Path) -> dict[str, tuple[list[str], 
         "not a database": (["status", "-p", str(not_sqlite)], str(not_sqlite / "memgrid.db")),
         "newer schema": (["status", "-p", str(newer)], str(newer / "memgrid.db")),
         "a file where a folder goes": (["init", str(a_file)], str(a_file)),
+        "an empty path": (["merge", "--into", "", project], "memgrid merge"),
     }
 
 
@@ -131,6 +132,7 @@ CASE_NAMES = [
     "not a database",
     "newer schema",
     "a file where a folder goes",
+    "an empty path",
 ]
 
 
@@ -162,3 +164,26 @@ def test_every_failing_record_of_an_import_is_its_own_line(
         f"{manifest}:line 1",
         f"{manifest}:line 2",
     ]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["init", ""],
+        ["init", "  "],
+        ["status", "-p", ""],
+        ["merge", "--into", "", "elsewhere"],
+        ["report", "--html", ""],
+        ["labels", "export", ""],
+    ],
+    ids=" ".join,
+)
+def test_an_empty_path_is_refused_rather_than_read_as_the_current_folder(
+    argv: list[str], runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Typer reads "" as ".": `init "$UNSET"` would have made the current folder a project.
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, argv, prog_name="memgrid")
+    (line,) = assert_error_style(result)
+    assert "an empty path names no file or folder" in line
+    assert list(tmp_path.iterdir()) == []
