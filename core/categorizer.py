@@ -21,7 +21,8 @@ as too small to judge. Every check leaves a Reason naming its signal, value and 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from memgrid.core.attribution import Attribution
@@ -34,6 +35,7 @@ from memgrid.core.categorizer_rules import (
 )
 from memgrid.core.combined import (
     COPY_METRICS,
+    MATCH_METRIC,
     CombinedScore,
     clique_size,
     combine,
@@ -49,6 +51,7 @@ from memgrid.core.thresholds import Thresholds
 # Whole-image near-duplicate metrics, strictest first (each reason is listed in this order).
 PIXEL_METRICS = COPY_METRICS
 REGION_METRIC = "tiled-l2"
+REGION_GRID = 8  # the region map's tiles a side, where no tiled-l2 score says otherwise
 SEMANTIC_METRIC = "clip"
 GENERATION_METRIC = "wen"
 # What each rule needs, for the reasons that say a rule was not applied.
@@ -69,6 +72,12 @@ KIND_OF_FEATURE = {
     "region": "template",
     "semantic": "semantic",
 }
+# Keypoint matches whose inliers span less than this share of the picture (the median pair
+# of the clique, by their bounding box) are a fixed mark recurring, a watermark or a logo,
+# not the picture: on realgrids-dev the near-verbatim copies' matches span 17-35% of the
+# seed (a drawn picture whose detail sits in one part, 10%), the demo's watermarks and
+# logos 1-2% (their text and outline). Rule 3 then reads the place they span.
+LOCAL_MATCH_AREA = 0.05
 FEATURE_WORDS = {
     "layout": "pHash or gradient-layout median similarity at a near-duplicate level",
     "matches": "keypoint matches in most pairs",
@@ -174,8 +183,14 @@ def _apply_rules(scores: dict[str, Score], thresholds: Thresholds, reasons: list
     extent_check = region_check = None
     if region_score is not None:
         extent_check, region_check, rules.tiles = _region_checks(region_score, thresholds)
-    rules.whole = any(c.fired for c in clique_checks) or bool(extent_check and extent_check.fired)
-    rules.template = not rules.whole and bool(region_check and region_check.fired and rules.tiles)
+    mark_tiles = _local_match_tiles(scores, region_score)
+    whole_checks = [c for c in clique_checks if not (c.signal == MATCH_METRIC and mark_tiles)]
+    rules.whole = any(c.fired for c in whole_checks) or bool(extent_check and extent_check.fired)
+    region_found = bool(region_check and region_check.fired and rules.tiles)
+    mark_found = any(c.fired and c.signal == MATCH_METRIC for c in clique_checks) and mark_tiles
+    rules.template = not rules.whole and bool(region_found or mark_found)
+    if not region_found and mark_found:
+        rules.tiles = mark_tiles
     if extent_check is not None and region_check is not None and region_score is not None:
         reasons.append(_region_reason(region_score, extent_check, region_check, rules.whole))
     semantic_check = _semantic_check(scores.get(SEMANTIC_METRIC), thresholds, reasons)
@@ -305,6 +320,13 @@ def _clique_check(
     carlini = values.get("clique_size")
     if robust and carlini is not None and int(carlini) != clique:
         text += f"; {int(carlini)}/{seeds} by Carlini's largest tile"
+    area = _local_match_area(score)
+    if check.fired and area is not None:
+        where = _bbox_words(_box_tiles(values["matched_box"], REGION_GRID)[1])
+        text += (
+            f", but the matches span {area:.0%} of the image (< {LOCAL_MATCH_AREA:.0%}) at "
+            f"{where}: a fixed mark, not the whole picture"
+        )
     reasons.append(Reason(score.metric, text, check.value, check.threshold, check.fired))
     _rescore_reason(score, "threshold", thresholds.pair_threshold(score.metric), reasons)
     if score.metric == REGION_METRIC:
@@ -338,6 +360,40 @@ def _region_checks(score: Score, thresholds: Thresholds) -> tuple[Check, Check, 
     extent = Check(REGION_METRIC, float(values.get("extent", 0.0)), thresholds.tau_global)
     region = Check(REGION_METRIC, len(tiles) / (grid * grid), thresholds.tau_region)
     return extent, region, tiles
+
+
+def _local_match_area(score: Score | None) -> float | None:
+    """The share of the picture a keypoint clique's matches span, when it is a local mark."""
+    if score is None or score.metric != MATCH_METRIC or not score.available:
+        return None
+    area, box = score.values.get("matched_area"), score.values.get("matched_box")
+    if area is None or not isinstance(box, list | tuple) or len(box) != 4:
+        return None
+    return float(area) if float(area) < LOCAL_MATCH_AREA else None
+
+
+def _local_match_tiles(scores: dict[str, Score], region_score: Score | None) -> tuple[int, ...]:
+    """The region-map tiles a keypoint clique's local matches cover (none if not local)."""
+    score = scores.get(MATCH_METRIC)
+    if _local_match_area(score) is None or score is None:
+        return ()
+    grid = int((region_score.values.get("region_grid") if region_score else None) or REGION_GRID)
+    return _box_tiles(score.values["matched_box"], grid)[0]
+
+
+def _box_tiles(box: Sequence[float], grid: int) -> tuple[tuple[int, ...], list[int]]:
+    """A box [x0, y0, x1, y1] in shares of the side as the tiles of a grid x grid map it
+    covers, and their inclusive [row0, col0, row1, col1]."""
+    x0, y0, x1, y1 = (min(max(float(v), 0.0), 1.0) for v in box)
+    column0, row0 = min(int(x0 * grid), grid - 1), min(int(y0 * grid), grid - 1)
+    column1 = max(column0, min(math.ceil(x1 * grid) - 1, grid - 1))
+    row1 = max(row0, min(math.ceil(y1 * grid) - 1, grid - 1))
+    tiles = tuple(
+        row * grid + column
+        for row in range(row0, row1 + 1)
+        for column in range(column0, column1 + 1)
+    )
+    return tiles, [row0, column0, row1, column1]
 
 
 def _region_reason(score: Score, extent: Check, region: Check, whole: bool) -> Reason:

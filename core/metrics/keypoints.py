@@ -22,6 +22,7 @@ grids about as well (docs/design.md, "Signals").
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import combinations
 from typing import Any
 
 import numpy as np
@@ -64,6 +65,8 @@ DESCRIPTOR_SIZE = 32  # ORB's 256 intensity comparisons, 8 to a byte
 DESCRIPTOR_VERSION = "2"
 # One image's keypoints: positions (n, 2) float32 and descriptors (n, 32) uint8.
 Described = tuple[np.ndarray, np.ndarray]
+# Where a pair's inliers lie in its first seed: [x0, y0, x1, y1] as shares of the side.
+Box = tuple[float, float, float, float]
 
 
 def inlier_similarity(inliers: np.ndarray | float) -> np.ndarray | float:
@@ -76,7 +79,9 @@ class Keypoints(Metric):
 
     name = "keypoints"
     kind = "similarity"
-    version = "4"  # 4: 250 keypoints (3: 500); 3: at most 8 seeds matched; 2: ORB (1: SIFT)
+    # 5: where the clique's matches lie (matched_area, matched_box); 4: 250 keypoints (3: 500);
+    # 3: at most 8 seeds matched; 2: ORB (1: SIFT)
+    version = "5"
 
     def __init__(
         self,
@@ -118,6 +123,15 @@ class Keypoints(Metric):
     ) -> np.ndarray:
         """(n, n) symmetric inlier counts (0 on the diagonal); the keypoints of images
         already described come from `cache` (keyed by sha256), the rest are detected."""
+        return self.matches(images, shas, cache)[0]
+
+    def matches(
+        self,
+        images: Sequence[SeedImage],
+        shas: Sequence[str] | None = None,
+        cache: EmbeddingCache | None = None,
+    ) -> tuple[np.ndarray, dict[tuple[int, int], Box]]:
+        """`inliers`, and for each pair (i < j) with inliers the box they span in seed i."""
         cv2 = opencv()
         described = per_image(
             cache,
@@ -131,13 +145,17 @@ class Keypoints(Metric):
         words = [_descriptor_words(descriptors) for _, descriptors in described]
         count = len(images)
         inliers = np.zeros((count, count), dtype=np.float64)
+        boxes: dict[tuple[int, int], Box] = {}
         for first in range(count):
             for second in range(first + 1, count):
-                found = _pair_inliers(
+                matched = _pair_inliers(
                     cv2, described[first][0], words[first], described[second][0], words[second]
                 )
-                inliers[first, second] = inliers[second, first] = found
-        return inliers
+                inliers[first, second] = inliers[second, first] = len(matched)
+                if len(matched):
+                    low, high = matched.min(axis=0) / self.size, matched.max(axis=0) / self.size
+                    boxes[first, second] = (*map(float, low), *map(float, high))
+        return inliers, boxes
 
     def _describe(self, images: list[SeedImage]) -> list[Described]:
         """Each image's ORB keypoint positions (n, 2) float32 and descriptors (n, 32) uint8."""
@@ -174,8 +192,10 @@ class Keypoints(Metric):
     ) -> Score:
         require_seeds(len(images))
         sample = _evenly_spaced(len(images), MAX_SEEDS)
-        inliers = self.inliers([images[i] for i in sample], [shas[i] for i in sample], cache)
+        inliers, boxes = self.matches([images[i] for i in sample], [shas[i] for i in sample], cache)
         values = self.grid_values(_similarity(inliers))
+        if values["cliques"]:
+            values.update(_matched_place(values["cliques"][0], boxes))
         # The groups as the grid's seed indices, not the sample's (they mark seeds on the grid).
         values["cliques"] = [[sample[member] for member in group] for group in values["cliques"]]
         pairs = inliers[np.triu_indices(len(sample), k=1)]
@@ -188,6 +208,22 @@ class Keypoints(Metric):
             grid_seeds=len(images),
         )
         return self.make_score(grid_id, values)
+
+
+def _matched_place(clique: Sequence[int], boxes: dict[tuple[int, int], Box]) -> dict[str, Any]:
+    """Where the largest clique's matches lie: the median share of the picture that a pair's
+    inliers span (their bounding box), and the median box (corner by corner: a chance inlier
+    far off in one pair does not stretch it). A copy of the picture spans much of it, a
+    recurring watermark or logo a small part (core.categorizer reads this to tell them apart)."""
+    spans = [boxes[pair] for pair in combinations(sorted(clique), 2) if pair in boxes]
+    if not spans:
+        return {}
+    corners = np.array(spans)
+    areas = (corners[:, 2] - corners[:, 0]) * (corners[:, 3] - corners[:, 1])
+    return {
+        "matched_area": round(float(np.median(areas)), 4),
+        "matched_box": [round(float(v), 4) for v in np.median(corners, axis=0)],
+    }
 
 
 def _evenly_spaced(count: int, limit: int) -> list[int]:
@@ -204,25 +240,27 @@ def _similarity(inliers: np.ndarray) -> np.ndarray:
 
 def _pair_inliers(
     cv2: Any, points_a: np.ndarray, words_a: np.ndarray, points_b: np.ndarray, words_b: np.ndarray
-) -> int:
-    """Matches of keypoints a in b that agree with one similarity transform (RANSAC)."""
+) -> np.ndarray:
+    """The positions in a, (k, 2), of the matches of keypoints a in b that agree with one
+    similarity transform (RANSAC): its inliers."""
+    none = np.zeros((0, 2), dtype=np.float32)
     if min(len(points_a), len(points_b)) < 2:
-        return 0
+        return none
     best, second_best, nearest = _nearest_two(words_a, words_b)
     good = best < RATIO * second_best
     if np.count_nonzero(good) < 3:
-        return 0
+        return none
     source = points_a[good]
     target = points_b[nearest[good]]
     transform, mask = cv2.estimateAffinePartial2D(
         source, target, method=cv2.RANSAC, ransacReprojThreshold=REPROJECTION
     )
     if transform is None or mask is None:
-        return 0
+        return none
     scale = float(np.hypot(transform[0, 0], transform[0, 1]))
     if not 1.0 / MAX_SCALE <= scale <= MAX_SCALE:
-        return 0
-    return int(mask.sum())
+        return none
+    return source[mask.ravel().astype(bool)]
 
 
 def _descriptor_words(descriptors: np.ndarray) -> np.ndarray:

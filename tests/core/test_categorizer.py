@@ -193,6 +193,55 @@ class TestAttributionOnRealCaptions:
         assert "a guess" in texts(result.reasons)
 
 
+def keypoints(clique: int, area: float, box: list[float]) -> Score:
+    """A keypoint clique of `clique` seeds whose matches span `area` of the picture in `box`."""
+    values = {
+        "n_seeds": SEEDS,
+        "clique_size": clique,
+        "clique_share": clique / SEEDS,
+        "cluster_share": clique / SEEDS,
+        "median_similarity": 0.55,
+        "threshold": 0.5,
+        "matched_area": area,
+        "matched_box": box,
+    }
+    return Score(grid_id=1, metric="keypoints", params={}, version="5", values=values)
+
+
+class TestKeypointMarks:
+    """Keypoints that match in every seed but only on a small part of it: a mark, not a copy."""
+
+    VARYING = (tiled_l2(1, ()), pixel_score("phash", 1), clip_missing())
+
+    def test_matches_on_a_small_part_of_the_picture_are_a_template(self) -> None:
+        # The demo's stock watermark: x 0.66-0.98, y 0.86-0.97 of the seed.
+        scores = [*self.VARYING, keypoints(5, 0.02, [0.66, 0.86, 0.98, 0.97])]
+        result = categorize(scores, V0, attribute("a mountain landscape at sunrise"))
+        assert result.webster is Webster.TEMPLATE_VERBATIM
+        (feature,) = result.features
+        assert feature.category is Category.UNINTENDED
+        assert feature.tiles == (53, 54, 55, 61, 62, 63)  # rows 6-7, columns 5-7
+        reason = next(r for r in result.reasons if r.signal == "keypoints")
+        assert "span 2% of the image" in reason.text and "rows 6-7, columns 5-7" in reason.text
+
+    def test_matches_across_the_picture_are_a_copy(self) -> None:
+        scores = [*self.VARYING, keypoints(5, 0.3, [0.1, 0.1, 0.8, 0.7])]
+        result = categorize(scores, V0, attribute("a mountain landscape at sunrise"))
+        assert result.webster is Webster.MATCHING_VERBATIM
+        assert result.features[0].tiles == ()
+
+    def test_a_region_the_map_found_keeps_its_tiles(self) -> None:
+        scores = [tiled_l2(1, WATERMARK), pixel_score("phash", 1), clip_missing()]
+        scores.append(keypoints(5, 0.02, [0.0, 0.0, 0.2, 0.2]))
+        result = categorize(scores, V0, attribute("a mountain landscape at sunrise"))
+        assert result.features[0].tiles == WATERMARK
+
+    def test_a_pixel_copy_stays_a_copy_whatever_the_keypoints_span(self) -> None:
+        scores = [*COPY, keypoints(SEEDS, 0.02, [0.66, 0.86, 0.98, 0.97])]
+        result = categorize(scores, V0, attribute("a mountain landscape at sunrise"))
+        assert result.webster is Webster.MATCHING_VERBATIM
+
+
 class TestTemplate:
     def test_fixed_region_with_generic_prompt_is_unintended_template(self) -> None:
         scores = [tiled_l2(1, WATERMARK), pixel_score("phash", 1), clip(0.7)]

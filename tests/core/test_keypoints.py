@@ -117,3 +117,24 @@ def test_nearest_two_count_every_bit_up_to_all_256() -> None:
     opposite[1, :24] = 255  # the first three words alike, the last one all different
     best, second_best, nearest = _nearest_two(_descriptor_words(ones), _descriptor_words(opposite))
     assert (best.tolist(), second_best.tolist(), nearest.tolist()) == ([64], [256], [1])
+
+
+def test_the_matches_say_how_much_of_the_picture_recurs() -> None:
+    # A mark stamped at one place on varied scenes: its matches span a few percent, in
+    # the mark's box; a whole picture recurring spans much of it.
+    from memgrid.core.categorizer import LOCAL_MATCH_AREA
+    from memgrid.core.demo import WATERMARK, stamp
+
+    marked = [stamp(scene(("vary", seed)), "STOCKPIX", WATERMARK, "mark") for seed in range(6)]
+    values = Keypoints().score(1, marked, [str(seed) for seed in range(6)]).values
+    assert values["clique_size"] >= 3
+    assert values["matched_area"] < LOCAL_MATCH_AREA
+    x0, y0, x1, y1 = values["matched_box"]
+    side = marked[0].width
+    assert WATERMARK[0] / side - 0.05 <= x0 < x1 <= WATERMARK[2] / side + 0.05
+    assert WATERMARK[1] / side - 0.05 <= y0 < y1 <= WATERMARK[3] / side + 0.05
+
+    original = artwork("one training image").resize((384, 384))
+    copies = [original, reframed(original, 0.85, 384), recoloured(original)]
+    whole = Keypoints().score(1, copies, ["a", "b", "c"]).values
+    assert whole["clique_size"] == 3 and whole["matched_area"] >= LOCAL_MATCH_AREA
