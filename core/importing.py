@@ -29,7 +29,7 @@ UNKNOWN_MODEL = "unknown"
 UNKNOWN_PROMPT = ""  # a grid whose prompt the source does not give
 PROMPT_UNKNOWN_METADATA = {"prompt_unknown": True}
 GRID_KEY_COLUMNS = ("grid", "grid_id")  # a manifest's own grid key, when it has one
-_SEED_NAME = re.compile(r"^(?:seed[-_]?)?(\d{1,9})$", re.IGNORECASE)
+_SEED_NAME = re.compile(r"(?:seed[-_]?)?(\d{1,9})", re.IGNORECASE)  # the whole stem
 
 
 @dataclass
@@ -83,6 +83,9 @@ def plan_import(source: Path) -> ImportPlan:
             plan.grids.append(_plan_folder(folder, source))
         except InputError as error:
             plan.errors.append(error)
+        except OSError as error:  # an unreadable grid folder: the others still import
+            problem = error.strerror or str(error)
+            plan.errors.append(InputError(folder, f"cannot read this folder ({problem})"))
     return plan
 
 
@@ -94,7 +97,7 @@ def load_images(grid: PlannedGrid) -> list[tuple[int, CheckedImage]]:
 def _seed_images(folder: Path) -> bool:
     """True when the folder itself holds images named by seed (a grid, not a folder of grids)."""
     return any(
-        path.suffix.lower() in IMAGE_SUFFIXES and _SEED_NAME.match(path.stem)
+        path.suffix.lower() in IMAGE_SUFFIXES and _SEED_NAME.fullmatch(path.stem)
         for path in folder.iterdir()
         if path.is_file()
     )
@@ -103,6 +106,7 @@ def _seed_images(folder: Path) -> bool:
 def _plan_folder(folder: Path, source_root: Path) -> PlannedGrid:
     # Every file read from here on is checked to stay inside `source_root` (links followed):
     # a prompt.txt or meta.json link could otherwise pull any readable file into the project.
+    _require_unicode_name(folder)
     prompt_path = folder / PROMPT_FILE_NAME
     # The folder's name is the grid's key: importing it again (from wherever) finds it.
     grid = PlannedGrid(prompt=UNKNOWN_PROMPT, origin=str(folder), key=folder.name)
@@ -119,10 +123,11 @@ def _plan_folder(folder: Path, source_root: Path) -> PlannedGrid:
     for path in sorted(folder.iterdir()):
         if path.suffix.lower() not in IMAGE_SUFFIXES or path.name.startswith("."):
             continue
-        match = _SEED_NAME.match(path.stem)
+        match = _SEED_NAME.fullmatch(path.stem)
         if match is None:
             raise InputError(path, "image name is not a seed number (expected e.g. 0003.png)")
         check_inside(path, source_root)
+        _require_unicode_name(path)
         seed = int(match.group(1))
         if seed in seen:
             raise InputError(path, f"seed {seed} appears twice (also {seen[seed].name})")
@@ -131,6 +136,15 @@ def _plan_folder(folder: Path, source_root: Path) -> PlannedGrid:
     if not grid.images:
         raise InputError(folder, "no images named by seed in this grid folder")
     return grid
+
+
+def _require_unicode_name(path: Path) -> None:
+    """A name the store can keep: text, not bytes that are not UTF-8 (Python hands those
+    over as lone surrogates, which SQLite refuses)."""
+    try:
+        path.name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(path, "name is not UTF-8 (rename it)") from None
 
 
 def _apply_meta(grid: PlannedGrid, meta_path: Path, source_root: Path) -> None:
@@ -183,6 +197,20 @@ def _manifest_seed(value: Any, manifest: Path, location: str) -> int:
     return seed
 
 
+def _require_text(row: dict[str, Any], column: str, manifest: Path, location: str) -> None:
+    """A manifest's text columns hold text (a grid key may be a number): a list or object
+    would otherwise be stored as its Python repr."""
+    value = row.get(column)
+    if value is None or isinstance(value, str):
+        return
+    if column in GRID_KEY_COLUMNS and isinstance(value, int) and not isinstance(value, bool):
+        return
+    kind = {bool: "true/false", int: "a number", float: "a number", list: "a list"}.get(
+        type(value), "an object"
+    )
+    raise InputError(manifest, f'"{column}" must be text, not {kind}', location)
+
+
 def _plan_manifest(manifest: Path) -> ImportPlan:
     root = manifest.parent
     grids: dict[tuple[str, str], PlannedGrid] = {}
@@ -194,6 +222,8 @@ def _plan_manifest(manifest: Path) -> ImportPlan:
         grid_key = next((str(row[c]).strip() for c in GRID_KEY_COLUMNS if row.get(c)), "")
         key = (grid_key or prompt, model)
         try:
+            for column in ("prompt", "model", "path", *GRID_KEY_COLUMNS):
+                _require_text(row, column, manifest, location)
             if not prompt and not grid_key:
                 raise InputError(
                     manifest, 'row has no "prompt" (give a "grid" key if it is unknown)', location
@@ -203,6 +233,8 @@ def _plan_manifest(manifest: Path) -> ImportPlan:
             raw_path = str(row.get("path") or "").strip()
             if not raw_path:
                 raise InputError(manifest, 'row has no "path"', location)
+            if "\x00" in raw_path:
+                raise InputError(manifest, '"path" holds a NUL character', location)
             path = Path(raw_path)
             path = path if path.is_absolute() else root / path
             if not is_inside(path, root):

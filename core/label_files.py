@@ -28,7 +28,7 @@ from memgrid.core.export.rows import FORMULA_TRIGGERS, formula_safe
 from memgrid.core.metrics.region import DEFAULT_REGION_GRID
 from memgrid.core.prompt_files import checked_prompt
 from memgrid.core.taxonomy import Category, Feature, LabelAction, LabelState, Webster
-from memgrid.core.text_files import csv_table, read_text
+from memgrid.core.text_files import csv_table, parse_json, read_text
 
 LABEL_FILE_SUFFIXES = (".jsonl", ".csv")
 # Every column a label file may have, in the order `memgrid labels export` writes them.
@@ -188,11 +188,7 @@ def _jsonl_rows(path: Path, text: str) -> Iterator[tuple[str, dict[str, Any]]]:
         if not line.strip():
             continue
         location = f"line {number}"
-        try:
-            row = json.loads(line)
-        except (json.JSONDecodeError, RecursionError) as error:
-            message = getattr(error, "msg", "nested too deeply")
-            raise InputError(path, f"invalid JSON ({message})", location) from None
+        row = parse_json(line, path, location)
         if not isinstance(row, dict):
             raise InputError(path, "each line must be a JSON object", location)
         names = _column_names(path, row, location)
@@ -315,8 +311,8 @@ class _Row:
             return ()
         if isinstance(value, str):
             try:
-                value = json.loads(value)
-            except (json.JSONDecodeError, RecursionError):
+                value = parse_json(value, "features")
+            except InputError:
                 raise self.fail("features must be a JSON list of objects") from None
         if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
             raise self.fail("features must be a list of objects")

@@ -15,7 +15,6 @@ little as 100.
 
 from __future__ import annotations
 
-import json
 import math
 import zlib
 from collections.abc import Sequence
@@ -35,7 +34,7 @@ from memgrid.core.calibration import (
 from memgrid.core.calibration.fit import percentile_interval
 from memgrid.core.errors import InputError
 from memgrid.core.taxonomy import Category, Webster
-from memgrid.core.text_files import read_text
+from memgrid.core.text_files import parse_json, read_text
 
 UNKNOWN = -1  # a grid whose code is not known (no label, no proposal, no Webster type)
 WEBSTER_TYPES: tuple[Webster, ...] = tuple(Webster)
@@ -368,12 +367,7 @@ def moved(a: Outcomes, b: Outcomes, figure: Figure = MEMORIZED) -> tuple[np.ndar
 
 def read_grid_list(path: Path) -> tuple[int, ...]:
     """The grid ids a saved report lists (its `grid_ids`), or a bare JSON list of ids."""
-    try:
-        found = json.loads(read_text(path))
-    except json.JSONDecodeError as error:
-        raise InputError(path, f"invalid JSON ({error.msg})", f"line {error.lineno}") from None
-    except RecursionError:
-        raise InputError(path, "JSON nested too deeply") from None
+    found = parse_json(read_text(path), path)
     if isinstance(found, dict):
         if "grid_ids" not in found:
             raise InputError(

@@ -40,18 +40,58 @@ def decode_text(data: bytes, path: Path) -> str:
 
 
 def parse_json(text: str, source: str | Path, location: str | None = None) -> Any:
-    """JSON from a user's file; bad syntax or absurd nesting is one InputError naming it."""
+    """JSON from a user's file; one InputError naming it for what the store could not hold
+    or read back: bad syntax, absurd nesting, NaN or Infinity (Python writes them, JSON has
+    no such numbers, and SQLite's JSON functions reject the row for good), integers past
+    Python's 4,300 digits, and text with a lone surrogate escape ("\\ud800", not UTF-8)."""
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as error:
         where = location or f"line {error.lineno}"
         raise InputError(source, f"invalid JSON ({error.msg})", where) from None
     except RecursionError:
         pass
+    except ValueError as error:  # _refuse_constant, or an integer too long to convert
+        problem = str(error) if isinstance(error, _NotJson) else "a number with too many digits"
+        raise InputError(source, problem, location) from None
     else:
-        if nesting_depth(value) <= MAX_NESTING:
-            return value
+        if (problem := _json_value_problem(value)) is not None:
+            raise InputError(source, problem, location)
+        return value
     raise InputError(source, f"JSON nested deeper than {MAX_NESTING} levels", location)
+
+
+class _NotJson(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotJson(f"{name} is not a JSON number")
+
+
+def _json_value_problem(value: Any) -> str | None:
+    """Too deep, or holding text that is not Unicode (a lone surrogate)."""
+    if nesting_depth(value) > MAX_NESTING:
+        return f"JSON nested deeper than {MAX_NESTING} levels"
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str) and not _is_unicode(item):
+            return f"text {item[:40]!r} holds a lone surrogate escape: not Unicode"
+    return None
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def nesting_depth(value: Any) -> int:

@@ -111,3 +111,88 @@ def test_a_shard_whose_database_points_out_of_it_merges_nothing_from_outside(
     assert report.grids_added == 0
     merged = [p for p in (tmp_path / "merged" / "images").rglob("*") if p.is_file()]
     assert not any(SECRET in path.read_bytes() for path in merged)
+
+
+@pytest.mark.parametrize(
+    ("meta", "problem"),
+    [
+        ('{"model": "m", "aesthetic": NaN}', "NaN is not a JSON number"),
+        ('{"model": "m", "score": -Infinity}', "-Infinity is not a JSON number"),
+        ('{"model": "m\\ud800"}', "text 'm\\ud800' holds a lone surrogate escape: not Unicode"),
+        ('{"x\\udc80": 1}', "text 'x\\udc80' holds a lone surrogate escape: not Unicode"),
+        ('{"n": ' + "9" * 5000 + "}", "a number with too many digits"),
+    ],
+    ids=["NaN", "Infinity", "surrogate value", "surrogate key", "5000 digits"],
+)
+def test_metadata_the_store_could_not_read_back_is_refused_by_its_file(
+    tmp_path: Path, runner: CliRunner, project_dir: Path, meta: str, problem: str
+) -> None:
+    # NaN was stored, and SQLite's JSON functions then refused every `status` and `export`.
+    source = make_folder_source(tmp_path / "src")
+    (source / "grid0" / "meta.json").write_text(meta)
+    result = invoke(runner, "import", str(source), "-p", str(project_dir))
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.endswith(f"grid0/meta.json: {problem}")
+    assert_only_the_good_grid(project_dir)
+    assert invoke(runner, "status", "-p", str(project_dir)).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("row", "problem"),
+    [
+        ({"prompt": ["a list"], "seed": 0, "path": "a.png"}, '"prompt" must be text, not a list'),
+        ({"prompt": "p", "model": {"a": 1}, "seed": 0, "path": "a.png"}, '"model" must be text, not an object'),
+        ({"prompt": "p", "seed": 0, "path": "a\u0000.png"}, '"path" holds a NUL character'),
+    ],
+    ids=["list prompt", "object model", "NUL in path"],
+)
+def test_a_manifest_row_of_the_wrong_kind_is_one_line(
+    tmp_path: Path, runner: CliRunner, project_dir: Path, row: dict, problem: str
+) -> None:
+    manifest = tmp_path / "manifest.jsonl"
+    manifest.write_text(json.dumps(row) + "\n")
+    result = invoke(runner, "import", str(manifest), "-p", str(project_dir))
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line == f"memgrid: error: {manifest}:line 1: {problem}"
+
+
+def test_a_grid_folder_named_in_bytes_that_are_not_utf8_is_skipped_and_the_rest_import(
+    tmp_path: Path, runner: CliRunner, project_dir: Path
+) -> None:
+    source = make_folder_source(tmp_path / "src", grids=3)
+    bad = os.fsencode(source / "grid1").replace(b"grid1", b"grid\xff")
+    os.rename(os.fsencode(source / "grid1"), bad)
+    result = invoke(runner, "import", str(source), "-p", str(project_dir))
+    assert result.exit_code == 1
+    assert "name is not UTF-8 (rename it)" in result.stderr
+    assert counts(project_dir) == (2, 6)
+
+
+def test_an_unreadable_grid_folder_is_skipped_and_the_rest_import(
+    tmp_path: Path, runner: CliRunner, project_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = make_folder_source(tmp_path / "src", grids=3)
+    listing = Path.iterdir
+
+    def refuse_grid1(folder: Path):  # chmod 000 is no obstacle to root, who runs CI here
+        if folder.name == "grid1":
+            raise PermissionError(13, "Permission denied", str(folder))
+        return listing(folder)
+
+    monkeypatch.setattr(Path, "iterdir", refuse_grid1)
+    result = invoke(runner, "import", str(source), "-p", str(project_dir))
+    assert result.exit_code == 1
+    assert f"{source / 'grid1'}: cannot read this folder (Permission denied)" in result.stderr
+    assert counts(project_dir) == (2, 6)
+
+
+def test_a_seed_name_with_a_line_break_is_no_seed(
+    tmp_path: Path, runner: CliRunner, project_dir: Path
+) -> None:
+    source = make_folder_source(tmp_path / "src", grids=1)
+    (source / "grid0" / "0002.png").rename(source / "grid0" / "0002\n.png")
+    result = invoke(runner, "import", str(source), "-p", str(project_dir))
+    assert result.exit_code == 1
+    assert "image name is not a seed number" in result.stderr
