@@ -11,6 +11,7 @@ Rich is imported inside the functions so `import memgrid.tui.cli` stays light.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,9 @@ from memgrid.core.display_text import has_control_characters, printable
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.text import Text
+
+# Piped output's widest table (see plain_console): the report's widest, 130 columns, fits.
+PIPED_WIDTH = 200
 
 
 def shown(value: object) -> str:
@@ -65,7 +69,19 @@ def user_text_with_styles(text: str, styles: Iterable[tuple[int, int, str]]) -> 
 
 
 def plain_console(*, stderr: bool = False) -> Console:
-    """A Rich console for CLI output that reads no markup and no emoji codes (`:x:`)."""
+    """A Rich console for CLI output that reads no markup and no emoji codes (`:x:`).
+
+    Piped or redirected, Rich would lay tables out for 80 columns and drop the columns that
+    do not fit (a saved report lost its last ones); there each table takes the width it
+    needs, up to PIPED_WIDTH, unless $COLUMNS says otherwise."""
     from rich.console import Console
 
-    return Console(stderr=stderr, markup=False, emoji=False)
+    console = Console(stderr=stderr, markup=False, emoji=False)
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
+        console.width = PIPED_WIDTH
+    return console
+
+
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """'1 grid', '2 grids': a count with its noun."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"

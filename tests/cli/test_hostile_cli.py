@@ -197,7 +197,7 @@ def test_deep_meta_json_fails_its_grid_only(
     (source / "grid00" / "meta.json").write_text(DEEP, encoding="utf-8")
     code, text = run(runner, "import", source, "-p", project_dir)
     assert code == 1 and "meta.json: JSON nested deeper than" in one_line_error(text)
-    assert "1 grids added" in text
+    assert "1 grid added" in text
 
 
 def test_a_huge_seed_fails_its_row_and_the_rows_after_it_are_imported(
@@ -216,7 +216,7 @@ def test_a_huge_seed_fails_its_row_and_the_rows_after_it_are_imported(
     code, text = run(runner, "import", manifest, "-p", project_dir)
     assert code == 1
     assert 'manifest.jsonl:line 1: "seed" is not an integer' in one_line_error(text)
-    assert "1 grids added, 2 images added" in text
+    assert "1 grid added, 2 images added" in text
     with open_project(project_dir) as project:
         (grid_id,) = project.store.grids.ids_all()
         assert project.store.grids.get(grid_id).seeds == [0, 1]

@@ -80,7 +80,7 @@ def test_ctrl_c_mid_import_keeps_the_grids_in_and_says_so(
     assert counts(project_dir) == (1, 3)
     monkeypatch.undo()
     again = invoke(runner, "import", str(source), "--project", str(project_dir))
-    assert "2 grids added, 6 images added, 1 grids already present" in again.output
+    assert "2 grids added, 6 images added, 1 grid already present" in again.output
     assert counts(project_dir) == (3, 9)
 
 

@@ -293,6 +293,26 @@ def test_user_text_is_shown_as_text(tmp_path: Path) -> None:
     assert f"Memorized under A, not under B: {len(HOSTILE_STRINGS)} prompts" in result.output
     text = page.read_text()
     assert "<script>" not in text and "&lt;script&gt;" in text
+    # Written to /dev/stdout (or cat'ed later), the page reaches a terminal: no escapes.
+    assert raw_escapes(text) == 0
+    assert text.count("<title>") == 1
+
+
+def test_the_page_title_is_the_report_s(two_models, tmp_path: Path) -> None:
+    root, _ = two_models
+    page = tmp_path / "r.html"
+    assert run("-p", str(root), "--no-plots", "--html", str(page)).exit_code == 0
+    assert "<title>memgrid memorization report</title>" in page.read_text()
+
+
+def test_piped_tables_keep_every_column(two_models, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Rich lays a table out for 80 columns when output is not a terminal and drops what does
+    # not fit: a saved report lost its `memorized` column.
+    root, _ = two_models
+    monkeypatch.delenv("COLUMNS", raising=False)
+    result = run("-p", str(root), "--no-plots")
+    header = next(line for line in result.output.splitlines() if line.strip().startswith("model"))
+    assert header.split()[-1] == "memorized"
 
 
 def test_cli_errors_are_one_line(two_models) -> None:

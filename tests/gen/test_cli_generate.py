@@ -289,7 +289,7 @@ def test_a_generated_grid_is_scored_and_proposed_like_an_imported_one(
     invoke(runner, generate_args(tiny_model_dir, project_dir, "--prompts", prompts, "--seeds", 4))
     project_option = ["--project", str(project_dir)]
     scored = invoke(runner, ["score", *project_option, "--metric", "tiled-l2,phash"])
-    assert "Scored 1 grids" in scored.output
+    assert "Scored 1 grid " in scored.output
     invoke(runner, ["propose", *project_option])
     with open_project(project_dir) as project:
         (grid_id,) = project.store.grids.ids_all()

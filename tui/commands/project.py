@@ -12,7 +12,7 @@ from memgrid.core.errors import InputError
 from memgrid.core.metrics import WEIGHTS_FREE_METRICS
 from memgrid.core.references.matching import REFERENCE_METRIC, TYPE_ORDER
 from memgrid.core.taxonomy import Webster
-from memgrid.tui.display import plain_console, say, user_text
+from memgrid.tui.display import counted, plain_console, say, user_text
 from memgrid.tui.errors import exit_interrupted, grids_kept, report_error
 from memgrid.tui.options import JsonOption, ProjectOption
 from memgrid.tui.services.access import project_group
@@ -121,8 +121,10 @@ def import_command(
     for error in report.errors:
         report_error(str(error))
     say(
-        f"{source}: {report.grids_added} grids added, {report.images_added} images added, "
-        f"{report.grids_already_present} grids already present, {len(report.errors)} failed"
+        f"{source}: {counted(report.grids_added, 'grid')} added, "
+        f"{counted(report.images_added, 'image')} added, "
+        f"{counted(report.grids_already_present, 'grid')} already present, "
+        f"{len(report.errors)} failed"
     )
     report_control_characters(report.prompts_with_control_characters)
     if report.errors:

@@ -15,7 +15,7 @@ from memgrid.core.metrics.clip import DEFAULT_MODEL, DEFAULT_PRETRAINED
 from memgrid.core.records import MAX_STORED_INTEGER, Grid, Proposal, Score
 from memgrid.core.references.matching import REFERENCE_METRIC
 from memgrid.tui.commands.references import match_lines
-from memgrid.tui.display import say
+from memgrid.tui.display import counted, say
 from memgrid.tui.errors import exit_interrupted, grids_kept, report_error
 from memgrid.tui.options import JsonOption, ProjectOption
 from memgrid.tui.services.project import Project, open_project
@@ -220,7 +220,7 @@ def _print_report(report: ScoringReport, names: tuple[str, ...]) -> None:
         say(f"note: {metric_name} unavailable on {', '.join(counts)}: {why}", err=True)
     already = report.grids - report.grids_pending
     say(
-        f"Scored {report.grids_scored} grids with {', '.join(names)} "
+        f"Scored {counted(report.grids_scored, 'grid')} with {', '.join(names)} "
         f"({report.scores_written} scores, {report.grids_per_second:.1f} grids/s); "
         f"{already} already scored, {len(report.errors)} failed"
     )

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from memgrid.core.calibration import THRESHOLD_SIGNALS
+from memgrid.core.display_text import printable
 from memgrid.core.taxonomy import Category
 
 PLOT_WIDTH = 72
@@ -212,7 +213,7 @@ def svg_frame(
     for y_value, text in y_labels or ():
         _, py = to_pixels(x0, y_value)
         parts.append(
-            f'<text x="{left - 4}" y="{py + 4}" text-anchor="end">{html.escape(text)}</text>'
+            f'<text x="{left - 4}" y="{py + 4}" text-anchor="end">{html_text(text)}</text>'
         )
     return parts, to_pixels
 
@@ -227,7 +228,7 @@ def svg_polyline(points: Sequence[tuple[float, float]], colour: str, dash: str =
 
 def svg_legend(entries: Sequence[tuple[str, str]]) -> str:
     items = "".join(
-        f'<span style="color:{colour}">&#9632;</span> {html.escape(text)} &nbsp; '
+        f'<span style="color:{colour}">&#9632;</span> {html_text(text)} &nbsp; '
         for text, colour in entries
     )
     return f'<div class="legend">{items}</div>'
@@ -362,10 +363,17 @@ def confusion_headers(evaluation: Mapping[str, Any]) -> list[str]:
     return ["human \\ proposed", *evaluation["categories"], "recall [CI]", "precision [CI]"]
 
 
+def html_text(value: object) -> str:
+    """A user's string (a model name, a prompt) as HTML shows it: markup escaped, and
+    control characters escaped as the terminal shows them, so that a report saved to a file
+    or written to /dev/stdout carries no terminal escape sequence."""
+    return html.escape(printable(str(value)))
+
+
 def html_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    head = "".join(f"<th>{html_text(h)}</th>" for h in headers)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in rows
+        "<tr>" + "".join(f"<td>{html_text(cell)}</td>" for cell in row) + "</tr>" for row in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -390,7 +398,7 @@ def html_report(runs: Sequence[Mapping[str, Any]]) -> str:
     body = "\n".join(_html_run(run) for run in runs)
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
-        f"<title>{html.escape(title)}</title><style>{HTML_STYLE}</style></head><body>"
+        f"<title>{html_text(title)}</title><style>{HTML_STYLE}</style></head><body>"
         f"{body}</body></html>\n"
     )
 
@@ -400,17 +408,17 @@ def _html_run(run: Mapping[str, Any]) -> str:
     summary = run
     title = f"Calibration run {run.get('run_id', '')} of {run.get('threshold_set', '')}"
     sections = [
-        f"<h1>{html.escape(title)}</h1>",
-        f"<p>{summary['label_count']} labelled grids; objective {html.escape(summary['objective'])}; "
+        f"<h1>{html_text(title)}</h1>",
+        f"<p>{summary['label_count']} labelled grids; objective {html_text(summary['objective'])}; "
         f"bootstrap 95% intervals from {summary['bootstraps']} resamples, seed {summary['seed']}"
-        + (f"; model {html.escape(summary['model'])}" if summary.get("model") else "")
-        + (f"; accepted as {html.escape(run['accepted'])}" if run.get("accepted") else "")
+        + (f"; model {html_text(summary['model'])}" if summary.get("model") else "")
+        + (f"; accepted as {html_text(run['accepted'])}" if run.get("accepted") else "")
         + "</p>",
     ]
-    sections += [f'<p class="warning">warning: {html.escape(w)}</p>' for w in summary["warnings"]]
+    sections += [f'<p class="warning">warning: {html_text(w)}</p>' for w in summary["warnings"]]
     if summary.get("refused"):  # the terminal says it too: the fit made the labels worse
         sections.append(
-            f'<p class="warning">Not accepted: {html.escape(summary["refused"])}; '
+            f'<p class="warning">Not accepted: {html_text(summary["refused"])}; '
             "the current thresholds stay active.</p>"
         )
     sections.append("<h2>Thresholds</h2>")
@@ -418,7 +426,7 @@ def _html_run(run: Mapping[str, Any]) -> str:
     best = summary.get("best_signal")
     sections.append(
         "<h2>Signals: memorized vs not</h2>"
-        + (f"<p>Best separating signal: <b>{html.escape(best)}</b></p>" if best else "")
+        + (f"<p>Best separating signal: <b>{html_text(best)}</b></p>" if best else "")
     )
     sections.append(html_table(SIGNAL_HEADERS, signal_rows(summary)))
     for name in ("before", "after"):
@@ -438,7 +446,7 @@ def _html_run(run: Mapping[str, Any]) -> str:
     )
     sections.append("<h2>Plots</h2><div class='plots'>")
     sections += [
-        f"<div><h3>{html.escape(caption)}</h3>{plot}</div>" for caption, plot in plots if plot
+        f"<div><h3>{html_text(caption)}</h3>{plot}</div>" for caption, plot in plots if plot
     ]
     sections.append("</div>")
     return "\n".join(sections)

@@ -9,7 +9,6 @@ text (model names go in a legend the caller prints as text).
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,6 +19,7 @@ from memgrid.tui.services.calibration_report import (
     PLOT_WIDTH,
     built_plot,
     html_table,
+    html_text,
     plot_figure,
     svg_frame,
     svg_legend,
@@ -371,12 +371,12 @@ def html_report(report: Mapping[str, Any]) -> str:
     if comparison:
         title += f": {comparison['model_a']} vs {comparison['model_b']}"
     sections = [
-        f"<h1>{html.escape(title)}</h1>",
-        f"<p>{html.escape(method_text(report))}</p>",
-        *(f'<p class="warning">warning: {html.escape(w)}</p>' for w in report["warnings"]),
+        f"<h1>{html_text(title)}</h1>",
+        f"<p>{html_text(method_text(report))}</p>",
+        *(f'<p class="warning">warning: {html_text(w)}</p>' for w in report["warnings"]),
     ]
-    for scheme, title in OVERVIEW_TITLES.items():
-        sections.append(f"<h2>{html.escape(title)}</h2>")
+    for scheme, heading in OVERVIEW_TITLES.items():
+        sections.append(f"<h2>{html_text(heading)}</h2>")
         sections.append(html_table(overview_headers(scheme), overview_rows(report, scheme)))
     if comparison:
         sections += _html_comparison(comparison)
@@ -385,13 +385,13 @@ def html_report(report: Mapping[str, Any]) -> str:
         sections += ["<h2>Rates (%) with their 95% intervals</h2>", plot]
     for model in report["models"]:
         sections += [
-            f"<h2>{html.escape(model_title(model))}</h2>",
-            f"<p>{html.escape(model_summary(model))}</p>",
+            f"<h2>{html_text(model_title(model))}</h2>",
+            f"<p>{html_text(model_summary(model))}</p>",
             html_table(RATE_HEADERS, rate_rows(model)),
         ]
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
-        f"<title>{html.escape(title)}</title><style>{HTML_STYLE}</style></head><body>"
+        f"<title>{html_text(title)}</title><style>{HTML_STYLE}</style></head><body>"
         + "\n".join(sections)
         + "</body></html>\n"
     )
@@ -407,7 +407,7 @@ def comparison_heading(comparison: Mapping[str, Any]) -> str:
 def _html_comparison(comparison: Mapping[str, Any]) -> list[str]:
     sections = [
         "<h2>Paired comparison</h2>",
-        f"<p>{html.escape(comparison_heading(comparison))}</p>",
+        f"<p>{html_text(comparison_heading(comparison))}</p>",
         html_table(CHANGE_HEADERS, change_rows(comparison)),
         "<h3>Change, B minus A, in percentage points, with its 95% interval</h3>",
         svg_changes(comparison),
