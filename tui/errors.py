@@ -73,6 +73,22 @@ def describe_usage_error(error: ClickException) -> str:
     """Click's complaint about the command line, as WHERE (the command): PROBLEM, see --help."""
     context = getattr(error, "ctx", None)
     command = context.command_path if context is not None else "memgrid"
-    problem = error.format_message().strip().rstrip(".")
+    problem = plain_validation_words(error.format_message().strip().rstrip("."))
     problem = problem[:1].lower() + problem[1:]
     return f"{command}: {problem}; see `{command} --help`"
+
+
+# Typer checks values with pydantic, whose words name its own machinery ("Value error, ",
+# "Input should be a valid integer, unable to parse string as an integer").
+_VALIDATOR_PREFIX = re.compile(r"\bValue error, ")
+_VALIDATOR_TYPE = re.compile(
+    r"Input should be a valid (\w+)(?:, unable to parse string as an? \w+)?"
+)
+_TYPE_WORDS = {"integer": "a whole number", "number": "a number", "boolean": "true or false"}
+
+
+def plain_validation_words(problem: str) -> str:
+    problem = _VALIDATOR_PREFIX.sub("", problem)
+    return _VALIDATOR_TYPE.sub(
+        lambda found: f"not {_TYPE_WORDS.get(found[1], 'a valid ' + found[1])}", problem
+    )

@@ -21,6 +21,7 @@ def fake_make_app(monkeypatch: pytest.MonkeyPatch) -> MagicMock:
     made.return_value.return_code = 0  # the app ran and quit normally
     monkeypatch.setattr(memgrid.tui.app, "make_app", made)
     monkeypatch.setattr("memgrid.tui.app.collector.tune_for_interaction", lambda: None)
+    monkeypatch.setattr("memgrid.tui.commands.annotate.require_terminal", lambda command: None)
     return made
 
 
@@ -212,3 +213,18 @@ def test_an_annotators_table_outside_the_project_is_refused(
     assert result.exit_code == 1
     assert "[annotators] is read only from a project's memgrid.toml" in result.stderr
     fake_make_app.assert_not_called()
+
+
+def test_without_a_terminal_the_app_is_not_started(
+    demo_project_dir: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Output to a file or pipe: the app would write screen codes into it until killed.
+    made = MagicMock(name="make_app")
+    monkeypatch.setattr(memgrid.tui.app, "make_app", made)
+    result = runner.invoke(cli, ["annotate", "-p", str(demo_project_dir), "-a", "zoe"])
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "memgrid: error: memgrid annotate: needs a terminal, and standard input is not one "
+        "(over SSH: ssh -t); label from a script with `memgrid label`"
+    )
+    made.assert_not_called()

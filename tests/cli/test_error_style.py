@@ -187,3 +187,25 @@ def test_an_empty_path_is_refused_rather_than_read_as_the_current_folder(
     (line,) = assert_error_style(result)
     assert "an empty path names no file or folder" in line
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "problem"),
+    [
+        (["show", "abc"], "invalid value for 'grid_id': not a whole number"),
+        (["score", "--workers", "x"], "invalid value for '--workers' / '-j': not a whole number"),
+        (
+            ["label", "2", "memorized"],
+            "invalid value for 'category': 'memorized' is not one of 'explicit', 'implicit', "
+            "'unintended', 'none'",
+        ),
+    ],
+    ids=" ".join,
+)
+def test_a_bad_value_is_said_in_memgrid_words_not_the_validator_s(
+    argv: list[str], problem: str, runner: CliRunner, demo_project_dir: Path
+) -> None:
+    result = runner.invoke(app, [*argv, "-p", str(demo_project_dir)], prog_name="memgrid")
+    (line,) = assert_error_style(result)
+    assert problem in line
+    assert "Value error" not in line and "Input should" not in line

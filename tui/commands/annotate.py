@@ -18,7 +18,7 @@ from memgrid.core.records import QueueOrder
 from memgrid.tui.options import AnnotatorOption, ProjectOption
 from memgrid.tui.services.project import open_project
 from memgrid.tui.services.report import grids_from as grids_from_report
-from memgrid.tui.services.terminal import requested_colour
+from memgrid.tui.services.terminal import requested_colour, require_terminal
 
 
 def register(app: typer.Typer) -> None:
@@ -139,6 +139,7 @@ def run_annotate(
             color=depth,
             grid_ids=listed,
         )
+        require_terminal("memgrid annotate")
         app = make_app(opened, settings)
         tune_for_interaction()  # full garbage collections only while the annotator pauses
         try:

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from memgrid.core.errors import InputError
+from memgrid.core.errors import InputError, MemgridError
 
 # Textual's override of its colour depth (textual.constants.COLOR_SYSTEM).
 COLOUR_SYSTEM_ENV = "TEXTUAL_COLOR_SYSTEM"
@@ -130,6 +131,18 @@ def colour_depth(environ: Mapping[str, str] = os.environ, requested: str = "auto
         return ColourDepth("truecolor", f"{because}: 24-bit assumed", monochrome, ignored)
     system = TERM_SUFFIX_SYSTEMS.get(lowered.rpartition("-")[2], "standard")
     return ColourDepth(system, because, monochrome, ignored)
+
+
+def require_terminal(command: str) -> None:
+    """The app reads keys from standard input and draws on standard output: both must be
+    a terminal, or it would write screen codes into a file or pipe until killed."""
+    if sys.stdin.isatty() and sys.stdout.isatty():
+        return
+    which = "standard input" if not sys.stdin.isatty() else "standard output"
+    raise MemgridError(
+        f"{command}: needs a terminal, and {which} is not one (over SSH: ssh -t); "
+        "label from a script with `memgrid label`"
+    )
 
 
 def over_ssh(environ: Mapping[str, str] = os.environ) -> bool:
