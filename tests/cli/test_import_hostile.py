@@ -142,7 +142,10 @@ def test_metadata_the_store_could_not_read_back_is_refused_by_its_file(
     ("row", "problem"),
     [
         ({"prompt": ["a list"], "seed": 0, "path": "a.png"}, '"prompt" must be text, not a list'),
-        ({"prompt": "p", "model": {"a": 1}, "seed": 0, "path": "a.png"}, '"model" must be text, not an object'),
+        (
+            {"prompt": "p", "model": {"a": 1}, "seed": 0, "path": "a.png"},
+            '"model" must be text, not an object',
+        ),
         ({"prompt": "p", "seed": 0, "path": "a\u0000.png"}, '"path" holds a NUL character'),
     ],
     ids=["list prompt", "object model", "NUL in path"],
