@@ -345,3 +345,15 @@ def test_manifest_grid_keys_keep_grids_apart_and_allow_an_unknown_prompt(
         ("manifest.jsonl#figure", ""),
         ("manifest.jsonl#original", "a red square"),
     ]
+
+
+def test_grids_without_a_prompt_file_are_counted_in_a_note(
+    tmp_path: Path, runner: CliRunner, project_dir: Path
+) -> None:
+    source = make_folder_source(tmp_path / "src", grids=3)
+    (source / "grid1" / "prompt.txt").unlink()
+    result = invoke(runner, "import", str(source), "-p", str(project_dir))
+    assert result.exit_code == 0
+    assert "note: 1 grid added without a prompt (no prompt.txt)" in result.stderr
+    again = invoke(runner, "import", str(source), "-p", str(project_dir))
+    assert "without a prompt" not in again.stderr  # counted once, when added

@@ -324,3 +324,20 @@ def test_cli_errors_are_one_line(two_models) -> None:
     assert result.exit_code == 1 and "two different models" in result.output
     result = CliRunner().invoke(app, ["report", "-p", str(root), "--by", "colour"])
     assert result.exit_code == 1 and "prompt:FIELD" in result.output
+
+
+def test_grids_of_unknown_prompt_are_never_paired(tmp_path: Path) -> None:
+    # Grids imported without a prompt.txt all share the prompt "": not one prompt given
+    # to both models, so a fire and a phone case must not become a pair.
+    root = tmp_path / "unknown"
+    with create_project(root) as project:
+        store = project.store
+        active = store.thresholds.add("default", {}, activate=True)
+        for model, origin in ((ORIGINAL, "fire"), (MITIGATED, "phone")):
+            grid_id, _ = store.grids.add("", [], model=model, origin=origin)
+            store.proposals.add(Proposal(grid_id, active.id, UNINTENDED))
+            grid_id, _ = store.grids.add("a known prompt", [], model=model)
+            store.proposals.add(Proposal(grid_id, active.id, UNINTENDED))
+    with open_project(root) as project:
+        report = project_report(project, compare=(ORIGINAL, MITIGATED), bootstraps=10)
+    assert report.comparison is not None and report.comparison.prompts == 1

@@ -127,6 +127,13 @@ def import_command(
         f"{len(report.errors)} failed"
     )
     report_control_characters(report.prompts_with_control_characters)
+    if report.grids_without_prompt:
+        say(
+            f"note: {counted(report.grids_without_prompt, 'grid')} added without a prompt "
+            "(no prompt.txt): stored as prompt unknown, proposed as a guess and never paired "
+            "by `report --compare`",
+            err=True,
+        )
     if report.errors:
         raise typer.Exit(1)
 

@@ -30,6 +30,9 @@ class ImportReport:
     errors: list[InputError] = field(default_factory=list)
     # Stored exactly (they are data) and shown escaped; the count tells the person.
     prompts_with_control_characters: int = 0
+    # Grids stored without a prompt (no prompt.txt): the run says how many, so that a
+    # missing file is not found out only when proposals say "prompt unknown".
+    grids_without_prompt: int = 0
 
 
 class ImportInterrupted(Interrupted):
@@ -117,6 +120,7 @@ def _import_planned(
         report.prompts_with_control_characters = len(with_controls)
         if grid_id_before is None:
             report.grids_added += 1
+            report.grids_without_prompt += not planned.prompt
         else:
             report.grids_already_present += 1
         if on_grid:

@@ -412,9 +412,12 @@ def compare_models(
 def _common_prompts(rows: ReportRows, model_a: int, model_b: int) -> tuple[np.ndarray, np.ndarray]:
     """Positions of the two models' grids on the prompts both have, paired, by prompt id:
     one pair per prompt. A prompt with several grids under one model (imported from two
-    folders) is paired by its first grid, in id order."""
-    in_a = np.flatnonzero(rows.models == model_a)
-    in_b = np.flatnonzero(rows.models == model_b)
+    folders) is paired by its first grid, in id order; a grid of unknown prompt with none."""
+    # A grid whose prompt is unknown (imported without one) pairs with nothing: "" is not
+    # one prompt that both models were given.
+    known = np.array([rows.prompts[int(p)] != "" for p in rows.prompt_ids], dtype=bool)
+    in_a = np.flatnonzero((rows.models == model_a) & known)
+    in_b = np.flatnonzero((rows.models == model_b) & known)
     prompts_a, prompts_b = rows.prompt_ids[in_a], rows.prompt_ids[in_b]
     # Not assume_unique: with a prompt repeated, it returns indices outside the arrays.
     _, where_a, where_b = np.intersect1d(prompts_a, prompts_b, return_indices=True)
