@@ -68,6 +68,7 @@ NOT_SIGNALS = {
     "median_inliers",  # the same ranking as keypoints:median_similarity
     "seeds_matched",
     "grid_seeds",
+    "matched_area",  # where a keypoint clique's matches lie: it says what kind, not whether
 }
 
 
