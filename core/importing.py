@@ -216,7 +216,15 @@ def _plan_manifest(manifest: Path) -> ImportPlan:
     grids: dict[tuple[str, str], PlannedGrid] = {}
     errors: list[InputError] = []
     bad_keys: set[tuple[str, str]] = set()
-    for location, row in manifest_rows(manifest):
+    rows = list(manifest_rows(manifest))
+    if rows and not any(row.get("path") for _, row in rows):
+        # One line for the file, not one per row: a list of grids, not of images.
+        raise InputError(
+            manifest,
+            'no row names an image ("path"): a grid manifest lists one seed image a line '
+            "(prompt, seed, path); to import a folder of grid folders, give the folder",
+        )
+    for location, row in rows:
         prompt = str(row.get("prompt") or "").strip()
         model = str(row.get("model") or UNKNOWN_MODEL)
         grid_key = next((str(row[c]).strip() for c in GRID_KEY_COLUMNS if row.get(c)), "")

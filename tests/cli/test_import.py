@@ -357,3 +357,16 @@ def test_grids_without_a_prompt_file_are_counted_in_a_note(
     assert "note: 1 grid added without a prompt (no prompt.txt)" in result.stderr
     again = invoke(runner, "import", str(source), "-p", str(project_dir))
     assert "without a prompt" not in again.stderr  # counted once, when added
+
+
+def test_a_manifest_of_grids_rather_than_images_is_one_line(
+    tmp_path: Path, runner: CliRunner, project_dir: Path
+) -> None:
+    # One line per grid (as a dataset's index of grid folders has): every row lacks a seed
+    # and a path, which used to print one error per row.
+    manifest = tmp_path / "grids.jsonl"
+    manifest.write_text("".join(f'{{"grid_id": "g{i}", "prompt": "p{i}"}}\n' for i in range(5)))
+    result = invoke(runner, "import", str(manifest), "-p", str(project_dir))
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"memgrid: error: {manifest}: no row names an image")
