@@ -207,8 +207,12 @@ def label_warnings(data: LabelledGrids) -> list[str]:
             f"only {count} labelled grid(s): fits on fewer than {MIN_LABELS} are unreliable"
         )
     if min(memorized, count - memorized) < MIN_PER_CLASS:
+        # 3 and 3 is thin, not one-sided: say which it is.
+        sides = (memorized, count - memorized)
+        thin = min(sides) > 0 and max(sides) < MIN_PER_CLASS
+        what = "too few on each side" if thin else "one-sided"
         warnings.append(
-            f"labels are one-sided: {memorized} memorized vs {count - memorized} not memorized "
+            f"labels are {what}: {memorized} memorized vs {count - memorized} not memorized "
             f"(want at least {MIN_PER_CLASS} of each); memorization thresholds may stay unchanged"
         )
     thin = [

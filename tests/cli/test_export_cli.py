@@ -981,3 +981,12 @@ def test_an_annotator_filter_naming_nobody_here_is_refused(
         "memgrid: error: --annotator: no label by 'anna' here (annotators: 'ana')\n"
     )
     assert not out.exists()
+
+
+def test_an_export_that_keeps_no_grid_says_why(
+    project: Project, runner: CliRunner, tmp_path: Path
+) -> None:
+    project.store.grids.add("a prompt nobody adjudicated", synthetic_images("a"))
+    result = run_export(runner, project, tmp_path / "out", "jsonl", "--adjudicated-only")
+    assert "Exported 0 of 1 grids" in result.stdout
+    assert "note: no grid passed the filters (none is adjudicated yet" in result.stderr

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from memgrid.core.errors import InputError
 from memgrid.core.records import Proposal
 from memgrid.core.report import mcnemar
 from memgrid.core.taxonomy import Category, Webster
@@ -180,6 +181,8 @@ def test_groups_by_prompt_field_and_source(two_models) -> None:
         assert coco.grids == 4 and rates["memorized"].count == 3
         by_source = project_report(project, by="source", bootstraps=0)
         assert {m.group for m in by_source.models} == {None, "(none)"}
+        with pytest.raises(InputError, match="no prompt has a field 'sett' \\(fields: set\\)"):
+            project_report(project, by="prompt:sett", bootstraps=0)  # misspelt
 
 
 def test_settings_variants_are_models_of_their_own(two_models) -> None:

@@ -160,6 +160,14 @@ def test_too_few_and_one_sided_labels_warn_and_keep_the_thresholds() -> None:
     assert fit is not None and fit.auc is None and "needs at least" in fit.note
 
 
+def test_three_and_three_labels_are_thin_not_one_sided() -> None:
+    labels = [Category.UNINTENDED] * 3 + [Category.NONE] * 3
+    data = labelled(labels, {PIXEL_CLIQUE_SIGNAL: [1.0, 1.0, 0.9, 0.1, 0.2, 0.1]})
+    text = " ".join(calibrate(data, v0_values(), Objective("f1"), bootstraps=10).warnings)
+    assert "labels are too few on each side: 3 memorized vs 3 not memorized" in text
+    assert "one-sided" not in text
+
+
 def test_no_labels_at_all_is_a_warning_not_a_crash() -> None:
     data = labelled([], {PIXEL_CLIQUE_SIGNAL: []})
     result = calibrate(data, v0_values(), Objective("youden"), lambda index, values: Category.NONE)

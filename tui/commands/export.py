@@ -146,6 +146,16 @@ def export(
         f"Exported {report.rows} of {counts['grids_in_project']} grids as {export_format.value} "
         f"to {out} ({images}); manifest {out / MANIFEST_NAME}"
     )
+    if report.rows == 0 and counts["grids_in_project"]:
+        say(
+            "note: no grid passed the filters"
+            + (
+                " (none is adjudicated yet: an adjudicator settles grids in `memgrid annotate`, key A)"
+                if adjudicated_only
+                else ""
+            ),
+            err=True,
+        )
 
 
 def _manifest_identity(out: Path) -> tuple[int, int] | None:

@@ -198,6 +198,13 @@ def groups_of(table: GridTable, by: str | None) -> np.ndarray:
     if by == GRID_SOURCE:
         return np.array([source or NO_VALUE for source in table.sources], dtype=object)
     field_name = by.removeprefix(PROMPT_FIELD_PREFIX)
+    if table.prompt_metadata and not any(field_name in m for m in table.prompt_metadata.values()):
+        # A misspelt field would otherwise group every grid under "(none)" without a word.
+        fields = sorted({name for m in table.prompt_metadata.values() for name in m})
+        raise InputError(
+            "--by",
+            f"no prompt has a field {field_name!r} (fields: {', '.join(fields) or 'none'})",
+        )
     by_prompt = {
         prompt_id: NO_VALUE if value is None or value == "" else _setting_text(value)
         for prompt_id, metadata in table.prompt_metadata.items()
