@@ -106,3 +106,17 @@ def test_a_shard_missing_an_image_merges_every_other_grid_and_names_the_one_it_c
     assert result.exit_code == 0, result.output
     with open_project(into) as project:
         assert project.store.grids.count == 3
+
+
+def test_a_shard_that_is_no_project_is_named_before_anything_is_made(
+    tmp_path: Path, runner: CliRunner
+) -> None:
+    source = shard(tmp_path / "a", [("a cat", "", [1, 2])], 0.5)
+    missing = tmp_path / "typo"
+    into = tmp_path / "merged"
+    result = runner.invoke(app, ["merge", "--into", str(into), str(source), str(missing)])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"memgrid: error: {missing}: not a memgrid project (no memgrid.db): nothing to merge\n"
+    )
+    assert not into.exists()

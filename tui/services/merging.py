@@ -18,7 +18,12 @@ from memgrid.core.user_files import resolved_path
 from memgrid.db.references import Identity, identity_of
 from memgrid.db.rows import canonical_json, content_key
 from memgrid.tui.services.generation import GENERATED_SOURCE, wen_for
-from memgrid.tui.services.project import Project, create_project, open_project
+from memgrid.tui.services.project import (
+    DATABASE_NAME,
+    Project,
+    create_project,
+    open_project,
+)
 from memgrid.tui.services.references import BATCH, stored_reference
 
 
@@ -102,6 +107,11 @@ def merge_projects(
         raise InputError(into, "--into must not be one of the projects being merged")
     if len(set(resolved)) != len(resolved):
         raise InputError(sources[0], "a project is named twice")
+    for source in sources:  # before any is opened: `memgrid init` (open's advice) is no help
+        if not (source / DATABASE_NAME).exists():
+            raise InputError(
+                source, f"not a memgrid project (no {DATABASE_NAME}): nothing to merge"
+            )
     opened = [open_project(source) for source in sources]
     try:
         _check_same_settings(opened)
