@@ -75,6 +75,9 @@ def check_image_bytes(data: bytes, source: str | Path) -> CheckedImage:
         image_format = (image.format or "").lower()
         image.load()
         width, height = image.size
+    # Pillow leaves IDAT's checksums unchecked: a flipped bit in the pixel data decodes.
+    if image_format == "png" and not png_checksums_match(data):
+        raise InputError(source, "a PNG chunk's checksum does not match: the file is damaged")
     suffix = {"jpeg": ".jpg", "tiff": ".tif"}.get(image_format, f".{image_format or 'png'}")
     return CheckedImage(data=data, suffix=suffix, width=width, height=height)
 
@@ -145,8 +148,9 @@ def _spng_rgb(data: bytes) -> np.ndarray | None:
 
 
 def png_checksums_match(data: bytes) -> bool:
-    """Whether a PNG's chunks are whole up to IEND, each with a matching CRC-32: what
-    Pillow and libpng check as they decode, so a flipped bit is refused, not decoded."""
+    """Whether a PNG's chunks are whole up to IEND, each with a matching CRC-32, so that a
+    flipped bit is refused, not decoded (Pillow checks no IDAT checksum, libspng as pyspng
+    sets it up none at all)."""
     if not data.startswith(PNG_SIGNATURE):
         return False
     view = memoryview(data)

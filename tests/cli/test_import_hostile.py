@@ -199,3 +199,24 @@ def test_a_seed_name_with_a_line_break_is_no_seed(
     result = invoke(runner, "import", str(source), "-p", str(project_dir))
     assert result.exit_code == 1
     assert "image name is not a seed number" in result.stderr
+
+
+def test_a_png_whose_pixel_data_fails_its_checksum_is_refused(
+    tmp_path: Path, runner: CliRunner, project_dir: Path
+) -> None:
+    # Pillow decodes it (it checks no IDAT checksum), so it was stored as good.
+    source = make_folder_source(tmp_path / "src")
+    seed = source / "grid0" / "0001.png"
+    data = bytearray(seed.read_bytes())
+    idat = data.index(b"IDAT")
+    length = int.from_bytes(data[idat - 4 : idat], "big")
+    data[idat + 4 + length] ^= 0xFF  # the first byte of IDAT's CRC
+    seed.write_bytes(bytes(data))
+    Image.open(seed).load()  # still decodes
+    result = invoke(runner, "import", str(source), "-p", str(project_dir))
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.endswith(
+        "grid0/0001.png: a PNG chunk's checksum does not match: the file is damaged"
+    )
+    assert_only_the_good_grid(project_dir)
