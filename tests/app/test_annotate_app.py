@@ -655,3 +655,20 @@ async def test_a_caption_of_thousands_of_characters_leaves_the_seeds_and_keys_on
             assert header.outer_size.height <= PROMPT_LINES + 3
             assert screen.query_one(SeedGrid).size.height >= 20
             assert screen.query_one(KeyHints).region.bottom <= SIZE[1]
+
+
+async def test_the_app_runs_for_someone_with_no_color_set(
+    demo_project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Textual's NO_COLOR filter reads each segment's style; the seed grid's padding had none,
+    # and the app crashed at start for anyone with NO_COLOR set.
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = make_app(demo_project, settings_for())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.screen.query_one(SeedGrid).get_line_filters()  # the filter is on
+        app.save_screenshot(str(demo_project.root / "frame.svg"))  # every line rendered
+        grid_id = current_grid(pilot)
+        await press(pilot, "3")
+        saved = vote_of(demo_project.store, grid_id, "alice")
+        assert saved is not None and saved.category is Category.UNINTENDED

@@ -27,6 +27,7 @@ from memgrid.tui.app.drawing import GridPicture
 from memgrid.tui.app.line_output import RAW_DATA
 
 MESSAGE_STYLE = Style(color="grey62")
+PLAIN = Style()
 
 
 class SeedGrid(Widget):
@@ -71,6 +72,19 @@ class SeedGrid(Widget):
         return [f for f in super().get_line_filters() if not isinstance(f, ANSIToTruecolor)]
 
     def render_line(self, y: int) -> Strip:
+        if not self._filtered():
+            return self._line(y)
+        # Textual's NO_COLOR filter reads every segment's style: a bare padding segment
+        # (style None) crashed the app at start for anyone with NO_COLOR set.
+        line = self._line(y)
+        if all(segment.style is not None for segment in line):
+            return line
+        return Strip(
+            [Segment(text, style or PLAIN, control) for text, style, control in line],
+            line.cell_length,
+        )
+
+    def _line(self, y: int) -> Strip:
         width = self.area.width
         picture = self.picture
         if picture is None:
@@ -86,7 +100,8 @@ class SeedGrid(Widget):
         if line.cell_length != width:
             line = picture.lines[y].crop_extend(0, width, None)
         placed = picture.graphics.get(y)
-        if not placed or not visible:
+        # A filter rebuilds segments without their control codes: image data would be text.
+        if not placed or not visible or self._filtered():
             return line
         region = self.content_region
         data = "".join(
