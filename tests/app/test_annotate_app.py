@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -672,3 +673,46 @@ async def test_the_app_runs_for_someone_with_no_color_set(
         await press(pilot, "3")
         saved = vote_of(demo_project.store, grid_id, "alice")
         assert saved is not None and saved.category is Category.UNINTENDED
+
+
+async def test_quit_waits_for_the_label_being_stored(
+    demo_project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A label waiting on a database another process holds: q used to end the process under
+    # it, and the label was lost without a word.
+    release = threading.Event()
+    app = make_app(demo_project, settings_for())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        session = app.session
+        store_label = session.label
+
+        def held_label(*args, **kwargs):
+            release.wait(20)
+            return store_label(*args, **kwargs)
+
+        monkeypatch.setattr(session, "label", held_label)
+        grid_id = current_grid(pilot)
+        await pilot.press("3")
+        await pilot.pause(0.2)
+        await pilot.press("q")
+        await pilot.pause(0.2)
+        assert app.is_running
+        assert "Saving your last label before quitting" in status_text(pilot)
+        release.set()
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if not app.is_running:
+                break
+        assert not app.is_running  # quit once stored, without another key
+    saved = vote_of(demo_project.store, grid_id, "alice")
+    assert saved is not None and saved.category is Category.UNINTENDED
+
+
+async def test_quit_while_nothing_is_being_stored_is_at_once(demo_project: Project) -> None:
+    app = make_app(demo_project, settings_for())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("q")
+        await pilot.pause(0.1)
+        assert not app.is_running

@@ -12,6 +12,7 @@ from memgrid.tui.app.colors import rich_color_environment
 from memgrid.tui.app.context import AppContext
 from memgrid.tui.app.keys import keymap
 from memgrid.tui.app.screens.annotate import AnnotateScreen
+from memgrid.tui.app.screens.session_screen import SessionScreen
 from memgrid.tui.app.session import AnnotationSession
 
 
@@ -37,6 +38,14 @@ class MemgridApp(App[None]):
         self.context.terminal.attach(self)
         self.set_keymap(keymap(self.context.settings.keys))
         self.push_screen(AnnotateScreen(self.context))
+
+    async def action_quit(self) -> None:
+        """Quit, once every label given is stored (a session screen says it is saving)."""
+        if not any(
+            isinstance(screen, SessionScreen) and screen.saving_before_quit()
+            for screen in self.screen_stack
+        ):
+            self.exit()
 
     def on_unmount(self) -> None:
         kitty = self.context.pictures.kitty_images

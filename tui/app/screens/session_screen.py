@@ -63,6 +63,7 @@ class SessionScreen(RedrawsImagesOnScreenChange, Screen[None]):
         self.view: GridView | None = None
         self._pending: deque[tuple[str, SessionCall]] = deque()
         self._busy = False
+        self._quitting = False  # quit asked while a label was being stored
         self.collector = IdleCollector()
         self.heat_on = False  # read by workers: the heat map tile is drawn only when on
         self._notes = list(context.startup_notes)  # said once, with the first grid
@@ -96,6 +97,22 @@ class SessionScreen(RedrawsImagesOnScreenChange, Screen[None]):
     def idle(self) -> bool:
         """True when no action is running or waiting (tests and the bench wait for this)."""
         return not self._busy and not self._pending
+
+    def saving_before_quit(self) -> bool:
+        """True, and says so, while a label is still being stored (a write waiting on a
+        locked database would die with the process): the app quits once it is. Asked again,
+        False: the person chose to quit without it."""
+        if self.idle or self._quitting:
+            return False
+        self._quitting = True
+        self.query_one("#status", Static).update(
+            user_text(
+                "Saving your last label before quitting (the database is busy); "
+                "q again quits without it."
+            ),
+            layout=False,
+        )
+        return True
 
     @property
     def seeds(self) -> SeedGrid:
@@ -142,6 +159,8 @@ class SessionScreen(RedrawsImagesOnScreenChange, Screen[None]):
         self.show(message.outcome, message.picture)
         self._busy = False
         self._run_next()
+        if self._quitting and self.idle:
+            self.app.exit()
         if message.outcome.advanced:
             # After the frame is drawn: a prefetch thread would compete with it for the GIL.
             self.call_after_refresh(self.prefetch)
@@ -149,6 +168,9 @@ class SessionScreen(RedrawsImagesOnScreenChange, Screen[None]):
     @on(WorkFailed)
     def _show_failure(self, message: WorkFailed) -> None:
         line = Text.assemble((f"{message.what} failed: ", "bold red"), shown(message.error))
+        if self._quitting and message.ends_action:
+            self._quitting = False  # stay: quitting now would hide that it was not stored
+            line.append(" Not quit; q quits without it.")
         self.query_one("#status", Static).update(line, layout=False)
         if message.ends_action:
             self._busy = False
