@@ -9,6 +9,7 @@ import pytest
 from textual.geometry import Size
 from textual.widgets import Input, OptionList, Static
 
+from memgrid.core.errors import DatabaseError
 from memgrid.core.taxonomy import Category, LabelState
 from memgrid.tui.app import make_app
 from memgrid.tui.app.config import AnnotateOptions
@@ -716,3 +717,29 @@ async def test_quit_while_nothing_is_being_stored_is_at_once(demo_project: Proje
         await pilot.press("q")
         await pilot.pause(0.1)
         assert not app.is_running
+
+
+async def test_with_no_grid_on_screen_the_app_looks_again_by_itself(
+    demo_project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The start met a locked database (or every open grid was leased to others): the screen
+    # stayed empty until the annotator quit and started again.
+    app = make_app(demo_project, settings_for())
+    session = app.session
+    start = session.start
+    calls = []
+
+    def locked_once():
+        calls.append(1)
+        if len(calls) == 1:
+            raise DatabaseError("database: database is locked")
+        return start()
+
+    monkeypatch.setattr(session, "start", locked_once)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert current_grid(pilot) is None
+        assert "start failed" in status_text(pilot)
+        annotate_screen(pilot).refresh_progress()  # what its 10 s timer runs
+        await settle(pilot)
+        assert current_grid(pilot) is not None

@@ -257,8 +257,14 @@ class SessionScreen(RedrawsImagesOnScreenChange, Screen[None]):
     def refresh_progress(self) -> None:
         """Other annotators' votes and undos change the project's counts between this
         annotator's actions: read them again while no action is running (an action shows
-        fresh counts itself)."""
-        if self.idle:
+        fresh counts itself). With no grid on screen, look for one again: grids other
+        annotators held free up as their leases end, and a start the database refused
+        (locked) is tried again, with no key to press."""
+        if not self.idle:
+            return
+        if self.view is None:
+            self.submit("looking for a grid", self.session.start)
+        else:
             self._read_progress(self._outcomes_shown)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="progress")
