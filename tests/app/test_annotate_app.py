@@ -117,14 +117,15 @@ async def test_enter_accepts_the_proposal(demo_project: Project) -> None:
     [
         (
             (100, 30),
-            "0/26 done (0%) {bar} 26 need votes · yours 0, – labels/h · skipped 0 · flagged 0"
-            " · alice",
+            "alice · 0/26 done (0%) {bar} 26 need votes · yours 0, – labels/h · skipped 0 · "
+            "flagged 0",
         ),
         (
             SIZE,
-            "0/26 done (0%) {bar}  26 need votes  ·  yours 0  – labels/h  ·  skipped 0  ·  "
-            "flagged 0  ·  alice",
+            "alice  ·  0/26 done (0%) {bar}  26 need votes  ·  yours 0  – labels/h  ·  "
+            "skipped 0  ·  flagged 0",
         ),
+        ((80, 24), "alice · 0/26 done (0%) {bar} 26 need votes · yours 0, – labels/h"),
     ],
 )
 async def test_the_progress_line_fits_the_terminal(
@@ -139,15 +140,20 @@ async def test_the_progress_line_fits_the_terminal(
         assert shown == expected.format(bar="░" * shown.count("░"))
 
 
-def test_a_narrower_progress_line_drops_the_name_then_shortens() -> None:
+def test_a_narrower_progress_line_drops_the_counts_then_shortens_and_keeps_the_name() -> None:
     busy = Progress(1234, 20000, 123.4, skipped=12, flagged=3, project_done=1000)
-    lines = {width: describe_progress(busy, "alice", width).plain for width in (98, 90, 60)}
-    assert all(len(line) <= width for width, line in lines.items() if width > 82)
-    assert lines[98].endswith(
+    widths = (120, 98, 80, 60)
+    lines = {width: describe_progress(busy, "alice", width).plain for width in widths}
+    assert all(len(line) <= width for width, line in lines.items() if width >= 80)
+    assert all(line.startswith("alice · ") for line in lines.values())
+    assert lines[120].endswith(
         "19000 need votes · yours 1234, 123 labels/h · skipped 12 · flagged 3"
     )
-    assert lines[90].endswith("19000 to vote · yours 1234, 123/h · skip 12 · flag 3")
-    assert lines[60] == lines[90]  # the narrowest form, cut by the terminal past that
+    assert lines[98].endswith("19000 need votes · yours 1234, 123 labels/h")
+    assert lines[80].endswith("19000 to vote · yours 1234, 123/h")
+    assert lines[60] == lines[80]  # the narrowest form, cut by the terminal past that
+    long_name = describe_progress(busy, "a" * 40, 80).plain
+    assert long_name.startswith("a" * 15 + "… · ")
 
 
 async def test_skip_then_undo_brings_the_skipped_grid_back(demo_project: Project) -> None:

@@ -236,11 +236,11 @@ class AnnotationSession:
             kept = self.contradictions.features_kept(view.grid_id, category, chosen)
             if kept is None:
                 worst = most_serious([f.category for f in chosen])
+                # One status line, whole at 80 columns: the warning is the point.
                 return Outcome(
                     view,
-                    f"Grid {view.grid_id} has a {worst.title} feature: {category.title} would "
-                    f"contradict it. The same key again stores {category.title} without the "
-                    "features more serious than it.",
+                    f"{category.title.capitalize()} drops your {worst.title} feature: "
+                    "same key to confirm.",
                     self.progress(),
                 )
             try:

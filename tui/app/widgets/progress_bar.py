@@ -17,7 +17,7 @@ class LineForm:
     """How roomy the line is: a narrower terminal gets a tighter form."""
 
     bar_width: int
-    with_name: bool = True
+    with_counts: bool = True  # skipped and flagged
     short_words: bool = False  # "to vote", "/h", "skip", "flag"
     roomy: bool = False  # two spaces around the dots
 
@@ -27,15 +27,18 @@ class LineForm:
 
 
 # Widest first; the first that fits is shown: 160 columns get the first, 100 the second or
-# third. The annotator's name goes first (it is set at launch), then the bar shrinks, then
-# the words.
+# third. The skipped and flagged counts go first, then the bar shrinks, then the words. The
+# annotator's name stays, first: with several names in use on one account, it is whom the
+# labels are stored under.
 LINE_FORMS = (
     LineForm(24, roomy=True),
     LineForm(14),
-    LineForm(12, with_name=False),
-    LineForm(8, with_name=False),
-    LineForm(8, with_name=False, short_words=True),
+    LineForm(12, with_counts=False),
+    LineForm(8, with_counts=False),
+    LineForm(8, with_counts=False, short_words=True),
 )
+# A long name is cut to this many characters on the line (it is stored whole).
+NAME_SHOWN = 16
 
 
 def describe_progress(progress: Progress, annotator: str, width: int | None = None) -> Text:
@@ -55,6 +58,9 @@ def progress_line(progress: Progress, annotator: str, form: LineForm) -> Text:
     words = ("to vote", "/h", "skip", "flag") if form.short_words else None
     need, per_hour, skipped, flagged = words or ("need votes", " labels/h", "skipped", "flagged")
     line = Text()
+    name = annotator if len(annotator) <= NAME_SHOWN else annotator[: NAME_SHOWN - 1] + "…"
+    line.append(shown(name), "bold cyan")
+    line.append(form.separator)
     line.append(f"{project_done}/{progress.total} done ", "bold")
     line.append(f"({share:.0%}) ")
     line.append("█" * filled, "green")
@@ -63,12 +69,12 @@ def progress_line(progress: Progress, annotator: str, form: LineForm) -> Text:
     line.append(f"{form.separator}yours {progress.done}", "bold")
     rate = "–" if progress.labels_per_hour is None else f"{progress.labels_per_hour:.0f}"
     line.append(f"{'  ' if form.roomy else ', '}{rate}{per_hour}", "bold")
-    line.append(
-        f"{form.separator}{skipped} {progress.skipped}{form.separator}{flagged} {progress.flagged}",
-        "dim",
-    )
-    if form.with_name:
-        line.append(f"{form.separator}{shown(annotator)}", "dim")
+    if form.with_counts:
+        line.append(
+            f"{form.separator}{skipped} {progress.skipped}"
+            f"{form.separator}{flagged} {progress.flagged}",
+            "dim",
+        )
     return line
 
 
