@@ -749,3 +749,27 @@ async def test_with_no_grid_on_screen_the_app_looks_again_by_itself(
         annotate_screen(pilot).refresh_progress()  # what its 10 s timer runs
         await settle(pilot)
         assert current_grid(pilot) is not None
+
+
+async def test_a_label_held_up_by_the_database_says_so(
+    demo_project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another process writing: the key seemed ignored for up to 30 s.
+    release = threading.Event()
+    app = make_app(demo_project, settings_for())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        session = app.session
+        store_label = session.label
+
+        def held_label(*args, **kwargs):
+            release.wait(20)
+            return store_label(*args, **kwargs)
+
+        monkeypatch.setattr(session, "label", held_label)
+        await pilot.press("3")
+        await pilot.pause(1.5)
+        assert "unintended: waiting for the database" in status_text(pilot)
+        release.set()
+        await settle(pilot)
+        assert "waiting for the database" not in status_text(pilot)

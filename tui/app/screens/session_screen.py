@@ -43,6 +43,9 @@ from memgrid.tui.display import shown, user_text
 
 # How often the progress line reads the project's counts again, for the votes of others.
 PROGRESS_REFRESH_SECONDS = 10.0
+# An action still running after this long is waiting on the database (another process
+# holds it, for up to its 30 s busy timeout): the status line says so, or a key seems lost.
+SLOW_ACTION_SECONDS = 1.0
 
 SessionCall = Callable[[], Outcome]
 
@@ -64,6 +67,8 @@ class SessionScreen(RedrawsImagesOnScreenChange, Screen[None]):
         self._pending: deque[tuple[str, SessionCall]] = deque()
         self._busy = False
         self._quitting = False  # quit asked while a label was being stored
+        self._actions_started = 0  # names the running action for its slow notice
+        self._calls_returned = 0  # the last action whose store call returned
         self.collector = IdleCollector()
         self.heat_on = False  # read by workers: the heat map tile is drawn only when on
         self._notes = list(context.startup_notes)  # said once, with the first grid
@@ -139,13 +144,26 @@ class SessionScreen(RedrawsImagesOnScreenChange, Screen[None]):
             return
         self._busy = True
         what, call = self._pending.popleft()
+        self._actions_started += 1
+        self.set_timer(SLOW_ACTION_SECONDS, partial(self._say_slow, what, self._actions_started))
         self._act(what, call)
+
+    def _say_slow(self, what: str, action: int) -> None:
+        """The running action's store call has not returned (drawing after it may be slow
+        on its own, and is not the database)."""
+        waiting = self._busy and action == self._actions_started > self._calls_returned
+        if waiting and not self._quitting:
+            self.query_one("#status", Static).update(
+                user_text(f"{what}: waiting for the database (another process is writing)…"),
+                layout=False,
+            )
 
     @work(thread=True, exclusive=False, exit_on_error=False, group="session")
     def _act(self, what: str, call: SessionCall) -> None:
         # Not exclusive: a commit is never cancelled; the queue above keeps them in order.
         try:
             outcome = call()
+            self._calls_returned = self._actions_started  # one action runs at a time
             picture = None
             if outcome.view is not None:
                 picture = self.picture_of(outcome.view)
