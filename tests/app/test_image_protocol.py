@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -160,3 +161,50 @@ def probe_output(extra_env: dict[str, str]) -> bytes:
         return bytes(terminal.output)
     finally:
         terminal.close()
+
+
+AFTER_THE_PROBE = (
+    "import os, select, termios, time, tty\n"
+    "from memgrid.tui.app.image_protocol import settle_protocol\n"
+    "used = settle_protocol('auto').protocol\n"
+    "tty.setcbreak(0, termios.TCSANOW)\n"  # read what is left as the app would, key by key
+    "time.sleep(0.3)\n"
+    "left = os.read(0, 100) if select.select([0], [], [], 0)[0] else b''\n"
+    "print('USED', used, 'LEFT', left)\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("extra_env", "answer", "expected"),
+    [
+        ({"TMUX": "/tmp/tmux-1000/default,1,0"}, b"\x1b[?62;4;22c", "sixel"),
+        ({}, b"\x1b_Gi=31;OK\x1b\\\x1b[?62;22c", "kitty"),
+        ({}, b"\x1b[?62;22c", "halfcell"),
+    ],
+    ids=["sixel in tmux", "kitty", "neither"],
+)
+def test_a_key_typed_while_the_terminal_is_asked_never_reaches_the_app(
+    extra_env: dict[str, str], answer: bytes, expected: str
+) -> None:
+    # textual-image's probe stopped at the typed key and left the terminal's answer
+    # (ESC [ ? 6 2 ; 4 c) to the app, which read it as keys: its `?` opened the help screen.
+    from tests.app.pty_terminal import PtyTerminal
+
+    env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "STY", "TERM_PROGRAM")}
+    env.update(TERM="xterm-256color", **extra_env)
+    terminal = PtyTerminal([sys.executable, "-c", AFTER_THE_PROBE], env)
+    try:
+        deadline = time.monotonic() + 30
+        while b"\x1b[c" not in terminal.output:
+            assert time.monotonic() < deadline, bytes(terminal.output)
+            time.sleep(0.01)
+        assert (b"\x1b_G" in terminal.output) is (expected != "sixel")  # no APC in tmux
+        terminal.send(b"4")  # the annotator, already at the keys
+        terminal.send(answer)
+        terminal.wait_for(b"USED", timeout=30)
+        terminal.process.wait(timeout=30)
+        terminal.quiet(0.2)
+        written = bytes(terminal.output)
+    finally:
+        terminal.close()
+    assert f"USED {expected} LEFT b''".encode() in written

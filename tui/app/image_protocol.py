@@ -4,9 +4,14 @@ Kitty graphics, iTerm2 inline images or Sixel show seeds in real pixels; half-ce
 works everywhere. The choice is settled before Textual owns the terminal, since a probe
 needs to read the terminal's answer: `--image-protocol`, else `$MEMGRID_IMAGE_PROTOCOL`,
 else what the environment says (kitty and Ghostty set TERM or their own variables; iTerm2
-sets LC_TERMINAL, which ssh passes on; WezTerm sets TERM_PROGRAM), else textual-image's
-probe (Sixel, then Kitty's protocol), else half-cell. A forced protocol skips the probe
-(no escape sequences sent, no keystroke lost).
+sets LC_TERMINAL, which ssh passes on; WezTerm sets TERM_PROGRAM), else a probe (Kitty's
+graphics query, then the device-attributes query, whose answer says Sixel), else half-cell.
+A forced protocol skips the probe (no escape sequences sent).
+
+The probe reads everything up to the device-attributes answer, which every terminal gives,
+and drops what the annotator typed meanwhile: textual-image's own probe stopped at a typed
+key and left the answer (ESC [ ? 6 2 ; 4 c) for the app to read as keys, whose `?` opened
+the help screen.
 
 Inside tmux or GNU screen the Kitty graphics probe is not sent: it is an APC sequence
 (ESC _ ... ESC \\), which tmux takes as a new pane title and screen as its hardstatus, and
@@ -20,7 +25,10 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import re
+import select
 import sys
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,8 +40,16 @@ from memgrid.tui.app.drawing import HALFCELL, HALFCELL_CELL_PIXELS, ITERM2, KITT
 PROTOCOL_ENV = "MEMGRID_IMAGE_PROTOCOL"
 PROTOCOLS = ("auto", HALFCELL, SIXEL, KITTY, ITERM2)
 ALIASES = {"tgp": KITTY, "iterm": ITERM2}  # textual-image's name for Kitty's protocol
-_RENDERABLE_PROTOCOLS = {"SixelImage": SIXEL, "TGPImage": KITTY}
 TMUX_HINT = "`set -g allow-passthrough on` + --image-protocol kitty, or a sixel tmux"
+# Kitty's graphics query (a 1x1 image, query only) and its OK; then primary device
+# attributes (DA1), answered by every terminal: attribute 4 is Sixel.
+KITTY_QUERY = b"\x1b_Gi=31,s=1,v=1,a=q,t=d,f=24;AAAA\x1b\\"
+KITTY_ANSWER = re.compile(rb"\x1b_Gi=31;OK\x1b\\")
+DA1_QUERY = b"\x1b[c"
+DA1_ANSWER = re.compile(rb"\x1b\[\?([0-9;]*)c")
+# How long a terminal gets to answer: a round trip over a slow SSH link. One that never
+# answers costs this once, at start.
+PROBE_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -89,12 +105,9 @@ def settle_protocol(requested: str, environ: Mapping[str, str] = os.environ) -> 
     in_tmux = bool(environ.get("TMUX"))
     protocol = requested
     if protocol == "auto" and in_multiplexer(environ):
-        protocol = _sixel_or_halfcell()
+        protocol = _probed(kitty=False)  # the Kitty query is an APC sequence: not in tmux
     elif protocol == "auto":
-        protocol = protocol_from_environment(environ) or "auto"
-    if protocol == "auto":
-        renderable = importlib.import_module("textual_image.renderable")
-        protocol = _RENDERABLE_PROTOCOLS.get(renderable.Image.__name__, HALFCELL)
+        protocol = protocol_from_environment(environ) or _probed(kitty=True)
     note = ""
     if in_tmux and protocol == ITERM2:
         protocol, note = HALFCELL, "iTerm2 images do not pass tmux, half-cell"
@@ -138,13 +151,45 @@ def _cell_pixels(protocol: str) -> tuple[int, int]:
     return (size.width, size.height)
 
 
-def _sixel_or_halfcell() -> str:
-    """Sixel when the terminal says it draws it, else half-cell; the Kitty probe is not sent."""
-    with _terminal_hidden():
-        sixel = importlib.import_module("textual_image.renderable.sixel")
-    stdout = sys.__stdout__
-    on_terminal = stdout is not None and stdout.isatty()
-    return SIXEL if on_terminal and sixel.query_terminal_support() else HALFCELL
+def _probed(*, kitty: bool) -> str:
+    """What this process's terminal draws, asked on its standard input and output."""
+    stdin, stdout = sys.__stdin__, sys.__stdout__
+    if stdin is None or stdout is None or not (stdin.isatty() and stdout.isatty()):
+        return HALFCELL
+    stdout.flush()
+    return probe_terminal(stdin.fileno(), stdout.fileno(), kitty=kitty)
+
+
+def probe_terminal(stdin: int, stdout: int, *, kitty: bool, timeout: float = PROBE_SECONDS) -> str:
+    """Kitty when it answers the graphics query (asked only with `kitty`), else Sixel when
+    its device attributes list it, else half-cell (also when it does not answer in time)."""
+    try:
+        import termios
+        import tty
+    except ImportError:  # not a POSIX terminal
+        return HALFCELL
+    saved = termios.tcgetattr(stdin)
+    received = b""
+    try:
+        tty.setcbreak(stdin, termios.TCSANOW)  # bytes as they come, not echoed
+        os.write(stdout, (KITTY_QUERY if kitty else b"") + DA1_QUERY)
+        deadline = time.monotonic() + timeout
+        while DA1_ANSWER.search(received) is None:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([stdin], [], [], left)[0]:
+                return HALFCELL
+            chunk = os.read(stdin, 1024)
+            if not chunk:
+                return HALFCELL
+            received += chunk
+    finally:
+        # TCSAFLUSH drops what is still unread (keys typed meanwhile, a late answer): none of
+        # it reaches the app as keys.
+        termios.tcsetattr(stdin, termios.TCSAFLUSH, saved)
+    if kitty and KITTY_ANSWER.search(received):
+        return KITTY
+    answer = DA1_ANSWER.search(received)
+    return SIXEL if answer and b"4" in answer.group(1).split(b";") else HALFCELL
 
 
 class _NotATerminal:
