@@ -290,6 +290,10 @@ async def test_compare_shows_two_seeds_and_their_difference(demo_project: Projec
         assert "B seed 2 (3/8)" in title()
         await press(pilot, "tab", "left")
         assert "A seed 7 (8/8)" in title() and "▶ seed 7" in pictured()
+        await press(pilot, "right", "right", "right")  # seed 2 is B's: A never lands on it
+        assert "A seed 3 (4/8)" in title() and "B seed 2 (3/8)" in title()
+        await press(pilot, "left")
+        assert "A seed 1 (2/8)" in title()
         await press(pilot, "d")
         assert "|A−B| ×4" in pictured() and compare.seeds.picture.layout.columns == 3  # type: ignore[union-attr]
         await press(pilot, "escape")

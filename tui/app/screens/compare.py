@@ -59,7 +59,10 @@ class CompareScreen(SeedViewScreen):
         )
 
     def action_step(self, delta: int) -> None:
-        self.chosen[self.active] = self.step(self.chosen[self.active], delta)
+        moved = self.step(self.chosen[self.active], delta)
+        if moved == self.chosen[1 - self.active] and len(self.grid.images) > 2:
+            moved = self.step(moved, delta)  # a seed against itself differs nowhere: skip it
+        self.chosen[self.active] = moved
         self.changed()
 
     def action_switch(self) -> None:
