@@ -87,26 +87,34 @@ class ReferencePanel(TextPanel):
         if self.picture_shown:
             self.draw_picture(self._values)
 
-    def toggle_picture(self) -> None:
-        self.picture_shown = not self.picture_shown
+    def draw_picture(self, values: dict[str, Any]) -> None:
+        # As wide as the panel lets it be: a wider one wraps every row.
+        columns = max(8, min(PICTURE_COLUMNS, self.content_region.width or PICTURE_COLUMNS))
+        self._draw_picture(values, columns)
+
+    def toggle_picture(self) -> bool:
+        """Show or hide the image; False when this grid matched no training image."""
         if self._values is None:
-            return
+            return False
+        self.picture_shown = not self.picture_shown
         if self.picture_shown:
             self.draw_picture(self._values)
         else:
             self.show_text(self._text)
+        return True
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="reference-picture")
-    def draw_picture(self, values: dict[str, Any]) -> None:
+    def _draw_picture(self, values: dict[str, Any], columns: int) -> None:
         reference = values.get("reference") or {}
         if not reference.get("path"):
             return
         image = GridImage(-1, reference["path"], reference["sha256"], 0, 0)
-        pixels = self.thumbnails.pixels(image, PICTURE_COLUMNS, PICTURE_ROWS * 2)
+        rows_shown = max(4, PICTURE_ROWS * columns // PICTURE_COLUMNS)
+        pixels = self.thumbnails.pixels(image, columns, rows_shown * 2)
         if pixels is None:
             picture = Text("  (the reference image is missing)", "dim")
         else:
-            rows = halfcell_rows(pixels, PICTURE_COLUMNS, PICTURE_ROWS)
+            rows = halfcell_rows(pixels, columns, rows_shown)
             picture = Text("\n").join(
                 Text.assemble(*((segment.text, segment.style) for segment in row)) for row in rows
             )
@@ -116,3 +124,4 @@ class ReferencePanel(TextPanel):
     def _show_if_current(self, values: dict[str, Any], text: Text) -> None:
         if values is self._values and self.picture_shown:
             self.show_text(text)
+            self.scroll_visible()  # it sits below the proposal: bring it into view
