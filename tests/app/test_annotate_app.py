@@ -153,7 +153,7 @@ def test_a_narrower_progress_line_drops_the_counts_then_shortens_and_keeps_the_n
     assert lines[80].endswith("19000 to vote · yours 1234, 123/h")
     assert lines[60] == lines[80]  # the narrowest form, cut by the terminal past that
     long_name = describe_progress(busy, "a" * 40, 80).plain
-    assert long_name.startswith("a" * 15 + "… · ")
+    assert long_name.startswith("a" * 31 + "… · ")
 
 
 async def test_skip_then_undo_brings_the_skipped_grid_back(demo_project: Project) -> None:

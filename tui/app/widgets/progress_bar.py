@@ -38,7 +38,7 @@ LINE_FORMS = (
     LineForm(8, with_counts=False, short_words=True),
 )
 # A long name is cut to this many characters on the line (it is stored whole).
-NAME_SHOWN = 16
+NAME_SHOWN = 32
 
 
 def describe_progress(progress: Progress, annotator: str, width: int | None = None) -> Text:
@@ -58,8 +58,8 @@ def progress_line(progress: Progress, annotator: str, form: LineForm) -> Text:
     words = ("to vote", "/h", "skip", "flag") if form.short_words else None
     need, per_hour, skipped, flagged = words or ("need votes", " labels/h", "skipped", "flagged")
     line = Text()
-    name = annotator if len(annotator) <= NAME_SHOWN else annotator[: NAME_SHOWN - 1] + "…"
-    line.append(shown(name), "bold cyan")
+    name = shown(annotator)  # escaped, then cut: the cut can only shorten text
+    line.append(name if len(name) <= NAME_SHOWN else name[: NAME_SHOWN - 1] + "…", "bold cyan")
     line.append(form.separator)
     line.append(f"{project_done}/{progress.total} done ", "bold")
     line.append(f"({share:.0%}) ")
