@@ -709,7 +709,7 @@ async def test_quit_waits_for_the_label_being_stored(
         await pilot.press("q")
         await pilot.pause(0.2)
         assert app.is_running
-        assert "Saving your last label before quitting" in status_text(pilot)
+        assert "Saving (unintended) before quitting" in status_text(pilot)
         release.set()
         for _ in range(100):
             await pilot.pause(0.05)
@@ -777,3 +777,26 @@ async def test_a_label_held_up_by_the_database_says_so(
         release.set()
         await settle(pilot)
         assert "waiting for the database" not in status_text(pilot)
+
+
+async def test_quit_while_only_looking_for_a_grid_is_at_once(
+    demo_project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A start waiting on a locked database stores no label: nothing to wait for.
+    release = threading.Event()
+    app = make_app(demo_project, settings_for())
+    start = app.session.start
+
+    def held_start():
+        release.wait(20)
+        return start()
+
+    monkeypatch.setattr(app.session, "start", held_start)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause(0.3)
+            await pilot.press("q")
+            await pilot.pause(0.2)
+            assert not app.is_running
+    finally:
+        release.set()

@@ -46,6 +46,8 @@ PROGRESS_REFRESH_SECONDS = 10.0
 # An action still running after this long is waiting on the database (another process
 # holds it, for up to its 30 s busy timeout): the status line says so, or a key seems lost.
 SLOW_ACTION_SECONDS = 1.0
+# Actions that only move or look (they store no label, note or undo): quit need not wait.
+LOOKING_ACTIONS = frozenset({"start", "looking for a grid", "back", "forward", "other model"})
 
 SessionCall = Callable[[], Outcome]
 
@@ -69,6 +71,7 @@ class SessionScreen(RedrawsImagesOnScreenChange, Screen[None]):
         self._quitting = False  # quit asked while a label was being stored
         self._actions_started = 0  # names the running action for its slow notice
         self._calls_returned = 0  # the last action whose store call returned
+        self._running = ""  # the action running while _busy
         self.collector = IdleCollector()
         self.heat_on = False  # read by workers: the heat map tile is drawn only when on
         self._notes = list(context.startup_notes)  # said once, with the first grid
@@ -107,13 +110,16 @@ class SessionScreen(RedrawsImagesOnScreenChange, Screen[None]):
         """True, and says so, while a label is still being stored (a write waiting on a
         locked database would die with the process): the app quits once it is. Asked again,
         False: the person chose to quit without it."""
-        if self.idle or self._quitting:
+        actions = [what for what, _ in self._pending]
+        if self._busy:
+            actions.append(self._running)
+        if self._quitting or all(what in LOOKING_ACTIONS for what in actions):
             return False
         self._quitting = True
         self.query_one("#status", Static).update(
             user_text(
-                "Saving your last label before quitting (the database is busy); "
-                "q again quits without it."
+                f"Saving ({', '.join(a for a in actions if a not in LOOKING_ACTIONS)}) before "
+                "quitting: the database is busy; q again quits without it."
             ),
             layout=False,
         )
@@ -144,6 +150,7 @@ class SessionScreen(RedrawsImagesOnScreenChange, Screen[None]):
             return
         self._busy = True
         what, call = self._pending.popleft()
+        self._running = what
         self._actions_started += 1
         self.set_timer(SLOW_ACTION_SECONDS, partial(self._say_slow, what, self._actions_started))
         self._act(what, call)
