@@ -137,6 +137,8 @@ class LabelFile:
 
     records: list[LabelRecord] = field(default_factory=list)
     duplicates_in_file: int = 0
+    # Labels whose category was read from a Webster type alone (memorized: unintended).
+    categories_from_webster: int = 0
 
 
 def _value(member: Category | Webster | None) -> str | None:
@@ -179,6 +181,8 @@ def read_label_file(path: Path, default_annotator: str | None = None) -> LabelFi
             continue
         seen[record.event_id] = (record, location)
         result.records.append(record)
+        if record.webster not in (None, Webster.NONE) and not row.get("category"):
+            result.categories_from_webster += 1
     return result
 
 

@@ -314,6 +314,10 @@ def test_webster_labels_for_imported_grids_calibrate(tmp_path: Path, runner: Cli
         writer.writerows([grid.prompt, WEBSTER_TYPES[grid.group]] for grid in labelled)
     result = ok(runner, "labels", "import", webster, "-p", root, "--annotator", "webster2023")
     assert f"{len(labelled)} label events added on {len(labelled)} grids" in result.output
+    memorized = len(labelled) - 6
+    assert f"note: {memorized} rows gave a Webster type and no category: read as unintended" in (
+        result.stderr
+    )
 
     result = ok(runner, "calibrate", "-p", root, "--json", "--bootstraps", "50")
     (run,) = json.loads(result.output)

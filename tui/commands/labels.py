@@ -12,7 +12,7 @@ from memgrid.core.annotators import default_annotator
 from memgrid.core.label_files import time_text
 from memgrid.core.records import MAX_STORED_INTEGER
 from memgrid.core.taxonomy import Category, Webster
-from memgrid.tui.display import say
+from memgrid.tui.display import counted, say
 from memgrid.tui.options import (
     AnnotatorOption,
     JsonOption,
@@ -112,6 +112,13 @@ def labels_import(
         f"{report.already_imported} imported before, "
         f"{report.duplicates_in_file} repeated rows left out"
     )
+    if report.categories_from_webster:
+        say(
+            f"note: {counted(report.categories_from_webster, 'row')} gave a Webster type and "
+            "no category: read as unintended (a Webster type says memorized, not what the "
+            "prompt asked for); add a category column to keep explicit and implicit apart",
+            err=True,
+        )
 
 
 def labels_export(

@@ -40,6 +40,7 @@ class LabelImportReport:
     already_imported: int  # rows whose event id an earlier import added
     duplicates_in_file: int
     grids: int  # distinct grids the rows name
+    categories_from_webster: int = 0  # memorized by a Webster type, no category: unintended
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -49,6 +50,7 @@ class LabelImportReport:
             "already_imported": self.already_imported,
             "duplicates_in_file": self.duplicates_in_file,
             "grids": self.grids,
+            "categories_from_webster": self.categories_from_webster,
         }
 
 
@@ -150,6 +152,7 @@ def import_labels(
         already_imported=len(events) - len(new),
         duplicates_in_file=read.duplicates_in_file,
         grids=len({event.grid_id for event in events}),
+        categories_from_webster=read.categories_from_webster,
     )
 
 
