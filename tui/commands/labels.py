@@ -109,7 +109,7 @@ def labels_import(
         return
     say(
         f"{file}: {report.added} label events added on {report.grids} grids, "
-        f"{report.already_imported} imported before, "
+        f"{report.already_imported} already in the project, "
         f"{report.duplicates_in_file} repeated rows left out"
     )
     if report.categories_from_webster:
