@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -95,3 +96,20 @@ print(" ".join(n for n in ("torch", "diffusers", "open_clip", "transformers") if
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
     )
     assert result.stdout.split() == []
+
+
+def test_a_closed_terminal_releases_the_grid_on_screen(demo_project_dir: Path) -> None:
+    # SIGHUP (the window closed, the SSH session dropped) killed the process outright: its
+    # grid stayed leased, out of the other annotators' reach for ten minutes.
+    terminal = start_app(demo_project_dir, "hal")
+    try:
+        terminal.frame_with(GRID_HEADER, timeout=60)
+        with open_project(demo_project_dir) as project:
+            held = project.store.rows("SELECT grid_id FROM leases WHERE annotator = 'hal'")
+        assert len(held) == 1
+        terminal.process.send_signal(signal.SIGHUP)
+        terminal.process.wait(timeout=20)
+    finally:
+        terminal.close()
+    with open_project(demo_project_dir) as project:
+        assert project.store.rows("SELECT grid_id FROM leases WHERE annotator = 'hal'") == []

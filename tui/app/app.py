@@ -5,6 +5,10 @@ Budget: this file stays under 80 lines; behaviour lives in the screens and the s
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
+
 from rich.console import COLOR_SYSTEMS
 from textual.app import App
 
@@ -35,6 +39,10 @@ class MemgridApp(App[None]):
         return self.context.session
 
     def on_mount(self) -> None:
+        # A closed terminal or SSH session (SIGHUP) ends the app the normal way, so that the
+        # grid on screen is released, not held from the others until its lease runs out.
+        with contextlib.suppress(NotImplementedError, AttributeError):  # no SIGHUP: Windows
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.exit)
         self.context.terminal.attach(self)
         self.set_keymap(keymap(self.context.settings.keys))
         self.push_screen(AnnotateScreen(self.context))
