@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,7 +46,7 @@ def parse_json(text: str, source: str | Path, location: str | None = None) -> An
     no such numbers, and SQLite's JSON functions reject the row for good), integers past
     Python's 4,300 digits, and text with a lone surrogate escape ("\\ud800", not UTF-8)."""
     try:
-        value = json.loads(text, parse_constant=_refuse_constant)
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except json.JSONDecodeError as error:
         where = location or f"line {error.lineno}"
         raise InputError(source, f"invalid JSON ({error.msg})", where) from None
@@ -67,6 +68,14 @@ class _NotJson(ValueError):
 
 def _refuse_constant(name: str) -> Any:
     raise _NotJson(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    """1e999 reads as infinity, which the store would write back as the word Infinity."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotJson(f"{text[:40]} is too large for a number")
+    return value
 
 
 def _json_value_problem(value: Any) -> str | None:

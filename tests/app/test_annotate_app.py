@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -753,6 +754,21 @@ async def test_with_no_grid_on_screen_the_app_looks_again_by_itself(
         annotate_screen(pilot).refresh_progress()  # what its 10 s timer runs
         await settle(pilot)
         assert current_grid(pilot) is not None
+
+
+async def test_looking_again_for_no_grid_keeps_the_status_line(demo_project: Project) -> None:
+    # Every 10 s with the queue empty: the status line's last word must stay readable.
+    app = make_app(demo_project, settings_for())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = annotate_screen(pilot)
+        monkeypatch_start = screen.session.start
+        screen.session.start = lambda: replace(monkeypatch_start(), view=None)  # type: ignore[method-assign]
+        screen.view = None
+        screen.query_one("#status", Static).update("a notice the annotator is reading")
+        screen.refresh_progress()
+        await settle(pilot)
+        assert status_text(pilot) == "a notice the annotator is reading"
 
 
 async def test_a_label_held_up_by_the_database_says_so(

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from memgrid.core.taxonomy import Category
@@ -113,3 +115,29 @@ def test_a_closed_terminal_releases_the_grid_on_screen(demo_project_dir: Path) -
         terminal.close()
     with open_project(demo_project_dir) as project:
         assert project.store.rows("SELECT grid_id FROM leases WHERE annotator = 'hal'") == []
+
+
+def test_quitting_twice_ends_the_app_while_the_database_is_held(demo_project_dir: Path) -> None:
+    # Another process holds the write lock: q says what it is saving, q again quits. The
+    # process used to stay, blank, until the lock was released (asyncio.run joined the
+    # worker waiting on it); now it ends at once, says so, and the label is not stored.
+    terminal = start_app(demo_project_dir, "ivy")
+    holder = sqlite3.connect(demo_project_dir / "memgrid.db", isolation_level=None)
+    try:
+        _, found = terminal.frame_with(GRID_HEADER, timeout=60)
+        grid_id = int(found.group(1))
+        holder.execute("BEGIN EXCLUSIVE")
+        offset, _ = terminal.send(b"2")
+        terminal.wait_for(b"waiting for the database", start=offset, timeout=20)
+        offset, _ = terminal.send(b"q")
+        terminal.wait_for(b"Saving (implicit) before quitting", start=offset, timeout=20)
+        ended = time.monotonic()
+        terminal.send(b"q")
+        terminal.wait_for(b"memgrid ended without waiting", timeout=20)
+        assert terminal.process.wait(timeout=20) == 0
+        assert time.monotonic() - ended < 10  # the busy timeout is 30 s
+    finally:
+        holder.close()  # its open transaction is rolled back
+        terminal.close()
+    with open_project(demo_project_dir) as project:
+        assert vote_of(project.store, grid_id, "ivy") is None

@@ -49,5 +49,6 @@ async def test_reference_caption_url_and_picture(bare_demo_project: Project) -> 
         await press(pilot, "4")  # label and go on: the next grid's match, picture still on
         assert screen.view.grid.prompt != '"The Lighthouse at Dusk" poster by Aldo Vessel'
         assert "No training image copied" in panel_text(panel)
-        await press(pilot, "t")
+        await press(pilot, "t")  # matched against the pool, nothing found: nothing to draw
+        assert "No training image matched this grid" in status_text(pilot)
         assert "▀" not in panel_text(panel)

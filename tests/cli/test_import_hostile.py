@@ -121,8 +121,9 @@ def test_a_shard_whose_database_points_out_of_it_merges_nothing_from_outside(
         ('{"model": "m\\ud800"}', "text 'm\\ud800' holds a lone surrogate escape: not Unicode"),
         ('{"x\\udc80": 1}', "text 'x\\udc80' holds a lone surrogate escape: not Unicode"),
         ('{"n": ' + "9" * 5000 + "}", "a number with too many digits"),
+        ('{"model": "m", "extra": 1e999}', "1e999 is too large for a number"),
     ],
-    ids=["NaN", "Infinity", "surrogate value", "surrogate key", "5000 digits"],
+    ids=["NaN", "Infinity", "surrogate value", "surrogate key", "5000 digits", "1e999"],
 )
 def test_metadata_the_store_could_not_read_back_is_refused_by_its_file(
     tmp_path: Path, runner: CliRunner, project_dir: Path, meta: str, problem: str

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from concurrent.futures import ThreadPoolExecutor
 
 from rich.console import COLOR_SYSTEMS
 from textual.app import App
@@ -18,6 +19,13 @@ from memgrid.tui.app.keys import keymap
 from memgrid.tui.app.screens.annotate import AnnotateScreen
 from memgrid.tui.app.screens.session_screen import SessionScreen
 from memgrid.tui.app.session import AnnotationSession
+
+
+class UnjoinedExecutor(ThreadPoolExecutor):
+    """Shut down without waiting for a thread that is still running."""
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        super().shutdown(wait=False, cancel_futures=True)
 
 
 class MemgridApp(App[None]):
@@ -39,6 +47,10 @@ class MemgridApp(App[None]):
         return self.context.session
 
     def on_mount(self) -> None:
+        # Thread workers run on the loop's default executor, which asyncio.run joins at the
+        # end: a store call waiting on a locked database would hold the exit for up to 30 s
+        # (the command then ends without it: commands/annotate.py, release_when_free).
+        asyncio.get_running_loop().set_default_executor(UnjoinedExecutor())
         # A closed terminal or SSH session (SIGHUP) ends the app the normal way, so that the
         # grid on screen is released, not held from the others until its lease runs out.
         with contextlib.suppress(NotImplementedError, AttributeError):  # no SIGHUP: Windows

@@ -36,6 +36,7 @@ from typing import Any
 
 from memgrid.core.errors import InputError
 from memgrid.tui.app.drawing import HALFCELL, HALFCELL_CELL_PIXELS, ITERM2, KITTY, SIXEL
+from memgrid.tui.services.terminal import over_ssh
 
 PROTOCOL_ENV = "MEMGRID_IMAGE_PROTOCOL"
 PROTOCOLS = ("auto", HALFCELL, SIXEL, KITTY, ITERM2)
@@ -47,9 +48,10 @@ KITTY_QUERY = b"\x1b_Gi=31,s=1,v=1,a=q,t=d,f=24;AAAA\x1b\\"
 KITTY_ANSWER = re.compile(rb"\x1b_Gi=31;OK\x1b\\")
 DA1_QUERY = b"\x1b[c"
 DA1_ANSWER = re.compile(rb"\x1b\[\?([0-9;]*)c")
-# How long a terminal gets to answer: a round trip over a slow SSH link. One that never
-# answers costs this once, at start.
+# How long a terminal gets to answer, locally and over SSH (a round trip on a slow link: an
+# answer later than this reaches the app as keys). One that never answers costs it at start.
 PROBE_SECONDS = 0.5
+PROBE_SECONDS_OVER_SSH = 2.0
 
 
 @dataclass(frozen=True)
@@ -105,9 +107,9 @@ def settle_protocol(requested: str, environ: Mapping[str, str] = os.environ) -> 
     in_tmux = bool(environ.get("TMUX"))
     protocol = requested
     if protocol == "auto" and in_multiplexer(environ):
-        protocol = _probed(kitty=False)  # the Kitty query is an APC sequence: not in tmux
+        protocol = _probed(environ, kitty=False)  # the Kitty query is APC: not in tmux
     elif protocol == "auto":
-        protocol = protocol_from_environment(environ) or _probed(kitty=True)
+        protocol = protocol_from_environment(environ) or _probed(environ, kitty=True)
     note = ""
     if in_tmux and protocol == ITERM2:
         protocol, note = HALFCELL, "iTerm2 images do not pass tmux, half-cell"
@@ -151,13 +153,14 @@ def _cell_pixels(protocol: str) -> tuple[int, int]:
     return (size.width, size.height)
 
 
-def _probed(*, kitty: bool) -> str:
+def _probed(environ: Mapping[str, str], *, kitty: bool) -> str:
     """What this process's terminal draws, asked on its standard input and output."""
     stdin, stdout = sys.__stdin__, sys.__stdout__
     if stdin is None or stdout is None or not (stdin.isatty() and stdout.isatty()):
         return HALFCELL
     stdout.flush()
-    return probe_terminal(stdin.fileno(), stdout.fileno(), kitty=kitty)
+    timeout = PROBE_SECONDS_OVER_SSH if over_ssh(environ) else PROBE_SECONDS
+    return probe_terminal(stdin.fileno(), stdout.fileno(), kitty=kitty, timeout=timeout)
 
 
 def probe_terminal(stdin: int, stdout: int, *, kitty: bool, timeout: float = PROBE_SECONDS) -> str:

@@ -11,10 +11,11 @@ from memgrid.tui.app.session import Outcome
 class SessionUpdated(Message):
     """An action is committed (or a move made): the grid to show now, drawn and ready."""
 
-    def __init__(self, outcome: Outcome, picture: GridPicture | None) -> None:
+    def __init__(self, outcome: Outcome, picture: GridPicture | None, what: str = "") -> None:
         super().__init__()
         self.outcome = outcome
         self.picture = picture
+        self.what = what  # the action's name
 
 
 class WorkFailed(Message):

@@ -7,18 +7,25 @@ terminal at import time).
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from memgrid.core.annotators import default_annotator
 from memgrid.core.errors import ProjectError
 from memgrid.core.records import QueueOrder
+from memgrid.tui.display import say
 from memgrid.tui.options import AnnotatorOption, ProjectOption
 from memgrid.tui.services.project import open_project
 from memgrid.tui.services.report import grids_from as grids_from_report
 from memgrid.tui.services.terminal import requested_colour, require_terminal
+
+if TYPE_CHECKING:
+    from memgrid.tui.app.session import AnnotationSession
 
 
 def register(app: typer.Typer) -> None:
@@ -96,6 +103,19 @@ def annotate(
     )
 
 
+# How long the app's end waits to hand back the grid on screen: longer means the database
+# is held by another process, and the lease runs out by itself.
+RELEASE_WAIT_SECONDS = 2.0
+
+
+def release_when_free(session: AnnotationSession) -> bool:
+    """Release the session's grids, unless the database keeps that waiting (False)."""
+    releasing = threading.Thread(target=session.release_all, daemon=True)
+    releasing.start()
+    releasing.join(RELEASE_WAIT_SECONDS)
+    return not releasing.is_alive()
+
+
 def run_annotate(
     project: Path | None,
     *,
@@ -145,6 +165,19 @@ def run_annotate(
         try:
             app.run()
         finally:
-            app.session.release_all()
+            released = release_when_free(app.session)
+        if not released:
+            # A store call still waits on the database (up to its 30 s busy timeout) and
+            # holds the session: end now rather than hang on a blank screen. What it was
+            # writing is one transaction, so it is stored whole or not at all.
+            say(
+                "note: the database is busy (another process is writing): memgrid ended "
+                "without waiting; an action still waiting was not stored, and the grid you "
+                "had open frees itself when its lease runs out",
+                err=True,
+            )
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(app.return_code or 0)
         if app.return_code:  # the app failed (and Textual printed why): say so to the shell
             raise typer.Exit(app.return_code)

@@ -47,7 +47,8 @@ PROGRESS_REFRESH_SECONDS = 10.0
 # holds it, for up to its 30 s busy timeout): the status line says so, or a key seems lost.
 SLOW_ACTION_SECONDS = 1.0
 # Actions that only move or look (they store no label, note or undo): quit need not wait.
-LOOKING_ACTIONS = frozenset({"start", "looking for a grid", "back", "forward", "other model"})
+LOOKING_AGAIN = "looking for a grid"  # the retry with no grid on screen (refresh_progress)
+LOOKING_ACTIONS = frozenset({"start", LOOKING_AGAIN, "back", "forward", "other model"})
 
 SessionCall = Callable[[], Outcome]
 
@@ -177,11 +178,15 @@ class SessionScreen(RedrawsImagesOnScreenChange, Screen[None]):
         except (MemgridError, OSError) as error:
             self.post_message(WorkFailed(what, str(error), ends_action=True))
             return
-        self.post_message(SessionUpdated(outcome, picture))
+        self.post_message(SessionUpdated(outcome, picture, what))
 
     @on(SessionUpdated)
     def _show_outcome(self, message: SessionUpdated) -> None:
-        self.show(message.outcome, message.picture)
+        if message.what == LOOKING_AGAIN and message.outcome.view is None:
+            # Still nothing: only the counts change; the status line keeps what it said.
+            self.query_one(ProgressBar).show(message.outcome.progress, self.session.annotator)
+        else:
+            self.show(message.outcome, message.picture)
         self._busy = False
         self._run_next()
         if self._quitting and self.idle:
@@ -196,7 +201,8 @@ class SessionScreen(RedrawsImagesOnScreenChange, Screen[None]):
         if self._quitting and message.ends_action:
             self._quitting = False  # stay: quitting now would hide that it was not stored
             line.append(" Not quit; q quits without it.")
-        self.query_one("#status", Static).update(line, layout=False)
+        if message.what != LOOKING_AGAIN:  # a retry says nothing new: the first failure stays
+            self.query_one("#status", Static).update(line, layout=False)
         if message.ends_action:
             self._busy = False
             self._run_next()
@@ -288,7 +294,7 @@ class SessionScreen(RedrawsImagesOnScreenChange, Screen[None]):
         if not self.idle:
             return
         if self.view is None:
-            self.submit("looking for a grid", self.session.start)
+            self.submit(LOOKING_AGAIN, self.session.start)
         else:
             self._read_progress(self._outcomes_shown)
 

@@ -94,8 +94,8 @@ class ReferencePanel(TextPanel):
 
     def toggle_picture(self) -> bool:
         """Show or hide the image; False when this grid matched no training image."""
-        if self._values is None:
-            return False
+        if not ((self._values or {}).get("reference") or {}).get("path"):
+            return False  # no match run, or it found no training image: no picture
         self.picture_shown = not self.picture_shown
         if self.picture_shown:
             self.draw_picture(self._values)
