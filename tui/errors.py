@@ -88,6 +88,7 @@ _TYPE_WORDS = {"integer": "a whole number", "number": "a number", "boolean": "tr
 
 
 def plain_validation_words(problem: str) -> str:
+    problem = re.sub(r"\s*\n\s*", " ", problem)  # Typer lists choices a line each
     problem = _VALIDATOR_PREFIX.sub("", problem)
     return _VALIDATOR_TYPE.sub(
         lambda found: f"not {_TYPE_WORDS.get(found[1], 'a valid ' + found[1])}", problem

@@ -209,3 +209,14 @@ def test_a_bad_value_is_said_in_memgrid_words_not_the_validator_s(
     (line,) = assert_error_style(result)
     assert problem in line
     assert "Value error" not in line and "Input should" not in line
+
+
+def test_a_missing_choice_lists_the_choices_on_the_one_line(
+    runner: CliRunner, demo_project_dir: Path, tmp_path: Path
+) -> None:
+    result = runner.invoke(
+        app, ["export", "-p", str(demo_project_dir), "--out", str(tmp_path / "x")]
+    )
+    (line,) = assert_error_style(result)
+    assert "Choose from: jsonl, csv, parquet, imagefolder, webdataset;" in line
+    assert "\\n" not in line

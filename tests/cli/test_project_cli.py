@@ -25,7 +25,7 @@ def test_init_status_and_prompts(tmp_path: Path, runner: CliRunner) -> None:
     prompts.write_text("a cat\n\na dog\na cat\n")
     result = runner.invoke(app, ["prompts", "add", str(prompts), "-p", str(target)])
     assert result.exit_code == 0
-    assert "2 prompts added, 1 duplicates merged, 1 empty lines skipped" in result.output
+    assert "2 prompts added, 1 duplicate merged, 1 empty lines skipped" in result.output
     status = json.loads(runner.invoke(app, ["status", "-p", str(target), "--json"]).output)
     assert status["prompts"] == 2 and status["grids"] == 0
     assert status["journal_mode"] == "wal"

@@ -19,7 +19,7 @@ from memgrid.core.generation.launch import (
 )
 from memgrid.core.generation.settings import DTYPE_CHOICES, choose_seeds, parse_shard
 from memgrid.db.store import DATABASE_NAME
-from memgrid.tui.display import say
+from memgrid.tui.display import counted, say
 from memgrid.tui.errors import exit_interrupted, grids_kept, report_error
 from memgrid.tui.options import JsonOption, ProjectOption
 from memgrid.tui.services import scale
@@ -339,7 +339,8 @@ def _merge_summary(report: MergeReport, into: Path) -> str:
         else ""
     )
     return (
-        f"Merged {report.sources} projects into {into}: {report.prompts_added} prompts, "
+        f"Merged {counted(report.sources, 'project')} into {into}: "
+        f"{counted(report.prompts_added, 'prompt')}, "
         f"{report.grids_added} grids added, {report.grids_extended} extended, "
         f"{report.images_added} images added, {report.duplicate_images} duplicates skipped"
         f"{references}"

@@ -85,7 +85,8 @@ def prompts_add(
     with open_project(project) as opened:
         report = add_prompt_file(opened, file)
     say(
-        f"{file}: {report.added} prompts added, {report.merged} duplicates merged, "
+        f"{file}: {counted(report.added, 'prompt')} added, "
+        f"{counted(report.merged, 'duplicate')} merged, "
         f"{report.empty_skipped} empty lines skipped"
     )
     report_control_characters(report.prompts_with_control_characters)
