@@ -165,11 +165,20 @@ class PtyTerminal:
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=10)
 
+    def hang_up(self) -> None:
+        """Close the terminal, as a closed window or a dropped SSH session does: reads and
+        writes on it fail from then on, and the kernel sends SIGHUP to the terminal's
+        processes (sent here: the pty is not the program's controlling terminal)."""
+        os.close(self.master)
+        self.master = -1
+        os.killpg(self.process.pid, signal.SIGHUP)
+
     def close(self) -> None:
         if self.process.poll() is None:
             self.kill()
         self._reader.join(timeout=5)
-        os.close(self.master)
+        if self.master >= 0:
+            os.close(self.master)
 
 
 def visible_text(data: bytes) -> bytes:

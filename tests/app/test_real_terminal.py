@@ -102,15 +102,17 @@ print(" ".join(n for n in ("torch", "diffusers", "open_clip", "transformers") if
 
 def test_a_closed_terminal_releases_the_grid_on_screen(demo_project_dir: Path) -> None:
     # SIGHUP (the window closed, the SSH session dropped) killed the process outright: its
-    # grid stayed leased, out of the other annotators' reach for ten minutes.
+    # grid stayed leased, out of the other annotators' reach for ten minutes. The terminal
+    # really goes: an orderly Textual exit then waited forever on its input thread, which
+    # read the dead terminal in a loop at half a core.
     terminal = start_app(demo_project_dir, "hal")
     try:
         terminal.frame_with(GRID_HEADER, timeout=60)
         with open_project(demo_project_dir) as project:
             held = project.store.rows("SELECT grid_id FROM leases WHERE annotator = 'hal'")
         assert len(held) == 1
-        terminal.process.send_signal(signal.SIGHUP)
-        terminal.process.wait(timeout=20)
+        terminal.hang_up()
+        assert terminal.process.wait(timeout=20) == 128 + signal.SIGHUP
     finally:
         terminal.close()
     with open_project(demo_project_dir) as project:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 from concurrent.futures import ThreadPoolExecutor
 
@@ -49,12 +50,10 @@ class MemgridApp(App[None]):
     def on_mount(self) -> None:
         # Thread workers run on the loop's default executor, which asyncio.run joins at the
         # end: a store call waiting on a locked database would hold the exit for up to 30 s
-        # (the command then ends without it: commands/annotate.py, release_when_free).
+        # (the command then ends without it: commands/annotate.py).
         asyncio.get_running_loop().set_default_executor(UnjoinedExecutor())
-        # A closed terminal or SSH session (SIGHUP) ends the app the normal way, so that the
-        # grid on screen is released, not held from the others until its lease runs out.
         with contextlib.suppress(NotImplementedError, AttributeError):  # no SIGHUP: Windows
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.exit)
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._hung_up)
         self.context.terminal.attach(self)
         self.set_keymap(keymap(self.context.settings.keys))
         self.push_screen(AnnotateScreen(self.context))
@@ -66,6 +65,13 @@ class MemgridApp(App[None]):
             for screen in self.screen_stack
         ):
             self.exit()
+
+    def _hung_up(self) -> None:
+        """The terminal or SSH session closed: hand back the grid on screen (else it stays
+        leased from the others for 10 minutes), then end at once. Textual's own exit would
+        wait on its input thread, which reads the dead terminal in a loop, forever."""
+        self.session.release_all_within()
+        os._exit(128 + signal.SIGHUP)
 
     def on_unmount(self) -> None:
         kitty = self.context.pictures.kitty_images

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -23,9 +22,6 @@ from memgrid.tui.options import AnnotatorOption, ProjectOption
 from memgrid.tui.services.project import open_project
 from memgrid.tui.services.report import grids_from as grids_from_report
 from memgrid.tui.services.terminal import requested_colour, require_terminal
-
-if TYPE_CHECKING:
-    from memgrid.tui.app.session import AnnotationSession
 
 
 def register(app: typer.Typer) -> None:
@@ -103,19 +99,6 @@ def annotate(
     )
 
 
-# How long the app's end waits to hand back the grid on screen: longer means the database
-# is held by another process, and the lease runs out by itself.
-RELEASE_WAIT_SECONDS = 2.0
-
-
-def release_when_free(session: AnnotationSession) -> bool:
-    """Release the session's grids, unless the database keeps that waiting (False)."""
-    releasing = threading.Thread(target=session.release_all, daemon=True)
-    releasing.start()
-    releasing.join(RELEASE_WAIT_SECONDS)
-    return not releasing.is_alive()
-
-
 def run_annotate(
     project: Path | None,
     *,
@@ -165,7 +148,7 @@ def run_annotate(
         try:
             app.run()
         finally:
-            released = release_when_free(app.session)
+            released = app.session.release_all_within()
         if not released:
             # A store call still waits on the database (up to its 30 s busy timeout) and
             # holds the session: end now rather than hang on a blank screen. What it was
