@@ -799,13 +799,16 @@ async def test_quit_while_only_looking_for_a_grid_is_at_once(
     demo_project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A start waiting on a locked database stores no label: nothing to wait for.
-    release = threading.Event()
+    release, done = threading.Event(), threading.Event()
     app = make_app(demo_project, settings_for())
     start = app.session.start
 
     def held_start():
-        release.wait(20)
-        return start()
+        try:
+            release.wait(20)
+            return start()
+        finally:
+            done.set()
 
     monkeypatch.setattr(app.session, "start", held_start)
     try:
@@ -816,3 +819,4 @@ async def test_quit_while_only_looking_for_a_grid_is_at_once(
             assert not app.is_running
     finally:
         release.set()
+        done.wait(20)  # the app left its worker: let it finish before the store closes

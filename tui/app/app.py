@@ -9,24 +9,17 @@ import asyncio
 import contextlib
 import os
 import signal
-from concurrent.futures import ThreadPoolExecutor
 
 from rich.console import COLOR_SYSTEMS
 from textual.app import App
 
 from memgrid.tui.app.colors import rich_color_environment
 from memgrid.tui.app.context import AppContext
+from memgrid.tui.app.exits import BoundedExecutor
 from memgrid.tui.app.keys import keymap
 from memgrid.tui.app.screens.annotate import AnnotateScreen
 from memgrid.tui.app.screens.session_screen import SessionScreen
-from memgrid.tui.app.session import AnnotationSession
-
-
-class UnjoinedExecutor(ThreadPoolExecutor):
-    """Shut down without waiting for a thread that is still running."""
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        super().shutdown(wait=False, cancel_futures=True)
+from memgrid.tui.app.session import AnnotationSession, release_within
 
 
 class MemgridApp(App[None]):
@@ -49,9 +42,9 @@ class MemgridApp(App[None]):
 
     def on_mount(self) -> None:
         # Thread workers run on the loop's default executor, which asyncio.run joins at the
-        # end: a store call waiting on a locked database would hold the exit for up to 30 s
-        # (the command then ends without it: commands/annotate.py).
-        asyncio.get_running_loop().set_default_executor(UnjoinedExecutor())
+        # end: a store call waiting on a locked database would hold the exit for up to 30 s.
+        # This one waits 2 s at most; the command then ends without it (commands/annotate.py).
+        asyncio.get_running_loop().set_default_executor(BoundedExecutor())
         with contextlib.suppress(NotImplementedError, AttributeError):  # no SIGHUP: Windows
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._hung_up)
         self.context.terminal.attach(self)
@@ -70,7 +63,7 @@ class MemgridApp(App[None]):
         """The terminal or SSH session closed: hand back the grid on screen (else it stays
         leased from the others for 10 minutes), then end at once. Textual's own exit would
         wait on its input thread, which reads the dead terminal in a loop, forever."""
-        self.session.release_all_within()
+        release_within(self.session)
         os._exit(128 + signal.SIGHUP)
 
     def on_unmount(self) -> None:

@@ -163,14 +163,6 @@ class AnnotationSession:
         with self._lock:
             self.queue.release_all(self.visited)
 
-    def release_all_within(self, seconds: float = 2.0) -> bool:
-        """`release_all`, unless the database (or an action waiting on it) keeps it longer
-        than `seconds`: False then, and the grids free themselves as their leases run out."""
-        releasing = threading.Thread(target=self.release_all, daemon=True)
-        releasing.start()
-        releasing.join(seconds)
-        return not releasing.is_alive()
-
     # ---- moving around -----------------------------------------------------------------
 
     def back(self) -> Outcome:
@@ -489,3 +481,12 @@ class ContradictionCheck:
             return None
         self.asked = None
         return [f for f in features if f not in serious]
+
+
+def release_within(session: AnnotationSession, seconds: float = 2.0) -> bool:
+    """`session.release_all()`, unless the database (or an action waiting on it) keeps it
+    longer than `seconds`: False then, and the grids free themselves as their leases run out."""
+    releasing = threading.Thread(target=session.release_all, daemon=True)
+    releasing.start()
+    releasing.join(seconds)
+    return not releasing.is_alive()

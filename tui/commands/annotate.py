@@ -117,6 +117,7 @@ def run_annotate(
     from memgrid.tui.app.collector import tune_for_interaction
     from memgrid.tui.app.config import AppSettings, load_config
     from memgrid.tui.app.image_protocol import requested_protocol, settle_protocol
+    from memgrid.tui.app.session import release_within
 
     depth = requested_colour(color)
     with open_project(project) as opened:
@@ -148,7 +149,7 @@ def run_annotate(
         try:
             app.run()
         finally:
-            released = app.session.release_all_within()
+            released = release_within(app.session)
         if not released:
             # A store call still waits on the database (up to its 30 s busy timeout) and
             # holds the session: end now rather than hang on a blank screen. What it was

@@ -97,12 +97,12 @@ class AnnotateScreen(SessionScreen):
         self.toggle_class("-folded")
 
     def action_reference(self) -> None:
+        if self.say_if_hidden():  # the match waits for the vote too
+            return
         if not self.query_one(ReferencePanel).toggle_picture() and self.view is not None:
             self.query_one("#status", Static).update(
                 user_text("No training image matched this grid: nothing to show."), layout=False
             )
-            return
-        self.say_if_hidden()
 
     def say_if_hidden(self) -> bool:
         """On a grid whose detector marks wait for the vote, say so in the status line (a key
