@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.geometry import Size
@@ -687,23 +688,28 @@ async def test_the_app_runs_for_someone_with_no_color_set(
         assert saved is not None and saved.category is Category.UNINTENDED
 
 
+def hold_labels(session: Any, monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Each label waits (as on a database another process holds) until the event is set."""
+    release = threading.Event()
+    store_label = session.label
+
+    def held_label(*args: Any, **kwargs: Any) -> Any:
+        release.wait(20)
+        return store_label(*args, **kwargs)
+
+    monkeypatch.setattr(session, "label", held_label)
+    return release
+
+
 async def test_quit_waits_for_the_label_being_stored(
     demo_project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A label waiting on a database another process holds: q used to end the process under
     # it, and the label was lost without a word.
-    release = threading.Event()
     app = make_app(demo_project, settings_for())
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        session = app.session
-        store_label = session.label
-
-        def held_label(*args, **kwargs):
-            release.wait(20)
-            return store_label(*args, **kwargs)
-
-        monkeypatch.setattr(session, "label", held_label)
+        release = hold_labels(app.session, monkeypatch)
         grid_id = current_grid(pilot)
         await pilot.press("3")
         await pilot.pause(0.2)
@@ -775,18 +781,10 @@ async def test_a_label_held_up_by_the_database_says_so(
     demo_project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Another process writing: the key seemed ignored for up to 30 s.
-    release = threading.Event()
     app = make_app(demo_project, settings_for())
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        session = app.session
-        store_label = session.label
-
-        def held_label(*args, **kwargs):
-            release.wait(20)
-            return store_label(*args, **kwargs)
-
-        monkeypatch.setattr(session, "label", held_label)
+        release = hold_labels(app.session, monkeypatch)
         await pilot.press("3")
         await pilot.pause(1.5)
         assert "unintended: waiting for the database" in status_text(pilot)
