@@ -19,7 +19,7 @@ from memgrid.core.errors import InputError
 from memgrid.core.generation.settings import MAX_SEED
 from memgrid.core.images import IMAGE_SUFFIXES, CheckedImage, read_image_file
 from memgrid.core.prompt_files import checked_prompt
-from memgrid.core.text_files import csv_table, parse_json, read_text
+from memgrid.core.text_files import csv_table, is_unicode, parse_json, read_text
 from memgrid.core.user_files import check_inside, is_inside
 
 MANIFEST_SUFFIXES = (".jsonl", ".csv")
@@ -139,12 +139,10 @@ def _plan_folder(folder: Path, source_root: Path) -> PlannedGrid:
 
 
 def _require_unicode_name(path: Path) -> None:
-    """A name the store can keep: text, not bytes that are not UTF-8 (Python hands those
-    over as lone surrogates, which SQLite refuses)."""
-    try:
-        path.name.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InputError(path, "name is not UTF-8 (rename it)") from None
+    """A name the store can keep: Python hands bytes that are not UTF-8 over as lone
+    surrogates, which SQLite refuses."""
+    if not is_unicode(path.name):
+        raise InputError(path, "name is not UTF-8 (rename it)")
 
 
 def _apply_meta(grid: PlannedGrid, meta_path: Path, source_root: Path) -> None:

@@ -79,23 +79,18 @@ def _finite_float(text: str) -> float:
 
 
 def _json_value_problem(value: Any) -> str | None:
-    """Too deep, or holding text that is not Unicode (a lone surrogate)."""
-    if nesting_depth(value) > MAX_NESTING:
-        return f"JSON nested deeper than {MAX_NESTING} levels"
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, str) and not _is_unicode(item):
+    """Too deep, or holding text that is not Unicode (a lone surrogate): one walk."""
+    for item, depth in _nodes(value):
+        if isinstance(item, dict | list) and depth > MAX_NESTING:
+            return f"JSON nested deeper than {MAX_NESTING} levels"
+        if isinstance(item, str) and not is_unicode(item):
             return f"text {item[:40]!r} holds a lone surrogate escape: not Unicode"
     return None
 
 
-def _is_unicode(text: str) -> bool:
+def is_unicode(text: str) -> bool:
+    """False for a str holding lone surrogates (bytes that were not UTF-8, or an escape
+    such as "\\ud800"): text SQLite and the terminal cannot take."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -105,15 +100,20 @@ def _is_unicode(text: str) -> bool:
 
 def nesting_depth(value: Any) -> int:
     """How deep lists and objects nest (0 for a scalar), counted without recursion."""
-    deepest, stack = 0, [(value, 0)]
+    return max((depth for item, depth in _nodes(value) if isinstance(item, dict | list)), default=0)
+
+
+def _nodes(value: Any) -> Iterator[tuple[Any, int]]:
+    """Every value, object key and container in `value`, each with its depth: a list or
+    object at the top is at depth 1, what it holds one deeper (no recursion)."""
+    stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            deepest = max(deepest, depth + 1)
-            stack.extend(
-                (child, depth + 1) for child in (item.values() if isinstance(item, dict) else item)
-            )
-    return deepest
+        yield item, depth
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in (*item.keys(), *item.values()))
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
 
 
 def parse_toml(text: str, source: str | Path) -> dict[str, Any]:
