@@ -12,7 +12,8 @@ from rich.style import Style
 from textual.geometry import Size
 from textual.strip import Strip
 
-from memgrid.core.records import GridImage, Score
+from memgrid.core.records import Feature, GridImage, Proposal, Score
+from memgrid.core.taxonomy import Category
 from memgrid.tui.app.drawing import (
     BACKDROP,
     CAPTION_STYLE,
@@ -27,6 +28,7 @@ from memgrid.tui.app.evidence import OUTLINE_RGB, difference, evidence_from, out
 from memgrid.tui.app.grid_layout import GAP, plan_layout
 from memgrid.tui.app.line_output import UPPER_HALF, Cells, RawWriter, strip_line
 from memgrid.tui.app.pictures import seed_caption
+from memgrid.tui.app.widgets.evidence_bar import describe_marks
 
 
 def test_eight_seeds_at_160_by_50_are_four_by_two() -> None:
@@ -253,3 +255,18 @@ def test_every_line_fills_the_area_even_where_the_last_row_is_short() -> None:
     ]
     assert set(painted) == {100}
     assert {line.cell_length for line in picture.lines} == {100}
+
+
+def test_a_mark_only_the_proposal_places_is_outlined_and_named_so() -> None:
+    # The demo's watermark: keypoints place it, the 8x8 map finds no region. The outline
+    # and the bar used to say "no fixed region" under a proposal of a fixed region.
+    watermark = Feature(Category.UNINTENDED, "fixed region not asked for", (53, 54, 55))
+    proposal = Proposal(1, 1, Category.UNINTENDED, (watermark,))
+    region = Score(1, "tiled-l2", {}, "4", {"region_tiles": [], "region_grid": 8})
+    evidence = evidence_from([region], proposal)
+    assert evidence.region_tiles == {53, 54, 55} and evidence.region_grid == 8
+    assert evidence.region_source == "proposal"
+    bar = describe_marks(evidence, heat_on=False, has_heatmap=False).plain
+    assert "fixed region, 3 of 64 tiles (proposal)" in bar
+    found = Score(1, "tiled-l2", {}, "4", {"region_tiles": [62, 63], "region_grid": 8})
+    assert evidence_from([found], proposal).region_tiles == {62, 63}  # the map's, when it has one

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from memgrid.core.records import Score
+from memgrid.core.categorizer import REGION_GRID as PROPOSAL_GRID
+from memgrid.core.records import Proposal, Score
 
 REGION_METRIC = "tiled-l2"  # the one metric with a region map (docs/design.md, "Signals")
 CLIQUE_METRICS = ("tiled-l2", "sscd", "phash")  # pixel-level near-duplicates, as the categorizer
@@ -30,6 +31,7 @@ class Evidence:
 
     region_tiles: frozenset[int] = frozenset()
     region_grid: int = 0
+    region_source: str = REGION_METRIC  # or "proposal": a mark keypoints placed (categorizer)
     groups: tuple[tuple[int, ...], ...] = ()  # seed indices per near-duplicate group
     group_metric: str = ""
 
@@ -45,22 +47,28 @@ class Evidence:
         return (tuple(sorted(self.region_tiles)), self.region_grid)
 
 
-def evidence_from(scores: Iterable[Score]) -> Evidence:
-    """Region tiles from the region metric, groups from the first pixel metric that has any."""
+def evidence_from(scores: Iterable[Score], proposal: Proposal | None = None) -> Evidence:
+    """Region tiles from the region metric, else the proposal's (a stamp the keypoints found
+    where the map found none: the outline shows what the proposal calls fixed); groups from
+    the first pixel metric that has any."""
     by_metric = {score.metric: score for score in scores if score.available}
     region = by_metric.get(REGION_METRIC)
     tiles: frozenset[int] = frozenset()
-    grid = 0
+    grid, source = 0, REGION_METRIC
     if region is not None:
         tiles = frozenset(int(t) for t in region.values.get("region_tiles") or ())
         grid = int(region.values.get("region_grid") or (len(region.heatmap or ()) or 0))
+    proposed = frozenset(t for f in (proposal.features if proposal else ()) for t in f.tiles)
+    if not tiles and proposed:
+        tiles, grid, source = proposed, grid or PROPOSAL_GRID, "proposal"
+    tiles = tiles if grid else frozenset()
     for metric in CLIQUE_METRICS:
         score = by_metric.get(metric)
         groups = score.values.get("cliques") if score is not None else None
         if groups:
             members = tuple(tuple(int(i) for i in group) for group in groups)
-            return Evidence(tiles if grid else frozenset(), grid, members, metric)
-    return Evidence(tiles if grid else frozenset(), grid)
+            return Evidence(tiles, grid, source, members, metric)
+    return Evidence(tiles, grid, source)
 
 
 def outline_region(pixels: np.ndarray, tiles: frozenset[int], grid: int) -> np.ndarray:

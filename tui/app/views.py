@@ -50,7 +50,7 @@ class DetectorMarks:
     @property
     def evidence(self) -> Evidence:
         """The region outline and seed groups (none without scores)."""
-        return evidence_from(self.scores)
+        return evidence_from(self.scores, self.proposal)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from memgrid.tui.app.evidence import GROUP_NAMES, GROUP_RGB, OUTLINE_RGB, REGION_METRIC, Evidence
+from memgrid.tui.app.evidence import GROUP_NAMES, GROUP_RGB, OUTLINE_RGB, Evidence
 
 MARKS_HIDDEN = (
     "detector marks hidden until you vote: proposal, scores, seed groups, region, heat map, match"
@@ -42,7 +42,9 @@ def describe_marks(evidence: Evidence, *, heat_on: bool, has_heatmap: bool) -> T
     if evidence.region_tiles:
         line.append("▢ ", "bold rgb({},{},{})".format(*OUTLINE_RGB))
         tiles = len(evidence.region_tiles)
-        line.append(f"fixed region, {tiles} of {evidence.region_grid**2} tiles ({REGION_METRIC})")
+        line.append(
+            f"fixed region, {tiles} of {evidence.region_grid**2} tiles ({evidence.region_source})"
+        )
     else:
         line.append("no fixed region", "dim")
     line.append("  ·  ", "dim")
